@@ -1,0 +1,53 @@
+# kctl: Kamal-style zero-downtime Docker deploys without SSH.
+SHELL := bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DELETE_ON_ERROR:
+MAKEFLAGS += --warn-undefined-variables --no-builtin-rules
+
+BUF_VERSION := v1.47.2
+PROTOC_GEN_GO_VERSION := v1.36.12
+PROTOC_GEN_GO_GRPC_VERSION := v1.5.1
+BIN := $(CURDIR)/.tmp/bin
+export PATH := $(BIN):$(PATH)
+
+.PHONY: help
+help: ## Describe useful make targets
+	@grep -E '^[a-z.-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "%-16s %s\n", $$1, $$2}'
+
+.PHONY: build
+build: ## Build controller, agent and kctl into bin/
+	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+
+.PHONY: test
+test: ## Run every test: unit, real Docker, real binaries, race detector
+	./scripts/test.sh
+
+.PHONY: lint
+lint: ## gofmt, go vet, buf lint and format
+	test -z "$$(gofmt -l $$(git ls-files '*.go'))"
+	go vet ./...
+	cd proto && $(BIN)/buf lint && $(BIN)/buf format -d --exit-code
+
+.PHONY: proto
+proto: $(BIN)/buf $(BIN)/protoc-gen-go $(BIN)/protoc-gen-go-grpc ## Regenerate gen/ from proto/
+	cd proto && buf generate
+
+.PHONY: checkgenerate
+checkgenerate: proto ## Fail if the generated code is stale
+	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
+	  git status --porcelain -- gen proto; echo "gen/ is stale: run make proto and commit"; exit 1; fi
+
+.PHONY: bench
+bench: ## Run the benchmarks and print their tables
+	./scripts/bench.sh
+
+.PHONY: demo
+demo: ## Quick start: a controller, an agent and a demo deploy on the local Docker engine
+	./scripts/demo.sh
+
+$(BIN)/buf: Makefile
+	GOBIN=$(BIN) go install github.com/bufbuild/buf/cmd/buf@$(BUF_VERSION)
+$(BIN)/protoc-gen-go: Makefile
+	GOBIN=$(BIN) go install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+$(BIN)/protoc-gen-go-grpc: Makefile
+	GOBIN=$(BIN) go install google.golang.org/grpc/cmd/protoc-gen-go-grpc@$(PROTOC_GEN_GO_GRPC_VERSION)
