@@ -830,6 +830,1509 @@ func (x *Step) GetAfterAny() []string {
 	return nil
 }
 
+// Record is a deploy as stored in Raft (table "deploys", key = ID). The
+// request kept here has its secret values removed; the full request lives in
+// the "deploy-secrets" table only while the deploy runs.
+type Record struct {
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	Id      string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Request *Request               `protobuf:"bytes,2,opt,name=request,proto3" json:"request,omitempty"`
+	Plan    *Plan                  `protobuf:"bytes,3,opt,name=plan,proto3" json:"plan,omitempty"`
+	State   State                  `protobuf:"varint,4,opt,name=state,proto3,enum=kctl.deploy.v1.State" json:"state,omitempty"`
+	// Operator is the name in the submitting operator's certificate.
+	Operator           string `protobuf:"bytes,5,opt,name=operator,proto3" json:"operator,omitempty"`
+	CreatedUnixMillis  int64  `protobuf:"varint,6,opt,name=created_unix_millis,json=createdUnixMillis,proto3" json:"created_unix_millis,omitempty"`
+	FinishedUnixMillis int64  `protobuf:"varint,7,opt,name=finished_unix_millis,json=finishedUnixMillis,proto3" json:"finished_unix_millis,omitempty"`
+	Error              string `protobuf:"bytes,8,opt,name=error,proto3" json:"error,omitempty"`
+	CancelRequested    bool   `protobuf:"varint,9,opt,name=cancel_requested,json=cancelRequested,proto3" json:"cancel_requested,omitempty"`
+	CancelledBy        string `protobuf:"bytes,10,opt,name=cancelled_by,json=cancelledBy,proto3" json:"cancelled_by,omitempty"`
+	// Phase is the index of the phase being run.
+	Phase         uint32 `protobuf:"varint,11,opt,name=phase,proto3" json:"phase,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Record) Reset() {
+	*x = Record{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Record) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Record) ProtoMessage() {}
+
+func (x *Record) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Record.ProtoReflect.Descriptor instead.
+func (*Record) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *Record) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Record) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+func (x *Record) GetPlan() *Plan {
+	if x != nil {
+		return x.Plan
+	}
+	return nil
+}
+
+func (x *Record) GetState() State {
+	if x != nil {
+		return x.State
+	}
+	return State_STATE_UNSPECIFIED
+}
+
+func (x *Record) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *Record) GetCreatedUnixMillis() int64 {
+	if x != nil {
+		return x.CreatedUnixMillis
+	}
+	return 0
+}
+
+func (x *Record) GetFinishedUnixMillis() int64 {
+	if x != nil {
+		return x.FinishedUnixMillis
+	}
+	return 0
+}
+
+func (x *Record) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *Record) GetCancelRequested() bool {
+	if x != nil {
+		return x.CancelRequested
+	}
+	return false
+}
+
+func (x *Record) GetCancelledBy() string {
+	if x != nil {
+		return x.CancelledBy
+	}
+	return ""
+}
+
+func (x *Record) GetPhase() uint32 {
+	if x != nil {
+		return x.Phase
+	}
+	return 0
+}
+
+// StepRecord is one step's progress (table "deploy-steps", key
+// `<deploy id>/<step id>`).
+type StepRecord struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	DeployId string                 `protobuf:"bytes,1,opt,name=deploy_id,json=deployId,proto3" json:"deploy_id,omitempty"`
+	StepId   string                 `protobuf:"bytes,2,opt,name=step_id,json=stepId,proto3" json:"step_id,omitempty"`
+	State    State                  `protobuf:"varint,3,opt,name=state,proto3,enum=kctl.deploy.v1.State" json:"state,omitempty"`
+	// CommandId is the agent command carrying the step; a resumed deploy
+	// waits for it instead of sending another.
+	CommandId          string `protobuf:"bytes,4,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	StartedUnixMillis  int64  `protobuf:"varint,5,opt,name=started_unix_millis,json=startedUnixMillis,proto3" json:"started_unix_millis,omitempty"`
+	FinishedUnixMillis int64  `protobuf:"varint,6,opt,name=finished_unix_millis,json=finishedUnixMillis,proto3" json:"finished_unix_millis,omitempty"`
+	Error              string `protobuf:"bytes,7,opt,name=error,proto3" json:"error,omitempty"`
+	Detail             string `protobuf:"bytes,8,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields      protoimpl.UnknownFields
+	sizeCache          protoimpl.SizeCache
+}
+
+func (x *StepRecord) Reset() {
+	*x = StepRecord{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StepRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StepRecord) ProtoMessage() {}
+
+func (x *StepRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StepRecord.ProtoReflect.Descriptor instead.
+func (*StepRecord) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *StepRecord) GetDeployId() string {
+	if x != nil {
+		return x.DeployId
+	}
+	return ""
+}
+
+func (x *StepRecord) GetStepId() string {
+	if x != nil {
+		return x.StepId
+	}
+	return ""
+}
+
+func (x *StepRecord) GetState() State {
+	if x != nil {
+		return x.State
+	}
+	return State_STATE_UNSPECIFIED
+}
+
+func (x *StepRecord) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *StepRecord) GetStartedUnixMillis() int64 {
+	if x != nil {
+		return x.StartedUnixMillis
+	}
+	return 0
+}
+
+func (x *StepRecord) GetFinishedUnixMillis() int64 {
+	if x != nil {
+		return x.FinishedUnixMillis
+	}
+	return 0
+}
+
+func (x *StepRecord) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *StepRecord) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// LockRecord is a deploy lock (table "locks", key `<service>[-<dest>]`).
+type LockRecord struct {
+	state              protoimpl.MessageState `protogen:"open.v1"`
+	Service            string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination        string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Holder             string                 `protobuf:"bytes,3,opt,name=holder,proto3" json:"holder,omitempty"`
+	Message            string                 `protobuf:"bytes,4,opt,name=message,proto3" json:"message,omitempty"`
+	AcquiredUnixMillis int64                  `protobuf:"varint,5,opt,name=acquired_unix_millis,json=acquiredUnixMillis,proto3" json:"acquired_unix_millis,omitempty"`
+	// DeployId is set when a deploy holds the lock; the controller releases
+	// the lock when that deploy ends. Empty for `kctl lock acquire`.
+	DeployId      string `protobuf:"bytes,6,opt,name=deploy_id,json=deployId,proto3" json:"deploy_id,omitempty"`
+	Version       string `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockRecord) Reset() {
+	*x = LockRecord{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockRecord) ProtoMessage() {}
+
+func (x *LockRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockRecord.ProtoReflect.Descriptor instead.
+func (*LockRecord) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{11}
+}
+
+func (x *LockRecord) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LockRecord) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *LockRecord) GetHolder() string {
+	if x != nil {
+		return x.Holder
+	}
+	return ""
+}
+
+func (x *LockRecord) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *LockRecord) GetAcquiredUnixMillis() int64 {
+	if x != nil {
+		return x.AcquiredUnixMillis
+	}
+	return 0
+}
+
+func (x *LockRecord) GetDeployId() string {
+	if x != nil {
+		return x.DeployId
+	}
+	return ""
+}
+
+func (x *LockRecord) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// AuditEntry is one line of the audit history (table "audit", appended).
+type AuditEntry struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnixMillis    int64                  `protobuf:"varint,1,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	Operator      string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Destination   string                 `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
+	Role          string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	Host          string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
+	Version       string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	Action        string                 `protobuf:"bytes,8,opt,name=action,proto3" json:"action,omitempty"`
+	Result        string                 `protobuf:"bytes,9,opt,name=result,proto3" json:"result,omitempty"`
+	DeployId      string                 `protobuf:"bytes,10,opt,name=deploy_id,json=deployId,proto3" json:"deploy_id,omitempty"`
+	Detail        string                 `protobuf:"bytes,11,opt,name=detail,proto3" json:"detail,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditEntry) Reset() {
+	*x = AuditEntry{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditEntry) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditEntry) ProtoMessage() {}
+
+func (x *AuditEntry) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
+func (*AuditEntry) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *AuditEntry) GetUnixMillis() int64 {
+	if x != nil {
+		return x.UnixMillis
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAction() string {
+	if x != nil {
+		return x.Action
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetResult() string {
+	if x != nil {
+		return x.Result
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDeployId() string {
+	if x != nil {
+		return x.DeployId
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetDetail() string {
+	if x != nil {
+		return x.Detail
+	}
+	return ""
+}
+
+// SubmitRequest carries the resolved deploy.
+type SubmitRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Request       *Request               `protobuf:"bytes,1,opt,name=request,proto3" json:"request,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitRequest) Reset() {
+	*x = SubmitRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitRequest) ProtoMessage() {}
+
+func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
+func (*SubmitRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *SubmitRequest) GetRequest() *Request {
+	if x != nil {
+		return x.Request
+	}
+	return nil
+}
+
+// SubmitResponse names the recorded deploy.
+type SubmitResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deploy        *Record                `protobuf:"bytes,1,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SubmitResponse) Reset() {
+	*x = SubmitResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SubmitResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SubmitResponse) ProtoMessage() {}
+
+func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
+func (*SubmitResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{14}
+}
+
+func (x *SubmitResponse) GetDeploy() *Record {
+	if x != nil {
+		return x.Deploy
+	}
+	return nil
+}
+
+// GetRequest names a deploy.
+type GetRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetRequest) Reset() {
+	*x = GetRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetRequest) ProtoMessage() {}
+
+func (x *GetRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
+func (*GetRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *GetRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// GetResponse is a deploy and its steps.
+type GetResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deploy        *Record                `protobuf:"bytes,1,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	Steps         []*StepRecord          `protobuf:"bytes,2,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *GetResponse) Reset() {
+	*x = GetResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *GetResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*GetResponse) ProtoMessage() {}
+
+func (x *GetResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
+func (*GetResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *GetResponse) GetDeploy() *Record {
+	if x != nil {
+		return x.Deploy
+	}
+	return nil
+}
+
+func (x *GetResponse) GetSteps() []*StepRecord {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+// ListRequest filters deploys.
+type ListRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Limit         uint32                 `protobuf:"varint,2,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListRequest) Reset() {
+	*x = ListRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListRequest) ProtoMessage() {}
+
+func (x *ListRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
+func (*ListRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ListRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// ListResponse lists deploys, newest first.
+type ListResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deploys       []*Record              `protobuf:"bytes,1,rep,name=deploys,proto3" json:"deploys,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListResponse) Reset() {
+	*x = ListResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListResponse) ProtoMessage() {}
+
+func (x *ListResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
+func (*ListResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *ListResponse) GetDeploys() []*Record {
+	if x != nil {
+		return x.Deploys
+	}
+	return nil
+}
+
+// WatchRequest names a deploy.
+type WatchRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchRequest) Reset() {
+	*x = WatchRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchRequest) ProtoMessage() {}
+
+func (x *WatchRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
+func (*WatchRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *WatchRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// WatchResponse is the deploy's state after a change.
+type WatchResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deploy        *Record                `protobuf:"bytes,1,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	Steps         []*StepRecord          `protobuf:"bytes,2,rep,name=steps,proto3" json:"steps,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WatchResponse) Reset() {
+	*x = WatchResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WatchResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WatchResponse) ProtoMessage() {}
+
+func (x *WatchResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
+func (*WatchResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *WatchResponse) GetDeploy() *Record {
+	if x != nil {
+		return x.Deploy
+	}
+	return nil
+}
+
+func (x *WatchResponse) GetSteps() []*StepRecord {
+	if x != nil {
+		return x.Steps
+	}
+	return nil
+}
+
+// CancelRequest names a deploy.
+type CancelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequest) Reset() {
+	*x = CancelRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequest) ProtoMessage() {}
+
+func (x *CancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *CancelRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CancelResponse is the deploy after the request.
+type CancelResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Deploy        *Record                `protobuf:"bytes,1,opt,name=deploy,proto3" json:"deploy,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelResponse) Reset() {
+	*x = CancelResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelResponse) ProtoMessage() {}
+
+func (x *CancelResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
+func (*CancelResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *CancelResponse) GetDeploy() *Record {
+	if x != nil {
+		return x.Deploy
+	}
+	return nil
+}
+
+// LockStatusRequest names a lock.
+type LockStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockStatusRequest) Reset() {
+	*x = LockStatusRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockStatusRequest) ProtoMessage() {}
+
+func (x *LockStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockStatusRequest.ProtoReflect.Descriptor instead.
+func (*LockStatusRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *LockStatusRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *LockStatusRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+// LockStatusResponse reports the lock, if held.
+type LockStatusResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lock          *LockRecord            `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *LockStatusResponse) Reset() {
+	*x = LockStatusResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *LockStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*LockStatusResponse) ProtoMessage() {}
+
+func (x *LockStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use LockStatusResponse.ProtoReflect.Descriptor instead.
+func (*LockStatusResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{24}
+}
+
+func (x *LockStatusResponse) GetLock() *LockRecord {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+// AcquireLockRequest takes a lock by hand.
+type AcquireLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Message       string                 `protobuf:"bytes,3,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireLockRequest) Reset() {
+	*x = AcquireLockRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireLockRequest) ProtoMessage() {}
+
+func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
+func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *AcquireLockRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *AcquireLockRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *AcquireLockRequest) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+// AcquireLockResponse reports the lock taken.
+type AcquireLockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Lock          *LockRecord            `protobuf:"bytes,1,opt,name=lock,proto3" json:"lock,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AcquireLockResponse) Reset() {
+	*x = AcquireLockResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AcquireLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AcquireLockResponse) ProtoMessage() {}
+
+func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
+func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{26}
+}
+
+func (x *AcquireLockResponse) GetLock() *LockRecord {
+	if x != nil {
+		return x.Lock
+	}
+	return nil
+}
+
+// ReleaseLockRequest releases a lock.
+type ReleaseLockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLockRequest) Reset() {
+	*x = ReleaseLockRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLockRequest) ProtoMessage() {}
+
+func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
+func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *ReleaseLockRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *ReleaseLockRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+// ReleaseLockResponse is empty.
+type ReleaseLockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReleaseLockResponse) Reset() {
+	*x = ReleaseLockResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReleaseLockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReleaseLockResponse) ProtoMessage() {}
+
+func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
+func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{28}
+}
+
+// AuditRequest filters the audit history; empty fields match everything.
+type AuditRequest struct {
+	state           protoimpl.MessageState `protogen:"open.v1"`
+	Service         string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination     string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Operator        string                 `protobuf:"bytes,3,opt,name=operator,proto3" json:"operator,omitempty"`
+	Host            string                 `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
+	SinceUnixMillis int64                  `protobuf:"varint,5,opt,name=since_unix_millis,json=sinceUnixMillis,proto3" json:"since_unix_millis,omitempty"`
+	Limit           uint32                 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
+}
+
+func (x *AuditRequest) Reset() {
+	*x = AuditRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditRequest) ProtoMessage() {}
+
+func (x *AuditRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
+func (*AuditRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *AuditRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *AuditRequest) GetSinceUnixMillis() int64 {
+	if x != nil {
+		return x.SinceUnixMillis
+	}
+	return 0
+}
+
+func (x *AuditRequest) GetLimit() uint32 {
+	if x != nil {
+		return x.Limit
+	}
+	return 0
+}
+
+// AuditResponse lists entries, oldest first.
+type AuditResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditResponse) Reset() {
+	*x = AuditResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditResponse) ProtoMessage() {}
+
+func (x *AuditResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
+func (*AuditResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *AuditResponse) GetEntries() []*AuditEntry {
+	if x != nil {
+		return x.Entries
+	}
+	return nil
+}
+
+// VersionsRequest names a service.
+type VersionsRequest struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Service     string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	// Hosts and roles to check (from deploy.yml), role -> hosts.
+	Roles         map[string]*HostList `protobuf:"bytes,3,rep,name=roles,proto3" json:"roles,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionsRequest) Reset() {
+	*x = VersionsRequest{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionsRequest) ProtoMessage() {}
+
+func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
+func (*VersionsRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{31}
+}
+
+func (x *VersionsRequest) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *VersionsRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *VersionsRequest) GetRoles() map[string]*HostList {
+	if x != nil {
+		return x.Roles
+	}
+	return nil
+}
+
+// HostList is a list of hosts.
+type HostList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Hosts         []string               `protobuf:"bytes,1,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *HostList) Reset() {
+	*x = HostList{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *HostList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*HostList) ProtoMessage() {}
+
+func (x *HostList) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use HostList.ProtoReflect.Descriptor instead.
+func (*HostList) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{32}
+}
+
+func (x *HostList) GetHosts() []string {
+	if x != nil {
+		return x.Hosts
+	}
+	return nil
+}
+
+// VersionsResponse lists versions present as containers on every host.
+type VersionsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Versions      []string               `protobuf:"bytes,1,rep,name=versions,proto3" json:"versions,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *VersionsResponse) Reset() {
+	*x = VersionsResponse{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *VersionsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*VersionsResponse) ProtoMessage() {}
+
+func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
+func (*VersionsResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *VersionsResponse) GetVersions() []string {
+	if x != nil {
+		return x.Versions
+	}
+	return nil
+}
+
 var File_kctl_deploy_v1_deploy_proto protoreflect.FileDescriptor
 
 const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
@@ -898,7 +2401,115 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x06action\x18\x04 \x01(\tR\x06action\x12(\n" +
 	"\x02op\x18\x05 \x01(\v2\x18.kctl.agent.v1.OperationR\x02op\x12\x14\n" +
 	"\x05after\x18\x06 \x03(\tR\x05after\x12\x1b\n" +
-	"\tafter_any\x18\a \x03(\tR\bafterAny*\x93\x01\n" +
+	"\tafter_any\x18\a \x03(\tR\bafterAny\"\x9a\x03\n" +
+	"\x06Record\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x121\n" +
+	"\arequest\x18\x02 \x01(\v2\x17.kctl.deploy.v1.RequestR\arequest\x12(\n" +
+	"\x04plan\x18\x03 \x01(\v2\x14.kctl.deploy.v1.PlanR\x04plan\x12+\n" +
+	"\x05state\x18\x04 \x01(\x0e2\x15.kctl.deploy.v1.StateR\x05state\x12\x1a\n" +
+	"\boperator\x18\x05 \x01(\tR\boperator\x12.\n" +
+	"\x13created_unix_millis\x18\x06 \x01(\x03R\x11createdUnixMillis\x120\n" +
+	"\x14finished_unix_millis\x18\a \x01(\x03R\x12finishedUnixMillis\x12\x14\n" +
+	"\x05error\x18\b \x01(\tR\x05error\x12)\n" +
+	"\x10cancel_requested\x18\t \x01(\bR\x0fcancelRequested\x12!\n" +
+	"\fcancelled_by\x18\n" +
+	" \x01(\tR\vcancelledBy\x12\x14\n" +
+	"\x05phase\x18\v \x01(\rR\x05phase\"\x9e\x02\n" +
+	"\n" +
+	"StepRecord\x12\x1b\n" +
+	"\tdeploy_id\x18\x01 \x01(\tR\bdeployId\x12\x17\n" +
+	"\astep_id\x18\x02 \x01(\tR\x06stepId\x12+\n" +
+	"\x05state\x18\x03 \x01(\x0e2\x15.kctl.deploy.v1.StateR\x05state\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x04 \x01(\tR\tcommandId\x12.\n" +
+	"\x13started_unix_millis\x18\x05 \x01(\x03R\x11startedUnixMillis\x120\n" +
+	"\x14finished_unix_millis\x18\x06 \x01(\x03R\x12finishedUnixMillis\x12\x14\n" +
+	"\x05error\x18\a \x01(\tR\x05error\x12\x16\n" +
+	"\x06detail\x18\b \x01(\tR\x06detail\"\xe3\x01\n" +
+	"\n" +
+	"LockRecord\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x16\n" +
+	"\x06holder\x18\x03 \x01(\tR\x06holder\x12\x18\n" +
+	"\amessage\x18\x04 \x01(\tR\amessage\x120\n" +
+	"\x14acquired_unix_millis\x18\x05 \x01(\x03R\x12acquiredUnixMillis\x12\x1b\n" +
+	"\tdeploy_id\x18\x06 \x01(\tR\bdeployId\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\"\xac\x02\n" +
+	"\n" +
+	"AuditEntry\x12\x1f\n" +
+	"\vunix_millis\x18\x01 \x01(\x03R\n" +
+	"unixMillis\x12\x1a\n" +
+	"\boperator\x18\x02 \x01(\tR\boperator\x12\x18\n" +
+	"\aservice\x18\x03 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x04 \x01(\tR\vdestination\x12\x12\n" +
+	"\x04role\x18\x05 \x01(\tR\x04role\x12\x12\n" +
+	"\x04host\x18\x06 \x01(\tR\x04host\x12\x18\n" +
+	"\aversion\x18\a \x01(\tR\aversion\x12\x16\n" +
+	"\x06action\x18\b \x01(\tR\x06action\x12\x16\n" +
+	"\x06result\x18\t \x01(\tR\x06result\x12\x1b\n" +
+	"\tdeploy_id\x18\n" +
+	" \x01(\tR\bdeployId\x12\x16\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\"B\n" +
+	"\rSubmitRequest\x121\n" +
+	"\arequest\x18\x01 \x01(\v2\x17.kctl.deploy.v1.RequestR\arequest\"@\n" +
+	"\x0eSubmitResponse\x12.\n" +
+	"\x06deploy\x18\x01 \x01(\v2\x16.kctl.deploy.v1.RecordR\x06deploy\"\x1c\n" +
+	"\n" +
+	"GetRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"o\n" +
+	"\vGetResponse\x12.\n" +
+	"\x06deploy\x18\x01 \x01(\v2\x16.kctl.deploy.v1.RecordR\x06deploy\x120\n" +
+	"\x05steps\x18\x02 \x03(\v2\x1a.kctl.deploy.v1.StepRecordR\x05steps\"=\n" +
+	"\vListRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12\x14\n" +
+	"\x05limit\x18\x02 \x01(\rR\x05limit\"@\n" +
+	"\fListResponse\x120\n" +
+	"\adeploys\x18\x01 \x03(\v2\x16.kctl.deploy.v1.RecordR\adeploys\"\x1e\n" +
+	"\fWatchRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"q\n" +
+	"\rWatchResponse\x12.\n" +
+	"\x06deploy\x18\x01 \x01(\v2\x16.kctl.deploy.v1.RecordR\x06deploy\x120\n" +
+	"\x05steps\x18\x02 \x03(\v2\x1a.kctl.deploy.v1.StepRecordR\x05steps\"\x1f\n" +
+	"\rCancelRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"@\n" +
+	"\x0eCancelResponse\x12.\n" +
+	"\x06deploy\x18\x01 \x01(\v2\x16.kctl.deploy.v1.RecordR\x06deploy\"O\n" +
+	"\x11LockStatusRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\"D\n" +
+	"\x12LockStatusResponse\x12.\n" +
+	"\x04lock\x18\x01 \x01(\v2\x1a.kctl.deploy.v1.LockRecordR\x04lock\"j\n" +
+	"\x12AcquireLockRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x18\n" +
+	"\amessage\x18\x03 \x01(\tR\amessage\"E\n" +
+	"\x13AcquireLockResponse\x12.\n" +
+	"\x04lock\x18\x01 \x01(\v2\x1a.kctl.deploy.v1.LockRecordR\x04lock\"P\n" +
+	"\x12ReleaseLockRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\"\x15\n" +
+	"\x13ReleaseLockResponse\"\xbc\x01\n" +
+	"\fAuditRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1a\n" +
+	"\boperator\x18\x03 \x01(\tR\boperator\x12\x12\n" +
+	"\x04host\x18\x04 \x01(\tR\x04host\x12*\n" +
+	"\x11since_unix_millis\x18\x05 \x01(\x03R\x0fsinceUnixMillis\x12\x14\n" +
+	"\x05limit\x18\x06 \x01(\rR\x05limit\"E\n" +
+	"\rAuditResponse\x124\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.kctl.deploy.v1.AuditEntryR\aentries\"\xe3\x01\n" +
+	"\x0fVersionsRequest\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12@\n" +
+	"\x05roles\x18\x03 \x03(\v2*.kctl.deploy.v1.VersionsRequest.RolesEntryR\x05roles\x1aR\n" +
+	"\n" +
+	"RolesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12.\n" +
+	"\x05value\x18\x02 \x01(\v2\x18.kctl.deploy.v1.HostListR\x05value:\x028\x01\" \n" +
+	"\bHostList\x12\x14\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\".\n" +
+	"\x10VersionsResponse\x12\x1a\n" +
+	"\bversions\x18\x01 \x03(\tR\bversions*\x93\x01\n" +
 	"\x05State\x12\x15\n" +
 	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
 	"\rSTATE_PENDING\x10\x01\x12\x11\n" +
@@ -906,7 +2517,19 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x0fSTATE_SUCCEEDED\x10\x03\x12\x10\n" +
 	"\fSTATE_FAILED\x10\x04\x12\x11\n" +
 	"\rSTATE_SKIPPED\x10\x05\x12\x13\n" +
-	"\x0fSTATE_CANCELLED\x10\x06B6Z4github.com/kctl-dev/kctl/gen/kctl/deploy/v1;deployv1b\x06proto3"
+	"\x0fSTATE_CANCELLED\x10\x062\x86\x06\n" +
+	"\rDeployService\x12G\n" +
+	"\x06Submit\x12\x1d.kctl.deploy.v1.SubmitRequest\x1a\x1e.kctl.deploy.v1.SubmitResponse\x12>\n" +
+	"\x03Get\x12\x1a.kctl.deploy.v1.GetRequest\x1a\x1b.kctl.deploy.v1.GetResponse\x12A\n" +
+	"\x04List\x12\x1b.kctl.deploy.v1.ListRequest\x1a\x1c.kctl.deploy.v1.ListResponse\x12F\n" +
+	"\x05Watch\x12\x1c.kctl.deploy.v1.WatchRequest\x1a\x1d.kctl.deploy.v1.WatchResponse0\x01\x12G\n" +
+	"\x06Cancel\x12\x1d.kctl.deploy.v1.CancelRequest\x1a\x1e.kctl.deploy.v1.CancelResponse\x12S\n" +
+	"\n" +
+	"LockStatus\x12!.kctl.deploy.v1.LockStatusRequest\x1a\".kctl.deploy.v1.LockStatusResponse\x12V\n" +
+	"\vAcquireLock\x12\".kctl.deploy.v1.AcquireLockRequest\x1a#.kctl.deploy.v1.AcquireLockResponse\x12V\n" +
+	"\vReleaseLock\x12\".kctl.deploy.v1.ReleaseLockRequest\x1a#.kctl.deploy.v1.ReleaseLockResponse\x12D\n" +
+	"\x05Audit\x12\x1c.kctl.deploy.v1.AuditRequest\x1a\x1d.kctl.deploy.v1.AuditResponse\x12M\n" +
+	"\bVersions\x12\x1f.kctl.deploy.v1.VersionsRequest\x1a .kctl.deploy.v1.VersionsResponseB6Z4github.com/kctl-dev/kctl/gen/kctl/deploy/v1;deployv1b\x06proto3"
 
 var (
 	file_kctl_deploy_v1_deploy_proto_rawDescOnce sync.Once
@@ -921,49 +2544,112 @@ func file_kctl_deploy_v1_deploy_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_deploy_v1_deploy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
 var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
-	(State)(0),              // 0: kctl.deploy.v1.State
-	(*Request)(nil),         // 1: kctl.deploy.v1.Request
-	(*Role)(nil),            // 2: kctl.deploy.v1.Role
-	(*HostContainer)(nil),   // 3: kctl.deploy.v1.HostContainer
-	(*Boot)(nil),            // 4: kctl.deploy.v1.Boot
-	(*ProxyHost)(nil),       // 5: kctl.deploy.v1.ProxyHost
-	(*Accessory)(nil),       // 6: kctl.deploy.v1.Accessory
-	(*Plan)(nil),            // 7: kctl.deploy.v1.Plan
-	(*Phase)(nil),           // 8: kctl.deploy.v1.Phase
-	(*Step)(nil),            // 9: kctl.deploy.v1.Step
-	(*v1.RegistryAuth)(nil), // 10: kctl.spec.v1.RegistryAuth
-	(*v1.ProxyDeploy)(nil),  // 11: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),    // 12: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),   // 13: kctl.spec.v1.StopPolicy
-	(*v1.Container)(nil),    // 14: kctl.spec.v1.Container
-	(*v1.ProxyBoot)(nil),    // 15: kctl.spec.v1.ProxyBoot
-	(*v11.Operation)(nil),   // 16: kctl.agent.v1.Operation
+	(State)(0),                  // 0: kctl.deploy.v1.State
+	(*Request)(nil),             // 1: kctl.deploy.v1.Request
+	(*Role)(nil),                // 2: kctl.deploy.v1.Role
+	(*HostContainer)(nil),       // 3: kctl.deploy.v1.HostContainer
+	(*Boot)(nil),                // 4: kctl.deploy.v1.Boot
+	(*ProxyHost)(nil),           // 5: kctl.deploy.v1.ProxyHost
+	(*Accessory)(nil),           // 6: kctl.deploy.v1.Accessory
+	(*Plan)(nil),                // 7: kctl.deploy.v1.Plan
+	(*Phase)(nil),               // 8: kctl.deploy.v1.Phase
+	(*Step)(nil),                // 9: kctl.deploy.v1.Step
+	(*Record)(nil),              // 10: kctl.deploy.v1.Record
+	(*StepRecord)(nil),          // 11: kctl.deploy.v1.StepRecord
+	(*LockRecord)(nil),          // 12: kctl.deploy.v1.LockRecord
+	(*AuditEntry)(nil),          // 13: kctl.deploy.v1.AuditEntry
+	(*SubmitRequest)(nil),       // 14: kctl.deploy.v1.SubmitRequest
+	(*SubmitResponse)(nil),      // 15: kctl.deploy.v1.SubmitResponse
+	(*GetRequest)(nil),          // 16: kctl.deploy.v1.GetRequest
+	(*GetResponse)(nil),         // 17: kctl.deploy.v1.GetResponse
+	(*ListRequest)(nil),         // 18: kctl.deploy.v1.ListRequest
+	(*ListResponse)(nil),        // 19: kctl.deploy.v1.ListResponse
+	(*WatchRequest)(nil),        // 20: kctl.deploy.v1.WatchRequest
+	(*WatchResponse)(nil),       // 21: kctl.deploy.v1.WatchResponse
+	(*CancelRequest)(nil),       // 22: kctl.deploy.v1.CancelRequest
+	(*CancelResponse)(nil),      // 23: kctl.deploy.v1.CancelResponse
+	(*LockStatusRequest)(nil),   // 24: kctl.deploy.v1.LockStatusRequest
+	(*LockStatusResponse)(nil),  // 25: kctl.deploy.v1.LockStatusResponse
+	(*AcquireLockRequest)(nil),  // 26: kctl.deploy.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil), // 27: kctl.deploy.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),  // 28: kctl.deploy.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil), // 29: kctl.deploy.v1.ReleaseLockResponse
+	(*AuditRequest)(nil),        // 30: kctl.deploy.v1.AuditRequest
+	(*AuditResponse)(nil),       // 31: kctl.deploy.v1.AuditResponse
+	(*VersionsRequest)(nil),     // 32: kctl.deploy.v1.VersionsRequest
+	(*HostList)(nil),            // 33: kctl.deploy.v1.HostList
+	(*VersionsResponse)(nil),    // 34: kctl.deploy.v1.VersionsResponse
+	nil,                         // 35: kctl.deploy.v1.VersionsRequest.RolesEntry
+	(*v1.RegistryAuth)(nil),     // 36: kctl.spec.v1.RegistryAuth
+	(*v1.ProxyDeploy)(nil),      // 37: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),        // 38: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),       // 39: kctl.spec.v1.StopPolicy
+	(*v1.Container)(nil),        // 40: kctl.spec.v1.Container
+	(*v1.ProxyBoot)(nil),        // 41: kctl.spec.v1.ProxyBoot
+	(*v11.Operation)(nil),       // 42: kctl.agent.v1.Operation
 }
 var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
 	2,  // 0: kctl.deploy.v1.Request.roles:type_name -> kctl.deploy.v1.Role
 	4,  // 1: kctl.deploy.v1.Request.boot:type_name -> kctl.deploy.v1.Boot
-	10, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
+	36, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
 	5,  // 3: kctl.deploy.v1.Request.proxy_hosts:type_name -> kctl.deploy.v1.ProxyHost
 	6,  // 4: kctl.deploy.v1.Request.accessories:type_name -> kctl.deploy.v1.Accessory
-	11, // 5: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	12, // 6: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
-	13, // 7: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
+	37, // 5: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	38, // 6: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
+	39, // 7: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
 	3,  // 8: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
-	14, // 9: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
-	15, // 10: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
-	14, // 11: kctl.deploy.v1.Accessory.container:type_name -> kctl.spec.v1.Container
-	11, // 12: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	10, // 13: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
+	40, // 9: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
+	41, // 10: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
+	40, // 11: kctl.deploy.v1.Accessory.container:type_name -> kctl.spec.v1.Container
+	37, // 12: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	36, // 13: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
 	8,  // 14: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
 	9,  // 15: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
-	16, // 16: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
-	17, // [17:17] is the sub-list for method output_type
-	17, // [17:17] is the sub-list for method input_type
-	17, // [17:17] is the sub-list for extension type_name
-	17, // [17:17] is the sub-list for extension extendee
-	0,  // [0:17] is the sub-list for field type_name
+	42, // 16: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
+	1,  // 17: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
+	7,  // 18: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
+	0,  // 19: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
+	0,  // 20: kctl.deploy.v1.StepRecord.state:type_name -> kctl.deploy.v1.State
+	1,  // 21: kctl.deploy.v1.SubmitRequest.request:type_name -> kctl.deploy.v1.Request
+	10, // 22: kctl.deploy.v1.SubmitResponse.deploy:type_name -> kctl.deploy.v1.Record
+	10, // 23: kctl.deploy.v1.GetResponse.deploy:type_name -> kctl.deploy.v1.Record
+	11, // 24: kctl.deploy.v1.GetResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	10, // 25: kctl.deploy.v1.ListResponse.deploys:type_name -> kctl.deploy.v1.Record
+	10, // 26: kctl.deploy.v1.WatchResponse.deploy:type_name -> kctl.deploy.v1.Record
+	11, // 27: kctl.deploy.v1.WatchResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	10, // 28: kctl.deploy.v1.CancelResponse.deploy:type_name -> kctl.deploy.v1.Record
+	12, // 29: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	12, // 30: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	13, // 31: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
+	35, // 32: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
+	33, // 33: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
+	14, // 34: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
+	16, // 35: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
+	18, // 36: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
+	20, // 37: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
+	22, // 38: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
+	24, // 39: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
+	26, // 40: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
+	28, // 41: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
+	30, // 42: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
+	32, // 43: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
+	15, // 44: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
+	17, // 45: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
+	19, // 46: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
+	21, // 47: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
+	23, // 48: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
+	25, // 49: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
+	27, // 50: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
+	29, // 51: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
+	31, // 52: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
+	34, // 53: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
+	44, // [44:54] is the sub-list for method output_type
+	34, // [34:44] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_kctl_deploy_v1_deploy_proto_init() }
@@ -977,9 +2663,9 @@ func file_kctl_deploy_v1_deploy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_deploy_v1_deploy_proto_rawDesc), len(file_kctl_deploy_v1_deploy_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   9,
+			NumMessages:   35,
 			NumExtensions: 0,
-			NumServices:   0,
+			NumServices:   1,
 		},
 		GoTypes:           file_kctl_deploy_v1_deploy_proto_goTypes,
 		DependencyIndexes: file_kctl_deploy_v1_deploy_proto_depIdxs,
