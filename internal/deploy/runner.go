@@ -1,0 +1,490 @@
+package deploy
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/scheduler"
+)
+
+// Runner drives deploys. It runs only on the Raft leader: Run starts when
+// this controller gains leadership and returns when it loses it (ctx is
+// cancelled); the next leader's Runner resumes from the recorded steps.
+type Runner struct {
+	Store  Store
+	Agents Agents
+	Logger *slog.Logger
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+	// DisconnectGrace is how long a step waits for a disconnected agent
+	// before failing the host, when the deploy names no deploy_timeout.
+	DisconnectGrace time.Duration
+
+	mu      sync.Mutex // guards running
+	running map[string]bool
+}
+
+func (r *Runner) now() time.Time {
+	if r.Now != nil {
+		return r.Now()
+	}
+	return time.Now()
+}
+
+func (r *Runner) logger() *slog.Logger {
+	if r.Logger != nil {
+		return r.Logger
+	}
+	return slog.Default()
+}
+
+// Run drives every unfinished deploy until ctx ends.
+func (r *Runner) Run(ctx context.Context) {
+	changes, stop := r.Store.Watch()
+	defer stop()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	for {
+		for _, kv := range r.Store.List(TableDeploys, "") {
+			var rec deployv1.Record
+			if proto.Unmarshal(kv.Value, &rec) != nil || finished(rec.GetState()) {
+				continue
+			}
+			r.mu.Lock()
+			if r.running == nil {
+				r.running = map[string]bool{}
+			}
+			start := !r.running[rec.GetId()]
+			r.running[rec.GetId()] = true
+			r.mu.Unlock()
+			if start {
+				id := rec.GetId()
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					defer func() {
+						r.mu.Lock()
+						delete(r.running, id)
+						r.mu.Unlock()
+					}()
+					r.drive(ctx, id)
+				}()
+			}
+		}
+		r.releaseStaleLocks(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-changes:
+		case <-tick.C:
+		}
+	}
+}
+
+func finished(s deployv1.State) bool {
+	switch s {
+	case deployv1.State_STATE_SUCCEEDED, deployv1.State_STATE_FAILED, deployv1.State_STATE_CANCELLED:
+		return true
+	}
+	return false
+}
+
+// releaseStaleLocks deletes locks held by deploys that have ended, so no
+// lock is ever stuck (a deploy that ended releases its own lock; this also
+// covers a leader that died between the two).
+func (r *Runner) releaseStaleLocks(ctx context.Context) {
+	for _, kv := range r.Store.List(TableLocks, "") {
+		var l deployv1.LockRecord
+		if proto.Unmarshal(kv.Value, &l) != nil || l.GetDeployId() == "" {
+			continue
+		}
+		var rec deployv1.Record
+		_, ok, err := get(r.Store, TableDeploys, l.GetDeployId(), &rec)
+		if err != nil || (ok && !finished(rec.GetState())) {
+			continue
+		}
+		r.Store.Write(ctx, &raftcmdv1.Command{
+			Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, kv.Key, kv.Version)},
+			Mutations:     []*raftcmdv1.Mutation{del(TableLocks, kv.Key)},
+		})
+	}
+}
+
+// drive runs one deploy to its end, or until leadership is lost.
+func (r *Runner) drive(ctx context.Context, id string) {
+	log := r.logger().With("deploy", id)
+	var rec deployv1.Record
+	if _, ok, err := get(r.Store, TableDeploys, id, &rec); err != nil || !ok {
+		return
+	}
+	var req deployv1.Request
+	if _, ok, err := get(r.Store, TableSecrets, id, &req); err != nil || !ok {
+		r.finish(ctx, &rec, deployv1.State_STATE_FAILED, "the deploy's resolved request is gone; submit it again")
+		return
+	}
+	if rec.GetState() == deployv1.State_STATE_PENDING {
+		rec.State = deployv1.State_STATE_RUNNING
+		if !r.saveRecord(ctx, &rec) {
+			return
+		}
+		r.audit(ctx, &rec, "", "", "deploy started", "running", "")
+	}
+	log.Info("driving deploy", "phase", rec.GetPhase(), "phases", len(rec.GetPlan().GetPhases()))
+
+	// The plan in the record has no secrets; re-plan from the full request
+	// for the operations and take IDs and order from the recorded plan.
+	fullPlan, err := scheduler.Plan(&req, allConnected{})
+	if err != nil {
+		r.finish(ctx, &rec, deployv1.State_STATE_FAILED, err.Error())
+		return
+	}
+	ops := map[string]*agentv1.Operation{}
+	for _, s := range scheduler.Steps(fullPlan) {
+		ops[s.GetId()] = s.GetOp()
+	}
+
+	phases := rec.GetPlan().GetPhases()
+	for i := int(rec.GetPhase()); i < len(phases); i++ {
+		if ctx.Err() != nil {
+			return
+		}
+		if r.cancelRequested(id) {
+			r.finish(ctx, &rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
+			return
+		}
+		ph := phases[i]
+		failures := r.runPhase(ctx, &rec, &req, ph, ops)
+		if ctx.Err() != nil {
+			return // leadership lost: the next leader resumes this phase
+		}
+		if len(failures) > 0 {
+			msg := failures[0]
+			if len(failures) > 1 {
+				msg = fmt.Sprintf("Exceptions on %d hosts:\n  %s", len(failures), strings.Join(failures, "\n  "))
+			}
+			r.finish(ctx, &rec, deployv1.State_STATE_FAILED, msg)
+			return
+		}
+		if w := ph.GetWaitSeconds(); w > 0 {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Duration(w) * time.Second):
+			}
+		}
+		if err := r.reload(id, &rec); err != nil {
+			return
+		}
+		rec.Phase = uint32(i + 1)
+		if !r.saveRecord(ctx, &rec) {
+			return
+		}
+	}
+	r.finish(ctx, &rec, deployv1.State_STATE_SUCCEEDED, "")
+}
+
+// allConnected lets the runner re-plan without re-checking the fleet: the
+// fleet was checked at submit time, and hosts that went away since fail
+// their steps instead.
+type allConnected struct{}
+
+func (allConnected) AgentState(string) scheduler.AgentState { return scheduler.AgentConnected }
+
+// runPhase runs the steps of one phase concurrently, honouring `after`
+// (every named step must succeed) and `after_any` (Kamal's barrier: one must
+// succeed). It returns one line per failed host.
+func (r *Runner) runPhase(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, ph *deployv1.Phase, ops map[string]*agentv1.Operation) []string {
+	type outcome struct {
+		state deployv1.State
+		err   string
+	}
+	done := map[string]chan struct{}{}
+	results := map[string]*outcome{}
+	for _, s := range ph.GetSteps() {
+		done[s.GetId()] = make(chan struct{})
+		results[s.GetId()] = &outcome{}
+	}
+	var wg sync.WaitGroup
+	for _, s := range ph.GetSteps() {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out := results[s.GetId()]
+			defer close(done[s.GetId()])
+			for _, dep := range s.GetAfter() {
+				if ch, ok := done[dep]; ok {
+					<-ch
+					if results[dep].state != deployv1.State_STATE_SUCCEEDED {
+						out.state, out.err = deployv1.State_STATE_SKIPPED, "skipped: "+dep+" did not succeed"
+						r.saveStep(ctx, rec, s, out.state, "", out.err, "")
+						return
+					}
+				}
+			}
+			if len(s.GetAfterAny()) > 0 && !waitAny(s.GetAfterAny(), done, func(id string) bool {
+				return results[id].state == deployv1.State_STATE_SUCCEEDED
+			}) {
+				out.state, out.err = deployv1.State_STATE_FAILED, "Halted at barrier: no "+req.GetPrimaryRole()+" container became healthy"
+				r.saveStep(ctx, rec, s, out.state, "", out.err, "")
+				return
+			}
+			out.state, out.err = r.runStep(ctx, rec, req, s, ops[s.GetId()])
+		}()
+	}
+	wg.Wait()
+	var failures []string
+	for _, s := range ph.GetSteps() {
+		if o := results[s.GetId()]; o.state == deployv1.State_STATE_FAILED {
+			failures = append(failures, fmt.Sprintf("%s: %s", s.GetHost(), o.err))
+		}
+	}
+	sort.Strings(failures)
+	return failures
+}
+
+// waitAny waits until one of ids finished with ok(id), or all finished.
+func waitAny(ids []string, done map[string]chan struct{}, ok func(string) bool) bool {
+	pending := map[string]bool{}
+	for _, id := range ids {
+		if _, known := done[id]; known {
+			pending[id] = true
+		}
+	}
+	if len(pending) == 0 {
+		return true
+	}
+	for len(pending) > 0 {
+		cases := make([]chan struct{}, 0, len(pending))
+		names := make([]string, 0, len(pending))
+		for id := range pending {
+			cases = append(cases, done[id])
+			names = append(names, id)
+		}
+		i := selectAny(cases)
+		delete(pending, names[i])
+		if ok(names[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+// selectAny returns the index of a closed channel, waiting for one.
+func selectAny(chs []chan struct{}) int {
+	fired := make(chan int, len(chs))
+	stop := make(chan struct{})
+	defer close(stop)
+	for i, ch := range chs {
+		go func() {
+			select {
+			case <-ch:
+				fired <- i
+			case <-stop:
+			}
+		}()
+	}
+	return <-fired
+}
+
+// runStep carries one step out on its host and records the outcome.
+func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, s *deployv1.Step, op *agentv1.Operation) (deployv1.State, string) {
+	key := rec.GetId() + "/" + s.GetId()
+	var sr deployv1.StepRecord
+	if _, ok, _ := get(r.Store, TableSteps, key, &sr); ok && finished(sr.GetState()) {
+		return sr.GetState(), sr.GetError()
+	}
+	if op == nil {
+		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
+	}
+	cmdID := "deploy." + rec.GetId() + "." + s.GetId()
+	if sr.GetState() != deployv1.State_STATE_RUNNING {
+		r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "")
+	}
+	if err := r.Agents.Send(ctx, s.GetHost(), cmdID, op); err != nil {
+		if ctx.Err() != nil {
+			return deployv1.State_STATE_RUNNING, ""
+		}
+		msg := "could not send to agent: " + err.Error()
+		r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+		return deployv1.State_STATE_FAILED, msg
+	}
+	changes, stop := r.Store.Watch()
+	defer stop()
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	grace := r.disconnectGrace(req)
+	var downSince time.Time
+	for {
+		if res, ok := r.Agents.Result(s.GetHost(), cmdID); ok {
+			state, msg := deployv1.State_STATE_SUCCEEDED, ""
+			if !res.GetOk() {
+				state, msg = deployv1.State_STATE_FAILED, res.GetError()
+			}
+			r.saveStep(ctx, rec, s, state, cmdID, msg, res.GetDetail())
+			return state, msg
+		}
+		if r.Agents.AgentState(s.GetHost()) != scheduler.AgentConnected {
+			if downSince.IsZero() {
+				downSince = r.now()
+			} else if r.now().Sub(downSince) > grace {
+				msg := fmt.Sprintf("agent %s disconnected for more than %s", s.GetHost(), grace)
+				r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+				return deployv1.State_STATE_FAILED, msg
+			}
+		} else {
+			downSince = time.Time{}
+		}
+		select {
+		case <-ctx.Done():
+			return deployv1.State_STATE_RUNNING, ""
+		case <-changes:
+		case <-tick.C:
+		}
+	}
+}
+
+func (r *Runner) disconnectGrace(req *deployv1.Request) time.Duration {
+	var longest uint32
+	for _, role := range req.GetRoles() {
+		longest = max(longest, role.GetReadiness().GetDeployTimeout(), role.GetProxy().GetDeployTimeout())
+	}
+	if longest > 0 {
+		return time.Duration(longest) * time.Second
+	}
+	if r.DisconnectGrace > 0 {
+		return r.DisconnectGrace
+	}
+	return 30 * time.Second
+}
+
+func (r *Runner) saveStep(ctx context.Context, rec *deployv1.Record, s *deployv1.Step, state deployv1.State, cmdID, errMsg, detail string) {
+	key := rec.GetId() + "/" + s.GetId()
+	sr := &deployv1.StepRecord{DeployId: rec.GetId(), StepId: s.GetId(), State: state, CommandId: cmdID, Error: errMsg, Detail: detail}
+	var prev deployv1.StepRecord
+	if _, ok, _ := get(r.Store, TableSteps, key, &prev); ok {
+		sr.StartedUnixMillis = prev.GetStartedUnixMillis()
+	}
+	now := r.now().UnixMilli()
+	if sr.StartedUnixMillis == 0 {
+		sr.StartedUnixMillis = now
+	}
+	muts := []*raftcmdv1.Mutation{}
+	if finished(state) || state == deployv1.State_STATE_SKIPPED {
+		sr.FinishedUnixMillis = now
+		result := strings.ToLower(strings.TrimPrefix(state.String(), "STATE_"))
+		muts = append(muts, appendTo(TableAudit, r.entry(rec, s.GetRole(), s.GetHost(), s.GetAction(), result, errMsg)))
+	}
+	muts = append(muts, put(TableSteps, key, sr))
+	if _, err := r.Store.Write(ctx, &raftcmdv1.Command{Mutations: muts}); err != nil {
+		r.logger().Warn("record step", "deploy", rec.GetId(), "step", s.GetId(), "err", err)
+	}
+}
+
+func (r *Runner) entry(rec *deployv1.Record, role, host, action, result, detail string) *deployv1.AuditEntry {
+	req := rec.GetRequest()
+	return &deployv1.AuditEntry{
+		UnixMillis: r.now().UnixMilli(), Operator: rec.GetOperator(), Service: req.GetService(),
+		Destination: req.GetDestination(), Role: role, Host: host, Version: req.GetVersion(),
+		Action: action, Result: result, DeployId: rec.GetId(), Detail: detail,
+	}
+}
+
+func (r *Runner) audit(ctx context.Context, rec *deployv1.Record, role, host, action, result, detail string) {
+	r.Store.Write(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{appendTo(TableAudit, r.entry(rec, role, host, action, result, detail))}})
+}
+
+func (r *Runner) reload(id string, rec *deployv1.Record) error {
+	var fresh deployv1.Record
+	if _, ok, err := get(r.Store, TableDeploys, id, &fresh); err != nil || !ok {
+		return fmt.Errorf("deploy %s: %w", id, ErrNotFound)
+	}
+	rec.CancelRequested, rec.CancelledBy = fresh.GetCancelRequested(), fresh.GetCancelledBy()
+	return nil
+}
+
+func (r *Runner) cancelRequested(id string) bool {
+	var rec deployv1.Record
+	_, _, _ = get(r.Store, TableDeploys, id, &rec)
+	return rec.GetCancelRequested()
+}
+
+func (r *Runner) cancelledBy(id string) string {
+	var rec deployv1.Record
+	_, _, _ = get(r.Store, TableDeploys, id, &rec)
+	return rec.GetCancelledBy()
+}
+
+// saveRecord writes rec, keeping cancel flags set by others meanwhile.
+func (r *Runner) saveRecord(ctx context.Context, rec *deployv1.Record) bool {
+	for ctx.Err() == nil {
+		var cur deployv1.Record
+		v, ok, err := get(r.Store, TableDeploys, rec.GetId(), &cur)
+		if err != nil || !ok {
+			return false
+		}
+		if cur.GetCancelRequested() {
+			rec.CancelRequested, rec.CancelledBy = true, cur.GetCancelledBy()
+		}
+		res, err := r.Store.Write(ctx, &raftcmdv1.Command{
+			Preconditions: []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)},
+			Mutations:     []*raftcmdv1.Mutation{put(TableDeploys, rec.GetId(), rec)},
+		})
+		if err != nil {
+			r.logger().Warn("record deploy", "deploy", rec.GetId(), "err", err)
+			return false
+		}
+		if res.GetApplied() {
+			return true
+		}
+	}
+	return false
+}
+
+// finish ends the deploy: final state, secrets deleted, lock released (if
+// this deploy holds it) and an audit entry, in one write.
+func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv1.State, msg string) {
+	req := rec.GetRequest()
+	lockKey := LockKey(req.GetService(), req.GetDestination())
+	for ctx.Err() == nil {
+		var cur deployv1.Record
+		v, ok, err := get(r.Store, TableDeploys, rec.GetId(), &cur)
+		if err != nil || !ok {
+			return
+		}
+		rec.State, rec.Error, rec.FinishedUnixMillis = state, msg, r.now().UnixMilli()
+		rec.CancelRequested, rec.CancelledBy = cur.GetCancelRequested(), cur.GetCancelledBy()
+		pre := []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)}
+		result := strings.ToLower(strings.TrimPrefix(state.String(), "STATE_"))
+		muts := []*raftcmdv1.Mutation{
+			put(TableDeploys, rec.GetId(), rec),
+			del(TableSecrets, rec.GetId()),
+			appendTo(TableAudit, r.entry(rec, "", "", "deploy finished", result, msg)),
+		}
+		var lock deployv1.LockRecord
+		if lv, held, _ := get(r.Store, TableLocks, lockKey, &lock); held && lock.GetDeployId() == rec.GetId() {
+			pre = append(pre, atVersion(TableLocks, lockKey, lv))
+			muts = append(muts, del(TableLocks, lockKey), appendTo(TableAudit, r.entry(rec, "", "", "released the deploy lock", "ok", "")))
+		}
+		res, err := r.Store.Write(ctx, &raftcmdv1.Command{Preconditions: pre, Mutations: muts})
+		if err != nil {
+			r.logger().Warn("finish deploy", "deploy", rec.GetId(), "err", err)
+			return
+		}
+		if res.GetApplied() {
+			r.logger().Info("deploy finished", "deploy", rec.GetId(), "state", result, "error", msg)
+			return
+		}
+	}
+}

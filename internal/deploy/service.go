@@ -1,0 +1,471 @@
+package deploy
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/scheduler"
+)
+
+// AutomaticLockMessage is Kamal's message for a lock a deploy takes itself.
+const AutomaticLockMessage = "Automatic deploy lock"
+
+// Service implements deployv1.DeployService on every controller.
+type Service struct {
+	deployv1.UnimplementedDeployServiceServer
+
+	Store  Store
+	Agents Agents
+	// Caller names the operator making the request (from its certificate).
+	Caller func(ctx context.Context) (string, error)
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+var _ deployv1.DeployServiceServer = (*Service)(nil)
+
+func (s *Service) now() time.Time {
+	if s.Now != nil {
+		return s.Now()
+	}
+	return time.Now()
+}
+
+func (s *Service) caller(ctx context.Context) (string, error) {
+	if s.Caller == nil {
+		return "unknown", nil
+	}
+	name, err := s.Caller(ctx)
+	if err != nil {
+		return "", status.Error(codes.Unauthenticated, err.Error())
+	}
+	return name, nil
+}
+
+// NewID returns a deploy ID that sorts by time.
+func NewID(now time.Time) string {
+	var b [3]byte
+	rand.Read(b[:])
+	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
+}
+
+// Submit records the deploy, its plan and its lock in one write.
+func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*deployv1.SubmitResponse, error) {
+	operator, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	req := in.GetRequest()
+	plan, err := scheduler.Plan(req, s.Agents)
+	switch {
+	case errors.Is(err, scheduler.ErrUnplaceable):
+		return nil, status.Error(codes.Unavailable, strings.TrimPrefix(err.Error(), "scheduler: "))
+	case err != nil:
+		return nil, status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), "scheduler: "))
+	}
+	now := s.now()
+	rec := &deployv1.Record{
+		Id: NewID(now), Request: Redact(req), Plan: stripOps(plan), State: deployv1.State_STATE_PENDING,
+		Operator: operator, CreatedUnixMillis: now.UnixMilli(),
+	}
+	msg := req.GetMessage()
+	if msg == "" {
+		msg = AutomaticLockMessage
+	}
+	lockKey := LockKey(req.GetService(), req.GetDestination())
+	lock := &deployv1.LockRecord{
+		Service: req.GetService(), Destination: req.GetDestination(), Holder: operator, Message: msg,
+		AcquiredUnixMillis: now.UnixMilli(), DeployId: rec.GetId(), Version: req.GetVersion(),
+	}
+	entry := func(action, result string) *deployv1.AuditEntry {
+		return &deployv1.AuditEntry{UnixMillis: now.UnixMilli(), Operator: operator, Service: req.GetService(),
+			Destination: req.GetDestination(), Version: req.GetVersion(), Action: action, Result: result, DeployId: rec.GetId()}
+	}
+	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
+		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, lockKey)},
+		Mutations: []*raftcmdv1.Mutation{
+			put(TableLocks, lockKey, lock),
+			put(TableDeploys, rec.GetId(), rec),
+			put(TableSecrets, rec.GetId(), req),
+			appendTo(TableAudit, entry("acquired the deploy lock", "ok")),
+			appendTo(TableAudit, entry(req.GetCommand()+" submitted", "ok")),
+		},
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !res.GetApplied() {
+		return nil, s.lockedError(req.GetService(), req.GetDestination())
+	}
+	return &deployv1.SubmitResponse{Deploy: rec}, nil
+}
+
+func (s *Service) lockedError(service, dest string) error {
+	var l deployv1.LockRecord
+	if _, ok, _ := get(s.Store, TableLocks, LockKey(service, dest), &l); ok {
+		return status.Error(codes.FailedPrecondition, LockedMessage(&l))
+	}
+	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
+}
+
+// LockedMessage says who holds a lock, as Kamal's lock details do.
+func LockedMessage(l *deployv1.LockRecord) string {
+	at := time.UnixMilli(l.GetAcquiredUnixMillis()).UTC().Format(time.RFC3339)
+	msg := fmt.Sprintf("%s: locked by %s at %s", strings.TrimPrefix(ErrLocked.Error(), "deploy: "), l.GetHolder(), at)
+	if l.GetVersion() != "" {
+		msg += ", version " + l.GetVersion()
+	}
+	msg += ", message: " + l.GetMessage()
+	if l.GetDeployId() != "" {
+		msg += " (deploy " + l.GetDeployId() + ")"
+	}
+	return msg
+}
+
+// Get reports a deploy and its steps.
+func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.GetResponse, error) {
+	rec, steps, err := s.load(in.GetId())
+	if err != nil {
+		return nil, err
+	}
+	return &deployv1.GetResponse{Deploy: rec, Steps: steps}, nil
+}
+
+func (s *Service) load(id string) (*deployv1.Record, []*deployv1.StepRecord, error) {
+	rec := &deployv1.Record{}
+	if _, ok, err := get(s.Store, TableDeploys, id, rec); err != nil {
+		return nil, nil, status.Error(codes.Internal, err.Error())
+	} else if !ok {
+		return nil, nil, status.Errorf(codes.NotFound, "no deploy %q (list them with `kctl deploys`)", id)
+	}
+	var steps []*deployv1.StepRecord
+	for _, kv := range s.Store.List(TableSteps, id+"/") {
+		sr := &deployv1.StepRecord{}
+		if proto.Unmarshal(kv.Value, sr) == nil {
+			steps = append(steps, sr)
+		}
+	}
+	return rec, steps, nil
+}
+
+// List lists deploys, newest first.
+func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1.ListResponse, error) {
+	var out []*deployv1.Record
+	for _, kv := range s.Store.List(TableDeploys, "") {
+		rec := &deployv1.Record{}
+		if proto.Unmarshal(kv.Value, rec) != nil {
+			continue
+		}
+		if in.GetService() != "" && rec.GetRequest().GetService() != in.GetService() {
+			continue
+		}
+		out = append(out, rec)
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].GetCreatedUnixMillis() > out[j].GetCreatedUnixMillis() })
+	if n := int(in.GetLimit()); n > 0 && len(out) > n {
+		out = out[:n]
+	}
+	return &deployv1.ListResponse{Deploys: out}, nil
+}
+
+// Watch streams the deploy after every change until it ends.
+func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingServer[deployv1.WatchResponse]) error {
+	changes, stop := s.Store.Watch()
+	defer stop()
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	var last []byte
+	for {
+		rec, steps, err := s.load(in.GetId())
+		if err != nil {
+			return err
+		}
+		resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
+		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+		if string(b) != string(last) {
+			if err := stream.Send(resp); err != nil {
+				return err
+			}
+			last = b
+		}
+		if finished(rec.GetState()) {
+			return nil
+		}
+		select {
+		case <-stream.Context().Done():
+			return stream.Context().Err()
+		case <-changes:
+		case <-tick.C:
+		}
+	}
+}
+
+// Cancel asks the leader to stop the deploy between steps.
+func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*deployv1.CancelResponse, error) {
+	operator, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		rec := &deployv1.Record{}
+		v, ok, err := get(s.Store, TableDeploys, in.GetId(), rec)
+		if err != nil {
+			return nil, status.Error(codes.Internal, err.Error())
+		}
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "no deploy %q", in.GetId())
+		}
+		if finished(rec.GetState()) || rec.GetCancelRequested() {
+			return &deployv1.CancelResponse{Deploy: rec}, nil
+		}
+		rec.CancelRequested, rec.CancelledBy = true, operator
+		res, err := s.Store.Write(ctx, &raftcmdv1.Command{
+			Preconditions: []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)},
+			Mutations: []*raftcmdv1.Mutation{put(TableDeploys, rec.GetId(), rec), appendTo(TableAudit, &deployv1.AuditEntry{
+				UnixMillis: s.now().UnixMilli(), Operator: operator, Service: rec.GetRequest().GetService(),
+				Destination: rec.GetRequest().GetDestination(), Version: rec.GetRequest().GetVersion(),
+				Action: "cancel requested", Result: "ok", DeployId: rec.GetId(),
+			})},
+		})
+		if err != nil {
+			return nil, toStatus(err)
+		}
+		if res.GetApplied() {
+			return &deployv1.CancelResponse{Deploy: rec}, nil
+		}
+	}
+}
+
+// LockStatus reports a lock.
+func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest) (*deployv1.LockStatusResponse, error) {
+	l := &deployv1.LockRecord{}
+	if _, ok, err := get(s.Store, TableLocks, LockKey(in.GetService(), in.GetDestination()), l); err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	} else if !ok {
+		return &deployv1.LockStatusResponse{}, nil
+	}
+	return &deployv1.LockStatusResponse{Lock: l}, nil
+}
+
+// AcquireLock takes a lock by hand (`kctl lock acquire -m MSG`).
+func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockRequest) (*deployv1.AcquireLockResponse, error) {
+	operator, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if strings.TrimSpace(in.GetMessage()) == "" {
+		return nil, status.Error(codes.InvalidArgument, "a lock needs a message: kctl lock acquire -m \"why\"")
+	}
+	now := s.now()
+	key := LockKey(in.GetService(), in.GetDestination())
+	l := &deployv1.LockRecord{Service: in.GetService(), Destination: in.GetDestination(), Holder: operator,
+		Message: in.GetMessage(), AcquiredUnixMillis: now.UnixMilli()}
+	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
+		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, key)},
+		Mutations: []*raftcmdv1.Mutation{put(TableLocks, key, l), appendTo(TableAudit, &deployv1.AuditEntry{
+			UnixMillis: now.UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
+			Action: "acquired the deploy lock", Result: "ok", Detail: in.GetMessage(),
+		})},
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !res.GetApplied() {
+		return nil, s.lockedError(in.GetService(), in.GetDestination())
+	}
+	return &deployv1.AcquireLockResponse{Lock: l}, nil
+}
+
+// ReleaseLock releases a lock. A lock held by a running deploy is released
+// by cancelling that deploy instead.
+func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockRequest) (*deployv1.ReleaseLockResponse, error) {
+	operator, err := s.caller(ctx)
+	if err != nil {
+		return nil, err
+	}
+	key := LockKey(in.GetService(), in.GetDestination())
+	l := &deployv1.LockRecord{}
+	v, ok, err := get(s.Store, TableLocks, key, l)
+	if err != nil {
+		return nil, status.Error(codes.Internal, err.Error())
+	}
+	if !ok {
+		return nil, status.Error(codes.NotFound, "There is no deploy lock")
+	}
+	if id := l.GetDeployId(); id != "" {
+		rec := &deployv1.Record{}
+		if _, ok, _ := get(s.Store, TableDeploys, id, rec); ok && !finished(rec.GetState()) {
+			return nil, status.Errorf(codes.FailedPrecondition, "the lock is held by running deploy %s; cancel it with `kctl deploys cancel %s`", id, id)
+		}
+	}
+	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
+		Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, key, v)},
+		Mutations: []*raftcmdv1.Mutation{del(TableLocks, key), appendTo(TableAudit, &deployv1.AuditEntry{
+			UnixMillis: s.now().UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
+			Action: "released the deploy lock", Result: "ok",
+		})},
+	})
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if !res.GetApplied() {
+		return nil, status.Error(codes.Aborted, "the lock changed meanwhile; check `kctl lock status`")
+	}
+	return &deployv1.ReleaseLockResponse{}, nil
+}
+
+// Audit queries the audit history, oldest first.
+func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deployv1.AuditResponse, error) {
+	var out []*deployv1.AuditEntry
+	for _, kv := range s.Store.List(TableAudit, "") {
+		e := &deployv1.AuditEntry{}
+		if proto.Unmarshal(kv.Value, e) != nil {
+			continue
+		}
+		switch {
+		case in.GetService() != "" && e.GetService() != in.GetService(),
+			in.GetDestination() != "" && e.GetDestination() != in.GetDestination(),
+			in.GetOperator() != "" && e.GetOperator() != in.GetOperator(),
+			in.GetHost() != "" && e.GetHost() != in.GetHost(),
+			in.GetSinceUnixMillis() > 0 && e.GetUnixMillis() < in.GetSinceUnixMillis():
+			continue
+		}
+		out = append(out, e)
+	}
+	if n := int(in.GetLimit()); n > 0 && len(out) > n {
+		out = out[len(out)-n:]
+	}
+	return &deployv1.AuditResponse{Entries: out}, nil
+}
+
+// Versions asks every host for the versions present as containers and
+// returns those present on all of them, newest first.
+func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*deployv1.VersionsResponse, error) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	type q struct{ role, host, id string }
+	var qs []q
+	nonce := NewID(s.now())
+	roles := make([]string, 0, len(in.GetRoles()))
+	for r := range in.GetRoles() {
+		roles = append(roles, r)
+	}
+	sort.Strings(roles)
+	for _, role := range roles {
+		for _, h := range in.GetRoles()[role].GetHosts() {
+			id := "versions." + nonce + "." + role + "." + h
+			op := &agentv1.Operation{Op: &agentv1.Operation_ListVersions{ListVersions: &agentv1.ListVersions{
+				Service: in.GetService(), Role: role, Destination: in.GetDestination()}}}
+			if err := s.Agents.Send(ctx, h, id, op); err != nil {
+				return nil, status.Errorf(codes.Unavailable, "ask %s for its versions: %v", h, err)
+			}
+			qs = append(qs, q{role, h, id})
+		}
+	}
+	count := map[string]int{}
+	order := map[string]int{}
+	changes, stop := s.Store.Watch()
+	defer stop()
+	for _, x := range qs {
+		for {
+			res, ok := s.Agents.Result(x.host, x.id)
+			if ok {
+				if !res.GetOk() {
+					return nil, status.Errorf(codes.Unavailable, "%s: %s", x.host, res.GetError())
+				}
+				for i, v := range res.GetVersions() {
+					count[v]++
+					if _, seen := order[v]; !seen || i < order[v] {
+						order[v] = i
+					}
+				}
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return nil, status.Errorf(codes.DeadlineExceeded, "agent %s did not report its versions in time", x.host)
+			case <-changes:
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+	var versions []string
+	for v, n := range count {
+		if n == len(qs) {
+			versions = append(versions, v)
+		}
+	}
+	sort.Slice(versions, func(i, j int) bool { return order[versions[i]] < order[versions[j]] })
+	return &deployv1.VersionsResponse{Versions: versions}, nil
+}
+
+// Redact returns a copy of req without secret values: container secret env
+// values, registry passwords and proxy files (TLS keys).
+func Redact(req *deployv1.Request) *deployv1.Request {
+	r := proto.Clone(req).(*deployv1.Request)
+	if a := r.GetRegistry(); a != nil && a.Password != "" {
+		a.Password = "[REDACTED]"
+	}
+	for _, role := range r.GetRoles() {
+		for _, hc := range role.GetHosts() {
+			for _, kv := range hc.GetContainer().GetSecretEnv() {
+				kv.Value = "[REDACTED]"
+			}
+		}
+		for _, f := range role.GetProxy().GetFiles() {
+			f.Content = nil
+		}
+	}
+	for _, a := range r.GetAccessories() {
+		for _, kv := range a.GetContainer().GetSecretEnv() {
+			kv.Value = "[REDACTED]"
+		}
+		for _, f := range a.GetContainer().GetFiles() {
+			f.Content = nil
+		}
+		if a.GetRegistry() != nil && a.GetRegistry().Password != "" {
+			a.GetRegistry().Password = "[REDACTED]"
+		}
+	}
+	for _, ph := range r.GetProxyHosts() {
+		for _, kv := range ph.GetBoot().GetContainer().GetSecretEnv() {
+			kv.Value = "[REDACTED]"
+		}
+	}
+	return r
+}
+
+func stripOps(p *deployv1.Plan) *deployv1.Plan {
+	out := proto.Clone(p).(*deployv1.Plan)
+	for _, ph := range out.GetPhases() {
+		for _, s := range ph.GetSteps() {
+			s.Op = nil
+		}
+	}
+	return out
+}
+
+// toStatus maps a store error to a gRPC status, keeping existing ones.
+func toStatus(err error) error {
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	}
+	return status.Error(codes.Unavailable, err.Error())
+}
