@@ -5,7 +5,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -278,6 +277,3 @@ func RenewalTime(leaf *x509.Certificate) time.Time {
 func NeedsRenewal(leaf *x509.Certificate, now time.Time) bool {
 	return !now.Before(RenewalTime(leaf))
 }
-
-// errNoPeerCert is returned when a connection carries no verified client certificate.
-var errNoPeerCert = errors.New("pki: no verified client certificate")
