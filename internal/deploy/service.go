@@ -109,12 +109,15 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 		return nil, toStatus(err)
 	}
 	if !res.GetApplied() {
-		return nil, s.lockedError(req.GetService(), req.GetDestination())
+		return nil, s.lockedError(ctx, req.GetService(), req.GetDestination())
 	}
 	return &deployv1.SubmitResponse{Deploy: rec}, nil
 }
 
-func (s *Service) lockedError(service, dest string) error {
+func (s *Service) lockedError(ctx context.Context, service, dest string) error {
+	if err := s.Store.Sync(ctx); err != nil {
+		return toStatus(err)
+	}
 	var l deployv1.LockRecord
 	if _, ok, _ := get(s.Store, TableLocks, LockKey(service, dest), &l); ok {
 		return status.Error(codes.FailedPrecondition, LockedMessage(&l))
@@ -138,6 +141,9 @@ func LockedMessage(l *deployv1.LockRecord) string {
 
 // Get reports a deploy and its steps.
 func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.GetResponse, error) {
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	rec, steps, err := s.load(in.GetId())
 	if err != nil {
 		return nil, err
@@ -164,6 +170,9 @@ func (s *Service) load(id string) (*deployv1.Record, []*deployv1.StepRecord, err
 
 // List lists deploys, newest first.
 func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1.ListResponse, error) {
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	var out []*deployv1.Record
 	for _, kv := range s.Store.List(TableDeploys, "") {
 		rec := &deployv1.Record{}
@@ -184,6 +193,9 @@ func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1
 
 // Watch streams the deploy after every change until it ends.
 func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingServer[deployv1.WatchResponse]) error {
+	if err := s.Store.Sync(stream.Context()); err != nil {
+		return toStatus(err)
+	}
 	changes, stop := s.Store.Watch()
 	defer stop()
 	tick := time.NewTicker(time.Second)
@@ -220,6 +232,9 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 	if err != nil {
 		return nil, err
 	}
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	for {
 		rec := &deployv1.Record{}
 		v, ok, err := get(s.Store, TableDeploys, in.GetId(), rec)
@@ -252,6 +267,9 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 
 // LockStatus reports a lock.
 func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest) (*deployv1.LockStatusResponse, error) {
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	l := &deployv1.LockRecord{}
 	if _, ok, err := get(s.Store, TableLocks, LockKey(in.GetService(), in.GetDestination()), l); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
@@ -285,7 +303,7 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 		return nil, toStatus(err)
 	}
 	if !res.GetApplied() {
-		return nil, s.lockedError(in.GetService(), in.GetDestination())
+		return nil, s.lockedError(ctx, in.GetService(), in.GetDestination())
 	}
 	return &deployv1.AcquireLockResponse{Lock: l}, nil
 }
@@ -296,6 +314,9 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	operator, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
 	}
 	key := LockKey(in.GetService(), in.GetDestination())
 	l := &deployv1.LockRecord{}
@@ -330,6 +351,9 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 
 // Audit queries the audit history, oldest first.
 func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deployv1.AuditResponse, error) {
+	if err := s.Store.Sync(ctx); err != nil {
+		return nil, toStatus(err)
+	}
 	var out []*deployv1.AuditEntry
 	for _, kv := range s.Store.List(TableAudit, "") {
 		e := &deployv1.AuditEntry{}

@@ -59,6 +59,9 @@ type Store interface {
 	// Watch returns a channel that receives (coalesced) after every apply,
 	// and a function that stops the watch.
 	Watch() (<-chan struct{}, func())
+	// Sync makes the local reads that follow linearizable: it returns once
+	// this node has applied everything committed when Sync was called.
+	Sync(ctx context.Context) error
 }
 
 // Agents sends operations to agents and reports their results; the
