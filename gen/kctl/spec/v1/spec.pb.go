@@ -83,10 +83,13 @@ func (ContainerKind) EnumDescriptor() ([]byte, []int) {
 // KeyValue is one ordered pair. A bare pair has no value: Kamal renders the
 // label of an app without a destination as `--label destination`.
 type KeyValue struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Key           string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
-	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
-	Bare          bool                   `protobuf:"varint,3,opt,name=bare,proto3" json:"bare,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Key   string                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	Value string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	Bare  bool                   `protobuf:"varint,3,opt,name=bare,proto3" json:"bare,omitempty"`
+	// Raw renders `key=value` without Kamal's shell quoting: Kamal writes a
+	// literal false as `--env KEY=false` and a plain string list entry as is.
+	Raw           bool `protobuf:"varint,50,opt,name=raw,proto3" json:"raw,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -138,6 +141,13 @@ func (x *KeyValue) GetValue() string {
 func (x *KeyValue) GetBare() bool {
 	if x != nil {
 		return x.Bare
+	}
+	return false
+}
+
+func (x *KeyValue) GetRaw() bool {
+	if x != nil {
+		return x.Raw
 	}
 	return false
 }
@@ -307,9 +317,17 @@ type Container struct {
 	// Directories are accessory `directories` to create before it starts.
 	Directories []string `protobuf:"bytes,22,rep,name=directories,proto3" json:"directories,omitempty"`
 	// Expose holds `--expose` values (proxy metrics port).
-	Expose        []string `protobuf:"bytes,23,rep,name=expose,proto3" json:"expose,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Expose []string `protobuf:"bytes,23,rep,name=expose,proto3" json:"expose,omitempty"`
+	// SecretKeys are the env.secret entries (`NAME` or `NAME:SECRET`), in
+	// order, whose values go to the env file (and secret_env when resolved).
+	SecretKeys []string `protobuf:"bytes,50,rep,name=secret_keys,json=secretKeys,proto3" json:"secret_keys,omitempty"`
+	// Host is the server this spec is for (KAMAL_HOST), when host-specific.
+	Host string `protobuf:"bytes,51,opt,name=host,proto3" json:"host,omitempty"`
+	// StopTimeout is the role's `docker stop -t` (seconds) when set.
+	StopTimeout    uint32 `protobuf:"varint,52,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
+	HasStopTimeout bool   `protobuf:"varint,53,opt,name=has_stop_timeout,json=hasStopTimeout,proto3" json:"has_stop_timeout,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -503,6 +521,34 @@ func (x *Container) GetExpose() []string {
 	return nil
 }
 
+func (x *Container) GetSecretKeys() []string {
+	if x != nil {
+		return x.SecretKeys
+	}
+	return nil
+}
+
+func (x *Container) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *Container) GetStopTimeout() uint32 {
+	if x != nil {
+		return x.StopTimeout
+	}
+	return 0
+}
+
+func (x *Container) GetHasStopTimeout() bool {
+	if x != nil {
+		return x.HasStopTimeout
+	}
+	return false
+}
+
 // File is a file the agent writes on the host before a container starts.
 type File struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -589,7 +635,10 @@ type ProxyDeploy struct {
 	DrainTimeout  uint32 `protobuf:"varint,5,opt,name=drain_timeout,json=drainTimeout,proto3" json:"drain_timeout,omitempty"`
 	// Files for the proxy's apps-config (error pages, TLS certificates),
 	// relative to the apps-config dir.
-	Files         []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
+	Files []*File `protobuf:"bytes,6,rep,name=files,proto3" json:"files,omitempty"`
+	// Target, when set, is the `host:port` (or container ID) to route to; the
+	// renderers take it as an argument instead when empty.
+	Target        string `protobuf:"bytes,50,opt,name=target,proto3" json:"target,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -664,6 +713,13 @@ func (x *ProxyDeploy) GetFiles() []*File {
 		return x.Files
 	}
 	return nil
+}
+
+func (x *ProxyDeploy) GetTarget() string {
+	if x != nil {
+		return x.Target
+	}
+	return ""
 }
 
 // ProxyBoot is how kamal-proxy is booted on one host.
@@ -895,18 +951,19 @@ var File_kctl_spec_v1_spec_proto protoreflect.FileDescriptor
 
 const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"\n" +
-	"\x17kctl/spec/v1/spec.proto\x12\fkctl.spec.v1\"F\n" +
+	"\x17kctl/spec/v1/spec.proto\x12\fkctl.spec.v1\"X\n" +
 	"\bKeyValue\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x12\n" +
-	"\x04bare\x18\x03 \x01(\bR\x04bare\"F\n" +
+	"\x04bare\x18\x03 \x01(\bR\x04bare\x12\x10\n" +
+	"\x03raw\x182 \x01(\bR\x03raw\"F\n" +
 	"\x06Option\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value\x12\x12\n" +
 	"\x04bare\x18\x03 \x01(\bR\x04bare\"S\n" +
 	"\aLogging\x12\x16\n" +
 	"\x06driver\x18\x01 \x01(\tR\x06driver\x120\n" +
-	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\xeb\x05\n" +
+	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\xed\x06\n" +
 	"\tContainer\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.kctl.spec.v1.ContainerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -932,19 +989,25 @@ const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"\aversion\x18\x14 \x01(\tR\aversion\x12(\n" +
 	"\x05files\x18\x15 \x03(\v2\x12.kctl.spec.v1.FileR\x05files\x12 \n" +
 	"\vdirectories\x18\x16 \x03(\tR\vdirectories\x12\x16\n" +
-	"\x06expose\x18\x17 \x03(\tR\x06expose\"^\n" +
+	"\x06expose\x18\x17 \x03(\tR\x06expose\x12\x1f\n" +
+	"\vsecret_keys\x182 \x03(\tR\n" +
+	"secretKeys\x12\x12\n" +
+	"\x04host\x183 \x01(\tR\x04host\x12!\n" +
+	"\fstop_timeout\x184 \x01(\rR\vstopTimeout\x12(\n" +
+	"\x10has_stop_timeout\x185 \x01(\bR\x0ehasStopTimeout\"^\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x12\n" +
 	"\x04mode\x18\x03 \x01(\rR\x04mode\x12\x14\n" +
-	"\x05owner\x18\x04 \x01(\tR\x05owner\"\xce\x01\n" +
+	"\x05owner\x18\x04 \x01(\tR\x05owner\"\xe6\x01\n" +
 	"\vProxyDeploy\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x19\n" +
 	"\bapp_port\x18\x02 \x01(\rR\aappPort\x12\x14\n" +
 	"\x05flags\x18\x03 \x03(\tR\x05flags\x12%\n" +
 	"\x0edeploy_timeout\x18\x04 \x01(\rR\rdeployTimeout\x12#\n" +
 	"\rdrain_timeout\x18\x05 \x01(\rR\fdrainTimeout\x12(\n" +
-	"\x05files\x18\x06 \x03(\v2\x12.kctl.spec.v1.FileR\x05files\"Z\n" +
+	"\x05files\x18\x06 \x03(\v2\x12.kctl.spec.v1.FileR\x05files\x12\x16\n" +
+	"\x06target\x182 \x01(\tR\x06target\"Z\n" +
 	"\tProxyBoot\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.kctl.spec.v1.ContainerR\tcontainer\x12\x16\n" +
 	"\x06legacy\x18\x02 \x01(\bR\x06legacy\"G\n" +

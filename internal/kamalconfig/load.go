@@ -1,0 +1,176 @@
+package kamalconfig
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+)
+
+// SecretResolver resolves a secret by name. It must never put a secret value
+// into an error message.
+type SecretResolver interface {
+	Secret(name string) (string, error)
+}
+
+// SecretFunc adapts a function to SecretResolver.
+type SecretFunc func(name string) (string, error)
+
+// Secret implements SecretResolver.
+func (f SecretFunc) Secret(name string) (string, error) { return f(name) }
+
+// Options says what to load and how.
+type Options struct {
+	// Dir is the project directory (the folder that contains config/).
+	Dir string
+	// ConfigFile is relative to Dir; default "config/deploy.yml".
+	ConfigFile string
+	// Destination is -d; empty for none.
+	Destination string
+	// Version is the app version (--version); empty means VERSION from Env.
+	Version string
+	// Env is the environment templates see. Nil means the process environment.
+	Env map[string]string
+	// Secrets resolves secret names; nil means secrets are left unresolved
+	// (specs then carry no secret values).
+	Secrets SecretResolver
+	// ERB selects the template renderer; ERBAuto by default.
+	ERB ERBMode
+	// Ruby is the ruby executable for the ERB fallback; empty means look it
+	// up on PATH ("-" disables it).
+	Ruby string
+	// ShellStub, when set, makes backticks and %x() in templates return this
+	// string instead of running a command (tests reproducing Kamal's corpus).
+	ShellStub *string
+	// HostnameSuffix returns the 12 hex characters Kamal appends to the
+	// container hostname; nil means random.
+	HostnameSuffix func() string
+	// KamalVersion is the Kamal compatibility level checked against
+	// minimum_version; default CompatVersion.
+	KamalVersion string
+}
+
+// CompatVersion is the Kamal release whose configuration kctl understands.
+const CompatVersion = "2.12.0"
+
+func (o *Options) configFile() string {
+	if o.ConfigFile == "" {
+		return "config/deploy.yml"
+	}
+	return o.ConfigFile
+}
+
+// destinationFile is Ruby's Pathname#sub_ext(".<dest>.yml").
+func destinationFile(base, dest string) string {
+	ext := filepath.Ext(base)
+	if strings.HasPrefix(filepath.Base(base), ".") && filepath.Base(base) == ext {
+		ext = ""
+	}
+	return strings.TrimSuffix(base, ext) + "." + dest + ".yml"
+}
+
+// LoadRaw reads, renders and merges the configuration files without
+// validating them: Kamal's raw_config.
+func LoadRaw(opts Options) (*Value, error) {
+	env := opts.Env
+	if env == nil {
+		env = map[string]string{}
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	} else {
+		cp := make(map[string]string, len(env))
+		for k, v := range env {
+			cp[k] = v
+		}
+		env = cp
+	}
+	if opts.Destination != "" {
+		env["KAMAL_DESTINATION"] = opts.Destination
+	} else {
+		delete(env, "KAMAL_DESTINATION")
+	}
+	ruby := opts.Ruby
+	switch ruby {
+	case "-":
+		ruby = ""
+	case "":
+		if p, err := exec.LookPath("ruby"); err == nil {
+			ruby = p
+		}
+	}
+	files := []string{opts.configFile()}
+	if opts.Destination != "" {
+		files = append(files, destinationFile(opts.configFile(), opts.Destination))
+	}
+	merged := NewMap()
+	for _, f := range files {
+		full := f
+		if !filepath.IsAbs(full) {
+			full = filepath.Join(opts.Dir, f)
+		}
+		src, err := os.ReadFile(full)
+		if err != nil {
+			if errors.Is(err, os.ErrNotExist) {
+				return nil, &Error{Kind: "RuntimeError", Msg: "Configuration file not found in " + f, Pos: Pos{File: f}, Err: ErrNotFound}
+			}
+			return nil, &Error{Kind: "RuntimeError", Msg: err.Error(), Pos: Pos{File: f}, Err: ErrNotFound}
+		}
+		e := &erbEnv{file: f, dir: opts.Dir, env: env, mode: opts.ERB, shellStub: opts.ShellStub, rubyPath: ruby}
+		rendered, lineMap, err := renderERB(src, e)
+		if err != nil {
+			return nil, err
+		}
+		v, err := ParseYAML(f, rendered, lineMap)
+		if err != nil {
+			return nil, err
+		}
+		if v.Kind != KindMap {
+			return nil, &Error{Kind: "NoMethodError", Msg: fmt.Sprintf("undefined method `symbolize_keys' for %s", rubyNilOrClass(v)), Pos: v.Pos, Err: ErrConfig}
+		}
+		merged = DeepMerge(merged, v)
+	}
+	return merged, nil
+}
+
+func rubyNilOrClass(v *Value) string {
+	switch v.Kind {
+	case KindNull:
+		return "nil:NilClass"
+	case KindSeq:
+		return "an instance of Array"
+	case KindString:
+		return "an instance of String"
+	case KindInt:
+		return "an instance of Integer"
+	case KindBool:
+		if v.Bool {
+			return "true:TrueClass"
+		}
+		return "false:FalseClass"
+	}
+	return "an instance of Object"
+}
+
+// Load reads, validates and models a Kamal project.
+func Load(opts Options) (*Config, error) {
+	raw, err := LoadRaw(opts)
+	if err != nil {
+		return nil, err
+	}
+	return New(raw, opts)
+}
+
+func randomHex12() string {
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b[:])
+}

@@ -1,0 +1,280 @@
+// Package spec renders the kctl.spec.v1 protos to the exact argument lists
+// Kamal 2.12 runs (docker run, kamal-proxy deploy, docker stop, proxy boot),
+// so a spec derived by internal/kamalconfig can be compared with Kamal's own
+// commands and shown to operators.
+package spec
+
+import (
+	"regexp"
+	"strconv"
+	"strings"
+
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+)
+
+var dollarWithoutExpansion = regexp.MustCompile(`\$([^{]|$)|\$\{[^}]*$`)
+
+// EscapeShellValue is Kamal::Utils.escape_shell_value: each run of ASCII is
+// dumped as a double-quoted Ruby string (with ` and bare $ escaped); runs of
+// other characters are kept as they are.
+func EscapeShellValue(s string) string {
+	if s == "" {
+		return `""`
+	}
+	var b strings.Builder
+	i := 0
+	for i < len(s) {
+		j := i
+		ascii := s[i] < 0x80
+		for j < len(s) && (s[j] < 0x80) == ascii {
+			j++
+		}
+		if ascii {
+			b.WriteString(escapeASCII(s[i:j]))
+		} else {
+			b.WriteString(s[i:j])
+		}
+		i = j
+	}
+	return b.String()
+}
+
+func escapeASCII(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch c {
+		case '"':
+			b.WriteString(`\"`)
+		case '\\':
+			b.WriteString(`\\`)
+		case '\n':
+			b.WriteString(`\n`)
+		case '\t':
+			b.WriteString(`\t`)
+		case '\r':
+			b.WriteString(`\r`)
+		case '\f':
+			b.WriteString(`\f`)
+		case '\v':
+			b.WriteString(`\v`)
+		case '\b':
+			b.WriteString(`\b`)
+		case '\a':
+			b.WriteString(`\a`)
+		case 0x1b:
+			b.WriteString(`\e`)
+		case '#':
+			if i+1 < len(s) && (s[i+1] == '{' || s[i+1] == '$' || s[i+1] == '@') {
+				b.WriteString(`\#`)
+			} else {
+				b.WriteByte('#')
+			}
+		case '`':
+			b.WriteString("\\`")
+		case '$':
+			// A $ not starting a complete ${...} is escaped.
+			if k := strings.IndexByte(s[i:], '}'); i+1 < len(s) && s[i+1] == '{' && k > 0 {
+				b.WriteByte('$')
+			} else {
+				b.WriteString(`\$`)
+			}
+		default:
+			if c < 0x20 || c == 0x7f {
+				b.WriteString(`\x` + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
+			} else {
+				b.WriteByte(c)
+			}
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+var _ = dollarWithoutExpansion
+
+// argumentize is Kamal::Utils.argumentize for ordered pairs.
+func argumentize(flag string, kvs []*specv1.KeyValue) []string {
+	var out []string
+	for _, kv := range kvs {
+		switch {
+		case kv.GetBare():
+			out = append(out, flag, kv.GetKey())
+		case kv.GetRaw():
+			out = append(out, flag, kv.GetKey()+"="+kv.GetValue())
+		default:
+			out = append(out, flag, kv.GetKey()+"="+EscapeShellValue(kv.GetValue()))
+		}
+	}
+	return out
+}
+
+func optionize(opts []*specv1.Option) []string {
+	var out []string
+	for _, o := range opts {
+		if o.GetBare() {
+			out = append(out, "--"+o.GetName())
+			continue
+		}
+		out = append(out, "--"+o.GetName(), EscapeShellValue(o.GetValue()))
+	}
+	return out
+}
+
+func loggingArgs(l *specv1.Logging) []string {
+	if l == nil {
+		return nil
+	}
+	var out []string
+	if l.GetDriver() != "" {
+		out = append(out, "--log-driver", EscapeShellValue(l.GetDriver()))
+	}
+	return append(out, argumentize("--log-opt", l.GetOptions())...)
+}
+
+func restart(c *specv1.Container) string {
+	if c.GetRestart() == "" {
+		return "unless-stopped"
+	}
+	return c.GetRestart()
+}
+
+func network(c *specv1.Container) string {
+	if c.GetNetwork() == "" {
+		return "kamal"
+	}
+	return c.GetNetwork()
+}
+
+// DockerRunArgs renders the `docker run` Kamal uses for c. The hostname is
+// rendered as given (the corpus replaces it with HOST).
+func DockerRunArgs(c *specv1.Container) []string {
+	switch c.GetKind() {
+	case specv1.ContainerKind_CONTAINER_KIND_ACCESSORY:
+		return accessoryRun(c)
+	case specv1.ContainerKind_CONTAINER_KIND_PROXY:
+		return proxyRun(c)
+	}
+	return appRun(c)
+}
+
+func appRun(c *specv1.Container) []string {
+	args := []string{"docker", "run", "--detach", "--restart", restart(c), "--name", c.GetName(), "--network", network(c)}
+	if c.GetHostname() != "" {
+		args = append(args, "--hostname", c.GetHostname())
+	}
+	args = append(args, argumentize("--env", c.GetEnv())...)
+	if c.GetEnvFile() != "" {
+		args = append(args, "--env-file", c.GetEnvFile())
+	}
+	args = append(args, loggingArgs(c.GetLogging())...)
+	for _, v := range c.GetVolumes() {
+		args = append(args, "--volume", v)
+	}
+	args = append(args, argumentize("--label", c.GetLabels())...)
+	args = append(args, optionize(c.GetOptions())...)
+	args = append(args, c.GetImage())
+	if c.GetCmd() != "" {
+		args = append(args, c.GetCmd())
+	}
+	return append(args, c.GetArgs()...)
+}
+
+func accessoryRun(c *specv1.Container) []string {
+	args := []string{"docker", "run", "--name", c.GetName(), "--detach", "--restart", restart(c), "--network", network(c)}
+	args = append(args, loggingArgs(c.GetLogging())...)
+	for _, p := range c.GetPublish() {
+		args = append(args, "--publish", p)
+	}
+	args = append(args, argumentize("--env", c.GetEnv())...)
+	if c.GetEnvFile() != "" {
+		args = append(args, "--env-file", c.GetEnvFile())
+	}
+	for _, v := range c.GetVolumes() {
+		args = append(args, "--volume", v)
+	}
+	args = append(args, argumentize("--label", c.GetLabels())...)
+	args = append(args, optionize(c.GetOptions())...)
+	args = append(args, c.GetImage())
+	if c.GetCmd() != "" {
+		args = append(args, c.GetCmd())
+	}
+	return append(args, c.GetArgs()...)
+}
+
+func publishString(c *specv1.Container) string {
+	var parts []string
+	for _, p := range c.GetPublish() {
+		parts = append(parts, "--publish", p)
+	}
+	return strings.Join(parts, " ")
+}
+
+func proxyRun(c *specv1.Container) []string {
+	args := []string{"docker", "run", "--name", c.GetName(), "--network", network(c), "--detach", "--restart", restart(c)}
+	for _, v := range c.GetVolumes() {
+		args = append(args, "--volume", v)
+	}
+	if p := publishString(c); p != "" {
+		args = append(args, p)
+	}
+	args = append(args, argumentize("--log-opt", c.GetLogging().GetOptions())...)
+	for _, e := range c.GetExpose() {
+		args = append(args, "--expose="+e)
+	}
+	args = append(args, optionize(c.GetOptions())...)
+	args = append(args, c.GetImage())
+	if c.GetCmd() != "" {
+		args = append(args, c.GetCmd())
+	}
+	return append(args, c.GetArgs()...)
+}
+
+// ProxyBootArgs renders how Kamal boots kamal-proxy: `docker run …` when
+// deploy.yml has proxy.run, else the legacy form that reads the boot_config
+// files (`echo $(cat .kamal/proxy/options || echo "…") … | xargs docker run …`).
+func ProxyBootArgs(b *specv1.ProxyBoot) []string {
+	c := b.GetContainer()
+	if !b.GetLegacy() {
+		return proxyRun(c)
+	}
+	opts := publishString(c)
+	for _, kv := range c.GetLogging().GetOptions() {
+		opts += " --log-opt " + kv.GetKey() + "=" + kv.GetValue()
+	}
+	image, version, _ := strings.Cut(c.GetImage(), ":")
+	if i := strings.LastIndex(c.GetImage(), ":"); i >= 0 {
+		image, version = c.GetImage()[:i], c.GetImage()[i+1:]
+	}
+	read := func(file, def string) string {
+		return "$(cat .kamal/proxy/" + file + " 2> /dev/null || echo \"" + def + "\")"
+	}
+	echo := read("options", strings.TrimSpace(opts)) + " " + read("image", image) + ":" + read("image_version", version) + " " + read("run_command", c.GetCmd())
+	args := []string{"echo", echo, "|", "xargs", "docker", "run", "--name", c.GetName(), "--network", network(c), "--detach", "--restart", restart(c)}
+	for _, v := range c.GetVolumes() {
+		args = append(args, "--volume", v)
+	}
+	return args
+}
+
+// ProxyDeployArgs renders `docker exec kamal-proxy kamal-proxy deploy …` for
+// target (a container ID or host), which gets the app port appended.
+func ProxyDeployArgs(p *specv1.ProxyDeploy, target string) []string {
+	if target == "" {
+		target = p.GetTarget()
+	}
+	args := []string{"docker", "exec", "kamal-proxy", "kamal-proxy", "deploy", p.GetService(),
+		"--target=" + EscapeShellValue(target+":"+strconv.FormatUint(uint64(p.GetAppPort()), 10))}
+	return append(args, p.GetFlags()...)
+}
+
+// StopArgs renders how Kamal stops one version of a role's container:
+// `docker container ls --all --filter 'name=^<name>$' --quiet | xargs docker stop [-t N]`.
+func StopArgs(containerName string, p *specv1.StopPolicy) []string {
+	args := []string{"docker", "container", "ls", "--all", "--filter", "'name=^" + containerName + "$'", "--quiet", "|", "xargs", "docker", "stop"}
+	if p.GetHasTimeout() {
+		args = append(args, "-t", strconv.FormatUint(uint64(p.GetTimeout()), 10))
+	}
+	return args
+}
