@@ -455,11 +455,13 @@ func Redact(req *deployv1.Request) *deployv1.Request {
 		}
 	}
 	for _, a := range r.GetAccessories() {
-		for _, kv := range a.GetContainer().GetSecretEnv() {
-			kv.Value = "[REDACTED]"
-		}
-		for _, f := range a.GetContainer().GetFiles() {
-			f.Content = nil
+		for _, hc := range a.GetHosts() {
+			for _, kv := range hc.GetContainer().GetSecretEnv() {
+				kv.Value = "[REDACTED]"
+			}
+			for _, f := range hc.GetContainer().GetFiles() {
+				f.Content = nil
+			}
 		}
 		if a.GetRegistry() != nil && a.GetRegistry().Password != "" {
 			a.GetRegistry().Password = "[REDACTED]"

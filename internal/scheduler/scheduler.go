@@ -108,10 +108,11 @@ func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
 
 	acc := &deployv1.Phase{Name: "accessories"}
 	for _, a := range req.GetAccessories() {
-		for _, h := range a.GetHosts() {
+		for _, hc := range a.GetHosts() {
+			h := hc.GetHost()
 			acc.Steps = append(acc.Steps, step("accessory/"+a.GetName()+"/"+h, h, "", "boot accessory "+a.GetName(),
 				&agentv1.Operation{Op: &agentv1.Operation_BootAccessory{BootAccessory: &agentv1.BootAccessory{
-					Container: a.GetContainer(), Auth: a.GetRegistry(), Proxy: a.GetProxy(),
+					Container: hc.GetContainer(), Auth: a.GetRegistry(), Proxy: a.GetProxy(),
 				}}}))
 		}
 	}
@@ -249,8 +250,8 @@ func AllHosts(req *deployv1.Request) []string {
 		addHost(ph.GetHost())
 	}
 	for _, a := range req.GetAccessories() {
-		for _, h := range a.GetHosts() {
-			addHost(h)
+		for _, hc := range a.GetHosts() {
+			addHost(hc.GetHost())
 		}
 	}
 	return hosts

@@ -537,12 +537,12 @@ func (x *ProxyHost) GetBoot() *v1.ProxyBoot {
 
 // Accessory is one accessory with its hosts.
 type Accessory struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Hosts         []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
-	Container     *v1.Container          `protobuf:"bytes,3,opt,name=container,proto3" json:"container,omitempty"`
-	Proxy         *v1.ProxyDeploy        `protobuf:"bytes,4,opt,name=proxy,proto3" json:"proxy,omitempty"`
-	Registry      *v1.RegistryAuth       `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// Hosts carry the container per host (KAMAL_HOST differs).
+	Hosts         []*HostContainer `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
+	Proxy         *v1.ProxyDeploy  `protobuf:"bytes,4,opt,name=proxy,proto3" json:"proxy,omitempty"`
+	Registry      *v1.RegistryAuth `protobuf:"bytes,5,opt,name=registry,proto3" json:"registry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -584,16 +584,9 @@ func (x *Accessory) GetName() string {
 	return ""
 }
 
-func (x *Accessory) GetHosts() []string {
+func (x *Accessory) GetHosts() []*HostContainer {
 	if x != nil {
 		return x.Hosts
-	}
-	return nil
-}
-
-func (x *Accessory) GetContainer() *v1.Container {
-	if x != nil {
-		return x.Container
 	}
 	return nil
 }
@@ -2379,13 +2372,12 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x0eparallel_roles\x18\x03 \x01(\bR\rparallelRoles\"L\n" +
 	"\tProxyHost\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12+\n" +
-	"\x04boot\x18\x02 \x01(\v2\x17.kctl.spec.v1.ProxyBootR\x04boot\"\xd5\x01\n" +
+	"\x04boot\x18\x02 \x01(\v2\x17.kctl.spec.v1.ProxyBootR\x04boot\"\xc3\x01\n" +
 	"\tAccessory\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
-	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x125\n" +
-	"\tcontainer\x18\x03 \x01(\v2\x17.kctl.spec.v1.ContainerR\tcontainer\x12/\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x123\n" +
+	"\x05hosts\x18\x02 \x03(\v2\x1d.kctl.deploy.v1.HostContainerR\x05hosts\x12/\n" +
 	"\x05proxy\x18\x04 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\x126\n" +
-	"\bregistry\x18\x05 \x01(\v2\x1a.kctl.spec.v1.RegistryAuthR\bregistry\"5\n" +
+	"\bregistry\x18\x05 \x01(\v2\x1a.kctl.spec.v1.RegistryAuthR\bregistryJ\x04\b\x03\x10\x04\"5\n" +
 	"\x04Plan\x12-\n" +
 	"\x06phases\x18\x01 \x03(\v2\x15.kctl.deploy.v1.PhaseR\x06phases\"\x8b\x01\n" +
 	"\x05Phase\x12\x12\n" +
@@ -2602,7 +2594,7 @@ var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
 	3,  // 8: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
 	40, // 9: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
 	41, // 10: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
-	40, // 11: kctl.deploy.v1.Accessory.container:type_name -> kctl.spec.v1.Container
+	3,  // 11: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
 	37, // 12: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
 	36, // 13: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
 	8,  // 14: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
