@@ -353,3 +353,18 @@ func mustParse(t *testing.T, certPEM []byte) *x509.Certificate {
 	}
 	return c
 }
+
+func BenchmarkSign(b *testing.B) {
+	ca, err := pki.NewCA("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, pki.Identity{})
+	id := pki.Identity{Role: pki.RoleAgent, Name: "web-1"}
+	for b.Loop() {
+		if _, err := ca.Sign(csr, id, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
