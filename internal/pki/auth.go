@@ -67,7 +67,9 @@ func (a Allow) permits(id Identity) bool {
 // received or sent, so a revocation cuts a long-lived stream at its next
 // message.
 type Authorizer struct {
-	Policy    Policy
+	Policy Policy
+	// ClusterID is this cluster's ID; certificates must name it in O. It
+	// must be set: empty denies every non-public call.
 	ClusterID string
 	// Revoked reports whether an identity or a certificate serial (as
 	// Serial returns it; "" for a forwarded identity without a certificate)

@@ -287,3 +287,84 @@ func TestNeedsRenewal(t *testing.T) {
 }
 
 func must(cert, _ []byte) []byte { return cert }
+
+func FuzzParseToken(f *testing.F) {
+	ca, err := pki.NewCA("fuzz")
+	if err != nil {
+		f.Fatal(err)
+	}
+	tok, _ := pki.NewToken(ca)
+	f.Add(tok.String())
+	f.Add("KCTL1--")
+	f.Add("KCTL1-" + tok.CADigest + "-" + tok.Secret + "=")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := pki.ParseToken(s)
+		if err != nil {
+			if !errors.Is(err, pki.ErrMalformedToken) {
+				t.Fatalf("ParseToken(%q) error = %v, want ErrMalformedToken", s, err)
+			}
+			return
+		}
+		again, err := pki.ParseToken(got.String())
+		if err != nil || again != got {
+			t.Fatalf("ParseToken(ParseToken(%q).String()) = %v, %v; want %v", s, again, err, got)
+		}
+	})
+}
+
+func TestCredentials_ConcurrentUpdate(t *testing.T) {
+	ca := pkitest.NewTestCA(t)
+	id := ca.Identity(pki.RoleController, "c1", "")
+	cr := ca.Credentials(id)
+	pairs := make([][2][]byte, 20)
+	for i := range pairs {
+		pairs[i][0], pairs[i][1] = ca.Pair(id, time.Hour)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, p := range pairs {
+			if err := cr.Update(p[0], p[1]); err != nil {
+				t.Errorf("Update: %v", err)
+			}
+		}
+	}()
+	cfg := cr.ServerTLS()
+	for range 200 {
+		c, err := cfg.GetCertificate(nil)
+		if err != nil || len(c.Certificate) != 2 {
+			t.Fatalf("GetCertificate = %d certificates, %v; want leaf and CA", len(c.Certificate), err)
+		}
+		if got := cr.Identity(); got != id {
+			t.Fatalf("Identity() = %v, want %v", got, id)
+		}
+	}
+	<-done
+	if got, want := pki.Serial(cr.Leaf()), pki.Serial(mustParse(t, pairs[len(pairs)-1][0])); got != want {
+		t.Errorf("Leaf() after all updates has serial %s, want the last one %s", got, want)
+	}
+}
+
+func mustParse(t *testing.T, certPEM []byte) *x509.Certificate {
+	t.Helper()
+	c, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func BenchmarkSign(b *testing.B) {
+	ca, err := pki.NewCA("bench")
+	if err != nil {
+		b.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, pki.Identity{})
+	id := pki.Identity{Role: pki.RoleAgent, Name: "web-1"}
+	for b.Loop() {
+		if _, err := ca.Sign(csr, id, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
