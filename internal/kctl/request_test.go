@@ -1,0 +1,139 @@
+package kctl
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig"
+)
+
+func loadProject(t *testing.T, deployYML string, secrets map[string]string) *kamalconfig.Config {
+	t.Helper()
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "config"), 0o755)
+	if err := os.WriteFile(filepath.Join(dir, "config", "deploy.yml"), []byte(deployYML), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := kamalconfig.Load(kamalconfig.Options{
+		Dir: dir, Version: "v1", Env: map[string]string{},
+		Secrets: kamalconfig.SecretFunc(func(name string) (string, error) {
+			v, ok := secrets[name]
+			if !ok {
+				return "", fmt.Errorf("Secret '%s' not found", name)
+			}
+			return v, nil
+		}),
+		HostnameSuffix: func() string { return "0123456789ab" },
+	})
+	if err != nil {
+		t.Fatalf("Load: %v", err)
+	}
+	return cfg
+}
+
+const twoRoles = `
+service: app
+image: team/app
+servers:
+  web:
+    - web-1
+    - web-2
+  job:
+    hosts:
+      - job-1
+    cmd: bin/jobs
+proxy:
+  host: app.example.com
+registry:
+  server: localhost:5555
+  username: u
+  password:
+    - REGISTRY_PASSWORD
+env:
+  secret:
+    - DB_PASSWORD
+builder:
+  arch: amd64
+boot:
+  limit: 50%
+accessories:
+  db:
+    image: postgres:16
+    host: job-1
+    env:
+      secret:
+        - DB_PASSWORD
+`
+
+func TestBuildRequest(t *testing.T) {
+	cfg := loadProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
+	req, err := buildRequest(cfg, requestOptions{Command: "setup", WithAccessories: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if req.GetImage() != "localhost:5555/team/app:v1" || req.GetLatestTag() != "latest" {
+		t.Errorf("image, latest = %s, %s", req.GetImage(), req.GetLatestTag())
+	}
+	if got := req.GetBoot().GetLimit(); got != 1 {
+		t.Errorf("boot limit 50%% of 3 hosts = %d, want 1", got)
+	}
+	var roles []string
+	for _, r := range req.GetRoles() {
+		var hs []string
+		for _, h := range r.GetHosts() {
+			hs = append(hs, h.GetHost())
+			if kv := h.GetContainer().GetSecretEnv(); len(kv) != 1 || kv[0].GetValue() != "dbp" {
+				t.Errorf("%s/%s secret env = %v, want DB_PASSWORD=dbp", r.GetName(), h.GetHost(), kv)
+			}
+		}
+		roles = append(roles, fmt.Sprintf("%s%v proxy=%v", r.GetName(), hs, r.GetProxy() != nil))
+	}
+	if got, want := strings.Join(roles, " "), "web[web-1 web-2] proxy=true job[job-1] proxy=false"; got != want {
+		t.Errorf("roles = %s, want %s", got, want)
+	}
+	if n := len(req.GetProxyHosts()); n != 2 {
+		t.Errorf("proxy hosts = %d, want 2", n)
+	}
+	if a := req.GetAccessories(); len(a) != 1 || a[0].GetHosts()[0].GetHost() != "job-1" {
+		t.Errorf("accessories = %v", a)
+	}
+	if req.GetRegistry().GetPassword() != "rp" {
+		t.Errorf("registry password not resolved")
+	}
+}
+
+func TestBuildRequest_Selection(t *testing.T) {
+	cfg := loadProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
+	tests := []struct {
+		sel  selection
+		want string
+	}{
+		{selection{Roles: []string{"job"}}, "job[job-1]"},
+		{selection{Hosts: []string{"web-2"}}, "web[web-2]"},
+		{selection{Hosts: []string{"web-*"}}, "web[web-1 web-2]"},
+		{selection{Primary: true}, "web[web-1]"},
+	}
+	for _, tt := range tests {
+		req, err := buildRequest(cfg, requestOptions{Command: "deploy", Selection: tt.sel})
+		if err != nil {
+			t.Fatalf("buildRequest(%+v): %v", tt.sel, err)
+		}
+		var got []string
+		for _, r := range req.GetRoles() {
+			var hs []string
+			for _, h := range r.GetHosts() {
+				hs = append(hs, h.GetHost())
+			}
+			got = append(got, fmt.Sprintf("%s%v", r.GetName(), hs))
+		}
+		if strings.Join(got, " ") != tt.want {
+			t.Errorf("buildRequest(%+v) roles = %v, want %s", tt.sel, got, tt.want)
+		}
+	}
+	if _, err := buildRequest(cfg, requestOptions{Selection: selection{Hosts: []string{"nope"}}}); err == nil || !strings.Contains(err.Error(), "no --hosts match for nope") {
+		t.Errorf("unmatched host error = %v", err)
+	}
+}
