@@ -585,10 +585,10 @@ func newLockCmd() *cobra.Command {
 
 func newAuditCmd() *cobra.Command {
 	var (
-		o                              output
+		o                             output
 		service, dest, operator, host string
-		since                          time.Duration
-		limit                          uint32
+		since                         time.Duration
+		limit                         uint32
 	)
 	cmd := &cobra.Command{
 		Use:   "audit",
