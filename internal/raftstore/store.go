@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -134,9 +135,13 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: create data dir: %w", err)
 	}
 	hl := newHCLog(logger)
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	dbPath := filepath.Join(dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by another process (is another controller running with this data dir?)", ErrDataDirInUse, dbPath)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: open log store %s: %w", filepath.Join(dir, "raft.db"), err)
+		return nil, fmt.Errorf("raftstore: open log store %s: %w", dbPath, err)
 	}
 	retain := cfg.SnapshotRetain
 	if retain <= 0 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -178,8 +179,9 @@ func TestTLS_OutsiderCannotInjectEntries(t *testing.T) {
 		})
 	}
 	c.EnsureSame(t)
-	if got := c.Store(victim).Stats()["term"]; got != term {
-		t.Errorf("victim term = %s after injection attempts, want %s", got, term)
+	// Elections may legitimately raise the term; the injected term may not.
+	if got, _ := strconv.ParseUint(c.Store(victim).Stats()["term"], 10, 64); got >= 1000 {
+		t.Errorf("victim term = %d after injection attempts (was %s): the injected term got through", got, term)
 	}
 	for i := range 3 {
 		mustGet(t, c.Store(i), "t", "k", "original")
