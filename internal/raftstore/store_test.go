@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"testing"
 	"time"
@@ -427,4 +428,23 @@ func TestStore_DataDirInUse(t *testing.T) {
 	if !errors.Is(err, raftstore.ErrDataDirInUse) {
 		t.Fatalf("second Open = %v, want ErrDataDirInUse", err)
 	}
+}
+
+func TestStore_CloseLeaksNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, opts := range [][]raftstore.TestOption{nil, {raftstore.WithTLS()}} {
+		t.Run(fmt.Sprintf("tls=%v", len(opts) > 0), func(t *testing.T) {
+			c := raftstore.NewTestCluster(t, 3, opts...)
+			c.Apply(t, cmd(put("t", "k", "v")))
+			c.Kill(t, c.Leader())
+			c.WaitForLeader(t)
+		})
+	}
+	raftstore.WaitFor(t, 10*time.Second, "goroutines to exit", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			return fmt.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
 }
