@@ -60,7 +60,7 @@ func WithConfig(f func(i int, c *Config)) TestOption {
 // KCTL_RAFT_LOG=1, then stderr).
 func WithLogger(l *slog.Logger) TestOption { return func(o *testOptions) { o.logger = l } }
 
-// WithTimeout sets heartbeat, election and lease timeouts (default 100ms).
+// WithTimeout sets heartbeat, election and lease timeouts (default 200ms).
 func WithTimeout(d time.Duration) TestOption { return func(o *testOptions) { o.timeout = d } }
 
 // NewTestCluster starts an n-node cluster: node 0 bootstraps, the others are
@@ -68,7 +68,7 @@ func WithTimeout(d time.Duration) TestOption { return func(o *testOptions) { o.t
 // membership changes.
 func NewTestCluster(t testing.TB, n int, opts ...TestOption) *TestCluster {
 	t.Helper()
-	o := testOptions{timeout: 100 * time.Millisecond}
+	o := testOptions{timeout: 200 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -146,6 +146,9 @@ func (c *TestCluster) N() int {
 // ID is node i's raft ID; Addr its raft address.
 func (c *TestCluster) ID(i int) string   { return c.node(i).id }
 func (c *TestCluster) Addr(i int) string { return c.node(i).addr }
+
+// DataDir is node i's Config.DataDir.
+func (c *TestCluster) DataDir(i int) string { return c.node(i).dir }
 
 // Store is node i's Store (nil while killed).
 func (c *TestCluster) Store(i int) *Store {
@@ -389,6 +392,29 @@ func (c *TestCluster) Apply(t testing.TB, cmd *raftcmdv1.Command) *raftcmdv1.Res
 		return nil
 	})
 	return res
+}
+
+// OnLeader runs f on the current leader, retrying (until the WaitFor
+// deadline) while leadership moves: f gets ErrNotLeader or ErrLeadershipLost.
+// Other errors fail the test. f must be idempotent.
+func (c *TestCluster) OnLeader(t testing.TB, what string, f func(s *Store) error) {
+	t.Helper()
+	var fatal error
+	c.WaitFor(t, what, func() error {
+		li := c.Leader()
+		if li < 0 {
+			return errors.New("no leader")
+		}
+		err := f(c.Store(li))
+		if err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) {
+			fatal = err
+			return nil
+		}
+		return err
+	})
+	if fatal != nil {
+		t.Fatalf("%s: %v", what, fatal)
+	}
 }
 
 // EnsureSame waits until every live node has applied the same index and has
