@@ -1,0 +1,141 @@
+package kctl
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func runKctl(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	root := &cobra.Command{Use: "kctl", SilenceUsage: true}
+	for _, f := range commandFactories {
+		root.AddCommand(f())
+	}
+	var out bytes.Buffer
+	root.SetOut(&out)
+	root.SetErr(&out)
+	root.SetArgs(args)
+	err := root.Execute()
+	return out.String(), err
+}
+
+const testDeploy = `service: app
+image: dhh/app
+servers:
+  web: [1.1.1.1]
+  job:
+    hosts: [1.1.1.2]
+    cmd: bin/jobs
+proxy:
+  host: app.example.com
+registry:
+  username: dhh
+  password: [KAMAL_REGISTRY_PASSWORD]
+builder:
+  arch: amd64
+env:
+  secret: [RAILS_MASTER_KEY]
+`
+
+func TestConfigExplainAndRedacted(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if err := os.MkdirAll("config", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile("config/deploy.yml", []byte(testDeploy), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(".kamal", 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(".kamal/secrets", []byte("RAILS_MASTER_KEY=topsecret-value\nKAMAL_REGISTRY_PASSWORD=pw-secret-value\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runKctl(t, "config", "--explain", "--version", "v1", "-o", "json")
+	if err != nil {
+		t.Fatal(err, out)
+	}
+	var got map[string]any
+	if err := json.Unmarshal([]byte(out), &got); err != nil {
+		t.Fatal(err)
+	}
+	if got["image"] != "dhh/app:v1" || got["primary_role"] != "web" {
+		t.Errorf("explain: %s", out)
+	}
+	pd := got["roles"].(map[string]any)["web"].(map[string]any)["proxy_deploy"].([]any)
+	if pd[5] != "app-web" || pd[6] != `--target="TARGET:80"` {
+		t.Errorf("proxy deploy: %v", pd)
+	}
+	for _, format := range []string{"yaml", "json"} {
+		out, err = runKctl(t, "config", "--version", "v1", "-o", format)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(out, "topsecret") || strings.Contains(out, "pw-secret") {
+			t.Fatalf("config output leaks a secret:\n%s", out)
+		}
+		if !strings.Contains(out, "app-web-v1") || !strings.Contains(out, "KAMAL_REGISTRY_PASSWORD") {
+			t.Errorf("config output misses detail:\n%s", out)
+		}
+	}
+	if err := os.WriteFile("config/deploy.yml", []byte(testDeploy+"traefik: {}\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err = runKctl(t, "config", "--explain", "-o", "json")
+	if err == nil || !strings.Contains(out, `"error": "Kamal::ConfigurationError: unknown key: traefik"`) {
+		t.Errorf("refusal: %v\n%s", err, out)
+	}
+}
+
+func TestInitAndDocs(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	if _, err := runKctl(t, "init"); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"config/deploy.yml", ".kamal/secrets", ".kamal/hooks/pre-deploy.sample"} {
+		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
+			t.Errorf("init did not write %s", p)
+		}
+	}
+	// The starter file is a valid configuration once its secrets exist.
+	if err := os.WriteFile(".kamal/secrets", []byte("KAMAL_REGISTRY_PASSWORD=x\nRAILS_MASTER_KEY=y\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := runKctl(t, "config", "--explain", "--version", "v1", "-o", "json"); err != nil {
+		t.Fatalf("starter config refused: %v\n%s", err, out)
+	}
+	out, err := runKctl(t, "docs", "proxy")
+	if err != nil || !strings.Contains(out, "app_port") {
+		t.Errorf("docs proxy: %v %s", err, out)
+	}
+	if _, err := runKctl(t, "docs", "nope"); err == nil {
+		t.Error("unknown section accepted")
+	}
+}
+
+func TestSecretsCommands(t *testing.T) {
+	out, err := runKctl(t, "secrets", "fetch", "--adapter", "test", "--from", "V/I", "A")
+	if err != nil || strings.TrimSpace(out) != `{"V/I/A":"A/I/V"}` {
+		t.Errorf("fetch: %v %q", err, out)
+	}
+	out, err = runKctl(t, "secrets", "extract", "A", `{"V/I/A":"val"}`)
+	if err != nil || strings.TrimSpace(out) != "val" {
+		t.Errorf("extract: %v %q", err, out)
+	}
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_ = os.MkdirAll(".kamal", 0o755)
+	_ = os.WriteFile(".kamal/secrets", []byte("B=2\nA=1\n"), 0o600)
+	out, err = runKctl(t, "secrets", "print")
+	if err != nil || out != "A=1\nB=2\n" {
+		t.Errorf("print: %v %q", err, out)
+	}
+}
