@@ -123,9 +123,12 @@ func LoadFile(path string) (*File, error) {
 	return &f, nil
 }
 
+// Marshal encodes the file.
+func (f *File) Marshal() ([]byte, error) { return yaml.Marshal(f) }
+
 // Save writes the file atomically with mode 0600.
 func (f *File) Save(path string) error {
-	b, err := yaml.Marshal(f)
+	b, err := f.Marshal()
 	if err != nil {
 		return err
 	}

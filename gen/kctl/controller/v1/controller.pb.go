@@ -2481,11 +2481,14 @@ func (x *OperatorRecord) GetCreatedUnix() int64 {
 
 // NodeRecord is one controller.
 type NodeRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	ApiAddress    string                 `protobuf:"bytes,2,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	RaftAddress   string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	Serials       []string               `protobuf:"bytes,4,rep,name=serials,proto3" json:"serials,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	ApiAddress  string                 `protobuf:"bytes,2,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	RaftAddress string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	Serials     []string               `protobuf:"bytes,4,rep,name=serials,proto3" json:"serials,omitempty"`
+	// Voter is set once the node asked to join the Raft configuration
+	// (AddController); the leader reconciles the configuration to it.
+	Voter         bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2546,6 +2549,13 @@ func (x *NodeRecord) GetSerials() []string {
 		return x.Serials
 	}
 	return nil
+}
+
+func (x *NodeRecord) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
 }
 
 // TokenRecord is a join token; only a hash of its secret is kept.
@@ -2863,14 +2873,15 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12!\n" +
-	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"~\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\x94\x01\n" +
 	"\n" +
 	"NodeRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
 	"\vapi_address\x18\x02 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
-	"\aserials\x18\x04 \x03(\tR\aserials\"\x84\x02\n" +
+	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x84\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
