@@ -1,0 +1,424 @@
+package raftstore
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"time"
+
+	iradix "github.com/hashicorp/go-immutable-radix"
+	"github.com/hashicorp/raft"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"google.golang.org/protobuf/encoding/protodelim"
+	"google.golang.org/protobuf/proto"
+)
+
+// Log entry framing: one type byte, then the message.
+const (
+	// entryCommand is a raftcmdv1.Command.
+	entryCommand byte = 1
+	// entryIgnoreUnknown, set on the type byte, lets a replica that does not
+	// know the type skip the entry instead of panicking.
+	entryIgnoreUnknown byte = 0x80
+)
+
+// RequestRetention is how long (in command time) a request_id is remembered
+// for deduplication.
+const RequestRetention = 24 * time.Hour
+
+// MaxCommandBytes bounds one encoded command.
+const MaxCommandBytes = 8 << 20
+
+const snapshotMagic = "KCTLRS1\n"
+
+// requestEntry remembers the result of a command that carried a request_id.
+type requestEntry struct {
+	unixNanos int64
+	result    *raftcmdv1.Result
+}
+
+// fsm is the raft.FSM (and raft.BatchingFSM). It is a thin dispatcher: decode
+// the entry, apply the command to a transaction over the current immutable
+// state, publish the new state.
+type fsm struct {
+	// mu guards cur. Apply and Restore replace cur; readers load it.
+	mu  sync.RWMutex
+	cur *state
+
+	// onApply is called after every published state change (outside mu).
+	onApply func()
+}
+
+var (
+	_ raft.FSM         = (*fsm)(nil)
+	_ raft.BatchingFSM = (*fsm)(nil)
+)
+
+func newFSM(onApply func()) *fsm {
+	return &fsm{cur: emptyState(), onApply: onApply}
+}
+
+func (f *fsm) state() *state {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	return f.cur
+}
+
+func (f *fsm) publish(s *state) {
+	f.mu.Lock()
+	f.cur = s
+	f.mu.Unlock()
+	if f.onApply != nil {
+		f.onApply()
+	}
+}
+
+// Apply applies one committed entry.
+func (f *fsm) Apply(l *raft.Log) interface{} {
+	return f.ApplyBatch([]*raft.Log{l})[0]
+}
+
+// ApplyBatch applies committed entries in one transaction and publishes the
+// resulting state once. Responses are *raftcmdv1.Result for commands and nil
+// for other entry types.
+func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	cur := f.state()
+	tx := newTxn(cur)
+	out := make([]interface{}, len(logs))
+	for i, l := range logs {
+		if l.Type == raft.LogCommand {
+			out[i] = tx.applyEntry(l.Index, l.Data)
+		}
+		tx.index = l.Index
+	}
+	f.publish(tx.commit())
+	return out
+}
+
+// txn is a transaction over a state, spanning one batch of entries.
+type txn struct {
+	records, requests, expiry *iradix.Txn
+	index                     uint64
+}
+
+func newTxn(s *state) *txn {
+	return &txn{records: s.records.Txn(), requests: s.requests.Txn(), expiry: s.expiry.Txn(), index: s.index}
+}
+
+func (t *txn) commit() *state {
+	return &state{records: t.records.Commit(), requests: t.requests.Commit(), expiry: t.expiry.Commit(), index: t.index}
+}
+
+// applyEntry decodes and applies one command entry. An entry that cannot be
+// decoded panics: skipping it would make this replica diverge from the others.
+func (t *txn) applyEntry(index uint64, data []byte) *raftcmdv1.Result {
+	if len(data) == 0 {
+		panic(fmt.Sprintf("raftstore: empty log entry at index %d", index))
+	}
+	typ := data[0]
+	if typ&^entryIgnoreUnknown != entryCommand {
+		if typ&entryIgnoreUnknown != 0 {
+			return &raftcmdv1.Result{Index: index, Conflict: fmt.Sprintf("ignored unknown entry type %d", typ&^entryIgnoreUnknown)}
+		}
+		panic(fmt.Sprintf("raftstore: unknown log entry type %d at index %d: upgrade this controller", typ, index))
+	}
+	cmd := new(raftcmdv1.Command)
+	if err := proto.Unmarshal(data[1:], cmd); err != nil {
+		panic(fmt.Sprintf("raftstore: undecodable command at index %d: %v", index, err))
+	}
+	return t.applyCommand(index, cmd)
+}
+
+func (t *txn) applyCommand(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
+	if id := cmd.GetRequestId(); id != "" {
+		if v, ok := t.requests.Get([]byte(id)); ok {
+			return proto.Clone(v.(*requestEntry).result).(*raftcmdv1.Result)
+		}
+	}
+	res := t.apply(index, cmd)
+	if id := cmd.GetRequestId(); id != "" {
+		t.remember(id, cmd.GetUnixNanos(), res)
+	}
+	return res
+}
+
+func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
+	res := &raftcmdv1.Result{Index: index}
+	if err := checkCommand(cmd, true); err != nil {
+		var u unknownOpError
+		if errors.As(err, &u) {
+			panic(fmt.Sprintf("raftstore: command at index %d has an unknown mutation (mutation %d): upgrade this controller", index, int(u)))
+		}
+		res.Conflict = "invalid command: " + err.Error()
+		return res
+	}
+	for i, p := range cmd.GetPreconditions() {
+		if c := t.check(p); c != "" {
+			res.Conflict = fmt.Sprintf("precondition %d (%s/%s): %s", i, p.GetTable(), p.GetKey(), c)
+			return res
+		}
+	}
+	appends := 0
+	for _, m := range cmd.GetMutations() {
+		switch op := m.GetOp().(type) {
+		case *raftcmdv1.Mutation_Put:
+			t.put(index, op.Put.GetTable(), op.Put.GetKey(), op.Put.GetValue())
+		case *raftcmdv1.Mutation_Delete:
+			t.records.Delete(tableKey(op.Delete.GetTable(), op.Delete.GetKey()))
+		case *raftcmdv1.Mutation_Append:
+			key := AppendKey(index, appends)
+			appends++
+			t.put(index, op.Append.GetTable(), key, op.Append.GetValue())
+			res.AppendedKeys = append(res.AppendedKeys, key)
+		case *raftcmdv1.Mutation_DeletePrefix:
+			t.records.DeletePrefix(tableKey(op.DeletePrefix.GetTable(), op.DeletePrefix.GetPrefix()))
+		default:
+			// Unknown op marked ignorable (checkCommand let it through).
+		}
+	}
+	res.Applied = true
+	return res
+}
+
+// AppendKey is the key an Append mutation at position pos of the command at
+// log index index is stored under.
+func AppendKey(index uint64, pos int) string {
+	return fmt.Sprintf("%020d-%06d", index, pos)
+}
+
+func (t *txn) put(index uint64, table, key string, value []byte) {
+	k := tableKey(table, key)
+	rec := &Record{Table: table, Key: key, Value: value, CreateIndex: index, ModifyIndex: index}
+	if old, ok := t.records.Get(k); ok {
+		rec.CreateIndex = old.(*Record).CreateIndex
+	}
+	t.records.Insert(k, rec)
+}
+
+// check returns "" when p holds, else why not.
+func (t *txn) check(p *raftcmdv1.Precondition) string {
+	v, ok := t.records.Get(tableKey(p.GetTable(), p.GetKey()))
+	switch c := p.GetCheck().(type) {
+	case *raftcmdv1.Precondition_Version:
+		switch {
+		case c.Version == 0 && ok:
+			return fmt.Sprintf("want absent, have version %d", v.(*Record).ModifyIndex)
+		case c.Version == 0:
+			return ""
+		case !ok:
+			return fmt.Sprintf("want version %d, record absent", c.Version)
+		case v.(*Record).ModifyIndex != c.Version:
+			return fmt.Sprintf("want version %d, have version %d", c.Version, v.(*Record).ModifyIndex)
+		}
+	case *raftcmdv1.Precondition_Absent:
+		if ok {
+			return fmt.Sprintf("want absent, have version %d", v.(*Record).ModifyIndex)
+		}
+	case *raftcmdv1.Precondition_Present:
+		if !ok {
+			return "want present, record absent"
+		}
+	}
+	return ""
+}
+
+// remember records a request_id's result and prunes entries older than
+// RequestRetention in command time (deterministic: every replica sees the
+// same unix_nanos).
+func (t *txn) remember(id string, unixNanos int64, res *raftcmdv1.Result) {
+	t.requests.Insert([]byte(id), &requestEntry{unixNanos: unixNanos, result: res})
+	t.expiry.Insert(expiryKey(unixNanos, id), nil)
+
+	cutoff := expiryKey(unixNanos-int64(RequestRetention), "")
+	var old [][]byte
+	it := t.expiry.Root().Iterator()
+	for k, _, ok := it.Next(); ok; k, _, ok = it.Next() {
+		if string(k) >= string(cutoff) {
+			break
+		}
+		old = append(old, k)
+	}
+	for _, k := range old {
+		t.expiry.Delete(k)
+		t.requests.Delete(k[9:])
+	}
+}
+
+// expiryKey orders requests by time: 8 big-endian bytes of the (clamped)
+// time, a NUL, the request_id.
+func expiryKey(unixNanos int64, id string) []byte {
+	if unixNanos < 0 {
+		unixNanos = 0
+	}
+	b := make([]byte, 9, 9+len(id))
+	binary.BigEndian.PutUint64(b, uint64(unixNanos))
+	return append(b, id...)
+}
+
+// unknownOpError is the index of a mutation whose op this build does not
+// know (it arrived as unknown protobuf fields).
+type unknownOpError int
+
+func (e unknownOpError) Error() string { return fmt.Sprintf("mutation %d: unknown op", int(e)) }
+
+// checkCommand validates a command's shape. committed reports whether the
+// command is already in the log (the FSM) rather than being proposed.
+func checkCommand(cmd *raftcmdv1.Command, committed bool) error {
+	if len(cmd.GetMutations()) == 0 {
+		return errors.New("no mutations")
+	}
+	for i, p := range cmd.GetPreconditions() {
+		if invalidTable(p.GetTable()) {
+			return fmt.Errorf("precondition %d: invalid table %q", i, p.GetTable())
+		}
+		if p.GetCheck() == nil {
+			return fmt.Errorf("precondition %d: no check", i)
+		}
+	}
+	for i, m := range cmd.GetMutations() {
+		var table string
+		switch op := m.GetOp().(type) {
+		case *raftcmdv1.Mutation_Put:
+			table = op.Put.GetTable()
+		case *raftcmdv1.Mutation_Delete:
+			table = op.Delete.GetTable()
+		case *raftcmdv1.Mutation_Append:
+			table = op.Append.GetTable()
+		case *raftcmdv1.Mutation_DeletePrefix:
+			table = op.DeletePrefix.GetTable()
+		default:
+			if len(m.ProtoReflect().GetUnknown()) == 0 {
+				return fmt.Errorf("mutation %d: no op", i)
+			}
+			if cmd.GetIgnoreUnknown() {
+				continue
+			}
+			if committed {
+				return unknownOpError(i)
+			}
+			return fmt.Errorf("mutation %d: unknown op", i)
+		}
+		if invalidTable(table) {
+			return fmt.Errorf("mutation %d: invalid table %q", i, table)
+		}
+	}
+	return nil
+}
+
+// Snapshot captures the current immutable state: O(1), no copying.
+func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	return &fsmSnapshot{st: f.state()}, nil
+}
+
+// Restore replaces the whole state with the snapshot's.
+func (f *fsm) Restore(rc io.ReadCloser) error {
+	defer rc.Close()
+	st, err := readSnapshot(rc)
+	if err != nil {
+		return fmt.Errorf("raftstore: restore: %w", err)
+	}
+	f.publish(st)
+	return nil
+}
+
+type fsmSnapshot struct{ st *state }
+
+func (s *fsmSnapshot) Persist(sink raft.SnapshotSink) error {
+	if err := writeSnapshot(sink, s.st); err != nil {
+		_ = sink.Cancel()
+		return fmt.Errorf("raftstore: persist snapshot: %w", err)
+	}
+	return sink.Close()
+}
+
+func (s *fsmSnapshot) Release() {}
+
+// writeSnapshot writes the snapshot stream (see raftcmd.proto) of st.
+// The output is a deterministic function of the state.
+func writeSnapshot(w io.Writer, st *state) error {
+	bw := bufio.NewWriterSize(w, 64<<10)
+	if _, err := bw.WriteString(snapshotMagic); err != nil {
+		return err
+	}
+	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
+	hdr := &raftcmdv1.SnapshotHeader{Format: 1, AppliedIndex: st.index, Records: uint64(st.records.Len()), Requests: uint64(st.requests.Len())}
+	if _, err := opts.MarshalTo(bw, hdr); err != nil {
+		return err
+	}
+	var err error
+	st.records.Root().Walk(func(_ []byte, v interface{}) bool {
+		r := v.(*Record)
+		_, err = opts.MarshalTo(bw, &raftcmdv1.SnapshotRecord{Table: r.Table, Key: r.Key, Value: r.Value, CreateIndex: r.CreateIndex, ModifyIndex: r.ModifyIndex})
+		return err != nil
+	})
+	if err != nil {
+		return err
+	}
+	st.requests.Root().Walk(func(k []byte, v interface{}) bool {
+		e := v.(*requestEntry)
+		_, err = opts.MarshalTo(bw, &raftcmdv1.SnapshotRequest{RequestId: string(k), UnixNanos: e.unixNanos, Result: e.result})
+		return err != nil
+	})
+	if err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+func readSnapshot(r io.Reader) (*state, error) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	magic := make([]byte, len(snapshotMagic))
+	if _, err := io.ReadFull(br, magic); err != nil {
+		return nil, fmt.Errorf("read magic: %w", err)
+	}
+	if string(magic) != snapshotMagic {
+		return nil, fmt.Errorf("not a raftstore snapshot (magic %q)", magic)
+	}
+	opts := protodelim.UnmarshalOptions{MaxSize: MaxCommandBytes * 2}
+	hdr := new(raftcmdv1.SnapshotHeader)
+	if err := opts.UnmarshalFrom(br, hdr); err != nil {
+		return nil, fmt.Errorf("read header: %w", err)
+	}
+	if hdr.GetFormat() != 1 {
+		return nil, fmt.Errorf("unknown snapshot format %d", hdr.GetFormat())
+	}
+	st := emptyState()
+	records, requests, expiry := st.records.Txn(), st.requests.Txn(), st.expiry.Txn()
+	for i := uint64(0); i < hdr.GetRecords(); i++ {
+		m := new(raftcmdv1.SnapshotRecord)
+		if err := opts.UnmarshalFrom(br, m); err != nil {
+			return nil, fmt.Errorf("read record %d of %d: %w", i, hdr.GetRecords(), err)
+		}
+		if invalidTable(m.GetTable()) {
+			return nil, fmt.Errorf("record %d: invalid table %q", i, m.GetTable())
+		}
+		records.Insert(tableKey(m.GetTable(), m.GetKey()), &Record{Table: m.GetTable(), Key: m.GetKey(), Value: m.GetValue(), CreateIndex: m.GetCreateIndex(), ModifyIndex: m.GetModifyIndex()})
+	}
+	for i := uint64(0); i < hdr.GetRequests(); i++ {
+		m := new(raftcmdv1.SnapshotRequest)
+		if err := opts.UnmarshalFrom(br, m); err != nil {
+			return nil, fmt.Errorf("read request %d of %d: %w", i, hdr.GetRequests(), err)
+		}
+		requests.Insert([]byte(m.GetRequestId()), &requestEntry{unixNanos: m.GetUnixNanos(), result: m.GetResult()})
+		expiry.Insert(expiryKey(m.GetUnixNanos(), m.GetRequestId()), nil)
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		return nil, errors.New("trailing data after the last request")
+	}
+	return &state{records: records.Commit(), requests: requests.Commit(), expiry: expiry.Commit(), index: hdr.GetAppliedIndex()}, nil
+}
+
+// stateHash is the SHA-256 of st's snapshot stream.
+func stateHash(st *state) [32]byte {
+	h := sha256.New()
+	if err := writeSnapshot(h, st); err != nil {
+		panic(err) // hash.Hash writes never fail
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}

@@ -1,0 +1,710 @@
+package raftstore
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"google.golang.org/protobuf/proto"
+)
+
+// Config configures a Store. NodeID, DataDir and either Listener with
+// ServerTLS and ClientTLS, or Transport, are required.
+type Config struct {
+	// NodeID is this node's stable raft server ID (the controller name).
+	NodeID string
+	// DataDir holds the raft log, metadata and snapshots (under DataDir/raft).
+	DataDir string
+	// Advertise is the raft address peers dial; default Listener.Addr(),
+	// which must then not be an unspecified address (0.0.0.0).
+	Advertise string
+	// Listener is the raft listener. The caller creates it; the Store closes
+	// it on Close.
+	Listener net.Listener
+	// ServerTLS and ClientTLS secure raft traffic with mutual TLS (see
+	// NewTLSStreamLayer). Nil only with Transport set.
+	ServerTLS, ClientTLS *tls.Config
+	// Transport replaces the TLS transport (tests: raft.InmemTransport). The
+	// caller owns and closes it.
+	Transport raft.Transport
+	// VerifyPeer authorizes a raft peer's verified leaf certificate, e.g.
+	// role=controller and not revoked. Nil accepts any certificate of the CA.
+	VerifyPeer func(*x509.Certificate) error
+	// Logger receives raft's logs; default discards.
+	Logger *slog.Logger
+
+	// Timing knobs (zero: hashicorp/raft's defaults).
+	HeartbeatTimeout, ElectionTimeout, LeaderLeaseTimeout, CommitTimeout time.Duration
+	// SnapshotInterval is how often raft checks whether to snapshot.
+	SnapshotInterval time.Duration
+	// SnapshotThreshold is how many new log entries trigger a snapshot;
+	// TrailingLogs how many entries are kept after one (defaults 8192, 10240).
+	SnapshotThreshold, TrailingLogs uint64
+	// SnapshotRetain is how many snapshots are kept on disk (default 2).
+	SnapshotRetain int
+}
+
+// Server is one member of the raft configuration.
+type Server struct {
+	ID, Address string
+	Voter       bool
+	Leader      bool
+}
+
+// Store is a replicated table store. All methods are safe for concurrent use.
+type Store struct {
+	cfg    Config
+	logger *slog.Logger
+	raft   *raft.Raft
+	fsm    *fsm
+	bolt   *raftboltdb.BoltStore
+	snaps  raft.SnapshotStore
+	trans  raft.Transport
+	// ownTrans is the transport Open created (closed by Close).
+	ownTrans *raft.NetworkTransport
+
+	// notifyMu guards applied and watchers.
+	notifyMu sync.Mutex
+	// applied is closed and replaced after every state change.
+	applied  chan struct{}
+	watchers map[chan struct{}]struct{}
+
+	// leaderMu guards the leadership fields that follow.
+	leaderMu sync.Mutex
+	// ready is true while this node is leader and its Barrier has completed:
+	// every entry of earlier terms is applied.
+	ready bool
+	// leaderGen counts leadership transitions (discards stale barriers).
+	leaderGen uint64
+	// leaderChanged is closed and replaced on every transition of ready.
+	leaderChanged chan struct{}
+	leaderSubs    map[chan bool]struct{}
+
+	closeOnce sync.Once
+	closeErr  error
+	closed    chan struct{}
+	wg        sync.WaitGroup
+}
+
+// Open opens the store in cfg.DataDir, empty or holding earlier state, and
+// starts raft. A new node has no configuration: call Bootstrap to start a
+// cluster, or have the leader AddVoter it to join one. An existing node
+// resumes from its snapshot and log.
+func Open(cfg Config) (*Store, error) {
+	if cfg.NodeID == "" {
+		return nil, fmt.Errorf("%w: NodeID is required", ErrInvalidConfig)
+	}
+	if cfg.DataDir == "" {
+		return nil, fmt.Errorf("%w: DataDir is required", ErrInvalidConfig)
+	}
+	if cfg.Transport == nil {
+		if cfg.Listener == nil {
+			return nil, fmt.Errorf("%w: Listener or Transport is required", ErrInvalidConfig)
+		}
+		if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
+			return nil, fmt.Errorf("%w: ServerTLS and ClientTLS are required with a Listener", ErrInvalidConfig)
+		}
+		if cfg.Advertise == "" {
+			if a, ok := cfg.Listener.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+				return nil, fmt.Errorf("%w: listening on %s: set Advertise to an address peers can dial", ErrInvalidConfig, a)
+			}
+			cfg.Advertise = cfg.Listener.Addr().String()
+		}
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	logger = logger.With("node", cfg.NodeID)
+
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("raftstore: create data dir: %w", err)
+	}
+	hl := newHCLog(logger)
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: open log store %s: %w", filepath.Join(dir, "raft.db"), err)
+	}
+	retain := cfg.SnapshotRetain
+	if retain <= 0 {
+		retain = 2
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retain, hl.Named("snapshot"))
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
+	}
+	logs, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: log cache: %w", err)
+	}
+
+	s := &Store{
+		cfg:           cfg,
+		logger:        logger,
+		bolt:          bolt,
+		snaps:         snaps,
+		applied:       make(chan struct{}),
+		watchers:      make(map[chan struct{}]struct{}),
+		leaderChanged: make(chan struct{}),
+		leaderSubs:    make(map[chan bool]struct{}),
+		closed:        make(chan struct{}),
+	}
+	s.fsm = newFSM(s.notifyApplied)
+
+	s.trans = cfg.Transport
+	if s.trans == nil {
+		stream := newTLSStreamLayer(cfg.Listener, stringAddr(cfg.Advertise), cfg.ServerTLS, cfg.ClientTLS, cfg.VerifyPeer, logger)
+		s.ownTrans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
+			Stream:  stream,
+			MaxPool: 3,
+			Timeout: 10 * time.Second,
+			Logger:  hl.Named("transport"),
+		})
+		s.trans = s.ownTrans
+	}
+
+	rc := raft.DefaultConfig()
+	rc.LocalID = raft.ServerID(cfg.NodeID)
+	rc.Logger = hl.Named("raft")
+	rc.BatchApplyCh = true
+	setDur := func(dst *time.Duration, v time.Duration) {
+		if v > 0 {
+			*dst = v
+		}
+	}
+	setDur(&rc.HeartbeatTimeout, cfg.HeartbeatTimeout)
+	setDur(&rc.ElectionTimeout, cfg.ElectionTimeout)
+	setDur(&rc.LeaderLeaseTimeout, cfg.LeaderLeaseTimeout)
+	setDur(&rc.CommitTimeout, cfg.CommitTimeout)
+	setDur(&rc.SnapshotInterval, cfg.SnapshotInterval)
+	if cfg.SnapshotThreshold > 0 {
+		rc.SnapshotThreshold = cfg.SnapshotThreshold
+	}
+	if cfg.TrailingLogs > 0 {
+		rc.TrailingLogs = cfg.TrailingLogs
+	}
+	if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
+		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
+	}
+
+	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, s.trans)
+	if err != nil {
+		if s.ownTrans != nil {
+			s.ownTrans.Close()
+		}
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: start raft: %w", err)
+	}
+	s.raft = r
+	s.wg.Add(1)
+	go s.leaderLoop()
+	return s, nil
+}
+
+// HasState reports whether the data directory holds raft state: the node was
+// bootstrapped or has joined a cluster. Use it to refuse --init or --join on
+// an initialized node.
+func (s *Store) HasState() bool {
+	ok, err := raft.HasExistingState(s.bolt, s.bolt, s.snaps)
+	return err == nil && ok
+}
+
+// Bootstrap starts a new cluster with this node as its only voter.
+// It returns ErrAlreadyBootstrapped if the node holds state.
+func (s *Store) Bootstrap() error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.HasState() {
+		return ErrAlreadyBootstrapped
+	}
+	err := s.raft.BootstrapCluster(raft.Configuration{Servers: []raft.Server{{
+		Suffrage: raft.Voter,
+		ID:       raft.ServerID(s.cfg.NodeID),
+		Address:  s.trans.LocalAddr(),
+	}}}).Error()
+	if errors.Is(err, raft.ErrCantBootstrap) {
+		return ErrAlreadyBootstrapped
+	}
+	if err != nil {
+		return fmt.Errorf("raftstore: bootstrap: %w", err)
+	}
+	return nil
+}
+
+// Apply proposes cmd and waits until it is committed and applied on this
+// node, the leader. It returns the command's Result: Applied false with
+// Conflict set when a precondition failed (not an error).
+//
+// On a follower Apply returns a *NotLeaderError (errors.Is ErrNotLeader)
+// naming the leader. Apply sets cmd.unix_nanos to the current time if it is
+// zero (on a copy; cmd is not modified).
+//
+// If ctx ends first, Apply returns ctx's error but the command may still
+// commit: nothing can withdraw a proposal. Likewise after ErrLeadershipLost.
+// Retry such writes with the same request_id to make them idempotent.
+func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("raftstore: apply: %w", err)
+	}
+	if err := checkCommand(cmd, false); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, s.notLeader()
+	}
+	c := cmd
+	if c.GetUnixNanos() == 0 {
+		c = &raftcmdv1.Command{
+			UnixNanos:     time.Now().UnixNano(),
+			RequestId:     cmd.GetRequestId(),
+			Preconditions: cmd.GetPreconditions(),
+			Mutations:     cmd.GetMutations(),
+			IgnoreUnknown: cmd.GetIgnoreUnknown(),
+		}
+	}
+	if id := c.GetRequestId(); id != "" {
+		// Already applied here: answer without another log entry.
+		if v, ok := s.fsm.state().requests.Get([]byte(id)); ok {
+			return proto.Clone(v.(*requestEntry).result).(*raftcmdv1.Result), nil
+		}
+	}
+	body, err := proto.MarshalOptions{Deterministic: true}.Marshal(c)
+	if err != nil {
+		return nil, fmt.Errorf("raftstore: encode command: %w", err)
+	}
+	if len(body)+1 > MaxCommandBytes {
+		return nil, fmt.Errorf("%w: %d bytes, limit %d", ErrCommandTooLarge, len(body)+1, MaxCommandBytes)
+	}
+	data := make([]byte, 0, len(body)+1)
+	data = append(append(data, entryCommand), body...)
+
+	var enqueue time.Duration
+	if dl, ok := ctx.Deadline(); ok {
+		enqueue = max(time.Until(dl), time.Millisecond)
+	}
+	f := s.raft.ApplyLog(raft.Log{Data: data}, enqueue)
+	if err := s.wait(ctx, f); err != nil {
+		return nil, err
+	}
+	res, ok := f.Response().(*raftcmdv1.Result)
+	if !ok {
+		return nil, fmt.Errorf("raftstore: apply: unexpected FSM response %T", f.Response())
+	}
+	return res, nil
+}
+
+// wait waits for a raft future, translating raft's errors.
+func (s *Store) wait(ctx context.Context, f raft.Future) error {
+	done := make(chan error, 1)
+	go func() { done <- f.Error() }()
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		return fmt.Errorf("raftstore: %w (the operation may still complete)", ctx.Err())
+	}
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, raft.ErrNotLeader):
+		return s.notLeader()
+	case errors.Is(err, raft.ErrLeadershipLost):
+		return ErrLeadershipLost
+	case errors.Is(err, raft.ErrRaftShutdown):
+		return ErrClosed
+	case errors.Is(err, raft.ErrEnqueueTimeout):
+		return fmt.Errorf("raftstore: %w (raft is busy)", context.DeadlineExceeded)
+	default:
+		return fmt.Errorf("raftstore: %w", err)
+	}
+}
+
+func (s *Store) notLeader() error {
+	addr, id := s.raft.LeaderWithID()
+	return &NotLeaderError{LeaderID: string(id), LeaderAddr: string(addr)}
+}
+
+// Get returns the record table/key from local state (possibly stale on a
+// follower; see ConsistentRead).
+func (s *Store) Get(table, key string) (Record, bool) { return s.View().Get(table, key) }
+
+// List returns table's records whose key starts with prefix, sorted by key,
+// from local state.
+func (s *Store) List(table, prefix string) []Record { return s.View().List(table, prefix) }
+
+// View returns an immutable, consistent view of the local state.
+func (s *Store) View() *Snapshot {
+	st := s.fsm.state()
+	return &Snapshot{records: st.records, index: st.index}
+}
+
+// AppliedIndex is the last log index applied to the local state.
+func (s *Store) AppliedIndex() uint64 { return s.fsm.state().index }
+
+// StateHash returns the applied index and the SHA-256 of the local state's
+// snapshot encoding. Replicas at the same index have the same hash.
+func (s *Store) StateHash() (uint64, [32]byte) {
+	st := s.fsm.state()
+	return st.index, stateHash(st)
+}
+
+func (s *Store) notifyApplied() {
+	s.notifyMu.Lock()
+	defer s.notifyMu.Unlock()
+	close(s.applied)
+	s.applied = make(chan struct{})
+	for ch := range s.watchers {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// WaitForIndex waits until the local state has applied index idx.
+func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
+	for {
+		s.notifyMu.Lock()
+		ch := s.applied
+		s.notifyMu.Unlock()
+		if s.AppliedIndex() >= idx {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("raftstore: wait for index %d (applied %d): %w", idx, s.AppliedIndex(), ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// Watch returns a channel that receives a value after state changes
+// (coalesced: one value may stand for many applies) and a func that stops
+// the watch. Re-read the state (View) on each notification.
+func (s *Store) Watch() (<-chan struct{}, func()) {
+	ch := make(chan struct{}, 1)
+	s.notifyMu.Lock()
+	s.watchers[ch] = struct{}{}
+	s.notifyMu.Unlock()
+	var once sync.Once
+	return ch, func() {
+		once.Do(func() {
+			s.notifyMu.Lock()
+			delete(s.watchers, ch)
+			s.notifyMu.Unlock()
+		})
+	}
+}
+
+// leaderLoop follows raft's leadership changes. On gaining leadership it
+// runs a Barrier, so every entry of earlier terms is applied, before
+// reporting the node ready (IsLeader, LeaderCh, ConsistentRead).
+func (s *Store) leaderLoop() {
+	defer s.wg.Done()
+	for {
+		select {
+		case <-s.closed:
+			return
+		case isLeader := <-s.raft.LeaderCh():
+			s.leaderMu.Lock()
+			s.leaderGen++
+			gen := s.leaderGen
+			s.setReadyLocked(false)
+			s.leaderMu.Unlock()
+			if isLeader {
+				s.wg.Add(1)
+				go s.establish(gen)
+			}
+		}
+	}
+}
+
+func (s *Store) establish(gen uint64) {
+	defer s.wg.Done()
+	for {
+		err := s.raft.Barrier(0).Error()
+		s.leaderMu.Lock()
+		if gen != s.leaderGen {
+			s.leaderMu.Unlock()
+			return
+		}
+		if err == nil {
+			s.setReadyLocked(true)
+			s.leaderMu.Unlock()
+			s.logger.Info("raftstore: leader ready", "applied_index", s.AppliedIndex())
+			return
+		}
+		s.leaderMu.Unlock()
+		if errors.Is(err, raft.ErrRaftShutdown) || s.raft.State() != raft.Leader {
+			return
+		}
+		s.logger.Warn("raftstore: leader barrier failed, retrying", "err", err)
+		select {
+		case <-s.closed:
+			return
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// setReadyLocked updates ready and notifies subscribers. leaderMu is held.
+func (s *Store) setReadyLocked(v bool) {
+	if s.ready == v {
+		return
+	}
+	s.ready = v
+	close(s.leaderChanged)
+	s.leaderChanged = make(chan struct{})
+	for ch := range s.leaderSubs {
+		select { // keep only the latest value
+		case <-ch:
+		default:
+		}
+		ch <- v
+	}
+}
+
+// IsLeader reports whether this node is the leader and ready: its Barrier
+// completed, so its state includes every committed entry of earlier terms.
+func (s *Store) IsLeader() bool {
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	return s.ready && s.raft.State() == raft.Leader
+}
+
+// Leader returns the ID and raft address of the leader this node knows of
+// (empty during an election).
+func (s *Store) Leader() (id, addr string) {
+	a, i := s.raft.LeaderWithID()
+	return string(i), string(a)
+}
+
+// LeaderCh returns a channel that receives true when this node becomes the
+// ready leader and false when it stops being leader. Only the latest value is
+// kept if the receiver lags; a new channel first receives true if the node is
+// already the ready leader. The channel is closed by Close.
+func (s *Store) LeaderCh() <-chan bool {
+	ch := make(chan bool, 1)
+	s.leaderMu.Lock()
+	defer s.leaderMu.Unlock()
+	if s.isClosed() {
+		close(ch)
+		return ch
+	}
+	s.leaderSubs[ch] = struct{}{}
+	if s.ready {
+		ch <- true
+	}
+	return ch
+}
+
+// ConsistentRead makes the next local read linearizable: it confirms with a
+// quorum that this node is still leader and waits until the leader is ready
+// (see IsLeader). Followers get a *NotLeaderError.
+func (s *Store) ConsistentRead(ctx context.Context) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeader()
+	}
+	if err := s.wait(ctx, s.raft.VerifyLeader()); err != nil {
+		return err
+	}
+	for {
+		s.leaderMu.Lock()
+		ready, ch := s.ready, s.leaderChanged
+		s.leaderMu.Unlock()
+		if ready {
+			return nil
+		}
+		if s.raft.State() != raft.Leader {
+			return s.notLeader()
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("raftstore: consistent read: leader not ready: %w", ctx.Err())
+		case <-s.closed:
+			return ErrClosed
+		}
+	}
+}
+
+// AddVoter adds (or promotes) a voting member; leader only. It is
+// idempotent: a server already present with the same ID and address is left
+// alone, and a stale entry with the same ID or the same address is removed
+// first (a node that was rebuilt or moved).
+func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeader()
+	}
+	cf := s.raft.GetConfiguration()
+	if err := s.wait(ctx, cf); err != nil {
+		return err
+	}
+	for _, srv := range cf.Configuration().Servers {
+		sameID, sameAddr := srv.ID == raft.ServerID(id), srv.Address == raft.ServerAddress(addr)
+		switch {
+		case sameID && sameAddr && srv.Suffrage == raft.Voter:
+			return nil
+		case sameID && sameAddr:
+			// A nonvoter: AddVoter promotes it.
+		case sameID || sameAddr:
+			s.logger.Info("raftstore: removing stale server before adding", "id", srv.ID, "address", srv.Address)
+			if err := s.wait(ctx, s.raft.RemoveServer(srv.ID, 0, 0)); err != nil {
+				return fmt.Errorf("raftstore: remove stale server %s: %w", srv.ID, err)
+			}
+		}
+	}
+	if err := s.wait(ctx, s.raft.AddVoter(raft.ServerID(id), raft.ServerAddress(addr), 0, 0)); err != nil {
+		return fmt.Errorf("raftstore: add voter %s: %w", id, err)
+	}
+	return nil
+}
+
+// RemoveServer removes a member; leader only. Removing an unknown ID is not
+// an error. Removing the leader itself makes it step down once committed.
+func (s *Store) RemoveServer(ctx context.Context, id string) error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeader()
+	}
+	cf := s.raft.GetConfiguration()
+	if err := s.wait(ctx, cf); err != nil {
+		return err
+	}
+	found := false
+	for _, srv := range cf.Configuration().Servers {
+		found = found || srv.ID == raft.ServerID(id)
+	}
+	if !found {
+		return nil
+	}
+	if err := s.wait(ctx, s.raft.RemoveServer(raft.ServerID(id), 0, 0)); err != nil {
+		return fmt.Errorf("raftstore: remove server %s: %w", id, err)
+	}
+	return nil
+}
+
+// Servers returns the latest raft configuration this node knows, marking the
+// leader.
+func (s *Store) Servers() ([]Server, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	cf := s.raft.GetConfiguration()
+	if err := cf.Error(); err != nil {
+		return nil, fmt.Errorf("raftstore: get configuration: %w", err)
+	}
+	_, leader := s.raft.LeaderWithID()
+	var out []Server
+	for _, srv := range cf.Configuration().Servers {
+		out = append(out, Server{
+			ID:      string(srv.ID),
+			Address: string(srv.Address),
+			Voter:   srv.Suffrage == raft.Voter,
+			Leader:  srv.ID == leader && leader != "",
+		})
+	}
+	return out, nil
+}
+
+// LeadershipTransfer asks the leader to hand leadership to another voter and
+// waits for the attempt to finish.
+func (s *Store) LeadershipTransfer() error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return s.notLeader()
+	}
+	return s.wait(context.Background(), s.raft.LeadershipTransfer())
+}
+
+// Snapshot takes a snapshot now (and truncates the log per TrailingLogs).
+// With nothing new since the last snapshot it does nothing.
+func (s *Store) Snapshot() error {
+	if s.isClosed() {
+		return ErrClosed
+	}
+	err := s.raft.Snapshot().Error()
+	if err == nil || errors.Is(err, raft.ErrNothingNewToSnapshot) {
+		return nil
+	}
+	return fmt.Errorf("raftstore: snapshot: %w", err)
+}
+
+// Stats returns raft's statistics plus the store's.
+func (s *Store) Stats() map[string]string {
+	st := s.raft.Stats()
+	st["applied_index_fsm"] = strconv.FormatUint(s.AppliedIndex(), 10)
+	st["records"] = strconv.Itoa(s.fsm.state().records.Len())
+	st["requests_remembered"] = strconv.Itoa(s.fsm.state().requests.Len())
+	s.leaderMu.Lock()
+	st["ready_for_consistent_reads"] = strconv.FormatBool(s.ready)
+	s.leaderMu.Unlock()
+	return st
+}
+
+func (s *Store) isClosed() bool {
+	select {
+	case <-s.closed:
+		return true
+	default:
+		return false
+	}
+}
+
+// Close shuts raft down cleanly, closes the transport it created (and the
+// Listener) and the log store. It is idempotent.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		s.leaderMu.Lock()
+		close(s.closed)
+		s.leaderMu.Unlock()
+		errs := []error{s.raft.Shutdown().Error()}
+		s.wg.Wait()
+		if s.ownTrans != nil {
+			errs = append(errs, s.ownTrans.Close())
+		}
+		errs = append(errs, s.bolt.Close())
+		s.leaderMu.Lock()
+		s.ready = false
+		for ch := range s.leaderSubs {
+			close(ch)
+		}
+		s.leaderSubs = nil
+		s.leaderMu.Unlock()
+		if err := errors.Join(errs...); err != nil {
+			s.closeErr = fmt.Errorf("raftstore: close: %w", err)
+		}
+	})
+	return s.closeErr
+}
