@@ -42,12 +42,13 @@ import (
 )
 
 var (
-	// ErrTokenRejected is returned when the controller refuses the join token.
-	ErrTokenRejected = errors.New("agent: join token rejected")
+	// ErrTokenRejected is returned when the controller refuses the join token
+	// or presents a CA that does not match the token's digest.
+	ErrTokenRejected = ctlclient.ErrTokenRejected
 	// ErrNoControllers is returned when no controller address is configured.
 	ErrNoControllers = errors.New("agent: no controller address")
 	// ErrUnreachable is returned when no controller answered the join.
-	ErrUnreachable = errors.New("agent: no controller reachable")
+	ErrUnreachable = ctlclient.ErrUnreachable
 	// ErrRevoked is returned when the controllers refuse the agent's
 	// certificate: it was removed with `kctl agents remove`.
 	ErrRevoked = errors.New("agent: certificate revoked")
@@ -234,7 +235,7 @@ func (a *Agent) loadOrJoin(ctx context.Context) error {
 func (a *Agent) join(ctx context.Context) error {
 	tok, err := pki.ParseToken(a.cfg.Token)
 	if err != nil {
-		return fmt.Errorf("%w: %w (copy the whole token printed by `kctl token create --role agent`)", ErrTokenRejected, err)
+		return fmt.Errorf("agent: %w (copy the whole token printed by `kctl token create --role agent`)", err)
 	}
 	keyPEM, err := pki.NewKey()
 	if err != nil {
@@ -246,10 +247,7 @@ func (a *Agent) join(ctx context.Context) error {
 	}
 	resp, err := ctlclient.Join(ctx, a.controllers, tok, &controllerv1.JoinRequest{Token: a.cfg.Token, CsrPem: csrPEM, Name: a.cfg.Name}, a.cfg.DialTimeout)
 	if err != nil {
-		if errors.Is(err, ctlclient.ErrTokenRejected) {
-			return fmt.Errorf("%w: %w (ask an admin for a new token: kctl token create --role agent)", ErrTokenRejected, err)
-		}
-		return fmt.Errorf("%w: %w", ErrUnreachable, err)
+		return fmt.Errorf("agent: %w", err)
 	}
 	creds, err := pki.NewCredentials(resp.GetCertPem(), keyPEM, resp.GetCaPem())
 	if err != nil {

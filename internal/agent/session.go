@@ -123,6 +123,9 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 					if err != nil {
 						return &agentv1.Result{Ok: false, Error: err.Error()}, false
 					}
+					if f := r.GetFacts(); f != nil && f.GetAgentVersion() == "" {
+						f.AgentVersion = a.cfg.Version
+					}
 					return r, true
 				})
 				if err := send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {

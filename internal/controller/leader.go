@@ -44,8 +44,8 @@ func (c *Controller) leadershipLoop(ctx context.Context) {
 			stop()
 			if leader {
 				c.log.Info("leading the cluster")
-				var lctx context.Context
-				lctx, cancel = context.WithCancel(ctx)
+				lctx, lcancel := context.WithCancel(ctx)
+				cancel = lcancel
 				wg.Go(func() { c.reconcileMembership(lctx) })
 				wg.Go(func() { c.collectGarbage(lctx) })
 			}

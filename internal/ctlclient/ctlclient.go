@@ -68,7 +68,7 @@ func Join(ctx context.Context, addrs []string, tok pki.Token, req *controllerv1.
 		}
 		switch st.Code() {
 		case codes.Unauthenticated, codes.PermissionDenied, codes.InvalidArgument, codes.AlreadyExists, codes.FailedPrecondition, codes.NotFound:
-			return nil, fmt.Errorf("%w by %s: %s", ErrTokenRejected, addr, st.Message())
+			return nil, fmt.Errorf("%w by %s: %s", ErrTokenRejected, addr, strings.TrimPrefix(st.Message(), "controller: "))
 		}
 		errs = append(errs, fmt.Sprintf("%s: %s", addr, shortMsg(st)))
 	}
