@@ -589,4 +589,3 @@ func (s *api) GetCommand(ctx context.Context, req *controllerv1.GetCommandReques
 	}
 	return &controllerv1.GetCommandResponse{Command: rec}, nil
 }
-

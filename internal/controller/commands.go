@@ -210,4 +210,3 @@ func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
 		}
 	}
 }
-

@@ -264,4 +264,3 @@ func (c *Client) learn(addrs []string) {
 		c.Learned(slices.Clone(c.addrs))
 	}
 }
-

@@ -452,4 +452,3 @@ func operatorsCmd(g *globals) *cobra.Command {
 	cmd.AddCommand(rm)
 	return cmd
 }
-
