@@ -229,6 +229,12 @@ func (tc *testCluster) token(role controllerv1.Role, name, opRole string, uses u
 
 // startAgent joins and runs an in-process agent with a fake runtime.
 func (tc *testCluster) startAgent(name string, rt *countingRuntime, nodes ...int) *agent.Agent {
+	a, _ := tc.startAgentStop(name, rt, nodes...)
+	return a
+}
+
+// startAgentStop is startAgent that also returns a func stopping the agent.
+func (tc *testCluster) startAgentStop(name string, rt *countingRuntime, nodes ...int) (*agent.Agent, func()) {
 	t := tc.t
 	t.Helper()
 	var addrs []string
@@ -244,17 +250,19 @@ func (tc *testCluster) startAgent(name string, rt *countingRuntime, nodes ...int
 	if err != nil {
 		cancel()
 		t.Fatalf("agent.New(%s) = %v", name, err)
+		return nil, nil
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		a.Run(ctx)
 	}()
-	t.Cleanup(func() {
+	stop := func() {
 		cancel()
 		<-done
-	})
-	return a
+	}
+	t.Cleanup(stop)
+	return a, stop
 }
 
 // waitFor polls cond until it returns nil or the deadline passes.
