@@ -40,7 +40,7 @@ func deployClient(cmd *cobra.Command, fn func(ctx context.Context, c deployv1.De
 
 // deployFlags are the flags of deploy, redeploy, rollback and setup.
 type deployFlags struct {
-	project          projectFlags
+	project          targetFlags
 	skipPush         bool
 	noCache          bool
 	detach           bool
@@ -50,7 +50,7 @@ type deployFlags struct {
 }
 
 func addDeployFlags(cmd *cobra.Command, f *deployFlags, push bool) {
-	addProjectFlags(cmd, &f.project)
+	addTargetFlags(cmd, &f.project)
 	if push {
 		cmd.Flags().BoolVarP(&f.skipPush, "skip-push", "P", false, "skip the image build and push; deploy an image already in the registry")
 		cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "build without the Docker cache")
@@ -397,7 +397,7 @@ func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, noCache b
 
 func newBuildCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "build", Short: "Build and push the app image"}
-	var pf projectFlags
+	var pf targetFlags
 	var noCache bool
 	push := &cobra.Command{
 		Use: "push", Short: "Build the image from git HEAD and push it to the registry", Args: cobra.NoArgs,
@@ -409,7 +409,7 @@ func newBuildCmd() *cobra.Command {
 			return buildAndPush(cmd.Context(), cmd, p, noCache)
 		},
 	}
-	addProjectFlags(push, &pf)
+	addTargetFlags(push, &pf)
 	push.Flags().BoolVar(&noCache, "no-cache", false, "build without the Docker cache")
 	cmd.AddCommand(push)
 	return cmd
@@ -512,7 +512,7 @@ func deployJSON(d *deployv1.Record) map[string]any {
 }
 
 func newLockCmd() *cobra.Command {
-	var pf projectFlags
+	var pf targetFlags
 	cmd := &cobra.Command{Use: "lock", Short: "Manage the deploy lock of the service"}
 	key := func(cmd *cobra.Command) (string, string, error) {
 		p, err := loadProject(cmd.Context(), cmd, pf, false)
@@ -577,7 +577,7 @@ func newLockCmd() *cobra.Command {
 		},
 	}
 	for _, c := range []*cobra.Command{statusCmd, acquire, release} {
-		addProjectFlags(c, &pf)
+		addTargetFlags(c, &pf)
 		cmd.AddCommand(c)
 	}
 	return cmd
@@ -641,7 +641,7 @@ func newAuditCmd() *cobra.Command {
 func newPruneCmd() *cobra.Command {
 	cmd := &cobra.Command{Use: "prune", Short: "Prune old containers and images on every host"}
 	for _, kind := range []string{"all", "containers", "images"} {
-		var pf projectFlags
+		var pf targetFlags
 		var retain int
 		c := &cobra.Command{
 			Use: kind, Args: cobra.NoArgs, Short: "Prune " + kind,
@@ -656,7 +656,7 @@ func newPruneCmd() *cobra.Command {
 				return runPrune(cmd, p, kind != "images", kind != "containers")
 			},
 		}
-		addProjectFlags(c, &pf)
+		addTargetFlags(c, &pf)
 		if kind == "containers" {
 			c.Flags().IntVar(&retain, "retain", 0, "containers to keep (default retain_containers)")
 		}

@@ -18,8 +18,8 @@ import (
 	"github.com/kctl-dev/kctl/internal/secrets"
 )
 
-// projectFlags are Kamal's global options for commands that read a project.
-type projectFlags struct {
+// targetFlags are Kamal's global options for commands that read a project.
+type targetFlags struct {
 	configFile  string
 	destination string
 	version     string
@@ -29,9 +29,9 @@ type projectFlags struct {
 	skipHooks   bool
 }
 
-// addProjectFlags adds Kamal's -c, -d, --version, -r, -h, -p and -H. Kamal
+// addTargetFlags adds Kamal's -c, -d, --version, -r, -h, -p and -H. Kamal
 // uses -h for --hosts, so the command's help flag loses its shorthand.
-func addProjectFlags(cmd *cobra.Command, p *projectFlags) {
+func addTargetFlags(cmd *cobra.Command, p *targetFlags) {
 	f := cmd.Flags()
 	f.Bool("help", false, "help for "+cmd.Name())
 	f.StringVarP(&p.configFile, "config-file", "c", "config/deploy.yml", "path to the config file")
@@ -49,12 +49,12 @@ type project struct {
 	cfg     *kamalconfig.Config
 	secrets *secrets.Store
 	hooks   *hooks.Runner
-	flags   projectFlags
+	flags   targetFlags
 }
 
 // loadProject reads the project in the working directory. When the version
 // is not given it is resolved as Kamal does (--version, $VERSION, git).
-func loadProject(ctx context.Context, cmd *cobra.Command, p projectFlags, needVersion bool) (*project, error) {
+func loadProject(ctx context.Context, cmd *cobra.Command, p targetFlags, needVersion bool) (*project, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return nil, err

@@ -1,0 +1,66 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/kctl-dev/kctl/internal/agent/exec"
+)
+
+// Version is the build's version, set with -ldflags "-X ...agent.Version=v".
+var Version = "dev"
+
+// Run is the `agent` command: `agent run --name N --data-dir D --controller
+// A[,B...] [--token T]`. rt carries out operations; nil means a FakeRuntime
+// (Noop and GatherFacts only). It runs until ctx is cancelled (SIGTERM).
+func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
+	if len(args) == 0 || args[0] != "run" {
+		if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
+			fmt.Fprintln(stdout, "agent", Version)
+			return nil
+		}
+		return errors.New("usage: agent run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]")
+	}
+	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg         Config
+		controllers string
+		logLevel    string
+	)
+	fs.StringVar(&cfg.Name, "name", "", "this agent's name")
+	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the agent's key, certificates and journal")
+	fs.StringVar(&controllers, "controller", "", "controller API addresses, comma-separated")
+	fs.StringVar(&cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
+	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
+	}
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+		return fmt.Errorf("agent: --log-level: %w", err)
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
+	cfg.Controllers = strings.Split(controllers, ",")
+	cfg.Version = Version
+	if rt == nil {
+		rt = &FakeRuntime{}
+	}
+	cfg.Runtime = rt
+	jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	a, err := New(jctx, cfg)
+	cancel()
+	if err != nil {
+		return err
+	}
+	return a.Run(ctx)
+}

@@ -1,0 +1,591 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/raftstore"
+)
+
+// api serves ControllerService. Domain errors become gRPC status codes here
+// and only here.
+type api struct {
+	controllerv1.UnimplementedControllerServiceServer
+	c *Controller
+}
+
+// announce sets the ControllersHeader on every unary response, so clients
+// learn every controller's address.
+func (c *Controller) announce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ",")))
+	return handler(ctx, req)
+}
+
+// statusErr maps internal errors to gRPC codes.
+func statusErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if _, ok := status.FromError(err); ok {
+		return err
+	}
+	switch {
+	case errors.Is(err, errConflict):
+		return status.Errorf(codes.Aborted, "%v; retry", err)
+	case errors.Is(err, errNotFound):
+		return status.Error(codes.NotFound, err.Error())
+	case errors.Is(err, context.DeadlineExceeded):
+		return status.Error(codes.DeadlineExceeded, err.Error())
+	case errors.Is(err, context.Canceled):
+		return status.Error(codes.Canceled, err.Error())
+	}
+	return status.Error(codes.Internal, err.Error())
+}
+
+func tokenID(secret string) string {
+	h := sha256.Sum256([]byte("kctl-token-id:" + secret))
+	return hex.EncodeToString(h[:6])
+}
+
+func roleOf(r controllerv1.Role) pki.Role {
+	switch r {
+	case controllerv1.Role_ROLE_CONTROLLER:
+		return pki.RoleController
+	case controllerv1.Role_ROLE_AGENT:
+		return pki.RoleAgent
+	case controllerv1.Role_ROLE_OPERATOR:
+		return pki.RoleOperator
+	}
+	return ""
+}
+
+func roleProto(r pki.Role) controllerv1.Role {
+	switch r {
+	case pki.RoleController:
+		return controllerv1.Role_ROLE_CONTROLLER
+	case pki.RoleAgent:
+		return controllerv1.Role_ROLE_AGENT
+	case pki.RoleOperator:
+		return controllerv1.Role_ROLE_OPERATOR
+	}
+	return controllerv1.Role_ROLE_UNSPECIFIED
+}
+
+// tableFor returns the table holding identities of a role.
+func tableFor(r pki.Role) string {
+	switch r {
+	case pki.RoleController:
+		return tNodes
+	case pki.RoleAgent:
+		return tAgents
+	}
+	return tOperators
+}
+
+// Join exchanges a token and a CSR for a certificate. Errors:
+// Unauthenticated (unknown, expired or used-up token), InvalidArgument (bad
+// token, CSR or name), AlreadyExists (name taken), PermissionDenied (the
+// token names someone else), Unavailable (no leader).
+func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*controllerv1.JoinResponse, error) {
+	c := s.c
+	tok, err := pki.ParseToken(req.GetToken())
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+	}
+	ca, err := c.ca()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	if tok.CADigest != ca.Digest() {
+		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
+	}
+	if err := c.linearize(ctx); err != nil {
+		return nil, statusErr(err)
+	}
+	tid := tokenID(tok.Secret)
+	var resp *controllerv1.JoinResponse
+	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tTokens, tid, &controllerv1.TokenRecord{})
+		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
+			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
+		}
+		if time.Now().Unix() >= rec.GetExpiresUnix() {
+			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
+		}
+		if rec.GetUsesLeft() == 0 {
+			return nil, status.Error(codes.Unauthenticated, "controller: token already used up: ask an admin for a new one (kctl token create --uses N)")
+		}
+		role := roleOf(rec.GetRole())
+		name := req.GetName()
+		if role == pki.RoleOperator {
+			name = rec.GetName()
+		} else if rec.GetName() != "" && rec.GetName() != name {
+			return nil, status.Errorf(codes.PermissionDenied, "controller: this token is for %q, not %q", rec.GetName(), name)
+		}
+		if err := validName(name); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+		}
+		table := tableFor(role)
+		if _, ok := v.Get(table, name); ok {
+			return nil, status.Errorf(codes.AlreadyExists, "controller: a %s named %q already exists: pick another name, or remove the old one first", role, name)
+		}
+		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
+		var certPEM []byte
+		if role == pki.RoleController {
+			if req.GetApiAddress() == "" || req.GetRaftAddress() == "" {
+				return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
+			}
+			dns, ips := sans(req.GetApiAddress(), req.GetRaftAddress())
+			certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(role), dns, ips)
+		} else {
+			certPEM, err = ca.Sign(req.GetCsrPem(), id, pki.DefaultValidity(role))
+		}
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+		}
+		leaf, err := pki.ParseCertificate(certPEM)
+		if err != nil {
+			return nil, err
+		}
+		serial := pki.Serial(leaf)
+		now := time.Now()
+		var record proto.Message
+		switch role {
+		case pki.RoleController:
+			record = &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}}
+		case pki.RoleAgent:
+			record = &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
+		default:
+			record = &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()}
+		}
+		rec = proto.Clone(rec).(*controllerv1.TokenRecord)
+		rec.UsesLeft--
+		resp = &controllerv1.JoinResponse{
+			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
+			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
+		}
+		return &raftcmdv1.Command{
+			Preconditions: []*raftcmdv1.Precondition{ifVersion(tTokens, tid, ver), ifAbsent(table, name)},
+			Mutations:     []*raftcmdv1.Mutation{put(tTokens, tid, rec), put(table, name, record)},
+		}, nil
+	})
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	c.log.Info("joined", "role", resp.GetRole(), "name", resp.GetName())
+	return resp, nil
+}
+
+// addSerial records a renewed certificate's serial for an identity.
+func (c *Controller) addSerial(ctx context.Context, table, name, serial string) error {
+	return c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		var m proto.Message
+		switch table {
+		case tNodes:
+			m = &controllerv1.NodeRecord{}
+		case tAgents:
+			m = &controllerv1.AgentRecord{}
+		default:
+			m = &controllerv1.OperatorRecord{}
+		}
+		_, ver, ok := get(v, table, name, m)
+		if !ok {
+			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", table, name)
+		}
+		switch r := m.(type) {
+		case *controllerv1.NodeRecord:
+			r.Serials = addSerial(r.Serials, serial)
+		case *controllerv1.AgentRecord:
+			r.Serials = addSerial(r.Serials, serial)
+		case *controllerv1.OperatorRecord:
+			r.Serials = addSerial(r.Serials, serial)
+		}
+		return &raftcmdv1.Command{
+			Preconditions: []*raftcmdv1.Precondition{ifVersion(table, name, ver)},
+			Mutations:     []*raftcmdv1.Mutation{put(table, name, m)},
+		}, nil
+	})
+}
+
+// RenewCertificate signs a new certificate for the caller's identity.
+// Errors: InvalidArgument (bad CSR), Unauthenticated (identity removed).
+func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCertificateRequest) (*controllerv1.RenewCertificateResponse, error) {
+	c := s.c
+	id, err := pki.RemoteIdentity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	ca, err := c.ca()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	var certPEM []byte
+	if id.Role == pki.RoleController {
+		rec, _, _ := get(c.store.View(), tNodes, id.Name, &controllerv1.NodeRecord{})
+		dns, ips := sans(rec.GetApiAddress(), rec.GetRaftAddress())
+		certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(id.Role), dns, ips)
+	} else {
+		certPEM, err = ca.Sign(req.GetCsrPem(), id, pki.DefaultValidity(id.Role))
+	}
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+	}
+	leaf, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	if err := c.addSerial(ctx, tableFor(id.Role), id.Name, pki.Serial(leaf)); err != nil {
+		return nil, statusErr(err)
+	}
+	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
+}
+
+// CreateToken makes a join token. Errors: InvalidArgument, AlreadyExists
+// (operator name taken).
+func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequest) (*controllerv1.CreateTokenResponse, error) {
+	c := s.c
+	role := roleOf(req.GetRole())
+	if role == "" {
+		return nil, status.Error(codes.InvalidArgument, "controller: --role must be controller, agent or operator")
+	}
+	opRole := req.GetOperatorRole()
+	if role == pki.RoleOperator {
+		if req.GetName() == "" {
+			return nil, status.Error(codes.InvalidArgument, "controller: an operator token needs --name")
+		}
+		if opRole == "" {
+			opRole = string(pki.OperatorViewer)
+		}
+		if !pki.OperatorRole(opRole).Valid() {
+			return nil, status.Errorf(codes.InvalidArgument, "controller: --operator-role must be admin, deployer or viewer, not %q", opRole)
+		}
+		if _, ok := c.store.View().Get(tOperators, req.GetName()); ok {
+			return nil, status.Errorf(codes.AlreadyExists, "controller: operator %q already exists (kctl operators remove %s first)", req.GetName(), req.GetName())
+		}
+	} else if opRole != "" {
+		return nil, status.Error(codes.InvalidArgument, "controller: --operator-role is only for operator tokens")
+	}
+	if req.GetName() != "" {
+		if err := validName(req.GetName()); err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+		}
+	}
+	ttl := time.Duration(req.GetTtlSeconds()) * time.Second
+	if ttl == 0 {
+		ttl = 24 * time.Hour
+	}
+	if ttl < 0 {
+		return nil, status.Error(codes.InvalidArgument, "controller: --ttl must be positive")
+	}
+	uses := req.GetUses()
+	if uses == 0 {
+		uses = 1
+	}
+	ca, err := c.ca()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "%v", err)
+	}
+	tok, err := pki.NewToken(ca)
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	id := tokenID(tok.Secret)
+	rec := &controllerv1.TokenRecord{
+		Id: id, SecretHash: pki.HashSecret(tok.Secret), Role: req.GetRole(), Name: req.GetName(),
+		OperatorRole: opRole, ExpiresUnix: time.Now().Add(ttl).Unix(), UsesLeft: uses, CreatedBy: caller(ctx),
+	}
+	if _, err := c.applyOK(ctx, &raftcmdv1.Command{
+		Preconditions: []*raftcmdv1.Precondition{ifAbsent(tTokens, id)},
+		Mutations:     []*raftcmdv1.Mutation{put(tTokens, id, rec)},
+	}); err != nil {
+		return nil, statusErr(err)
+	}
+	return &controllerv1.CreateTokenResponse{Token: tok.String(), Info: tokenInfo(rec)}, nil
+}
+
+func tokenInfo(r *controllerv1.TokenRecord) *controllerv1.TokenInfo {
+	return &controllerv1.TokenInfo{Id: r.GetId(), Role: r.GetRole(), Name: r.GetName(), OperatorRole: r.GetOperatorRole(),
+		ExpiresUnix: r.GetExpiresUnix(), UsesLeft: r.GetUsesLeft(), CreatedBy: r.GetCreatedBy()}
+}
+
+// ListTokens lists usable tokens.
+func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest) (*controllerv1.ListTokensResponse, error) {
+	if err := s.c.linearize(ctx); err != nil {
+		return nil, statusErr(err)
+	}
+	resp := &controllerv1.ListTokensResponse{}
+	now := time.Now().Unix()
+	for _, r := range s.c.store.View().List(tTokens, "") {
+		var t controllerv1.TokenRecord
+		if proto.Unmarshal(r.Value, &t) == nil && t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
+			resp.Tokens = append(resp.Tokens, tokenInfo(&t))
+		}
+	}
+	return resp, nil
+}
+
+// RevokeToken deletes a token. Errors: NotFound.
+func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequest) (*controllerv1.RevokeTokenResponse, error) {
+	_, err := s.c.applyOK(ctx, &raftcmdv1.Command{
+		Preconditions: []*raftcmdv1.Precondition{ifPresent(tTokens, req.GetId())},
+		Mutations:     []*raftcmdv1.Mutation{del(tTokens, req.GetId())},
+	})
+	if errors.Is(err, errConflict) {
+		return nil, status.Errorf(codes.NotFound, "controller: no token %q (kctl token list)", req.GetId())
+	}
+	return &controllerv1.RevokeTokenResponse{}, statusErr(err)
+}
+
+// ClusterStatus reports the Raft configuration, the leader and whether
+// each controller answers.
+func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRequest) (*controllerv1.ClusterStatusResponse, error) {
+	c := s.c
+	servers, err := c.store.Servers()
+	if err != nil {
+		return nil, status.Errorf(codes.Unavailable, "controller: %v", err)
+	}
+	leader, _ := c.store.Leader()
+	resp := &controllerv1.ClusterStatusResponse{Leader: leader, ClusterId: c.clusterID}
+	v := c.store.View()
+	var wg sync.WaitGroup
+	for _, sv := range servers {
+		rec, _, _ := get(v, tNodes, sv.ID, &controllerv1.NodeRecord{})
+		n := &controllerv1.ControllerNode{Name: sv.ID, Address: rec.GetApiAddress(), RaftAddress: sv.Address, Voter: sv.Voter, State: "follower"}
+		if sv.ID == leader {
+			n.State = "leader"
+		}
+		resp.Nodes = append(resp.Nodes, n)
+		if sv.ID != c.cfg.Name && n.Address != "" {
+			wg.Go(func() {
+				if !c.probe(ctx, n.Address) {
+					n.State = "unreachable"
+				}
+			})
+		}
+	}
+	wg.Wait()
+	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].GetName() < resp.Nodes[j].GetName() })
+	return resp, nil
+}
+
+// probe reports whether the controller at addr answers a health check.
+func (c *Controller) probe(ctx context.Context, addr string) bool {
+	cc, err := c.peers.connAddr(addr)
+	if err != nil {
+		return false
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
+	return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+}
+
+// AddController marks the calling controller as a voter; the leader adds
+// it to the Raft configuration. It returns once the configuration holds it.
+// Errors: NotFound (unknown controller), DeadlineExceeded.
+func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRequest) (*controllerv1.AddControllerResponse, error) {
+	c := s.c
+	id, err := pki.RemoteIdentity(ctx)
+	if err != nil {
+		return nil, err
+	}
+	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tNodes, id.Name, &controllerv1.NodeRecord{})
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "controller: %s has not joined", id.Name)
+		}
+		if rec.GetVoter() {
+			return nil, nil
+		}
+		rec.Voter = true
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tNodes, id.Name, rec)}}, nil
+	})
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	c.poke()
+	return &controllerv1.AddControllerResponse{}, c.waitMembership(ctx, id.Name, true)
+}
+
+// waitMembership waits until the Raft configuration does (or does not)
+// hold name.
+func (c *Controller) waitMembership(ctx context.Context, name string, present bool) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for {
+		servers, err := c.store.Servers()
+		if err == nil && slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == name }) == present {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return status.Errorf(codes.DeadlineExceeded, "controller: the Raft configuration did not change in time for %s", name)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// RemoveController removes a controller from the cluster and revokes its
+// certificates. Errors: NotFound, FailedPrecondition (the last controller).
+func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveControllerRequest) (*controllerv1.RemoveControllerResponse, error) {
+	c := s.c
+	name := req.GetName()
+	err := c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tNodes, name, &controllerv1.NodeRecord{})
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "controller: no controller %q (kctl cluster status)", name)
+		}
+		if len(v.List(tNodes, "")) <= 1 {
+			return nil, status.Error(codes.FailedPrecondition, "controller: cannot remove the last controller")
+		}
+		muts := []*raftcmdv1.Mutation{del(tNodes, name), del(tPresence, name)}
+		for _, sr := range rec.GetSerials() {
+			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveControllerResponse{}))
+		}
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, name, ver)}, Mutations: muts}, nil
+	})
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	c.poke()
+	return &controllerv1.RemoveControllerResponse{}, c.waitMembership(ctx, name, false)
+}
+
+// ListAgents lists agents with their connection status.
+func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest) (*controllerv1.ListAgentsResponse, error) {
+	v := s.c.store.View()
+	pres := s.c.presence(v)
+	resp := &controllerv1.ListAgentsResponse{}
+	for _, r := range v.List(tAgents, "") {
+		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
+	}
+	return resp, nil
+}
+
+// DescribeAgent reports an agent and its facts. Errors: NotFound.
+func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgentRequest) (*controllerv1.DescribeAgentResponse, error) {
+	v := s.c.store.View()
+	rec, _, ok := get(v, tAgents, req.GetName(), &controllerv1.AgentRecord{})
+	if !ok {
+		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
+	}
+	pres := s.c.presence(v)
+	return &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
+}
+
+// RemoveAgent deletes an agent, its pending commands, and revokes its
+// certificates: it can never connect again. Errors: NotFound.
+func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequest) (*controllerv1.RemoveAgentResponse, error) {
+	name := req.GetName()
+	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tAgents, name, &controllerv1.AgentRecord{})
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", name)
+		}
+		muts := []*raftcmdv1.Mutation{del(tAgents, name), {Op: &raftcmdv1.Mutation_DeletePrefix{DeletePrefix: &raftcmdv1.DeletePrefix{Table: tCommands, Prefix: name + "/"}}}}
+		for _, sr := range rec.GetSerials() {
+			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveAgentResponse{}))
+		}
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: muts}, nil
+	})
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	s.c.disp.kick(name)
+	return &controllerv1.RemoveAgentResponse{}, nil
+}
+
+// ListOperators lists operators.
+func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRequest) (*controllerv1.ListOperatorsResponse, error) {
+	resp := &controllerv1.ListOperatorsResponse{}
+	for _, r := range s.c.store.View().List(tOperators, "") {
+		var o controllerv1.OperatorRecord
+		if proto.Unmarshal(r.Value, &o) == nil {
+			resp.Operators = append(resp.Operators, &controllerv1.OperatorInfo{Name: o.GetName(), Role: o.GetRole(), CreatedUnix: o.GetCreatedUnix()})
+		}
+	}
+	return resp, nil
+}
+
+// RemoveOperator deletes an operator and revokes its certificates. Errors:
+// NotFound, FailedPrecondition (the last admin).
+func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperatorRequest) (*controllerv1.RemoveOperatorResponse, error) {
+	name := req.GetName()
+	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tOperators, name, &controllerv1.OperatorRecord{})
+		if !ok {
+			return nil, status.Errorf(codes.NotFound, "controller: no operator %q (kctl operators)", name)
+		}
+		if rec.GetRole() == string(pki.OperatorAdmin) {
+			admins := 0
+			for _, r := range v.List(tOperators, "") {
+				var o controllerv1.OperatorRecord
+				if proto.Unmarshal(r.Value, &o) == nil && o.GetRole() == string(pki.OperatorAdmin) {
+					admins++
+				}
+			}
+			if admins <= 1 {
+				return nil, status.Errorf(codes.FailedPrecondition, "controller: %q is the last admin; create another admin first (kctl token create --role operator --operator-role admin)", name)
+			}
+		}
+		muts := []*raftcmdv1.Mutation{del(tOperators, name)}
+		for _, sr := range rec.GetSerials() {
+			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveOperatorResponse{}))
+		}
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tOperators, name, ver)}, Mutations: muts}, nil
+	})
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	return &controllerv1.RemoveOperatorResponse{}, nil
+}
+
+// SendCommand records a command for an agent and, with wait, waits for its
+// result. Errors: NotFound (no such agent), InvalidArgument,
+// DeadlineExceeded.
+func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequest) (*controllerv1.SendCommandResponse, error) {
+	if req.GetOperation().GetOp() == nil {
+		return nil, status.Error(codes.InvalidArgument, "controller: no operation")
+	}
+	id, err := s.c.sendCommand(ctx, req.GetAgent(), req.GetId(), req.GetOperation())
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	var rec *controllerv1.CommandRecord
+	if req.GetWait() {
+		rec, err = s.c.WaitResult(ctx, id)
+	} else {
+		rec, err = s.c.Command(id)
+	}
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	return &controllerv1.SendCommandResponse{Command: rec}, nil
+}
+
+// GetCommand reports a command. Errors: NotFound.
+func (s *api) GetCommand(ctx context.Context, req *controllerv1.GetCommandRequest) (*controllerv1.GetCommandResponse, error) {
+	rec, err := s.c.Command(req.GetId())
+	if err != nil {
+		return nil, statusErr(err)
+	}
+	return &controllerv1.GetCommandResponse{Command: rec}, nil
+}

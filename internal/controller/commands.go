@@ -1,0 +1,212 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"strings"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+)
+
+// A command id is "<16 hex digits of unix nanos>-<8 hex random>.<agent>":
+// ids sort by creation time and name their agent, so WaitResult needs only
+// the id. The store key is "<agent>/<id>".
+const idPrefixLen = 16 + 1 + 8
+
+// NewCommandID returns a fresh command id for agent.
+func NewCommandID(agent string) string {
+	b := make([]byte, 4)
+	_, _ = rand.Read(b)
+	return fmt.Sprintf("%016x-%s.%s", time.Now().UnixNano(), hex.EncodeToString(b), agent)
+}
+
+func commandKey(id string) (string, error) {
+	if len(id) <= idPrefixLen+1 || id[idPrefixLen] != '.' {
+		return "", status.Errorf(codes.InvalidArgument, "controller: %q is not a command id", id)
+	}
+	return id[idPrefixLen+1:] + "/" + id, nil
+}
+
+// SendCommand records op for agent in Raft and returns the command's id.
+// Whichever controller holds the agent's session delivers it, at least once;
+// the agent runs it once per id. The command survives the death of this
+// controller and of the one holding the session. Errors: NotFound (unknown
+// agent), Unavailable (no leader in time).
+func (c *Controller) SendCommand(ctx context.Context, agent string, op *agentv1.Operation) (string, error) {
+	return c.sendCommand(ctx, agent, "", op)
+}
+
+func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agentv1.Operation) (string, error) {
+	if id == "" {
+		id = NewCommandID(agent)
+	}
+	key, err := commandKey(id)
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(key, agent+"/") {
+		return "", status.Errorf(codes.InvalidArgument, "controller: command id %q is not for agent %q", id, agent)
+	}
+	rec := &controllerv1.CommandRecord{
+		Id: id, Agent: agent, Operation: op, State: controllerv1.CommandState_COMMAND_STATE_PENDING,
+		CreatedUnixMillis: time.Now().UnixMilli(), CreatedBy: caller(ctx),
+	}
+	// request_id = id: a retried SendCommand with the same id is a no-op.
+	res, err := c.apply(ctx, &raftcmdv1.Command{
+		RequestId:     "cmd:" + id,
+		Preconditions: []*raftcmdv1.Precondition{ifPresent(tAgents, agent), ifAbsent(tCommands, key)},
+		Mutations:     []*raftcmdv1.Mutation{put(tCommands, key, rec)},
+	})
+	if err != nil {
+		return "", err
+	}
+	if !res.GetApplied() {
+		if _, ok := c.store.View().Get(tCommands, key); ok {
+			return id, nil // already recorded (a retry)
+		}
+		return "", status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", agent)
+	}
+	return id, nil
+}
+
+// Command returns the command record for id. Errors: NotFound.
+func (c *Controller) Command(id string) (*controllerv1.CommandRecord, error) {
+	key, err := commandKey(id)
+	if err != nil {
+		return nil, err
+	}
+	rec, _, ok := get(c.store.View(), tCommands, key, &controllerv1.CommandRecord{})
+	if !ok {
+		return nil, fmt.Errorf("%w: command %s", errNotFound, id)
+	}
+	return rec, nil
+}
+
+// WaitResult waits until the command's result is recorded and returns the
+// command. Errors: NotFound, ctx's error.
+func (c *Controller) WaitResult(ctx context.Context, id string) (*controllerv1.CommandRecord, error) {
+	ch, stop := c.store.Watch()
+	defer stop()
+	for {
+		rec, err := c.Command(id)
+		if err != nil {
+			return nil, err
+		}
+		if rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE {
+			return rec, nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return nil, status.Errorf(codes.DeadlineExceeded, "controller: command %s: no result yet (%v); it stays queued for the agent", id, ctx.Err())
+		}
+	}
+}
+
+// pendingResult is one result awaiting its Raft write.
+type pendingResult struct {
+	s   *session
+	res *agentv1.CommandResult
+}
+
+// resultWriter batches command results into few Raft writes: one entry per
+// batch of up to maxResultBatch results gathered within resultBatchWindow.
+type resultWriter struct {
+	c  *Controller
+	ch chan pendingResult
+}
+
+const (
+	maxResultBatch    = 512
+	resultBatchWindow = 5 * time.Millisecond
+)
+
+func newResultWriter(c *Controller) *resultWriter {
+	return &resultWriter{c: c, ch: make(chan pendingResult, 4096)}
+}
+
+func (w *resultWriter) submit(s *session, r *agentv1.CommandResult) {
+	select {
+	case w.ch <- pendingResult{s, r}:
+	case <-w.c.ctx.Done():
+	}
+}
+
+func (w *resultWriter) run(ctx context.Context) {
+	for {
+		var batch []pendingResult
+		select {
+		case <-ctx.Done():
+			return
+		case p := <-w.ch:
+			batch = append(batch, p)
+		}
+		timer := time.NewTimer(resultBatchWindow)
+	gather:
+		for len(batch) < maxResultBatch {
+			select {
+			case p := <-w.ch:
+				batch = append(batch, p)
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		w.write(ctx, batch)
+	}
+}
+
+func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
+	c := w.c
+	v := c.store.View()
+	now := time.Now().UnixMilli()
+	cmd := &raftcmdv1.Command{}
+	seen := map[string]bool{}
+	for _, p := range batch {
+		key, err := commandKey(p.res.GetId())
+		if err != nil || seen[key] || !strings.HasPrefix(key, p.s.name+"/") {
+			continue // not this agent's command: ignore
+		}
+		rec, _, ok := get(v, tCommands, key, &controllerv1.CommandRecord{})
+		if !ok || rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE {
+			continue
+		}
+		seen[key] = true
+		rec.State = controllerv1.CommandState_COMMAND_STATE_DONE
+		rec.Result = p.res.GetResult()
+		rec.DoneUnixMillis = now
+		rec.Controller = c.cfg.Name
+		// Present: a command deleted meanwhile (agent removed, GC) stays
+		// deleted. Each key gets its own command so one conflict does not
+		// drop the batch: preconditions are per command, so check present
+		// in the FSM by writing only if the record still exists.
+		cmd.Preconditions = append(cmd.Preconditions, ifPresent(tCommands, key))
+		cmd.Mutations = append(cmd.Mutations, put(tCommands, key, rec))
+	}
+	if len(cmd.Mutations) == 0 {
+		return
+	}
+	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	res, err := c.apply(wctx, cmd)
+	if err == nil && !res.GetApplied() {
+		// Some command vanished: write the rest one by one.
+		for i, m := range cmd.Mutations {
+			_, err = c.apply(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
+		}
+	}
+	if err != nil {
+		c.log.Warn("recording command results failed; they will be redelivered", "err", err, "results", len(cmd.Mutations))
+		for _, p := range batch {
+			p.s.forget(p.res.GetId())
+		}
+	}
+}

@@ -1,0 +1,353 @@
+// Package controller is the kctl controller: a member of a Raft-replicated
+// cluster (internal/raftstore) that holds the cluster CA, the join tokens,
+// the controllers, agents and operators, and the commands addressed to
+// agents; serves the gRPC API over mutual TLS (internal/pki authorizes every
+// method through one Policy, policy.go); forwards writes received as a
+// follower to the leader (write.go); and holds agent sessions
+// (dispatcher.go) on every controller, leader or not.
+//
+// Lifecycle: Start opens the data directory, starts Raft and serves on the
+// caller-owned listeners; Close stops serving, flushes presence and closes
+// Raft. Run (cli.go) is the `controller run` command.
+package controller
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/health"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/keepalive"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/raftstore"
+)
+
+var (
+	// ErrDataDir is returned when the data directory is missing, unreadable
+	// or in the wrong state for the requested start.
+	ErrDataDir = errors.New("controller: data dir")
+	// ErrJoin is returned when joining a cluster fails.
+	ErrJoin = errors.New("controller: join")
+	// ErrNoLeader is returned when no leader could be reached in time.
+	ErrNoLeader = errors.New("controller: no leader")
+	// ErrClosed is returned after Close.
+	ErrClosed = errors.New("controller: closed")
+)
+
+// Files under Config.DataDir.
+const (
+	nodeKeyFile  = "node.key"
+	nodeCertFile = "node.crt"
+	caCertFile   = "ca.crt"
+	adminFile    = "admin.kctl.yaml"
+)
+
+// Config configures a controller.
+type Config struct {
+	// Name is the controller's name, its Raft server ID.
+	Name string
+	// DataDir holds Raft state and the node's key and certificates.
+	DataDir string
+	// APIListener and RaftListener are owned by the caller; Close closes
+	// them.
+	APIListener, RaftListener net.Listener
+	// APIAddress and RaftAddress are the addresses others reach this node
+	// at (default: the listeners' addresses).
+	APIAddress, RaftAddress string
+	// Init starts a new cluster; JoinAddrs with Token joins one. Neither
+	// resumes from DataDir.
+	Init      bool
+	JoinAddrs []string
+	Token     string
+	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
+	HeartbeatInterval time.Duration
+	// PresenceInterval is how often a controller records the sessions it
+	// holds in Raft (default 2s; connects and disconnects are recorded
+	// within ~100 ms).
+	PresenceInterval time.Duration
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Raft tweaks the Raft config (tests shorten timeouts).
+	Raft func(*raftstore.Config)
+	// GRPCBufferSize sets the server's per-connection read and write
+	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
+	GRPCBufferSize int
+}
+
+// Controller is one running controller.
+type Controller struct {
+	cfg       Config
+	log       *slog.Logger
+	creds     *pki.Credentials
+	clusterID string
+	store     *raftstore.Store
+	grpc      *grpc.Server
+	health    *health.Server
+	disp      *dispatcher
+	results   *resultWriter
+	peers     *peerPool
+	auth      *pki.Authorizer
+	// init is set by --init until bootstrap records it; joinPeers are the
+	// controllers a --join response named.
+	init      *initState
+	joinPeers []string
+	// pokeCh wakes the membership reconciler.
+	pokeCh chan struct{}
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Start starts a controller: it initializes, joins or resumes from
+// cfg.DataDir, starts Raft, and serves the API. It returns once the node
+// serves (for --init: once it leads and the CA is recorded; for --join: once
+// it is a voter).
+func Start(ctx context.Context, cfg Config) (*Controller, error) {
+	if cfg.Name == "" {
+		return nil, errors.New("controller: --name is required")
+	}
+	if err := validName(cfg.Name); err != nil {
+		return nil, fmt.Errorf("controller: --name: %w", err)
+	}
+	if cfg.DataDir == "" {
+		return nil, errors.New("controller: --data-dir is required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	if cfg.HeartbeatInterval == 0 {
+		cfg.HeartbeatInterval = 5 * time.Second
+	}
+	if cfg.PresenceInterval == 0 {
+		cfg.PresenceInterval = 2 * time.Second
+	}
+	if cfg.GRPCBufferSize == 0 {
+		cfg.GRPCBufferSize = 4 << 10
+	}
+	if cfg.APIAddress == "" {
+		cfg.APIAddress = cfg.APIListener.Addr().String()
+	}
+	if cfg.RaftAddress == "" {
+		cfg.RaftAddress = cfg.RaftListener.Addr().String()
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ok := false
+	defer func() {
+		if !ok {
+			c.cancel()
+			if c.store != nil {
+				c.store.Close()
+			}
+			cfg.APIListener.Close()
+			cfg.RaftListener.Close()
+		}
+	}()
+
+	fresh := cfg.Init || len(cfg.JoinAddrs) > 0
+	if err := c.checkDataDir(fresh); err != nil {
+		return nil, err
+	}
+	var adminCreds []byte
+	var err error
+	switch {
+	case cfg.Init:
+		adminCreds, err = c.initCredentials()
+	case len(cfg.JoinAddrs) > 0:
+		err = c.joinCredentials(ctx)
+	default:
+		err = c.loadCredentials()
+	}
+	if err != nil {
+		return nil, err
+	}
+	c.clusterID = c.creds.ClusterID()
+	c.peers = newPeerPool(c)
+	if err := c.openStore(); err != nil {
+		return nil, err
+	}
+	if cfg.Init {
+		if err := c.bootstrap(ctx); err != nil {
+			return nil, err
+		}
+	}
+	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
+	c.disp = newDispatcher(c)
+	c.results = newResultWriter(c)
+	c.grpc = grpc.NewServer(
+		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
+		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
+		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
+		grpc.ReadBufferSize(cfg.GRPCBufferSize),
+		grpc.WriteBufferSize(cfg.GRPCBufferSize),
+		grpc.InitialWindowSize(64<<10),
+		grpc.InitialConnWindowSize(64<<10),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+	)
+	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
+	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
+	agentv1.RegisterSessionServiceServer(c.grpc, c.disp)
+	c.health = health.NewServer()
+	healthpb.RegisterHealthServer(c.grpc, c.health)
+	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+
+	c.wg.Go(func() {
+		if err := c.grpc.Serve(cfg.APIListener); err != nil {
+			c.log.Error("api server stopped", "err", err)
+		}
+	})
+	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
+	c.wg.Go(func() { c.disp.run(c.ctx) })
+	c.wg.Go(func() { c.results.run(c.ctx) })
+	c.wg.Go(func() { c.renewLoop(c.ctx) })
+
+	if len(cfg.JoinAddrs) > 0 {
+		if err := c.becomeVoter(ctx); err != nil {
+			c.Close()
+			ok = true // Close cleaned up
+			return nil, err
+		}
+	}
+	if adminCreds != nil {
+		path := filepath.Join(cfg.DataDir, adminFile)
+		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		c.log.Info("wrote admin credentials", "path", path)
+	}
+	ok = true
+	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
+	return c, nil
+}
+
+// checkDataDir refuses --init/--join on an initialized directory and a
+// plain restart on an empty one.
+func (c *Controller) checkDataDir(fresh bool) error {
+	dir := c.cfg.DataDir
+	st, err := os.Stat(dir)
+	initialized := false
+	if err == nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%w: %s is not a directory", ErrDataDir, dir)
+		}
+		if _, err := os.Stat(filepath.Join(dir, nodeCertFile)); err == nil {
+			initialized = true
+		} else if !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("%w: %s is unreadable: %w", ErrDataDir, dir, err)
+		}
+		if _, err := os.ReadDir(dir); err != nil {
+			return fmt.Errorf("%w: %s is unreadable: %w", ErrDataDir, dir, err)
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: %s is unreadable: %w", ErrDataDir, dir, err)
+	}
+	switch {
+	case fresh && initialized:
+		return fmt.Errorf("%w: %s already holds a controller's state; restart it without --init/--join, or pick an empty --data-dir", ErrDataDir, dir)
+	case !fresh && !initialized:
+		if err != nil {
+			return fmt.Errorf("%w: %s does not exist; start a new cluster with --init, or join one with --join ADDR --token TOKEN", ErrDataDir, dir)
+		}
+		return fmt.Errorf("%w: %s holds no controller state; start a new cluster with --init, or join one with --join ADDR --token TOKEN", ErrDataDir, dir)
+	case fresh:
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+	}
+	return nil
+}
+
+func (c *Controller) path(name string) string { return filepath.Join(c.cfg.DataDir, name) }
+
+func (c *Controller) openStore() error {
+	rc := raftstore.Config{
+		NodeID:    c.cfg.Name,
+		DataDir:   c.cfg.DataDir,
+		Advertise: c.cfg.RaftAddress,
+		Listener:  c.cfg.RaftListener,
+		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
+		ClientTLS: c.creds.ClientTLS(pki.RoleController),
+		VerifyPeer: func(leaf *x509.Certificate) error {
+			id, err := pki.IdentityFromCert(leaf)
+			if err != nil {
+				return err
+			}
+			if id.Role != pki.RoleController || id.ClusterID != c.clusterID {
+				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
+			}
+			if c.store != nil && c.revokedSerial(pki.Serial(leaf)) {
+				return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
+			}
+			return nil
+		},
+		Logger: c.log.With("component", "raft"),
+	}
+	if c.cfg.Raft != nil {
+		c.cfg.Raft(&rc)
+	}
+	st, err := raftstore.Open(rc)
+	if err != nil {
+		return fmt.Errorf("%w: open raft state: %w", ErrDataDir, err)
+	}
+	c.store = st
+	return nil
+}
+
+// Name returns the controller's name.
+func (c *Controller) Name() string { return c.cfg.Name }
+
+// Store returns the controller's replicated store (tests).
+func (c *Controller) Store() *raftstore.Store { return c.store }
+
+// IsLeader reports whether this controller is the ready Raft leader.
+func (c *Controller) IsLeader() bool { return c.store.IsLeader() }
+
+// APIAddress returns the address agents and kctl reach this controller at.
+func (c *Controller) APIAddress() string { return c.cfg.APIAddress }
+
+// Credentials returns the controller's TLS credentials (tests).
+func (c *Controller) Credentials() *pki.Credentials { return c.creds }
+
+// Close stops serving (sessions end and agents reconnect elsewhere), records
+// presence and closes Raft. It is idempotent.
+func (c *Controller) Close() error {
+	c.closeOnce.Do(func() {
+		c.health.Shutdown()
+		stopped := make(chan struct{})
+		go func() {
+			c.grpc.GracefulStop()
+			close(stopped)
+		}()
+		// Sessions are long-lived streams: end them right away.
+		c.disp.closeSessions()
+		select {
+		case <-stopped:
+		case <-time.After(5 * time.Second):
+			c.grpc.Stop()
+		}
+		c.cancel()
+		c.wg.Wait()
+		c.peers.close()
+		c.closeErr = c.store.Close()
+		c.log.Info("controller stopped")
+	})
+	return c.closeErr
+}

@@ -1,0 +1,424 @@
+package controller
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/raftstore"
+)
+
+// The dispatcher runs on every controller, leader or not: it holds the
+// Session streams of the agents connected here, delivers the commands
+// recorded in Raft for them, and records their results (resultWriter).
+//
+// Presence is not a Raft write per heartbeat: each controller keeps its
+// sessions in memory and records them as one PresenceRecord per controller,
+// at once (debounced) when a session starts or ends and every
+// PresenceInterval otherwise. `kctl agents` merges the records: an agent is
+// connected if a controller whose record is fresh (written within
+// presenceGrace) lists it as connected. A controller that dies stops
+// refreshing its record; its agents reconnect elsewhere within seconds and
+// the new controller's record wins. No leader ever marks an agent down, so a
+// leader change cannot flap healthy agents.
+type dispatcher struct {
+	agentv1.UnimplementedSessionServiceServer
+	c *Controller
+
+	// mu guards sessions and gone.
+	mu       sync.Mutex
+	sessions map[string]*session
+	// gone remembers agents whose session ended here (name → last seen).
+	gone map[string]*controllerv1.AgentPresence
+
+	dirty chan struct{} // signalled when presence changed
+	// lastScan is the store index up to which new commands were delivered.
+	lastScan uint64
+}
+
+// session is one agent's stream on this controller.
+type session struct {
+	name, version string
+	stream        agentv1.SessionService_SessionServer
+	cancel        context.CancelCauseFunc
+	lastSeen      atomic.Int64 // unix millis
+	// sendMu serializes stream.Send.
+	sendMu sync.Mutex
+	// mu guards sent.
+	mu sync.Mutex
+	// sent maps command ids delivered in this session to when.
+	sent map[string]time.Time
+}
+
+func newDispatcher(c *Controller) *dispatcher {
+	return &dispatcher{c: c, sessions: map[string]*session{}, gone: map[string]*controllerv1.AgentPresence{}, dirty: make(chan struct{}, 1)}
+}
+
+func (d *dispatcher) markDirty() {
+	select {
+	case d.dirty <- struct{}{}:
+	default:
+	}
+}
+
+func (s *session) send(m *agentv1.SessionResponse) error {
+	s.sendMu.Lock()
+	defer s.sendMu.Unlock()
+	return s.stream.Send(m)
+}
+
+// deliver sends a command unless this session already sent it recently.
+func (s *session) deliver(rec *controllerv1.CommandRecord, resendAfter time.Duration) {
+	s.mu.Lock()
+	at, done := s.sent[rec.GetId()]
+	if done && (resendAfter == 0 || time.Since(at) < resendAfter) {
+		s.mu.Unlock()
+		return
+	}
+	s.sent[rec.GetId()] = time.Now()
+	s.mu.Unlock()
+	// Attempt numbers are per session; the agent dedupes by id.
+	attempt := uint32(1)
+	if done {
+		attempt = 2
+	}
+	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Command{Command: &agentv1.Command{
+		Id: rec.GetId(), Operation: rec.GetOperation(), Attempt: attempt,
+	}}}); err != nil {
+		s.cancel(err)
+	}
+}
+
+func (s *session) forget(id string) {
+	s.mu.Lock()
+	delete(s.sent, id)
+	s.mu.Unlock()
+}
+
+// Session serves one agent's stream. Errors: InvalidArgument (no Hello, or
+// a Hello naming another agent), Unauthenticated (revoked, via the
+// Authorizer), Unavailable (controller stopping).
+func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error {
+	c := d.c
+	id, err := pki.RemoteIdentity(stream.Context())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancelCause(stream.Context())
+	defer cancel(nil)
+	helloTimer := time.AfterFunc(10*time.Second, func() { cancel(status.Error(codes.DeadlineExceeded, "controller: no Hello within 10s")) })
+	first, err := stream.Recv()
+	helloTimer.Stop()
+	if err != nil {
+		return err
+	}
+	hello := first.GetHello()
+	if hello == nil {
+		return status.Error(codes.InvalidArgument, "controller: the first session message must be a Hello")
+	}
+	if hello.GetName() != id.Name {
+		return status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), id.Name)
+	}
+	s := &session{name: id.Name, version: hello.GetVersion(), stream: stream, cancel: cancel, sent: map[string]time.Time{}}
+	s.lastSeen.Store(time.Now().UnixMilli())
+	interval := uint32(c.cfg.HeartbeatInterval.Milliseconds())
+	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
+		Controller: c.cfg.Name, HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
+	}}}); err != nil {
+		return err
+	}
+
+	d.mu.Lock()
+	if old := d.sessions[s.name]; old != nil {
+		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
+	}
+	d.sessions[s.name] = s
+	delete(d.gone, s.name)
+	d.mu.Unlock()
+	d.markDirty()
+	c.log.Info("agent connected", "agent", s.name, "version", s.version)
+	defer func() {
+		d.mu.Lock()
+		if d.sessions[s.name] == s {
+			delete(d.sessions, s.name)
+			d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
+		}
+		d.mu.Unlock()
+		d.markDirty()
+		c.log.Info("agent disconnected", "agent", s.name, "cause", context.Cause(ctx))
+	}()
+
+	go c.recordFacts(s.name, hello.GetFacts())
+	d.deliverPending(s, 0)
+
+	// Watchdog: end the session when the agent stops sending.
+	go func() {
+		t := time.NewTicker(c.cfg.HeartbeatInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*c.cfg.HeartbeatInterval {
+					cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
+					return
+				}
+			}
+		}
+	}()
+	recvErr := make(chan error, 1)
+	go func() {
+		for {
+			m, err := stream.Recv()
+			if err != nil {
+				recvErr <- err
+				return
+			}
+			s.lastSeen.Store(time.Now().UnixMilli())
+			switch msg := m.GetMsg().(type) {
+			case *agentv1.SessionRequest_Heartbeat:
+				if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+					HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
+				}}}); err != nil {
+					recvErr <- err
+					return
+				}
+			case *agentv1.SessionRequest_Result:
+				c.results.submit(s, msg.Result)
+			}
+		}
+	}()
+	select {
+	case err := <-recvErr:
+		return err
+	case <-ctx.Done():
+		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
+			return cause
+		}
+		return status.Error(codes.Unavailable, "controller: session closed")
+	}
+}
+
+// deliverPending sends s every pending command recorded for its agent.
+func (d *dispatcher) deliverPending(s *session, resendAfter time.Duration) {
+	for _, r := range d.c.store.View().List(tCommands, s.name+"/") {
+		var rec controllerv1.CommandRecord
+		if proto.Unmarshal(r.Value, &rec) == nil && rec.GetState() == controllerv1.CommandState_COMMAND_STATE_PENDING {
+			s.deliver(&rec, resendAfter)
+		}
+	}
+}
+
+// kick ends the agent's session here (after `kctl agents remove`).
+func (d *dispatcher) kick(name string) {
+	d.mu.Lock()
+	s := d.sessions[name]
+	delete(d.gone, name)
+	d.mu.Unlock()
+	if s != nil {
+		s.cancel(status.Error(codes.Unauthenticated, "pki: certificate revoked: agent removed"))
+	}
+}
+
+func (d *dispatcher) closeSessions() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, s := range d.sessions {
+		s.cancel(status.Error(codes.Unavailable, "controller: shutting down; reconnect to another controller"))
+	}
+}
+
+// run delivers new commands as they are committed, resends stale
+// deliveries, and records presence.
+func (d *dispatcher) run(ctx context.Context) {
+	ch, stop := d.c.store.Watch()
+	defer stop()
+	var wg sync.WaitGroup
+	wg.Go(func() { d.presenceLoop(ctx) })
+	defer wg.Wait()
+	sweep := time.NewTicker(15 * time.Second)
+	defer sweep.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+			d.scan()
+		case <-sweep.C:
+			// A delivery whose result never got recorded (a lost result
+			// write) is retried; the agent answers from its journal.
+			d.mu.Lock()
+			ss := make([]*session, 0, len(d.sessions))
+			for _, s := range d.sessions {
+				ss = append(ss, s)
+			}
+			d.mu.Unlock()
+			for _, s := range ss {
+				d.deliverPending(s, 30*time.Second)
+			}
+		}
+	}
+}
+
+// scan delivers commands created since the last scan to local sessions.
+func (d *dispatcher) scan() {
+	v := d.c.store.View()
+	last := d.lastScan
+	d.lastScan = v.Index()
+	for _, r := range v.List(tCommands, "") {
+		if r.CreateIndex <= last {
+			continue
+		}
+		var rec controllerv1.CommandRecord
+		if proto.Unmarshal(r.Value, &rec) != nil || rec.GetState() != controllerv1.CommandState_COMMAND_STATE_PENDING {
+			continue
+		}
+		d.mu.Lock()
+		s := d.sessions[rec.GetAgent()]
+		d.mu.Unlock()
+		if s != nil {
+			s.deliver(&rec, 0)
+		}
+	}
+}
+
+// presenceGrace is how long a controller's presence record stays
+// authoritative without a refresh. It covers a controller failover: agents
+// of a dead controller show connected until they reconnect elsewhere, or
+// disconnected after the grace.
+func (c *Controller) presenceGrace() time.Duration {
+	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval)
+}
+
+func (d *dispatcher) presenceLoop(ctx context.Context) {
+	c := d.c
+	t := time.NewTicker(c.cfg.PresenceInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			// Record the final state (sessions closed) on the way out.
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			d.writePresence(wctx)
+			cancel()
+			return
+		case <-t.C:
+		case <-d.dirty:
+			// Debounce: gather the connects of a reconnect storm.
+			select {
+			case <-ctx.Done():
+				continue
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		d.writePresence(wctx)
+		cancel()
+	}
+}
+
+func (d *dispatcher) writePresence(ctx context.Context) {
+	c := d.c
+	now := time.Now()
+	rec := &controllerv1.PresenceRecord{Controller: c.cfg.Name, WrittenUnixMillis: now.UnixMilli()}
+	d.mu.Lock()
+	for _, s := range d.sessions {
+		rec.Agents = append(rec.Agents, &controllerv1.AgentPresence{Name: s.name, Connected: true, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version})
+	}
+	for name, g := range d.gone {
+		if now.Sub(time.UnixMilli(g.GetLastSeenUnixMillis())) > time.Hour {
+			delete(d.gone, name)
+			continue
+		}
+		rec.Agents = append(rec.Agents, g)
+	}
+	d.mu.Unlock()
+	slices.SortFunc(rec.Agents, func(a, b *controllerv1.AgentPresence) int {
+		if a.GetName() < b.GetName() {
+			return -1
+		}
+		if a.GetName() > b.GetName() {
+			return 1
+		}
+		return 0
+	})
+	if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); !ok {
+		return // removed from the cluster
+	}
+	if _, err := c.apply(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
+		c.log.Warn("recording presence failed", "err", err)
+	}
+}
+
+// presenceView is one agent's merged presence.
+type presenceView struct {
+	connected  bool
+	controller string
+	lastSeen   int64
+	version    string
+}
+
+// presence merges every controller's presence record.
+func (c *Controller) presence(v *raftstore.Snapshot) map[string]presenceView {
+	out := map[string]presenceView{}
+	now := time.Now()
+	grace := c.presenceGrace()
+	for _, r := range v.List(tPresence, "") {
+		var pr controllerv1.PresenceRecord
+		if proto.Unmarshal(r.Value, &pr) != nil {
+			continue
+		}
+		fresh := now.Sub(time.UnixMilli(pr.GetWrittenUnixMillis())) <= grace
+		for _, a := range pr.GetAgents() {
+			p := presenceView{connected: a.GetConnected() && fresh, controller: pr.GetController(), lastSeen: a.GetLastSeenUnixMillis(), version: a.GetVersion()}
+			cur, ok := out[a.GetName()]
+			switch {
+			case !ok,
+				p.connected && !cur.connected,
+				p.connected == cur.connected && p.lastSeen > cur.lastSeen:
+				out[a.GetName()] = p
+			}
+		}
+	}
+	return out
+}
+
+func agentInfo(name string, p presenceView) *controllerv1.AgentInfo {
+	st := "disconnected"
+	if p.connected {
+		st = "connected"
+	}
+	return &controllerv1.AgentInfo{Name: name, Status: st, Controller: p.controller, LastSeenUnixMillis: p.lastSeen, Version: p.version}
+}
+
+// recordFacts stores the facts an agent reported, if they changed.
+func (c *Controller) recordFacts(name string, facts *agentv1.Facts) {
+	if facts == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
+	defer cancel()
+	err := c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
+		rec, ver, ok := get(v, tAgents, name, &controllerv1.AgentRecord{})
+		if !ok || proto.Equal(rec.GetFacts(), facts) {
+			return nil, nil
+		}
+		rec.Facts = facts
+		rec.FactsUnixMillis = time.Now().UnixMilli()
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tAgents, name, rec)}}, nil
+	})
+	if err != nil && ctx.Err() == nil {
+		c.log.Warn("recording agent facts failed", "agent", name, "err", err)
+	}
+}

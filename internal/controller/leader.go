@@ -1,0 +1,171 @@
+package controller
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/raftstore"
+)
+
+// commandRetention is how long finished commands are kept.
+const commandRetention = time.Hour
+
+// leadershipLoop runs the leader-only work while this node leads: raftstore
+// reports leadership only after its Barrier, so the state includes every
+// earlier entry. On loss the work is cancelled and awaited.
+func (c *Controller) leadershipLoop(ctx context.Context) {
+	ch := c.store.LeaderCh()
+	var (
+		cancel context.CancelFunc
+		wg     sync.WaitGroup
+	)
+	stop := func() {
+		if cancel != nil {
+			cancel()
+			wg.Wait()
+			cancel = nil
+		}
+	}
+	defer stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case leader, ok := <-ch:
+			if !ok {
+				return
+			}
+			stop()
+			if leader {
+				c.log.Info("leading the cluster")
+				lctx, lcancel := context.WithCancel(ctx)
+				cancel = lcancel
+				wg.Go(func() { c.reconcileMembership(lctx) })
+				wg.Go(func() { c.collectGarbage(lctx) })
+			}
+		}
+	}
+}
+
+// poke wakes the membership reconciler.
+func (c *Controller) poke() {
+	select {
+	case c.pokeCh <- struct{}{}:
+	default:
+	}
+}
+
+// reconcileMembership makes the Raft configuration match the nodes table:
+// voters are nodes marked voter; servers without a node record are removed.
+func (c *Controller) reconcileMembership(ctx context.Context) {
+	ch, stopWatch := c.store.Watch()
+	defer stopWatch()
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		c.reconcileOnce(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-ch:
+		case <-c.pokeCh:
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) reconcileOnce(ctx context.Context) {
+	servers, err := c.store.Servers()
+	if err != nil {
+		return
+	}
+	v := c.store.View()
+	want := map[string]*controllerv1.NodeRecord{}
+	for _, r := range v.List(tNodes, "") {
+		var n controllerv1.NodeRecord
+		if proto.Unmarshal(r.Value, &n) == nil && n.GetVoter() {
+			want[n.GetName()] = &n
+		}
+	}
+	if len(want) == 0 {
+		return // state not written yet
+	}
+	for name, n := range want {
+		if slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == name && s.Address == n.GetRaftAddress() && s.Voter }) {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.store.AddVoter(actx, name, n.GetRaftAddress())
+		cancel()
+		if err != nil {
+			c.log.Warn("adding voter failed; will retry", "node", name, "err", err)
+		} else {
+			c.log.Info("added voter", "node", name, "raft", n.GetRaftAddress())
+		}
+	}
+	for _, s := range servers {
+		if _, ok := v.Get(tNodes, s.ID); ok {
+			continue
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.store.RemoveServer(actx, s.ID)
+		cancel()
+		if err != nil {
+			c.log.Warn("removing server failed; will retry", "node", s.ID, "err", err)
+		} else {
+			c.log.Info("removed server", "node", s.ID)
+		}
+	}
+}
+
+// collectGarbage deletes finished commands after commandRetention, expired
+// or used-up tokens, and presence records of removed controllers.
+func (c *Controller) collectGarbage(ctx context.Context) {
+	t := time.NewTicker(time.Minute)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		v := c.store.View()
+		now := time.Now()
+		var muts []*raftcmdv1.Mutation
+		for _, r := range v.List(tCommands, "") {
+			var rec controllerv1.CommandRecord
+			if proto.Unmarshal(r.Value, &rec) == nil && rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE &&
+				now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention {
+				muts = append(muts, del(tCommands, r.Key))
+			}
+		}
+		for _, r := range v.List(tTokens, "") {
+			var rec controllerv1.TokenRecord
+			if proto.Unmarshal(r.Value, &rec) == nil && (now.Unix() > rec.GetExpiresUnix()+3600 || rec.GetUsesLeft() == 0) {
+				muts = append(muts, del(tTokens, r.Key))
+			}
+		}
+		for _, r := range v.List(tPresence, "") {
+			if _, ok := v.Get(tNodes, r.Key); !ok {
+				muts = append(muts, del(tPresence, r.Key))
+			}
+		}
+		for len(muts) > 0 {
+			n := min(len(muts), 1000)
+			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			_, err := c.apply(wctx, &raftcmdv1.Command{Mutations: muts[:n]})
+			cancel()
+			if err != nil {
+				c.log.Warn("garbage collection failed", "err", err)
+				break
+			}
+			muts = muts[n:]
+		}
+	}
+}

@@ -1,0 +1,41 @@
+package controller
+
+import (
+	"github.com/kctl-dev/kctl/internal/pki"
+)
+
+var (
+	anyOperator = pki.Allow{Roles: []pki.Role{pki.RoleOperator}}
+	admin       = pki.Allow{Roles: []pki.Role{pki.RoleOperator}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin}}
+	deployer    = pki.Allow{Roles: []pki.Role{pki.RoleOperator, pki.RoleController}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin, pki.OperatorDeployer}}
+	controllers = pki.Allow{Roles: []pki.Role{pki.RoleController}}
+	agents      = pki.Allow{Roles: []pki.Role{pki.RoleAgent}}
+	public      = pki.Allow{Public: true}
+)
+
+// Policy says who may call every method the controller serves; the
+// Authorizer denies anything not listed. Controllers are listed where a
+// follower forwards a call on behalf of its caller.
+var Policy = pki.Policy{
+	"/kctl.controller.v1.ControllerService/Join":             public,
+	"/kctl.controller.v1.ControllerService/RenewCertificate": {Roles: []pki.Role{pki.RoleAgent, pki.RoleOperator, pki.RoleController}},
+	"/kctl.controller.v1.ControllerService/CreateToken":      admin,
+	"/kctl.controller.v1.ControllerService/ListTokens":       admin,
+	"/kctl.controller.v1.ControllerService/RevokeToken":      admin,
+	"/kctl.controller.v1.ControllerService/ClusterStatus":    {Roles: []pki.Role{pki.RoleOperator, pki.RoleController}},
+	"/kctl.controller.v1.ControllerService/AddController":    controllers,
+	"/kctl.controller.v1.ControllerService/RemoveController": admin,
+	"/kctl.controller.v1.ControllerService/ListAgents":       anyOperator,
+	"/kctl.controller.v1.ControllerService/DescribeAgent":    anyOperator,
+	"/kctl.controller.v1.ControllerService/RemoveAgent":      admin,
+	"/kctl.controller.v1.ControllerService/ListOperators":    anyOperator,
+	"/kctl.controller.v1.ControllerService/RemoveOperator":   admin,
+	"/kctl.controller.v1.ControllerService/SendCommand":      deployer,
+	"/kctl.controller.v1.ControllerService/GetCommand":       anyOperator,
+	"/kctl.controller.v1.InternalService/Apply":              controllers,
+	"/kctl.controller.v1.InternalService/ReadIndex":          controllers,
+	"/kctl.agent.v1.SessionService/Session":                  agents,
+	"/grpc.health.v1.Health/Check":                           public,
+	"/grpc.health.v1.Health/Watch":                           public,
+	"/grpc.health.v1.Health/List":                            public,
+}

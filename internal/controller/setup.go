@@ -1,0 +1,286 @@
+package controller
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"time"
+
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/pki"
+)
+
+// initState is what --init creates before Raft runs; bootstrap records it.
+type initState struct {
+	ca          *pki.CA
+	nodeSerial  string
+	adminSerial string
+}
+
+// sans returns the IP and DNS SANs for a controller reachable at addrs.
+func sans(addrs ...string) ([]string, []net.IP) {
+	dns := []string{"localhost"}
+	var ips []net.IP
+	for _, a := range addrs {
+		host, _, err := net.SplitHostPort(a)
+		if err != nil {
+			continue
+		}
+		if ip := net.ParseIP(host); ip != nil {
+			ips = append(ips, ip)
+		} else if host != "" {
+			dns = append(dns, host)
+		}
+	}
+	return dns, ips
+}
+
+func (c *Controller) saveNode(keyPEM, certPEM, caPEM []byte) error {
+	for _, f := range []struct {
+		name string
+		b    []byte
+	}{{nodeKeyFile, keyPEM}, {caCertFile, caPEM}, {nodeCertFile, certPEM}} {
+		if err := writeFileAtomic(c.path(f.name), f.b, 0o600); err != nil {
+			return fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+	}
+	return nil
+}
+
+// initCredentials creates the cluster CA, this node's certificate and the
+// admin operator's credentials (returned as a credentials file).
+func (c *Controller) initCredentials() ([]byte, error) {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	clusterID := hex.EncodeToString(b)
+	ca, err := pki.NewCA(clusterID)
+	if err != nil {
+		return nil, err
+	}
+	keyPEM, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	id := pki.Identity{ClusterID: clusterID, Role: pki.RoleController, Name: c.cfg.Name}
+	csr, err := pki.NewCSR(keyPEM, id)
+	if err != nil {
+		return nil, err
+	}
+	dns, ips := sans(c.cfg.APIAddress, c.cfg.RaftAddress)
+	certPEM, err := ca.SignWithSANs(csr, id, pki.DefaultValidity(pki.RoleController), dns, ips)
+	if err != nil {
+		return nil, err
+	}
+	if c.creds, err = pki.NewCredentials(certPEM, keyPEM, ca.CertPEM); err != nil {
+		return nil, err
+	}
+
+	adminKey, err := pki.NewKey()
+	if err != nil {
+		return nil, err
+	}
+	adminID := pki.Identity{ClusterID: clusterID, Role: pki.RoleOperator, Name: "admin", OperatorRole: pki.OperatorAdmin}
+	adminCSR, err := pki.NewCSR(adminKey, adminID)
+	if err != nil {
+		return nil, err
+	}
+	adminCert, err := ca.Sign(adminCSR, adminID, pki.DefaultValidity(pki.RoleOperator))
+	if err != nil {
+		return nil, err
+	}
+	adminLeaf, err := pki.ParseCertificate(adminCert)
+	if err != nil {
+		return nil, err
+	}
+	c.init = &initState{ca: ca, nodeSerial: pki.Serial(c.creds.Leaf()), adminSerial: pki.Serial(adminLeaf)}
+	f := &ctlclient.File{
+		ClusterID: clusterID, Name: "admin", Role: string(pki.OperatorAdmin),
+		Controllers: []string{c.cfg.APIAddress},
+		CA:          string(ca.CertPEM), Cert: string(adminCert), Key: string(adminKey),
+	}
+	yb, err := f.Marshal()
+	if err != nil {
+		return nil, err
+	}
+	if err := c.saveNode(keyPEM, certPEM, ca.CertPEM); err != nil {
+		return nil, err
+	}
+	return yb, nil
+}
+
+// bootstrap starts the one-node cluster and records the CA, this node and
+// the admin operator.
+func (c *Controller) bootstrap(ctx context.Context) error {
+	if err := c.store.Bootstrap(); err != nil {
+		return fmt.Errorf("controller: bootstrap: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for !c.store.IsLeader() {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: this node did not become leader of its new cluster", ErrNoLeader)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	keyPEM, err := c.init.ca.KeyPEM()
+	if err != nil {
+		return err
+	}
+	now := time.Now().Unix()
+	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
+		put(tCluster, keyCA, &controllerv1.ClusterRecord{ClusterId: c.init.ca.ClusterID(), CaCertPem: c.init.ca.CertPEM, CaKeyPem: keyPEM}),
+		put(tNodes, c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
+		put(tOperators, "admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
+	}})
+	return err
+}
+
+// loadCredentials loads the node's key and certificates from the data dir.
+func (c *Controller) loadCredentials() error {
+	var pems [3][]byte
+	for i, name := range []string{nodeCertFile, nodeKeyFile, caCertFile} {
+		b, err := os.ReadFile(c.path(name))
+		if err != nil {
+			return fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		pems[i] = b
+	}
+	creds, err := pki.NewCredentials(pems[0], pems[1], pems[2])
+	if err != nil {
+		return fmt.Errorf("%w: stored credentials are unusable: %w", ErrDataDir, err)
+	}
+	if id := creds.Identity(); id.Name != c.cfg.Name || id.Role != pki.RoleController {
+		return fmt.Errorf("%w: %s holds the state of controller %q, not %q (pass --name %s or another --data-dir)", ErrDataDir, c.cfg.DataDir, id.Name, c.cfg.Name, id.Name)
+	}
+	c.creds = creds
+	return nil
+}
+
+// joinCredentials exchanges the token and a CSR for a certificate.
+func (c *Controller) joinCredentials(ctx context.Context) error {
+	if c.cfg.Token == "" {
+		return fmt.Errorf("%w: --join needs --token (make one with `kctl token create --role controller`)", ErrJoin)
+	}
+	tok, err := pki.ParseToken(c.cfg.Token)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	keyPEM, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(keyPEM, pki.Identity{Role: pki.RoleController, Name: c.cfg.Name})
+	if err != nil {
+		return err
+	}
+	resp, err := ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, &controllerv1.JoinRequest{
+		Token: c.cfg.Token, CsrPem: csr, Name: c.cfg.Name,
+		ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress,
+	}, 0)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	if c.creds, err = pki.NewCredentials(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
+		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	c.joinPeers = resp.GetControllers()
+	return c.saveNode(keyPEM, resp.GetCertPem(), resp.GetCaPem())
+}
+
+// becomeVoter asks the cluster to add this node as a voter, then waits
+// until it has received the cluster state.
+func (c *Controller) becomeVoter(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	cl := ctlclient.NewClient(c.creds, append(c.cfg.JoinAddrs, c.joinPeers...), 5*time.Second)
+	var err error
+	for {
+		err = cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+			_, err := cc.AddController(ctx, &controllerv1.AddControllerRequest{})
+			return err
+		})
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: the cluster did not add this controller: %w", ErrJoin, err)
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	for {
+		if _, err := c.clusterRecord(); err == nil {
+			if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); ok {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: added as a voter but the cluster state did not arrive", ErrJoin)
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// renewLoop renews this controller's certificate before it expires: a
+// controller holds the CA (in Raft) and signs its own renewal.
+func (c *Controller) renewLoop(ctx context.Context) {
+	t := time.NewTicker(10 * time.Minute)
+	defer t.Stop()
+	for {
+		if pki.NeedsRenewal(c.creds.Leaf(), time.Now()) {
+			if err := c.renewSelf(ctx); err != nil {
+				c.log.Warn("certificate renewal failed; will retry", "err", err)
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (c *Controller) renewSelf(ctx context.Context) error {
+	ca, err := c.ca()
+	if err != nil {
+		return err
+	}
+	keyPEM, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	id := c.creds.Identity()
+	csr, err := pki.NewCSR(keyPEM, id)
+	if err != nil {
+		return err
+	}
+	dns, ips := sans(c.cfg.APIAddress, c.cfg.RaftAddress)
+	certPEM, err := ca.SignWithSANs(csr, id, pki.DefaultValidity(pki.RoleController), dns, ips)
+	if err != nil {
+		return err
+	}
+	leaf, err := pki.ParseCertificate(certPEM)
+	if err != nil {
+		return err
+	}
+	if err := c.addSerial(ctx, tNodes, id.Name, pki.Serial(leaf)); err != nil {
+		return err
+	}
+	if err := c.creds.Update(certPEM, keyPEM); err != nil {
+		return err
+	}
+	if err := writeFileAtomic(c.path(nodeKeyFile), keyPEM, 0o600); err != nil {
+		return err
+	}
+	return writeFileAtomic(c.path(nodeCertFile), certPEM, 0o600)
+}
+
+var errNotFound = errors.New("controller: not found")
