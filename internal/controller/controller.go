@@ -31,6 +31,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 )
@@ -205,6 +206,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
 	agentv1.RegisterSessionServiceServer(c.grpc, c.disp)
+	deployv1.RegisterDeployServiceServer(c.grpc, c.deployService())
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(c.grpc, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

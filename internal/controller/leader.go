@@ -48,6 +48,7 @@ func (c *Controller) leadershipLoop(ctx context.Context) {
 				cancel = lcancel
 				wg.Go(func() { c.reconcileMembership(lctx) })
 				wg.Go(func() { c.collectGarbage(lctx) })
+				wg.Go(func() { c.runDeploys(lctx) })
 			}
 		}
 	}

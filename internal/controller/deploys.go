@@ -1,0 +1,115 @@
+package controller
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/deploy"
+	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/scheduler"
+)
+
+// deployPolicy is who may call the deploy service (internal/deploy).
+var deployPolicy = pki.Policy{
+	"/kctl.deploy.v1.DeployService/Submit":      deployer,
+	"/kctl.deploy.v1.DeployService/Cancel":      deployer,
+	"/kctl.deploy.v1.DeployService/AcquireLock": deployer,
+	"/kctl.deploy.v1.DeployService/ReleaseLock": deployer,
+	"/kctl.deploy.v1.DeployService/Versions":    deployer,
+	"/kctl.deploy.v1.DeployService/Get":         anyOperator,
+	"/kctl.deploy.v1.DeployService/List":        anyOperator,
+	"/kctl.deploy.v1.DeployService/Watch":       anyOperator,
+	"/kctl.deploy.v1.DeployService/LockStatus":  anyOperator,
+	"/kctl.deploy.v1.DeployService/Audit":       anyOperator,
+}
+
+func init() {
+	for method, allow := range deployPolicy {
+		Policy[method] = allow
+	}
+}
+
+// deployStore is the deploy service's view of the store: writes go through
+// the leader, linearizable reads through linearize.
+func (c *Controller) deployStore() deploy.Store {
+	return deploy.RaftStore{
+		S:       c.store,
+		WriteFn: c.apply,
+		LeaderIndex: func(ctx context.Context) (uint64, error) {
+			if err := c.linearize(ctx); err != nil {
+				return 0, err
+			}
+			return c.store.AppliedIndex(), nil
+		},
+	}
+}
+
+// deployService serves kctl's deploy RPCs on this controller.
+func (c *Controller) deployService() *deploy.Service {
+	return &deploy.Service{
+		Store:  c.deployStore(),
+		Agents: deployAgents{c},
+		Caller: func(ctx context.Context) (string, error) {
+			id, err := pki.RemoteIdentity(ctx)
+			if err != nil {
+				return "", err
+			}
+			return id.Name, nil
+		},
+	}
+}
+
+// runDeploys drives deploys while this controller leads.
+func (c *Controller) runDeploys(ctx context.Context) {
+	r := &deploy.Runner{Store: deploy.RaftStore{S: c.store, WriteFn: func(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
+		return c.store.Apply(ctx, cmd)
+	}}, Agents: deployAgents{c}, Logger: c.log.With("component", "deploy")}
+	r.Run(ctx)
+}
+
+// deployAgents gives the deploy runner the controller's command queue and
+// agent presence.
+type deployAgents struct{ c *Controller }
+
+var _ deploy.Agents = deployAgents{}
+
+// AgentState reports whether the agent is enrolled and connected.
+func (a deployAgents) AgentState(name string) scheduler.AgentState {
+	v := a.c.store.View()
+	if _, ok := v.Get(tAgents, name); !ok {
+		return scheduler.AgentUnknown
+	}
+	if a.c.presence(v)[name].connected {
+		return scheduler.AgentConnected
+	}
+	return scheduler.AgentDisconnected
+}
+
+// commandIDFor maps a deploy step's key to a stable command id of the form
+// the command queue uses (`<16 hex>-<8 hex>.<agent>`), so sending it again
+// after a failover is a no-op.
+func commandIDFor(agent, key string) string {
+	sum := sha256.Sum256([]byte(key))
+	h := hex.EncodeToString(sum[:])
+	return fmt.Sprintf("%s-%s.%s", h[:16], h[16:24], agent)
+}
+
+// Send queues op for agent under a stable id.
+func (a deployAgents) Send(ctx context.Context, agent, key string, op *agentv1.Operation) error {
+	_, err := a.c.sendCommand(ctx, agent, commandIDFor(agent, key), op)
+	return err
+}
+
+// Result reports the command's result once recorded.
+func (a deployAgents) Result(agent, key string) (*agentv1.Result, bool) {
+	rec, err := a.c.Command(commandIDFor(agent, key))
+	if err != nil || rec.GetState() != controllerv1.CommandState_COMMAND_STATE_DONE {
+		return nil, false
+	}
+	return rec.GetResult(), true
+}
