@@ -6,7 +6,7 @@
 //	/         "<VERSION>\n"
 //	/env/KEY  the value of environment variable KEY (tests check secret env)
 //
-// Environment: PORT (default 80), VERSION, START_DELAY (a Go duration to wait
+// Environment: PORT (default 80), VERSION (default KAMAL_VERSION), START_DELAY (a Go duration to wait
 // before listening, a slow boot), UNHEALTHY=1 (fail /up), UNHEALTHY_AFTER (a
 // duration after which /up starts failing).
 package main
@@ -35,6 +35,9 @@ func run(ctx context.Context) error {
 	defer stop()
 
 	version := os.Getenv("VERSION")
+	if version == "" {
+		version = os.Getenv("KAMAL_VERSION")
+	}
 	port := os.Getenv("PORT")
 	if port == "" {
 		port = "80"

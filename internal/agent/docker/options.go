@@ -2,9 +2,9 @@ package docker
 
 import (
 	"errors"
-	"os"
 	"fmt"
 	"math/big"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -206,16 +206,24 @@ func init() {
 			s.Host.MemorySwappiness = &n
 			return err
 		}},
-		"kernel-memory":    {apply: setBytes(func(s *Spec) *int64 { return &s.Host.KernelMemory })},
-		"shm-size":         {apply: setBytes(func(s *Spec) *int64 { return &s.Host.ShmSize })},
-		"cpus":             {apply: applyCPUs},
-		"cpu-shares":       {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUShares })},
-		"cpu-period":       {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUPeriod })},
-		"cpu-quota":        {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUQuota })},
-		"cpuset-cpus":      {apply: setString(func(s *Spec) *string { return &s.Host.CpusetCpus })},
-		"cpuset-mems":      {apply: setString(func(s *Spec) *string { return &s.Host.CpusetMems })},
-		"blkio-weight":     {apply: func(s *Spec, v string) error { n, err := strconv.ParseUint(v, 10, 16); s.Host.BlkioWeight = uint16(n); return err }},
-		"pids-limit":       {apply: func(s *Spec, v string) error { n, err := strconv.ParseInt(v, 10, 64); s.Host.PidsLimit = &n; return err }},
+		"kernel-memory": {apply: setBytes(func(s *Spec) *int64 { return &s.Host.KernelMemory })},
+		"shm-size":      {apply: setBytes(func(s *Spec) *int64 { return &s.Host.ShmSize })},
+		"cpus":          {apply: applyCPUs},
+		"cpu-shares":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUShares })},
+		"cpu-period":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUPeriod })},
+		"cpu-quota":     {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUQuota })},
+		"cpuset-cpus":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetCpus })},
+		"cpuset-mems":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetMems })},
+		"blkio-weight": {apply: func(s *Spec, v string) error {
+			n, err := strconv.ParseUint(v, 10, 16)
+			s.Host.BlkioWeight = uint16(n)
+			return err
+		}},
+		"pids-limit": {apply: func(s *Spec, v string) error {
+			n, err := strconv.ParseInt(v, 10, 64)
+			s.Host.PidsLimit = &n
+			return err
+		}},
 		"oom-kill-disable": {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.OomKillDisable = &b; return err }},
 		"oom-score-adj":    {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); s.Host.OomScoreAdj = n; return err }},
 		"ulimit": {apply: func(s *Spec, v string) error {
@@ -258,9 +266,9 @@ func init() {
 			s.Host.Sysctls[k] = val
 			return nil
 		}},
-		"runtime":    {apply: setString(func(s *Spec) *string { return &s.Host.Runtime })},
-		"isolation":  {apply: func(s *Spec, v string) error { s.Host.Isolation = container.Isolation(v); return nil }},
-		"init":       {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.Init = &b; return err }},
+		"runtime":   {apply: setString(func(s *Spec) *string { return &s.Host.Runtime })},
+		"isolation": {apply: func(s *Spec, v string) error { s.Host.Isolation = container.Isolation(v); return nil }},
+		"init":      {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.Init = &b; return err }},
 		"storage-opt": {apply: func(s *Spec, v string) error {
 			k, val, ok := strings.Cut(v, "=")
 			if !ok {
@@ -295,7 +303,7 @@ func init() {
 			s.Host.Tmpfs[path] = opts
 			return nil
 		}},
-		"volumes-from": {apply: appendString(func(s *Spec) *[]string { return &s.Host.VolumesFrom })},
+		"volumes-from":  {apply: appendString(func(s *Spec) *[]string { return &s.Host.VolumesFrom })},
 		"volume-driver": {apply: setString(func(s *Spec) *string { return &s.Host.VolumeDriver })},
 
 		// Networking.
@@ -314,12 +322,12 @@ func init() {
 		"link":        {apply: appendString(func(s *Spec) *[]string { return &s.Host.Links })},
 
 		// Health.
-		"health-cmd": {apply: func(s *Spec, v string) error { health(s).Test = []string{"CMD-SHELL", v}; return nil }},
-		"health-interval": {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Interval })},
-		"health-timeout":  {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Timeout })},
-		"health-start-period": {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartPeriod })},
+		"health-cmd":            {apply: func(s *Spec, v string) error { health(s).Test = []string{"CMD-SHELL", v}; return nil }},
+		"health-interval":       {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Interval })},
+		"health-timeout":        {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Timeout })},
+		"health-start-period":   {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartPeriod })},
 		"health-start-interval": {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartInterval })},
-		"health-retries": {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); health(s).Retries = n; return err }},
+		"health-retries":        {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); health(s).Retries = n; return err }},
 		"no-healthcheck": {boolean: true, apply: func(s *Spec, v string) error {
 			b, err := boolVal(v)
 			if b {
@@ -332,7 +340,7 @@ func init() {
 
 // pending network settings are applied to the endpoint after all flags.
 type pendingNet struct {
-	pendingAliases               []string
+	pendingAliases                    []string
 	pendingMAC, pendingIP, pendingIP6 string
 }
 
