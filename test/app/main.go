@@ -6,6 +6,9 @@
 //	/         "<VERSION>\n"
 //	/env/KEY  the value of environment variable KEY (tests check secret env)
 //
+// As a command (for exec tests): `app echo ARGS…`, `app exit N`, `app cat`
+// (stdin to stdout), `app winsize` (the terminal size of stdin, "ROWSxCOLS").
+//
 // Environment: PORT (default 80), VERSION (default KAMAL_VERSION), START_DELAY (a Go duration to wait
 // before listening, a slow boot), UNHEALTHY=1 (fail /up), UNHEALTHY_AFTER (a
 // duration after which /up starts failing).
@@ -15,6 +18,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"net/http"
 	"os"
@@ -22,9 +26,14 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 func main() {
+	if len(os.Args) > 1 {
+		os.Exit(tool(os.Args[1], os.Args[2:]))
+	}
 	if err := run(context.Background()); err != nil {
 		log.Fatal(err)
 	}
@@ -95,4 +104,48 @@ func run(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// tool runs the app's small command mode and returns the exit code.
+func tool(name string, args []string) int {
+	switch name {
+	case "echo":
+		fmt.Println(strings.Join(args, " "))
+		return 0
+	case "exit":
+		n := 0
+		if len(args) > 0 {
+			fmt.Sscan(args[0], &n)
+		}
+		fmt.Fprintf(os.Stderr, "exiting %d\n", n)
+		return n
+	case "cat":
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			return 1
+		}
+		return 0
+	case "winsize":
+		// Wait until a resize arrives when asked for a particular size.
+		want := ""
+		if len(args) > 0 {
+			want = args[0]
+		}
+		for i := 0; i < 500; i++ {
+			ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+			if err != nil {
+				fmt.Println("notty")
+				return 1
+			}
+			got := fmt.Sprintf("%dx%d", ws.Row, ws.Col)
+			if want == "" || got == want {
+				fmt.Println(got)
+				return 0
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Println("timeout")
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "unknown command %q\n", name)
+	return 127
 }

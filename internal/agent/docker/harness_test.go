@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/client"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
@@ -186,4 +187,12 @@ func (h *harness) wantServes(version string) {
 		}
 		return nil
 	})
+}
+
+func opEnsureNetwork(name string) *agentv1.Operation {
+	return &agentv1.Operation{Op: &agentv1.Operation_EnsureNetwork{EnsureNetwork: &agentv1.EnsureNetwork{Name: name}}}
+}
+
+func containerStopOptions(timeout int) container.StopOptions {
+	return container.StopOptions{Timeout: &timeout}
 }
