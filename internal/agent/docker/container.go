@@ -83,11 +83,11 @@ func ParseRunArgs(args []string) (flags []Flag, image string, cmd []string, err 
 		if !strings.HasPrefix(a, "-") {
 			image = a
 			for _, c := range args[i+1:] {
-				u, err := proxy.ShellUnquote(c)
+				words, err := shellSplit(c)
 				if err != nil {
 					return nil, "", nil, err
 				}
-				cmd = append(cmd, u)
+				cmd = append(cmd, words...)
 			}
 			return flags, image, cmd, nil
 		}

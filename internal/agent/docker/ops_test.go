@@ -349,3 +349,80 @@ func TestBootAccessory(t *testing.T) {
 		t.Errorf("after remove %s = %q, want gone", name, got)
 	}
 }
+
+func TestBootApp_OptionsReachTheEngine(t *testing.T) {
+	h := newHarness(t)
+	h.buildApp("v1")
+	h.mustDo(opEnsureNetwork(h.network))
+	c := h.app("worker", "v1")
+	c.Logging = &specv1.Logging{Driver: "json-file", Options: []*specv1.KeyValue{{Key: "max-size", Value: "5m"}, {Key: "max-file", Value: "2"}}}
+	c.Volumes = []string{h.prefix + "-vol:/data", "$PWD/shared:/shared:ro"}
+	c.Labels = append(c.Labels, &specv1.KeyValue{Key: "team", Value: "ops"})
+	c.Options = []*specv1.Option{
+		{Name: "memory", Value: "64m"}, {Name: "cpus", Value: "0.5"}, {Name: "cap-add", Value: "NET_ADMIN"},
+		{Name: "add-host", Value: "db.internal:10.0.0.7"}, {Name: "ulimit", Value: "nofile=1024:2048"},
+		{Name: "shm-size", Value: "32m"}, {Name: "tmpfs", Value: "/scratch:size=8m"}, {Name: "init", Bare: true},
+		{Name: "security-opt", Value: "no-new-privileges"}, {Name: "sysctl", Value: "net.core.somaxconn=512"},
+		{Name: "group-add", Value: "60000"}, {Name: "dns", Value: "9.9.9.9"}, {Name: "pids-limit", Value: "64"},
+		{Name: "network-alias", Value: h.prefix + "-worker"}, {Name: "stop-signal", Value: "SIGINT"},
+		{Name: "stop-timeout", Value: "7"}, {Name: "read-only", Bare: true}, {Name: "workdir", Value: "/"},
+	}
+	dockertest.CleanupContainers(t, h.cli, h.prefix, nil, []string{h.prefix + "-vol"})
+	res := h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: c, Readiness: &specv1.Readiness{DeployTimeout: 5}}}})
+	if !res.GetOk() {
+		t.Fatalf("boot = %q %q", res.GetError(), res.GetDetail())
+	}
+	in, err := h.cli.ContainerInspect(context.Background(), res.GetContainerId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hc := in.HostConfig
+	for _, ck := range []struct {
+		name      string
+		got, want any
+	}{
+		{"memory", hc.Memory, int64(64 << 20)},
+		{"cpus", hc.NanoCPUs, int64(5e8)},
+		{"cap-add", strings.TrimPrefix(fmt.Sprint(hc.CapAdd), "[CAP_"), "NET_ADMIN]"},
+		{"add-host", fmt.Sprint(hc.ExtraHosts), "[db.internal:10.0.0.7]"},
+		{"ulimit", fmt.Sprint(*hc.Ulimits[0]), "{nofile 2048 1024}"},
+		{"shm-size", hc.ShmSize, int64(32 << 20)},
+		{"tmpfs", hc.Tmpfs["/scratch"], "size=8m"},
+		{"init", *hc.Init, true},
+		{"security-opt", fmt.Sprint(hc.SecurityOpt), "[no-new-privileges]"},
+		{"sysctl", hc.Sysctls["net.core.somaxconn"], "512"},
+		{"group-add", fmt.Sprint(hc.GroupAdd), "[60000]"},
+		{"dns", fmt.Sprint(hc.DNS), "[9.9.9.9]"},
+		{"pids-limit", *hc.PidsLimit, int64(64)},
+		{"network-alias", contains(in.NetworkSettings.Networks[h.network].Aliases, h.prefix+"-worker"), true},
+		{"stop-signal", in.Config.StopSignal, "SIGINT"},
+		{"stop-timeout", *in.Config.StopTimeout, 7},
+		{"read-only", hc.ReadonlyRootfs, true},
+		{"log driver", hc.LogConfig.Type, "json-file"},
+		{"log opts", fmt.Sprint(hc.LogConfig.Config), "map[max-file:2 max-size:5m]"},
+		{"volumes", fmt.Sprint(hc.Binds), fmt.Sprintf("[%s-vol:/data %s:/shared:ro]", h.prefix, filepath.Join(h.dataDir, "shared"))},
+		{"label", in.Config.Labels["team"], "ops"},
+	} {
+		if fmt.Sprint(ck.got) != fmt.Sprint(ck.want) {
+			t.Errorf("inspect %s = %v, want %v", ck.name, ck.got, ck.want)
+		}
+	}
+}
+
+// A role without a proxy whose Docker health check fails is not ready:
+// the new container is stopped and the error says why (Kamal §3.4).
+func TestBootApp_ReadinessUnhealthy(t *testing.T) {
+	h := newHarness(t)
+	h.buildApp("v1")
+	h.mustDo(opEnsureNetwork(h.network))
+	c := h.app("worker", "v1")
+	// FROM scratch has no /bin/sh, so a CMD-SHELL check always fails.
+	c.Options = []*specv1.Option{{Name: "health-cmd", Value: "true"}, {Name: "health-interval", Value: "200ms"}, {Name: "health-retries", Value: "1"}}
+	res := h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: c, Readiness: &specv1.Readiness{DeployTimeout: 3}}}})
+	if res.GetOk() || !strings.Contains(res.GetError(), "container not ready after 3 seconds (unhealthy)") {
+		t.Errorf("boot = ok %v %q, want not ready (unhealthy)", res.GetOk(), res.GetError())
+	}
+	if got := h.state(c.GetName()); got != "exited" {
+		t.Errorf("state = %q, want exited", got)
+	}
+}

@@ -34,7 +34,10 @@ type Flag struct {
 // Spec is a container as the Engine API takes it.
 type Spec struct {
 	pendingNet
-	Name    string
+	Name string
+	// EnvFile is the --env-file path of a rendered docker run line; the
+	// agent passes secret values through the API instead.
+	EnvFile string
 	Config  *container.Config
 	Host    *container.HostConfig
 	Network *network.NetworkingConfig
@@ -156,6 +159,7 @@ func init() {
 			}
 			return nil
 		}},
+		"env-file": {apply: func(s *Spec, v string) error { s.EnvFile = v; return nil }},
 		"hostname": {apply: setString(func(s *Spec) *string { return &s.Config.Hostname })},
 		"env": {apply: func(s *Spec, v string) error {
 			s.Config.Env = append(s.Config.Env, v)
