@@ -383,7 +383,7 @@ func TestBootApp_OptionsReachTheEngine(t *testing.T) {
 	}{
 		{"memory", hc.Memory, int64(64 << 20)},
 		{"cpus", hc.NanoCPUs, int64(5e8)},
-		{"cap-add", strings.TrimPrefix(fmt.Sprint(hc.CapAdd), "[CAP_"), "NET_ADMIN]"},
+		{"cap-add", strings.ReplaceAll(fmt.Sprint(hc.CapAdd), "CAP_", ""), "[NET_ADMIN]"},
 		{"add-host", fmt.Sprint(hc.ExtraHosts), "[db.internal:10.0.0.7]"},
 		{"ulimit", fmt.Sprint(*hc.Ulimits[0]), "{nofile 2048 1024}"},
 		{"shm-size", hc.ShmSize, int64(32 << 20)},

@@ -126,8 +126,12 @@ func corpusRuns(t *testing.T) []corpusRun {
 			t.Fatal(err)
 		}
 		var doc struct {
-			Roles       map[string]struct{ DockerRun []string `json:"docker_run"` } `json:"roles"`
-			Accessories map[string]struct{ DockerRun []string `json:"docker_run"` } `json:"accessories"`
+			Roles map[string]struct {
+				DockerRun []string `json:"docker_run"`
+			} `json:"roles"`
+			Accessories map[string]struct {
+				DockerRun []string `json:"docker_run"`
+			} `json:"accessories"`
 		}
 		if err := json.Unmarshal(b, &doc); err != nil {
 			t.Fatalf("%s: %v", f, err)
