@@ -1,0 +1,143 @@
+package docker
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/api/types/container"
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+)
+
+func cloneContainer(c *specv1.Container) *specv1.Container {
+	if c == nil {
+		return &specv1.Container{}
+	}
+	return proto.Clone(c).(*specv1.Container)
+}
+
+// BootAccessory is `kamal accessory boot`: skipped when the container
+// exists; otherwise directories, files, env file, run, and a kamal-proxy
+// deploy when the accessory has a proxy.
+func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (*agentv1.Result, error) {
+	c := b.GetContainer()
+	fail := func(err error) (*agentv1.Result, error) {
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		return &agentv1.Result{Ok: false, Error: oneLine(err.Error())}, nil
+	}
+	s, err := r.Translate(c)
+	if err != nil {
+		return fail(err)
+	}
+	existing, err := r.findByName(ctx, s.Name)
+	if err != nil {
+		return fail(err)
+	}
+	var id string
+	if existing != nil {
+		id = existing.ID
+		if existing.State != "running" && existing.Labels[LabelSpec] == s.Config.Labels[LabelSpec] {
+			// Interrupted boot of ours: finish it.
+			if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+				return fail(fmt.Errorf("start %s: %w", s.Name, err))
+			}
+		}
+	} else {
+		for _, d := range c.GetDirectories() {
+			if err := os.MkdirAll(r.accessoryPath(d), 0o755); err != nil {
+				return fail(fmt.Errorf("directory %s: %w", d, err))
+			}
+		}
+		for _, f := range c.GetFiles() {
+			mode := os.FileMode(f.GetMode())
+			if mode == 0 {
+				mode = 0o755 // Kamal's default for accessory files
+			}
+			if err := writeFileAtomic(r.accessoryPath(f.GetPath()), f.GetContent(), mode); err != nil {
+				return fail(fmt.Errorf("file %s: %w", f.GetPath(), err))
+			}
+		}
+		if err := r.writeEnvFile(c); err != nil {
+			return fail(fmt.Errorf("env file: %w", err))
+		}
+		if c.GetNetwork() != "" {
+			if err := r.EnsureNetwork(ctx, c.GetNetwork()); err != nil {
+				return fail(err)
+			}
+		}
+		if _, err := r.cli.ImageInspect(ctx, c.GetImage()); err != nil {
+			if err := r.pull(ctx, c.GetImage(), b.GetAuth()); err != nil {
+				return fail(err)
+			}
+		}
+		if id, err = r.create(ctx, s); err != nil {
+			return fail(err)
+		}
+		if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+			_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
+			return fail(fmt.Errorf("start %s: %w", s.Name, err))
+		}
+	}
+	if p := b.GetProxy(); p != nil {
+		port := p.GetAppPort()
+		if port == 0 {
+			port = 80
+		}
+		if err := r.proxy.Deploy(ctx, p.GetService(), fmt.Sprintf("%s:%d", id[:12], port), p.GetFlags()); err != nil {
+			return fail(err)
+		}
+	}
+	return &agentv1.Result{Ok: true, ContainerId: id}, nil
+}
+
+// accessoryPath maps an accessory file/directory path (relative to the SSH
+// home in Kamal) into the data dir; absolute paths stay as they are.
+func (r *Runtime) accessoryPath(p string) string {
+	p = r.hostPath(p)
+	if filepath.IsAbs(p) && !strings.HasPrefix(p, "$") {
+		return p
+	}
+	return filepath.Join(r.cfg.DataDir, p)
+}
+
+// AccessoryControl starts, stops, restarts or removes an accessory
+// container (by its service name).
+func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryControl) error {
+	c, err := r.findByName(ctx, a.GetName())
+	if err != nil {
+		return err
+	}
+	if c == nil {
+		if a.GetAction() == agentv1.AccessoryControl_ACTION_REMOVE || a.GetAction() == agentv1.AccessoryControl_ACTION_STOP {
+			return nil
+		}
+		return fmt.Errorf("%w: %s", ErrNoContainer, a.GetName())
+	}
+	switch a.GetAction() {
+	case agentv1.AccessoryControl_ACTION_START:
+		return r.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+	case agentv1.AccessoryControl_ACTION_STOP:
+		return r.stopContainer(ctx, c.ID, nil)
+	case agentv1.AccessoryControl_ACTION_RESTART:
+		if err := r.stopContainer(ctx, c.ID, nil); err != nil {
+			return err
+		}
+		return r.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+	case agentv1.AccessoryControl_ACTION_REMOVE:
+		if err := r.stopContainer(ctx, c.ID, nil); err != nil {
+			return err
+		}
+		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
+			return err
+		}
+		return nil
+	}
+	return fmt.Errorf("%w: accessory action %v", ErrBadOperation, a.GetAction())
+}

@@ -1,0 +1,257 @@
+package docker
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"strings"
+
+	"github.com/docker/docker/client"
+
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/agent/proxy"
+)
+
+// Flags returns the docker-run flags a container spec stands for, in
+// Kamal's order (§3.5 of the reference): restart, name, network, hostname,
+// env, logging, volumes, labels, publish, expose, options. Secret env is not
+// included (Kamal passes it through --env-file). The same table translates
+// these flags and a rendered `docker run` line, so the two can be compared.
+func Flags(c *specv1.Container) []Flag {
+	var fl []Flag
+	add := func(n, v string) { fl = append(fl, Flag{n, v}) }
+	if c.GetRestart() != "" {
+		add("restart", c.GetRestart())
+	}
+	add("name", c.GetName())
+	if c.GetNetwork() != "" {
+		add("network", c.GetNetwork())
+	}
+	if c.GetHostname() != "" {
+		add("hostname", c.GetHostname())
+	}
+	for _, kv := range c.GetEnv() {
+		add("env", kv.GetKey()+"="+kv.GetValue())
+	}
+	if l := c.GetLogging(); l != nil {
+		if l.GetDriver() != "" {
+			add("log-driver", l.GetDriver())
+		}
+		for _, kv := range l.GetOptions() {
+			add("log-opt", kv.GetKey()+"="+kv.GetValue())
+		}
+	}
+	for _, v := range c.GetVolumes() {
+		add("volume", v)
+	}
+	for _, kv := range c.GetLabels() {
+		add("label", kv.GetKey()+"="+kv.GetValue())
+	}
+	for _, p := range c.GetPublish() {
+		add("publish", p)
+	}
+	for _, e := range c.GetExpose() {
+		add("expose", e)
+	}
+	for _, o := range c.GetOptions() {
+		v := o.GetValue()
+		if o.GetBare() {
+			v = "true"
+		}
+		add(o.GetName(), v)
+	}
+	return fl
+}
+
+// ParseRunArgs parses a rendered `docker run` argument list (as Kamal
+// renders it, shell quoting included) into flags, the image and the command.
+// It accepts the list with or without the leading "docker", "run".
+func ParseRunArgs(args []string) (flags []Flag, image string, cmd []string, err error) {
+	if len(args) >= 2 && args[0] == "docker" && args[1] == "run" {
+		args = args[2:]
+	}
+	for i := 0; i < len(args); i++ {
+		a, err := proxy.ShellUnquote(args[i])
+		if err != nil {
+			return nil, "", nil, err
+		}
+		if !strings.HasPrefix(a, "-") {
+			image = a
+			for _, c := range args[i+1:] {
+				words, err := shellSplit(c)
+				if err != nil {
+					return nil, "", nil, err
+				}
+				cmd = append(cmd, words...)
+			}
+			return flags, image, cmd, nil
+		}
+		name, val, hasVal := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !hasVal {
+			if IsBooleanOption(name) || !KnownOption(name) && i+1 >= len(args) {
+				val = "true"
+			} else {
+				i++
+				if i >= len(args) {
+					return nil, "", nil, fmt.Errorf("flag --%s needs a value", name)
+				}
+				if val, err = proxy.ShellUnquote(args[i]); err != nil {
+					return nil, "", nil, err
+				}
+			}
+		}
+		flags = append(flags, Flag{name, val})
+	}
+	return flags, image, cmd, nil
+}
+
+// Translate turns a container spec into Engine API structures. It fails,
+// before anything is created, on an unknown or invalid option.
+func (r *Runtime) Translate(c *specv1.Container) (*Spec, error) {
+	if c.GetName() == "" || c.GetImage() == "" {
+		return nil, fmt.Errorf("%w: container needs a name and an image", ErrBadOperation)
+	}
+	s, err := Apply(Flags(c))
+	if err != nil {
+		return nil, fmt.Errorf("container %s: %w", c.GetName(), err)
+	}
+	s.Config.Image = c.GetImage()
+	for _, kv := range c.GetSecretEnv() {
+		s.Config.Env = append(s.Config.Env, kv.GetKey()+"="+kv.GetValue())
+	}
+	if c.GetCmd() != "" {
+		words, err := shellSplit(c.GetCmd())
+		if err != nil {
+			return nil, fmt.Errorf("container %s: cmd: %w", c.GetName(), err)
+		}
+		s.Config.Cmd = words
+	}
+	for _, a := range c.GetArgs() {
+		words, err := shellSplit(a)
+		if err != nil {
+			return nil, fmt.Errorf("container %s: args: %w", c.GetName(), err)
+		}
+		s.Config.Cmd = append(s.Config.Cmd, words...)
+	}
+	for i, b := range s.Host.Binds {
+		s.Host.Binds[i] = r.hostPath(b)
+	}
+	for i := range s.Host.Mounts {
+		if s.Host.Mounts[i].Type == "bind" {
+			s.Host.Mounts[i].Source = r.hostPath(s.Host.Mounts[i].Source)
+		}
+	}
+	if r.cfg.AgentName != "" {
+		s.Config.Labels[LabelAgent] = r.cfg.AgentName
+	}
+	s.Config.Labels[LabelSpec] = r.specHash(s)
+	return s, nil
+}
+
+// hostPath maps Kamal's `$PWD/…` (the SSH home) to the agent's data dir.
+func (r *Runtime) hostPath(p string) string {
+	for _, pre := range []string{"$PWD/", "${PWD}/"} {
+		if strings.HasPrefix(p, pre) {
+			return filepath.Join(r.cfg.DataDir, strings.TrimPrefix(p, pre))
+		}
+	}
+	return p
+}
+
+// specHash is an HMAC (keyed per agent, so secrets cannot be guessed from
+// the label) over everything that defines the container.
+func (r *Runtime) specHash(s *Spec) string {
+	saved := s.Config.Labels[LabelSpec]
+	delete(s.Config.Labels, LabelSpec)
+	b, _ := json.Marshal([]any{s.Name, s.Config, s.Host, s.Network})
+	if saved != "" {
+		s.Config.Labels[LabelSpec] = saved
+	}
+	m := hmac.New(sha256.New, r.secret)
+	m.Write(b)
+	return hex.EncodeToString(m.Sum(nil))[:32]
+}
+
+// writeEnvFile writes the secret env as Kamal's 0600 role env file, under
+// the data dir (`.kamal/apps/<svc>/env/roles/<role>.env`).
+func (r *Runtime) writeEnvFile(c *specv1.Container) error {
+	if c.GetEnvFile() == "" {
+		return nil
+	}
+	var b strings.Builder
+	for _, kv := range c.GetSecretEnv() {
+		b.WriteString(kv.GetKey())
+		b.WriteByte('=')
+		b.WriteString(strings.ReplaceAll(kv.GetValue(), "\n", `\n`))
+		b.WriteByte('\n')
+	}
+	path := filepath.Join(r.cfg.DataDir, filepath.Clean("/"+c.GetEnvFile()))
+	return writeFileAtomic(path, []byte(b.String()), 0o600)
+}
+
+// create creates the container, removing it again if the engine refuses
+// part of it, so nothing is left half-made.
+func (r *Runtime) create(ctx context.Context, s *Spec) (string, error) {
+	resp, err := r.cli.ContainerCreate(ctx, s.Config, s.Host, s.Network, nil, s.Name)
+	if err != nil {
+		return "", fmt.Errorf("create %s: %w", s.Name, err)
+	}
+	return resp.ID, nil
+}
+
+// shellSplit splits a command string into words as sh would (quotes and
+// backslashes; no expansion).
+func shellSplit(s string) ([]string, error) {
+	var words []string
+	var cur strings.Builder
+	inWord := false
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c == ' ' || c == '\t' || c == '\n':
+			if inWord {
+				words = append(words, cur.String())
+				cur.Reset()
+				inWord = false
+			}
+		case c == '\\' && i+1 < len(s):
+			i++
+			cur.WriteByte(s[i])
+			inWord = true
+		case c == '\'':
+			j := strings.IndexByte(s[i+1:], '\'')
+			if j < 0 {
+				return nil, errors.New("unterminated single quote")
+			}
+			cur.WriteString(s[i+1 : i+1+j])
+			i += j + 1
+			inWord = true
+		case c == '"':
+			i++
+			for ; i < len(s) && s[i] != '"'; i++ {
+				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
+					i++
+				}
+				cur.WriteByte(s[i])
+			}
+			if i >= len(s) {
+				return nil, errors.New("unterminated double quote")
+			}
+			inWord = true
+		default:
+			cur.WriteByte(c)
+			inWord = true
+		}
+	}
+	if inWord {
+		words = append(words, cur.String())
+	}
+	return words, nil
+}
+
+func isNotFound(err error) bool { return client.IsErrNotFound(err) }

@@ -1,0 +1,64 @@
+package docker
+
+import (
+	"context"
+	"os"
+	"sort"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+)
+
+// AgentVersion is reported in facts; cmd/agent may overwrite it at build.
+var AgentVersion = "dev"
+
+// GatherFacts reports the server: OS, arch, Docker version, and every
+// kctl-managed container (Kamal's `service`-labelled apps and accessories
+// plus the proxy) with labels, state, health and image.
+func (r *Runtime) GatherFacts(ctx context.Context) (*agentv1.Facts, error) {
+	info, err := r.cli.Info(ctx)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	f := &agentv1.Facts{
+		Hostname:      host,
+		Os:            info.OperatingSystem,
+		Arch:          info.Architecture,
+		DockerVersion: info.ServerVersion,
+		AgentVersion:  AgentVersion,
+	}
+	seen := map[string]bool{}
+	var list []container.Summary
+	for _, fl := range []filters.Args{
+		r.agentFilter(filters.NewArgs(filters.Arg("label", "service"))),
+		filters.NewArgs(filters.Arg("name", "^/?"+r.cfg.ProxyName+"$")),
+	} {
+		cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: fl})
+		if err != nil {
+			return nil, err
+		}
+		for _, c := range cs {
+			if !seen[c.ID] {
+				seen[c.ID] = true
+				list = append(list, c)
+			}
+		}
+	}
+	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
+	for _, c := range list {
+		cf := &agentv1.ContainerFact{
+			Id: c.ID, Name: name(c), Image: c.Image, State: c.State,
+			Labels: c.Labels, CreatedUnix: c.Created,
+		}
+		if c.State == "running" {
+			if in, err := r.cli.ContainerInspect(ctx, c.ID); err == nil && in.State != nil && in.State.Health != nil {
+				cf.Health = in.State.Health.Status
+			}
+		}
+		f.Containers = append(f.Containers, cf)
+	}
+	return f, nil
+}

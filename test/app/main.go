@@ -1,0 +1,151 @@
+// Command app is the test application that the runtime and deploy tests
+// build into a FROM-scratch image. It serves:
+//
+//	/up       200 "ok" (or 500 with UNHEALTHY=1)
+//	/version  the VERSION environment variable
+//	/         "<VERSION>\n"
+//	/env/KEY  the value of environment variable KEY (tests check secret env)
+//
+// As a command (for exec tests): `app echo ARGS…`, `app exit N`, `app cat`
+// (stdin to stdout), `app winsize` (the terminal size of stdin, "ROWSxCOLS").
+//
+// Environment: PORT (default 80), VERSION (default KAMAL_VERSION), START_DELAY (a Go duration to wait
+// before listening, a slow boot), UNHEALTHY=1 (fail /up), UNHEALTHY_AFTER (a
+// duration after which /up starts failing).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+func main() {
+	if len(os.Args) > 1 {
+		os.Exit(tool(os.Args[1], os.Args[2:]))
+	}
+	if err := run(context.Background()); err != nil {
+		log.Fatal(err)
+	}
+}
+
+func run(ctx context.Context) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	version := os.Getenv("VERSION")
+	if version == "" {
+		version = os.Getenv("KAMAL_VERSION")
+	}
+	port := os.Getenv("PORT")
+	if port == "" {
+		port = "80"
+	}
+	if d, err := time.ParseDuration(os.Getenv("START_DELAY")); err == nil && d > 0 {
+		fmt.Printf("app %s: slow start, waiting %s\n", version, d)
+		select {
+		case <-time.After(d):
+		case <-ctx.Done():
+			return nil
+		}
+	}
+	started := time.Now()
+	var unhealthyAfter time.Duration
+	if d, err := time.ParseDuration(os.Getenv("UNHEALTHY_AFTER")); err == nil {
+		unhealthyAfter = d
+	}
+	healthy := func() bool {
+		if os.Getenv("UNHEALTHY") == "1" {
+			return false
+		}
+		return unhealthyAfter == 0 || time.Since(started) < unhealthyAfter
+	}
+
+	mux := http.NewServeMux()
+	mux.HandleFunc("/up", func(w http.ResponseWriter, r *http.Request) {
+		if !healthy() {
+			http.Error(w, "unhealthy", http.StatusInternalServerError)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	mux.HandleFunc("/version", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, version)
+	})
+	mux.HandleFunc("/env/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, os.Getenv(strings.TrimPrefix(r.URL.Path, "/env/")))
+	})
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintln(w, version)
+	})
+	srv := &http.Server{Addr: ":" + port, Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.ListenAndServe() }()
+	fmt.Printf("app %s: listening on :%s\n", version, port)
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	fmt.Printf("app %s: shutting down\n", version)
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// tool runs the app's small command mode and returns the exit code.
+func tool(name string, args []string) int {
+	switch name {
+	case "echo":
+		fmt.Println(strings.Join(args, " "))
+		return 0
+	case "exit":
+		n := 0
+		if len(args) > 0 {
+			fmt.Sscan(args[0], &n)
+		}
+		fmt.Fprintf(os.Stderr, "exiting %d\n", n)
+		return n
+	case "cat":
+		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
+			return 1
+		}
+		return 0
+	case "winsize":
+		// Wait until a resize arrives when asked for a particular size.
+		want := ""
+		if len(args) > 0 {
+			want = args[0]
+		}
+		for i := 0; i < 500; i++ {
+			ws, err := unix.IoctlGetWinsize(0, unix.TIOCGWINSZ)
+			if err != nil {
+				fmt.Println("notty")
+				return 1
+			}
+			got := fmt.Sprintf("%dx%d", ws.Row, ws.Col)
+			if want == "" || got == want {
+				fmt.Println(got)
+				return 0
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		fmt.Println("timeout")
+		return 1
+	}
+	fmt.Fprintf(os.Stderr, "unknown command %q\n", name)
+	return 127
+}
