@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 )
 
@@ -17,8 +19,10 @@ import (
 var Version = "dev"
 
 // Run is the `agent` command: `agent run --name N --data-dir D --controller
-// A[,B...] [--token T]`. rt carries out operations; nil means a FakeRuntime
-// (Noop and GatherFacts only). It runs until ctx is cancelled (SIGTERM).
+// A[,B...] [--token T]`. rt carries out operations; nil means the Docker
+// runtime on the local engine (or, with --runtime fake, a FakeRuntime that
+// answers Noop and GatherFacts only). It runs until ctx is cancelled
+// (SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
 	if len(args) == 0 || args[0] != "run" {
 		if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
@@ -39,6 +43,8 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 	fs.StringVar(&controllers, "controller", "", "controller API addresses, comma-separated")
 	fs.StringVar(&cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	runtime := fs.String("runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
+	shared := fs.Bool("shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name and run its own kamal-proxy container")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -53,7 +59,26 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 	cfg.Controllers = strings.Split(controllers, ",")
 	cfg.Version = Version
 	if rt == nil {
-		rt = &FakeRuntime{}
+		switch *runtime {
+		case "fake":
+			rt = &FakeRuntime{}
+		case "docker":
+			dcfg := docker.Config{DataDir: filepath.Join(cfg.DataDir, "host"), Logf: func(format string, args ...any) {
+				cfg.Logger.Info(fmt.Sprintf(format, args...))
+			}}
+			if *shared {
+				dcfg.AgentName = cfg.Name
+				dcfg.ProxyName = "kamal-proxy-" + cfg.Name
+				dcfg.ProxyVolume = "kamal-proxy-config-" + cfg.Name
+			}
+			drt, err := docker.New(dcfg)
+			if err != nil {
+				return err
+			}
+			rt = drt
+		default:
+			return fmt.Errorf("agent: --runtime %q: want docker or fake", *runtime)
+		}
 	}
 	cfg.Runtime = rt
 	jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
