@@ -34,6 +34,8 @@ type testCluster struct {
 	tweak  func(*raftstore.Config)
 	hbeat  time.Duration
 	logger *slog.Logger
+	// lastToken is the last token mustToken made.
+	lastToken string
 }
 
 func testLogger(t testing.TB) *slog.Logger {

@@ -81,7 +81,23 @@ func joinOne(ctx context.Context, addr string, tok pki.Token, req *controllerv1.
 		return nil, err
 	}
 	defer conn.Close()
-	return controllerv1.NewControllerServiceClient(conn).Join(ctx, req, grpc.WaitForReady(true))
+	if err := waitConnect(ctx, conn); err != nil {
+		return nil, err
+	}
+	// In TRANSIENT_FAILURE the call fails at once with the reason (a CA
+	// digest mismatch, a refused connection).
+	return controllerv1.NewControllerServiceClient(conn).Join(ctx, req)
+}
+
+// waitConnect waits until conn is ready or has failed once, bounded by ctx.
+func waitConnect(ctx context.Context, conn *grpc.ClientConn) error {
+	conn.Connect()
+	for s := conn.GetState(); s != connectivity.Ready && s != connectivity.TransientFailure; s = conn.GetState() {
+		if !conn.WaitForStateChange(ctx, s) {
+			return status.Error(codes.DeadlineExceeded, "timed out connecting")
+		}
+	}
+	return nil
 }
 
 func shortMsg(st *status.Status) string {
@@ -249,11 +265,8 @@ func (c *Client) callOne(ctx context.Context, addr string, fn func(context.Conte
 	// TRANSIENT_FAILURE the call fails at once with the reason.
 	cctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	conn.Connect()
-	for s := conn.GetState(); s != connectivity.Ready && s != connectivity.TransientFailure; s = conn.GetState() {
-		if !conn.WaitForStateChange(cctx, s) {
-			return status.Errorf(codes.DeadlineExceeded, "timed out connecting after %s", c.timeout)
-		}
+	if err := waitConnect(cctx, conn); err != nil {
+		return status.Errorf(codes.DeadlineExceeded, "timed out connecting after %s", c.timeout)
 	}
 	return fn(ctx, conn)
 }
