@@ -124,7 +124,7 @@ func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
 			stale.Steps = append(stale.Steps, step("stale/"+r.GetName()+"/"+hc.GetHost(), hc.GetHost(), r.GetName(), "stop stale containers",
 				&agentv1.Operation{Op: &agentv1.Operation_StopStale{StopStale: &agentv1.StopStale{
 					Service: req.GetService(), Role: r.GetName(), Destination: req.GetDestination(),
-					Version: req.GetVersion(), Stop: r.GetStop(),
+					LatestImage: req.GetRepository() + ":" + req.GetLatestTag(), Stop: r.GetStop(),
 				}}}))
 		}
 	}

@@ -6,7 +6,7 @@
 //	/         "<VERSION>\n"
 //	/env/KEY  the value of environment variable KEY (tests check secret env)
 //
-// As a command (for exec tests): `app echo ARGS…`, `app exit N`, `app cat`
+// As a command (for exec tests): `app serve` (serve, as a worker's cmd), `app echo ARGS…`, `app exit N`, `app cat`
 // (stdin to stdout), `app winsize` (the terminal size of stdin, "ROWSxCOLS").
 //
 // Environment: PORT (default 80), VERSION (default KAMAL_VERSION), START_DELAY (a Go duration to wait
@@ -109,6 +109,12 @@ func run(ctx context.Context) error {
 // tool runs the app's small command mode and returns the exit code.
 func tool(name string, args []string) int {
 	switch name {
+	case "serve": // a worker role's cmd: serve as without arguments
+		if err := run(context.Background()); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		return 0
 	case "echo":
 		fmt.Println(strings.Join(args, " "))
 		return 0

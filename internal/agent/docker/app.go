@@ -363,8 +363,19 @@ func (r *Runtime) StopStale(ctx context.Context, s *agentv1.StopStale) error {
 	if err != nil {
 		return err
 	}
+	keep := s.GetVersion()
+	if keep == "" {
+		cur, err := r.currentContainer(ctx, s.GetService(), s.GetRole(), s.GetDestination(), s.GetLatestImage(), "")
+		if err != nil {
+			return err
+		}
+		if cur == nil {
+			return nil
+		}
+		keep = strings.TrimPrefix(name(*cur), prefix(s.GetService(), s.GetRole(), s.GetDestination())+"-")
+	}
 	for i, c := range list {
-		if versions[i] == s.GetVersion() {
+		if versions[i] == keep {
 			continue
 		}
 		r.cfg.Logf("stopping stale container %s", name(c))

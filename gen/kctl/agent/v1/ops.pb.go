@@ -750,14 +750,19 @@ func (x *BootApp) GetRollback() bool {
 }
 
 // StopStale stops running containers of the role whose version is not
-// `version` (Kamal's `app stale_containers --stop`).
+// `version` (Kamal's `app stale_containers --stop`). An empty version keeps
+// the current running version as Kamal determines it (the container of the
+// `latest_image`, else the newest running one), so a deploy stops only the
+// leftovers of interrupted deploys before it boots.
 type StopStale struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Service       string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Destination   string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"`
-	Version       string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
-	Stop          *v1.StopPolicy         `protobuf:"bytes,5,opt,name=stop,proto3" json:"stop,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Service     string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Role        string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Destination string                 `protobuf:"bytes,3,opt,name=destination,proto3" json:"destination,omitempty"`
+	Version     string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
+	Stop        *v1.StopPolicy         `protobuf:"bytes,5,opt,name=stop,proto3" json:"stop,omitempty"`
+	// LatestImage is `<repository>:latest[-dest]`.
+	LatestImage   string `protobuf:"bytes,6,opt,name=latest_image,json=latestImage,proto3" json:"latest_image,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -825,6 +830,13 @@ func (x *StopStale) GetStop() *v1.StopPolicy {
 		return x.Stop
 	}
 	return nil
+}
+
+func (x *StopStale) GetLatestImage() string {
+	if x != nil {
+		return x.LatestImage
+	}
+	return ""
 }
 
 // TagLatest tags `<repo>:<version>` as `<repo>:<tag>` (`latest[-dest]`).
@@ -1665,13 +1677,14 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\x05proxy\x18\x02 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\x125\n" +
 	"\treadiness\x18\x03 \x01(\v2\x17.kctl.spec.v1.ReadinessR\treadiness\x12,\n" +
 	"\x04stop\x18\x04 \x01(\v2\x18.kctl.spec.v1.StopPolicyR\x04stop\x12\x1a\n" +
-	"\brollback\x18\x05 \x01(\bR\brollback\"\xa3\x01\n" +
+	"\brollback\x18\x05 \x01(\bR\brollback\"\xc6\x01\n" +
 	"\tStopStale\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12 \n" +
 	"\vdestination\x18\x03 \x01(\tR\vdestination\x12\x18\n" +
 	"\aversion\x18\x04 \x01(\tR\aversion\x12,\n" +
-	"\x04stop\x18\x05 \x01(\v2\x18.kctl.spec.v1.StopPolicyR\x04stop\"W\n" +
+	"\x04stop\x18\x05 \x01(\v2\x18.kctl.spec.v1.StopPolicyR\x04stop\x12!\n" +
+	"\flatest_image\x18\x06 \x01(\tR\vlatestImage\"W\n" +
 	"\tTagLatest\x12\x1e\n" +
 	"\n" +
 	"repository\x18\x01 \x01(\tR\n" +

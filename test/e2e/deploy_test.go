@@ -1,0 +1,320 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+)
+
+// project is a Kamal project on disk that deploys the test app through a
+// real registry and the kamal-proxy stand-in.
+type project struct {
+	dir      string
+	service  string
+	httpPort int
+	reg      dockertest.Registry
+}
+
+// deployYML is the project's config/deploy.yml; %[n] fill in the service,
+// registry, proxy image and ports.
+const deployYML = `service: %[1]s
+image: kctl-e2e/%[1]s
+servers:
+  web:
+    - web-1
+  worker:
+    hosts:
+      - web-1
+    cmd: serve
+proxy:
+  app_port: 80
+  healthcheck:
+    path: /up
+    interval: 1
+    timeout: 5
+  run:
+    repository: %[3]s
+    version: v0.9.2
+    http_port: %[4]d
+    https_port: %[5]d
+    bind_ips:
+      - 127.0.0.1
+registry:
+  server: %[2]s
+  username: %[6]s
+  password:
+    - KAMAL_REGISTRY_PASSWORD
+builder:
+  arch: amd64
+  context: .
+env:
+  clear:
+    GREETING: hello
+  secret:
+    - APP_SECRET
+deploy_timeout: 15
+drain_timeout: 2
+retain_containers: 3
+%[7]s`
+
+// newProject writes the project and builds what it needs: the test app
+// binary in its build context and the proxy stand-in image.
+func newProject(t *testing.T, e *env, extra string) *project {
+	t.Helper()
+	cli := dockertest.Client(t)
+	reg := dockertest.StartRegistry(t)
+	prefix := dockertest.Prefix(t)
+	proxyRepo := "kctl-e2e/proxy-" + prefix
+	dockertest.BuildProxyImage(t, cli, proxyRepo)
+	p := &project{dir: filepath.Join(e.dir, "app"), service: "e2e" + strings.ReplaceAll(prefix, "-", ""), httpPort: dockertest.FreePort(t), reg: reg}
+	os.MkdirAll(filepath.Join(p.dir, "config"), 0o755)
+	os.MkdirAll(filepath.Join(p.dir, ".kamal"), 0o755)
+	bin := dockertest.BuildBinary(t, "./test/app")
+	data, err := os.ReadFile(bin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	must(t, os.WriteFile(filepath.Join(p.dir, "app"), data, 0o755))
+	must(t, os.WriteFile(filepath.Join(p.dir, "Dockerfile"), []byte("FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n"), 0o644))
+	yml := fmt.Sprintf(deployYML, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra)
+	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(yml), 0o644))
+	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets"), []byte(fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)), 0o600))
+	t.Cleanup(func() {
+		dockertest.CleanupContainers(t, cli, p.service, nil, nil)
+		dockertest.CleanupContainers(t, cli, "kamal-proxy-web-", nil, []string{"kamal-proxy-config-web-1"})
+	})
+	return p
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// kctlIn runs kctl in the project directory with the env's credentials.
+func (e *env) kctlIn(dir string, args ...string) (string, error) {
+	cmd := exec.Command(filepath.Join(e.bin, "kctl"), args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("kctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// startAgent enrolls and starts an agent that shares the engine.
+func (e *env) startAgent(name string, controllers []*ctl) {
+	e.t.Helper()
+	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent", "--ttl", "10m"))
+	var addrs []string
+	for _, c := range controllers {
+		addrs = append(addrs, c.api)
+	}
+	e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
+	waitFor(e.t, 30*time.Second, name+" connected", func() error {
+		as, err := e.agents()
+		if err != nil {
+			return err
+		}
+		if as[name].Status != "connected" {
+			return fmt.Errorf("%s: %+v", name, as[name])
+		}
+		return nil
+	})
+}
+
+func (p *project) get(path string) (string, error) {
+	c := &http.Client{Timeout: 5 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d%s", p.httpPort, path))
+	if err != nil {
+		return "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return string(b), fmt.Errorf("GET %s: %s", path, resp.Status)
+	}
+	return string(b), nil
+}
+
+// loop requests / until stopped and counts failures.
+type loop struct {
+	ok, failed atomic.Int64
+	lastErr    atomic.Value
+	stop       chan struct{}
+	wg         sync.WaitGroup
+}
+
+func (p *project) startLoop() *loop {
+	l := &loop{stop: make(chan struct{})}
+	l.wg.Go(func() {
+		for i := 0; i < 100000; i++ {
+			select {
+			case <-l.stop:
+				return
+			default:
+			}
+			if _, err := p.get("/"); err != nil {
+				l.failed.Add(1)
+				l.lastErr.Store(err.Error())
+			} else {
+				l.ok.Add(1)
+			}
+		}
+	})
+	return l
+}
+
+func (l *loop) finish() (ok, failed int64, last any) {
+	close(l.stop)
+	l.wg.Wait()
+	return l.ok.Load(), l.failed.Load(), l.lastErr.Load()
+}
+
+func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(1)
+	e.startAgent("web-1", cs)
+	p := newProject(t, e, "")
+
+	out, err := e.kctlIn(p.dir, "deploy", "--version", "v1")
+	if err != nil {
+		t.Fatalf("deploy v1: %v", err)
+	}
+	if !strings.Contains(out, "Finished all in") {
+		t.Errorf("deploy output lacks the summary:\n%s", out)
+	}
+	if got, err := p.get("/"); err != nil || got != "v1\n" {
+		t.Fatalf("GET / after v1 = %q, %v; want v1", got, err)
+	}
+	secret, err := p.get("/env/APP_SECRET")
+	if err != nil || !strings.HasPrefix(secret, "s3cret-value-") {
+		t.Fatalf("GET /env/APP_SECRET = %q, %v; want the secret from .kamal/secrets", secret, err)
+	}
+	if got, _ := p.get("/env/GREETING"); got != "hello\n" {
+		t.Errorf("clear env GREETING = %q, want hello", got)
+	}
+
+	l := p.startLoop()
+	out, err = e.kctlIn(p.dir, "deploy", "--version", "v2")
+	ok, failed, last := l.finish()
+	if err != nil {
+		t.Fatalf("deploy v2: %v", err)
+	}
+	if failed != 0 || ok == 0 {
+		t.Errorf("request loop across v1→v2: %d ok, %d failed (last: %v); want zero failures", ok, failed, last)
+	}
+	if got, _ := p.get("/"); got != "v2\n" {
+		t.Fatalf("GET / after v2 = %q, want v2", got)
+	}
+
+	out, err = e.kctlIn(p.dir, "rollback")
+	if err != nil || !strings.Contains(out, "v1") {
+		t.Fatalf("rollback (list) = %q, %v; want v1 listed", out, err)
+	}
+	if _, err := e.kctlIn(p.dir, "rollback", "v9"); err == nil || !strings.Contains(err.Error(), "is not available as a container") {
+		t.Errorf("rollback v9 error = %v, want Kamal's refusal", err)
+	}
+	if out, err := e.kctlIn(p.dir, "rollback", "v1"); err != nil {
+		t.Fatalf("rollback v1: %v\n%s", err, out)
+	}
+	if got, _ := p.get("/"); got != "v1\n" {
+		t.Fatalf("GET / after rollback = %q, want v1", got)
+	}
+
+	out, err = e.kctlIn(p.dir, "audit", "--service", p.service, "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(out, secret) || strings.Contains(out, p.reg.Password) {
+		t.Errorf("the audit history holds a secret")
+	}
+	var entries []map[string]string
+	must(t, json.Unmarshal([]byte(out), &entries))
+	seen := map[string]bool{}
+	for _, en := range entries {
+		if en["operator"] != "admin" {
+			t.Errorf("audit entry operator = %q, want admin: %v", en["operator"], en)
+		}
+		if strings.HasPrefix(en["action"], "boot ") && en["result"] == "succeeded" {
+			seen[en["version"]] = true
+		}
+	}
+	for _, v := range []string{"v1", "v2"} {
+		if !seen[v] {
+			t.Errorf("audit lacks a successful boot of %s: %s", v, out)
+		}
+	}
+	out, _ = e.kctlIn(p.dir, "lock", "status")
+	if !strings.Contains(out, "There is no deploy lock") {
+		t.Errorf("lock status after deploys = %q, want no lock", out)
+	}
+}
+
+func TestE2E_UnhealthyVersionKeepsOldServing(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(1)
+	e.startAgent("web-1", cs)
+	p := newProject(t, e, "")
+	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+		t.Fatalf("deploy v1: %v\n%s", err, out)
+	}
+	// v2 never becomes healthy.
+	yml, _ := os.ReadFile(filepath.Join(p.dir, "config", "deploy.yml"))
+	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    UNHEALTHY: \"1\"", 1)), 0o644))
+	out, err := e.kctlIn(p.dir, "deploy", "--version", "v2")
+	if err == nil {
+		t.Fatalf("deploy of an unhealthy v2 succeeded:\n%s", out)
+	}
+	if !strings.Contains(err.Error(), "healthy") {
+		t.Errorf("deploy error lacks the health failure:\n%v", err)
+	}
+	if got, gerr := p.get("/"); gerr != nil || got != "v1\n" {
+		t.Errorf("GET / after failed v2 = %q, %v; want v1 still serving", got, gerr)
+	}
+	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
+		t.Errorf("lock after a failed deploy: %q", out)
+	}
+}
+
+func TestE2E_DetachWatchAndLockContention(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(1)
+	e.startAgent("web-1", cs)
+	p := newProject(t, e, "")
+	id, err := e.kctlIn(p.dir, "deploy", "--version", "v1", "--detach")
+	if err != nil {
+		t.Fatalf("deploy --detach: %v", err)
+	}
+	id = strings.TrimSpace(id)
+	// A second operator's deploy is refused while the first holds the lock.
+	_, err = e.kctlIn(p.dir, "deploy", "--version", "v1", "--skip-push")
+	if err == nil || !strings.Contains(err.Error(), "deploy lock already in place: locked by admin") {
+		t.Errorf("concurrent deploy error = %v, want the lock holder named", err)
+	}
+	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
+	if err != nil {
+		t.Fatalf("deploys watch %s: %v\n%s", id, err, out)
+	}
+	if got, _ := p.get("/"); got != "v1\n" {
+		t.Errorf("GET / = %q, want v1", got)
+	}
+	out, _ = e.kctlIn(p.dir, "deploys", "-o", "json")
+	if !strings.Contains(out, id) || !strings.Contains(out, `"succeeded"`) {
+		t.Errorf("deploys -o json = %s", out)
+	}
+}
