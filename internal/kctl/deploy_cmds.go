@@ -382,7 +382,7 @@ func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, noCache b
 			opts.Secrets = s.Strings()
 		}
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Building %s:%s\n", p.cfg.Repository(), p.cfg.Version)
+	fmt.Fprintf(cmd.ErrOrStderr(), "Building %s:%s\n", p.cfg.Repository(), p.cfg.Version)
 	refs, err := builder.Build(ctx, cli, opts)
 	if err != nil {
 		return err
@@ -391,7 +391,7 @@ func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, noCache b
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(cmd.OutOrStdout(), "Pushing %s\n", strings.Join(refs, ", "))
+	fmt.Fprintf(cmd.ErrOrStderr(), "Pushing %s\n", strings.Join(refs, ", "))
 	return builder.Push(ctx, cli, refs, builder.Auth{Server: auth.GetServer(), Username: auth.GetUsername(), Password: auth.GetPassword()}, io.Discard)
 }
 

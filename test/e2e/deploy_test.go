@@ -109,11 +109,12 @@ func (e *env) kctlIn(dir string, args ...string) (string, error) {
 	cmd := exec.Command(filepath.Join(e.bin, "kctl"), args...)
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		return string(out), fmt.Errorf("kctl %s: %v\n%s", strings.Join(args, " "), err, out)
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Run(); err != nil {
+		return stdout.String(), fmt.Errorf("kctl %s: %v\n%s\n%s", strings.Join(args, " "), err, stdout.String(), stderr.String())
 	}
-	return string(out), nil
+	return stdout.String(), nil
 }
 
 // startAgent enrolls and starts an agent that shares the engine.
