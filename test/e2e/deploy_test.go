@@ -32,10 +32,10 @@ const deployYML = `service: %[1]s
 image: kctl-e2e/%[1]s
 servers:
   web:
-    - web-1
+    - %[8]s
   worker:
     hosts:
-      - web-1
+      - %[8]s
     cmd: serve
 proxy:
   app_port: 80
@@ -87,13 +87,11 @@ func newProject(t *testing.T, e *env, extra string) *project {
 	}
 	must(t, os.WriteFile(filepath.Join(p.dir, "app"), data, 0o755))
 	must(t, os.WriteFile(filepath.Join(p.dir, "Dockerfile"), []byte("FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n"), 0o644))
-	yml := fmt.Sprintf(deployYML, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra)
+	yml := fmt.Sprintf(deployYML, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra, e.agent)
 	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(yml), 0o644))
 	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets"), []byte(fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)), 0o600))
-	t.Cleanup(func() {
-		dockertest.CleanupContainers(t, cli, p.service, nil, nil)
-		dockertest.CleanupContainers(t, cli, "kamal-proxy-web-", nil, []string{"kamal-proxy-config-web-1"})
-	})
+	dockertest.CleanupContainers(t, cli, p.service, nil, nil)
+	dockertest.CleanupContainers(t, cli, "kamal-proxy-"+e.agent, nil, []string{"kamal-proxy-config-" + e.agent})
 	return p
 }
 
@@ -117,9 +115,12 @@ func (e *env) kctlIn(dir string, args ...string) (string, error) {
 	return stdout.String(), nil
 }
 
-// startAgent enrolls and starts an agent that shares the engine.
-func (e *env) startAgent(name string, controllers []*ctl) {
+// startAgent enrolls and starts the test's agent (named uniquely, as it
+// shares the engine with other tests' agents).
+func (e *env) startAgent(controllers []*ctl) {
 	e.t.Helper()
+	e.agent = "web-" + dockertest.Prefix(e.t)
+	name := e.agent
 	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent", "--ttl", "10m"))
 	var addrs []string
 	for _, c := range controllers {
@@ -189,7 +190,7 @@ func (l *loop) finish() (ok, failed int64, last any) {
 func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(1)
-	e.startAgent("web-1", cs)
+	e.startAgent(cs)
 	p := newProject(t, e, "")
 
 	out, err := e.kctlIn(p.dir, "deploy", "--version", "v1")
@@ -269,7 +270,7 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 func TestE2E_UnhealthyVersionKeepsOldServing(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(1)
-	e.startAgent("web-1", cs)
+	e.startAgent(cs)
 	p := newProject(t, e, "")
 	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
@@ -295,7 +296,7 @@ func TestE2E_UnhealthyVersionKeepsOldServing(t *testing.T) {
 func TestE2E_DetachWatchAndLockContention(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(1)
-	e.startAgent("web-1", cs)
+	e.startAgent(cs)
 	p := newProject(t, e, "")
 	id, err := e.kctlIn(p.dir, "deploy", "--version", "v1", "--detach")
 	if err != nil {

@@ -111,6 +111,8 @@ type env struct {
 	dir   string
 	creds string
 	procs []*proc
+	// agent is the deploy tests' agent name (startAgent).
+	agent string
 }
 
 func newEnv(t *testing.T) *env {

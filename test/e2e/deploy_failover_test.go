@@ -1,0 +1,206 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/filters"
+
+	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+)
+
+// slowStart makes the app take d to start listening, so a deploy spends
+// that long inside its boot step.
+func (p *project) slowStart(t *testing.T, d string) {
+	t.Helper()
+	path := filepath.Join(p.dir, "config", "deploy.yml")
+	yml, err := os.ReadFile(path)
+	must(t, err)
+	must(t, os.WriteFile(path, []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    START_DELAY: "+d, 1)), 0o644))
+}
+
+// deployState reads a deploy's state with `kctl deploys -o json`.
+func (e *env) deployState(dir, id string) (string, error) {
+	out, err := e.kctlIn(dir, "deploys", "-o", "json")
+	if err != nil {
+		return "", err
+	}
+	var list []map[string]string
+	if err := json.Unmarshal([]byte(out), &list); err != nil {
+		return "", err
+	}
+	for _, d := range list {
+		if d["id"] == id {
+			return d["state"], nil
+		}
+	}
+	return "", fmt.Errorf("no deploy %s", id)
+}
+
+// containersNamed counts containers (any state) whose name starts with name.
+func containersNamed(t *testing.T, name string) []string {
+	t.Helper()
+	cli := dockertest.Client(t)
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+name))})
+	must(t, err)
+	var out []string
+	for _, c := range list {
+		out = append(out, strings.TrimPrefix(c.Names[0], "/"))
+	}
+	return out
+}
+
+func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(3)
+	e.startAgent(cs)
+	p := newProject(t, e, "")
+	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+		t.Fatalf("deploy v1: %v\n%s", err, out)
+	}
+	p.slowStart(t, "4s")
+	id, err := e.kctlIn(p.dir, "deploy", "--version", "v2", "--detach")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id = strings.TrimSpace(id)
+	// Kill the leader while the deploy is inside its boot step.
+	waitFor(t, 60*time.Second, "v2 container created", func() error {
+		if len(containersNamed(t, p.service+"-web-v2")) == 0 {
+			return fmt.Errorf("no %s-web-v2 yet", p.service)
+		}
+		return nil
+	})
+	st, err := e.status()
+	must(t, err)
+	for _, c := range cs {
+		if c.name == st.Leader {
+			c.p.kill9()
+		}
+	}
+	waitFor(t, 90*time.Second, "deploy succeeded after the leader was killed", func() error {
+		s, err := e.deployState(p.dir, id)
+		if err != nil {
+			return err
+		}
+		if s != "succeeded" {
+			return fmt.Errorf("deploy %s is %s", id, s)
+		}
+		return nil
+	})
+	if got, err := p.get("/"); err != nil || got != "v2\n" {
+		t.Errorf("GET / = %q, %v; want v2", got, err)
+	}
+	if names := containersNamed(t, p.service+"-web-v2"); len(names) != 1 {
+		t.Errorf("containers for web v2 = %v, want exactly one (each step ran once in effect)", names)
+	}
+	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
+		t.Errorf("lock after the deploy: %q", out)
+	}
+}
+
+func TestE2E_KctlKilledMidDeploy(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(1)
+	e.startAgent(cs)
+	p := newProject(t, e, "")
+	p.slowStart(t, "3s")
+	cmd := exec.Command(filepath.Join(e.bin, "kctl"), "deploy", "--version", "v1")
+	cmd.Dir = p.dir
+	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	must(t, cmd.Start())
+	var id string
+	waitFor(t, 60*time.Second, "the deploy is running", func() error {
+		out, err := e.kctlIn(p.dir, "deploys", "-o", "json")
+		if err != nil {
+			return err
+		}
+		var list []map[string]string
+		if err := json.Unmarshal([]byte(out), &list); err != nil || len(list) == 0 || list[0]["state"] != "running" {
+			return fmt.Errorf("deploys: %s", out)
+		}
+		id = list[0]["id"]
+		return nil
+	})
+	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the operator's laptop goes away
+	cmd.Wait()
+	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
+	if err != nil {
+		t.Fatalf("deploys watch after kctl died: %v", err)
+	}
+	if !strings.Contains(out, "Finished all in") {
+		t.Errorf("watch output lacks the summary:\n%s", out)
+	}
+	if got, _ := p.get("/"); got != "v1\n" {
+		t.Errorf("GET / = %q, want v1", got)
+	}
+	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
+		t.Errorf("lock after the deploy: %q", out)
+	}
+}
+
+func TestE2E_TwoOperatorsOneLock(t *testing.T) {
+	e := newEnv(t)
+	cs := e.startCluster(1)
+	e.startAgent(cs)
+	p := newProject(t, e, "")
+	// alice is a deployer with her own key and credentials file.
+	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "operator", "--name", "alice", "--operator-role", "deployer"))
+	aliceCreds := filepath.Join(e.dir, "alice.yaml")
+	if out, err := e.runBin(30*time.Second, "kctl", "--credentials", aliceCreds, "login", "--controller", cs[0].api, "--token", tok); err != nil {
+		t.Fatalf("alice login: %v\n%s", err, out)
+	}
+	if out, err := e.kctlIn(p.dir, "build", "push", "--version", "v1"); err != nil {
+		t.Fatalf("build push: %v\n%s", err, out)
+	}
+	p.slowStart(t, "3s")
+	type result struct {
+		who string
+		out string
+		err error
+	}
+	results := make([]result, 2)
+	var wg sync.WaitGroup
+	for i, who := range []string{"admin", "alice"} {
+		wg.Go(func() {
+			creds := e.creds
+			if who == "alice" {
+				creds = aliceCreds
+			}
+			cmd := exec.Command(filepath.Join(e.bin, "kctl"), "--credentials", creds, "deploy", "--skip-push", "--version", "v1")
+			cmd.Dir = p.dir
+			out, err := cmd.CombinedOutput()
+			results[i] = result{who, string(out), err}
+		})
+	}
+	wg.Wait()
+	var won, lost []result
+	for _, r := range results {
+		if r.err == nil {
+			won = append(won, r)
+		} else {
+			lost = append(lost, r)
+		}
+	}
+	if len(won) != 1 || len(lost) != 1 {
+		t.Fatalf("outcomes: %d succeeded, %d failed; want exactly one each:\n%+v", len(won), len(lost), results)
+	}
+	if !strings.Contains(lost[0].out, "deploy lock already in place: locked by "+won[0].who) {
+		t.Errorf("%s's error does not name %s as the holder:\n%s", lost[0].who, won[0].who, lost[0].out)
+	}
+	out, err := e.kctlIn(p.dir, "audit", "--operator", won[0].who, "-o", "json")
+	if err != nil || !strings.Contains(out, "boot "+p.service+"-web-v1") {
+		t.Errorf("audit for %s lacks the boot: %v\n%s", won[0].who, err, out)
+	}
+}
