@@ -272,6 +272,13 @@ func New(raw *Value, opts Options) (*Config, error) {
 		return nil, bv.errAt(builder.Get("local"), "Cannot disable local builds, no remote is set")
 	}
 	c.Builder = builder
+	if c.Version == "" {
+		v, err := gitVersion(opts.Dir, builder.Get("context").IsNull())
+		if err != nil {
+			return nil, err
+		}
+		c.Version = v
+	}
 
 	// Env, logging, proxy, ssh, sshkit, output.
 	if err := (&validator{ctx: "env"}).env(orEmpty(raw.Get("env"))); err != nil {
