@@ -17,7 +17,7 @@ func TestEscapeShellValue(t *testing.T) {
 		"#{x}":         `"\#{x}"`,
 		"`cmd`":        "\"\\`cmd\\`\"",
 		"line\nbreak":  `"line\nbreak"`,
-		"Alátùńwò AI":  `"Al"átùńwò" AI"`,
+		"Alátùńwò AI":  `"Al"á"t"ùń"w"ò" AI"`,
 		"back\\slash":  `"back\\slash"`,
 		"tab\tand\x01": `"tab\tand\x01"`,
 	}
