@@ -84,7 +84,41 @@ func renderERB(src []byte, e *erbEnv) ([]byte, []int, error) {
 	if err != nil {
 		return nil, nil, templateError(e.file, err)
 	}
-	return out, nil, nil
+	return out, estimateLineMap(string(src), string(out)), nil
+}
+
+// estimateLineMap maps lines of a ruby-rendered template back to template
+// lines by replaying its text with every tag producing nothing. It is used
+// only when the replay has exactly as many lines as ruby's output (no
+// conditional or multi-line output changed the shape); otherwise positions
+// refer to the rendered text and nil is returned.
+func estimateLineMap(src, out string) []int {
+	var lm []int
+	atStart := true
+	for _, t := range scanERB(src) {
+		if t.kind != 't' {
+			continue
+		}
+		line := t.line
+		for _, r := range t.text {
+			if atStart {
+				lm = append(lm, line)
+				atStart = false
+			}
+			if r == '\n' {
+				atStart = true
+				line++
+			}
+		}
+	}
+	want := strings.Count(out, "\n")
+	if !strings.HasSuffix(out, "\n") && out != "" {
+		want++
+	}
+	if len(lm) != want {
+		return nil
+	}
+	return lm
 }
 
 func templateError(file string, err error) error {

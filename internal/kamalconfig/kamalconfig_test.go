@@ -234,3 +234,19 @@ func TestERBRubyFallback(t *testing.T) {
 		t.Errorf("ruby error: %v (%#v)", err, e)
 	}
 }
+
+func TestRubyRenderedPositions(t *testing.T) {
+	if _, err := exec.LookPath("ruby"); err != nil {
+		if os.Getenv("KCTL_E2E") == "1" || os.Getenv("CI") != "" {
+			t.Fatal("ruby is required (apt-get install ruby)")
+		}
+		t.Skip("ruby not installed")
+	}
+	yml := "<% hosts = %w[a b].map(&:upcase) %>\n" + baseYML + "bogus: <%= hosts.join(',') %>\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+	var e *Error
+	if !errors.As(err, &e) || e.Msg != "unknown key: bogus" || e.Pos.String() != "config/deploy.yml:12:1" {
+		t.Fatalf("got %v", err)
+	}
+}
