@@ -71,4 +71,3 @@ func (cfg *Config) Redacted() map[string]any {
 		"aliases":           aliases,
 	}
 }
-
