@@ -3,6 +3,7 @@ package kamalconfig
 import (
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -174,10 +175,8 @@ func example(name string) *Value {
 			examples[n] = v
 		}
 	})
-	return examples[n2(name)]
+	return examples[name]
 }
-
-func n2(s string) string { return s }
 
 // vtype is one of the Ruby classes the validator checks for.
 type vtype int
@@ -712,25 +711,4 @@ var reservedAliases = map[string]bool{
 
 var aliasName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i))
-}
-
-func fmtInt(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-		i /= 10
-	}
-	if neg {
-		b = append([]byte{'-'}, b...)
-	}
-	return string(b)
-}
+func itoa(i int) string { return strconv.Itoa(i) }

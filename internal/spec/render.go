@@ -5,14 +5,11 @@
 package spec
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 )
-
-var dollarWithoutExpansion = regexp.MustCompile(`\$([^{]|$)|\$\{[^}]*$`)
 
 // EscapeShellValue is Kamal::Utils.escape_shell_value: each run of ASCII is
 // dumped as a double-quoted Ruby string (with ` and bare $ escaped); runs of
@@ -91,8 +88,6 @@ func escapeASCII(s string) string {
 	b.WriteByte('"')
 	return b.String()
 }
-
-var _ = dollarWithoutExpansion
 
 // argumentize is Kamal::Utils.argumentize for ordered pairs.
 func argumentize(flag string, kvs []*specv1.KeyValue) []string {
