@@ -121,12 +121,13 @@ func newSecretsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Kamal prints the JSON shell-escaped, ready for $(…) and extract.
 			data, _ := json.Marshal(vals)
 			if inline {
 				fmt.Fprint(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
 				return nil
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(data))
+			fmt.Fprintln(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
 			return nil
 		},
 	}

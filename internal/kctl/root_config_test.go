@@ -123,7 +123,7 @@ func TestInitAndDocs(t *testing.T) {
 
 func TestSecretsCommands(t *testing.T) {
 	out, err := runKctl(t, "secrets", "fetch", "--adapter", "test", "--from", "V/I", "A")
-	if err != nil || strings.TrimSpace(out) != `{"V/I/A":"A/I/V"}` {
+	if err != nil || strings.TrimSpace(out) != `\{\"V/I/A\":\"A/I/V\"\}` {
 		t.Errorf("fetch: %v %q", err, out)
 	}
 	out, err = runKctl(t, "secrets", "extract", "A", `{"V/I/A":"val"}`)

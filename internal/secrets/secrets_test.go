@@ -24,6 +24,7 @@ H=$(echo hi)
 I=\$(not run)
 J=$UNDEFINED_X|
 K="${A}"
+L=x\\y\$A
 `
 	var cmds []string
 	got, order, err := Parse(text, map[string]string{"HOME": "/root"}, func(c string) (string, error) {
@@ -45,6 +46,7 @@ K="${A}"
 		"I": "$(not run)",
 		"J": "|",
 		"K": "plain value",
+		"L": "xy$A",
 	}
 	for k, w := range want {
 		if got[k] != w {
