@@ -46,7 +46,7 @@ L=x\\y\$A
 		"I": "$(not run)",
 		"J": "|",
 		"K": "plain value",
-		"L": "xy$A",
+		"L": `x\y$A`,
 	}
 	for k, w := range want {
 		if got[k] != w {
