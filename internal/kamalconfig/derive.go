@@ -590,3 +590,46 @@ func (c *Config) AccessoryRegistryAuth(name string) (*specv1.RegistryAuth, error
 	}
 	return c.registryAuth(*a.Registry)
 }
+
+// WithVersion returns a copy of the configuration for another version
+// (rollback, stopping an old container).
+func (c *Config) WithVersion(version string) *Config {
+	cp := *c
+	cp.Version = version
+	return &cp
+}
+
+// EnvFile is the role's env file for host as Kamal writes it
+// (.kamal/apps/<svc>/env/roles/<role>.env): the resolved secrets. It fails,
+// naming the secret, when one is missing.
+func (c *Config) EnvFile(role, host string) (string, error) {
+	kvs, err := c.SecretEnv(role, host)
+	if err != nil {
+		return "", err
+	}
+	return spec.EnvFile(kvs), nil
+}
+
+// AccessoryEnvFile is the accessory's env file (resolved secrets).
+func (c *Config) AccessoryEnvFile(name string) (string, error) {
+	a := c.Accessory(name)
+	if a == nil {
+		return "", fmt.Errorf("%w: unknown accessory %s", ErrConfig, name)
+	}
+	if c.opts.Secrets == nil {
+		return "", fmt.Errorf("%w: no secrets resolver", ErrConfig)
+	}
+	var kvs []*specv1.KeyValue
+	for _, k := range a.env.secrets {
+		n, secret, ok := strings.Cut(k, ":")
+		if !ok {
+			secret = n
+		}
+		v, err := c.opts.Secrets.Secret(secret)
+		if err != nil {
+			return "", err
+		}
+		kvs = append(kvs, &specv1.KeyValue{Key: n, Value: v})
+	}
+	return spec.EnvFile(kvs), nil
+}

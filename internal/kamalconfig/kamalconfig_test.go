@@ -250,3 +250,27 @@ func TestRubyRenderedPositions(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestEnvFileAndVersion(t *testing.T) {
+	dir := writeProject(t, map[string]string{"config/deploy.yml": baseYML + "env:\n  secret: [DB_URL, KEY:OTHER_KEY]\n"})
+	sec := SecretFunc(func(n string) (string, error) {
+		if n == "MISSING" {
+			return "", errors.New("Secret 'MISSING' not found")
+		}
+		return "v-" + n, nil
+	})
+	cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}, Secrets: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.EnvFile("web", "1.1.1.1")
+	if err != nil || got != "DB_URL=v-DB_URL\nKEY=v-OTHER_KEY\n" {
+		t.Errorf("env file %q %v", got, err)
+	}
+	if n := cfg.WithVersion("v0").AppContainer("web", "1.1.1.1").GetName(); n != "app-web-v0" {
+		t.Errorf("WithVersion name: %s", n)
+	}
+	if cfg.Version != "1" {
+		t.Error("WithVersion changed the original")
+	}
+}

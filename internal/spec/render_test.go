@@ -69,3 +69,14 @@ func TestAccessoryAndProxyShapes(t *testing.T) {
 		t.Errorf("legacy echo: %s", got[1])
 	}
 }
+
+func TestEnvFile(t *testing.T) {
+	got := EnvFile([]*specv1.KeyValue{{Key: "A", Value: `say "hi" #{x} $HOME`}, {Key: "B", Value: "multi\nline"}, {Key: "C", Value: "ünï"}})
+	want := "A=say \"hi\" #{x} $HOME\nB=multi\\nline\nC=ünï\n"
+	if got != want {
+		t.Errorf("env file:\n got %q\nwant %q", got, want)
+	}
+	if EnvFile(nil) != "\n" {
+		t.Error("empty env file must be a newline")
+	}
+}
