@@ -303,32 +303,17 @@ func New(raw *Value, opts Options) (*Config, error) {
 			return nil, err
 		}
 	}
-	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
-		check := func(v *Value, ctx string) error {
-			if s := v.S(); s != "quiet" && s != "verbose" {
-				return (&validator{ctx: ctx}).errAt(v, fmt.Sprintf("Invalid hooks_output '%s', must be one of: quiet, verbose", s))
-			}
-			return nil
-		}
-		if ho.Kind == KindMap {
-			for _, k := range ho.Keys {
-				if err := check(ho.Map[k], "hooks_output/"+k); err != nil {
-					return nil, err
-				}
-			}
-		} else if err := check(ho, "hooks_output"); err != nil {
-			return nil, err
-		}
-	}
-
 	// Whole-configuration checks.
 	if raw.Get("require_destination").Truthy() && c.Destination == "" {
 		return nil, &Error{Kind: "ArgumentError", Msg: "You must specify a destination", Pos: keyPos(raw, "require_destination"), Err: ErrDestination}
 	}
-	for _, k := range []string{"service", "image", "registry"} {
+	for _, k := range []string{"service", "registry"} {
 		if raw.Get(k).Blank() {
 			return nil, cfgErr(raw.Pos, "Missing required configuration for %s", k)
 		}
+	}
+	if c.imageName() == "" {
+		return nil, cfgErr(raw.Pos, "Missing required configuration for image")
 	}
 	if servers == nil || servers.Kind == KindNull {
 		if raw.Get("accessories").Blank() {
@@ -421,9 +406,32 @@ func New(raw *Value, opts Options) (*Config, error) {
 			c.Roles = append(c.Roles, r)
 		}
 	}
+	if c.Registry.Local() {
+		if remote := builder.Get("remote"); remote.Present() && !strings.HasPrefix(remote.S(), "ssh://") {
+			return nil, cfgErr(remote.Pos, "Local registry with remote builder requires an SSH URL (e.g., ssh://user@host)")
+		}
+	}
 	if err := c.checkProxyRuns(); err != nil {
 		return nil, err
 	}
+	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
+		check := func(v *Value, ctx string) error {
+			if s := v.S(); s != "quiet" && s != "verbose" {
+				return (&validator{ctx: ctx}).errAt(v, fmt.Sprintf("Invalid hooks_output '%s', must be one of: quiet, verbose", s))
+			}
+			return nil
+		}
+		if ho.Kind == KindMap {
+			for _, k := range ho.Keys {
+				if err := check(ho.Map[k], "hooks_output/"+k); err != nil {
+					return nil, err
+				}
+			}
+		} else if err := check(ho, "hooks_output"); err != nil {
+			return nil, err
+		}
+	}
+
 
 	c.ReadinessDelay = int(raw.Get("readiness_delay").IntOr(7))
 	c.DeployTimeout = int(raw.Get("deploy_timeout").IntOr(30))
@@ -813,9 +821,20 @@ func (c *Config) Accessory(name string) *Accessory {
 	return nil
 }
 
+// imageName is `image`, or the service name with a local registry.
+func (c *Config) imageName() string {
+	if img := c.Raw.Get("image"); img.Present() {
+		return img.S()
+	}
+	if c.Registry.Local() {
+		return c.Service
+	}
+	return ""
+}
+
 // Repository is `<registry.server>/<image>`.
 func (c *Config) Repository() string {
-	img := c.Raw.Get("image").S()
+	img := c.imageName()
 	if c.Registry.Server != "" {
 		return c.Registry.Server + "/" + img
 	}
