@@ -432,7 +432,6 @@ func New(raw *Value, opts Options) (*Config, error) {
 		}
 	}
 
-
 	c.ReadinessDelay = int(raw.Get("readiness_delay").IntOr(7))
 	c.DeployTimeout = int(raw.Get("deploy_timeout").IntOr(30))
 	c.DrainTimeout = int(raw.Get("drain_timeout").IntOr(30))
