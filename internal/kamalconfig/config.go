@@ -207,10 +207,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	}
 
 	// Registry.
-	reg := raw.Get("registry")
-	if reg == nil || reg.Kind == KindNull {
-		reg = NewMap()
-	}
+	reg := orEmptyAt(raw.Get("registry"), raw.Pos)
 	if err := (&validator{ctx: "registry"}).registry(reg); err != nil {
 		return nil, err
 	}
@@ -247,14 +244,14 @@ func New(raw *Value, opts Options) (*Config, error) {
 	}
 
 	// Boot.
-	boot := orEmpty(raw.Get("boot"))
+	boot := orEmptyAt(raw.Get("boot"), raw.Pos)
 	if err := (&validator{ctx: "boot"}).againstExample(boot, example("boot")); err != nil {
 		return nil, err
 	}
 	c.Boot = Boot{Limit: boot.Get("limit").S(), Wait: int(boot.Get("wait").IntOr(0)), ParallelRoles: boot.Get("parallel_roles").Truthy()}
 
 	// Builder.
-	builder := orEmpty(raw.Get("builder"))
+	builder := orEmptyAt(raw.Get("builder"), raw.Pos)
 	bv := &validator{ctx: "builder"}
 	if err := bv.againstExample(builder, example("builder")); err != nil {
 		return nil, err
@@ -456,9 +453,13 @@ func keyPos(v *Value, key string) Pos {
 	return Pos{}
 }
 
-func orEmpty(v *Value) *Value {
+func orEmpty(v *Value) *Value { return orEmptyAt(v, Pos{}) }
+
+// orEmptyAt is v, or an empty hash positioned at v or, when v is absent, at at.
+func orEmptyAt(v *Value, at Pos) *Value {
 	if v == nil || v.Kind == KindNull {
 		m := NewMap()
+		m.Pos = at
 		if v != nil {
 			m.Pos = v.Pos
 		}

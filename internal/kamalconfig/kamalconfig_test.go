@@ -170,7 +170,7 @@ func TestValidationMessagesWithPositions(t *testing.T) {
 func TestKamal1KeysNameReplacements(t *testing.T) {
 	dir := writeProject(t, map[string]string{"config/deploy.yml": baseYML + "healthcheck:\n  path: /up\ntraefik: {}\n"})
 	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
-	if err == nil || !strings.Contains(err.Error(), "unknown keys: healthcheck, traefik") || !strings.Contains(err.Error(), "proxy.healthcheck") || !strings.Contains(err.Error(), "traefik -> proxy") {
+	if err == nil || !strings.Contains(err.Error(), "unknown keys: healthcheck, traefik") || !strings.Contains(err.Error(), "proxy/healthcheck instead of healthcheck") || !strings.Contains(err.Error(), "proxy instead of traefik") {
 		t.Fatalf("got %v", err)
 	}
 }

@@ -135,6 +135,9 @@ func LoadRaw(opts Options) (*Value, error) {
 			return nil, &Error{Kind: "NoMethodError", Msg: fmt.Sprintf("undefined method `symbolize_keys' for %s", rubyNilOrClass(v)), Pos: v.Pos, Err: ErrConfig}
 		}
 		merged = DeepMerge(merged, v)
+		if merged.Pos.File == "" {
+			merged.Pos = v.Pos
+		}
 	}
 	return merged, nil
 }

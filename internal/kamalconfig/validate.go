@@ -301,9 +301,9 @@ func isExtension(k string) bool { return strings.HasPrefix(k, "x-") }
 
 // kamal1Replacements names the Kamal 2 replacement of each Kamal 1 key.
 var kamal1Replacements = map[string]string{
-	"traefik":        "proxy (kamal-proxy replaced Traefik in Kamal 2)",
-	"healthcheck":    "proxy.healthcheck (path, interval, timeout)",
-	"multiarch":      "builder.arch (amd64, arm64 or both)",
+	"traefik":        "proxy",
+	"healthcheck":    "proxy/healthcheck",
+	"multiarch":      "builder/arch",
 	"stop_wait_time": "drain_timeout",
 }
 
@@ -334,11 +334,11 @@ func (vd *validator) checkUnknownKeys(cfg, ex *Value) error {
 	var hints []string
 	for _, k := range unknown {
 		if r, ok := kamal1Replacements[k]; ok {
-			hints = append(hints, k+" -> "+r)
+			hints = append(hints, r+" instead of "+k)
 		}
 	}
 	if len(hints) > 0 {
-		e.Hint = "Kamal 1 configuration; in Kamal 2 use " + strings.Join(hints, "; ")
+		e.Hint = "this is Kamal 1 configuration: Kamal 2 uses " + strings.Join(hints, ", ")
 	}
 	return e
 }
