@@ -39,8 +39,8 @@ type Config struct {
 	AssetPath, ErrorPagesPath string
 	// Aliases maps alias names to their command lines.
 	Aliases map[string]string
-	// Builder is the raw builder section.
-	Builder *Value
+	// Builder is the builder section.
+	Builder Builder
 
 	envRoot *envSpec
 	envTags map[string]*envSpec
@@ -51,6 +51,49 @@ type Boot struct {
 	Limit         string // "" (all), "3" or "25%"
 	Wait          int
 	ParallelRoles bool
+}
+
+// Builder is the builder section (Kamal defaults applied).
+type Builder struct {
+	Arch                                []string
+	Remote                              string
+	Local                               bool
+	Context                             string // "" means Kamal's git clone of HEAD
+	Dockerfile                          string
+	Target                              string
+	Args                                [][2]string // build args in file order
+	Secrets                             []string
+	SSH                                 string
+	Driver                              string
+	Provenance                          string
+	SBOM                                string
+	CacheType, CacheOptions, CacheImage string
+	PackBuilder                         string
+	Buildpacks                          []string
+	Raw                                 *Value
+}
+
+func builderFrom(b *Value) Builder {
+	out := Builder{
+		Arch: b.Get("arch").Strings(), Remote: b.Get("remote").S(), Local: !b.Get("local").IsFalse(),
+		Context: b.Get("context").S(), Dockerfile: "Dockerfile", Target: b.Get("target").S(),
+		Secrets: b.Get("secrets").Strings(), SSH: b.Get("ssh").S(), Driver: "docker-container",
+		Provenance: b.Get("provenance").S(), SBOM: b.Get("sbom").S(),
+		CacheType: b.Get("cache").Get("type").S(), CacheOptions: b.Get("cache").Get("options").S(), CacheImage: b.Get("cache").Get("image").S(),
+		PackBuilder: b.Get("pack").Get("builder").S(), Buildpacks: b.Get("pack").Get("buildpacks").Strings(), Raw: b,
+	}
+	if d := b.Get("dockerfile"); d.Present() {
+		out.Dockerfile = d.S()
+	}
+	if d := b.Get("driver"); d.Present() {
+		out.Driver = d.S()
+	}
+	if args := b.Get("args"); args != nil && args.Kind == KindMap {
+		for _, k := range args.Keys {
+			out.Args = append(out.Args, [2]string{k, args.Map[k].S()})
+		}
+	}
+	return out
 }
 
 // Registry is the image registry and its credentials (secret names or literals).
@@ -268,7 +311,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if builder.Get("local").IsFalse() && builder.Get("remote").Blank() {
 		return nil, bv.errAt(builder.Get("local"), "Cannot disable local builds, no remote is set")
 	}
-	c.Builder = builder
+	c.Builder = builderFrom(builder)
 	if c.Version == "" {
 		v, err := gitVersion(opts.Dir, builder.Get("context").IsNull())
 		if err != nil {

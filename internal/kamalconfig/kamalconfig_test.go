@@ -274,3 +274,25 @@ func TestEnvFileAndVersion(t *testing.T) {
 		t.Error("WithVersion changed the original")
 	}
 }
+
+func TestAccessoryFiles(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"config/deploy.yml": baseYML + "accessories:\n  db:\n    image: mysql\n    host: 1.1.1.1\n    env:\n      clear: {PORT: 3306}\n      secret: [PW]\n    files:\n      - config/my.cnf.erb:/etc/mysql/my.cnf\n      - {local: config/plain.txt, remote: /etc/plain.txt, mode: '0600'}\n",
+		"config/my.cnf.erb": "port=<%= ENV['PORT'] %> pw=<%= ENV['PW'] %>\n",
+		"config/plain.txt":  "plain\n",
+	})
+	cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}, Secrets: SecretFunc(func(n string) (string, error) { return "s-" + n, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := cfg.AccessoryFiles("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || string(files[0].Content) != "port=3306 pw=s-PW\n" || files[0].Path != "app-db/etc/mysql/my.cnf" || files[0].Mode != 0o755 {
+		t.Errorf("erb file: %+v", files[0])
+	}
+	if string(files[1].Content) != "plain\n" || files[1].Mode != 0o600 {
+		t.Errorf("plain file: %+v", files[1])
+	}
+}
