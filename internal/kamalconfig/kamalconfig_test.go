@@ -296,3 +296,38 @@ func TestAccessoryFiles(t *testing.T) {
 		t.Errorf("plain file: %+v", files[1])
 	}
 }
+
+func TestRoleRestartStopTimeoutAndProxyRun(t *testing.T) {
+	yml := strings.Replace(baseYML, "  web:\n    - 1.1.1.1", "  web:\n    hosts: [1.1.1.1]\n    options:\n      restart: on-failure:3\n      cap-add: true\n    stop_timeout: 12\n  jobs:\n    hosts: [1.1.1.2]\n    logging:\n      options: {max-file: \"3\"}", 1) +
+		"logging:\n  driver: local\n  options: {max-size: 100m}\nproxy:\n  host: a.example.com\n  run:\n    metrics_port: 9190\n    debug: true\n    registry: registry:4443\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	cfg, err := Load(Options{Dir: dir, Version: "7", Env: map[string]string{}, HostnameSuffix: func() string { return "x" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.1")), " ")
+	if !strings.Contains(run, "--restart on-failure:3 ") || strings.Contains(run, `--restart "on-failure`) || !strings.Contains(run, "--cap-add dhh/app:7") {
+		t.Errorf("restart/options: %s", run)
+	}
+	if !strings.Contains(run, `--log-driver "local" --log-opt max-size="100m"`) {
+		t.Errorf("logging: %s", run)
+	}
+	jobs := strings.Join(spec.DockerRunArgs(cfg.AppContainer("jobs", "1.1.1.2")), " ")
+	if !strings.Contains(jobs, `--log-driver "local" --log-opt max-size="100m" --log-opt max-file="3"`) {
+		t.Errorf("role logging merge: %s", jobs)
+	}
+	if got := strings.Join(spec.StopArgs("app-web-6", cfg.StopPolicy("web")), " "); !strings.HasSuffix(got, "docker stop -t 12") {
+		t.Errorf("stop: %s", got)
+	}
+	if got := strings.Join(spec.StopArgs("app-jobs-6", cfg.StopPolicy("jobs")), " "); !strings.HasSuffix(got, "docker stop -t 30") {
+		t.Errorf("stop jobs: %s", got)
+	}
+	boot := strings.Join(spec.ProxyBootArgs(cfg.ProxyBoot("1.1.1.1")), " ")
+	want := `docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config --publish 80:80 --publish 443:443 --log-opt max-size=10m --expose=9190 registry:4443/basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug --metrics-port "9190"`
+	if boot != want {
+		t.Errorf("proxy boot:\n got %s\nwant %s", boot, want)
+	}
+	if hosts := cfg.ProxyHosts(); !reflect.DeepEqual(hosts, []string{"1.1.1.1"}) {
+		t.Errorf("proxy hosts: %v", hosts)
+	}
+}
