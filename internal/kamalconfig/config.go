@@ -478,6 +478,9 @@ func New(raw *Value, opts Options) (*Config, error) {
 	c.SecretsPath = ".kamal/secrets"
 	if s := raw.Get("secrets_path"); s.Present() {
 		c.SecretsPath = s.S()
+		if sp, ok := opts.Secrets.(interface{ SetSecretsPath(string) }); ok {
+			sp.SetSecretsPath(c.SecretsPath)
+		}
 	}
 	c.AssetPath = raw.Get("asset_path").S()
 	c.ErrorPagesPath = raw.Get("error_pages_path").S()

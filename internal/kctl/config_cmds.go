@@ -155,9 +155,13 @@ func newSecretsCmd() *cobra.Command {
 		Short: "Print every resolved secret as KEY=value (for debugging)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := pf.options()
+			opts, store, err := pf.options()
 			if err != nil {
 				return err
+			}
+			// Honour secrets_path when the configuration can be read.
+			if raw, err := kamalconfig.LoadRaw(opts); err == nil {
+				store.SetSecretsPath(raw.Get("secrets_path").S())
 			}
 			all, err := store.All()
 			if err != nil {
@@ -175,6 +179,7 @@ func newSecretsCmd() *cobra.Command {
 		},
 	}
 	print.Flags().StringVarP(&pf.destination, "destination", "d", "", "destination")
+	print.Flags().StringVarP(&pf.configFile, "config-file", "c", "config/deploy.yml", "Kamal configuration file")
 	cmd.AddCommand(fetch, extract, print)
 	return cmd
 }

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
 func runKctl(t *testing.T, args ...string) (string, error) {
@@ -137,5 +139,28 @@ func TestSecretsCommands(t *testing.T) {
 	out, err = runKctl(t, "secrets", "print")
 	if err != nil || out != "A=1\nB=2\n" {
 		t.Errorf("print: %v %q", err, out)
+	}
+}
+
+func TestSecretsPathFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_ = os.MkdirAll("config", 0o755)
+	_ = os.MkdirAll("vault", 0o755)
+	if err := os.WriteFile("config/deploy.yml", []byte(testDeploy+"secrets_path: vault/s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile("vault/s", []byte("RAILS_MASTER_KEY=k\nKAMAL_REGISTRY_PASSWORD=p\n"), 0o600)
+	opts, _, err := (&projectFlags{configFile: "config/deploy.yml", version: "1"}).options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := kamalconfig.Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := cfg.RegistryAuth()
+	if err != nil || auth.GetPassword() != "p" {
+		t.Fatalf("registry auth from secrets_path: %v", err)
 	}
 }

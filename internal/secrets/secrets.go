@@ -93,6 +93,15 @@ func New(opts Options) *Store {
 	return &Store{opts: opts}
 }
 
+// SetSecretsPath sets secrets_path (from deploy.yml) before the first
+// lookup; later calls are ignored.
+func (s *Store) SetSecretsPath(p string) {
+	if p == "" || s.values != nil {
+		return
+	}
+	s.opts.Path = p
+}
+
 // Files are the secrets files Kamal reads, in order.
 func (s *Store) Files() []string {
 	files := []string{s.opts.Path + "-common"}
