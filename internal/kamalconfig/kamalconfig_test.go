@@ -331,3 +331,12 @@ func TestRoleRestartStopTimeoutAndProxyRun(t *testing.T) {
 		t.Errorf("proxy hosts: %v", hosts)
 	}
 }
+
+func TestYAMLSyntaxErrorPosition(t *testing.T) {
+	dir := writeProject(t, map[string]string{"config/deploy.yml": "service: a\nservers:\n  - a\n  b: c\n"})
+	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+	var e *Error
+	if !errors.As(err, &e) || e.Pos.Line == 0 || !strings.HasPrefix(e.Msg, "YAML syntax error") {
+		t.Fatalf("got %v", err)
+	}
+}
