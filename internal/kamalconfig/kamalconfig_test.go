@@ -340,3 +340,14 @@ func TestYAMLSyntaxErrorPosition(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+func TestERBInterpolation(t *testing.T) {
+	src := "a: \"<%= \"#{ENV['A']}-#{ENV.fetch(\"B\", \"b\")}\" %>\"\n<% h = \"x#{ENV['A']}\" %>b: <%= h %>\n"
+	out, _, err := renderERB([]byte(src), &erbEnv{file: "f.yml", env: map[string]string{"A": "1"}, mode: ERBGoOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "a: \"1-b\"\nb: x1\n" {
+		t.Errorf("got %q", out)
+	}
+}
