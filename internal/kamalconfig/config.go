@@ -1104,3 +1104,19 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// BootLimit is how many hosts boot at once (0 = all): boot.limit, where
+// "N%" is N percent of all hosts (roles and accessories), rounded down, at
+// least 1.
+func (c *Config) BootLimit() int {
+	l := strings.TrimSpace(c.Boot.Limit)
+	if l == "" {
+		return 0
+	}
+	if pct, ok := strings.CutSuffix(l, "%"); ok {
+		n, _ := strconv.Atoi(strings.TrimSpace(pct))
+		return max(len(c.AllHosts())*n/100, 1)
+	}
+	n, _ := strconv.Atoi(l)
+	return n
+}

@@ -351,3 +351,17 @@ func TestERBInterpolation(t *testing.T) {
 		t.Errorf("got %q", out)
 	}
 }
+
+func TestBootLimit(t *testing.T) {
+	yml := strings.Replace(baseYML, "    - 1.1.1.1", "    - 1.1.1.1\n    - 1.1.1.2\n    - 1.1.1.3\n    - 1.1.1.4\n    - 1.1.1.5", 1)
+	for limit, want := range map[string]int{"": 0, "boot:\n  limit: 2\n": 2, "boot:\n  limit: \"50%\"\n": 2, "boot:\n  limit: 10%\n": 1} {
+		dir := writeProject(t, map[string]string{"config/deploy.yml": yml + limit})
+		cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.BootLimit(); got != want {
+			t.Errorf("%q: got %d, want %d", limit, got, want)
+		}
+	}
+}
