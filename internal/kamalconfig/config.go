@@ -457,7 +457,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
 		check := func(v *Value, ctx string) error {
 			if s := v.S(); s != "quiet" && s != "verbose" {
-				return (&validator{ctx: ctx}).errAt(v, fmt.Sprintf("Invalid hooks_output '%s', must be one of: quiet, verbose", s))
+				return cfgErr(v.Pos, "Invalid hooks_output '%s', must be one of: quiet, verbose", s)
 			}
 			return nil
 		}
