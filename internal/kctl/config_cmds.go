@@ -19,22 +19,22 @@ import (
 
 func init() { registerCommand(newConfigCmd, newInitCmd, newDocsCmd, newSecretsCmd) }
 
-// ErrExit is returned when a command has already printed its failure.
-var ErrExit = errors.New("kctl: command failed")
+// errExplainRefused is returned by `config --explain` after printing {"error": …}.
+var errExplainRefused = errors.New("kctl: command failed")
 
-type projectFlags struct {
+type configProjectFlags struct {
 	configFile  string
 	destination string
 	version     string
 }
 
-func (p *projectFlags) bind(cmd *cobra.Command) {
+func (p *configProjectFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&p.configFile, "config-file", "c", "config/deploy.yml", "Kamal configuration file")
 	cmd.Flags().StringVarP(&p.destination, "destination", "d", "", "destination (loads config/deploy.<dest>.yml too)")
 	cmd.Flags().StringVar(&p.version, "version", "", "app version (default $VERSION)")
 }
 
-func (p *projectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
+func (p *configProjectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return kamalconfig.Options{}, nil, err
@@ -47,7 +47,7 @@ func (p *projectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
 }
 
 func newConfigCmd() *cobra.Command {
-	var pf projectFlags
+	var pf configProjectFlags
 	var output string
 	var explain bool
 	cmd := &cobra.Command{
@@ -69,12 +69,12 @@ func newConfigCmd() *cobra.Command {
 					opts.Version = os.Getenv("VERSION")
 				}
 				out, err := kamalconfig.Explain(opts)
-				if werr := writeAs(cmd.OutOrStdout(), "json", out); werr != nil {
+				if werr := configWriteAs(cmd.OutOrStdout(), "json", out); werr != nil {
 					return werr
 				}
 				if err != nil {
 					cmd.SilenceErrors = true
-					return ErrExit
+					return errExplainRefused
 				}
 				return nil
 			}
@@ -82,7 +82,7 @@ func newConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeAs(cmd.OutOrStdout(), output, cfg.Redacted())
+			return configWriteAs(cmd.OutOrStdout(), output, cfg.Redacted())
 		},
 	}
 	pf.bind(cmd)
@@ -91,7 +91,7 @@ func newConfigCmd() *cobra.Command {
 	return cmd
 }
 
-func writeAs(w io.Writer, format string, v any) error {
+func configWriteAs(w io.Writer, format string, v any) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -149,7 +149,7 @@ func newSecretsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	var pf projectFlags
+	var pf configProjectFlags
 	print := &cobra.Command{
 		Use:   "print",
 		Short: "Print every resolved secret as KEY=value (for debugging)",
