@@ -20,7 +20,7 @@ import (
 func init() { registerCommand(newConfigCmd, newInitCmd, newDocsCmd, newSecretsCmd) }
 
 // errExplainRefused is returned by `config --explain` after printing {"error": …}.
-var errExplainRefused = errors.New("kctl: command failed")
+var errExplainRefused = errors.New("kctl: configuration refused")
 
 type configProjectFlags struct {
 	configFile  string
@@ -73,7 +73,7 @@ func newConfigCmd() *cobra.Command {
 					return werr
 				}
 				if err != nil {
-					cmd.SilenceErrors = true
+					cmd.SilenceErrors, cmd.SilenceUsage = true, true
 					return errExplainRefused
 				}
 				return nil
