@@ -365,3 +365,21 @@ func TestBootLimit(t *testing.T) {
 		}
 	}
 }
+
+// Kamal's "run with tags": host tags pull env from env.tags.
+func TestHostTagsEnv(t *testing.T) {
+	yml := "service: app\nimage: dhh/app\nregistry: {username: dhh, password: secret}\nbuilder: {arch: amd64}\nservers: [{1.1.1.1: tag1}, 1.1.1.2]\nenv:\n  secret: [RAILS_MASTER_KEY]\n  tags:\n    tag1: {ENV1: value1}\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	cfg, err := Load(Options{Dir: dir, Version: "999", Env: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.1")), " ")
+	if !strings.Contains(tagged, `--env KAMAL_HOST="1.1.1.1" --env ENV1="value1" --env-file .kamal/apps/app/env/roles/web.env`) {
+		t.Errorf("tagged host: %s", tagged)
+	}
+	plain := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.2")), " ")
+	if strings.Contains(plain, "ENV1") {
+		t.Errorf("untagged host got tag env: %s", plain)
+	}
+}

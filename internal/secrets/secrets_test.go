@@ -174,3 +174,12 @@ func TestErrorsNeverContainValues(t *testing.T) {
 		t.Fatalf("extract error leaks or is missing: %v", err)
 	}
 }
+
+func TestDestinationVisibleToSubstitution(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ".kamal/secrets.beta", "WHERE=$KAMAL_DESTINATION\n")
+	s := New(Options{Dir: dir, Destination: "beta", Env: map[string]string{}})
+	if got, err := s.Secret("WHERE"); err != nil || got != "beta" {
+		t.Errorf("got %q %v", got, err)
+	}
+}
