@@ -272,7 +272,7 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("raftstore: apply: %w", err)
 	}
-	if err := checkCommand(cmd, false); err != nil {
+	if err := checkCommand(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	if s.raft.State() != raft.Leader {
