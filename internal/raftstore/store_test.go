@@ -375,6 +375,11 @@ func TestCluster_LeaderChAndPartition(t *testing.T) {
 	// Isolate the leader: the majority elects another, the old leader
 	// steps down and cannot commit.
 	c.Partition(li)
+	// A deposed leader that may not know it yet must not serve linearizable
+	// reads: VerifyLeader cannot reach a quorum.
+	if err := old.ConsistentRead(ctxT(t)); err == nil {
+		t.Fatal("ConsistentRead on the isolated leader succeeded")
+	}
 	c.WaitFor(t, "a new leader in the majority", func() error {
 		for _, i := range []int{0, 1, 2} {
 			if i != li && c.Store(i).IsLeader() {
@@ -447,4 +452,23 @@ func TestStore_CloseLeaksNoGoroutines(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestCluster_LeadershipTransfer(t *testing.T) {
+	c := raftstore.NewTestCluster(t, 3)
+	old := c.Leader()
+	if err := c.Store(old).LeadershipTransfer(); err != nil {
+		t.Fatalf("LeadershipTransfer: %v", err)
+	}
+	c.WaitFor(t, "another node to lead", func() error {
+		if li := c.Leader(); li < 0 || li == old {
+			return fmt.Errorf("leader is %d", li)
+		}
+		return nil
+	})
+	for _, i := range c.Followers() {
+		if err := c.Store(i).LeadershipTransfer(); !errors.Is(err, raftstore.ErrNotLeader) {
+			t.Errorf("LeadershipTransfer on follower %s = %v, want ErrNotLeader", c.ID(i), err)
+		}
+	}
 }
