@@ -39,8 +39,8 @@ type Config struct {
 	AssetPath, ErrorPagesPath string
 	// Aliases maps alias names to their command lines.
 	Aliases map[string]string
-	// Builder is the raw builder section.
-	Builder *Value
+	// Builder is the builder section.
+	Builder Builder
 
 	envRoot *envSpec
 	envTags map[string]*envSpec
@@ -51,6 +51,49 @@ type Boot struct {
 	Limit         string // "" (all), "3" or "25%"
 	Wait          int
 	ParallelRoles bool
+}
+
+// Builder is the builder section (Kamal defaults applied).
+type Builder struct {
+	Arch                                []string
+	Remote                              string
+	Local                               bool
+	Context                             string // "" means Kamal's git clone of HEAD
+	Dockerfile                          string
+	Target                              string
+	Args                                [][2]string // build args in file order
+	Secrets                             []string
+	SSH                                 string
+	Driver                              string
+	Provenance                          string
+	SBOM                                string
+	CacheType, CacheOptions, CacheImage string
+	PackBuilder                         string
+	Buildpacks                          []string
+	Raw                                 *Value
+}
+
+func builderFrom(b *Value) Builder {
+	out := Builder{
+		Arch: b.Get("arch").Strings(), Remote: b.Get("remote").S(), Local: !b.Get("local").IsFalse(),
+		Context: b.Get("context").S(), Dockerfile: "Dockerfile", Target: b.Get("target").S(),
+		Secrets: b.Get("secrets").Strings(), SSH: b.Get("ssh").S(), Driver: "docker-container",
+		Provenance: b.Get("provenance").S(), SBOM: b.Get("sbom").S(),
+		CacheType: b.Get("cache").Get("type").S(), CacheOptions: b.Get("cache").Get("options").S(), CacheImage: b.Get("cache").Get("image").S(),
+		PackBuilder: b.Get("pack").Get("builder").S(), Buildpacks: b.Get("pack").Get("buildpacks").Strings(), Raw: b,
+	}
+	if d := b.Get("dockerfile"); d.Present() {
+		out.Dockerfile = d.S()
+	}
+	if d := b.Get("driver"); d.Present() {
+		out.Driver = d.S()
+	}
+	if args := b.Get("args"); args != nil && args.Kind == KindMap {
+		for _, k := range args.Keys {
+			out.Args = append(out.Args, [2]string{k, args.Map[k].S()})
+		}
+	}
+	return out
 }
 
 // Registry is the image registry and its credentials (secret names or literals).
@@ -207,10 +250,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	}
 
 	// Registry.
-	reg := raw.Get("registry")
-	if reg == nil || reg.Kind == KindNull {
-		reg = NewMap()
-	}
+	reg := orEmptyAt(raw.Get("registry"), raw.Pos)
 	if err := (&validator{ctx: "registry"}).registry(reg); err != nil {
 		return nil, err
 	}
@@ -247,14 +287,14 @@ func New(raw *Value, opts Options) (*Config, error) {
 	}
 
 	// Boot.
-	boot := orEmpty(raw.Get("boot"))
+	boot := orEmptyAt(raw.Get("boot"), raw.Pos)
 	if err := (&validator{ctx: "boot"}).againstExample(boot, example("boot")); err != nil {
 		return nil, err
 	}
 	c.Boot = Boot{Limit: boot.Get("limit").S(), Wait: int(boot.Get("wait").IntOr(0)), ParallelRoles: boot.Get("parallel_roles").Truthy()}
 
 	// Builder.
-	builder := orEmpty(raw.Get("builder"))
+	builder := orEmptyAt(raw.Get("builder"), raw.Pos)
 	bv := &validator{ctx: "builder"}
 	if err := bv.againstExample(builder, example("builder")); err != nil {
 		return nil, err
@@ -271,7 +311,14 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if builder.Get("local").IsFalse() && builder.Get("remote").Blank() {
 		return nil, bv.errAt(builder.Get("local"), "Cannot disable local builds, no remote is set")
 	}
-	c.Builder = builder
+	c.Builder = builderFrom(builder)
+	if c.Version == "" {
+		v, err := gitVersion(opts.Dir, builder.Get("context").IsNull())
+		if err != nil {
+			return nil, err
+		}
+		c.Version = v
+	}
 
 	// Env, logging, proxy, ssh, sshkit, output.
 	if err := (&validator{ctx: "env"}).env(orEmpty(raw.Get("env"))); err != nil {
@@ -296,32 +343,17 @@ func New(raw *Value, opts Options) (*Config, error) {
 			return nil, err
 		}
 	}
-	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
-		check := func(v *Value, ctx string) error {
-			if s := v.S(); s != "quiet" && s != "verbose" {
-				return (&validator{ctx: ctx}).errAt(v, fmt.Sprintf("Invalid hooks_output '%s', must be one of: quiet, verbose", s))
-			}
-			return nil
-		}
-		if ho.Kind == KindMap {
-			for _, k := range ho.Keys {
-				if err := check(ho.Map[k], "hooks_output/"+k); err != nil {
-					return nil, err
-				}
-			}
-		} else if err := check(ho, "hooks_output"); err != nil {
-			return nil, err
-		}
-	}
-
 	// Whole-configuration checks.
 	if raw.Get("require_destination").Truthy() && c.Destination == "" {
 		return nil, &Error{Kind: "ArgumentError", Msg: "You must specify a destination", Pos: keyPos(raw, "require_destination"), Err: ErrDestination}
 	}
-	for _, k := range []string{"service", "image", "registry"} {
+	for _, k := range []string{"service", "registry"} {
 		if raw.Get(k).Blank() {
 			return nil, cfgErr(raw.Pos, "Missing required configuration for %s", k)
 		}
+	}
+	if c.imageName() == "" {
+		return nil, cfgErr(raw.Pos, "Missing required configuration for image")
 	}
 	if servers == nil || servers.Kind == KindNull {
 		if raw.Get("accessories").Blank() {
@@ -414,8 +446,30 @@ func New(raw *Value, opts Options) (*Config, error) {
 			c.Roles = append(c.Roles, r)
 		}
 	}
+	if c.Registry.Local() {
+		if remote := builder.Get("remote"); remote.Present() && !strings.HasPrefix(remote.S(), "ssh://") {
+			return nil, cfgErr(remote.Pos, "Local registry with remote builder requires an SSH URL (e.g., ssh://user@host)")
+		}
+	}
 	if err := c.checkProxyRuns(); err != nil {
 		return nil, err
+	}
+	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
+		check := func(v *Value, ctx string) error {
+			if s := v.S(); s != "quiet" && s != "verbose" {
+				return cfgErr(v.Pos, "Invalid hooks_output '%s', must be one of: quiet, verbose", s)
+			}
+			return nil
+		}
+		if ho.Kind == KindMap {
+			for _, k := range ho.Keys {
+				if err := check(ho.Map[k], "hooks_output/"+k); err != nil {
+					return nil, err
+				}
+			}
+		} else if err := check(ho, "hooks_output"); err != nil {
+			return nil, err
+		}
 	}
 
 	c.ReadinessDelay = int(raw.Get("readiness_delay").IntOr(7))
@@ -424,6 +478,9 @@ func New(raw *Value, opts Options) (*Config, error) {
 	c.SecretsPath = ".kamal/secrets"
 	if s := raw.Get("secrets_path"); s.Present() {
 		c.SecretsPath = s.S()
+		if sp, ok := opts.Secrets.(interface{ SetSecretsPath(string) }); ok {
+			sp.SetSecretsPath(c.SecretsPath)
+		}
 	}
 	c.AssetPath = raw.Get("asset_path").S()
 	c.ErrorPagesPath = raw.Get("error_pages_path").S()
@@ -442,9 +499,13 @@ func keyPos(v *Value, key string) Pos {
 	return Pos{}
 }
 
-func orEmpty(v *Value) *Value {
+func orEmpty(v *Value) *Value { return orEmptyAt(v, Pos{}) }
+
+// orEmptyAt is v, or an empty hash positioned at v or, when v is absent, at at.
+func orEmptyAt(v *Value, at Pos) *Value {
 	if v == nil || v.Kind == KindNull {
 		m := NewMap()
+		m.Pos = at
 		if v != nil {
 			m.Pos = v.Pos
 		}
@@ -806,9 +867,20 @@ func (c *Config) Accessory(name string) *Accessory {
 	return nil
 }
 
+// imageName is `image`, or the service name with a local registry.
+func (c *Config) imageName() string {
+	if img := c.Raw.Get("image"); img.Present() {
+		return img.S()
+	}
+	if c.Registry.Local() {
+		return c.Service
+	}
+	return ""
+}
+
 // Repository is `<registry.server>/<image>`.
 func (c *Config) Repository() string {
-	img := c.Raw.Get("image").S()
+	img := c.imageName()
 	if c.Registry.Server != "" {
 		return c.Registry.Server + "/" + img
 	}
@@ -1031,4 +1103,20 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+// BootLimit is how many hosts boot at once (0 = all): boot.limit, where
+// "N%" is N percent of all hosts (roles and accessories), rounded down, at
+// least 1.
+func (c *Config) BootLimit() int {
+	l := strings.TrimSpace(c.Boot.Limit)
+	if l == "" {
+		return 0
+	}
+	if pct, ok := strings.CutSuffix(l, "%"); ok {
+		n, _ := strconv.Atoi(strings.TrimSpace(pct))
+		return max(len(c.AllHosts())*n/100, 1)
+	}
+	n, _ := strconv.Atoi(l)
+	return n
 }

@@ -78,7 +78,7 @@ func loadCorpus(t *testing.T) []corpusCase {
 		cases = append(cases, corpusCase{path: p, expected: exp, dir: dir, opts: Options{
 			Dir: dir, ConfigFile: cfgFile, Destination: dest, Version: version, Env: env,
 			Secrets:   SecretFunc(func(name string) (string, error) { return "secret-" + name, nil }),
-			ShellStub: &stub,
+			ShellStub: &stub, Ruby: os.Getenv("KCTL_TEST_RUBY"),
 		}})
 		return nil
 	})

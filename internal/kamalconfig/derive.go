@@ -2,7 +2,10 @@ package kamalconfig
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"strings"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
@@ -589,4 +592,126 @@ func (c *Config) AccessoryRegistryAuth(name string) (*specv1.RegistryAuth, error
 		return nil, nil
 	}
 	return c.registryAuth(*a.Registry)
+}
+
+// WithVersion returns a copy of the configuration for another version
+// (rollback, stopping an old container).
+func (c *Config) WithVersion(version string) *Config {
+	cp := *c
+	cp.Version = version
+	return &cp
+}
+
+// EnvFile is the role's env file for host as Kamal writes it
+// (.kamal/apps/<svc>/env/roles/<role>.env): the resolved secrets. It fails,
+// naming the secret, when one is missing.
+func (c *Config) EnvFile(role, host string) (string, error) {
+	kvs, err := c.SecretEnv(role, host)
+	if err != nil {
+		return "", err
+	}
+	return spec.EnvFile(kvs), nil
+}
+
+// AccessoryEnvFile is the accessory's env file (resolved secrets).
+func (c *Config) AccessoryEnvFile(name string) (string, error) {
+	a := c.Accessory(name)
+	if a == nil {
+		return "", fmt.Errorf("%w: unknown accessory %s", ErrConfig, name)
+	}
+	if c.opts.Secrets == nil {
+		return "", fmt.Errorf("%w: no secrets resolver", ErrConfig)
+	}
+	var kvs []*specv1.KeyValue
+	for _, k := range a.env.secrets {
+		n, secret, ok := strings.Cut(k, ":")
+		if !ok {
+			secret = n
+		}
+		v, err := c.opts.Secrets.Secret(secret)
+		if err != nil {
+			return "", err
+		}
+		kvs = append(kvs, &specv1.KeyValue{Key: n, Value: v})
+	}
+	return spec.EnvFile(kvs), nil
+}
+
+// readAccessoryFile reads an accessory's local file, rendering .erb files
+// with the accessory's env loaded, as Kamal does at boot.
+func (c *Config) readAccessoryFile(a *Accessory, local string) ([]byte, error) {
+	p := local
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(c.opts.Dir, local)
+	}
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return nil, fmt.Errorf("%w: Missing file: %s", ErrConfig, local)
+	}
+	if !strings.HasSuffix(local, ".erb") {
+		return data, nil
+	}
+	env := map[string]string{}
+	if c.opts.Env != nil {
+		for k, v := range c.opts.Env {
+			env[k] = v
+		}
+	} else {
+		for _, kv := range os.Environ() {
+			if k, v, ok := strings.Cut(kv, "="); ok {
+				env[k] = v
+			}
+		}
+	}
+	for _, k := range a.env.clearKeys {
+		env[k] = a.env.clear[k].S()
+	}
+	for _, k := range a.env.secrets {
+		n, secret, ok := strings.Cut(k, ":")
+		if !ok {
+			secret = n
+		}
+		if c.opts.Secrets == nil {
+			return nil, fmt.Errorf("%w: %s needs secret %s but no secrets are loaded", ErrConfig, local, secret)
+		}
+		v, err := c.opts.Secrets.Secret(secret)
+		if err != nil {
+			return nil, err
+		}
+		env[n] = v
+	}
+	ruby := c.opts.Ruby
+	if ruby == "" {
+		ruby, _ = exec.LookPath("ruby")
+	} else if ruby == "-" {
+		ruby = ""
+	}
+	out, _, err := renderERB(data, &erbEnv{file: local, dir: c.opts.Dir, env: env, mode: c.opts.ERB, shellStub: c.opts.ShellStub, rubyPath: ruby})
+	return out, err
+}
+
+// AccessoryFiles are the accessory's files with their contents (.erb files
+// rendered with the accessory env), failing on a missing local file.
+func (c *Config) AccessoryFiles(name string) ([]*specv1.File, error) {
+	a := c.Accessory(name)
+	if a == nil {
+		return nil, fmt.Errorf("%w: unknown accessory %s", ErrConfig, name)
+	}
+	ct := c.AccessoryContainer(name, "")
+	fs := a.raw.Get("files")
+	if fs == nil || fs.Kind != KindSeq {
+		return nil, nil
+	}
+	for i, f := range fs.Seq {
+		local := f.Get("local").S()
+		if f.Kind != KindMap {
+			local = strings.SplitN(f.S(), ":", 2)[0]
+		}
+		data, err := c.readAccessoryFile(a, local)
+		if err != nil {
+			return nil, err
+		}
+		ct.Files[i].Content = data
+	}
+	return ct.Files, nil
 }

@@ -84,7 +84,41 @@ func renderERB(src []byte, e *erbEnv) ([]byte, []int, error) {
 	if err != nil {
 		return nil, nil, templateError(e.file, err)
 	}
-	return out, nil, nil
+	return out, estimateLineMap(string(src), string(out)), nil
+}
+
+// estimateLineMap maps lines of a ruby-rendered template back to template
+// lines by replaying its text with every tag producing nothing. It is used
+// only when the replay has exactly as many lines as ruby's output (no
+// conditional or multi-line output changed the shape); otherwise positions
+// refer to the rendered text and nil is returned.
+func estimateLineMap(src, out string) []int {
+	var lm []int
+	atStart := true
+	for _, t := range scanERB(src) {
+		if t.kind != 't' {
+			continue
+		}
+		line := t.line
+		for _, r := range t.text {
+			if atStart {
+				lm = append(lm, line)
+				atStart = false
+			}
+			if r == '\n' {
+				atStart = true
+				line++
+			}
+		}
+	}
+	want := strings.Count(out, "\n")
+	if !strings.HasSuffix(out, "\n") && out != "" {
+		want++
+	}
+	if len(lm) != want {
+		return nil
+	}
+	return lm
 }
 
 func templateError(file string, err error) error {
@@ -449,7 +483,81 @@ func isLocalName(t string) bool {
 	return true
 }
 
-func isStrTok(t string) bool { return len(t) >= 2 && (t[0] == '"' || t[0] == '\'') }
+func isStrTok(t string) bool { return len(t) >= 1 && (t[0] == '"' || t[0] == '\'') }
+
+// closingQuote finds the " closing the string opened at s[open], skipping
+// escapes and #{...} blocks (which may contain quotes).
+func closingQuote(s string, open int) (int, bool) {
+	depth := 0
+	for j := open + 1; j < len(s); j++ {
+		switch {
+		case s[j] == '\\':
+			j++
+		case depth == 0 && s[j] == '"':
+			return j, true
+		case s[j] == '#' && j+1 < len(s) && s[j+1] == '{':
+			depth++
+			j++
+		case depth > 0 && s[j] == '}':
+			depth--
+		case depth > 0 && (s[j] == '"' || s[j] == '\''):
+			q := s[j]
+			for j++; j < len(s) && s[j] != q; j++ {
+				if s[j] == '\\' {
+					j++
+				}
+			}
+		}
+	}
+	return 0, false
+}
+
+// interpolate evaluates the raw body of a "…#{expr}…" string.
+func (ev *rubyEval) interpolate(raw string) (rval, error) {
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		switch {
+		case c == '\\' && i+1 < len(raw):
+			i++
+			switch raw[i] {
+			case 'n':
+				b.WriteByte('\n')
+			case 't':
+				b.WriteByte('\t')
+			case '"', '\\', '#':
+				b.WriteByte(raw[i])
+			default:
+				return rnil, ev.unsupported()
+			}
+		case c == '#' && i+1 < len(raw) && raw[i+1] == '{':
+			depth, j := 0, i+1
+			for ; j < len(raw); j++ {
+				if raw[j] == '{' {
+					depth++
+				} else if raw[j] == '}' {
+					depth--
+					if depth == 0 {
+						break
+					}
+				}
+			}
+			if j >= len(raw) {
+				return rnil, ev.unsupported()
+			}
+			sub := &rubyEval{env: ev.env, locals: ev.locals, line: ev.line}
+			v, err := sub.evalString(raw[i+2 : j])
+			if err != nil {
+				return rnil, err
+			}
+			b.WriteString(v.toS())
+			i = j
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return rval{kind: 's', s: b.String()}, nil
+}
 
 func (ev *rubyEval) evalString(expr string) (rval, error) {
 	ev.src = expr
@@ -671,6 +779,8 @@ func (ev *rubyEval) parseAtom() (rval, error) {
 		return rnil, nil
 	case t == "true" || t == "false":
 		return rval{kind: 'b', b: t == "true"}, nil
+	case strings.HasPrefix(t, "\x01"):
+		return ev.interpolate(t[1:])
 	case isStrTok(t):
 		return rval{kind: 's', s: t[1:]}, nil
 	case t != "" && t[0] >= '0' && t[0] <= '9':
@@ -807,14 +917,29 @@ func lexRuby(s string) ([]string, error) {
 					j += 2
 					continue
 				}
-				if c == '"' && s[j] == '#' && j+1 < len(s) && (s[j+1] == '{' || s[j+1] == '$' || s[j+1] == '@') {
+				if c == '"' && s[j] == '#' && j+1 < len(s) && (s[j+1] == '$' || s[j+1] == '@') {
 					return nil, errors.New("interpolation")
+				}
+				if c == '"' && s[j] == '#' && j+1 < len(s) && s[j+1] == '{' {
+					// Interpolated string: keep the raw source for the evaluator.
+					end, ok := closingQuote(s, i)
+					if !ok {
+						return nil, errors.New("unterminated string")
+					}
+					toks = append(toks, "\x01"+s[i+1:end])
+					i = end + 1
+					closed = true
+					b.Reset()
+					break
 				}
 				b.WriteByte(s[j])
 				j++
 			}
 			if !closed {
 				return nil, errors.New("unterminated string")
+			}
+			if b.Len() == 0 {
+				continue // an interpolated string was emitted
 			}
 			toks = append(toks, b.String())
 			i = j

@@ -12,6 +12,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("x-a: &a {b: 1}\nservice: s\n<<: *a\n"))
 	f.Add([]byte("service: <%= ENV['X'] %>\n<% if ENV['Y'] -%>\nimage: i\n<% end -%>\n"))
 	f.Add([]byte(baseYML + "servers:\n  web:\n    hosts:\n      - 1.1.1.1: [a]\nenv:\n  tags:\n    a: {clear: {X: 1}}\n"))
+	f.Add([]byte("service: \"<%= \"#{ENV['X']}-#{ENV.fetch('Y', 'z')}\" %>\"\n<% a = ENV['X'] || 'b' -%>\nimage: <%= a.strip %>\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
 		opts := Options{Dir: dir, Version: "v1", Env: map[string]string{"X": "x"}, ERB: ERBGoOnly, Ruby: "-",

@@ -170,7 +170,7 @@ func TestValidationMessagesWithPositions(t *testing.T) {
 func TestKamal1KeysNameReplacements(t *testing.T) {
 	dir := writeProject(t, map[string]string{"config/deploy.yml": baseYML + "healthcheck:\n  path: /up\ntraefik: {}\n"})
 	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
-	if err == nil || !strings.Contains(err.Error(), "unknown keys: healthcheck, traefik") || !strings.Contains(err.Error(), "proxy.healthcheck") || !strings.Contains(err.Error(), "traefik -> proxy") {
+	if err == nil || !strings.Contains(err.Error(), "unknown keys: healthcheck, traefik") || !strings.Contains(err.Error(), "proxy/healthcheck instead of healthcheck") || !strings.Contains(err.Error(), "proxy instead of traefik") {
 		t.Fatalf("got %v", err)
 	}
 }
@@ -232,5 +232,154 @@ func TestERBRubyFallback(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Kind != "NameError" || e.Pos.Line != 2 {
 		t.Errorf("ruby error: %v (%#v)", err, e)
+	}
+}
+
+func TestRubyRenderedPositions(t *testing.T) {
+	if _, err := exec.LookPath("ruby"); err != nil {
+		if os.Getenv("KCTL_E2E") == "1" || os.Getenv("CI") != "" {
+			t.Fatal("ruby is required (apt-get install ruby)")
+		}
+		t.Skip("ruby not installed")
+	}
+	yml := "<% hosts = %w[a b].map(&:upcase) %>\n" + baseYML + "bogus: <%= hosts.join(',') %>\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+	var e *Error
+	if !errors.As(err, &e) || e.Msg != "unknown key: bogus" || e.Pos.String() != "config/deploy.yml:12:1" {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestEnvFileAndVersion(t *testing.T) {
+	dir := writeProject(t, map[string]string{"config/deploy.yml": baseYML + "env:\n  secret: [DB_URL, KEY:OTHER_KEY]\n"})
+	sec := SecretFunc(func(n string) (string, error) {
+		if n == "MISSING" {
+			return "", errors.New("Secret 'MISSING' not found")
+		}
+		return "v-" + n, nil
+	})
+	cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}, Secrets: sec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := cfg.EnvFile("web", "1.1.1.1")
+	if err != nil || got != "DB_URL=v-DB_URL\nKEY=v-OTHER_KEY\n" {
+		t.Errorf("env file %q %v", got, err)
+	}
+	if n := cfg.WithVersion("v0").AppContainer("web", "1.1.1.1").GetName(); n != "app-web-v0" {
+		t.Errorf("WithVersion name: %s", n)
+	}
+	if cfg.Version != "1" {
+		t.Error("WithVersion changed the original")
+	}
+}
+
+func TestAccessoryFiles(t *testing.T) {
+	dir := writeProject(t, map[string]string{
+		"config/deploy.yml": baseYML + "accessories:\n  db:\n    image: mysql\n    host: 1.1.1.1\n    env:\n      clear: {PORT: 3306}\n      secret: [PW]\n    files:\n      - config/my.cnf.erb:/etc/mysql/my.cnf\n      - {local: config/plain.txt, remote: /etc/plain.txt, mode: '0600'}\n",
+		"config/my.cnf.erb": "port=<%= ENV['PORT'] %> pw=<%= ENV['PW'] %>\n",
+		"config/plain.txt":  "plain\n",
+	})
+	cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}, Secrets: SecretFunc(func(n string) (string, error) { return "s-" + n, nil })})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := cfg.AccessoryFiles("db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(files) != 2 || string(files[0].Content) != "port=3306 pw=s-PW\n" || files[0].Path != "app-db/etc/mysql/my.cnf" || files[0].Mode != 0o755 {
+		t.Errorf("erb file: %+v", files[0])
+	}
+	if string(files[1].Content) != "plain\n" || files[1].Mode != 0o600 {
+		t.Errorf("plain file: %+v", files[1])
+	}
+}
+
+func TestRoleRestartStopTimeoutAndProxyRun(t *testing.T) {
+	yml := strings.Replace(baseYML, "  web:\n    - 1.1.1.1", "  web:\n    hosts: [1.1.1.1]\n    options:\n      restart: on-failure:3\n      cap-add: true\n    stop_timeout: 12\n  jobs:\n    hosts: [1.1.1.2]\n    logging:\n      options: {max-file: \"3\"}", 1) +
+		"logging:\n  driver: local\n  options: {max-size: 100m}\nproxy:\n  host: a.example.com\n  run:\n    metrics_port: 9190\n    debug: true\n    registry: registry:4443\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	cfg, err := Load(Options{Dir: dir, Version: "7", Env: map[string]string{}, HostnameSuffix: func() string { return "x" }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.1")), " ")
+	if !strings.Contains(run, "--restart on-failure:3 ") || strings.Contains(run, `--restart "on-failure`) || !strings.Contains(run, "--cap-add dhh/app:7") {
+		t.Errorf("restart/options: %s", run)
+	}
+	if !strings.Contains(run, `--log-driver "local" --log-opt max-size="100m"`) {
+		t.Errorf("logging: %s", run)
+	}
+	jobs := strings.Join(spec.DockerRunArgs(cfg.AppContainer("jobs", "1.1.1.2")), " ")
+	if !strings.Contains(jobs, `--log-driver "local" --log-opt max-size="100m" --log-opt max-file="3"`) {
+		t.Errorf("role logging merge: %s", jobs)
+	}
+	if got := strings.Join(spec.StopArgs("app-web-6", cfg.StopPolicy("web")), " "); !strings.HasSuffix(got, "docker stop -t 12") {
+		t.Errorf("stop: %s", got)
+	}
+	if got := strings.Join(spec.StopArgs("app-jobs-6", cfg.StopPolicy("jobs")), " "); !strings.HasSuffix(got, "docker stop -t 30") {
+		t.Errorf("stop jobs: %s", got)
+	}
+	boot := strings.Join(spec.ProxyBootArgs(cfg.ProxyBoot("1.1.1.1")), " ")
+	want := `docker run --name kamal-proxy --network kamal --detach --restart unless-stopped --volume kamal-proxy-config:/home/kamal-proxy/.config/kamal-proxy --volume $PWD/.kamal/proxy/apps-config:/home/kamal-proxy/.apps-config --publish 80:80 --publish 443:443 --log-opt max-size=10m --expose=9190 registry:4443/basecamp/kamal-proxy:v0.9.2 kamal-proxy run --debug --metrics-port "9190"`
+	if boot != want {
+		t.Errorf("proxy boot:\n got %s\nwant %s", boot, want)
+	}
+	if hosts := cfg.ProxyHosts(); !reflect.DeepEqual(hosts, []string{"1.1.1.1"}) {
+		t.Errorf("proxy hosts: %v", hosts)
+	}
+}
+
+func TestYAMLSyntaxErrorPosition(t *testing.T) {
+	dir := writeProject(t, map[string]string{"config/deploy.yml": "service: a\nservers:\n  - a\n  b: c\n"})
+	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+	var e *Error
+	if !errors.As(err, &e) || e.Pos.Line == 0 || !strings.HasPrefix(e.Msg, "YAML syntax error") {
+		t.Fatalf("got %v", err)
+	}
+}
+
+func TestERBInterpolation(t *testing.T) {
+	src := "a: \"<%= \"#{ENV['A']}-#{ENV.fetch(\"B\", \"b\")}\" %>\"\n<% h = \"x#{ENV['A']}\" %>b: <%= h %>\n"
+	out, _, err := renderERB([]byte(src), &erbEnv{file: "f.yml", env: map[string]string{"A": "1"}, mode: ERBGoOnly})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(out) != "a: \"1-b\"\nb: x1\n" {
+		t.Errorf("got %q", out)
+	}
+}
+
+func TestBootLimit(t *testing.T) {
+	yml := strings.Replace(baseYML, "    - 1.1.1.1", "    - 1.1.1.1\n    - 1.1.1.2\n    - 1.1.1.3\n    - 1.1.1.4\n    - 1.1.1.5", 1)
+	for limit, want := range map[string]int{"": 0, "boot:\n  limit: 2\n": 2, "boot:\n  limit: \"50%\"\n": 2, "boot:\n  limit: 10%\n": 1} {
+		dir := writeProject(t, map[string]string{"config/deploy.yml": yml + limit})
+		cfg, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.BootLimit(); got != want {
+			t.Errorf("%q: got %d, want %d", limit, got, want)
+		}
+	}
+}
+
+// Kamal's "run with tags": host tags pull env from env.tags.
+func TestHostTagsEnv(t *testing.T) {
+	yml := "service: app\nimage: dhh/app\nregistry: {username: dhh, password: secret}\nbuilder: {arch: amd64}\nservers: [{1.1.1.1: tag1}, 1.1.1.2]\nenv:\n  secret: [RAILS_MASTER_KEY]\n  tags:\n    tag1: {ENV1: value1}\n"
+	dir := writeProject(t, map[string]string{"config/deploy.yml": yml})
+	cfg, err := Load(Options{Dir: dir, Version: "999", Env: map[string]string{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.1")), " ")
+	if !strings.Contains(tagged, `--env KAMAL_HOST="1.1.1.1" --env ENV1="value1" --env-file .kamal/apps/app/env/roles/web.env`) {
+		t.Errorf("tagged host: %s", tagged)
+	}
+	plain := strings.Join(spec.DockerRunArgs(cfg.AppContainer("web", "1.1.1.2")), " ")
+	if strings.Contains(plain, "ENV1") {
+		t.Errorf("untagged host got tag env: %s", plain)
 	}
 }

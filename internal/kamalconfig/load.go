@@ -135,6 +135,9 @@ func LoadRaw(opts Options) (*Value, error) {
 			return nil, &Error{Kind: "NoMethodError", Msg: fmt.Sprintf("undefined method `symbolize_keys' for %s", rubyNilOrClass(v)), Pos: v.Pos, Err: ErrConfig}
 		}
 		merged = DeepMerge(merged, v)
+		if merged.Pos.File == "" {
+			merged.Pos = v.Pos
+		}
 	}
 	return merged, nil
 }
@@ -173,4 +176,25 @@ func randomHex12() string {
 		panic(err)
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// gitVersion is Kamal's default version: the HEAD commit, with
+// `_uncommitted_<16 hex>` appended when the tree is dirty and the build
+// clones the repository (no builder.context).
+func gitVersion(dir string, cloneBuild bool) (string, error) {
+	cmd := exec.Command("git", "rev-parse", "HEAD")
+	cmd.Dir = dir
+	out, err := cmd.Output()
+	if err != nil {
+		return "", &Error{Kind: "RuntimeError", Msg: "Can't use commit hash as version, no git repository found in " + dir, Err: ErrConfig}
+	}
+	v := strings.TrimSpace(string(out))
+	if cloneBuild {
+		st := exec.Command("git", "status", "--porcelain")
+		st.Dir = dir
+		if o, err := st.Output(); err == nil && len(strings.TrimSpace(string(o))) > 0 {
+			v += "_uncommitted_" + randomHex12() + randomHex12()[:4]
+		}
+	}
+	return v, nil
 }

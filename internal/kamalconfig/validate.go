@@ -3,6 +3,7 @@ package kamalconfig
 import (
 	"net"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -174,10 +175,8 @@ func example(name string) *Value {
 			examples[n] = v
 		}
 	})
-	return examples[n2(name)]
+	return examples[name]
 }
-
-func n2(s string) string { return s }
 
 // vtype is one of the Ruby classes the validator checks for.
 type vtype int
@@ -302,9 +301,9 @@ func isExtension(k string) bool { return strings.HasPrefix(k, "x-") }
 
 // kamal1Replacements names the Kamal 2 replacement of each Kamal 1 key.
 var kamal1Replacements = map[string]string{
-	"traefik":        "proxy (kamal-proxy replaced Traefik in Kamal 2)",
-	"healthcheck":    "proxy.healthcheck (path, interval, timeout)",
-	"multiarch":      "builder.arch (amd64, arm64 or both)",
+	"traefik":        "proxy",
+	"healthcheck":    "proxy/healthcheck",
+	"multiarch":      "builder/arch",
 	"stop_wait_time": "drain_timeout",
 }
 
@@ -335,11 +334,11 @@ func (vd *validator) checkUnknownKeys(cfg, ex *Value) error {
 	var hints []string
 	for _, k := range unknown {
 		if r, ok := kamal1Replacements[k]; ok {
-			hints = append(hints, k+" -> "+r)
+			hints = append(hints, r+" instead of "+k)
 		}
 	}
 	if len(hints) > 0 {
-		e.Hint = "Kamal 1 configuration; in Kamal 2 use " + strings.Join(hints, "; ")
+		e.Hint = "this is Kamal 1 configuration: Kamal 2 uses " + strings.Join(hints, ", ")
 	}
 	return e
 }
@@ -712,25 +711,4 @@ var reservedAliases = map[string]bool{
 
 var aliasName = regexp.MustCompile(`^[a-z0-9_-]+$`)
 
-func itoa(i int) string {
-	return strings.TrimSpace(strings.Repeat(" ", 0) + fmtInt(i))
-}
-
-func fmtInt(i int) string {
-	if i == 0 {
-		return "0"
-	}
-	var b []byte
-	neg := i < 0
-	if neg {
-		i = -i
-	}
-	for i > 0 {
-		b = append([]byte{byte('0' + i%10)}, b...)
-		i /= 10
-	}
-	if neg {
-		b = append([]byte{'-'}, b...)
-	}
-	return string(b)
-}
+func itoa(i int) string { return strconv.Itoa(i) }

@@ -336,7 +336,17 @@ func (c *yamlConverter) pos(n *yaml.Node) Pos {
 func ParseYAML(file string, text []byte, lineMap []int) (*Value, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(text, &doc); err != nil {
-		return nil, &Error{Pos: Pos{File: file}, Msg: "YAML syntax error: " + strings.TrimPrefix(err.Error(), "yaml: "), Kind: "Psych::SyntaxError"}
+		msg := strings.TrimPrefix(err.Error(), "yaml: ")
+		pos := Pos{File: file}
+		if m := yamlLineRe.FindStringSubmatch(msg); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if lineMap != nil && line > 0 && line <= len(lineMap) {
+				line = lineMap[line-1]
+			}
+			pos.Line = line
+			msg = strings.TrimPrefix(msg, m[0])
+		}
+		return nil, &Error{Pos: pos, Msg: "YAML syntax error: " + msg, Kind: "Psych::SyntaxError", Err: ErrConfig}
 	}
 	c := &yamlConverter{file: file, lineMap: lineMap}
 	if doc.Kind == 0 || len(doc.Content) == 0 {
@@ -460,6 +470,8 @@ func (c *yamlConverter) merge(dst *Value, vn *yaml.Node, depth int) error {
 	dst.Set("<<", val, c.pos(vn))
 	return nil
 }
+
+var yamlLineRe = regexp.MustCompile(`^line (\d+): `)
 
 var (
 	reStringFast = regexp.MustCompile(`^[^\d.:-]?[[:alpha:]_\s!@#$%\^&*(){}<>|/\\~;=]+`)

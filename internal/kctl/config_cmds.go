@@ -15,27 +15,26 @@ import (
 
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 	"github.com/kctl-dev/kctl/internal/secrets"
-	"github.com/kctl-dev/kctl/internal/spec"
 )
 
 func init() { registerCommand(newConfigCmd, newInitCmd, newDocsCmd, newSecretsCmd) }
 
-// ErrExit is returned when a command has already printed its failure.
-var ErrExit = errors.New("kctl: command failed")
+// errExplainRefused is returned by `config --explain` after printing {"error": …}.
+var errExplainRefused = errors.New("kctl: configuration refused")
 
-type projectFlags struct {
+type configProjectFlags struct {
 	configFile  string
 	destination string
 	version     string
 }
 
-func (p *projectFlags) bind(cmd *cobra.Command) {
+func (p *configProjectFlags) bind(cmd *cobra.Command) {
 	cmd.Flags().StringVarP(&p.configFile, "config-file", "c", "config/deploy.yml", "Kamal configuration file")
 	cmd.Flags().StringVarP(&p.destination, "destination", "d", "", "destination (loads config/deploy.<dest>.yml too)")
 	cmd.Flags().StringVar(&p.version, "version", "", "app version (default $VERSION)")
 }
 
-func (p *projectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
+func (p *configProjectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return kamalconfig.Options{}, nil, err
@@ -48,7 +47,7 @@ func (p *projectFlags) options() (kamalconfig.Options, *secrets.Store, error) {
 }
 
 func newConfigCmd() *cobra.Command {
-	var pf projectFlags
+	var pf configProjectFlags
 	var output string
 	var explain bool
 	cmd := &cobra.Command{
@@ -70,12 +69,12 @@ func newConfigCmd() *cobra.Command {
 					opts.Version = os.Getenv("VERSION")
 				}
 				out, err := kamalconfig.Explain(opts)
-				if werr := writeAs(cmd.OutOrStdout(), "json", out); werr != nil {
+				if werr := configWriteAs(cmd.OutOrStdout(), "json", out); werr != nil {
 					return werr
 				}
 				if err != nil {
-					cmd.SilenceErrors = true
-					return ErrExit
+					cmd.SilenceErrors, cmd.SilenceUsage = true, true
+					return errExplainRefused
 				}
 				return nil
 			}
@@ -83,7 +82,7 @@ func newConfigCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return writeAs(cmd.OutOrStdout(), output, Redacted(cfg))
+			return configWriteAs(cmd.OutOrStdout(), output, cfg.Redacted())
 		},
 	}
 	pf.bind(cmd)
@@ -92,7 +91,7 @@ func newConfigCmd() *cobra.Command {
 	return cmd
 }
 
-func writeAs(w io.Writer, format string, v any) error {
+func configWriteAs(w io.Writer, format string, v any) error {
 	switch format {
 	case "json":
 		enc := json.NewEncoder(w)
@@ -106,72 +105,6 @@ func writeAs(w io.Writer, format string, v any) error {
 		return enc.Encode(v)
 	}
 	return fmt.Errorf("kctl: unknown output format %q (yaml or json)", format)
-}
-
-// Redacted is the printable effective configuration: Kamal's `kamal config`
-// plus per-role detail, with no secret values (secret names only).
-func Redacted(cfg *kamalconfig.Config) map[string]any {
-	roles := []map[string]any{}
-	for _, r := range cfg.Roles {
-		ro := map[string]any{
-			"name":          r.Name,
-			"hosts":         r.Hosts,
-			"running_proxy": r.RunningProxy,
-			"secret_env":    cfg.EnvSecretKeys(r),
-		}
-		if len(r.Hosts) > 0 {
-			ct := cfg.AppContainer(r.Name, r.Hosts[0])
-			ct.SecretEnv = nil
-			ro["docker_run"] = strings.Join(spec.DockerRunArgs(ct), " ")
-			if pd := cfg.ProxyDeploy(r.Name); pd != nil {
-				pd.Files = nil
-				ro["proxy_deploy"] = strings.Join(spec.ProxyDeployArgs(pd, "<container>"), " ")
-			}
-			ro["stop"] = strings.Join(spec.StopArgs(cfg.ContainerName(r.Name, "<old>"), cfg.StopPolicy(r.Name)), " ")
-		}
-		roles = append(roles, ro)
-	}
-	accs := map[string]any{}
-	for _, a := range cfg.Accessories {
-		ct := cfg.AccessoryContainer(a.Name, "")
-		ct.SecretEnv = nil
-		accs[a.Name] = map[string]any{"service": a.ServiceName, "image": a.Image, "hosts": a.Hosts, "docker_run": strings.Join(spec.DockerRunArgs(ct), " ")}
-	}
-	reg := map[string]any{"server": cfg.Registry.Server}
-	if cfg.Registry.UsernameSecret != "" {
-		reg["username"] = "[secret " + cfg.Registry.UsernameSecret + "]"
-	} else {
-		reg["username"] = cfg.Registry.Username
-	}
-	if cfg.Registry.PasswordSecret != "" {
-		reg["password"] = "[secret " + cfg.Registry.PasswordSecret + "]"
-	} else if cfg.Registry.Password != "" {
-		reg["password"] = "[REDACTED]"
-	}
-	aliases := map[string]string{}
-	for k, v := range cfg.Aliases {
-		aliases[k] = v
-	}
-	return map[string]any{
-		"service":           cfg.Service,
-		"destination":       cfg.Destination,
-		"version":           cfg.Version,
-		"repository":        cfg.Repository(),
-		"absolute_image":    cfg.Image(),
-		"primary_role":      cfg.PrimaryRoleName,
-		"hosts":             cfg.AllHosts(),
-		"proxy_hosts":       cfg.ProxyHosts(),
-		"roles":             roles,
-		"accessories":       accs,
-		"registry":          reg,
-		"retain_containers": cfg.RetainContainers,
-		"readiness_delay":   cfg.ReadinessDelay,
-		"deploy_timeout":    cfg.DeployTimeout,
-		"drain_timeout":     cfg.DrainTimeout,
-		"hooks_path":        cfg.HooksPath,
-		"boot":              map[string]any{"limit": cfg.Boot.Limit, "wait": cfg.Boot.Wait, "parallel_roles": cfg.Boot.ParallelRoles},
-		"aliases":           aliases,
-	}
 }
 
 func newSecretsCmd() *cobra.Command {
@@ -188,12 +121,13 @@ func newSecretsCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// Kamal prints the JSON shell-escaped, ready for $(…) and extract.
 			data, _ := json.Marshal(vals)
 			if inline {
 				fmt.Fprint(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
 				return nil
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), string(data))
+			fmt.Fprintln(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
 			return nil
 		},
 	}
@@ -215,15 +149,19 @@ func newSecretsCmd() *cobra.Command {
 			return nil
 		},
 	}
-	var pf projectFlags
+	var pf configProjectFlags
 	print := &cobra.Command{
 		Use:   "print",
 		Short: "Print every resolved secret as KEY=value (for debugging)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			_, store, err := pf.options()
+			opts, store, err := pf.options()
 			if err != nil {
 				return err
+			}
+			// Honour secrets_path when the configuration can be read.
+			if raw, err := kamalconfig.LoadRaw(opts); err == nil {
+				store.SetSecretsPath(raw.Get("secrets_path").S())
 			}
 			all, err := store.All()
 			if err != nil {
@@ -241,6 +179,7 @@ func newSecretsCmd() *cobra.Command {
 		},
 	}
 	print.Flags().StringVarP(&pf.destination, "destination", "d", "", "destination")
+	print.Flags().StringVarP(&pf.configFile, "config-file", "c", "config/deploy.yml", "Kamal configuration file")
 	cmd.AddCommand(fetch, extract, print)
 	return cmd
 }

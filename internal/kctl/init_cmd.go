@@ -83,7 +83,7 @@ RAILS_MASTER_KEY=$(cat config/master.key)
 
 var initHooks = []string{"docker-setup", "pre-connect", "pre-build", "pre-deploy", "post-deploy", "pre-app-boot", "post-app-boot", "pre-proxy-reboot", "post-proxy-reboot"}
 
-func hookSample(name string) string {
+func initHookSample(name string) string {
 	return fmt.Sprintf(`#!/bin/sh
 
 # A sample %s hook. kctl runs hooks on the machine you run kctl on.
@@ -131,7 +131,7 @@ func newInitCmd() *cobra.Command {
 				return err
 			}
 			for _, h := range initHooks {
-				if err := write(filepath.Join(".kamal/hooks", h+".sample"), hookSample(h), 0o755); err != nil {
+				if err := write(filepath.Join(".kamal/hooks", h+".sample"), initHookSample(h), 0o755); err != nil {
 					return err
 				}
 			}

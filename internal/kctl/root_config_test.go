@@ -9,9 +9,11 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
-func runKctl(t *testing.T, args ...string) (string, error) {
+func runConfigKctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
 	root := &cobra.Command{Use: "kctl", SilenceUsage: true}
 	for _, f := range commandFactories {
@@ -25,7 +27,7 @@ func runKctl(t *testing.T, args ...string) (string, error) {
 	return out.String(), err
 }
 
-const testDeploy = `service: app
+const configTestDeploy = `service: app
 image: dhh/app
 servers:
   web: [1.1.1.1]
@@ -49,7 +51,7 @@ func TestConfigExplainAndRedacted(t *testing.T) {
 	if err := os.MkdirAll("config", 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile("config/deploy.yml", []byte(testDeploy), 0o644); err != nil {
+	if err := os.WriteFile("config/deploy.yml", []byte(configTestDeploy), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.MkdirAll(".kamal", 0o755); err != nil {
@@ -58,7 +60,7 @@ func TestConfigExplainAndRedacted(t *testing.T) {
 	if err := os.WriteFile(".kamal/secrets", []byte("RAILS_MASTER_KEY=topsecret-value\nKAMAL_REGISTRY_PASSWORD=pw-secret-value\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	out, err := runKctl(t, "config", "--explain", "--version", "v1", "-o", "json")
+	out, err := runConfigKctl(t, "config", "--explain", "--version", "v1", "-o", "json")
 	if err != nil {
 		t.Fatal(err, out)
 	}
@@ -74,7 +76,7 @@ func TestConfigExplainAndRedacted(t *testing.T) {
 		t.Errorf("proxy deploy: %v", pd)
 	}
 	for _, format := range []string{"yaml", "json"} {
-		out, err = runKctl(t, "config", "--version", "v1", "-o", format)
+		out, err = runConfigKctl(t, "config", "--version", "v1", "-o", format)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -85,10 +87,10 @@ func TestConfigExplainAndRedacted(t *testing.T) {
 			t.Errorf("config output misses detail:\n%s", out)
 		}
 	}
-	if err := os.WriteFile("config/deploy.yml", []byte(testDeploy+"traefik: {}\n"), 0o644); err != nil {
+	if err := os.WriteFile("config/deploy.yml", []byte(configTestDeploy+"traefik: {}\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out, err = runKctl(t, "config", "--explain", "-o", "json")
+	out, err = runConfigKctl(t, "config", "--explain", "-o", "json")
 	if err == nil || !strings.Contains(out, `"error": "Kamal::ConfigurationError: unknown key: traefik"`) {
 		t.Errorf("refusal: %v\n%s", err, out)
 	}
@@ -97,7 +99,7 @@ func TestConfigExplainAndRedacted(t *testing.T) {
 func TestInitAndDocs(t *testing.T) {
 	dir := t.TempDir()
 	t.Chdir(dir)
-	if _, err := runKctl(t, "init"); err != nil {
+	if _, err := runConfigKctl(t, "init"); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []string{"config/deploy.yml", ".kamal/secrets", ".kamal/hooks/pre-deploy.sample"} {
@@ -109,24 +111,24 @@ func TestInitAndDocs(t *testing.T) {
 	if err := os.WriteFile(".kamal/secrets", []byte("KAMAL_REGISTRY_PASSWORD=x\nRAILS_MASTER_KEY=y\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if out, err := runKctl(t, "config", "--explain", "--version", "v1", "-o", "json"); err != nil {
+	if out, err := runConfigKctl(t, "config", "--explain", "--version", "v1", "-o", "json"); err != nil {
 		t.Fatalf("starter config refused: %v\n%s", err, out)
 	}
-	out, err := runKctl(t, "docs", "proxy")
+	out, err := runConfigKctl(t, "docs", "proxy")
 	if err != nil || !strings.Contains(out, "app_port") {
 		t.Errorf("docs proxy: %v %s", err, out)
 	}
-	if _, err := runKctl(t, "docs", "nope"); err == nil {
+	if _, err := runConfigKctl(t, "docs", "nope"); err == nil {
 		t.Error("unknown section accepted")
 	}
 }
 
 func TestSecretsCommands(t *testing.T) {
-	out, err := runKctl(t, "secrets", "fetch", "--adapter", "test", "--from", "V/I", "A")
-	if err != nil || strings.TrimSpace(out) != `{"V/I/A":"A/I/V"}` {
+	out, err := runConfigKctl(t, "secrets", "fetch", "--adapter", "test", "--from", "V/I", "A")
+	if err != nil || strings.TrimSpace(out) != `\{\"V/I/A\":\"A/I/V\"\}` {
 		t.Errorf("fetch: %v %q", err, out)
 	}
-	out, err = runKctl(t, "secrets", "extract", "A", `{"V/I/A":"val"}`)
+	out, err = runConfigKctl(t, "secrets", "extract", "A", `{"V/I/A":"val"}`)
 	if err != nil || strings.TrimSpace(out) != "val" {
 		t.Errorf("extract: %v %q", err, out)
 	}
@@ -134,8 +136,31 @@ func TestSecretsCommands(t *testing.T) {
 	t.Chdir(dir)
 	_ = os.MkdirAll(".kamal", 0o755)
 	_ = os.WriteFile(".kamal/secrets", []byte("B=2\nA=1\n"), 0o600)
-	out, err = runKctl(t, "secrets", "print")
+	out, err = runConfigKctl(t, "secrets", "print")
 	if err != nil || out != "A=1\nB=2\n" {
 		t.Errorf("print: %v %q", err, out)
+	}
+}
+
+func TestSecretsPathFromConfig(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	_ = os.MkdirAll("config", 0o755)
+	_ = os.MkdirAll("vault", 0o755)
+	if err := os.WriteFile("config/deploy.yml", []byte(configTestDeploy+"secrets_path: vault/s\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_ = os.WriteFile("vault/s", []byte("RAILS_MASTER_KEY=k\nKAMAL_REGISTRY_PASSWORD=p\n"), 0o600)
+	opts, _, err := (&configProjectFlags{configFile: "config/deploy.yml", version: "1"}).options()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := kamalconfig.Load(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := cfg.RegistryAuth()
+	if err != nil || auth.GetPassword() != "p" {
+		t.Fatalf("registry auth from secrets_path: %v", err)
 	}
 }

@@ -42,6 +42,10 @@ type Config struct {
 	Transport raft.Transport
 	// VerifyPeer authorizes a raft peer's verified leaf certificate, e.g.
 	// role=controller and not revoked. Nil accepts any certificate of the CA.
+	// It is called concurrently from transport goroutines as soon as Open
+	// starts (before Open returns): it must be safe for concurrent use and
+	// must not read variables assigned from Open's result without
+	// synchronization. See ReverifyPeers for revocations.
 	VerifyPeer func(*x509.Certificate) error
 	// Logger receives raft's logs; default discards.
 	Logger *slog.Logger
@@ -272,7 +276,7 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("raftstore: apply: %w", err)
 	}
-	if err := checkCommand(cmd, false); err != nil {
+	if err := checkCommand(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	if s.raft.State() != raft.Leader {
@@ -408,7 +412,8 @@ func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 
 // Watch returns a channel that receives a value after state changes
 // (coalesced: one value may stand for many applies) and a func that stops
-// the watch. Re-read the state (View) on each notification.
+// the watch. Re-read the state (View) on each notification. The channel is
+// not closed by Close; select on your own shutdown signal too.
 func (s *Store) Watch() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	s.notifyMu.Lock()

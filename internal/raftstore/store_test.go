@@ -95,7 +95,7 @@ func TestCluster_KillLeaderKeepsWrites(t *testing.T) {
 		c.Apply(t, cmd(put("t", fmt.Sprintf("k%02d", i), fmt.Sprint(i))))
 	}
 	old := c.Leader()
-	c.Kill(t, old)
+	c.Kill(old)
 	newLeader := c.WaitForLeader(t)
 	if newLeader == nil || c.Leader() == old {
 		t.Fatalf("no new leader after killing %s", c.ID(old))
@@ -107,7 +107,7 @@ func TestCluster_KillLeaderKeepsWrites(t *testing.T) {
 		t.Fatalf("new leader has %d records, want 20", got)
 	}
 	c.Apply(t, cmd(put("t", "after", "x")))
-	c.Restart(t, old)
+	c.Restart(old)
 	c.EnsureSame(t)
 	mustGet(t, c.Store(old), "t", "after", "x")
 }
@@ -120,10 +120,10 @@ func TestCluster_FullRestartLosesNothing(t *testing.T) {
 	}
 	c.EnsureSame(t)
 	for i := range 3 {
-		c.Kill(t, i)
+		c.Kill(i)
 	}
 	for i := range 3 {
-		c.Restart(t, i)
+		c.Restart(i)
 	}
 	leader := c.WaitForLeader(t)
 	if err := leader.WaitForIndex(ctxT(t), last); err != nil {
@@ -150,7 +150,7 @@ func TestCluster_SnapshotTruncationAndLaggingNode(t *testing.T) {
 		cfg.SnapshotInterval = 50 * time.Millisecond
 	}))
 	lag := c.Followers()[0]
-	c.Kill(t, lag)
+	c.Kill(lag)
 	for i := range 200 {
 		c.Apply(t, cmd(put("t", fmt.Sprintf("k%03d", i), fmt.Sprint(i))))
 	}
@@ -172,7 +172,7 @@ func TestCluster_SnapshotTruncationAndLaggingNode(t *testing.T) {
 			t.Fatalf("%s last_snapshot_index = %d after Snapshot, want >= %d", c.ID(i), got, last)
 		}
 	}
-	c.Restart(t, lag)
+	c.Restart(lag)
 	// The lagging node's log ended long before the leader's first kept
 	// entry, so it can only catch up by installing the leader's snapshot.
 	c.EnsureSame(t)
@@ -183,8 +183,8 @@ func TestCluster_SnapshotTruncationAndLaggingNode(t *testing.T) {
 		t.Fatalf("lagging node has %d records, want 201", n)
 	}
 	// It restarts from its own snapshot + log, too.
-	c.Kill(t, lag)
-	c.Restart(t, lag)
+	c.Kill(lag)
+	c.Restart(lag)
 	c.Apply(t, cmd(put("t", "final", "x")))
 	c.EnsureSame(t)
 }
@@ -194,7 +194,7 @@ func TestCluster_RequestIDDedupeAcrossLeaderChange(t *testing.T) {
 	c1 := &raftcmdv1.Command{RequestId: "deploy-42", Mutations: []*raftcmdv1.Mutation{appendM("events", "deployed")}}
 	first := c.Apply(t, c1)
 	old := c.Leader()
-	c.Kill(t, old)
+	c.Kill(old)
 	c.WaitForLeader(t)
 	again := c.Apply(t, c1)
 	if again.GetIndex() != first.GetIndex() || again.GetAppendedKeys()[0] != first.GetAppendedKeys()[0] {
@@ -209,7 +209,7 @@ func TestCluster_LiveMembershipChanges(t *testing.T) {
 	c := raftstore.NewTestCluster(t, 3)
 	c.Apply(t, cmd(put("t", "before", "x")))
 
-	n := c.AddNode(t)
+	n := c.AddNode()
 	if c.Store(n).HasState() {
 		t.Fatalf("new node HasState() = true before joining")
 	}
@@ -263,7 +263,7 @@ func TestCluster_LiveMembershipChanges(t *testing.T) {
 
 	// A rebuilt node rejoining under the same ID at a new address replaces
 	// its stale entry.
-	c.Kill(t, victim)
+	c.Kill(victim)
 	c.OnLeader(t, "AddVoter with a new address", func(s *raftstore.Store) error {
 		return s.AddVoter(ctxT(t), c.ID(n), "moved-"+c.Addr(n))
 	})
@@ -284,8 +284,8 @@ func TestStore_BootstrapTwiceRefused(t *testing.T) {
 	if err := s.Bootstrap(); !errors.Is(err, raftstore.ErrAlreadyBootstrapped) {
 		t.Fatalf("second Bootstrap = %v, want ErrAlreadyBootstrapped", err)
 	}
-	c.Kill(t, 0)
-	c.Restart(t, 0)
+	c.Kill(0)
+	c.Restart(0)
 	if err := c.Store(0).Bootstrap(); !errors.Is(err, raftstore.ErrAlreadyBootstrapped) {
 		t.Fatalf("Bootstrap after restart = %v, want ErrAlreadyBootstrapped", err)
 	}
@@ -374,7 +374,12 @@ func TestCluster_LeaderChAndPartition(t *testing.T) {
 
 	// Isolate the leader: the majority elects another, the old leader
 	// steps down and cannot commit.
-	c.Partition(t, li)
+	c.Partition(li)
+	// A deposed leader that may not know it yet must not serve linearizable
+	// reads: VerifyLeader cannot reach a quorum.
+	if err := old.ConsistentRead(ctxT(t)); err == nil {
+		t.Fatal("ConsistentRead on the isolated leader succeeded")
+	}
 	c.WaitFor(t, "a new leader in the majority", func() error {
 		for _, i := range []int{0, 1, 2} {
 			if i != li && c.Store(i).IsLeader() {
@@ -403,7 +408,7 @@ func TestCluster_LeaderChAndPartition(t *testing.T) {
 	if _, err := c.Store(newLeader).Apply(ctxT(t), cmd(put("t", "k", "2"))); err != nil {
 		t.Fatalf("Apply on new leader: %v", err)
 	}
-	c.Heal(t)
+	c.Heal()
 	c.EnsureSame(t)
 	mustGet(t, old, "t", "k", "2")
 }
@@ -436,7 +441,7 @@ func TestStore_CloseLeaksNoGoroutines(t *testing.T) {
 		t.Run(fmt.Sprintf("tls=%v", len(opts) > 0), func(t *testing.T) {
 			c := raftstore.NewTestCluster(t, 3, opts...)
 			c.Apply(t, cmd(put("t", "k", "v")))
-			c.Kill(t, c.Leader())
+			c.Kill(c.Leader())
 			c.WaitForLeader(t)
 		})
 	}
@@ -447,4 +452,23 @@ func TestStore_CloseLeaksNoGoroutines(t *testing.T) {
 		}
 		return nil
 	})
+}
+
+func TestCluster_LeadershipTransfer(t *testing.T) {
+	c := raftstore.NewTestCluster(t, 3)
+	old := c.Leader()
+	if err := c.Store(old).LeadershipTransfer(); err != nil {
+		t.Fatalf("LeadershipTransfer: %v", err)
+	}
+	c.WaitFor(t, "another node to lead", func() error {
+		if li := c.Leader(); li < 0 || li == old {
+			return fmt.Errorf("leader is %d", li)
+		}
+		return nil
+	})
+	for _, i := range c.Followers() {
+		if err := c.Store(i).LeadershipTransfer(); !errors.Is(err, raftstore.ErrNotLeader) {
+			t.Errorf("LeadershipTransfer on follower %s = %v, want ErrNotLeader", c.ID(i), err)
+		}
+	}
 }

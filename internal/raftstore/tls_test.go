@@ -39,7 +39,7 @@ func TestTLS_ClusterReplicates(t *testing.T) {
 		}
 	}
 	// Kill the leader: the TLS cluster fails over and keeps the write.
-	c.Kill(t, c.Leader())
+	c.Kill(c.Leader())
 	mustGet(t, c.WaitForLeader(t), "apps", "web", "v1")
 }
 

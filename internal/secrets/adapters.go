@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -15,7 +17,7 @@ type adapter struct {
 	vendor         string // for messages: "1Password"
 	cli            string // executable
 	requireAccount bool
-	fetch          func(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error)
+	fetch          func(ctx context.Context, r Runner, account, from string, secrets []string) (map[string]string, error)
 }
 
 var adapters = map[string]*adapter{}
@@ -26,13 +28,13 @@ func init() {
 	bws := &adapter{vendor: "Bitwarden Secrets Manager", cli: "bws", fetch: fetchBitwardenSM}
 	lp := &adapter{vendor: "LastPass", cli: "lpass", requireAccount: true, fetch: fetchLastPass}
 	aws := &adapter{vendor: "AWS", cli: "aws", fetch: fetchAWS}
-	gcp := &adapter{vendor: "GCP", cli: "gcloud", fetch: fetchGCP}
+	gcp := &adapter{vendor: "gcloud", cli: "gcloud", requireAccount: true, fetch: fetchGCP}
 	dop := &adapter{vendor: "Doppler", cli: "doppler", fetch: fetchDoppler}
 	enp := &adapter{vendor: "Enpass", cli: "enpass-cli", fetch: fetchEnpass}
 	pb := &adapter{vendor: "Passbolt", cli: "passbolt", fetch: fetchPassbolt}
-	test := &adapter{vendor: "Test", fetch: func(_ context.Context, _ Runner, _ string, s []string) (map[string]string, error) {
+	test := &adapter{vendor: "Test", fetch: func(_ context.Context, _ Runner, _, from string, s []string) (map[string]string, error) {
 		out := map[string]string{}
-		for _, k := range s {
+		for _, k := range prefixed(s, from) {
 			r := []rune(k)
 			for i, j := 0, len(r)-1; i < j; i, j = i+1, j-1 {
 				r[i], r[j] = r[j], r[i]
@@ -75,14 +77,19 @@ func Fetch(ctx context.Context, r Runner, f FetchArgs) (map[string]string, error
 			return nil, fmt.Errorf("%w: %s CLI is not installed (%s not found on PATH)", ErrCommand, a.vendor, a.cli)
 		}
 	}
-	full := make([]string, 0, len(f.Secrets))
-	for _, s := range f.Secrets {
-		if f.From != "" {
-			s = f.From + "/" + s
+	return a.fetch(ctx, r, f.Account, f.From, f.Secrets)
+}
+
+// prefixed is Kamal's prefixed_secrets: each secret behind --from.
+func prefixed(secrets []string, from string) []string {
+	out := make([]string, 0, len(secrets))
+	for _, s := range secrets {
+		if from != "" {
+			s = from + "/" + s
 		}
-		full = append(full, s)
+		out = append(out, s)
 	}
-	return a.fetch(ctx, r, f.Account, full)
+	return out
 }
 
 func runJSON(ctx context.Context, r Runner, env []string, v any, name string, args ...string) error {
@@ -103,8 +110,10 @@ func firstWord(args []string) string {
 	return args[0]
 }
 
-// 1Password: op item get ITEM --vault V --fields label=a,label=b --format json --account A [--session S]
-func fetchOnePassword(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error) {
+// 1Password: op account get / op signin --force --raw /
+// op item get ITEM --vault V --fields label=a,label=b --format json --account A [--session S].
+func fetchOnePassword(ctx context.Context, r Runner, account, from string, raw []string) (map[string]string, error) {
+	secrets := prefixed(raw, from)
 	session := ""
 	if _, err := r.Run(ctx, nil, "op", "account", "get", "--account", account); err != nil {
 		out, err := r.Run(ctx, nil, "op", "signin", "--account", account, "--force", "--raw")
@@ -163,8 +172,10 @@ func fetchOnePassword(ctx context.Context, r Runner, account string, secrets []s
 	return results, nil
 }
 
-// Bitwarden: bw status / login / unlock --raw / sync / get item ITEM.
-func fetchBitwarden(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error) {
+// Bitwarden: bw status / bw login ACCOUNT / bw unlock --raw / bw sync / bw get item ITEM,
+// with BW_SESSION in the environment once unlocked.
+func fetchBitwarden(ctx context.Context, r Runner, account, from string, raw []string) (map[string]string, error) {
+	secrets := prefixed(raw, from)
 	var status struct{ Status string }
 	if err := runJSON(ctx, r, nil, &status, "bw", "status"); err != nil {
 		return nil, err
@@ -179,7 +190,7 @@ func fetchBitwarden(ctx context.Context, r Runner, account string, secrets []str
 	if status.Status == "locked" {
 		out, err := r.Run(ctx, nil, "bw", "unlock", "--raw")
 		if err == nil && strings.TrimSpace(string(out)) != "" {
-			env = []string{"BW_SESSION=" + strings.TrimSpace(string(out))}
+			env = append(os.Environ(), "BW_SESSION="+strings.TrimSpace(string(out)))
 		}
 		_ = runJSON(ctx, r, env, &status, "bw", "status")
 	}
@@ -192,14 +203,14 @@ func fetchBitwarden(ctx context.Context, r Runner, account string, secrets []str
 	var order []string
 	fields := map[string][]string{}
 	for _, s := range secrets {
-		item, field, _ := strings.Cut(s, "/")
+		parts := strings.Split(s, "/")
+		item := parts[0]
 		if _, ok := fields[item]; !ok {
 			order = append(order, item)
-		}
-		if field != "" {
-			fields[item] = append(fields[item], field)
-		} else if fields[item] == nil {
 			fields[item] = []string{}
+		}
+		if len(parts) > 1 && parts[1] != "" {
+			fields[item] = append(fields[item], parts[1])
 		}
 	}
 	results := map[string]string{}
@@ -241,36 +252,53 @@ func fetchBitwarden(ctx context.Context, r Runner, account string, secrets []str
 	return results, nil
 }
 
-// Bitwarden Secrets Manager: bws secret list [PROJECT] -o env | bws secret get ID -o env.
-func fetchBitwardenSM(ctx context.Context, r Runner, _ string, secrets []string) (map[string]string, error) {
+// Bitwarden Secrets Manager: bws run 'echo OK' / bws secret list -o env [PROJECT] /
+// bws secret get -o env UUID.
+func fetchBitwardenSM(ctx context.Context, r Runner, _, from string, raw []string) (map[string]string, error) {
+	if len(raw) == 0 {
+		return nil, fmt.Errorf("%w: You must specify what to retrieve from Bitwarden Secrets Manager", ErrCommand)
+	}
+	if _, err := r.Run(ctx, nil, "bws", "run", "echo OK"); err != nil {
+		return nil, fmt.Errorf("%w: Could not authenticate to Bitwarden Secrets Manager. Did you set a valid access token?", ErrCommand)
+	}
+	secrets := prefixed(raw, from)
 	results := map[string]string{}
-	parseEnv := func(out []byte) {
-		vals, _, _ := Parse(string(out), nil, nil)
-		for k, v := range vals {
+	parse := func(out []byte) {
+		for _, line := range strings.Split(string(out), "\n") {
+			k, v, ok := strings.Cut(line, "=")
+			if !ok {
+				continue
+			}
+			v = strings.TrimPrefix(v, `"`)
+			v = strings.TrimSuffix(v, `"`)
 			results[k] = v
 		}
 	}
-	for _, s := range secrets {
-		var args []string
-		switch {
-		case s == "all":
-			args = []string{"secret", "list", "-o", "env"}
-		case strings.HasPrefix(s, "all/"):
-			args = []string{"secret", "list", strings.TrimPrefix(s, "all/"), "-o", "env"}
-		default:
-			args = []string{"secret", "get", s, "-o", "env"}
+	if len(secrets) == 1 && (secrets[0] == "all" || strings.HasSuffix(secrets[0], "/all")) {
+		args := []string{"secret", "list", "-o", "env"}
+		if secrets[0] != "all" {
+			args = append(args, strings.TrimSuffix(secrets[0], "/all"))
 		}
 		out, err := r.Run(ctx, nil, "bws", args...)
 		if err != nil {
-			return nil, fmt.Errorf("%w: Could not read %s from Bitwarden Secrets Manager", ErrCommand, s)
+			return nil, fmt.Errorf("%w: Could not read secrets from Bitwarden Secrets Manager", ErrCommand)
 		}
-		parseEnv(out)
+		parse(out)
+		return results, nil
+	}
+	for _, id := range secrets {
+		out, err := r.Run(ctx, nil, "bws", "secret", "get", "-o", "env", id)
+		if err != nil {
+			return nil, fmt.Errorf("%w: Could not read %s from Bitwarden Secrets Manager", ErrCommand, id)
+		}
+		parse(out)
 	}
 	return results, nil
 }
 
-// LastPass: lpass status / login ACCOUNT / show SECRETS… --json.
-func fetchLastPass(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error) {
+// LastPass: lpass status --color never / lpass login ACCOUNT / lpass show SECRETS… --json.
+func fetchLastPass(ctx context.Context, r Runner, account, from string, raw []string) (map[string]string, error) {
+	secrets := prefixed(raw, from)
 	out, _ := r.Run(ctx, nil, "lpass", "status", "--color", "never")
 	if strings.TrimSpace(string(out)) != "Logged in as "+account+"." {
 		if _, err := r.Run(ctx, nil, "lpass", "login", account); err != nil {
@@ -286,11 +314,21 @@ func fetchLastPass(ctx context.Context, r Runner, account string, secrets []stri
 	for _, it := range items {
 		results[it.Fullname] = it.Password
 	}
+	var missing []string
+	for _, s := range secrets {
+		if _, ok := results[s]; !ok {
+			missing = append(missing, s)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: Could not find %s in LastPass", ErrNotFound, strings.Join(missing, ", "))
+	}
 	return results, nil
 }
 
 // AWS: aws secretsmanager batch-get-secret-value --secret-id-list … [--profile ACCOUNT].
-func fetchAWS(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error) {
+func fetchAWS(ctx context.Context, r Runner, account, from string, raw []string) (map[string]string, error) {
+	secrets := prefixed(raw, from)
 	args := append([]string{"secretsmanager", "batch-get-secret-value", "--secret-id-list"}, secrets...)
 	if account != "" {
 		args = append(args, "--profile", account)
@@ -323,124 +361,282 @@ func fetchAWS(ctx context.Context, r Runner, account string, secrets []string) (
 	return results, nil
 }
 
-// GCP: gcloud secrets versions access VERSION --secret=NAME [--project=P] [--account=A] --format=json.
-// Secrets are [PROJECT/]NAME[/VERSION].
-func fetchGCP(ctx context.Context, r Runner, account string, secrets []string) (map[string]string, error) {
-	results := map[string]string{}
-	for _, s := range secrets {
-		parts := strings.Split(s, "/")
-		project, name, version := "", "", "latest"
-		switch len(parts) {
-		case 1:
-			name = parts[0]
-		case 2:
-			project, name = parts[0], parts[1]
-		default:
-			project, name, version = parts[0], parts[1], parts[2]
+// GCP: gcloud auth list --format=json (gcloud auth login when empty) /
+// gcloud secrets versions access VERSION --secret=NAME [--project=P] [--account=U]
+// [--impersonate-service-account=SA] --format=json. Secrets are
+// [PROJECT/]NAME[/VERSION] ("default" project = gcloud's); --account is USER[|SA,…].
+func fetchGCP(ctx context.Context, r Runner, account, from string, raw []string) (map[string]string, error) {
+	loggedIn := func() bool {
+		var list []any
+		return runJSON(ctx, r, nil, &list, "gcloud", "auth", "list", "--format=json") == nil && len(list) > 0
+	}
+	if !loggedIn() {
+		_, _ = r.Run(ctx, nil, "gcloud", "auth", "login")
+		if !loggedIn() {
+			return nil, fmt.Errorf("%w: could not login to gcloud", ErrCommand)
 		}
-		args := []string{"secrets", "versions", "access", version, "--secret=" + name, "--format=json"}
-		if project != "" {
+	}
+	user, sa, _ := strings.Cut(account, "|")
+	results := map[string]string{}
+	for _, s := range prefixed(raw, from) {
+		parts := strings.Split(s, "/")
+		if len(parts) == 1 {
+			parts = append([]string{"default"}, parts...)
+		}
+		project, name, version := parts[0], parts[1], "latest"
+		if len(parts) > 2 {
+			version = parts[2]
+		}
+		args := []string{"secrets", "versions", "access", version, "--secret=" + name}
+		if project != "default" {
 			args = append(args, "--project="+project)
 		}
-		if account != "" && account != "default" {
-			args = append(args, "--account="+account)
+		if user != "default" && user != "" {
+			args = append(args, "--account="+user)
 		}
+		if sa != "" {
+			args = append(args, "--impersonate-service-account="+sa)
+		}
+		args = append(args, "--format=json")
 		var resp struct{ Payload struct{ Data string } }
+		item := project + "/" + name
 		if err := runJSON(ctx, r, nil, &resp, "gcloud", args...); err != nil {
-			return nil, fmt.Errorf("%w: Could not read %s from GCP Secret Manager", ErrCommand, s)
+			return nil, fmt.Errorf("%w: Could not read %s from Google Secret Manager", ErrCommand, item)
 		}
 		data, err := base64.StdEncoding.DecodeString(resp.Payload.Data)
 		if err != nil {
-			return nil, fmt.Errorf("%w: GCP returned an undecodable payload for %s", ErrCommand, s)
+			return nil, fmt.Errorf("%w: Google Secret Manager returned an undecodable payload for %s", ErrCommand, item)
 		}
-		results[s] = string(data)
+		results[item] = string(data)
 	}
 	return results, nil
 }
 
-// Doppler: doppler secrets get NAMES… --json [-p PROJECT -c CONFIG]; secrets are [PROJECT/CONFIG/]NAME.
-func fetchDoppler(ctx context.Context, r Runner, _ string, secrets []string) (map[string]string, error) {
-	var names []string
-	project, config := "", ""
-	for _, s := range secrets {
-		parts := strings.Split(s, "/")
-		if len(parts) >= 3 {
-			project, config = parts[0], parts[1]
+// Doppler: doppler me --json (doppler login -y) / doppler secrets get NAMES… --json
+// [-p PROJECT -c CONFIG] (from --from=project/config unless DOPPLER_TOKEN is a
+// service token). Results are keyed by secret name.
+func fetchDoppler(ctx context.Context, r Runner, _, from string, raw []string) (map[string]string, error) {
+	if _, err := r.Run(ctx, nil, "doppler", "me", "--json"); err != nil {
+		if _, err := r.Run(ctx, nil, "doppler", "login", "-y"); err != nil {
+			return nil, fmt.Errorf("%w: Failed to login to Doppler", ErrCommand)
 		}
-		names = append(names, parts[len(parts)-1])
 	}
-	args := append([]string{"secrets", "get"}, names...)
-	args = append(args, "--json")
-	if project != "" {
-		args = append(args, "-p", project, "-c", config)
+	secrets := prefixed(raw, from)
+	if len(secrets) == 0 {
+		return map[string]string{}, nil
 	}
-	var resp map[string]struct{ Computed string }
+	var flags []string
+	if !strings.HasPrefix(os.Getenv("DOPPLER_TOKEN"), "dp.st") {
+		parts := strings.Split(secrets[0], "/")
+		if len(parts) < 2 || parts[0] == "" || parts[1] == "" {
+			return nil, fmt.Errorf("%w: Missing project or config from '--from=project/config' option", ErrCommand)
+		}
+		flags = []string{"-p", parts[0], "-c", parts[1]}
+	}
+	var names []string
+	for _, s := range secrets {
+		names = append(names, s[strings.LastIndex(s, "/")+1:])
+	}
+	args := append(append(append([]string{"secrets", "get"}, names...), "--json"), flags...)
+	var resp map[string]struct {
+		Computed string `json:"computed"`
+	}
 	if err := runJSON(ctx, r, nil, &resp, "doppler", args...); err != nil {
-		return nil, fmt.Errorf("%w: Could not read %s from Doppler", ErrCommand, strings.Join(names, ", "))
+		return nil, fmt.Errorf("%w: Could not read %s from Doppler", ErrCommand, strings.Join(secrets, ", "))
 	}
 	results := map[string]string{}
 	for k, v := range resp {
-		if project != "" {
-			results[project+"/"+config+"/"+k] = v.Computed
-		} else {
-			results[k] = v.Computed
+		results[k] = v.Computed
+	}
+	return results, nil
+}
+
+// Enpass: enpass-cli -json -vault FROM show TITLES…; secrets are TITLE or
+// TITLE/LABEL, --from is the vault path.
+func fetchEnpass(ctx context.Context, r Runner, _, from string, secrets []string) (map[string]string, error) {
+	var titles []string
+	seen := map[string]bool{}
+	for _, s := range secrets {
+		t := s
+		if i := strings.LastIndex(s, "/"); i > 0 {
+			t = s[:i]
+		} else if i == 0 {
+			t = s[1:]
+		}
+		if !seen[t] {
+			seen[t] = true
+			titles = append(titles, t)
+		}
+	}
+	var items []struct{ Title, Label, Password string }
+	args := append([]string{"-json", "-vault", from, "show"}, titles...)
+	if err := runJSON(ctx, r, nil, &items, "enpass-cli", args...); err != nil {
+		return nil, fmt.Errorf("%w: Could not read %s from Enpass", ErrCommand, strings.Join(titles, ", "))
+	}
+	want := map[string]bool{}
+	for _, s := range secrets {
+		want[s] = true
+	}
+	results := map[string]string{}
+	for _, it := range items {
+		if it.Title == "" || strings.TrimSpace(it.Password) == "" {
+			continue
+		}
+		key := it.Title
+		if it.Label != "" {
+			key += "/" + it.Label
+		}
+		if want[it.Title] || want[key] {
+			if _, dup := results[key]; dup {
+				return nil, fmt.Errorf("%w: %s is present more than once", ErrCommand, key)
+			}
+			results[key] = it.Password
 		}
 	}
 	return results, nil
 }
 
-// Enpass: enpass-cli -json -vault VAULT show ITEM…; secrets are VAULT/ITEM[/FIELD].
-func fetchEnpass(ctx context.Context, r Runner, _ string, secrets []string) (map[string]string, error) {
-	results := map[string]string{}
+// Passbolt: passbolt verify / passbolt list folders --filter … --json /
+// passbolt list resources --filter '…' [--folder ID…] --json. Secrets are
+// [FOLDER/…/]NAME; results are keyed by resource name.
+func fetchPassbolt(ctx context.Context, r Runner, _, from string, raw []string) (map[string]string, error) {
+	if _, err := r.Run(ctx, nil, "passbolt", "verify"); err != nil {
+		return nil, fmt.Errorf("%w: Failed to login to Passbolt", ErrCommand)
+	}
+	secrets := prefixed(raw, from)
+	if len(secrets) == 0 {
+		return nil, fmt.Errorf("%w: No secrets given to fetch", ErrCommand)
+	}
+	type folder struct {
+		ID       string `json:"id"`
+		Name     string `json:"name"`
+		ParentID string `json:"folder_parent_id"`
+	}
+	var folders []folder
+	pathOf := func(f folder) string {
+		parts := []string{f.Name}
+		for cur, depth := f, 0; cur.ParentID != "" && depth < 64; depth++ {
+			found := false
+			for _, p := range folders {
+				if p.ID == cur.ParentID {
+					parts = append([]string{p.Name}, parts...)
+					cur, found = p, true
+					break
+				}
+			}
+			if !found {
+				break
+			}
+		}
+		return strings.Join(parts, "/")
+	}
+	quoteName := func(s string) string { return strconv.Quote(ShellEscape(s)) }
+	var folderPaths [][]string
+	seenPath := map[string]bool{}
 	for _, s := range secrets {
 		parts := strings.Split(s, "/")
-		if len(parts) < 2 {
-			return nil, fmt.Errorf("%w: Enpass secrets are VAULT/ITEM[/FIELD], got %s", ErrCommand, s)
-		}
-		vault, item, field := strings.Join(parts[:len(parts)-1], "/"), parts[len(parts)-1], ""
-		if len(parts) >= 3 {
-			vault, item, field = strings.Join(parts[:len(parts)-2], "/"), parts[len(parts)-2], parts[len(parts)-1]
-		}
-		var items []struct{ Title, Label, Password string }
-		if err := runJSON(ctx, r, nil, &items, "enpass-cli", "-json", "-vault", vault, "show", item); err != nil {
-			return nil, fmt.Errorf("%w: Could not read %s from Enpass", ErrCommand, item)
-		}
-		for _, it := range items {
-			if field == "" || it.Label == field {
-				key := it.Title
-				if field != "" {
-					key += "/" + field
-				}
-				results[key] = it.Password
-			}
+		if len(parts) > 1 && !seenPath[strings.Join(parts[:len(parts)-1], "/")] {
+			seenPath[strings.Join(parts[:len(parts)-1], "/")] = true
+			folderPaths = append(folderPaths, parts[:len(parts)-1])
 		}
 	}
-	return results, nil
-}
-
-// Passbolt: passbolt list resources --json (then get resource --id ID --json).
-func fetchPassbolt(ctx context.Context, r Runner, _ string, secrets []string) (map[string]string, error) {
-	var list []struct{ ID, Name string }
-	if err := runJSON(ctx, r, nil, &list, "passbolt", "list", "resources", "--json"); err != nil {
-		return nil, fmt.Errorf("%w: Could not list Passbolt resources", ErrCommand)
+	if len(folderPaths) > 0 {
+		var conds []string
+		seenTop := map[string]bool{}
+		for _, p := range folderPaths {
+			if !seenTop[p[0]] {
+				seenTop[p[0]] = true
+				conds = append(conds, "Name == "+quoteName(p[0]))
+			}
+		}
+		var top []folder
+		if err := runJSON(ctx, r, nil, &top, "passbolt", "list", "folders", "--filter", strings.Join(conds, " || "), "--json"); err != nil {
+			return nil, fmt.Errorf("%w: Could not read folders from Passbolt", ErrCommand)
+		}
+		folders = append(folders, top...)
+		for _, p := range folderPaths {
+			var parent *folder
+			for i := range top {
+				if top[i].Name == p[0] {
+					parent = &top[i]
+				}
+			}
+			for _, name := range p[1:] {
+				if parent == nil {
+					break
+				}
+				var nested []folder
+				if runJSON(ctx, r, nil, &nested, "passbolt", "list", "folders", "--filter", "Name == "+quoteName(name)+" && FolderParentID == "+quoteName(parent.ID), "--json") != nil || len(nested) == 0 {
+					break
+				}
+				folders = append(folders, nested...)
+				parent = &nested[0]
+			}
+		}
+		found := map[string]bool{}
+		for _, f := range folders {
+			found[pathOf(f)] = true
+		}
+		var missing []string
+		for _, p := range folderPaths {
+			if !found[strings.Join(p, "/")] {
+				missing = append(missing, strings.Join(p, "/"))
+			}
+		}
+		if len(missing) > 0 {
+			return nil, fmt.Errorf("%w: Could not find the following folders in Passbolt: %s", ErrNotFound, strings.Join(missing, ", "))
+		}
+	}
+	var conds, names []string
+	for _, s := range secrets {
+		parts := strings.Split(s, "/")
+		name := parts[len(parts)-1]
+		names = append(names, name)
+		if len(parts) == 1 {
+			conds = append(conds, "Name == "+quoteName(name))
+			continue
+		}
+		var cur *folder
+		for i := range parts[:len(parts)-1] {
+			prefix := strings.Join(parts[:i+1], "/")
+			for j := range folders {
+				if pathOf(folders[j]) == prefix {
+					cur = &folders[j]
+					break
+				}
+			}
+		}
+		if cur != nil {
+			conds = append(conds, "(Name == "+quoteName(name)+" && FolderParentID == "+quoteName(cur.ID)+")")
+		}
+	}
+	args := []string{"list", "resources"}
+	if len(conds) > 0 {
+		args = append(args, "--filter", strings.Join(conds, " || "))
+	}
+	for _, f := range folders {
+		args = append(args, "--folder", f.ID)
+	}
+	args = append(args, "--json")
+	var items []struct {
+		Name     string `json:"name"`
+		Password string `json:"password"`
+	}
+	if err := runJSON(ctx, r, nil, &items, "passbolt", args...); err != nil {
+		return nil, fmt.Errorf("%w: Could not read %s from Passbolt", ErrCommand, strings.Join(secrets, ", "))
 	}
 	results := map[string]string{}
-	for _, s := range secrets {
-		name := s[strings.LastIndex(s, "/")+1:]
-		id := ""
-		for _, res := range list {
-			if res.Name == name {
-				id = res.ID
-			}
+	for _, it := range items {
+		results[it.Name] = it.Password
+	}
+	var missing []string
+	for _, n := range names {
+		if _, ok := results[n]; !ok {
+			missing = append(missing, n)
 		}
-		if id == "" {
-			return nil, fmt.Errorf("%w: Could not find %s in Passbolt", ErrNotFound, s)
-		}
-		var res struct{ Password string }
-		if err := runJSON(ctx, r, nil, &res, "passbolt", "get", "resource", "--id", id, "--json"); err != nil {
-			return nil, fmt.Errorf("%w: Could not read %s from Passbolt", ErrCommand, s)
-		}
-		results[s] = res.Password
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("%w: Could not find the following secrets in Passbolt: %s", ErrNotFound, strings.Join(missing, ", "))
 	}
 	return results, nil
 }

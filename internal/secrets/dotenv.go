@@ -74,11 +74,11 @@ func parseValue(v string, hash, env map[string]string, sub Substituter) (string,
 	if quote == '"' {
 		v = strings.ReplaceAll(v, `\n`, "\n")
 		v = strings.ReplaceAll(v, `\r`, "\r")
-		v = unescapeExceptDollar(v)
 	}
 	if quote == '\'' {
 		return v, nil
 	}
+	v = unescapeExceptDollar(v)
 	v = substituteVariables(v, hash, env)
 	return substituteCommands(v, sub)
 }

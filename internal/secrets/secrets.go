@@ -82,15 +82,35 @@ func New(opts Options) *Store {
 	if opts.Runner == nil {
 		opts.Runner = ExecRunner{}
 	}
+	env := map[string]string{}
 	if opts.Env == nil {
-		opts.Env = map[string]string{}
 		for _, kv := range os.Environ() {
 			if k, v, ok := strings.Cut(kv, "="); ok {
-				opts.Env[k] = v
+				env[k] = v
 			}
 		}
+	} else {
+		for k, v := range opts.Env {
+			env[k] = v
+		}
 	}
+	// Kamal sets KAMAL_DESTINATION before anything reads the secrets.
+	if opts.Destination != "" {
+		env["KAMAL_DESTINATION"] = opts.Destination
+	} else {
+		delete(env, "KAMAL_DESTINATION")
+	}
+	opts.Env = env
 	return &Store{opts: opts}
+}
+
+// SetSecretsPath sets secrets_path (from deploy.yml) before the first
+// lookup; later calls are ignored.
+func (s *Store) SetSecretsPath(p string) {
+	if p == "" || s.values != nil {
+		return
+	}
+	s.opts.Path = p
 }
 
 // Files are the secrets files Kamal reads, in order.

@@ -24,6 +24,7 @@ H=$(echo hi)
 I=\$(not run)
 J=$UNDEFINED_X|
 K="${A}"
+L=x\\y\$A
 `
 	var cmds []string
 	got, order, err := Parse(text, map[string]string{"HOME": "/root"}, func(c string) (string, error) {
@@ -45,6 +46,7 @@ K="${A}"
 		"I": "$(not run)",
 		"J": "|",
 		"K": "plain value",
+		"L": `x\y$A`,
 	}
 	for k, w := range want {
 		if got[k] != w {
@@ -170,5 +172,14 @@ func TestErrorsNeverContainValues(t *testing.T) {
 	}
 	if _, err := Extract("X", `not json hunter2-very-secret`); err == nil || strings.Contains(err.Error(), "hunter2") {
 		t.Fatalf("extract error leaks or is missing: %v", err)
+	}
+}
+
+func TestDestinationVisibleToSubstitution(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, ".kamal/secrets.beta", "WHERE=$KAMAL_DESTINATION\n")
+	s := New(Options{Dir: dir, Destination: "beta", Env: map[string]string{}})
+	if got, err := s.Secret("WHERE"); err != nil || got != "beta" {
+		t.Errorf("got %q %v", got, err)
 	}
 }

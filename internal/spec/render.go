@@ -5,14 +5,11 @@
 package spec
 
 import (
-	"regexp"
 	"strconv"
 	"strings"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 )
-
-var dollarWithoutExpansion = regexp.MustCompile(`\$([^{]|$)|\$\{[^}]*$`)
 
 // EscapeShellValue is Kamal::Utils.escape_shell_value: each run of ASCII is
 // dumped as a double-quoted Ruby string (with ` and bare $ escaped); runs of
@@ -40,8 +37,31 @@ func EscapeShellValue(s string) string {
 }
 
 func escapeASCII(s string) string {
+	d := rubyDumpBody(s)
 	var b strings.Builder
 	b.WriteByte('"')
+	for i := 0; i < len(d); i++ {
+		switch c := d[i]; c {
+		case '`':
+			b.WriteString("\\`")
+		case '$':
+			// A $ not starting a complete ${...} is escaped.
+			if k := strings.IndexByte(d[i:], '}'); i+1 < len(d) && d[i+1] == '{' && k > 0 {
+				b.WriteByte('$')
+			} else {
+				b.WriteString(`\$`)
+			}
+		default:
+			b.WriteByte(c)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
+}
+
+// rubyDumpBody is Ruby's String#dump for ASCII text, without the quotes.
+func rubyDumpBody(s string) string {
+	var b strings.Builder
 	for i := 0; i < len(s); i++ {
 		c := s[i]
 		switch c {
@@ -71,15 +91,6 @@ func escapeASCII(s string) string {
 			} else {
 				b.WriteByte('#')
 			}
-		case '`':
-			b.WriteString("\\`")
-		case '$':
-			// A $ not starting a complete ${...} is escaped.
-			if k := strings.IndexByte(s[i:], '}'); i+1 < len(s) && s[i+1] == '{' && k > 0 {
-				b.WriteByte('$')
-			} else {
-				b.WriteString(`\$`)
-			}
 		default:
 			if c < 0x20 || c == 0x7f {
 				b.WriteString(`\x` + strings.ToUpper(strconv.FormatUint(uint64(c)|0x100, 16)[1:]))
@@ -88,11 +99,42 @@ func escapeASCII(s string) string {
 			}
 		}
 	}
-	b.WriteByte('"')
 	return b.String()
 }
 
-var _ = dollarWithoutExpansion
+// EnvFile renders env pairs as Kamal's env file (Kamal::EnvFile): one
+// KEY=value line each, values escaped for Docker's env-file reader (a lone
+// newline when there is nothing to write).
+func EnvFile(kvs []*specv1.KeyValue) string {
+	var b strings.Builder
+	for _, kv := range kvs {
+		b.WriteString(kv.GetKey())
+		b.WriteByte('=')
+		v := kv.GetValue()
+		i := 0
+		for i < len(v) {
+			j := i
+			ascii := v[i] < 0x80
+			for j < len(v) && (v[j] < 0x80) == ascii {
+				j++
+			}
+			if ascii {
+				d := rubyDumpBody(v[i:j])
+				d = strings.ReplaceAll(d, `\"`, `"`)
+				d = strings.ReplaceAll(d, `\#`, "#")
+				b.WriteString(d)
+			} else {
+				b.WriteString(v[i:j])
+			}
+			i = j
+		}
+		b.WriteByte('\n')
+	}
+	if b.Len() == 0 {
+		return "\n"
+	}
+	return b.String()
+}
 
 // argumentize is Kamal::Utils.argumentize for ordered pairs.
 func argumentize(flag string, kvs []*specv1.KeyValue) []string {
