@@ -271,7 +271,7 @@ func TestDeploy_SurvivesLeaderLoss(t *testing.T) {
 		return nil
 	})
 	old := h.cluster.Leader()
-	h.cluster.Kill(t, old)
+	h.cluster.Kill(old)
 	h.cluster.WaitForLeader(t)
 	agents.release("h2")
 	survivor := (old + 1) % 3

@@ -368,18 +368,12 @@ func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, noCache b
 		Dir: p.dir, Service: p.cfg.Service, Repository: p.cfg.Repository(),
 		Tags: []string{p.cfg.Version, p.cfg.LatestTag()}, NoCache: noCache, Progress: cmd.ErrOrStderr(),
 	}
-	if b := p.cfg.Builder; b != nil {
-		opts.Context = b.Get("context").S()
-		opts.Dockerfile = b.Get("dockerfile").S()
-		opts.Target = b.Get("target").S()
-		if args := b.Get("args"); args != nil {
-			opts.Args = map[string]string{}
-			for _, k := range args.Keys {
-				opts.Args[k] = args.Map[k].S()
-			}
-		}
-		if s := b.Get("secrets"); s != nil {
-			opts.Secrets = s.Strings()
+	b := p.cfg.Builder
+	opts.Context, opts.Dockerfile, opts.Target, opts.Secrets = b.Context, b.Dockerfile, b.Target, b.Secrets
+	if len(b.Args) > 0 {
+		opts.Args = map[string]string{}
+		for _, kv := range b.Args {
+			opts.Args[kv[0]] = kv[1]
 		}
 	}
 	fmt.Fprintf(cmd.ErrOrStderr(), "Building %s:%s\n", p.cfg.Repository(), p.cfg.Version)

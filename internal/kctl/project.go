@@ -81,7 +81,7 @@ func loadProject(ctx context.Context, cmd *cobra.Command, p targetFlags, needVer
 		store = secrets.New(secrets.Options{Dir: dir, Path: cfg.SecretsPath, Destination: p.destination})
 	}
 	if version == "" && needVersion {
-		fromDir := cfg.Builder != nil && cfg.Builder.Get("context") != nil
+		fromDir := cfg.Builder.Context != ""
 		v, err := builder.Version(ctx, dir, fromDir)
 		if err != nil {
 			return nil, err

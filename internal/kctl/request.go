@@ -171,9 +171,15 @@ func buildRequest(cfg *kamalconfig.Config, o requestOptions) (*deployv1.Request,
 			if err != nil {
 				return nil, err
 			}
+			files, err := cfg.AccessoryFiles(a.Name)
+			if err != nil {
+				return nil, err
+			}
 			acc := &deployv1.Accessory{Name: a.Name, Proxy: cfg.AccessoryProxyDeploy(a.Name), Registry: auth}
 			for _, h := range a.Hosts {
-				acc.Hosts = append(acc.Hosts, &deployv1.HostContainer{Host: h, Container: cfg.AccessoryContainer(a.Name, h)})
+				ct := cfg.AccessoryContainer(a.Name, h)
+				ct.Files = files
+				acc.Hosts = append(acc.Hosts, &deployv1.HostContainer{Host: h, Container: ct})
 			}
 			req.Accessories = append(req.Accessories, acc)
 		}

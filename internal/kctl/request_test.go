@@ -10,7 +10,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
-func loadProject(t *testing.T, deployYML string, secrets map[string]string) *kamalconfig.Config {
+func loadTestProject(t *testing.T, deployYML string, secrets map[string]string) *kamalconfig.Config {
 	t.Helper()
 	dir := t.TempDir()
 	os.MkdirAll(filepath.Join(dir, "config"), 0o755)
@@ -69,7 +69,7 @@ accessories:
 `
 
 func TestBuildRequest(t *testing.T) {
-	cfg := loadProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
+	cfg := loadTestProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
 	req, err := buildRequest(cfg, requestOptions{Command: "setup", WithAccessories: true})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ func TestBuildRequest(t *testing.T) {
 }
 
 func TestBuildRequest_Selection(t *testing.T) {
-	cfg := loadProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
+	cfg := loadTestProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
 	tests := []struct {
 		sel  selection
 		want string
