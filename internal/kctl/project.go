@@ -73,6 +73,19 @@ func loadProject(ctx context.Context, cmd *cobra.Command, p targetFlags, needVer
 	load := func(v string) (*kamalconfig.Config, error) {
 		return kamalconfig.Load(kamalconfig.Options{Dir: dir, ConfigFile: p.configFile, Destination: p.destination, Version: v, Secrets: resolve})
 	}
+	if version == "" {
+		// Kamal's default: the git HEAD SHA (with _uncommitted_ on a dirty
+		// tree unless the build uses builder.context, checked below).
+		v, err := builder.Version(ctx, dir, true)
+		switch {
+		case err == nil:
+			version = v
+		case needVersion:
+			return nil, err
+		default:
+			version = "unversioned" // commands that need no version (lock, audit, prune)
+		}
+	}
 	cfg, err := load(version)
 	if err != nil {
 		return nil, err
@@ -80,14 +93,15 @@ func loadProject(ctx context.Context, cmd *cobra.Command, p targetFlags, needVer
 	if store == nil {
 		store = secrets.New(secrets.Options{Dir: dir, Path: cfg.SecretsPath, Destination: p.destination})
 	}
-	if version == "" && needVersion {
-		fromDir := cfg.Builder.Context != ""
-		v, err := builder.Version(ctx, dir, fromDir)
+	if p.version == "" && os.Getenv("VERSION") == "" && needVersion && cfg.Builder.Context == "" {
+		v, err := builder.Version(ctx, dir, false)
 		if err != nil {
 			return nil, err
 		}
-		if cfg, err = load(v); err != nil {
-			return nil, err
+		if v != version {
+			if cfg, err = load(v); err != nil {
+				return nil, err
+			}
 		}
 	}
 	pr := &project{dir: dir, cfg: cfg, secrets: store, flags: p}

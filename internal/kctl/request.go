@@ -171,6 +171,13 @@ func buildRequest(cfg *kamalconfig.Config, o requestOptions) (*deployv1.Request,
 			if err != nil {
 				return nil, err
 			}
+			// Without a registry of its own, an accessory pulls with the
+			// app's registry login when its image lives there (Kamal logs
+			// every host in to that registry); credentials never go to
+			// another registry.
+			if auth == nil && registry.GetServer() != "" && strings.HasPrefix(a.Image, registry.GetServer()+"/") {
+				auth = registry
+			}
 			files, err := cfg.AccessoryFiles(a.Name)
 			if err != nil {
 				return nil, err

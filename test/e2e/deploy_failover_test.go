@@ -204,3 +204,16 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 		t.Errorf("audit for %s lacks the boot: %v\n%s", won[0].who, err, out)
 	}
 }
+
+// inspectEnv returns a container's environment.
+func inspectEnv(t *testing.T, name string) map[string]string {
+	t.Helper()
+	in, err := dockertest.Client(t).ContainerInspect(context.Background(), name)
+	must(t, err)
+	env := map[string]string{}
+	for _, kv := range in.Config.Env {
+		k, v, _ := strings.Cut(kv, "=")
+		env[k] = v
+	}
+	return env
+}
