@@ -46,6 +46,7 @@ func newHarness(t testing.TB) *harness {
 		dataDir: t.TempDir(),
 	}
 	dockertest.CleanupContainers(t, cli, p, []string{h.network}, []string{p + "-proxy-config"})
+	t.Cleanup(func() { dockertest.RemoveImages(cli, h.repo) })
 	rt, err := docker.New(docker.Config{
 		DataDir: h.dataDir, Client: cli, AgentName: p,
 		ProxyName: p + "-proxy", ProxyVolume: p + "-proxy-config",

@@ -157,7 +157,7 @@ func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true})
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true, NoCache: true})
 	if err != nil {
 		t.Fatalf("ImageBuild %s: %v", tag, err)
 	}
@@ -168,9 +168,35 @@ func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra
 	t.Cleanup(func() { RemoveImage(cli, tag) })
 }
 
-// RemoveImage removes an image reference, ignoring errors.
+// RemoveImage removes an image reference and the containers made from it
+// (the image is the test's own), ignoring errors, so no dangling image is
+// left behind.
 func RemoveImage(cli *client.Client, ref string) {
-	_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	ctx := context.Background()
+	if list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", ref))}); err == nil {
+		ii, ierr := cli.ImageInspect(ctx, ref)
+		for _, c := range list {
+			// ancestor also matches images built on top; only remove
+			// containers of exactly this image.
+			if ierr == nil && c.ImageID == ii.ID {
+				_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+	}
+	_, _ = cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+}
+
+// RemoveImages removes every tag of the repository, ignoring errors.
+func RemoveImages(cli *client.Client, repo string) {
+	list, err := cli.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo))})
+	if err != nil {
+		return
+	}
+	for _, im := range list {
+		for _, tag := range im.RepoTags {
+			RemoveImage(cli, tag)
+		}
+	}
 }
 
 func jsonStreamErr(r io.Reader) error {
