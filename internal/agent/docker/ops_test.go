@@ -426,3 +426,41 @@ func TestBootApp_ReadinessUnhealthy(t *testing.T) {
 		t.Errorf("state = %q, want exited", got)
 	}
 }
+
+// Without proxy.run, Kamal reads the deprecated boot_config files.
+func TestBootProxy_LegacyBootConfig(t *testing.T) {
+	h := newHarness(t)
+	h.buildApp("v1")
+	ref := dockertest.BuildProxyImage(t, h.cli, "kctl-test/"+h.prefix+"-kamal-proxy")
+	h.proxyPort = dockertest.FreePort(t)
+	dir := filepath.Join(h.dataDir, ".kamal", "proxy")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo, _, _ := strings.Cut(ref, ":")
+	for name, content := range map[string]string{
+		"options":       fmt.Sprintf("--publish 127.0.0.1:%d:80 --log-opt max-size=5m", h.proxyPort),
+		"image":         repo,
+		"image_version": "v0.9.2",
+		"run_command":   "kamal-proxy run --debug",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mustDo(opEnsureNetwork(h.network))
+	c := h.proxyContainer()
+	c.Image = "basecamp/kamal-proxy:v0.9.2" // Kamal's default, overridden by the files
+	c.Publish = []string{"80:80", "443:443"}
+	c.Args = nil
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{Boot: &specv1.ProxyBoot{Container: c, Legacy: true}}}})
+	in, err := h.cli.ContainerInspect(context.Background(), h.prefix+"-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Config.Image != ref || fmt.Sprint(in.Config.Cmd) != "[kamal-proxy run --debug]" || in.HostConfig.LogConfig.Config["max-size"] != "5m" {
+		t.Errorf("legacy proxy = image %s cmd %v log %v, want %s [kamal-proxy run --debug] max-size 5m", in.Config.Image, in.Config.Cmd, in.HostConfig.LogConfig.Config, ref)
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: h.app("web", "v1"), Proxy: h.proxyDeploy("web")}}})
+	h.wantServes("v1")
+}
