@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
@@ -137,7 +138,11 @@ func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryCont
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
 			return err
 		}
-		return nil
+		// Kamal: `docker image rm --force <image>` and `rm -rf <service_name>`.
+		if _, err := r.cli.ImageRemove(ctx, c.Image, image.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+			r.cfg.Logf("accessory %s: image rm %s: %v", a.GetName(), c.Image, err)
+		}
+		return os.RemoveAll(filepath.Join(r.cfg.DataDir, filepath.Clean("/"+a.GetName())))
 	}
 	return fmt.Errorf("%w: accessory action %v", ErrBadOperation, a.GetAction())
 }

@@ -484,6 +484,9 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 		}
 		for _, im := range imgs {
 			for _, ref := range im.RepoTags {
+				if strings.HasPrefix(ref, "<none>") {
+					continue
+				}
 				repo, tag, _ := cutTag(ref)
 				if p.GetRepository() != "" && repo != p.GetRepository() {
 					continue

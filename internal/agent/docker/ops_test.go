@@ -348,6 +348,9 @@ func TestBootAccessory(t *testing.T) {
 	if got := h.state(name); got != "" {
 		t.Errorf("after remove %s = %q, want gone", name, got)
 	}
+	if _, err := os.Stat(filepath.Join(h.dataDir, name)); !os.IsNotExist(err) {
+		t.Errorf("accessory dir after remove: %v, want removed", err)
+	}
 }
 
 func TestBootApp_OptionsReachTheEngine(t *testing.T) {
