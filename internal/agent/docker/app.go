@@ -190,6 +190,18 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	}
 	pfx := prefix(c.GetService(), c.GetRole(), c.GetDestination())
 
+	// Assets are prepared before anything starts (Kamal §3.4 step 2),
+	// cross-copied with the currently running version.
+	if c.GetAssetPath() != "" {
+		oldVersion := ""
+		if cur, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), "", ""); err == nil && cur != nil {
+			oldVersion = strings.TrimPrefix(name(*cur), pfx+"-")
+		}
+		if err := r.prepareAssets(ctx, c, oldVersion); err != nil {
+			return fail(err)
+		}
+	}
+
 	// 1. A container already named <prefix>-<version>: ours from an
 	// interrupted run (same spec) is resumed; anything else is renamed
 	// `_replaced_<16 hex>` as Kamal does.
@@ -275,6 +287,9 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 		if err := r.stopContainer(ctx, old.ID, stopTimeout(b.GetStop())); err != nil {
 			return fail(fmt.Errorf("stop old %s: %w", name(*old), err))
 		}
+	}
+	if c.GetAssetPath() != "" {
+		r.cleanAssets(c)
 	}
 	return &agentv1.Result{Ok: true, ContainerId: newID}, nil
 }

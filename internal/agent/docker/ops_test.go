@@ -467,3 +467,37 @@ func TestBootProxy_LegacyBootConfig(t *testing.T) {
 	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: h.app("web", "v1"), Proxy: h.proxyDeploy("web")}}})
 	h.wantServes("v1")
 }
+
+func TestBootApp_AssetsCrossCopied(t *testing.T) {
+	h := newHarness(t)
+	for _, v := range []string{"v1", "v2"} {
+		dockertest.BuildAppImageFiles(t, h.cli, h.repo+":"+v, map[string]string{"service": h.service},
+			map[string]string{"/public/assets/app-" + v + ".css": "body{}/*" + v + "*/", "/public/assets/shared.js": v})
+	}
+	h.bootProxy()
+	withAssets := func(v string) *specv1.Container {
+		c := h.app("web", v)
+		c.AssetPath = "/public/assets"
+		c.Volumes = append(c.Volumes, "$PWD/.kamal/apps/"+h.service+"/assets/volumes/web-"+v+":/public/assets")
+		return c
+	}
+	assets := filepath.Join(h.dataDir, ".kamal/apps", h.service, "assets")
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: withAssets("v1"), Proxy: h.proxyDeploy("web")}}})
+	if b, err := os.ReadFile(filepath.Join(assets, "volumes/web-v1/app-v1.css")); err != nil || string(b) != "body{}/*v1*/" {
+		t.Fatalf("v1 asset volume: %q %v", b, err)
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: withAssets("v2"), Proxy: h.proxyDeploy("web")}}})
+	for file, want := range map[string]string{"app-v1.css": "body{}/*v1*/", "app-v2.css": "body{}/*v2*/", "shared.js": "v2"} {
+		if b, err := os.ReadFile(filepath.Join(assets, "volumes/web-v2", file)); err != nil || string(b) != want {
+			t.Errorf("v2 asset volume %s = %q %v, want %q", file, b, err, want)
+		}
+	}
+	for _, dir := range []string{"volumes/web-v1", "extracted/web-v1"} {
+		if _, err := os.Stat(filepath.Join(assets, dir)); !os.IsNotExist(err) {
+			t.Errorf("%s after the switch: %v, want removed", dir, err)
+		}
+	}
+	if got := h.state(h.service + "-web-assets"); got != "" {
+		t.Errorf("assets container left: %q", got)
+	}
+}

@@ -307,7 +307,13 @@ type Container struct {
 	// Directories are accessory `directories` to create before it starts.
 	Directories []string `protobuf:"bytes,22,rep,name=directories,proto3" json:"directories,omitempty"`
 	// Expose holds `--expose` values (proxy metrics port).
-	Expose        []string `protobuf:"bytes,23,rep,name=expose,proto3" json:"expose,omitempty"`
+	Expose []string `protobuf:"bytes,23,rep,name=expose,proto3" json:"expose,omitempty"`
+	// AssetPath is the role's `asset_path`: before the container runs, the
+	// agent extracts it from the image into
+	// `.kamal/apps/<svc>/assets/extracted/<role>-<version>`, copies it to the
+	// asset volume `…/assets/volumes/<role>-<version>` (the last of volumes)
+	// and cross-copies with the previous version, as Kamal does.
+	AssetPath     string `protobuf:"bytes,100,opt,name=asset_path,json=assetPath,proto3" json:"asset_path,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -501,6 +507,13 @@ func (x *Container) GetExpose() []string {
 		return x.Expose
 	}
 	return nil
+}
+
+func (x *Container) GetAssetPath() string {
+	if x != nil {
+		return x.AssetPath
+	}
+	return ""
 }
 
 // File is a file the agent writes on the host before a container starts.
@@ -906,7 +919,7 @@ const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"\x04bare\x18\x03 \x01(\bR\x04bare\"S\n" +
 	"\aLogging\x12\x16\n" +
 	"\x06driver\x18\x01 \x01(\tR\x06driver\x120\n" +
-	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\xeb\x05\n" +
+	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\x8a\x06\n" +
 	"\tContainer\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.kctl.spec.v1.ContainerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -932,7 +945,9 @@ const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"\aversion\x18\x14 \x01(\tR\aversion\x12(\n" +
 	"\x05files\x18\x15 \x03(\v2\x12.kctl.spec.v1.FileR\x05files\x12 \n" +
 	"\vdirectories\x18\x16 \x03(\tR\vdirectories\x12\x16\n" +
-	"\x06expose\x18\x17 \x03(\tR\x06expose\"^\n" +
+	"\x06expose\x18\x17 \x03(\tR\x06expose\x12\x1d\n" +
+	"\n" +
+	"asset_path\x18d \x01(\tR\tassetPath\"^\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x12\n" +

@@ -134,18 +134,35 @@ func BuildBinary(t testing.TB, pkg string) string {
 // the given Dockerfile lines after COPY, tags it and removes it in cleanup.
 func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra []string, labels map[string]string) {
 	t.Helper()
+	BuildImageFiles(t, cli, tag, binary, dst, extra, labels, nil)
+}
+
+// BuildImageFiles is BuildImage plus extra files copied into the image at
+// their absolute paths (e.g. assets for asset_path tests).
+func BuildImageFiles(t testing.TB, cli *client.Client, tag, binary, dst string, extra []string, labels map[string]string, files map[string]string) {
+	t.Helper()
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := "FROM scratch\nCOPY " + filepath.Base(dst) + " " + dst + "\n" + strings.Join(extra, "\n") + "\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
+	df := "FROM scratch\nCOPY " + filepath.Base(dst) + " " + dst + "\n"
+	type entry struct {
 		name string
 		data []byte
 		mode int64
-	}{{"Dockerfile", []byte(df), 0o644}, {filepath.Base(dst), bin, 0o755}} {
+	}
+	entries := []entry{{filepath.Base(dst), bin, 0o755}}
+	if len(files) > 0 {
+		df += "COPY files/ /\n"
+		for p, content := range files {
+			entries = append(entries, entry{"files/" + strings.TrimPrefix(p, "/"), []byte(content), 0o644})
+		}
+	}
+	df += strings.Join(extra, "\n") + "\n"
+	entries = append(entries, entry{"Dockerfile", []byte(df), 0o644})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range entries {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
 			t.Fatal(err)
 		}
@@ -221,8 +238,14 @@ func jsonStreamErr(r io.Reader) error {
 // images carry `service=<name>`), and removes it in cleanup.
 func BuildAppImage(t testing.TB, cli *client.Client, tag string, labels map[string]string) {
 	t.Helper()
+	BuildAppImageFiles(t, cli, tag, labels, nil)
+}
+
+// BuildAppImageFiles is BuildAppImage with extra files in the image.
+func BuildAppImageFiles(t testing.TB, cli *client.Client, tag string, labels map[string]string, files map[string]string) {
+	t.Helper()
 	bin := BuildBinary(t, "./test/app")
-	BuildImage(t, cli, tag, bin, "/app", []string{"EXPOSE 80", `ENTRYPOINT ["/app"]`}, labels)
+	BuildImageFiles(t, cli, tag, bin, "/app", []string{"EXPOSE 80", `ENTRYPOINT ["/app"]`}, labels, files)
 }
 
 // ProxyRepository and ProxyVersion are the stand-in's image name parts for
