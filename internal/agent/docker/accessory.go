@@ -139,7 +139,7 @@ func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryCont
 			return err
 		}
 		// Kamal: `docker image rm --force <image>` and `rm -rf <service_name>`.
-		if _, err := r.cli.ImageRemove(ctx, c.Image, image.RemoveOptions{Force: true}); err != nil && !isNotFound(err) {
+		if _, err := r.cli.ImageRemove(ctx, c.Image, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {
 			r.cfg.Logf("accessory %s: image rm %s: %v", a.GetName(), c.Image, err)
 		}
 		return os.RemoveAll(filepath.Join(r.cfg.DataDir, filepath.Clean("/"+a.GetName())))

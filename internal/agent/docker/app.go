@@ -510,7 +510,7 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 					continue
 				}
 				r.cfg.Logf("pruning image %s", ref)
-				if _, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil && !isNotFound(err) && !errdefs.IsConflict(err) {
+				if _, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) && !errdefs.IsConflict(err) {
 					return fmt.Errorf("image rm %s: %w", ref, err)
 				}
 			}
