@@ -312,7 +312,7 @@ func TestBootAccessory(t *testing.T) {
 		Labels:      []*specv1.KeyValue{{Key: "service", Value: name}},
 		Publish:     []string{fmt.Sprintf("127.0.0.1:%d:80", port)},
 		Volumes:     []string{"$PWD/" + name + "/data:/data"},
-		Files:       []*specv1.File{{Path: name + "/conf/my.cnf", Content: []byte("[mysqld]\n"), Mode: 0o644}},
+		Files:       []*specv1.File{{Path: name + "/conf/my.cnf", Content: []byte("[mysqld]\n"), Mode: 0o640, Owner: fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())}},
 		Directories: []string{name + "/data"},
 		Service:     name,
 	}
@@ -324,6 +324,9 @@ func TestBootAccessory(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(h.dataDir, name, "conf/my.cnf")); err != nil || string(b) != "[mysqld]\n" {
 		t.Errorf("accessory file = %q %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(h.dataDir, name, "conf/my.cnf")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("accessory file = %v, want mode 0640", err)
 	}
 	if fi, err := os.Stat(filepath.Join(h.dataDir, name, "data")); err != nil || !fi.IsDir() {
 		t.Errorf("accessory directory: %v", err)
