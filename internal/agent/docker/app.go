@@ -20,6 +20,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/agent/proxy"
 )
 
 // EnsureNetwork creates the network if it does not exist
@@ -415,6 +416,14 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 		if err != nil {
 			return err
 		}
+		if a.GetVersion() == "" {
+			// Kamal's `app stop`/`app remove`: `kamal-proxy remove <prefix>`
+			// first when the role runs behind the proxy (its proxy service
+			// is the prefix; roles without a proxy are not registered).
+			if err := r.proxyRemoveIfRegistered(ctx, pfx, list); err != nil {
+				return err
+			}
+		}
 		for i, c := range list {
 			if a.GetVersion() != "" && versions[i] != a.GetVersion() {
 				continue
@@ -515,6 +524,27 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// proxyRemoveIfRegistered runs `kamal-proxy remove <service>` when a
+// container of the role is running and the proxy is up; a service the proxy
+// does not know is not an error here.
+func (r *Runtime) proxyRemoveIfRegistered(ctx context.Context, service string, list []container.Summary) error {
+	running := false
+	for _, c := range list {
+		running = running || c.State == "running"
+	}
+	if !running {
+		return nil
+	}
+	in, err := r.cli.ContainerInspect(ctx, r.cfg.ProxyName)
+	if err != nil || !in.State.Running {
+		return nil
+	}
+	if err := r.proxy.Remove(ctx, service); err != nil && !errors.Is(err, proxy.ErrServiceNotFound) {
+		return err
 	}
 	return nil
 }

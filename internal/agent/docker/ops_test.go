@@ -297,6 +297,15 @@ func TestProxy_HostConflict(t *testing.T) {
 	if got := h.state(h.service + "-api-v1"); got != "exited" {
 		t.Errorf("api-v1 = %q, want exited", got)
 	}
+	// `app stop`: unregister from the proxy, then stop.
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_AppControl{AppControl: &agentv1.AppControl{Action: agentv1.AppControl_ACTION_STOP, Service: h.service, Role: "web"}}})
+	if got := h.state(h.service + "-web-v1"); got != "exited" {
+		t.Errorf("web-v1 after app stop = %q, want exited", got)
+	}
+	out, err := h.rt.Proxy().List(context.Background())
+	if err != nil || strings.Contains(out, h.service+"-web") {
+		t.Errorf("proxy list after app stop = %q %v, want no %s-web", out, err, h.service)
+	}
 }
 
 func TestBootAccessory(t *testing.T) {
