@@ -513,3 +513,16 @@ func TestBootApp_AssetsCrossCopied(t *testing.T) {
 		t.Errorf("assets container left: %q", got)
 	}
 }
+
+func TestDo_EmptyOperationAndNoop(t *testing.T) {
+	h := newHarness(t)
+	res := h.do(&agentv1.Operation{})
+	if res.GetOk() || !strings.Contains(res.GetError(), "unknown operation") {
+		t.Errorf("Do(empty) = ok %v %q, want unknown operation", res.GetOk(), res.GetError())
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: "x"}}})
+	res = h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{}}})
+	if res.GetOk() || !strings.Contains(res.GetError(), "needs a name and an image") {
+		t.Errorf("Do(BootApp{}) = ok %v %q, want a clear error", res.GetOk(), res.GetError())
+	}
+}
