@@ -4,10 +4,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"github.com/docker/docker/api/types/container"
+	"github.com/docker/docker/api/types/image"
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
@@ -62,6 +65,11 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 			}
 			if err := writeFileAtomic(r.accessoryPath(f.GetPath()), f.GetContent(), mode); err != nil {
 				return fail(fmt.Errorf("file %s: %w", f.GetPath(), err))
+			}
+			if f.GetOwner() != "" {
+				if err := chown(r.accessoryPath(f.GetPath()), f.GetOwner()); err != nil {
+					return fail(fmt.Errorf("file %s: owner %s: %w", f.GetPath(), f.GetOwner(), err))
+				}
 			}
 		}
 		if err := r.writeEnvFile(c); err != nil {
@@ -137,7 +145,40 @@ func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryCont
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
 			return err
 		}
-		return nil
+		// Kamal: `docker image rm --force <image>` and `rm -rf <service_name>`.
+		if _, err := r.cli.ImageRemove(ctx, c.Image, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {
+			r.cfg.Logf("accessory %s: image rm %s: %v", a.GetName(), c.Image, err)
+		}
+		return os.RemoveAll(filepath.Join(r.cfg.DataDir, filepath.Clean("/"+a.GetName())))
 	}
 	return fmt.Errorf("%w: accessory action %v", ErrBadOperation, a.GetAction())
+}
+
+// chown applies Kamal's file `owner` ("user", "user:group", numeric ids).
+func chown(path, owner string) error {
+	u, g, _ := strings.Cut(owner, ":")
+	uid, gid := -1, -1
+	if u != "" {
+		n, err := strconv.Atoi(u)
+		if err != nil {
+			usr, lerr := user.Lookup(u)
+			if lerr != nil {
+				return lerr
+			}
+			n, _ = strconv.Atoi(usr.Uid)
+		}
+		uid = n
+	}
+	if g != "" {
+		n, err := strconv.Atoi(g)
+		if err != nil {
+			grp, lerr := user.LookupGroup(g)
+			if lerr != nil {
+				return lerr
+			}
+			n, _ = strconv.Atoi(grp.Gid)
+		}
+		gid = n
+	}
+	return os.Chown(path, uid, gid)
 }

@@ -20,6 +20,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/agent/proxy"
 )
 
 // EnsureNetwork creates the network if it does not exist
@@ -190,6 +191,18 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	}
 	pfx := prefix(c.GetService(), c.GetRole(), c.GetDestination())
 
+	// Assets are prepared before anything starts (Kamal §3.4 step 2),
+	// cross-copied with the currently running version.
+	if c.GetAssetPath() != "" {
+		oldVersion := ""
+		if cur, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), "", ""); err == nil && cur != nil {
+			oldVersion = strings.TrimPrefix(name(*cur), pfx+"-")
+		}
+		if err := r.prepareAssets(ctx, c, oldVersion); err != nil {
+			return fail(err)
+		}
+	}
+
 	// 1. A container already named <prefix>-<version>: ours from an
 	// interrupted run (same spec) is resumed; anything else is renamed
 	// `_replaced_<16 hex>` as Kamal does.
@@ -275,6 +288,9 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 		if err := r.stopContainer(ctx, old.ID, stopTimeout(b.GetStop())); err != nil {
 			return fail(fmt.Errorf("stop old %s: %w", name(*old), err))
 		}
+	}
+	if c.GetAssetPath() != "" {
+		r.cleanAssets(c)
 	}
 	return &agentv1.Result{Ok: true, ContainerId: newID}, nil
 }
@@ -411,6 +427,14 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 		if err != nil {
 			return err
 		}
+		if a.GetVersion() == "" {
+			// Kamal's `app stop`/`app remove`: `kamal-proxy remove <prefix>`
+			// first when the role runs behind the proxy (its proxy service
+			// is the prefix; roles without a proxy are not registered).
+			if err := r.proxyRemoveIfRegistered(ctx, pfx, list); err != nil {
+				return err
+			}
+		}
 		for i, c := range list {
 			if a.GetVersion() != "" && versions[i] != a.GetVersion() {
 				continue
@@ -495,6 +519,9 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 		}
 		for _, im := range imgs {
 			for _, ref := range im.RepoTags {
+				if strings.HasPrefix(ref, "<none>") {
+					continue
+				}
 				repo, tag, _ := cutTag(ref)
 				if p.GetRepository() != "" && repo != p.GetRepository() {
 					continue
@@ -503,11 +530,32 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 					continue
 				}
 				r.cfg.Logf("pruning image %s", ref)
-				if _, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{}); err != nil && !isNotFound(err) && !errdefs.IsConflict(err) {
+				if _, err := r.cli.ImageRemove(ctx, ref, image.RemoveOptions{PruneChildren: true}); err != nil && !isNotFound(err) && !errdefs.IsConflict(err) {
 					return fmt.Errorf("image rm %s: %w", ref, err)
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// proxyRemoveIfRegistered runs `kamal-proxy remove <service>` when a
+// container of the role is running and the proxy is up; a service the proxy
+// does not know is not an error here.
+func (r *Runtime) proxyRemoveIfRegistered(ctx context.Context, service string, list []container.Summary) error {
+	running := false
+	for _, c := range list {
+		running = running || c.State == "running"
+	}
+	if !running {
+		return nil
+	}
+	in, err := r.cli.ContainerInspect(ctx, r.cfg.ProxyName)
+	if err != nil || !in.State.Running {
+		return nil
+	}
+	if err := r.proxy.Remove(ctx, service); err != nil && !errors.Is(err, proxy.ErrServiceNotFound) {
+		return err
 	}
 	return nil
 }

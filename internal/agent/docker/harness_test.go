@@ -22,7 +22,7 @@ import (
 // container, proxy volume, network, service and image repository all carry
 // a per-test prefix.
 type harness struct {
-	t         *testing.T
+	t         testing.TB
 	cli       *client.Client
 	rt        *docker.Runtime
 	prefix    string
@@ -34,7 +34,7 @@ type harness struct {
 	dataDir   string
 }
 
-func newHarness(t *testing.T) *harness {
+func newHarness(t testing.TB) *harness {
 	t.Helper()
 	cli := dockertest.Client(t)
 	p := dockertest.Prefix(t)
@@ -46,6 +46,7 @@ func newHarness(t *testing.T) *harness {
 		dataDir: t.TempDir(),
 	}
 	dockertest.CleanupContainers(t, cli, p, []string{h.network}, []string{p + "-proxy-config"})
+	t.Cleanup(func() { dockertest.RemoveImages(cli, h.repo) })
 	rt, err := docker.New(docker.Config{
 		DataDir: h.dataDir, Client: cli, AgentName: p,
 		ProxyName: p + "-proxy", ProxyVolume: p + "-proxy-config",

@@ -297,6 +297,15 @@ func TestProxy_HostConflict(t *testing.T) {
 	if got := h.state(h.service + "-api-v1"); got != "exited" {
 		t.Errorf("api-v1 = %q, want exited", got)
 	}
+	// `app stop`: unregister from the proxy, then stop.
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_AppControl{AppControl: &agentv1.AppControl{Action: agentv1.AppControl_ACTION_STOP, Service: h.service, Role: "web"}}})
+	if got := h.state(h.service + "-web-v1"); got != "exited" {
+		t.Errorf("web-v1 after app stop = %q, want exited", got)
+	}
+	out, err := h.rt.Proxy().List(context.Background())
+	if err != nil || strings.Contains(out, h.service+"-web") {
+		t.Errorf("proxy list after app stop = %q %v, want no %s-web", out, err, h.service)
+	}
 }
 
 func TestBootAccessory(t *testing.T) {
@@ -312,7 +321,7 @@ func TestBootAccessory(t *testing.T) {
 		Labels:      []*specv1.KeyValue{{Key: "service", Value: name}},
 		Publish:     []string{fmt.Sprintf("127.0.0.1:%d:80", port)},
 		Volumes:     []string{"$PWD/" + name + "/data:/data"},
-		Files:       []*specv1.File{{Path: name + "/conf/my.cnf", Content: []byte("[mysqld]\n"), Mode: 0o644}},
+		Files:       []*specv1.File{{Path: name + "/conf/my.cnf", Content: []byte("[mysqld]\n"), Mode: 0o640, Owner: fmt.Sprintf("%d:%d", os.Getuid(), os.Getgid())}},
 		Directories: []string{name + "/data"},
 		Service:     name,
 	}
@@ -324,6 +333,9 @@ func TestBootAccessory(t *testing.T) {
 	}
 	if b, err := os.ReadFile(filepath.Join(h.dataDir, name, "conf/my.cnf")); err != nil || string(b) != "[mysqld]\n" {
 		t.Errorf("accessory file = %q %v", b, err)
+	}
+	if fi, err := os.Stat(filepath.Join(h.dataDir, name, "conf/my.cnf")); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("accessory file = %v, want mode 0640", err)
 	}
 	if fi, err := os.Stat(filepath.Join(h.dataDir, name, "data")); err != nil || !fi.IsDir() {
 		t.Errorf("accessory directory: %v", err)
@@ -347,6 +359,9 @@ func TestBootAccessory(t *testing.T) {
 	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_AccessoryControl{AccessoryControl: &agentv1.AccessoryControl{Action: agentv1.AccessoryControl_ACTION_REMOVE, Name: name}}})
 	if got := h.state(name); got != "" {
 		t.Errorf("after remove %s = %q, want gone", name, got)
+	}
+	if _, err := os.Stat(filepath.Join(h.dataDir, name)); !os.IsNotExist(err) {
+		t.Errorf("accessory dir after remove: %v, want removed", err)
 	}
 }
 
@@ -424,5 +439,90 @@ func TestBootApp_ReadinessUnhealthy(t *testing.T) {
 	}
 	if got := h.state(c.GetName()); got != "exited" {
 		t.Errorf("state = %q, want exited", got)
+	}
+}
+
+// Without proxy.run, Kamal reads the deprecated boot_config files.
+func TestBootProxy_LegacyBootConfig(t *testing.T) {
+	h := newHarness(t)
+	h.buildApp("v1")
+	ref := dockertest.BuildProxyImage(t, h.cli, "kctl-test/"+h.prefix+"-kamal-proxy")
+	h.proxyPort = dockertest.FreePort(t)
+	dir := filepath.Join(h.dataDir, ".kamal", "proxy")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	repo, _, _ := strings.Cut(ref, ":")
+	for name, content := range map[string]string{
+		"options":       fmt.Sprintf("--publish 127.0.0.1:%d:80 --log-opt max-size=5m", h.proxyPort),
+		"image":         repo,
+		"image_version": "v0.9.2",
+		"run_command":   "kamal-proxy run --debug",
+	} {
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(content+"\n"), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	h.mustDo(opEnsureNetwork(h.network))
+	c := h.proxyContainer()
+	c.Image = "basecamp/kamal-proxy:v0.9.2" // Kamal's default, overridden by the files
+	c.Publish = []string{"80:80", "443:443"}
+	c.Args = nil
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{Boot: &specv1.ProxyBoot{Container: c, Legacy: true}}}})
+	in, err := h.cli.ContainerInspect(context.Background(), h.prefix+"-proxy")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in.Config.Image != ref || fmt.Sprint(in.Config.Cmd) != "[kamal-proxy run --debug]" || in.HostConfig.LogConfig.Config["max-size"] != "5m" {
+		t.Errorf("legacy proxy = image %s cmd %v log %v, want %s [kamal-proxy run --debug] max-size 5m", in.Config.Image, in.Config.Cmd, in.HostConfig.LogConfig.Config, ref)
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: h.app("web", "v1"), Proxy: h.proxyDeploy("web")}}})
+	h.wantServes("v1")
+}
+
+func TestBootApp_AssetsCrossCopied(t *testing.T) {
+	h := newHarness(t)
+	for _, v := range []string{"v1", "v2"} {
+		dockertest.BuildAppImageFiles(t, h.cli, h.repo+":"+v, map[string]string{"service": h.service},
+			map[string]string{"/public/assets/app-" + v + ".css": "body{}/*" + v + "*/", "/public/assets/shared.js": v})
+	}
+	h.bootProxy()
+	withAssets := func(v string) *specv1.Container {
+		c := h.app("web", v)
+		c.AssetPath = "/public/assets"
+		c.Volumes = append(c.Volumes, "$PWD/.kamal/apps/"+h.service+"/assets/volumes/web-"+v+":/public/assets")
+		return c
+	}
+	assets := filepath.Join(h.dataDir, ".kamal/apps", h.service, "assets")
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: withAssets("v1"), Proxy: h.proxyDeploy("web")}}})
+	if b, err := os.ReadFile(filepath.Join(assets, "volumes/web-v1/app-v1.css")); err != nil || string(b) != "body{}/*v1*/" {
+		t.Fatalf("v1 asset volume: %q %v", b, err)
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: withAssets("v2"), Proxy: h.proxyDeploy("web")}}})
+	for file, want := range map[string]string{"app-v1.css": "body{}/*v1*/", "app-v2.css": "body{}/*v2*/", "shared.js": "v2"} {
+		if b, err := os.ReadFile(filepath.Join(assets, "volumes/web-v2", file)); err != nil || string(b) != want {
+			t.Errorf("v2 asset volume %s = %q %v, want %q", file, b, err, want)
+		}
+	}
+	for _, dir := range []string{"volumes/web-v1", "extracted/web-v1"} {
+		if _, err := os.Stat(filepath.Join(assets, dir)); !os.IsNotExist(err) {
+			t.Errorf("%s after the switch: %v, want removed", dir, err)
+		}
+	}
+	if got := h.state(h.service + "-web-assets"); got != "" {
+		t.Errorf("assets container left: %q", got)
+	}
+}
+
+func TestDo_EmptyOperationAndNoop(t *testing.T) {
+	h := newHarness(t)
+	res := h.do(&agentv1.Operation{})
+	if res.GetOk() || !strings.Contains(res.GetError(), "unknown operation") {
+		t.Errorf("Do(empty) = ok %v %q, want unknown operation", res.GetOk(), res.GetError())
+	}
+	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: "x"}}})
+	res = h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{}}})
+	if res.GetOk() || !strings.Contains(res.GetError(), "needs a name and an image") {
+		t.Errorf("Do(BootApp{}) = ok %v %q, want a clear error", res.GetOk(), res.GetError())
 	}
 }

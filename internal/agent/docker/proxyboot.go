@@ -42,6 +42,12 @@ func (r *Runtime) proxySpec(c *specv1.Container) *specv1.Container {
 // reboot, `kamal proxy reboot` (stop, prune, run).
 func (r *Runtime) BootProxy(ctx context.Context, b *agentv1.BootProxy) error {
 	c := r.proxySpec(b.GetBoot().GetContainer())
+	if b.GetBoot().GetLegacy() {
+		var err error
+		if c, err = r.legacyProxy(c); err != nil {
+			return err
+		}
+	}
 	s, err := r.Translate(c)
 	if err != nil {
 		return err
@@ -101,6 +107,62 @@ func (r *Runtime) BootProxy(ctx context.Context, b *agentv1.BootProxy) error {
 		return fmt.Errorf("start %s: %w", s.Name, err)
 	}
 	return r.waitProxyReady(ctx)
+}
+
+// legacyProxy applies Kamal's deprecated boot_config files
+// (`.kamal/proxy/{options,image,image_version,run_command}` under the data
+// dir) as Kamal does when deploy.yml has no proxy.run:
+// `$(cat options || echo "--publish 80:80 --publish 443:443 --log-opt
+// max-size=10m") $(cat image || echo basecamp/kamal-proxy):$(cat
+// image_version || echo v0.9.2) $(cat run_command || echo "")`.
+// Files that are absent leave the spec (Kamal's defaults) as it is.
+func (r *Runtime) legacyProxy(c *specv1.Container) (*specv1.Container, error) {
+	dir := filepath.Join(r.cfg.DataDir, ".kamal", "proxy")
+	read := func(name string) (string, bool, error) {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if os.IsNotExist(err) {
+			return "", false, nil
+		}
+		return strings.TrimSpace(string(b)), err == nil, err
+	}
+	if opts, ok, err := read("options"); err != nil {
+		return nil, err
+	} else if ok {
+		words, err := shellSplit(opts)
+		if err != nil {
+			return nil, fmt.Errorf("proxy boot_config options: %w", err)
+		}
+		flags, _, _, err := ParseRunArgs(append(words, "IMAGE"))
+		if err != nil {
+			return nil, fmt.Errorf("proxy boot_config options: %w", err)
+		}
+		c.Publish, c.Logging, c.Expose, c.Options = nil, nil, nil, nil
+		for _, f := range flags {
+			c.Options = append(c.Options, &specv1.Option{Name: f.Name, Value: f.Value})
+		}
+	}
+	repo, _, _ := cutTag(c.GetImage())
+	version := imageVersion(c.GetImage())
+	if img, ok, err := read("image"); err != nil {
+		return nil, err
+	} else if ok && img != "" {
+		repo = img
+	}
+	if v, ok, err := read("image_version"); err != nil {
+		return nil, err
+	} else if ok && v != "" {
+		version = v
+	}
+	c.Image = repo + ":" + version
+	if rc, ok, err := read("run_command"); err != nil {
+		return nil, err
+	} else if ok {
+		c.Args = nil
+		if rc != "" {
+			c.Args = []string{rc}
+		}
+	}
+	return c, nil
 }
 
 // waitProxyReady polls until the kamal-proxy CLI answers inside the

@@ -51,7 +51,15 @@ func (r *Runtime) Logs(ctx context.Context, containerID string, o LogsOptions, w
 		return err
 	}
 	defer rc.Close()
-	go func() { <-ctx.Done(); rc.Close() }()
+	finished := make(chan struct{})
+	defer close(finished)
+	go func() {
+		select {
+		case <-ctx.Done():
+			rc.Close()
+		case <-finished:
+		}
+	}()
 	dst := w
 	var pw *io.PipeWriter
 	var filterDone chan error

@@ -326,8 +326,14 @@ type Container struct {
 	// StopTimeout is the role's `docker stop -t` (seconds) when set.
 	StopTimeout    uint32 `protobuf:"varint,52,opt,name=stop_timeout,json=stopTimeout,proto3" json:"stop_timeout,omitempty"`
 	HasStopTimeout bool   `protobuf:"varint,53,opt,name=has_stop_timeout,json=hasStopTimeout,proto3" json:"has_stop_timeout,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// AssetPath is the role's `asset_path`: before the container runs, the
+	// agent extracts it from the image into
+	// `.kamal/apps/<svc>/assets/extracted/<role>-<version>`, copies it to the
+	// asset volume `…/assets/volumes/<role>-<version>` (the last of volumes)
+	// and cross-copies with the previous version, as Kamal does.
+	AssetPath     string `protobuf:"bytes,100,opt,name=asset_path,json=assetPath,proto3" json:"asset_path,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Container) Reset() {
@@ -547,6 +553,13 @@ func (x *Container) GetHasStopTimeout() bool {
 		return x.HasStopTimeout
 	}
 	return false
+}
+
+func (x *Container) GetAssetPath() string {
+	if x != nil {
+		return x.AssetPath
+	}
+	return ""
 }
 
 // File is a file the agent writes on the host before a container starts.
@@ -963,7 +976,7 @@ const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"\x04bare\x18\x03 \x01(\bR\x04bare\"S\n" +
 	"\aLogging\x12\x16\n" +
 	"\x06driver\x18\x01 \x01(\tR\x06driver\x120\n" +
-	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\xed\x06\n" +
+	"\aoptions\x18\x02 \x03(\v2\x16.kctl.spec.v1.KeyValueR\aoptions\"\x8c\a\n" +
 	"\tContainer\x12/\n" +
 	"\x04kind\x18\x01 \x01(\x0e2\x1b.kctl.spec.v1.ContainerKindR\x04kind\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -994,7 +1007,9 @@ const file_kctl_spec_v1_spec_proto_rawDesc = "" +
 	"secretKeys\x12\x12\n" +
 	"\x04host\x183 \x01(\tR\x04host\x12!\n" +
 	"\fstop_timeout\x184 \x01(\rR\vstopTimeout\x12(\n" +
-	"\x10has_stop_timeout\x185 \x01(\bR\x0ehasStopTimeout\"^\n" +
+	"\x10has_stop_timeout\x185 \x01(\bR\x0ehasStopTimeout\x12\x1d\n" +
+	"\n" +
+	"asset_path\x18d \x01(\tR\tassetPath\"^\n" +
 	"\x04File\x12\x12\n" +
 	"\x04path\x18\x01 \x01(\tR\x04path\x12\x18\n" +
 	"\acontent\x18\x02 \x01(\fR\acontent\x12\x12\n" +

@@ -134,18 +134,35 @@ func BuildBinary(t testing.TB, pkg string) string {
 // the given Dockerfile lines after COPY, tags it and removes it in cleanup.
 func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra []string, labels map[string]string) {
 	t.Helper()
+	BuildImageFiles(t, cli, tag, binary, dst, extra, labels, nil)
+}
+
+// BuildImageFiles is BuildImage plus extra files copied into the image at
+// their absolute paths (e.g. assets for asset_path tests).
+func BuildImageFiles(t testing.TB, cli *client.Client, tag, binary, dst string, extra []string, labels map[string]string, files map[string]string) {
+	t.Helper()
 	bin, err := os.ReadFile(binary)
 	if err != nil {
 		t.Fatal(err)
 	}
-	df := "FROM scratch\nCOPY " + filepath.Base(dst) + " " + dst + "\n" + strings.Join(extra, "\n") + "\n"
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	for _, f := range []struct {
+	df := "FROM scratch\nCOPY " + filepath.Base(dst) + " " + dst + "\n"
+	type entry struct {
 		name string
 		data []byte
 		mode int64
-	}{{"Dockerfile", []byte(df), 0o644}, {filepath.Base(dst), bin, 0o755}} {
+	}
+	entries := []entry{{filepath.Base(dst), bin, 0o755}}
+	if len(files) > 0 {
+		df += "COPY files/ /\n"
+		for p, content := range files {
+			entries = append(entries, entry{"files/" + strings.TrimPrefix(p, "/"), []byte(content), 0o644})
+		}
+	}
+	df += strings.Join(extra, "\n") + "\n"
+	entries = append(entries, entry{"Dockerfile", []byte(df), 0o644})
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, f := range entries {
 		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: f.mode, Size: int64(len(f.data)), ModTime: time.Unix(0, 0)}); err != nil {
 			t.Fatal(err)
 		}
@@ -157,7 +174,7 @@ func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true})
+	resp, err := cli.ImageBuild(ctx, &buf, build.ImageBuildOptions{Tags: []string{tag}, Labels: labels, Remove: true, ForceRemove: true, NoCache: true})
 	if err != nil {
 		t.Fatalf("ImageBuild %s: %v", tag, err)
 	}
@@ -168,9 +185,35 @@ func BuildImage(t testing.TB, cli *client.Client, tag, binary, dst string, extra
 	t.Cleanup(func() { RemoveImage(cli, tag) })
 }
 
-// RemoveImage removes an image reference, ignoring errors.
+// RemoveImage removes an image reference and the containers made from it
+// (the image is the test's own), ignoring errors, so no dangling image is
+// left behind.
 func RemoveImage(cli *client.Client, ref string) {
-	_, _ = cli.ImageRemove(context.Background(), ref, image.RemoveOptions{Force: true, PruneChildren: true})
+	ctx := context.Background()
+	if list, err := cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("ancestor", ref))}); err == nil {
+		ii, ierr := cli.ImageInspect(ctx, ref)
+		for _, c := range list {
+			// ancestor also matches images built on top; only remove
+			// containers of exactly this image.
+			if ierr == nil && c.ImageID == ii.ID {
+				_ = cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{Force: true})
+			}
+		}
+	}
+	_, _ = cli.ImageRemove(ctx, ref, image.RemoveOptions{Force: true, PruneChildren: true})
+}
+
+// RemoveImages removes every tag of the repository, ignoring errors.
+func RemoveImages(cli *client.Client, repo string) {
+	list, err := cli.ImageList(context.Background(), image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo))})
+	if err != nil {
+		return
+	}
+	for _, im := range list {
+		for _, tag := range im.RepoTags {
+			RemoveImage(cli, tag)
+		}
+	}
 }
 
 func jsonStreamErr(r io.Reader) error {
@@ -195,8 +238,14 @@ func jsonStreamErr(r io.Reader) error {
 // images carry `service=<name>`), and removes it in cleanup.
 func BuildAppImage(t testing.TB, cli *client.Client, tag string, labels map[string]string) {
 	t.Helper()
+	BuildAppImageFiles(t, cli, tag, labels, nil)
+}
+
+// BuildAppImageFiles is BuildAppImage with extra files in the image.
+func BuildAppImageFiles(t testing.TB, cli *client.Client, tag string, labels map[string]string, files map[string]string) {
+	t.Helper()
 	bin := BuildBinary(t, "./test/app")
-	BuildImage(t, cli, tag, bin, "/app", []string{"EXPOSE 80", `ENTRYPOINT ["/app"]`}, labels)
+	BuildImageFiles(t, cli, tag, bin, "/app", []string{"EXPOSE 80", `ENTRYPOINT ["/app"]`}, labels, files)
 }
 
 // ProxyRepository and ProxyVersion are the stand-in's image name parts for
