@@ -182,7 +182,12 @@ func (c *Config) AppContainer(role, host string) *specv1.Container {
 		opts = opts.Clone()
 		opts.Delete("restart")
 	}
+	assetPath := ""
+	if r.AssetPath != "" && r.RunningProxy {
+		assetPath = strings.SplitN(r.AssetPath, ":", 2)[0]
+	}
 	ct := &specv1.Container{
+		AssetPath:   assetPath,
 		Kind:        specv1.ContainerKind_CONTAINER_KIND_APP,
 		Name:        name,
 		Image:       c.Image(),
