@@ -15,6 +15,7 @@ import (
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
+	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
 )
 
 func TestApply_Options(t *testing.T) {
@@ -106,7 +107,7 @@ type corpusRun struct {
 func corpusRuns(t *testing.T) []corpusRun {
 	t.Helper()
 	var files []string
-	for _, dir := range []string{os.Getenv("KCTL_CORPUS"), "../../../../shared/corpus/kamal-configs", "../../../../../shared/corpus/kamal-configs", "/work/shared/corpus/kamal-configs"} {
+	for _, dir := range []string{os.Getenv("KCTL_CORPUS"), "../../../../shared/corpus/kamal-configs", "../../../../../shared/corpus/kamal-configs"} {
 		if dir == "" {
 			continue
 		}
@@ -117,7 +118,7 @@ func corpusRuns(t *testing.T) []corpusRun {
 		}
 	}
 	if len(files) == 0 {
-		t.Skip("corpus of Kamal configs not found (set KCTL_CORPUS to shared/corpus/kamal-configs)")
+		dockertest.Require(t, "corpus of Kamal configs not found (set KCTL_CORPUS to shared/corpus/kamal-configs)")
 	}
 	var out []corpusRun
 	for _, f := range files {
