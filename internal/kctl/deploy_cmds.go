@@ -194,7 +194,7 @@ func runDeploy(cmd *cobra.Command, f *deployFlags, o requestOptions) error {
 		return err
 	}
 	if !f.skipPush {
-		if err := buildAndPush(ctx, cmd, p, f.noCache); err != nil {
+		if err := buildAndPush(ctx, cmd, p, o.Command, f.noCache); err != nil {
 			return err
 		}
 	}
@@ -355,8 +355,8 @@ func groupHooks(ctx context.Context, p *project, command string, resp *deployv1.
 
 // buildAndPush is `kamal build push`: pre-build hook, build from git HEAD
 // (or builder.context), push both tags.
-func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, noCache bool) error {
-	if err := p.runHook(ctx, hooks.PreBuild, "build", p.allHosts(), nil); err != nil {
+func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, command string, noCache bool) error {
+	if err := p.runHook(ctx, hooks.PreBuild, command, p.allHosts(), nil); err != nil {
 		return err
 	}
 	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
@@ -400,7 +400,7 @@ func newBuildCmd() *cobra.Command {
 			if err != nil {
 				return describeErr(err)
 			}
-			return buildAndPush(cmd.Context(), cmd, p, noCache)
+			return buildAndPush(cmd.Context(), cmd, p, "build", noCache)
 		},
 	}
 	addTargetFlags(push, &pf)

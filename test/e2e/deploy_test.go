@@ -192,11 +192,24 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 	cs := e.startCluster(1)
 	e.startAgent(cs)
 	p := newProject(t, e, "")
+	hooksLog := filepath.Join(e.dir, "hooks.log")
+	os.MkdirAll(filepath.Join(p.dir, ".kamal", "hooks"), 0o755)
+	for _, h := range []string{"pre-connect", "pre-build", "pre-deploy", "pre-app-boot", "post-app-boot", "post-deploy"} {
+		script := fmt.Sprintf("#!/bin/sh\necho \"%s $KAMAL_COMMAND $KAMAL_VERSION secret=${APP_SECRET:+set}\" >> %s\n", h, hooksLog)
+		must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "hooks", h), []byte(script), 0o755))
+	}
 
 	out, err := e.kctlIn(p.dir, "deploy", "--version", "v1")
 	if err != nil {
 		t.Fatalf("deploy v1: %v", err)
 	}
+	hooksRan, _ := os.ReadFile(hooksLog)
+	wantHooks := "pre-connect deploy v1 secret=set\npre-build deploy v1 secret=\npre-deploy deploy v1 secret=set\n" +
+		"pre-app-boot deploy v1 secret=\npost-app-boot deploy v1 secret=\npost-deploy deploy v1 secret=set\n"
+	if string(hooksRan) != wantHooks {
+		t.Errorf("hooks ran:\n%s\nwant, in Kamal's order with secrets only where Kamal passes them:\n%s", hooksRan, wantHooks)
+	}
+	must(t, os.RemoveAll(filepath.Join(p.dir, ".kamal", "hooks")))
 	if !strings.Contains(out, "Finished all in") {
 		t.Errorf("deploy output lacks the summary:\n%s", out)
 	}
