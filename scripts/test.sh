@@ -15,3 +15,6 @@ echo "== generated code is current"
 make --no-print-directory checkgenerate
 echo "== go test -race"
 go test -race -count=1 -timeout 40m ./...
+echo "== fuzz (bounded)"
+go test -run '^$' -fuzz FuzzLoad -fuzztime 20s ./internal/kamalconfig
+go test -run '^$' -fuzz FuzzParseToken -fuzztime 10s ./internal/pki

@@ -1,5 +1,3 @@
-// Package e2e drives the real controller, agent and kctl binaries as
-// processes on loopback. The tests run when KCTL_E2E=1 or without -short.
 package e2e
 
 import (
