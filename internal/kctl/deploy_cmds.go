@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
@@ -24,7 +25,7 @@ import (
 
 func init() {
 	registerCommand(newDeployCmd, newRedeployCmd, newRollbackCmd, newSetupCmd, newDeploysCmd,
-		newLockCmd, newAuditCmd, newBuildCmd, newPruneCmd)
+		newLockCmd, newAuditCmd, newBuildCmd, newPruneCmd, newRegistryCmd)
 }
 
 // deployClient runs fn against whichever controller answers.
@@ -390,22 +391,115 @@ func buildAndPush(ctx context.Context, cmd *cobra.Command, p *project, command s
 }
 
 func newBuildCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "build", Short: "Build and push the app image"}
+	cmd := &cobra.Command{Use: "build", Short: "Build, push and pull the app image"}
+	sub := func(use, short string, push, pull bool) *cobra.Command {
+		var pf targetFlags
+		var noCache bool
+		c := &cobra.Command{
+			Use: use, Short: short, Args: cobra.NoArgs,
+			RunE: func(cmd *cobra.Command, _ []string) error {
+				p, err := loadProject(cmd.Context(), cmd, pf, true)
+				if err != nil {
+					return describeErr(err)
+				}
+				if push {
+					if err := buildAndPush(cmd.Context(), cmd, p, "build", noCache); err != nil {
+						return err
+					}
+				}
+				if pull {
+					return pullOnHosts(cmd, p)
+				}
+				return nil
+			},
+		}
+		addTargetFlags(c, &pf)
+		if push {
+			c.Flags().BoolVar(&noCache, "no-cache", false, "build without the Docker cache")
+		}
+		return c
+	}
+	cmd.AddCommand(
+		sub("push", "Build the image from git HEAD (or builder.context) and push it to the registry", true, false),
+		sub("pull", "Pull the image on every selected host through its agent", false, true),
+		sub("deliver", "push, then pull", true, true),
+	)
+	return cmd
+}
+
+// pullOnHosts has every selected app host pull the image, as `kamal build
+// pull` does, through the controllers.
+func pullOnHosts(cmd *cobra.Command, p *project) error {
+	auth, err := p.cfg.RegistryAuth()
+	if err != nil {
+		return err
+	}
+	op := &agentv1.Operation{Op: &agentv1.Operation_PullImage{PullImage: &agentv1.PullImage{
+		Image: p.cfg.Image(), Auth: auth, Service: p.cfg.Service}}}
+	return onHosts(cmd, p.allHosts(), "pulled "+p.cfg.Image(), func(string) *agentv1.Operation { return op })
+}
+
+// onHosts sends one operation per host and reports each outcome.
+func onHosts(cmd *cobra.Command, hosts []string, done string, op func(host string) *agentv1.Operation) error {
+	g, err := globalsOf(cmd)
+	if err != nil {
+		return err
+	}
+	var failed []string
+	for _, h := range hosts {
+		res, err := g.sendCommand(cmd.Context(), h, op(h))
+		switch {
+		case err != nil:
+			failed = append(failed, h+": "+err.Error())
+		case !res.GetOk():
+			failed = append(failed, h+": "+res.GetError())
+		default:
+			fmt.Fprintf(cmd.OutOrStdout(), "  %-20s %s\n", h, done)
+		}
+	}
+	if len(failed) > 0 {
+		return fmt.Errorf("failed on %d of %d hosts:\n  %s", len(failed), len(hosts), strings.Join(failed, "\n  "))
+	}
+	return nil
+}
+
+func newRegistryCmd() *cobra.Command {
+	cmd := &cobra.Command{Use: "registry", Short: "Check the registry login"}
 	var pf targetFlags
-	var noCache bool
-	push := &cobra.Command{
-		Use: "push", Short: "Build the image from git HEAD and push it to the registry", Args: cobra.NoArgs,
+	login := &cobra.Command{
+		Use: "login", Short: "Log in to the registry with deploy.yml's credentials (agents get them with every pull)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadProject(cmd.Context(), cmd, pf, true)
+			p, err := loadProject(cmd.Context(), cmd, pf, false)
 			if err != nil {
 				return describeErr(err)
 			}
-			return buildAndPush(cmd.Context(), cmd, p, "build", noCache)
+			auth, err := p.cfg.RegistryAuth()
+			if err != nil {
+				return err
+			}
+			cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
+			if err != nil {
+				return fmt.Errorf("registry login: no Docker engine: %w", err)
+			}
+			defer cli.Close()
+			if _, err := cli.RegistryLogin(cmd.Context(), registry.AuthConfig{
+				ServerAddress: auth.GetServer(), Username: auth.GetUsername(), Password: auth.GetPassword()}); err != nil {
+				return fmt.Errorf("registry login to %s as %s failed: %s", auth.GetServer(), auth.GetUsername(), firstLine(err.Error()))
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Logged in to %s as %s. Agents receive the credentials with each pull and never store them.\n",
+				auth.GetServer(), auth.GetUsername())
+			return nil
 		},
 	}
-	addTargetFlags(push, &pf)
-	push.Flags().BoolVar(&noCache, "no-cache", false, "build without the Docker cache")
-	cmd.AddCommand(push)
+	logout := &cobra.Command{
+		Use: "logout", Short: "Nothing to undo: agents never store registry credentials", Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			fmt.Fprintln(cmd.OutOrStdout(), "Agents keep no registry credentials (they travel with each pull); nothing to log out of.")
+			return nil
+		},
+	}
+	addTargetFlags(login, &pf)
+	cmd.AddCommand(login, logout)
 	return cmd
 }
 
@@ -664,27 +758,7 @@ func runPrune(cmd *cobra.Command, p *project, containers, images bool) error {
 	if p.cfg.RetainContainers < 1 {
 		return errors.New("retain must be at least 1")
 	}
-	g, err := globalsOf(cmd)
-	if err != nil {
-		return err
-	}
-	var failed []string
-	for _, h := range p.allHosts() {
-		op := pruneOp(p, containers, images)
-		res, err := g.sendCommand(cmd.Context(), h, op)
-		switch {
-		case err != nil:
-			failed = append(failed, h+": "+err.Error())
-		case !res.GetOk():
-			failed = append(failed, h+": "+res.GetError())
-		default:
-			fmt.Fprintf(cmd.OutOrStdout(), "  %-20s pruned\n", h)
-		}
-	}
-	if len(failed) > 0 {
-		return fmt.Errorf("prune failed on %d hosts:\n  %s", len(failed), strings.Join(failed, "\n  "))
-	}
-	return nil
+	return onHosts(cmd, p.allHosts(), "pruned", func(string) *agentv1.Operation { return pruneOp(p, containers, images) })
 }
 
 // pruneOp is Kamal's prune for the project's service on one host.
