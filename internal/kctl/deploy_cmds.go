@@ -199,7 +199,7 @@ func runDeploy(cmd *cobra.Command, f *deployFlags, o requestOptions) error {
 			return err
 		}
 	}
-	req, err := buildRequest(p.cfg, o)
+	req, err := buildRequest(p.cfg, p.dir, o)
 	if err != nil {
 		return describeErr(err)
 	}

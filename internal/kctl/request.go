@@ -3,11 +3,14 @@ package kctl
 import (
 	"fmt"
 	"math"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
@@ -114,7 +117,7 @@ func bootLimit(cfg *kamalconfig.Config) (uint32, error) {
 
 // buildRequest resolves everything the controller needs for a deploy from
 // the loaded config (whose secrets resolver is already set).
-func buildRequest(cfg *kamalconfig.Config, o requestOptions) (*deployv1.Request, error) {
+func buildRequest(cfg *kamalconfig.Config, dir string, o requestOptions) (*deployv1.Request, error) {
 	hosts, err := selectedHosts(cfg, o.Selection)
 	if err != nil {
 		return nil, err
@@ -142,6 +145,13 @@ func buildRequest(cfg *kamalconfig.Config, o requestOptions) (*deployv1.Request,
 		}
 		role := &deployv1.Role{
 			Name: r.Name, Proxy: cfg.ProxyDeploy(r.Name), Readiness: cfg.Readiness(r.Name), Stop: cfg.StopPolicy(r.Name),
+		}
+		if role.Proxy != nil && cfg.ErrorPagesPath != "" {
+			pages, err := errorPages(cfg, dir)
+			if err != nil {
+				return nil, err
+			}
+			role.Proxy.Files = append(role.Proxy.Files, pages...)
 		}
 		for _, h := range hs {
 			selected[h] = true
@@ -192,4 +202,35 @@ func buildRequest(cfg *kamalconfig.Config, o requestOptions) (*deployv1.Request,
 		}
 	}
 	return req, nil
+}
+
+// errorPages reads error_pages_path's `4xx.html`/`5xx.html` pages for the
+// proxy's apps-config dir, where Kamal uploads them:
+// `<svc>/error_pages/<version>/`.
+func errorPages(cfg *kamalconfig.Config, dir string) ([]*specv1.File, error) {
+	src := cfg.ErrorPagesPath
+	if !filepath.IsAbs(src) {
+		src = filepath.Join(dir, src)
+	}
+	var out []*specv1.File
+	for _, pattern := range []string{"4??.html", "5??.html"} {
+		matches, err := filepath.Glob(filepath.Join(src, pattern))
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range matches {
+			b, err := os.ReadFile(m)
+			if err != nil {
+				return nil, fmt.Errorf("error_pages_path: %w", err)
+			}
+			out = append(out, &specv1.File{
+				Path:    path.Join(cfg.ServiceAndDestination(), "error_pages", cfg.Version, filepath.Base(m)),
+				Content: b, Mode: 0o644,
+			})
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("error_pages_path: no 4xx.html or 5xx.html pages in %s", src)
+	}
+	return out, nil
 }

@@ -70,7 +70,7 @@ accessories:
 
 func TestBuildRequest(t *testing.T) {
 	cfg := loadTestProject(t, twoRoles, map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
-	req, err := buildRequest(cfg, requestOptions{Command: "setup", WithAccessories: true})
+	req, err := buildRequest(cfg, "", requestOptions{Command: "setup", WithAccessories: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,7 @@ func TestBuildRequest_Selection(t *testing.T) {
 		{selection{Primary: true}, "web[web-1]"},
 	}
 	for _, tt := range tests {
-		req, err := buildRequest(cfg, requestOptions{Command: "deploy", Selection: tt.sel})
+		req, err := buildRequest(cfg, "", requestOptions{Command: "deploy", Selection: tt.sel})
 		if err != nil {
 			t.Fatalf("buildRequest(%+v): %v", tt.sel, err)
 		}
@@ -133,7 +133,31 @@ func TestBuildRequest_Selection(t *testing.T) {
 			t.Errorf("buildRequest(%+v) roles = %v, want %s", tt.sel, got, tt.want)
 		}
 	}
-	if _, err := buildRequest(cfg, requestOptions{Selection: selection{Hosts: []string{"nope"}}}); err == nil || !strings.Contains(err.Error(), "no --hosts match for nope") {
+	if _, err := buildRequest(cfg, "", requestOptions{Selection: selection{Hosts: []string{"nope"}}}); err == nil || !strings.Contains(err.Error(), "no --hosts match for nope") {
 		t.Errorf("unmatched host error = %v", err)
+	}
+}
+
+func TestBuildRequest_ErrorPages(t *testing.T) {
+	cfg := loadTestProject(t, twoRoles+"error_pages_path: public/errors\n", map[string]string{"REGISTRY_PASSWORD": "rp", "DB_PASSWORD": "dbp"})
+	dir := t.TempDir()
+	os.MkdirAll(filepath.Join(dir, "public", "errors"), 0o755)
+	os.WriteFile(filepath.Join(dir, "public", "errors", "404.html"), []byte("not here"), 0o644)
+	os.WriteFile(filepath.Join(dir, "public", "errors", "502.html"), []byte("bad gateway"), 0o644)
+	os.WriteFile(filepath.Join(dir, "public", "errors", "robots.txt"), []byte("x"), 0o644)
+	req, err := buildRequest(cfg, dir, requestOptions{Command: "deploy"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range req.GetRoles()[0].GetProxy().GetFiles() {
+		got = append(got, f.GetPath()+"="+string(f.GetContent()))
+	}
+	want := "[app/error_pages/v1/404.html=not here app/error_pages/v1/502.html=bad gateway]"
+	if fmt.Sprint(got) != want {
+		t.Errorf("proxy files = %v, want %s", got, want)
+	}
+	if flags := strings.Join(req.GetRoles()[0].GetProxy().GetFlags(), " "); !strings.Contains(flags, `--error-pages="/home/kamal-proxy/.apps-config/app/error_pages/v1"`) {
+		t.Errorf("proxy flags = %s, want --error-pages", flags)
 	}
 }
