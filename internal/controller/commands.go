@@ -210,3 +210,42 @@ func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
 		}
 	}
 }
+
+// broadcastChunk bounds the commands written per Raft entry.
+const broadcastChunk = 1000
+
+// Broadcast records one command per agent for op, in as few Raft entries as
+// possible (a deploy's fan-out), and returns the ids in the agents' order.
+// Unknown agents fail the chunk that names them with NotFound.
+func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1.Operation) ([]string, error) {
+	ids := make([]string, len(agents))
+	for start := 0; start < len(agents); start += broadcastChunk {
+		end := min(start+broadcastChunk, len(agents))
+		cmd := &raftcmdv1.Command{RequestId: newID()}
+		now := time.Now().UnixMilli()
+		for i := start; i < end; i++ {
+			ids[i] = NewCommandID(agents[i])
+			key, _ := commandKey(ids[i])
+			cmd.Preconditions = append(cmd.Preconditions, ifPresent(tAgents, agents[i]))
+			cmd.Mutations = append(cmd.Mutations, put(tCommands, key, &controllerv1.CommandRecord{
+				Id: ids[i], Agent: agents[i], Operation: op, State: controllerv1.CommandState_COMMAND_STATE_PENDING,
+				CreatedUnixMillis: now, CreatedBy: caller(ctx),
+			}))
+		}
+		res, err := c.apply(ctx, cmd)
+		if err != nil {
+			return nil, err
+		}
+		if !res.GetApplied() {
+			return nil, status.Errorf(codes.NotFound, "controller: broadcast: %s", res.GetConflict())
+		}
+	}
+	return ids, nil
+}
+
+// Sessions reports how many agent sessions this controller holds.
+func (c *Controller) Sessions() int {
+	c.disp.mu.Lock()
+	defer c.disp.mu.Unlock()
+	return len(c.disp.sessions)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -82,8 +83,9 @@ func (c *Controller) applyOK(ctx context.Context, cmd *raftcmdv1.Command) (*raft
 }
 
 // update runs a read-modify-write: build reads the local state and returns
-// the command (with version preconditions); on a conflict it is retried
-// after a linearizable read.
+// the command (with version preconditions); on a conflict (a concurrent
+// writer won) it is retried, with jitter, after a linearizable read, until
+// ctx ends. Many agents joining with one multi-use token contend here.
 func (c *Controller) update(ctx context.Context, build func(v *raftstore.Snapshot) (*raftcmdv1.Command, error)) error {
 	for attempt := 0; ; attempt++ {
 		cmd, err := build(c.store.View())
@@ -94,8 +96,13 @@ func (c *Controller) update(ctx context.Context, build func(v *raftstore.Snapsho
 			return nil
 		}
 		_, err = c.applyOK(ctx, cmd)
-		if !errors.Is(err, errConflict) || attempt >= 8 {
+		if !errors.Is(err, errConflict) {
 			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(rand.N(time.Duration(min(attempt+1, 10)) * time.Millisecond)):
 		}
 		if err := c.linearize(ctx); err != nil {
 			return err
