@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -38,6 +39,8 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 )
+
+var memprofile = flag.String("memprofile", "", "write a heap profile (per N) after the agents connect")
 
 func main() {
 	if err := run(); err != nil {
@@ -213,6 +216,14 @@ func benchN(n int) (result, error) {
 	// Let the join and facts writes settle before measuring.
 	time.Sleep(2 * time.Second)
 	after := heap()
+	if *memprofile != "" {
+		f, err := os.Create(fmt.Sprintf("%s.%d", *memprofile, n))
+		if err == nil {
+			pprof.WriteHeapProfile(f)
+			f.Close()
+		}
+		fmt.Fprintf(os.Stderr, "goroutines: %d\n", runtime.NumGoroutine())
+	}
 	r.kibPerAgent = float64(int64(after)-int64(before)) / 1024 / float64(n)
 
 	// Fan-out: one Noop to every agent, recorded in Raft in few entries.

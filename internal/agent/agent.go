@@ -344,6 +344,7 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 		grpc.WithTransportCredentials(credentials.NewTLS(a.creds.ClientTLS(pki.RoleController))),
 		grpc.WithReadBufferSize(a.cfg.BufferSize),
 		grpc.WithWriteBufferSize(a.cfg.BufferSize),
+		grpc.WithSharedWriteBuffer(true),
 		grpc.WithInitialWindowSize(64 << 10),
 		grpc.WithInitialConnWindowSize(64 << 10),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),

@@ -196,11 +196,11 @@ func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := c.apply(wctx, cmd)
+	res, err := c.applyRepeatable(wctx, cmd)
 	if err == nil && !res.GetApplied() {
 		// Some command vanished: write the rest one by one.
 		for i, m := range cmd.Mutations {
-			_, err = c.apply(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
+			_, err = c.applyRepeatable(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
 		}
 	}
 	if err != nil {
@@ -221,7 +221,8 @@ func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1
 	ids := make([]string, len(agents))
 	for start := 0; start < len(agents); start += broadcastChunk {
 		end := min(start+broadcastChunk, len(agents))
-		cmd := &raftcmdv1.Command{RequestId: newID()}
+		// A retried chunk must not reset commands already answered.
+		cmd := &raftcmdv1.Command{RequestId: "bcast:" + newID()}
 		now := time.Now().UnixMilli()
 		for i := start; i < end; i++ {
 			ids[i] = NewCommandID(agents[i])

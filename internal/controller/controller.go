@@ -197,6 +197,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
+		grpc.SharedWriteBuffer(true),
 		grpc.InitialWindowSize(64<<10),
 		grpc.InitialConnWindowSize(64<<10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),

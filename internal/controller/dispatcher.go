@@ -161,22 +161,6 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	go c.recordFacts(s.name, hello.GetFacts())
 	d.deliverPending(s, 0)
 
-	// Watchdog: end the session when the agent stops sending.
-	go func() {
-		t := time.NewTicker(c.cfg.HeartbeatInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*c.cfg.HeartbeatInterval {
-					cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
-					return
-				}
-			}
-		}
-	}()
 	recvErr := make(chan error, 1)
 	go func() {
 		for {
@@ -249,12 +233,24 @@ func (d *dispatcher) run(ctx context.Context) {
 	defer wg.Wait()
 	sweep := time.NewTicker(15 * time.Second)
 	defer sweep.Stop()
+	watchdog := time.NewTicker(d.c.cfg.HeartbeatInterval)
+	defer watchdog.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
 			d.scan()
+		case <-watchdog.C:
+			// End sessions whose agent stopped sending (no heartbeat for
+			// three intervals): one ticker for all sessions.
+			d.mu.Lock()
+			for _, s := range d.sessions {
+				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*d.c.cfg.HeartbeatInterval {
+					s.cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
+				}
+			}
+			d.mu.Unlock()
 		case <-sweep.C:
 			// A delivery whose result never got recorded (a lost result
 			// write) is retried; the agent answers from its journal.
@@ -356,7 +352,7 @@ func (d *dispatcher) writePresence(ctx context.Context) {
 	if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); !ok {
 		return // removed from the cluster
 	}
-	if _, err := c.apply(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
+	if _, err := c.applyRepeatable(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
 		c.log.Warn("recording presence failed", "err", err)
 	}
 }

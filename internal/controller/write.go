@@ -26,12 +26,20 @@ var errConflict = errors.New("controller: concurrent update")
 // apply applies cmd through the leader: locally if this node leads, else
 // forwarded to the leader over InternalService.Apply (so a client never has
 // to find the leader). It retries through elections until ctx ends; the
-// command's request_id makes retries idempotent. On return the local state
-// includes the command.
+// command's request_id (set if empty) makes retries idempotent: a retry of
+// a command that committed returns the first result. On return the local
+// state includes the command.
 func (c *Controller) apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 	if cmd.GetRequestId() == "" {
 		cmd.RequestId = newID()
 	}
+	return c.applyRepeatable(ctx, cmd)
+}
+
+// applyRepeatable is apply for frequent writes that are harmless to apply
+// twice (presence, results): it adds no request_id, which the store would
+// remember for a day.
+func (c *Controller) applyRepeatable(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
