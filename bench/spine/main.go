@@ -55,13 +55,14 @@ func run() error {
 	addrs := flag.String("addrs", "", "internal: controller addresses")
 	token := flag.String("token", "", "internal: agent token")
 	prefix := flag.String("prefix", "a", "internal: agent name prefix")
+	agentsDir := flag.String("dir", "", "internal: agents' data dirs")
 	count := flag.Int("count", 0, "internal: agents to run")
 	flag.Parse()
 	raiseFDLimit()
 	if *child {
-		return runAgents(strings.Split(*addrs, ","), *token, *prefix, *count)
+		return runAgents(strings.Split(*addrs, ","), *token, *prefix, *agentsDir, *count)
 	}
-	fmt.Printf("%-6s %14s %12s %12s %12s %14s\n", "N", "KiB/agent", "ack p50", "ack p99", "ack all", "reconnect all")
+	fmt.Printf("%-6s %16s %14s %10s %10s %10s %14s\n", "N", "session KiB/agt", "total KiB/agt", "ack p50", "ack p99", "ack all", "reconnect all")
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -71,7 +72,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
-		fmt.Printf("%-6d %14.1f %12s %12s %12s %14s\n", n, r.kibPerAgent, r.p50, r.p99, r.all, r.reconnect)
+		fmt.Printf("%-6d %16.1f %14.1f %10s %10s %10s %14s\n", n, r.sessionKiB, r.kibPerAgent, r.p50, r.p99, r.all, r.reconnect)
 	}
 	return nil
 }
@@ -85,9 +86,9 @@ func raiseFDLimit() {
 }
 
 type result struct {
-	kibPerAgent   float64
-	p50, p99, all time.Duration
-	reconnect     time.Duration
+	kibPerAgent, sessionKiB float64
+	p50, p99, all           time.Duration
+	reconnect               time.Duration
 }
 
 type node struct {
@@ -186,23 +187,32 @@ func benchN(n int) (result, error) {
 	if err != nil {
 		return r, err
 	}
-	cmd := exec.Command(self, "-agents-child", "-addrs", strings.Join(addrs, ","), "-token", atok, "-count", strconv.Itoa(n), "-prefix", "a")
-	cmd.Stderr = os.Stderr
-	out, err := cmd.StdoutPipe()
+	startChild := func() (func(), error) {
+		cmd := exec.Command(self, "-agents-child", "-addrs", strings.Join(addrs, ","), "-token", atok, "-count", strconv.Itoa(n), "-prefix", "a", "-dir", filepath.Join(dir, "agents"))
+		cmd.Stderr = os.Stderr
+		out, err := cmd.StdoutPipe()
+		if err != nil {
+			return nil, err
+		}
+		if err := cmd.Start(); err != nil {
+			return nil, err
+		}
+		stop := func() {
+			cmd.Process.Signal(syscall.SIGTERM)
+			cmd.Wait()
+		}
+		sc := bufio.NewScanner(out)
+		if !sc.Scan() || sc.Text() != "ready" {
+			stop()
+			return nil, fmt.Errorf("agents child failed")
+		}
+		return stop, nil
+	}
+	stopChild, err := startChild()
 	if err != nil {
 		return r, err
 	}
-	if err := cmd.Start(); err != nil {
-		return r, err
-	}
-	defer func() {
-		cmd.Process.Signal(syscall.SIGTERM)
-		cmd.Wait()
-	}()
-	sc := bufio.NewScanner(out)
-	if !sc.Scan() || sc.Text() != "ready" {
-		return r, fmt.Errorf("agents child failed: %q", sc.Text())
-	}
+	defer func() { stopChild() }()
 	sessions := func(cs []*controller.Controller) int {
 		t := 0
 		for _, c := range cs {
@@ -225,6 +235,21 @@ func benchN(n int) (result, error) {
 		fmt.Fprintf(os.Stderr, "goroutines: %d\n", runtime.NumGoroutine())
 	}
 	r.kibPerAgent = float64(int64(after)-int64(before)) / 1024 / float64(n)
+
+	// Session memory alone: disconnect every agent, measure, reconnect.
+	stopChild()
+	if err := poll(time.Minute, func() bool { return sessions(nodes) == 0 }); err != nil {
+		return r, fmt.Errorf("sessions did not end: %w", err)
+	}
+	time.Sleep(2 * time.Second) // let presence settle before measuring
+	idle := heap()
+	r.sessionKiB = float64(int64(after)-int64(idle)) / 1024 / float64(n)
+	if stopChild, err = startChild(); err != nil {
+		return r, err
+	}
+	if err := poll(5*time.Minute, func() bool { return sessions(nodes) == n }); err != nil {
+		return r, fmt.Errorf("sessions %d of %d after restart: %w", sessions(nodes), n, err)
+	}
 
 	// Fan-out: one Noop to every agent, recorded in Raft in few entries.
 	var leader *controller.Controller
@@ -303,7 +328,7 @@ func poll(timeout time.Duration, cond func() bool) error {
 
 // runAgents joins and runs count agents in this (child) process and prints
 // "ready" once all have a session.
-func runAgents(addrs []string, token, prefix string, count int) error {
+func runAgents(addrs []string, token, prefix, dataDir string, count int) error {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
@@ -318,7 +343,7 @@ func runAgents(addrs []string, token, prefix string, count int) error {
 			// Spread the agents over the controllers as a load balancer would.
 			rot := append(slices.Clone(addrs[i%len(addrs):]), addrs[:i%len(addrs)]...)
 			a, err := agent.New(ctx, agent.Config{
-				Name: fmt.Sprintf("%s-%05d", prefix, i), DataDir: "mem", InMemory: true, Controllers: rot,
+				Name: fmt.Sprintf("%s-%05d", prefix, i), DataDir: filepath.Join(dataDir, strconv.Itoa(i)), Controllers: rot,
 				Token: token, Runtime: &agent.FakeRuntime{}, Version: "bench", Logger: logger,
 				DialTimeout: 30 * time.Second,
 			})

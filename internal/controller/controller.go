@@ -201,7 +201,10 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		grpc.InitialWindowSize(64<<10),
 		grpc.InitialConnWindowSize(64<<10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// A silent agent (partition) is dropped from presence by the
+		// dispatcher's watchdog after three heartbeats; keepalive closes its
+		// connection soon after.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 3 * cfg.HeartbeatInterval, Timeout: 5 * time.Second}),
 	)
 	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
@@ -337,12 +340,14 @@ func (c *Controller) Close() error {
 			c.grpc.GracefulStop()
 			close(stopped)
 		}()
-		// Sessions are long-lived streams: end them right away.
+		// Sessions are long-lived streams blocked in Recv: give unary
+		// calls a moment, then close every connection.
 		c.disp.closeSessions()
 		select {
 		case <-stopped:
-		case <-time.After(5 * time.Second):
+		case <-time.After(200 * time.Millisecond):
 			c.grpc.Stop()
+			<-stopped
 		}
 		c.cancel()
 		c.wg.Wait()

@@ -50,8 +50,13 @@ type dispatcher struct {
 type session struct {
 	name, version string
 	stream        agentv1.SessionService_SessionServer
-	cancel        context.CancelCauseFunc
-	lastSeen      atomic.Int64 // unix millis
+	d             *dispatcher
+	// dead holds why the session was ended (kicked, replaced, silent). The
+	// handler, blocked in Recv, returns it on the agent's next message (or
+	// when keepalive or shutdown closes the connection): one goroutine per
+	// session, not two.
+	dead     atomic.Pointer[error]
+	lastSeen atomic.Int64 // unix millis
 	// sendMu serializes stream.Send.
 	sendMu sync.Mutex
 	// mu guards sent.
@@ -71,6 +76,26 @@ func (d *dispatcher) markDirty() {
 	}
 }
 
+// cancel ends the session: it leaves the presence map at once and its
+// handler returns cause on the next message.
+func (s *session) cancel(cause error) {
+	if !s.dead.CompareAndSwap(nil, &cause) {
+		return
+	}
+	s.d.remove(s)
+}
+
+// remove takes s out of the session map (if it is still there).
+func (d *dispatcher) remove(s *session) {
+	d.mu.Lock()
+	if d.sessions[s.name] == s {
+		delete(d.sessions, s.name)
+		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
+	}
+	d.mu.Unlock()
+	d.markDirty()
+}
+
 func (s *session) send(m *agentv1.SessionResponse) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -79,6 +104,9 @@ func (s *session) send(m *agentv1.SessionResponse) error {
 
 // deliver sends a command unless this session already sent it recently.
 func (s *session) deliver(rec *controllerv1.CommandRecord, resendAfter time.Duration) {
+	if s.dead.Load() != nil {
+		return
+	}
 	s.mu.Lock()
 	at, done := s.sent[rec.GetId()]
 	if done && (resendAfter == 0 || time.Since(at) < resendAfter) {
@@ -114,11 +142,7 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancelCause(stream.Context())
-	defer cancel(nil)
-	helloTimer := time.AfterFunc(10*time.Second, func() { cancel(status.Error(codes.DeadlineExceeded, "controller: no Hello within 10s")) })
 	first, err := stream.Recv()
-	helloTimer.Stop()
 	if err != nil {
 		return err
 	}
@@ -129,7 +153,7 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	if hello.GetName() != id.Name {
 		return status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), id.Name)
 	}
-	s := &session{name: id.Name, version: hello.GetVersion(), stream: stream, cancel: cancel, sent: map[string]time.Time{}}
+	s := &session{name: id.Name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}}
 	s.lastSeen.Store(time.Now().UnixMilli())
 	interval := uint32(c.cfg.HeartbeatInterval.Milliseconds())
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
@@ -139,58 +163,47 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	}
 
 	d.mu.Lock()
-	if old := d.sessions[s.name]; old != nil {
-		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
-	}
+	old := d.sessions[s.name]
 	d.sessions[s.name] = s
 	delete(d.gone, s.name)
 	d.mu.Unlock()
+	if old != nil {
+		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
+	}
 	d.markDirty()
-	c.log.Info("agent connected", "agent", s.name, "version", s.version)
+	c.log.Debug("agent connected", "agent", s.name, "version", s.version)
+	var endErr error
 	defer func() {
-		d.mu.Lock()
-		if d.sessions[s.name] == s {
-			delete(d.sessions, s.name)
-			d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
-		}
-		d.mu.Unlock()
-		d.markDirty()
-		c.log.Info("agent disconnected", "agent", s.name, "cause", context.Cause(ctx))
+		s.cancel(endErr)
+		c.log.Debug("agent disconnected", "agent", s.name, "cause", endErr)
 	}()
 
 	go c.recordFacts(s.name, hello.GetFacts())
 	d.deliverPending(s, 0)
 
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			s.lastSeen.Store(time.Now().UnixMilli())
-			switch msg := m.GetMsg().(type) {
-			case *agentv1.SessionRequest_Heartbeat:
-				if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
-					HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
-				}}}); err != nil {
-					recvErr <- err
-					return
-				}
-			case *agentv1.SessionRequest_Result:
-				c.results.submit(s, msg.Result)
+	for {
+		m, err := stream.Recv()
+		if err == nil {
+			if dead := s.dead.Load(); dead != nil {
+				err = *dead
 			}
 		}
-	}()
-	select {
-	case err := <-recvErr:
-		return err
-	case <-ctx.Done():
-		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
-			return cause
+		if err != nil {
+			endErr = err
+			return err
 		}
-		return status.Error(codes.Unavailable, "controller: session closed")
+		s.lastSeen.Store(time.Now().UnixMilli())
+		switch msg := m.GetMsg().(type) {
+		case *agentv1.SessionRequest_Heartbeat:
+			if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+				HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
+			}}}); err != nil {
+				endErr = err
+				return err
+			}
+		case *agentv1.SessionRequest_Result:
+			c.results.submit(s, msg.Result)
+		}
 	}
 }
 
@@ -217,8 +230,12 @@ func (d *dispatcher) kick(name string) {
 
 func (d *dispatcher) closeSessions() {
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	ss := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
+		ss = append(ss, s)
+	}
+	d.mu.Unlock()
+	for _, s := range ss {
 		s.cancel(status.Error(codes.Unavailable, "controller: shutting down; reconnect to another controller"))
 	}
 }
@@ -245,12 +262,16 @@ func (d *dispatcher) run(ctx context.Context) {
 			// End sessions whose agent stopped sending (no heartbeat for
 			// three intervals): one ticker for all sessions.
 			d.mu.Lock()
+			var silent []*session
 			for _, s := range d.sessions {
 				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*d.c.cfg.HeartbeatInterval {
-					s.cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
+					silent = append(silent, s)
 				}
 			}
 			d.mu.Unlock()
+			for _, s := range silent {
+				s.cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
+			}
 		case <-sweep.C:
 			// A delivery whose result never got recorded (a lost result
 			// write) is retried; the agent answers from its journal.
