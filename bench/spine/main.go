@@ -253,13 +253,15 @@ func benchN(n int) (result, error) {
 
 	// Fan-out: one Noop to every agent, recorded in Raft in few entries.
 	var leader *controller.Controller
-	for _, c := range nodes {
-		if c.IsLeader() {
-			leader = c
+	if err := poll(time.Minute, func() bool {
+		for _, c := range nodes {
+			if c.IsLeader() {
+				leader = c
+			}
 		}
-	}
-	if leader == nil {
-		return r, fmt.Errorf("no leader")
+		return leader != nil
+	}); err != nil {
+		return r, fmt.Errorf("no leader: %w", err)
 	}
 	names := make([]string, n)
 	for i := range names {
