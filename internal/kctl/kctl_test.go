@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/kctl-dev/kctl/internal/controller"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/kctl"
 )
 
@@ -92,6 +93,36 @@ func TestRun_ClusterCommands(t *testing.T) {
 	if _, err := run(t, "--credentials", vic, "agents"); err != nil {
 		t.Fatalf("agents as a viewer = %v", err)
 	}
+}
+
+func TestRun_CredentialsForAnotherCluster(t *testing.T) {
+	a := startController(t)
+	b := startController(t)
+	out, err := run(t, "--credentials", b, "cluster", "status", "-o", "json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st struct {
+		Nodes []struct{ Address string } `json:"nodes"`
+	}
+	if err := json.Unmarshal([]byte(out), &st); err != nil {
+		t.Fatal(err)
+	}
+	// Cluster A's credentials pointed at cluster B's controller.
+	f, err := ctlclient.LoadFile(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Controllers = []string{st.Nodes[0].Address}
+	wrong := filepath.Join(t.TempDir(), "wrong.yaml")
+	if err := f.Save(wrong); err != nil {
+		t.Fatal(err)
+	}
+	_, err = run(t, "--credentials", wrong, "agents")
+	if err == nil || !strings.Contains(err.Error(), "another cluster") && !strings.Contains(err.Error(), "credentials file's CA") {
+		t.Fatalf("agents with another cluster's credentials = %v, want an explanation", err)
+	}
+	t.Log(err)
 }
 
 func TestRun_ErrorsSayWhatToDo(t *testing.T) {
