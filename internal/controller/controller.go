@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -282,6 +283,8 @@ func (c *Controller) checkDataDir(fresh bool) error {
 func (c *Controller) path(name string) string { return filepath.Join(c.cfg.DataDir, name) }
 
 func (c *Controller) openStore() error {
+	// VerifyPeer runs on raft's goroutines, possibly before Open returns.
+	var opened atomic.Pointer[raftstore.Store]
 	rc := raftstore.Config{
 		NodeID:    c.cfg.Name,
 		DataDir:   c.cfg.DataDir,
@@ -297,8 +300,10 @@ func (c *Controller) openStore() error {
 			if id.Role != pki.RoleController || id.ClusterID != c.clusterID {
 				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
 			}
-			if c.store != nil && c.revokedSerial(pki.Serial(leaf)) {
-				return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
+			if st := opened.Load(); st != nil {
+				if _, revoked := st.View().Get(tRevoked, pki.Serial(leaf)); revoked {
+					return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
+				}
 			}
 			return nil
 		},
@@ -311,6 +316,7 @@ func (c *Controller) openStore() error {
 	if err != nil {
 		return fmt.Errorf("%w: open raft state: %w", ErrDataDir, err)
 	}
+	opened.Store(st)
 	c.store = st
 	return nil
 }
