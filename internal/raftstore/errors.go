@@ -26,6 +26,9 @@ var (
 	ErrCommandTooLarge = errors.New("raftstore: command too large")
 	// ErrInvalidConfig is returned by Open for an unusable Config.
 	ErrInvalidConfig = errors.New("raftstore: invalid config")
+	// ErrDataDirInUse is returned by Open when another process holds the
+	// data directory's log store.
+	ErrDataDirInUse = errors.New("raftstore: data dir in use")
 	// ErrPeerRejected is returned when a raft peer's certificate fails
 	// verification.
 	ErrPeerRejected = errors.New("raftstore: peer rejected")

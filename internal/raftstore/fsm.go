@@ -15,6 +15,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
 )
 
 // Log entry framing: one type byte, then the message.
@@ -148,10 +149,10 @@ func (t *txn) applyCommand(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Resu
 
 func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 	res := &raftcmdv1.Result{Index: index}
-	if err := checkCommand(cmd, true); err != nil {
-		var u unknownOpError
+	if err := checkCommand(cmd); err != nil {
+		var u *unknownError
 		if errors.As(err, &u) {
-			panic(fmt.Sprintf("raftstore: command at index %d has an unknown mutation (mutation %d): upgrade this controller", index, int(u)))
+			panic(fmt.Sprintf("raftstore: command at index %d: %v: upgrade this controller", index, err))
 		}
 		res.Conflict = "invalid command: " + err.Error()
 		return res
@@ -177,7 +178,7 @@ func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 		case *raftcmdv1.Mutation_DeletePrefix:
 			t.records.DeletePrefix(tableKey(op.DeletePrefix.GetTable(), op.DeletePrefix.GetPrefix()))
 		default:
-			// Unknown op marked ignorable (checkCommand let it through).
+			// Unknown op, ignore_unknown set (checkCommand let it through).
 		}
 	}
 	res.Applied = true
@@ -230,7 +231,8 @@ func (t *txn) check(p *raftcmdv1.Precondition) string {
 // RequestRetention in command time (deterministic: every replica sees the
 // same unix_nanos).
 func (t *txn) remember(id string, unixNanos int64, res *raftcmdv1.Result) {
-	t.requests.Insert([]byte(id), &requestEntry{unixNanos: unixNanos, result: res})
+	// Keep a copy: res is handed to the caller, who may modify it.
+	t.requests.Insert([]byte(id), &requestEntry{unixNanos: unixNanos, result: proto.Clone(res).(*raftcmdv1.Result)})
 	t.expiry.Insert(expiryKey(unixNanos, id), nil)
 
 	cutoff := expiryKey(unixNanos-int64(RequestRetention), "")
@@ -259,24 +261,56 @@ func expiryKey(unixNanos int64, id string) []byte {
 	return append(b, id...)
 }
 
-// unknownOpError is the index of a mutation whose op this build does not
-// know (it arrived as unknown protobuf fields).
-type unknownOpError int
+// unknownError reports protobuf content this build does not know: fields a
+// newer controller wrote.
+type unknownError struct{ where string }
 
-func (e unknownOpError) Error() string { return fmt.Sprintf("mutation %d: unknown op", int(e)) }
+func (e *unknownError) Error() string { return e.where + " has fields unknown to this build" }
 
-// checkCommand validates a command's shape. committed reports whether the
-// command is already in the log (the FSM) rather than being proposed.
-func checkCommand(cmd *raftcmdv1.Command, committed bool) error {
+// hasUnknown reports whether m or any message inside it carries unknown
+// fields.
+func hasUnknown(m protoreflect.Message) bool {
+	if len(m.GetUnknown()) > 0 {
+		return true
+	}
+	found := false
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		switch {
+		case fd.IsList() && fd.Message() != nil:
+			l := v.List()
+			for i := 0; i < l.Len() && !found; i++ {
+				found = hasUnknown(l.Get(i).Message())
+			}
+		case fd.Message() != nil && !fd.IsMap():
+			found = hasUnknown(v.Message())
+		}
+		return !found
+	})
+	return found
+}
+
+// checkCommand validates a command's shape, for the leader before proposing
+// and for the FSM before applying. Unknown content (a field, precondition or
+// mutation this build does not know) is an *unknownError unless the command
+// sets ignore_unknown; then unknown preconditions and mutations are skipped
+// and unknown fields ignored.
+func checkCommand(cmd *raftcmdv1.Command) error {
+	ignore := cmd.GetIgnoreUnknown()
+	if !ignore && hasUnknown(cmd.ProtoReflect()) {
+		return &unknownError{"command"}
+	}
 	if len(cmd.GetMutations()) == 0 {
 		return errors.New("no mutations")
 	}
 	for i, p := range cmd.GetPreconditions() {
+		if p.GetCheck() == nil {
+			if len(p.ProtoReflect().GetUnknown()) > 0 {
+				continue // unknown check, ignore_unknown set
+			}
+			return fmt.Errorf("precondition %d: no check", i)
+		}
 		if invalidTable(p.GetTable()) {
 			return fmt.Errorf("precondition %d: invalid table %q", i, p.GetTable())
-		}
-		if p.GetCheck() == nil {
-			return fmt.Errorf("precondition %d: no check", i)
 		}
 	}
 	for i, m := range cmd.GetMutations() {
@@ -291,16 +325,10 @@ func checkCommand(cmd *raftcmdv1.Command, committed bool) error {
 		case *raftcmdv1.Mutation_DeletePrefix:
 			table = op.DeletePrefix.GetTable()
 		default:
-			if len(m.ProtoReflect().GetUnknown()) == 0 {
-				return fmt.Errorf("mutation %d: no op", i)
+			if len(m.ProtoReflect().GetUnknown()) > 0 {
+				continue // unknown op, ignore_unknown set
 			}
-			if cmd.GetIgnoreUnknown() {
-				continue
-			}
-			if committed {
-				return unknownOpError(i)
-			}
-			return fmt.Errorf("mutation %d: unknown op", i)
+			return fmt.Errorf("mutation %d: no op", i)
 		}
 		if invalidTable(table) {
 			return fmt.Errorf("mutation %d: invalid table %q", i, table)

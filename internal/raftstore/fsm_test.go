@@ -238,10 +238,9 @@ func TestFSM_UndecodableEntryPanics(t *testing.T) {
 	}
 }
 
-// unknownMutation is a Mutation carrying an op field this build does not know
-// (field 99), as a newer controller would write it.
-func unknownMutation() *raftcmdv1.Mutation {
-	m := &raftcmdv1.Mutation{}
+// withUnknown adds a field this build does not know (number 99), as a newer
+// controller would write it.
+func withUnknown[M proto.Message](m M) M {
 	raw := protowire.AppendTag(nil, 99, protowire.BytesType)
 	raw = protowire.AppendBytes(raw, []byte("future"))
 	m.ProtoReflect().SetUnknown(raw)
@@ -256,31 +255,45 @@ func TestFSM_UnknownTypesPolicy(t *testing.T) {
 			t.Errorf("ignorable entry: result %v index %d, want not applied, index 1", r, h.f.state().index)
 		}
 	})
-	t.Run("unknown mutation panics", func(t *testing.T) {
-		h := newHarness(t)
-		defer func() {
-			if recover() == nil {
-				t.Errorf("unknown mutation did not panic")
+	unknownPut := mPut("t", "b", "2")
+	withUnknown(unknownPut.GetPut())
+	cases := map[string]*raftcmdv1.Command{
+		"unknown mutation op": {Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1"), withUnknown(&raftcmdv1.Mutation{})}},
+		"unknown precondition check": {
+			Preconditions: []*raftcmdv1.Precondition{withUnknown(&raftcmdv1.Precondition{Table: "t", Key: "a"})},
+			Mutations:     []*raftcmdv1.Mutation{mPut("t", "a", "1")},
+		},
+		"unknown field in a put":     {Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1"), unknownPut}},
+		"unknown field in a command": withUnknown(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1")}}),
+	}
+	for name, c := range cases {
+		t.Run(name+" panics", func(t *testing.T) {
+			h := newHarness(t)
+			defer func() {
+				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "upgrade this controller") {
+					t.Errorf("recover() = %v, want a panic asking for an upgrade", r)
+				}
+			}()
+			h.apply(c)
+		})
+		t.Run(name+" is refused by the leader", func(t *testing.T) {
+			if err := checkCommand(c); err == nil {
+				t.Errorf("checkCommand accepted it")
 			}
-		}()
-		h.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1"), unknownMutation()}})
-	})
-	t.Run("unknown mutation with ignore_unknown is skipped", func(t *testing.T) {
-		h := newHarness(t)
-		r := h.apply(&raftcmdv1.Command{IgnoreUnknown: true, Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1"), unknownMutation()}})
-		if !r.GetApplied() {
-			t.Fatalf("Apply = %v, want applied", r)
-		}
-		if _, ok := h.view().Get("t", "a"); !ok {
-			t.Errorf("known mutation beside an ignored one was not applied")
-		}
-	})
-	t.Run("leader refuses unknown mutation", func(t *testing.T) {
-		err := checkCommand(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{unknownMutation()}}, false)
-		if err == nil {
-			t.Errorf("checkCommand accepted an unknown mutation")
-		}
-	})
+		})
+		t.Run(name+" with ignore_unknown is skipped", func(t *testing.T) {
+			h := newHarness(t)
+			c := proto.Clone(c).(*raftcmdv1.Command)
+			c.IgnoreUnknown = true
+			r := h.apply(c)
+			if !r.GetApplied() {
+				t.Fatalf("Apply = %v, want applied", r)
+			}
+			if _, ok := h.view().Get("t", "a"); !ok {
+				t.Errorf("known mutation beside unknown content was not applied")
+			}
+		})
+	}
 }
 
 func TestFSM_SnapshotRoundTrip(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"go.etcd.io/bbolt"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -41,6 +42,10 @@ type Config struct {
 	Transport raft.Transport
 	// VerifyPeer authorizes a raft peer's verified leaf certificate, e.g.
 	// role=controller and not revoked. Nil accepts any certificate of the CA.
+	// It is called concurrently from transport goroutines as soon as Open
+	// starts (before Open returns): it must be safe for concurrent use and
+	// must not read variables assigned from Open's result without
+	// synchronization. See ReverifyPeers for revocations.
 	VerifyPeer func(*x509.Certificate) error
 	// Logger receives raft's logs; default discards.
 	Logger *slog.Logger
@@ -72,8 +77,10 @@ type Store struct {
 	bolt   *raftboltdb.BoltStore
 	snaps  raft.SnapshotStore
 	trans  raft.Transport
-	// ownTrans is the transport Open created (closed by Close).
+	// ownTrans is the transport Open created (closed by Close), stream its
+	// TLS layer.
 	ownTrans *raft.NetworkTransport
+	stream   *tlsStreamLayer
 
 	// notifyMu guards applied and watchers.
 	notifyMu sync.Mutex
@@ -134,9 +141,13 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("raftstore: create data dir: %w", err)
 	}
 	hl := newHCLog(logger)
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dir, "raft.db")})
+	dbPath := filepath.Join(dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, fmt.Errorf("%w: %s is locked by another process (is another controller running with this data dir?)", ErrDataDirInUse, dbPath)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: open log store %s: %w", filepath.Join(dir, "raft.db"), err)
+		return nil, fmt.Errorf("raftstore: open log store %s: %w", dbPath, err)
 	}
 	retain := cfg.SnapshotRetain
 	if retain <= 0 {
@@ -168,9 +179,9 @@ func Open(cfg Config) (*Store, error) {
 
 	s.trans = cfg.Transport
 	if s.trans == nil {
-		stream := newTLSStreamLayer(cfg.Listener, stringAddr(cfg.Advertise), cfg.ServerTLS, cfg.ClientTLS, cfg.VerifyPeer, logger)
+		s.stream = newTLSStreamLayer(cfg.Listener, stringAddr(cfg.Advertise), cfg.ServerTLS, cfg.ClientTLS, cfg.VerifyPeer, logger)
 		s.ownTrans = raft.NewNetworkTransportWithConfig(&raft.NetworkTransportConfig{
-			Stream:  stream,
+			Stream:  s.stream,
 			MaxPool: 3,
 			Timeout: 10 * time.Second,
 			Logger:  hl.Named("transport"),
@@ -265,7 +276,7 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("raftstore: apply: %w", err)
 	}
-	if err := checkCommand(cmd, false); err != nil {
+	if err := checkCommand(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
 	if s.raft.State() != raft.Leader {
@@ -401,7 +412,8 @@ func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 
 // Watch returns a channel that receives a value after state changes
 // (coalesced: one value may stand for many applies) and a func that stops
-// the watch. Re-read the state (View) on each notification.
+// the watch. Re-read the state (View) on each notification. The channel is
+// not closed by Close; select on your own shutdown signal too.
 func (s *Store) Watch() (<-chan struct{}, func()) {
 	ch := make(chan struct{}, 1)
 	s.notifyMu.Lock()
@@ -646,6 +658,19 @@ func (s *Store) LeadershipTransfer() error {
 		return s.notLeader()
 	}
 	return s.wait(context.Background(), s.raft.LeadershipTransfer())
+}
+
+// ReverifyPeers closes every raft connection, so each peer must dial again
+// and pass certificate verification (Config.VerifyPeer) anew. Call it after
+// revoking a controller certificate; raft reconnects by itself. It does
+// nothing with a caller-supplied Transport.
+func (s *Store) ReverifyPeers() {
+	if s.stream == nil || s.isClosed() {
+		return
+	}
+	s.ownTrans.CloseStreams()
+	n := s.stream.closeLive()
+	s.logger.Info("raftstore: closed raft connections for re-verification", "connections", n)
 }
 
 // Snapshot takes a snapshot now (and truncates the log per TrailingLogs).

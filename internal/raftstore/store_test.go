@@ -4,9 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
+	"strconv"
 	"testing"
 	"time"
 
+	"github.com/hashicorp/raft"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 )
@@ -92,7 +95,7 @@ func TestCluster_KillLeaderKeepsWrites(t *testing.T) {
 		c.Apply(t, cmd(put("t", fmt.Sprintf("k%02d", i), fmt.Sprint(i))))
 	}
 	old := c.Leader()
-	c.Kill(t, old)
+	c.Kill(old)
 	newLeader := c.WaitForLeader(t)
 	if newLeader == nil || c.Leader() == old {
 		t.Fatalf("no new leader after killing %s", c.ID(old))
@@ -104,7 +107,7 @@ func TestCluster_KillLeaderKeepsWrites(t *testing.T) {
 		t.Fatalf("new leader has %d records, want 20", got)
 	}
 	c.Apply(t, cmd(put("t", "after", "x")))
-	c.Restart(t, old)
+	c.Restart(old)
 	c.EnsureSame(t)
 	mustGet(t, c.Store(old), "t", "after", "x")
 }
@@ -117,10 +120,10 @@ func TestCluster_FullRestartLosesNothing(t *testing.T) {
 	}
 	c.EnsureSame(t)
 	for i := range 3 {
-		c.Kill(t, i)
+		c.Kill(i)
 	}
 	for i := range 3 {
-		c.Restart(t, i)
+		c.Restart(i)
 	}
 	leader := c.WaitForLeader(t)
 	if err := leader.WaitForIndex(ctxT(t), last); err != nil {
@@ -147,31 +150,41 @@ func TestCluster_SnapshotTruncationAndLaggingNode(t *testing.T) {
 		cfg.SnapshotInterval = 50 * time.Millisecond
 	}))
 	lag := c.Followers()[0]
-	c.Kill(t, lag)
+	c.Kill(lag)
 	for i := range 200 {
 		c.Apply(t, cmd(put("t", fmt.Sprintf("k%03d", i), fmt.Sprint(i))))
 	}
-	leader := c.WaitForLeader(t)
-	if err := leader.Snapshot(); err != nil {
-		t.Fatalf("Snapshot: %v", err)
+	last := c.Apply(t, cmd(put("t", "last", "x"))).GetIndex()
+	// Snapshot (and so truncate the log) on every live node, so whichever is
+	// leader when the lagging node returns no longer has the entries it lacks.
+	for i := range 3 {
+		s := c.Store(i)
+		if s == nil {
+			continue
+		}
+		if err := s.WaitForIndex(ctxT(t), last); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Snapshot(); err != nil {
+			t.Fatalf("Snapshot on %s: %v", c.ID(i), err)
+		}
+		if got, _ := strconv.ParseUint(s.Stats()["last_snapshot_index"], 10, 64); got < last {
+			t.Fatalf("%s last_snapshot_index = %d after Snapshot, want >= %d", c.ID(i), got, last)
+		}
 	}
-	snapIdx := leader.Stats()["last_snapshot_index"]
-	if snapIdx == "0" {
-		t.Fatalf("leader last_snapshot_index = 0 after Snapshot")
-	}
-	c.Restart(t, lag)
+	c.Restart(lag)
 	// The lagging node's log ended long before the leader's first kept
 	// entry, so it can only catch up by installing the leader's snapshot.
 	c.EnsureSame(t)
 	if got := c.Store(lag).Stats()["last_snapshot_index"]; got == "0" {
 		t.Errorf("lagging node last_snapshot_index = 0: caught up without a snapshot install")
 	}
-	if n := len(c.Store(lag).List("t", "")); n != 200 {
-		t.Fatalf("lagging node has %d records, want 200", n)
+	if n := len(c.Store(lag).List("t", "")); n != 201 {
+		t.Fatalf("lagging node has %d records, want 201", n)
 	}
 	// It restarts from its own snapshot + log, too.
-	c.Kill(t, lag)
-	c.Restart(t, lag)
+	c.Kill(lag)
+	c.Restart(lag)
 	c.Apply(t, cmd(put("t", "final", "x")))
 	c.EnsureSame(t)
 }
@@ -181,7 +194,7 @@ func TestCluster_RequestIDDedupeAcrossLeaderChange(t *testing.T) {
 	c1 := &raftcmdv1.Command{RequestId: "deploy-42", Mutations: []*raftcmdv1.Mutation{appendM("events", "deployed")}}
 	first := c.Apply(t, c1)
 	old := c.Leader()
-	c.Kill(t, old)
+	c.Kill(old)
 	c.WaitForLeader(t)
 	again := c.Apply(t, c1)
 	if again.GetIndex() != first.GetIndex() || again.GetAppendedKeys()[0] != first.GetAppendedKeys()[0] {
@@ -195,24 +208,20 @@ func TestCluster_RequestIDDedupeAcrossLeaderChange(t *testing.T) {
 func TestCluster_LiveMembershipChanges(t *testing.T) {
 	c := raftstore.NewTestCluster(t, 3)
 	c.Apply(t, cmd(put("t", "before", "x")))
-	leader := c.WaitForLeader(t)
 
-	n := c.AddNode(t)
+	n := c.AddNode()
 	if c.Store(n).HasState() {
 		t.Fatalf("new node HasState() = true before joining")
 	}
-	if err := leader.AddVoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
-		t.Fatalf("AddVoter: %v", err)
-	}
-	if err := leader.AddVoter(ctxT(t), c.ID(n), c.Addr(n)); err != nil {
-		t.Fatalf("AddVoter again (idempotent): %v", err)
-	}
+	addVoter := func(s *raftstore.Store) error { return s.AddVoter(ctxT(t), c.ID(n), c.Addr(n)) }
+	c.OnLeader(t, "AddVoter", addVoter)
+	c.OnLeader(t, "AddVoter again (idempotent)", addVoter)
 	c.EnsureSame(t)
 	mustGet(t, c.Store(n), "t", "before", "x")
 	if !c.Store(n).HasState() {
 		t.Errorf("joined node HasState() = false")
 	}
-	srvs, err := leader.Servers()
+	srvs, err := c.Store(c.Leader()).Servers()
 	if err != nil || len(srvs) != 4 {
 		t.Fatalf("Servers() = %v, %v; want 4 servers", srvs, err)
 	}
@@ -237,12 +246,9 @@ func TestCluster_LiveMembershipChanges(t *testing.T) {
 			break
 		}
 	}
-	if err := leader.RemoveServer(ctxT(t), c.ID(victim)); err != nil {
-		t.Fatalf("RemoveServer: %v", err)
-	}
-	if err := leader.RemoveServer(ctxT(t), c.ID(victim)); err != nil {
-		t.Fatalf("RemoveServer again (idempotent): %v", err)
-	}
+	remove := func(s *raftstore.Store) error { return s.RemoveServer(ctxT(t), c.ID(victim)) }
+	c.OnLeader(t, "RemoveServer", remove)
+	c.OnLeader(t, "RemoveServer again (idempotent)", remove)
 	res := c.Apply(t, cmd(put("t", "after", "y")))
 	if err := c.Store(n).WaitForIndex(ctxT(t), res.GetIndex()); err != nil {
 		t.Fatal(err)
@@ -250,18 +256,18 @@ func TestCluster_LiveMembershipChanges(t *testing.T) {
 	if _, ok := c.Store(victim).Get("t", "after"); ok {
 		t.Errorf("removed node %s received a write made after its removal", c.ID(victim))
 	}
-	srvs, _ = leader.Servers()
+	srvs, _ = c.Store(c.Leader()).Servers()
 	if len(srvs) != 3 {
 		t.Errorf("Servers() after removal = %v, want 3", srvs)
 	}
 
 	// A rebuilt node rejoining under the same ID at a new address replaces
 	// its stale entry.
-	c.Kill(t, victim)
-	if err := leader.AddVoter(ctxT(t), c.ID(n), "moved-"+c.Addr(n)); err != nil {
-		t.Fatalf("AddVoter with a new address: %v", err)
-	}
-	srvs, _ = leader.Servers()
+	c.Kill(victim)
+	c.OnLeader(t, "AddVoter with a new address", func(s *raftstore.Store) error {
+		return s.AddVoter(ctxT(t), c.ID(n), "moved-"+c.Addr(n))
+	})
+	srvs, _ = c.Store(c.Leader()).Servers()
 	for _, s := range srvs {
 		if s.ID == c.ID(n) && s.Address != "moved-"+c.Addr(n) {
 			t.Errorf("server %s address = %s, want the new address", s.ID, s.Address)
@@ -278,8 +284,8 @@ func TestStore_BootstrapTwiceRefused(t *testing.T) {
 	if err := s.Bootstrap(); !errors.Is(err, raftstore.ErrAlreadyBootstrapped) {
 		t.Fatalf("second Bootstrap = %v, want ErrAlreadyBootstrapped", err)
 	}
-	c.Kill(t, 0)
-	c.Restart(t, 0)
+	c.Kill(0)
+	c.Restart(0)
 	if err := c.Store(0).Bootstrap(); !errors.Is(err, raftstore.ErrAlreadyBootstrapped) {
 		t.Fatalf("Bootstrap after restart = %v, want ErrAlreadyBootstrapped", err)
 	}
@@ -368,7 +374,12 @@ func TestCluster_LeaderChAndPartition(t *testing.T) {
 
 	// Isolate the leader: the majority elects another, the old leader
 	// steps down and cannot commit.
-	c.Partition(t, li)
+	c.Partition(li)
+	// A deposed leader that may not know it yet must not serve linearizable
+	// reads: VerifyLeader cannot reach a quorum.
+	if err := old.ConsistentRead(ctxT(t)); err == nil {
+		t.Fatal("ConsistentRead on the isolated leader succeeded")
+	}
 	c.WaitFor(t, "a new leader in the majority", func() error {
 		for _, i := range []int{0, 1, 2} {
 			if i != li && c.Store(i).IsLeader() {
@@ -397,7 +408,7 @@ func TestCluster_LeaderChAndPartition(t *testing.T) {
 	if _, err := c.Store(newLeader).Apply(ctxT(t), cmd(put("t", "k", "2"))); err != nil {
 		t.Fatalf("Apply on new leader: %v", err)
 	}
-	c.Heal(t)
+	c.Heal()
 	c.EnsureSame(t)
 	mustGet(t, old, "t", "k", "2")
 }
@@ -409,5 +420,55 @@ func TestStore_ApplyContextExpired(t *testing.T) {
 	cancel()
 	if _, err := s.Apply(ctx, cmd(put("t", "k", "v"))); !errors.Is(err, context.Canceled) {
 		t.Fatalf("Apply(cancelled ctx) = %v, want context.Canceled", err)
+	}
+}
+
+func TestStore_DataDirInUse(t *testing.T) {
+	c := raftstore.NewTestCluster(t, 1)
+	c.WaitForLeader(t)
+	// A second Open of node0's data dir while node0 runs must fail, not hang.
+	_, tr := raft.NewInmemTransport("")
+	t.Cleanup(func() { tr.Close() })
+	_, err := raftstore.Open(raftstore.Config{NodeID: "node0", DataDir: c.DataDir(0), Transport: tr})
+	if !errors.Is(err, raftstore.ErrDataDirInUse) {
+		t.Fatalf("second Open = %v, want ErrDataDirInUse", err)
+	}
+}
+
+func TestStore_CloseLeaksNoGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	for _, opts := range [][]raftstore.TestOption{nil, {raftstore.WithTLS()}} {
+		t.Run(fmt.Sprintf("tls=%v", len(opts) > 0), func(t *testing.T) {
+			c := raftstore.NewTestCluster(t, 3, opts...)
+			c.Apply(t, cmd(put("t", "k", "v")))
+			c.Kill(c.Leader())
+			c.WaitForLeader(t)
+		})
+	}
+	raftstore.WaitFor(t, 10*time.Second, "goroutines to exit", func() error {
+		if n := runtime.NumGoroutine(); n > before {
+			buf := make([]byte, 1<<16)
+			return fmt.Errorf("%d goroutines, %d before:\n%s", n, before, buf[:runtime.Stack(buf, true)])
+		}
+		return nil
+	})
+}
+
+func TestCluster_LeadershipTransfer(t *testing.T) {
+	c := raftstore.NewTestCluster(t, 3)
+	old := c.Leader()
+	if err := c.Store(old).LeadershipTransfer(); err != nil {
+		t.Fatalf("LeadershipTransfer: %v", err)
+	}
+	c.WaitFor(t, "another node to lead", func() error {
+		if li := c.Leader(); li < 0 || li == old {
+			return fmt.Errorf("leader is %d", li)
+		}
+		return nil
+	})
+	for _, i := range c.Followers() {
+		if err := c.Store(i).LeadershipTransfer(); !errors.Is(err, raftstore.ErrNotLeader) {
+			t.Errorf("LeadershipTransfer on follower %s = %v, want ErrNotLeader", c.ID(i), err)
+		}
 	}
 }

@@ -16,10 +16,14 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 )
 
-// TestCluster is an in-process raft cluster for tests: n Stores with data in
-// t.TempDir(), connected by raft's in-memory transport or, with WithTLS, by
-// real mutual TLS over loopback. Timeouts are shortened so elections take
-// tens of milliseconds. Everything is closed in t.Cleanup.
+// TestCluster is an in-process raft cluster for tests. Methods without a
+// testing.TB argument (Kill, Restart, AddNode, Partition, Heal) report
+// failures on the t given to NewTestCluster.
+//
+// It runs n Stores with data in t.TempDir(), connected by raft's in-memory
+// transport or, with WithTLS, by real mutual TLS over loopback. Timeouts are
+// shortened so elections take a few hundred milliseconds. Everything is
+// closed in t.Cleanup.
 type TestCluster struct {
 	t    testing.TB
 	opts testOptions
@@ -60,7 +64,7 @@ func WithConfig(f func(i int, c *Config)) TestOption {
 // KCTL_RAFT_LOG=1, then stderr).
 func WithLogger(l *slog.Logger) TestOption { return func(o *testOptions) { o.logger = l } }
 
-// WithTimeout sets heartbeat, election and lease timeouts (default 100ms).
+// WithTimeout sets heartbeat, election and lease timeouts (default 200ms).
 func WithTimeout(d time.Duration) TestOption { return func(o *testOptions) { o.timeout = d } }
 
 // NewTestCluster starts an n-node cluster: node 0 bootstraps, the others are
@@ -68,7 +72,7 @@ func WithTimeout(d time.Duration) TestOption { return func(o *testOptions) { o.t
 // membership changes.
 func NewTestCluster(t testing.TB, n int, opts ...TestOption) *TestCluster {
 	t.Helper()
-	o := testOptions{timeout: 100 * time.Millisecond}
+	o := testOptions{timeout: 200 * time.Millisecond}
 	for _, f := range opts {
 		f(&o)
 	}
@@ -85,7 +89,7 @@ func NewTestCluster(t testing.TB, n int, opts ...TestOption) *TestCluster {
 	}
 	t.Cleanup(c.closeAll)
 	for i := 0; i < n; i++ {
-		c.AddNode(t)
+		c.AddNode()
 	}
 	if n == 0 {
 		return c
@@ -119,7 +123,8 @@ func NewTestCluster(t testing.TB, n int, opts ...TestOption) *TestCluster {
 
 // AddNode starts a new empty node (not a member until the leader AddVoters
 // it) and returns its index.
-func (c *TestCluster) AddNode(t testing.TB) int {
+func (c *TestCluster) AddNode() int {
+	t := c.t
 	t.Helper()
 	c.mu.Lock()
 	i := len(c.nodes)
@@ -146,6 +151,9 @@ func (c *TestCluster) N() int {
 // ID is node i's raft ID; Addr its raft address.
 func (c *TestCluster) ID(i int) string   { return c.node(i).id }
 func (c *TestCluster) Addr(i int) string { return c.node(i).addr }
+
+// DataDir is node i's Config.DataDir.
+func (c *TestCluster) DataDir(i int) string { return c.node(i).dir }
 
 // Store is node i's Store (nil while killed).
 func (c *TestCluster) Store(i int) *Store {
@@ -222,7 +230,8 @@ func (c *TestCluster) open(t testing.TB, i int) {
 }
 
 // Kill shuts node i down (its data stays on disk).
-func (c *TestCluster) Kill(t testing.TB, i int) {
+func (c *TestCluster) Kill(i int) {
+	t := c.t
 	t.Helper()
 	n := c.node(i)
 	c.mu.Lock()
@@ -249,7 +258,8 @@ func (c *TestCluster) Kill(t testing.TB, i int) {
 }
 
 // Restart reopens a killed node from its data directory.
-func (c *TestCluster) Restart(t testing.TB, i int) {
+func (c *TestCluster) Restart(i int) {
+	t := c.t
 	t.Helper()
 	if c.Store(i) != nil {
 		t.Fatalf("Restart(%d): node is running", i)
@@ -259,7 +269,8 @@ func (c *TestCluster) Restart(t testing.TB, i int) {
 
 // Partition cuts the in-memory links between the nodes in group and the
 // rest (in-memory transport only). Heal reconnects everyone.
-func (c *TestCluster) Partition(t testing.TB, group ...int) {
+func (c *TestCluster) Partition(group ...int) {
+	t := c.t
 	t.Helper()
 	if c.opts.tls {
 		t.Fatalf("Partition: not supported with WithTLS")
@@ -280,8 +291,8 @@ func (c *TestCluster) Partition(t testing.TB, group ...int) {
 }
 
 // Heal reconnects every live node to every other (in-memory transport only).
-func (c *TestCluster) Heal(t testing.TB) {
-	t.Helper()
+func (c *TestCluster) Heal() {
+	c.t.Helper()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for _, a := range c.nodes {
@@ -389,6 +400,29 @@ func (c *TestCluster) Apply(t testing.TB, cmd *raftcmdv1.Command) *raftcmdv1.Res
 		return nil
 	})
 	return res
+}
+
+// OnLeader runs f on the current leader, retrying (until the WaitFor
+// deadline) while leadership moves: f gets ErrNotLeader or ErrLeadershipLost.
+// Other errors fail the test. f must be idempotent.
+func (c *TestCluster) OnLeader(t testing.TB, what string, f func(s *Store) error) {
+	t.Helper()
+	var fatal error
+	c.WaitFor(t, what, func() error {
+		li := c.Leader()
+		if li < 0 {
+			return errors.New("no leader")
+		}
+		err := f(c.Store(li))
+		if err != nil && !errors.Is(err, ErrNotLeader) && !errors.Is(err, ErrLeadershipLost) {
+			fatal = err
+			return nil
+		}
+		return err
+	})
+	if fatal != nil {
+		t.Fatalf("%s: %v", what, fatal)
+	}
 }
 
 // EnsureSame waits until every live node has applied the same index and has

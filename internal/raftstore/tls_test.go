@@ -2,9 +2,13 @@ package raftstore_test
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
+	"fmt"
 	"io"
 	"net"
+	"strconv"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -35,7 +39,7 @@ func TestTLS_ClusterReplicates(t *testing.T) {
 		}
 	}
 	// Kill the leader: the TLS cluster fails over and keeps the write.
-	c.Kill(t, c.Leader())
+	c.Kill(c.Leader())
 	mustGet(t, c.WaitForLeader(t), "apps", "web", "v1")
 }
 
@@ -178,8 +182,9 @@ func TestTLS_OutsiderCannotInjectEntries(t *testing.T) {
 		})
 	}
 	c.EnsureSame(t)
-	if got := c.Store(victim).Stats()["term"]; got != term {
-		t.Errorf("victim term = %s after injection attempts, want %s", got, term)
+	// Elections may legitimately raise the term; the injected term may not.
+	if got, _ := strconv.ParseUint(c.Store(victim).Stats()["term"], 10, 64); got >= 1000 {
+		t.Errorf("victim term = %d after injection attempts (was %s): the injected term got through", got, term)
 	}
 	for i := range 3 {
 		mustGet(t, c.Store(i), "t", "k", "original")
@@ -192,4 +197,51 @@ func foreignClient(ca *raftstore.TestCA, cert tls.Certificate, cluster *raftstor
 	cfg := ca.ClientTLS(cert)
 	cfg.RootCAs = cluster.Pool
 	return cfg
+}
+
+// TestTLS_RevokedPeerCutOff: after a controller's certificate is revoked and
+// the others call ReverifyPeers, it gets no further entries.
+func TestTLS_RevokedPeerCutOff(t *testing.T) {
+	var revoked sync.Map // CN -> true
+	var refusals atomic.Int64
+	verify := func(cert *x509.Certificate) error {
+		if err := raftstore.RequireRole("controller")(cert); err != nil {
+			return err
+		}
+		if _, ok := revoked.Load(cert.Subject.CommonName); ok {
+			refusals.Add(1)
+			return fmt.Errorf("certificate of %s is revoked", cert.Subject.CommonName)
+		}
+		return nil
+	}
+	c := raftstore.NewTestCluster(t, 3, raftstore.WithTLS(), raftstore.WithConfig(func(_ int, cfg *raftstore.Config) {
+		cfg.VerifyPeer = verify
+	}))
+	c.Apply(t, cmd(put("t", "a", "1")))
+	c.EnsureSame(t)
+	victim := c.Followers()[0]
+	revoked.Store(c.ID(victim), true)
+	for i := range 3 {
+		if i != victim {
+			c.Store(i).ReverifyPeers()
+		}
+	}
+	res := c.Apply(t, cmd(put("t", "b", "2")))
+	c.WaitFor(t, "the cluster to refuse the revoked peer repeatedly", func() error {
+		if n := refusals.Load(); n < 3 {
+			return fmt.Errorf("%d refusals", n)
+		}
+		return nil
+	})
+	for i := range 3 {
+		if i == victim {
+			continue
+		}
+		if err := c.Store(i).WaitForIndex(ctxT(t), res.GetIndex()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, ok := c.Store(victim).Get("t", "b"); ok {
+		t.Fatalf("revoked controller %s received a write made after its revocation", c.ID(victim))
+	}
 }

@@ -33,9 +33,11 @@ type tlsStreamLayer struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 
-	// mu guards pending, the raw connections still handshaking.
+	// mu guards pending (raw connections still handshaking) and live
+	// (authenticated connections, both directions).
 	mu      sync.Mutex
 	pending map[net.Conn]struct{}
+	live    map[*trackedConn]struct{}
 	wg      sync.WaitGroup
 }
 
@@ -82,6 +84,7 @@ func newTLSStreamLayer(ln net.Listener, advertise net.Addr, server, client *tls.
 		conns:     make(chan net.Conn),
 		closed:    make(chan struct{}),
 		pending:   make(map[net.Conn]struct{}),
+		live:      make(map[*trackedConn]struct{}),
 	}
 	s.wg.Add(1)
 	go s.acceptLoop()
@@ -190,10 +193,11 @@ func (s *tlsStreamLayer) handshake(raw net.Conn) {
 		return
 	}
 	_ = raw.SetDeadline(time.Time{})
+	tc := s.track(conn)
 	select {
-	case s.conns <- conn:
+	case s.conns <- tc:
 	case <-s.closed:
-		_ = conn.Close()
+		_ = tc.Close()
 	}
 }
 
@@ -255,7 +259,46 @@ func (s *tlsStreamLayer) Dial(address raft.ServerAddress, timeout time.Duration)
 			return nil, fmt.Errorf("raftstore: dial %s: %w: %w", address, ErrPeerRejected, err)
 		}
 	}
-	return conn, nil
+	return s.track(conn), nil
+}
+
+// trackedConn is an authenticated connection the layer can close on demand.
+type trackedConn struct {
+	net.Conn
+	s    *tlsStreamLayer
+	once sync.Once
+}
+
+func (s *tlsStreamLayer) track(c net.Conn) *trackedConn {
+	tc := &trackedConn{Conn: c, s: s}
+	s.mu.Lock()
+	s.live[tc] = struct{}{}
+	s.mu.Unlock()
+	return tc
+}
+
+func (c *trackedConn) Close() error {
+	c.once.Do(func() {
+		c.s.mu.Lock()
+		delete(c.s.live, c)
+		c.s.mu.Unlock()
+	})
+	return c.Conn.Close()
+}
+
+// closeLive closes every authenticated connection, so peers must dial and be
+// verified again.
+func (s *tlsStreamLayer) closeLive() int {
+	s.mu.Lock()
+	conns := make([]*trackedConn, 0, len(s.live))
+	for c := range s.live {
+		conns = append(conns, c)
+	}
+	s.mu.Unlock()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	return len(conns)
 }
 
 // stringAddr is a net.Addr for an advertised host:port that may be a name.

@@ -17,12 +17,12 @@
 // applying the same log reaches the same state, byte for byte.
 //
 // Compatibility: a log entry is one type byte followed by a message. Type 1 is
-// a Command. A replica that meets an unknown entry type, or a Mutation whose
-// op it does not know, panics rather than diverge from newer replicas, unless
-// the writer marked the entry ignorable (type byte high bit, or
-// Command.ignore_unknown), in which case the unknown part is skipped. Roll new
-// mutation kinds out by upgrading every controller before anything writes
-// them.
+// a Command. A replica that meets an unknown entry type, or a committed
+// Command with anything it does not know (a field, a precondition check, a
+// mutation op), panics rather than diverge from newer replicas, unless the
+// writer marked it ignorable (type byte high bit, or Command.ignore_unknown),
+// in which case the unknown part is skipped. Roll new fields and mutation
+// kinds out by upgrading every controller before anything writes them.
 
 package raftcmdv1
 
@@ -57,8 +57,9 @@ type Command struct {
 	Preconditions []*Precondition `protobuf:"bytes,3,rep,name=preconditions,proto3" json:"preconditions,omitempty"`
 	// mutations are applied in order, all or none.
 	Mutations []*Mutation `protobuf:"bytes,4,rep,name=mutations,proto3" json:"mutations,omitempty"`
-	// ignore_unknown lets a replica that does not know a mutation's op skip it
-	// instead of panicking. Only for mutations whose loss is harmless.
+	// ignore_unknown lets a replica that does not know part of this command
+	// skip unknown mutations and preconditions and ignore unknown fields
+	// instead of panicking. Only for content whose loss is harmless.
 	IgnoreUnknown bool `protobuf:"varint,5,opt,name=ignore_unknown,json=ignoreUnknown,proto3" json:"ignore_unknown,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
