@@ -67,7 +67,9 @@ func (a Allow) permits(id Identity) bool {
 // received or sent, so a revocation cuts a long-lived stream at its next
 // message.
 type Authorizer struct {
-	Policy    Policy
+	Policy Policy
+	// ClusterID is this cluster's ID; certificates must name it in O. It
+	// must be set: empty denies every non-public call.
 	ClusterID string
 	// Revoked reports whether an identity or a certificate serial (as
 	// Serial returns it; "" for a forwarded identity without a certificate)
@@ -164,7 +166,9 @@ func (a *Authorizer) authorize(ctx context.Context, method string) (context.Cont
 	c, err := a.identify(ctx, leaf)
 	if err != nil {
 		if allow.Public {
-			return ctx, nil, nil // the certificate is no good, but none is needed
+			// The certificate is no good, but none is needed: the caller
+			// is anonymous (RemoteIdentity returns Unauthenticated).
+			return context.WithValue(ctx, callerKey{}, (*caller)(nil)), nil, nil
 		}
 		return nil, nil, err
 	}
@@ -297,6 +301,9 @@ func peerLeaf(ctx context.Context) *x509.Certificate {
 // codes.Unauthenticated status if there is none.
 func RemoteIdentity(ctx context.Context) (Identity, error) {
 	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
+		if c == nil {
+			return Identity{}, status.Error(codes.Unauthenticated, "pki: the caller's certificate was not accepted")
+		}
 		return c.id, nil
 	}
 	if leaf := peerLeaf(ctx); leaf != nil {
@@ -312,7 +319,7 @@ func RemoteIdentity(ctx context.Context) (Identity, error) {
 // PeerIdentity returns the identity of the direct peer (the forwarding
 // controller when a request was forwarded), or codes.Unauthenticated.
 func PeerIdentity(ctx context.Context) (Identity, error) {
-	if c, ok := ctx.Value(callerKey{}).(*caller); ok {
+	if c, ok := ctx.Value(callerKey{}).(*caller); ok && c != nil {
 		return c.peer, nil
 	}
 	return RemoteIdentity(ctx)
@@ -330,7 +337,7 @@ func WithIdentity(ctx context.Context, id Identity) context.Context {
 	md = md.Copy()
 	md.Set(ForwardedIdentityKey, id.encode())
 	md.Delete(ForwardedCertKey)
-	if c, ok := ctx.Value(callerKey{}).(*caller); ok && c.id == id && c.leaf != nil {
+	if c, ok := ctx.Value(callerKey{}).(*caller); ok && c != nil && c.id == id && c.leaf != nil {
 		md.Set(ForwardedCertKey, string(c.leaf.Raw))
 	}
 	return metadata.NewOutgoingContext(ctx, md)

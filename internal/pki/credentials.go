@@ -131,6 +131,9 @@ func (c *Credentials) ServerTLS() *tls.Config {
 		ClientAuth:     tls.VerifyClientCertIfGiven,
 		ClientCAs:      c.caPool,
 		GetCertificate: c.getCertificate,
+		// Every connection is a full handshake: no resumed session skips
+		// the verification of the client's current certificate.
+		SessionTicketsDisabled: true,
 	}
 }
 
@@ -139,10 +142,11 @@ func (c *Credentials) ServerTLS() *tls.Config {
 // without an Authorizer (the Raft transport: ServerTLSForRoles(RoleController)).
 func (c *Credentials) ServerTLSForRoles(roles ...Role) *tls.Config {
 	return &tls.Config{
-		MinVersion:     tls.VersionTLS13,
-		ClientAuth:     tls.RequireAndVerifyClientCert,
-		ClientCAs:      c.caPool,
-		GetCertificate: c.getCertificate,
+		MinVersion:             tls.VersionTLS13,
+		ClientAuth:             tls.RequireAndVerifyClientCert,
+		ClientCAs:              c.caPool,
+		GetCertificate:         c.getCertificate,
+		SessionTicketsDisabled: true,
 		VerifyConnection: func(cs tls.ConnectionState) error {
 			if len(cs.VerifiedChains) == 0 {
 				return fmt.Errorf("%w: no verified client certificate", ErrUntrusted)

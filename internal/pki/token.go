@@ -56,7 +56,7 @@ func ParseToken(s string) (Token, error) {
 		return Token{}, fmt.Errorf("%w: CA digest must be %d lowercase hex characters", ErrMalformedToken, 2*sha256.Size)
 	}
 	secret := parts[2]
-	if b, err := secretEncoding.DecodeString(secret); err != nil || len(b) != secretBytes {
+	if b, err := secretEncoding.DecodeString(secret); err != nil || len(b) != secretBytes || len(secret) != secretEncoding.EncodedLen(secretBytes) {
 		return Token{}, fmt.Errorf("%w: secret must be %d base32 characters", ErrMalformedToken, secretEncoding.EncodedLen(secretBytes))
 	}
 	return Token{CADigest: digest, Secret: secret}, nil
