@@ -42,6 +42,10 @@ type dispatcher struct {
 	gone map[string]*controllerv1.AgentPresence
 
 	dirty chan struct{} // signalled when presence changed
+	// closing is set when the controller stops: its presence record is left
+	// as it was (as after a crash), so its agents do not flap to
+	// disconnected while they reconnect to other controllers.
+	closing atomic.Bool
 	// lastScan is the store index up to which new commands were delivered.
 	lastScan uint64
 }
@@ -229,6 +233,7 @@ func (d *dispatcher) kick(name string) {
 }
 
 func (d *dispatcher) closeSessions() {
+	d.closing.Store(true)
 	d.mu.Lock()
 	ss := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
@@ -325,10 +330,6 @@ func (d *dispatcher) presenceLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			// Record the final state (sessions closed) on the way out.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			d.writePresence(wctx)
-			cancel()
 			return
 		case <-t.C:
 		case <-d.dirty:
@@ -347,6 +348,9 @@ func (d *dispatcher) presenceLoop(ctx context.Context) {
 
 func (d *dispatcher) writePresence(ctx context.Context) {
 	c := d.c
+	if d.closing.Load() {
+		return
+	}
 	now := time.Now()
 	rec := &controllerv1.PresenceRecord{Controller: c.cfg.Name, WrittenUnixMillis: now.UnixMilli()}
 	d.mu.Lock()
