@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -46,6 +47,9 @@ type dispatcher struct {
 	// as it was (as after a crash), so its agents do not flap to
 	// disconnected while they reconnect to other controllers.
 	closing atomic.Bool
+	// removed is set once this controller's node record is deleted (kctl
+	// cluster remove): it hands its agents to the other controllers.
+	removed atomic.Bool
 	// lastScan is the store index up to which new commands were delivered.
 	lastScan uint64
 }
@@ -145,6 +149,9 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	id, err := pki.RemoteIdentity(stream.Context())
 	if err != nil {
 		return err
+	}
+	if d.removed.Load() || d.closing.Load() {
+		return status.Error(codes.Unavailable, "controller: this controller is leaving the cluster; connect to another one")
 	}
 	first, err := stream.Recv()
 	if err != nil {
@@ -262,6 +269,7 @@ func (d *dispatcher) run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			d.checkRemoved()
 			d.scan()
 		case <-watchdog.C:
 			// End sessions whose agent stopped sending (no heartbeat for
@@ -290,6 +298,34 @@ func (d *dispatcher) run(ctx context.Context) {
 				d.deliverPending(s, 30*time.Second)
 			}
 		}
+	}
+}
+
+// checkRemoved notices that this controller was removed from the cluster:
+// it stops serving sessions and reports NOT_SERVING.
+func (d *dispatcher) checkRemoved() {
+	c := d.c
+	if d.removed.Load() {
+		return
+	}
+	v := c.store.View()
+	if _, ok := v.Get(tCluster, keyCA); !ok {
+		return // no state yet (joining)
+	}
+	if _, ok := v.Get(tNodes, c.cfg.Name); ok {
+		return
+	}
+	d.removed.Store(true)
+	c.log.Error("this controller was removed from the cluster; its agents move to the others (stop it, or join it again with a new data dir)")
+	c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d.mu.Lock()
+	ss := make([]*session, 0, len(d.sessions))
+	for _, s := range d.sessions {
+		ss = append(ss, s)
+	}
+	d.mu.Unlock()
+	for _, s := range ss {
+		s.cancel(status.Error(codes.Unavailable, "controller: this controller was removed from the cluster; connect to another one"))
 	}
 }
 
