@@ -361,7 +361,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	// leader held) while the cluster fails over.
 	leader.p.kill9()
 	killedAt := time.Now()
-	out, err := e.kctl("agents", "ping", "web-1", "--payload", "during-failover", "--timeout", "60s")
+	out, err := e.kctl("agents", "ping", "web-1", "--payload", "during-failover", "--wait", "60s")
 	if err != nil {
 		t.Fatalf("command during failover: %v", err)
 	}
