@@ -108,6 +108,8 @@ type Agent struct {
 	sessions int
 	// sessionCh is signalled every time a session is established.
 	sessionCh chan struct{}
+	// cmds tracks running commands; Run waits for them before returning.
+	cmds sync.WaitGroup
 }
 
 // New checks the configuration and loads (or, with a token, creates) the
@@ -296,6 +298,20 @@ func (a *Agent) SessionEstablished() <-chan struct{} { return a.sessionCh }
 // refuse the certificate.
 func (a *Agent) Run(ctx context.Context) error {
 	defer a.jr.close()
+	defer func() {
+		// Let running commands finish and journal their results, for a
+		// while: a redelivery then answers from the journal.
+		done := make(chan struct{})
+		go func() {
+			a.cmds.Wait()
+			close(done)
+		}()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			a.log.Warn("stopping with commands still running; they will be redelivered")
+		}
+	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -344,6 +360,7 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 		grpc.WithTransportCredentials(credentials.NewTLS(a.creds.ClientTLS(pki.RoleController))),
 		grpc.WithReadBufferSize(a.cfg.BufferSize),
 		grpc.WithWriteBufferSize(a.cfg.BufferSize),
+		grpc.WithSharedWriteBuffer(true),
 		grpc.WithInitialWindowSize(64 << 10),
 		grpc.WithInitialConnWindowSize(64 << 10),
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 20 * time.Second, Timeout: 10 * time.Second}),

@@ -115,9 +115,10 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 			a.learn(msg.HeartbeatAck.GetControllers())
 		case *agentv1.SessionResponse_Command:
 			cmd := msg.Command
-			// Commands run to completion even if the session ends: the
-			// result is journaled and answers the redelivery.
-			wg.Go(func() {
+			// Commands run to completion even if the session ends (the
+			// session does not wait for them: reconnecting comes first);
+			// the result is journaled and answers the redelivery.
+			a.cmds.Go(func() {
 				res := a.jr.do(context.WithoutCancel(ctx), cmd.GetId(), func(rctx context.Context) (*agentv1.Result, bool) {
 					r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
 					if err != nil {

@@ -173,6 +173,13 @@ func TestCluster_LaggingNodeRestoresFromSnapshot(t *testing.T) {
 
 func TestCluster_AddAndRemoveController(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
+	a := tc.startAgent("web-1", &countingRuntime{}, 2, 0, 1)
+	waitFor(t, 10*time.Second, "web-1 on c3", func() error {
+		if a.Connected() != tc.nodes[2].api {
+			return fmt.Errorf("web-1 connected to %q", a.Connected())
+		}
+		return nil
+	})
 	err := tc.adminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		_, err := cc.RemoveController(ctx, &controllerv1.RemoveControllerRequest{Name: "c3"})
 		return err
@@ -199,4 +206,11 @@ func TestCluster_AddAndRemoveController(t *testing.T) {
 	if err == nil {
 		t.Fatal("ClusterStatus with the removed controller's certificate succeeded, want refused")
 	}
+	// The removed controller hands its agent over to the others.
+	waitFor(t, 10*time.Second, "web-1 to move off c3", func() error {
+		if got := a.Connected(); got == "" || got == tc.nodes[2].api {
+			return fmt.Errorf("web-1 connected to %q", got)
+		}
+		return nil
+	})
 }

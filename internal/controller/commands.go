@@ -196,11 +196,11 @@ func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
 	}
 	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	res, err := c.apply(wctx, cmd)
+	res, err := c.applyRepeatable(wctx, cmd)
 	if err == nil && !res.GetApplied() {
 		// Some command vanished: write the rest one by one.
 		for i, m := range cmd.Mutations {
-			_, err = c.apply(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
+			_, err = c.applyRepeatable(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
 		}
 	}
 	if err != nil {
@@ -209,4 +209,44 @@ func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
 			p.s.forget(p.res.GetId())
 		}
 	}
+}
+
+// broadcastChunk bounds the commands written per Raft entry.
+const broadcastChunk = 1000
+
+// Broadcast records one command per agent for op, in as few Raft entries as
+// possible (a deploy's fan-out), and returns the ids in the agents' order.
+// Unknown agents fail the chunk that names them with NotFound.
+func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1.Operation) ([]string, error) {
+	ids := make([]string, len(agents))
+	for start := 0; start < len(agents); start += broadcastChunk {
+		end := min(start+broadcastChunk, len(agents))
+		// A retried chunk must not reset commands already answered.
+		cmd := &raftcmdv1.Command{RequestId: "bcast:" + newID()}
+		now := time.Now().UnixMilli()
+		for i := start; i < end; i++ {
+			ids[i] = NewCommandID(agents[i])
+			key, _ := commandKey(ids[i])
+			cmd.Preconditions = append(cmd.Preconditions, ifPresent(tAgents, agents[i]))
+			cmd.Mutations = append(cmd.Mutations, put(tCommands, key, &controllerv1.CommandRecord{
+				Id: ids[i], Agent: agents[i], Operation: op, State: controllerv1.CommandState_COMMAND_STATE_PENDING,
+				CreatedUnixMillis: now, CreatedBy: caller(ctx),
+			}))
+		}
+		res, err := c.apply(ctx, cmd)
+		if err != nil {
+			return nil, err
+		}
+		if !res.GetApplied() {
+			return nil, status.Errorf(codes.NotFound, "controller: broadcast: %s", res.GetConflict())
+		}
+	}
+	return ids, nil
+}
+
+// Sessions reports how many agent sessions this controller holds.
+func (c *Controller) Sessions() int {
+	c.disp.mu.Lock()
+	defer c.disp.mu.Unlock()
+	return len(c.disp.sessions)
 }

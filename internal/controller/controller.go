@@ -21,6 +21,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"google.golang.org/grpc"
@@ -198,10 +199,14 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
+		grpc.SharedWriteBuffer(true),
 		grpc.InitialWindowSize(64<<10),
 		grpc.InitialConnWindowSize(64<<10),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 30 * time.Second, Timeout: 10 * time.Second}),
+		// A silent agent (partition) is dropped from presence by the
+		// dispatcher's watchdog after three heartbeats; keepalive closes its
+		// connection soon after.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 3 * cfg.HeartbeatInterval, Timeout: 5 * time.Second}),
 	)
 	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
@@ -280,6 +285,8 @@ func (c *Controller) checkDataDir(fresh bool) error {
 func (c *Controller) path(name string) string { return filepath.Join(c.cfg.DataDir, name) }
 
 func (c *Controller) openStore() error {
+	// VerifyPeer runs on raft's goroutines, possibly before Open returns.
+	var opened atomic.Pointer[raftstore.Store]
 	rc := raftstore.Config{
 		NodeID:    c.cfg.Name,
 		DataDir:   c.cfg.DataDir,
@@ -295,8 +302,10 @@ func (c *Controller) openStore() error {
 			if id.Role != pki.RoleController || id.ClusterID != c.clusterID {
 				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
 			}
-			if c.store != nil && c.revokedSerial(pki.Serial(leaf)) {
-				return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
+			if st := opened.Load(); st != nil {
+				if _, revoked := st.View().Get(tRevoked, pki.Serial(leaf)); revoked {
+					return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
+				}
 			}
 			return nil
 		},
@@ -309,6 +318,7 @@ func (c *Controller) openStore() error {
 	if err != nil {
 		return fmt.Errorf("%w: open raft state: %w", ErrDataDir, err)
 	}
+	opened.Store(st)
 	c.store = st
 	return nil
 }
@@ -338,12 +348,14 @@ func (c *Controller) Close() error {
 			c.grpc.GracefulStop()
 			close(stopped)
 		}()
-		// Sessions are long-lived streams: end them right away.
+		// Sessions are long-lived streams blocked in Recv: give unary
+		// calls a moment, then close every connection.
 		c.disp.closeSessions()
 		select {
 		case <-stopped:
-		case <-time.After(5 * time.Second):
+		case <-time.After(200 * time.Millisecond):
 			c.grpc.Stop()
+			<-stopped
 		}
 		c.cancel()
 		c.wg.Wait()

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"google.golang.org/grpc/codes"
+	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -42,6 +43,13 @@ type dispatcher struct {
 	gone map[string]*controllerv1.AgentPresence
 
 	dirty chan struct{} // signalled when presence changed
+	// closing is set when the controller stops: its presence record is left
+	// as it was (as after a crash), so its agents do not flap to
+	// disconnected while they reconnect to other controllers.
+	closing atomic.Bool
+	// removed is set once this controller's node record is deleted (kctl
+	// cluster remove): it hands its agents to the other controllers.
+	removed atomic.Bool
 	// lastScan is the store index up to which new commands were delivered.
 	lastScan uint64
 }
@@ -50,8 +58,13 @@ type dispatcher struct {
 type session struct {
 	name, version string
 	stream        agentv1.SessionService_SessionServer
-	cancel        context.CancelCauseFunc
-	lastSeen      atomic.Int64 // unix millis
+	d             *dispatcher
+	// dead holds why the session was ended (kicked, replaced, silent). The
+	// handler, blocked in Recv, returns it on the agent's next message (or
+	// when keepalive or shutdown closes the connection): one goroutine per
+	// session, not two.
+	dead     atomic.Pointer[error]
+	lastSeen atomic.Int64 // unix millis
 	// sendMu serializes stream.Send.
 	sendMu sync.Mutex
 	// mu guards sent.
@@ -71,6 +84,26 @@ func (d *dispatcher) markDirty() {
 	}
 }
 
+// cancel ends the session: it leaves the presence map at once and its
+// handler returns cause on the next message.
+func (s *session) cancel(cause error) {
+	if !s.dead.CompareAndSwap(nil, &cause) {
+		return
+	}
+	s.d.remove(s)
+}
+
+// remove takes s out of the session map (if it is still there).
+func (d *dispatcher) remove(s *session) {
+	d.mu.Lock()
+	if d.sessions[s.name] == s {
+		delete(d.sessions, s.name)
+		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
+	}
+	d.mu.Unlock()
+	d.markDirty()
+}
+
 func (s *session) send(m *agentv1.SessionResponse) error {
 	s.sendMu.Lock()
 	defer s.sendMu.Unlock()
@@ -79,6 +112,9 @@ func (s *session) send(m *agentv1.SessionResponse) error {
 
 // deliver sends a command unless this session already sent it recently.
 func (s *session) deliver(rec *controllerv1.CommandRecord, resendAfter time.Duration) {
+	if s.dead.Load() != nil {
+		return
+	}
 	s.mu.Lock()
 	at, done := s.sent[rec.GetId()]
 	if done && (resendAfter == 0 || time.Since(at) < resendAfter) {
@@ -114,11 +150,10 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithCancelCause(stream.Context())
-	defer cancel(nil)
-	helloTimer := time.AfterFunc(10*time.Second, func() { cancel(status.Error(codes.DeadlineExceeded, "controller: no Hello within 10s")) })
+	if d.removed.Load() || d.closing.Load() {
+		return status.Error(codes.Unavailable, "controller: this controller is leaving the cluster; connect to another one")
+	}
 	first, err := stream.Recv()
-	helloTimer.Stop()
 	if err != nil {
 		return err
 	}
@@ -129,7 +164,7 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	if hello.GetName() != id.Name {
 		return status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), id.Name)
 	}
-	s := &session{name: id.Name, version: hello.GetVersion(), stream: stream, cancel: cancel, sent: map[string]time.Time{}}
+	s := &session{name: id.Name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}}
 	s.lastSeen.Store(time.Now().UnixMilli())
 	interval := uint32(c.cfg.HeartbeatInterval.Milliseconds())
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
@@ -139,74 +174,47 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	}
 
 	d.mu.Lock()
-	if old := d.sessions[s.name]; old != nil {
-		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
-	}
+	old := d.sessions[s.name]
 	d.sessions[s.name] = s
 	delete(d.gone, s.name)
 	d.mu.Unlock()
+	if old != nil {
+		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
+	}
 	d.markDirty()
-	c.log.Info("agent connected", "agent", s.name, "version", s.version)
+	c.log.Debug("agent connected", "agent", s.name, "version", s.version)
+	var endErr error
 	defer func() {
-		d.mu.Lock()
-		if d.sessions[s.name] == s {
-			delete(d.sessions, s.name)
-			d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
-		}
-		d.mu.Unlock()
-		d.markDirty()
-		c.log.Info("agent disconnected", "agent", s.name, "cause", context.Cause(ctx))
+		s.cancel(endErr)
+		c.log.Debug("agent disconnected", "agent", s.name, "cause", endErr)
 	}()
 
 	go c.recordFacts(s.name, hello.GetFacts())
 	d.deliverPending(s, 0)
 
-	// Watchdog: end the session when the agent stops sending.
-	go func() {
-		t := time.NewTicker(c.cfg.HeartbeatInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*c.cfg.HeartbeatInterval {
-					cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
-					return
-				}
+	for {
+		m, err := stream.Recv()
+		if err == nil {
+			if dead := s.dead.Load(); dead != nil {
+				err = *dead
 			}
 		}
-	}()
-	recvErr := make(chan error, 1)
-	go func() {
-		for {
-			m, err := stream.Recv()
-			if err != nil {
-				recvErr <- err
-				return
-			}
-			s.lastSeen.Store(time.Now().UnixMilli())
-			switch msg := m.GetMsg().(type) {
-			case *agentv1.SessionRequest_Heartbeat:
-				if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
-					HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
-				}}}); err != nil {
-					recvErr <- err
-					return
-				}
-			case *agentv1.SessionRequest_Result:
-				c.results.submit(s, msg.Result)
-			}
+		if err != nil {
+			endErr = err
+			return err
 		}
-	}()
-	select {
-	case err := <-recvErr:
-		return err
-	case <-ctx.Done():
-		if cause := context.Cause(ctx); cause != nil && cause != context.Canceled {
-			return cause
+		s.lastSeen.Store(time.Now().UnixMilli())
+		switch msg := m.GetMsg().(type) {
+		case *agentv1.SessionRequest_Heartbeat:
+			if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
+				HeartbeatIntervalMillis: interval, Controllers: c.controllerAddrs(),
+			}}}); err != nil {
+				endErr = err
+				return err
+			}
+		case *agentv1.SessionRequest_Result:
+			c.results.submit(s, msg.Result)
 		}
-		return status.Error(codes.Unavailable, "controller: session closed")
 	}
 }
 
@@ -232,9 +240,14 @@ func (d *dispatcher) kick(name string) {
 }
 
 func (d *dispatcher) closeSessions() {
+	d.closing.Store(true)
 	d.mu.Lock()
-	defer d.mu.Unlock()
+	ss := make([]*session, 0, len(d.sessions))
 	for _, s := range d.sessions {
+		ss = append(ss, s)
+	}
+	d.mu.Unlock()
+	for _, s := range ss {
 		s.cancel(status.Error(codes.Unavailable, "controller: shutting down; reconnect to another controller"))
 	}
 }
@@ -249,12 +262,29 @@ func (d *dispatcher) run(ctx context.Context) {
 	defer wg.Wait()
 	sweep := time.NewTicker(15 * time.Second)
 	defer sweep.Stop()
+	watchdog := time.NewTicker(d.c.cfg.HeartbeatInterval)
+	defer watchdog.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
+			d.checkRemoved()
 			d.scan()
+		case <-watchdog.C:
+			// End sessions whose agent stopped sending (no heartbeat for
+			// three intervals): one ticker for all sessions.
+			d.mu.Lock()
+			var silent []*session
+			for _, s := range d.sessions {
+				if time.Since(time.UnixMilli(s.lastSeen.Load())) > 3*d.c.cfg.HeartbeatInterval {
+					silent = append(silent, s)
+				}
+			}
+			d.mu.Unlock()
+			for _, s := range silent {
+				s.cancel(status.Error(codes.DeadlineExceeded, "controller: agent missed its heartbeats"))
+			}
 		case <-sweep.C:
 			// A delivery whose result never got recorded (a lost result
 			// write) is retried; the agent answers from its journal.
@@ -268,6 +298,34 @@ func (d *dispatcher) run(ctx context.Context) {
 				d.deliverPending(s, 30*time.Second)
 			}
 		}
+	}
+}
+
+// checkRemoved notices that this controller was removed from the cluster:
+// it stops serving sessions and reports NOT_SERVING.
+func (d *dispatcher) checkRemoved() {
+	c := d.c
+	if d.removed.Load() {
+		return
+	}
+	v := c.store.View()
+	if _, ok := v.Get(tCluster, keyCA); !ok {
+		return // no state yet (joining)
+	}
+	if _, ok := v.Get(tNodes, c.cfg.Name); ok {
+		return
+	}
+	d.removed.Store(true)
+	c.log.Error("this controller was removed from the cluster; its agents move to the others (stop it, or join it again with a new data dir)")
+	c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+	d.mu.Lock()
+	ss := make([]*session, 0, len(d.sessions))
+	for _, s := range d.sessions {
+		ss = append(ss, s)
+	}
+	d.mu.Unlock()
+	for _, s := range ss {
+		s.cancel(status.Error(codes.Unavailable, "controller: this controller was removed from the cluster; connect to another one"))
 	}
 }
 
@@ -308,10 +366,6 @@ func (d *dispatcher) presenceLoop(ctx context.Context) {
 	for {
 		select {
 		case <-ctx.Done():
-			// Record the final state (sessions closed) on the way out.
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
-			d.writePresence(wctx)
-			cancel()
 			return
 		case <-t.C:
 		case <-d.dirty:
@@ -330,6 +384,9 @@ func (d *dispatcher) presenceLoop(ctx context.Context) {
 
 func (d *dispatcher) writePresence(ctx context.Context) {
 	c := d.c
+	if d.closing.Load() {
+		return
+	}
 	now := time.Now()
 	rec := &controllerv1.PresenceRecord{Controller: c.cfg.Name, WrittenUnixMillis: now.UnixMilli()}
 	d.mu.Lock()
@@ -356,7 +413,7 @@ func (d *dispatcher) writePresence(ctx context.Context) {
 	if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); !ok {
 		return // removed from the cluster
 	}
-	if _, err := c.apply(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
+	if _, err := c.applyRepeatable(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
 		c.log.Warn("recording presence failed", "err", err)
 	}
 }

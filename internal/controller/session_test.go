@@ -86,6 +86,9 @@ func TestSession_FailoverDeliversOnceAndKeepsAgentsConnected(t *testing.T) {
 	// both agents through a survivor while the cluster fails over.
 	survivor := tc.nodes[order[1]].c
 	tc.kill(leader)
+	if as := agents(t, tc); as["web-2"].GetStatus() != "connected" || as["web-1"].GetStatus() != "connected" {
+		t.Errorf("right after the leader died: %v, want both still shown connected (grace)", as)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -119,6 +122,10 @@ func TestSession_FailoverDeliversOnceAndKeepsAgentsConnected(t *testing.T) {
 	}
 	waitFor(t, 10*time.Second, "both agents connected to survivors", func() error {
 		as := agents(t, tc)
+		// The agent on a surviving follower never looks down.
+		if as["web-2"].GetStatus() != "connected" {
+			t.Errorf("web-2 shown %s during the failover, want connected throughout", as["web-2"].GetStatus())
+		}
 		for _, n := range []string{"web-1", "web-2"} {
 			if as[n].GetStatus() != "connected" || as[n].GetController() == tc.nodes[leader].name {
 				return fmt.Errorf("%s = %v", n, as[n])

@@ -152,12 +152,6 @@ func (c *Controller) check(v *raftstore.Snapshot, id pki.Identity, serial string
 	return serial == "" || slices.Contains(serials, serial)
 }
 
-// revokedSerial reports whether a serial is in the revoked table.
-func (c *Controller) revokedSerial(serial string) bool {
-	_, ok := c.store.View().Get(tRevoked, serial)
-	return ok
-}
-
 // caller returns the authenticated caller, for records and logs.
 func caller(ctx context.Context) string {
 	id, err := pki.RemoteIdentity(ctx)

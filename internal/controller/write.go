@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -25,12 +26,20 @@ var errConflict = errors.New("controller: concurrent update")
 // apply applies cmd through the leader: locally if this node leads, else
 // forwarded to the leader over InternalService.Apply (so a client never has
 // to find the leader). It retries through elections until ctx ends; the
-// command's request_id makes retries idempotent. On return the local state
-// includes the command.
+// command's request_id (set if empty) makes retries idempotent: a retry of
+// a command that committed returns the first result. On return the local
+// state includes the command.
 func (c *Controller) apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 	if cmd.GetRequestId() == "" {
 		cmd.RequestId = newID()
 	}
+	return c.applyRepeatable(ctx, cmd)
+}
+
+// applyRepeatable is apply for frequent writes that are harmless to apply
+// twice (presence, results): it adds no request_id, which the store would
+// remember for a day.
+func (c *Controller) applyRepeatable(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 	if _, ok := ctx.Deadline(); !ok {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
@@ -82,8 +91,9 @@ func (c *Controller) applyOK(ctx context.Context, cmd *raftcmdv1.Command) (*raft
 }
 
 // update runs a read-modify-write: build reads the local state and returns
-// the command (with version preconditions); on a conflict it is retried
-// after a linearizable read.
+// the command (with version preconditions); on a conflict (a concurrent
+// writer won) it is retried, with jitter, after a linearizable read, until
+// ctx ends. Many agents joining with one multi-use token contend here.
 func (c *Controller) update(ctx context.Context, build func(v *raftstore.Snapshot) (*raftcmdv1.Command, error)) error {
 	for attempt := 0; ; attempt++ {
 		cmd, err := build(c.store.View())
@@ -94,8 +104,13 @@ func (c *Controller) update(ctx context.Context, build func(v *raftstore.Snapsho
 			return nil
 		}
 		_, err = c.applyOK(ctx, cmd)
-		if !errors.Is(err, errConflict) || attempt >= 8 {
+		if !errors.Is(err, errConflict) {
 			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(rand.N(time.Duration(min(attempt+1, 10)) * time.Millisecond)):
 		}
 		if err := c.linearize(ctx); err != nil {
 			return err

@@ -378,7 +378,7 @@ func agentsCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
 			var resp *controllerv1.SendCommandResponse
-			err := g.call(cmd.Context(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
+			err := g.callFor(cmd.Context(), timeout+g.deadline, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
 				ctx, cancel := context.WithTimeout(ctx, timeout)
 				defer cancel()
 				resp, err = cc.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: args[0], Wait: true,
@@ -393,7 +393,7 @@ func agentsCmd(g *globals) *cobra.Command {
 		},
 	}
 	ping.Flags().StringVar(&payload, "payload", "", "payload echoed by the agent")
-	ping.Flags().DurationVar(&timeout, "timeout", 30*time.Second, "how long to wait for the answer")
+	ping.Flags().DurationVar(&timeout, "wait", 30*time.Second, "how long to wait for the agent's answer")
 	cmd.AddCommand(describe, rm, ping)
 	return cmd
 }

@@ -33,7 +33,8 @@ const CredentialsEnv = "KCTL_CREDENTIALS"
 // globals are the root's persistent flags.
 type globals struct {
 	credentials string
-	timeout     time.Duration
+	timeout     time.Duration // per controller, connecting
+	deadline    time.Duration // per command, overall
 	stdout      io.Writer
 }
 
@@ -77,13 +78,24 @@ func (g *globals) client() (*ctlclient.Client, error) {
 	return cl, nil
 }
 
-// call runs fn on whichever controller answers, with the command timeout.
+// call runs fn on whichever controller answers, bounded by --timeout.
 func (g *globals) call(ctx context.Context, fn func(context.Context, controllerv1.ControllerServiceClient) error) error {
+	return g.callFor(ctx, g.deadline, fn)
+}
+
+// callFor is call with an explicit overall bound.
+func (g *globals) callFor(ctx context.Context, d time.Duration, fn func(context.Context, controllerv1.ControllerServiceClient) error) error {
 	cl, err := g.client()
 	if err != nil {
 		return err
 	}
-	return explain(cl.Call(ctx, fn))
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	err = cl.Call(ctx, fn)
+	if ctx.Err() != nil && err != nil {
+		return fmt.Errorf("no answer within %s (is a majority of the controllers running? raise --timeout to wait longer)", d)
+	}
+	return explain(err)
 }
 
 // explain turns a gRPC error into one line that says what to do next.
@@ -137,7 +149,8 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.PersistentFlags().StringVar(&g.credentials, "credentials", "", "credentials file (default $"+CredentialsEnv+", then ~/.config/kctl/credentials.yaml)")
-	root.PersistentFlags().DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to try each controller")
+	root.PersistentFlags().DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to try connecting to each controller")
+	root.PersistentFlags().DurationVar(&g.deadline, "timeout", 30*time.Second, "how long a command may take in all")
 	root.AddCommand(
 		versionCmd(g), tokenCmd(g), loginCmd(g), clusterCmd(g), agentsCmd(g), operatorsCmd(g),
 	)

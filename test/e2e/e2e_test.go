@@ -342,7 +342,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	// web-1 is pinned to the leader first; web-2 to a follower.
 	a1dir, a2dir := filepath.Join(e.dir, "a1"), filepath.Join(e.dir, "a2")
 	e.start("web-1", "agent", "run", "--name", "web-1", "--data-dir", a1dir, "--controller", leader.api+","+strings.Join(others, ","), "--token", tok)
-	e.start("web-2", "agent", "run", "--name", "web-2", "--data-dir", a2dir, "--controller", others[0], "--token", tok)
+	web2 := e.start("web-2", "agent", "run", "--name", "web-2", "--data-dir", a2dir, "--controller", others[0], "--token", tok)
 	waitFor(t, 30*time.Second, "both agents connected", func() error {
 		as, err := e.agents()
 		if err != nil {
@@ -361,7 +361,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	// leader held) while the cluster fails over.
 	leader.p.kill9()
 	killedAt := time.Now()
-	out, err := e.kctl("agents", "ping", "web-1", "--payload", "during-failover", "--timeout", "60s")
+	out, err := e.kctl("agents", "ping", "web-1", "--payload", "during-failover", "--wait", "60s")
 	if err != nil {
 		t.Fatalf("command during failover: %v", err)
 	}
@@ -395,6 +395,22 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	if n := journalCount(t, filepath.Join(a1dir, "journal.bin"), id); n != 1 {
 		t.Fatalf("web-1 ran command %s %d times, want once", id, n)
 	}
+	// Removing an agent revokes it: its process stops at its next message
+	// and cannot come back.
+	e.mustKctl("agents", "remove", "web-2")
+	select {
+	case <-web2.done:
+	case <-time.After(20 * time.Second):
+		t.Fatal("web-2 still runs 20s after kctl agents remove")
+	}
+	if !strings.Contains(web2.output(), "revoked") {
+		t.Fatalf("web-2 output lacks the revocation: %s", web2.output())
+	}
+	out2, err := e.runBin(20*time.Second, "agent", "run", "--name", "web-2", "--data-dir", a2dir, "--controller", others[0])
+	if err == nil || !strings.Contains(out2, "revoked") {
+		t.Fatalf("restarting a removed agent = %v, %q; want refused as revoked", err, out2)
+	}
+
 	// A survivor shuts down cleanly on SIGTERM.
 	for _, c := range cs {
 		if c != leader {

@@ -1,0 +1,39 @@
+package controller_test
+
+import (
+	"testing"
+
+	"google.golang.org/grpc"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	"github.com/kctl-dev/kctl/internal/controller"
+)
+
+// Every method the controller serves must be in the Policy: the Authorizer
+// denies unlisted methods, so a missing entry would be an outage, and an
+// entry for a method that no longer exists is a stale grant.
+func TestPolicy_CoversEveryMethod(t *testing.T) {
+	served := map[string]bool{}
+	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, agentv1.SessionService_ServiceDesc} {
+		for _, m := range sd.Methods {
+			served["/"+sd.ServiceName+"/"+m.MethodName] = true
+		}
+		for _, s := range sd.Streams {
+			served["/"+sd.ServiceName+"/"+s.StreamName] = true
+		}
+	}
+	for m := range served {
+		if _, ok := controller.Policy[m]; !ok {
+			t.Errorf("Policy lacks %s", m)
+		}
+	}
+	for m := range controller.Policy {
+		if !served[m] && m[:len("/grpc.health")] != "/grpc.health" {
+			t.Errorf("Policy lists %s, which is not served", m)
+		}
+	}
+	if !controller.Policy["/kctl.controller.v1.ControllerService/Join"].Public {
+		t.Error("Join must be public: joiners have no certificate yet")
+	}
+}
