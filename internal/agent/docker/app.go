@@ -497,7 +497,7 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 		}
 	}
 	if p.GetImages() {
-		if _, err := r.cli.ImagesPrune(ctx, filters.NewArgs(filters.Arg("label", "service="+svc), filters.Arg("dangling", "true"))); err != nil {
+		if err := r.imagesPrune(ctx, filters.NewArgs(filters.Arg("label", "service="+svc), filters.Arg("dangling", "true"))); err != nil {
 			return fmt.Errorf("image prune: %w", err)
 		}
 		used := map[string]bool{}
@@ -558,4 +558,20 @@ func (r *Runtime) proxyRemoveIfRegistered(ctx context.Context, service string, l
 		return err
 	}
 	return nil
+}
+
+// imagesPrune is `docker image prune`, waiting while another prune runs on
+// the engine (the daemon allows one at a time: "a prune operation is already
+// running"), e.g. a cron job's or another agent's sharing the engine.
+func (r *Runtime) imagesPrune(ctx context.Context, f filters.Args) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 1; ; attempt++ {
+		_, err := r.cli.ImagesPrune(ctx, f)
+		if err == nil || !strings.Contains(err.Error(), "prune operation is already running") || time.Now().After(deadline) {
+			return err
+		}
+		if err := sleepCtx(ctx, time.Duration(min(attempt, 10))*100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }
