@@ -2,6 +2,9 @@ package docker_test
 
 import (
 	"context"
+	"fmt"
+	"io"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -13,6 +16,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
+	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
 )
 
 // agentOn returns a harness for another agent on the same engine, network,
@@ -155,6 +159,26 @@ func TestNamePrefix_AgentsShareAnEngine(t *testing.T) {
 	if replaced != 1 || h.engineState(pb+web("v2")) != "running" || h.engineState(pa+web("v2")) != "running" {
 		t.Errorf("after a's rollback: a versions %v, b's v2 %q, a's v2 %q; want one a v2_replaced_, both v2 running",
 			a.versions("worker"), h.engineState(pb+web("v2")), h.engineState(pa+web("v2")))
+	}
+
+	// A run-once container (`app exec` without --reuse) carries the prefix
+	// while it runs and is gone afterwards.
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := a.rt.RunOnce(context.Background(), a.app("worker", "v3"), docker.ExecOptions{Cmd: []string{"cat"}, Stdin: pr, Stdout: io.Discard})
+		done <- err
+	}()
+	dockertest.WaitFor(t, 30*time.Second, func() error {
+		list, err := h.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/"+regexp.QuoteMeta(pa+web("exec-v3-"))))})
+		if err != nil || len(list) != 1 {
+			return fmt.Errorf("run-once containers named %sexec-v3-*: %d, %v", pa+web(""), len(list), err)
+		}
+		return nil
+	})
+	pw.Close()
+	if err := <-done; err != nil {
+		t.Errorf("RunOnce: %v", err)
 	}
 
 	// Accessories: the same accessory on both agents, removed on one.
