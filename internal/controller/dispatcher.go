@@ -182,11 +182,11 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
 	}
 	d.markDirty()
-	c.log.Debug("agent connected", "agent", s.name, "version", s.version)
+	c.log.Info("agent connected", "agent", s.name, "version", s.version)
 	var endErr error
 	defer func() {
 		s.cancel(endErr)
-		c.log.Debug("agent disconnected", "agent", s.name, "cause", endErr)
+		c.log.Info("agent disconnected", "agent", s.name, "cause", endErr)
 	}()
 
 	go c.recordFacts(s.name, hello.GetFacts())
