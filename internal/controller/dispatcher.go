@@ -355,8 +355,10 @@ func (d *dispatcher) scan() {
 // authoritative without a refresh. It covers a controller failover: agents
 // of a dead controller show connected until they reconnect elsewhere, or
 // disconnected after the grace.
+// The 5 s floor covers an election under load, during which no controller
+// can record presence.
 func (c *Controller) presenceGrace() time.Duration {
-	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval)
+	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval, 5*time.Second)
 }
 
 func (d *dispatcher) presenceLoop(ctx context.Context) {
