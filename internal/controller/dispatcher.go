@@ -182,11 +182,11 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
 	}
 	d.markDirty()
-	c.log.Debug("agent connected", "agent", s.name, "version", s.version)
+	c.log.Info("agent connected", "agent", s.name, "version", s.version)
 	var endErr error
 	defer func() {
 		s.cancel(endErr)
-		c.log.Debug("agent disconnected", "agent", s.name, "cause", endErr)
+		c.log.Info("agent disconnected", "agent", s.name, "cause", endErr)
 	}()
 
 	go c.recordFacts(s.name, hello.GetFacts())
@@ -355,8 +355,10 @@ func (d *dispatcher) scan() {
 // authoritative without a refresh. It covers a controller failover: agents
 // of a dead controller show connected until they reconnect elsewhere, or
 // disconnected after the grace.
+// The 5 s floor covers an election under load, during which no controller
+// can record presence.
 func (c *Controller) presenceGrace() time.Duration {
-	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval)
+	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval, 5*time.Second)
 }
 
 func (d *dispatcher) presenceLoop(ctx context.Context) {

@@ -125,8 +125,8 @@ func (c *Controller) reconcileOnce(ctx context.Context) {
 	}
 }
 
-// collectGarbage deletes finished commands after commandRetention, expired
-// or used-up tokens, and presence records of removed controllers.
+// collectGarbage deletes finished commands after commandRetention, tokens an
+// hour after they expire, and presence records of removed controllers.
 func (c *Controller) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -148,7 +148,9 @@ func (c *Controller) collectGarbage(ctx context.Context) {
 		}
 		for _, r := range v.List(tTokens, "") {
 			var rec controllerv1.TokenRecord
-			if proto.Unmarshal(r.Value, &rec) == nil && (now.Unix() > rec.GetExpiresUnix()+3600 || rec.GetUsesLeft() == 0) {
+			// Spent tokens stay until they expire, so a reuse is told
+			// "used up" rather than "unknown".
+			if proto.Unmarshal(r.Value, &rec) == nil && now.Unix() > rec.GetExpiresUnix()+3600 {
 				muts = append(muts, del(tTokens, r.Key))
 			}
 		}
