@@ -308,7 +308,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	if op == nil {
 		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
 	}
-	cmdID := "deploy." + rec.GetId() + "." + s.GetId()
+	cmdID := commandID(rec.GetId(), s.GetId())
 	if sr.GetState() != deployv1.State_STATE_RUNNING {
 		r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "")
 	}
@@ -452,6 +452,20 @@ func (r *Runner) saveRecord(ctx context.Context, rec *deployv1.Record) bool {
 	return false
 }
 
+// forgetCommands deletes the agent commands of an ended deploy.
+func (r *Runner) forgetCommands(ctx context.Context, rec *deployv1.Record) {
+	var cmds []AgentCommand
+	for _, s := range scheduler.Steps(rec.GetPlan()) {
+		cmds = append(cmds, AgentCommand{Agent: s.GetHost(), ID: commandID(rec.GetId(), s.GetId())})
+	}
+	if err := r.Agents.Forget(ctx, cmds); err != nil {
+		r.logger().Warn("forget the deploy's agent commands", "deploy", rec.GetId(), "err", err)
+	}
+}
+
+// commandID is the id a deploy step's command is sent under.
+func commandID(deployID, stepID string) string { return "deploy." + deployID + "." + stepID }
+
 // finish ends the deploy: final state, secrets deleted, lock released (if
 // this deploy holds it) and an audit entry, in one write.
 func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv1.State, msg string) {
@@ -484,6 +498,7 @@ func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv
 		}
 		if res.GetApplied() {
 			r.logger().Info("deploy finished", "deploy", rec.GetId(), "state", result, "error", msg)
+			r.forgetCommands(ctx, rec)
 			return
 		}
 	}

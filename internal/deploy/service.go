@@ -18,6 +18,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -438,17 +439,31 @@ func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*
 }
 
 // Redact returns a copy of req without secret values: container secret env
-// values, registry passwords and proxy files (TLS keys).
+// values, registry credentials and file contents (TLS keys, accessory files).
 func Redact(req *deployv1.Request) *deployv1.Request {
 	r := proto.Clone(req).(*deployv1.Request)
-	if a := r.GetRegistry(); a != nil && a.Password != "" {
-		a.Password = "[REDACTED]"
+	redactAuth := func(a *specv1.RegistryAuth) {
+		if a != nil {
+			if a.Password != "" {
+				a.Password = Redacted
+			}
+			if a.Username != "" {
+				a.Username = Redacted
+			}
+		}
 	}
+	redactContainer := func(c *specv1.Container) {
+		for _, kv := range c.GetSecretEnv() {
+			kv.Value = Redacted
+		}
+		for _, f := range c.GetFiles() {
+			f.Content = nil
+		}
+	}
+	redactAuth(r.GetRegistry())
 	for _, role := range r.GetRoles() {
 		for _, hc := range role.GetHosts() {
-			for _, kv := range hc.GetContainer().GetSecretEnv() {
-				kv.Value = "[REDACTED]"
-			}
+			redactContainer(hc.GetContainer())
 		}
 		for _, f := range role.GetProxy().GetFiles() {
 			f.Content = nil
@@ -456,21 +471,15 @@ func Redact(req *deployv1.Request) *deployv1.Request {
 	}
 	for _, a := range r.GetAccessories() {
 		for _, hc := range a.GetHosts() {
-			for _, kv := range hc.GetContainer().GetSecretEnv() {
-				kv.Value = "[REDACTED]"
-			}
-			for _, f := range hc.GetContainer().GetFiles() {
-				f.Content = nil
-			}
+			redactContainer(hc.GetContainer())
 		}
-		if a.GetRegistry() != nil && a.GetRegistry().Password != "" {
-			a.GetRegistry().Password = "[REDACTED]"
+		for _, f := range a.GetProxy().GetFiles() {
+			f.Content = nil
 		}
+		redactAuth(a.GetRegistry())
 	}
 	for _, ph := range r.GetProxyHosts() {
-		for _, kv := range ph.GetBoot().GetContainer().GetSecretEnv() {
-			kv.Value = "[REDACTED]"
-		}
+		redactContainer(ph.GetBoot().GetContainer())
 	}
 	return r
 }

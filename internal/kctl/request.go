@@ -12,6 +12,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
+	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
 // selection is Kamal's -r/--roles, -h/--hosts and -p/--primary.
@@ -185,8 +186,8 @@ func buildRequest(cfg *kamalconfig.Config, dir string, o requestOptions) (*deplo
 			// app's registry login when its image lives there (Kamal logs
 			// every host in to that registry); credentials never go to
 			// another registry.
-			if auth == nil && registry.GetServer() != "" && strings.HasPrefix(a.Image, registry.GetServer()+"/") {
-				auth = registry
+			if auth == nil {
+				auth = scheduler.AuthFor(a.Image, registry)
 			}
 			files, err := cfg.AccessoryFiles(a.Name)
 			if err != nil {
