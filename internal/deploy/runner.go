@@ -169,6 +169,10 @@ func (r *Runner) drive(ctx context.Context, id string) {
 		if ctx.Err() != nil {
 			return // leadership lost: the next leader resumes this phase
 		}
+		if len(failures) > 0 && r.cancelRequested(id) {
+			r.finish(ctx, &rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
+			return
+		}
 		if len(failures) > 0 {
 			msg := failures[0]
 			if len(failures) > 1 {
@@ -326,6 +330,11 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	defer tick.Stop()
 	grace := r.disconnectGrace(req)
 	var downSince time.Time
+	started := time.UnixMilli(sr.GetStartedUnixMillis())
+	if sr.GetStartedUnixMillis() == 0 {
+		started = r.now()
+	}
+	deadline := started.Add(stepTimeout(op))
 	for {
 		if res, ok := r.Agents.Result(s.GetHost(), cmdID); ok {
 			state, msg := deployv1.State_STATE_SUCCEEDED, ""
@@ -346,6 +355,16 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		} else {
 			downSince = time.Time{}
 		}
+		if r.cancelRequested(rec.GetId()) {
+			msg := "cancelled by " + r.cancelledBy(rec.GetId())
+			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+			return deployv1.State_STATE_FAILED, msg
+		}
+		if r.now().After(deadline) {
+			msg := fmt.Sprintf("agent %s did not finish %q within %s", s.GetHost(), s.GetAction(), stepTimeout(op))
+			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+			return deployv1.State_STATE_FAILED, msg
+		}
 		select {
 		case <-ctx.Done():
 			return deployv1.State_STATE_RUNNING, ""
@@ -353,6 +372,17 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		case <-tick.C:
 		}
 	}
+}
+
+// stepTimeout bounds one step, so a hung engine cannot hold a deploy and
+// its lock forever: steps that may pull an image get half an hour, the rest
+// ten minutes (kamal-proxy's own deploy timeout is far shorter).
+func stepTimeout(op *agentv1.Operation) time.Duration {
+	switch op.GetOp().(type) {
+	case *agentv1.Operation_PullImage, *agentv1.Operation_BootProxy, *agentv1.Operation_BootAccessory:
+		return 30 * time.Minute
+	}
+	return 10 * time.Minute
 }
 
 func (r *Runner) disconnectGrace(req *deployv1.Request) time.Duration {
