@@ -45,7 +45,7 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 	fs.StringVar(&cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	runtime := fs.String("runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
-	shared := fs.Bool("shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name and run its own kamal-proxy container")
+	shared := fs.Bool("shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
 	tokenFile := fs.String("token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of `ps`")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
@@ -74,7 +74,11 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 				cfg.Logger.Info(fmt.Sprintf(format, args...))
 			}}
 			if *shared {
+				if !validSharedName(cfg.Name) {
+					return fmt.Errorf("agent: --shared-engine: name %q must be a valid container name prefix ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", cfg.Name)
+				}
 				dcfg.AgentName = cfg.Name
+				dcfg.NamePrefix = cfg.Name + "."
 				dcfg.ProxyName = "kamal-proxy-" + cfg.Name
 				dcfg.ProxyVolume = "kamal-proxy-config-" + cfg.Name
 			}
@@ -95,4 +99,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 		return err
 	}
 	return a.Run(ctx)
+}
+
+// validSharedName reports whether an agent name can prefix container names
+// (Docker's [a-zA-Z0-9][a-zA-Z0-9_.-]*).
+func validSharedName(n string) bool {
+	for i, c := range n {
+		ok := c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || i > 0 && (c == '_' || c == '.' || c == '-')
+		if !ok {
+			return false
+		}
+	}
+	return n != ""
 }

@@ -2,7 +2,6 @@ package kctl
 
 import (
 	"fmt"
-	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -104,12 +103,15 @@ func bootLimit(cfg *kamalconfig.Config) (uint32, error) {
 		return 0, nil
 	}
 	if pct, ok := strings.CutSuffix(l, "%"); ok {
-		p, err := strconv.ParseFloat(pct, 64)
-		if err != nil {
+		if _, err := strconv.ParseFloat(pct, 64); err != nil {
 			return 0, fmt.Errorf("boot/limit: %q is not a number or a percentage", l)
 		}
-		n := int(math.Floor(float64(len(cfg.AllHosts())) * p / 100))
-		return uint32(max(n, 1)), nil
+		// Kamal: [all_hosts.count * limit.to_i / 100, 1].max — the integer
+		// part of the percentage, integer division, every host of every
+		// role and accessory whatever --hosts/--roles select.
+		whole, _, _ := strings.Cut(strings.TrimSpace(pct), ".")
+		p, _ := strconv.Atoi(whole)
+		return uint32(max(len(cfg.AllHosts())*p/100, 1)), nil
 	}
 	n, err := strconv.Atoi(l)
 	if err != nil || n < 0 {

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
+	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
 func loadTestProject(t *testing.T, deployYML string, secrets map[string]string) *kamalconfig.Config {
@@ -160,4 +161,83 @@ func TestBuildRequest_ErrorPages(t *testing.T) {
 	if flags := strings.Join(req.GetRoles()[0].GetProxy().GetFlags(), " "); !strings.Contains(flags, `--error-pages="/home/kamal-proxy/.apps-config/app/error_pages/v1"`) {
 		t.Errorf("proxy flags = %s, want --error-pages", flags)
 	}
+}
+
+// TestBootLimit_GroupsCountAllHosts: a percentage boot.limit counts every
+// host of every role and accessory (Kamal's all_hosts), whatever --hosts
+// selects, takes the integer part of the percentage and is at least 1; the
+// scheduler then slices the app hosts, primary role first, into groups.
+func TestBootLimit_GroupsCountAllHosts(t *testing.T) {
+	const yml = `
+service: app
+image: team/app
+servers:
+  web:
+    - web-1
+    - web-2
+    - web-3
+  job:
+    hosts:
+      - job-1
+    cmd: bin/jobs
+registry:
+  server: localhost:5555
+  username: u
+  password:
+    - REGISTRY_PASSWORD
+builder:
+  arch: amd64
+accessories:
+  db:
+    image: postgres:16
+    hosts:
+      - db-1
+      - db-2
+      - db-3
+      - db-4
+boot:
+  limit: %s
+`
+	tests := []struct {
+		limit string
+		sel   selection
+		want  string
+	}{
+		// 8 hosts in all (4 app, 4 accessory).
+		{"2", selection{}, "[[web-1 web-2] [web-3 job-1]]"},
+		{`"25%"`, selection{}, "[[web-1 web-2] [web-3 job-1]]"},   // 8*25/100 = 2
+		{`"37.9%"`, selection{}, "[[web-1 web-2] [web-3 job-1]]"}, // to_i: 8*37/100 = 2
+		{`"50%"`, selection{}, "[[web-1 web-2 web-3 job-1]]"},
+		{`"10%"`, selection{}, "[[web-1] [web-2] [web-3] [job-1]]"}, // at least 1
+		// --hosts narrows the hosts, not the count: still 8*25/100 = 2.
+		{`"25%"`, selection{Hosts: []string{"web-*"}}, "[[web-1 web-2] [web-3]]"},
+	}
+	for _, tt := range tests {
+		cfg := loadTestProject(t, fmt.Sprintf(yml, tt.limit), map[string]string{"REGISTRY_PASSWORD": "rp"})
+		req, err := buildRequest(cfg, "", requestOptions{Command: "deploy", Selection: tt.sel})
+		if err != nil {
+			t.Fatalf("limit %s: %v", tt.limit, err)
+		}
+		plan, err := scheduler.Plan(req, connectedFleet(scheduler.AllHosts(req)))
+		if err != nil {
+			t.Fatalf("limit %s: Plan: %v", tt.limit, err)
+		}
+		var groups [][]string
+		for _, ph := range plan.GetPhases() {
+			if strings.HasPrefix(ph.GetName(), "boot ") {
+				groups = append(groups, ph.GetGroupHosts())
+			}
+		}
+		if got := fmt.Sprint(groups); got != tt.want {
+			t.Errorf("limit %s, hosts %v: boot groups = %s, want %s", tt.limit, tt.sel.Hosts, got, tt.want)
+		}
+	}
+}
+
+func connectedFleet(hosts []string) scheduler.FleetMap {
+	m := scheduler.FleetMap{}
+	for _, h := range hosts {
+		m[h] = scheduler.AgentConnected
+	}
+	return m
 }

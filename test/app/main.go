@@ -118,6 +118,24 @@ func tool(name string, args []string) int {
 	case "echo":
 		fmt.Println(strings.Join(args, " "))
 		return 0
+	case "get": // get URL: print the body; exit 1 unless 200 (e2e: requests from inside the network)
+		if len(args) != 1 {
+			fmt.Fprintln(os.Stderr, "usage: get URL")
+			return 2
+		}
+		c := &http.Client{Timeout: 5 * time.Second}
+		resp, err := c.Get(args[0])
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(os.Stdout, resp.Body)
+		if resp.StatusCode != http.StatusOK {
+			fmt.Fprintln(os.Stderr, resp.Status)
+			return 1
+		}
+		return 0
 	case "exit":
 		n := 0
 		if len(args) > 0 {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -51,7 +52,7 @@ func (e *env) deployState(dir, id string) (string, error) {
 func containersNamed(t *testing.T, name string) []string {
 	t.Helper()
 	cli := dockertest.Client(t)
-	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+name))})
+	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+regexp.QuoteMeta(name)))})
 	must(t, err)
 	var out []string
 	for _, c := range list {
@@ -76,7 +77,7 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	id = strings.TrimSpace(id)
 	// Kill the leader while the deploy is inside its boot step.
 	waitFor(t, 60*time.Second, "v2 container created", func() error {
-		if len(containersNamed(t, p.service+"-web-v2")) == 0 {
+		if len(containersNamed(t, engineName(e.agent, p.service+"-web-v2"))) == 0 {
 			return fmt.Errorf("no %s-web-v2 yet", p.service)
 		}
 		return nil
@@ -101,7 +102,7 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	if got, err := p.get("/"); err != nil || got != "v2\n" {
 		t.Errorf("GET / = %q, %v; want v2", got, err)
 	}
-	if names := containersNamed(t, p.service+"-web-v2"); len(names) != 1 {
+	if names := containersNamed(t, engineName(e.agent, p.service+"-web-v2")); len(names) != 1 {
 		t.Errorf("containers for web v2 = %v, want exactly one (each step ran once in effect)", names)
 	}
 	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {

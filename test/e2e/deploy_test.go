@@ -26,8 +26,9 @@ type project struct {
 	reg      dockertest.Registry
 }
 
-// deployYML is the project's config/deploy.yml; %[n] fill in the service,
-// registry, proxy image and ports.
+// deployYML is the project's config/deploy.yml; %[n] fill in the service
+// (1), registry (2), proxy image (3), ports (4, 5), registry user (6), the
+// extra YAML (7), the first agent (8) and every agent as a YAML flow list (9).
 const deployYML = `service: %[1]s
 image: kctl-e2e/%[1]s
 servers:
@@ -72,6 +73,13 @@ retain_containers: 3
 // binary in its build context and the proxy stand-in image.
 func newProject(t *testing.T, e *env, extra string) *project {
 	t.Helper()
+	return newProjectYML(t, e, deployYML, extra)
+}
+
+// newProjectYML is newProject with another deploy.yml template (the verbs
+// of deployYML).
+func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
+	t.Helper()
 	cli := dockertest.Client(t)
 	reg := dockertest.StartRegistry(t)
 	prefix := dockertest.Prefix(t)
@@ -87,11 +95,15 @@ func newProject(t *testing.T, e *env, extra string) *project {
 	}
 	must(t, os.WriteFile(filepath.Join(p.dir, "app"), data, 0o755))
 	must(t, os.WriteFile(filepath.Join(p.dir, "Dockerfile"), []byte("FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n"), 0o644))
-	yml := fmt.Sprintf(deployYML, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra, e.agent)
+	yml := fmt.Sprintf(tmpl, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
 	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(yml), 0o644))
 	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets"), []byte(fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)), 0o600))
 	dockertest.CleanupContainers(t, cli, p.service, nil, nil)
-	dockertest.CleanupContainers(t, cli, "kamal-proxy-"+e.agent, nil, []string{"kamal-proxy-config-" + e.agent})
+	for _, h := range e.hosts {
+		// --shared-engine names containers "<agent>.<Kamal's name>".
+		dockertest.CleanupContainers(t, cli, h+".", nil, nil)
+		dockertest.CleanupContainers(t, cli, "kamal-proxy-"+h, nil, []string{"kamal-proxy-config-" + h})
+	}
 	return p
 }
 
@@ -119,25 +131,51 @@ func (e *env) kctlIn(dir string, args ...string) (string, error) {
 // shares the engine with other tests' agents).
 func (e *env) startAgent(controllers []*ctl) {
 	e.t.Helper()
-	e.agent = "web-" + dockertest.Prefix(e.t)
-	name := e.agent
-	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent", "--ttl", "10m"))
+	e.startAgents(controllers, 1)
+}
+
+// startAgents enrolls and starts n agents on the shared engine, each with
+// --shared-engine and its own name ("web-<prefix>" for one agent,
+// "web<i>-<prefix>" for several): e.agent is the first, e.hosts all of them
+// in order.
+func (e *env) startAgents(controllers []*ctl, n int) []string {
+	e.t.Helper()
+	prefix := dockertest.Prefix(e.t)
+	e.hosts = nil
+	for i := range n {
+		name := "web-" + prefix
+		if n > 1 {
+			name = fmt.Sprintf("web%d-%s", i+1, prefix)
+		}
+		e.hosts = append(e.hosts, name)
+	}
+	e.agent = e.hosts[0]
+	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent", "--ttl", "10m", "--uses", fmt.Sprint(n)))
 	var addrs []string
 	for _, c := range controllers {
 		addrs = append(addrs, c.api)
 	}
-	e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
-	waitFor(e.t, 30*time.Second, name+" connected", func() error {
+	for _, name := range e.hosts {
+		e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
+	}
+	waitFor(e.t, 30*time.Second, strings.Join(e.hosts, ", ")+" connected", func() error {
 		as, err := e.agents()
 		if err != nil {
 			return err
 		}
-		if as[name].Status != "connected" {
-			return fmt.Errorf("%s: %+v", name, as[name])
+		for _, name := range e.hosts {
+			if as[name].Status != "connected" {
+				return fmt.Errorf("%s: %+v", name, as[name])
+			}
 		}
 		return nil
 	})
+	return e.hosts
 }
+
+// engineName is the name a --shared-engine agent gives a container Kamal
+// names name.
+func engineName(agent, name string) string { return agent + "." + name }
 
 func (p *project) get(path string) (string, error) {
 	c := &http.Client{Timeout: 5 * time.Second}

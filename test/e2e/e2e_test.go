@@ -109,8 +109,10 @@ type env struct {
 	dir   string
 	creds string
 	procs []*proc
-	// agent is the deploy tests' agent name (startAgent).
+	// agent is the deploy tests' (first) agent name (startAgent).
 	agent string
+	// hosts are every agent startAgents started, in order.
+	hosts []string
 }
 
 func newEnv(t *testing.T) *env {

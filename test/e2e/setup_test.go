@@ -61,11 +61,11 @@ func TestE2E_SetupAccessoryDestinationSecrets(t *testing.T) {
 		t.Errorf("APP_SECRET = %q, want the value from .kamal/secrets.staging", got)
 	}
 	for _, name := range []string{p.service + "-cache", p.service + "-worker-staging-v1", p.service + "-web-staging-v1"} {
-		if n := containersNamed(t, name); len(n) != 1 {
+		if n := containersNamed(t, engineName(e.agent, name)); len(n) != 1 {
 			t.Errorf("containers named %s = %v, want one", name, n)
 		}
 	}
-	env := inspectEnv(t, p.service+"-cache")
+	env := inspectEnv(t, engineName(e.agent, p.service+"-cache"))
 	if env["CACHE_PASSWORD"] != "cache-pw-staging" || env["ROLE"] != "cache" {
 		t.Errorf("accessory env = %v, want CACHE_PASSWORD from secrets.staging and ROLE=cache", env)
 	}

@@ -39,7 +39,7 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 	if err != nil {
 		return fail(err)
 	}
-	existing, err := r.findByName(ctx, s.Name)
+	existing, err := r.findSpec(ctx, s.Name)
 	if err != nil {
 		return fail(err)
 	}
@@ -118,7 +118,7 @@ func (r *Runtime) accessoryPath(p string) string {
 // AccessoryControl starts, stops, restarts or removes an accessory
 // container (by its service name).
 func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryControl) error {
-	c, err := r.findByName(ctx, a.GetName())
+	c, err := r.findSpec(ctx, a.GetName())
 	if err != nil {
 		return err
 	}

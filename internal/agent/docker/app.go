@@ -121,13 +121,6 @@ func (r *Runtime) roleFilter(service, role, dest string) filters.Args {
 	return r.agentFilter(f)
 }
 
-func name(s container.Summary) string {
-	if len(s.Names) == 0 {
-		return ""
-	}
-	return strings.TrimPrefix(s.Names[0], "/")
-}
-
 // currentContainer finds the role's current running container as Kamal
 // does (§3.2): running/restarting containers with the labels, newest first,
 // preferring one whose image is `latest[-dest]`; exclude is skipped.
@@ -149,7 +142,7 @@ func (r *Runtime) currentContainer(ctx context.Context, service, role, dest, lat
 	var first *container.Summary
 	p := prefix(service, role, dest) + "-"
 	for i := range list {
-		if list[i].ID == exclude || !strings.HasPrefix(name(list[i]), p) {
+		if list[i].ID == exclude || !strings.HasPrefix(r.name(list[i]), p) {
 			continue
 		}
 		if latestID != "" && list[i].ImageID == latestID {
@@ -196,7 +189,7 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	if c.GetAssetPath() != "" {
 		oldVersion := ""
 		if cur, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), "", ""); err == nil && cur != nil {
-			oldVersion = strings.TrimPrefix(name(*cur), pfx+"-")
+			oldVersion = strings.TrimPrefix(r.name(*cur), pfx+"-")
 		}
 		if err := r.prepareAssets(ctx, c, oldVersion); err != nil {
 			return fail(err)
@@ -207,7 +200,7 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	// interrupted run (same spec) is resumed; anything else is renamed
 	// `_replaced_<16 hex>` as Kamal does.
 	var newID string
-	existing, err := r.findByName(ctx, s.Name)
+	existing, err := r.findSpec(ctx, s.Name)
 	if err != nil {
 		return fail(err)
 	}
@@ -218,7 +211,7 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 		} else {
 			replaced := s.Name + "_replaced_" + randHex(16)
 			r.cfg.Logf("Renaming container %s to %s", s.Name, replaced)
-			if err := r.cli.ContainerRename(ctx, existing.ID, replaced); err != nil {
+			if err := r.cli.ContainerRename(ctx, existing.ID, r.engineName(replaced)); err != nil {
 				return fail(fmt.Errorf("rename %s: %w", s.Name, err))
 			}
 		}
@@ -236,7 +229,7 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	if err != nil {
 		return fail(err)
 	}
-	if old != nil && !strings.HasPrefix(name(*old), pfx+"-") {
+	if old != nil && !strings.HasPrefix(r.name(*old), pfx+"-") {
 		old = nil
 	}
 
@@ -284,9 +277,9 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 
 	// 7. Success: stop the old version.
 	if old != nil && old.ID != newID {
-		r.cfg.Logf("stopping old container %s", name(*old))
+		r.cfg.Logf("stopping old container %s", r.name(*old))
 		if err := r.stopContainer(ctx, old.ID, stopTimeout(b.GetStop())); err != nil {
-			return fail(fmt.Errorf("stop old %s: %w", name(*old), err))
+			return fail(fmt.Errorf("stop old %s: %w", r.name(*old), err))
 		}
 	}
 	if c.GetAssetPath() != "" {
@@ -362,7 +355,7 @@ func (r *Runtime) roleContainers(ctx context.Context, service, role, dest string
 	var out []container.Summary
 	var versions []string
 	for _, c := range list {
-		n := name(c)
+		n := r.name(c)
 		if !strings.HasPrefix(n, p) {
 			continue
 		}
@@ -388,15 +381,15 @@ func (r *Runtime) StopStale(ctx context.Context, s *agentv1.StopStale) error {
 		if cur == nil {
 			return nil
 		}
-		keep = strings.TrimPrefix(name(*cur), prefix(s.GetService(), s.GetRole(), s.GetDestination())+"-")
+		keep = strings.TrimPrefix(r.name(*cur), prefix(s.GetService(), s.GetRole(), s.GetDestination())+"-")
 	}
 	for i, c := range list {
 		if versions[i] == keep {
 			continue
 		}
-		r.cfg.Logf("stopping stale container %s", name(c))
+		r.cfg.Logf("stopping stale container %s", r.name(c))
 		if err := r.stopContainer(ctx, c.ID, stopTimeout(s.GetStop())); err != nil {
-			return fmt.Errorf("stop %s: %w", name(c), err)
+			return fmt.Errorf("stop %s: %w", r.name(c), err)
 		}
 	}
 	return nil
@@ -414,7 +407,7 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 	pfx := prefix(a.GetService(), a.GetRole(), a.GetDestination())
 	switch a.GetAction() {
 	case agentv1.AppControl_ACTION_START:
-		c, err := r.findByName(ctx, pfx+"-"+a.GetVersion())
+		c, err := r.findSpec(ctx, pfx+"-"+a.GetVersion())
 		if err != nil {
 			return err
 		}
@@ -481,23 +474,30 @@ func (r *Runtime) Prune(ctx context.Context, p *agentv1.Prune) error {
 	if p.GetContainers() {
 		f := r.agentFilter(filters.NewArgs(filters.Arg("label", "service="+svc),
 			filters.Arg("status", "created"), filters.Arg("status", "exited"), filters.Arg("status", "dead")))
-		list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
+		all, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err != nil {
 			return err
+		}
+		// Only containers named by this runtime (its NamePrefix) count.
+		var list []container.Summary
+		for _, c := range all {
+			if r.name(c) != "" {
+				list = append(list, c)
+			}
 		}
 		sort.SliceStable(list, func(i, j int) bool { return list[i].Created > list[j].Created })
 		for i, c := range list {
 			if i < int(p.GetRetain()) {
 				continue
 			}
-			r.cfg.Logf("pruning container %s", name(c))
+			r.cfg.Logf("pruning container %s", r.name(c))
 			if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
-				return fmt.Errorf("remove %s: %w", name(c), err)
+				return fmt.Errorf("remove %s: %w", r.name(c), err)
 			}
 		}
 	}
 	if p.GetImages() {
-		if _, err := r.cli.ImagesPrune(ctx, filters.NewArgs(filters.Arg("label", "service="+svc), filters.Arg("dangling", "true"))); err != nil {
+		if err := r.imagesPrune(ctx, filters.NewArgs(filters.Arg("label", "service="+svc), filters.Arg("dangling", "true"))); err != nil {
 			return fmt.Errorf("image prune: %w", err)
 		}
 		used := map[string]bool{}
@@ -558,4 +558,20 @@ func (r *Runtime) proxyRemoveIfRegistered(ctx context.Context, service string, l
 		return err
 	}
 	return nil
+}
+
+// imagesPrune is `docker image prune`, waiting while another prune runs on
+// the engine (the daemon allows one at a time: "a prune operation is already
+// running"), e.g. a cron job's or another agent's sharing the engine.
+func (r *Runtime) imagesPrune(ctx context.Context, f filters.Args) error {
+	deadline := time.Now().Add(60 * time.Second)
+	for attempt := 1; ; attempt++ {
+		_, err := r.cli.ImagesPrune(ctx, f)
+		if err == nil || !strings.Contains(err.Error(), "prune operation is already running") || time.Now().After(deadline) {
+			return err
+		}
+		if err := sleepCtx(ctx, time.Duration(min(attempt, 10))*100*time.Millisecond); err != nil {
+			return err
+		}
+	}
 }

@@ -41,14 +41,14 @@ func (r *Runtime) prepareAssets(ctx context.Context, c *specv1.Container, oldVer
 		return err
 	}
 	name := prefix(c.GetService(), c.GetRole(), c.GetDestination()) + "-assets"
-	if old, err := r.findByName(ctx, name); err == nil && old != nil {
+	if old, err := r.findSpec(ctx, name); err == nil && old != nil {
 		_ = r.cli.ContainerRemove(ctx, old.ID, container.RemoveOptions{Force: true})
 	}
 	cfg := &container.Config{Image: c.GetImage(), Labels: map[string]string{}}
 	if r.cfg.AgentName != "" {
 		cfg.Labels[LabelAgent] = r.cfg.AgentName
 	}
-	created, err := r.cli.ContainerCreate(ctx, cfg, &container.HostConfig{}, nil, nil, name)
+	created, err := r.cli.ContainerCreate(ctx, cfg, &container.HostConfig{}, nil, nil, r.engineName(name))
 	if err != nil {
 		return fmt.Errorf("assets container: %w", err)
 	}

@@ -194,10 +194,14 @@ func (r *Runtime) writeEnvFile(c *specv1.Container) error {
 	return writeFileAtomic(path, []byte(b.String()), 0o600)
 }
 
-// create creates the container, removing it again if the engine refuses
-// part of it, so nothing is left half-made.
+// create creates the container of a spec under its engine name.
 func (r *Runtime) create(ctx context.Context, s *Spec) (string, error) {
-	resp, err := r.cli.ContainerCreate(ctx, s.Config, s.Host, s.Network, nil, s.Name)
+	return r.createNamed(ctx, s, r.engineName(s.Name))
+}
+
+// createNamed creates the container under exactly this engine name.
+func (r *Runtime) createNamed(ctx context.Context, s *Spec, engine string) (string, error) {
+	resp, err := r.cli.ContainerCreate(ctx, s.Config, s.Host, s.Network, nil, engine)
 	if err != nil {
 		return "", fmt.Errorf("create %s: %w", s.Name, err)
 	}

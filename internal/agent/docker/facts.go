@@ -4,6 +4,7 @@ import (
 	"context"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
@@ -34,7 +35,7 @@ func (r *Runtime) GatherFacts(ctx context.Context) (*agentv1.Facts, error) {
 	var list []container.Summary
 	for _, fl := range []filters.Args{
 		r.agentFilter(filters.NewArgs(filters.Arg("label", "service"))),
-		filters.NewArgs(filters.Arg("name", "^/?"+r.cfg.ProxyName+"$")),
+		filters.NewArgs(filters.Arg("name", engineNameFilter(r.cfg.ProxyName))),
 	} {
 		cs, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: fl})
 		if err != nil {
@@ -47,10 +48,23 @@ func (r *Runtime) GatherFacts(ctx context.Context) (*agentv1.Facts, error) {
 			}
 		}
 	}
-	sort.Slice(list, func(i, j int) bool { return name(list[i]) < name(list[j]) })
+	factName := func(c container.Summary) string {
+		if n := r.name(c); n != "" {
+			return n
+		}
+		return strings.TrimPrefix(c.Names[0], "/") // the proxy: named by ProxyName
+	}
+	var kept []container.Summary
+	for _, c := range list {
+		if len(c.Names) > 0 && (r.name(c) != "" || strings.TrimPrefix(c.Names[0], "/") == r.cfg.ProxyName) {
+			kept = append(kept, c)
+		}
+	}
+	list = kept
+	sort.Slice(list, func(i, j int) bool { return factName(list[i]) < factName(list[j]) })
 	for _, c := range list {
 		cf := &agentv1.ContainerFact{
-			Id: c.ID, Name: name(c), Image: c.Image, State: c.State,
+			Id: c.ID, Name: factName(c), Image: c.Image, State: c.State,
 			Labels: c.Labels, CreatedUnix: c.Created,
 		}
 		if c.State == "running" {

@@ -98,7 +98,7 @@ func (r *Runtime) BootProxy(ctx context.Context, b *agentv1.BootProxy) error {
 			return err
 		}
 	}
-	id, err := r.create(ctx, s)
+	id, err := r.createNamed(ctx, s, s.Name) // the proxy keeps ProxyName
 	if err != nil {
 		return err
 	}
@@ -249,7 +249,7 @@ func (r *Runtime) ProxyControl(ctx context.Context, p *agentv1.ProxyControl) (st
 		if err := r.stopContainer(ctx, r.cfg.ProxyName, nil); err != nil {
 			return "", err
 		}
-		f := r.agentFilter(filters.NewArgs(filters.Arg("label", ProxyImageTitle), filters.Arg("name", "^/?"+r.cfg.ProxyName+"$")))
+		f := r.agentFilter(filters.NewArgs(filters.Arg("label", ProxyImageTitle), filters.Arg("name", engineNameFilter(r.cfg.ProxyName))))
 		list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: f})
 		if err != nil {
 			return "", err

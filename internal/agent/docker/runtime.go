@@ -71,6 +71,12 @@ type Config struct {
 	// kctl.agent=<name> and restricts lookups to them, so several agents
 	// can share one engine (tests). Empty in production.
 	AgentName string
+	// NamePrefix, when set, is prepended to the engine name of every app,
+	// accessory, assets and run-once container (not the proxy's), and
+	// stripped from every name and version reported back, so several agents
+	// sharing one engine can run the same spec (tests: "<agent>."). Empty in
+	// production: Kamal's names exactly.
+	NamePrefix string
 	// ProxyName overrides the proxy container name (default kamal-proxy).
 	ProxyName string
 	// ProxyVolume overrides the proxy state volume (default kamal-proxy-config).
@@ -243,9 +249,14 @@ func (r *Runtime) agentFilter(f filters.Args) filters.Args {
 	return f
 }
 
-// findByName returns the container with exactly this name, or nil.
+// findSpec returns the container of this spec name (engineName), or nil.
+func (r *Runtime) findSpec(ctx context.Context, spec string) (*container.Summary, error) {
+	return r.findByName(ctx, r.engineName(spec))
+}
+
+// findByName returns the container with exactly this engine name, or nil.
 func (r *Runtime) findByName(ctx context.Context, name string) (*container.Summary, error) {
-	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+name+"$"))})
+	list, err := r.cli.ContainerList(ctx, container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", engineNameFilter(name)))})
 	if err != nil {
 		return nil, err
 	}
