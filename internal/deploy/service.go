@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -202,21 +203,27 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last []byte
+	var lastVersions []uint64
 	for {
-		rec, steps, err := s.load(in.GetId())
-		if err != nil {
-			return err
-		}
-		resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
-		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
-		if string(b) != string(last) {
-			if err := stream.Send(resp); err != nil {
+		// Decode and compare only when the deploy's records changed: most
+		// store changes are other deploys', commands' or presence writes.
+		if v := s.versions(in.GetId()); lastVersions == nil || !slices.Equal(v, lastVersions) {
+			rec, steps, err := s.load(in.GetId())
+			if err != nil {
 				return err
 			}
-			last = b
-		}
-		if finished(rec.GetState()) {
-			return nil
+			lastVersions = v
+			resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
+			b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+			if string(b) != string(last) {
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+				last = b
+			}
+			if finished(rec.GetState()) {
+				return nil
+			}
 		}
 		select {
 		case <-stream.Context().Done():
@@ -225,6 +232,19 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 		case <-tick.C:
 		}
 	}
+}
+
+// versions lists the versions of a deploy's record and step records: they
+// change whenever what Watch sends does.
+func (s *Service) versions(id string) []uint64 {
+	kv, _ := s.Store.Get(TableDeploys, id)
+	steps := s.Store.List(TableSteps, id+"/")
+	out := make([]uint64, 0, 1+len(steps))
+	out = append(out, kv.Version)
+	for _, st := range steps {
+		out = append(out, st.Version)
+	}
+	return out
 }
 
 // Cancel asks the leader to stop the deploy between steps.
