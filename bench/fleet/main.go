@@ -41,6 +41,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -56,7 +57,8 @@ var (
 	runs       = flag.Int("runs", 5, "deploys to time")
 	limit      = flag.Uint("boot-limit", 10, "boot.limit")
 	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the timed deploys")
-	verbose    = flag.Bool("v", false, "log the controllers' warnings to stderr")
+	commitTO   = flag.Duration("raft-commit-timeout", 0, "controllers' Raft CommitTimeout (0: the controller's default)")
+	verbose    = flag.Bool("v", false, "print each deploy's phases and the controllers' warnings to stderr")
 )
 
 // okRuntime answers every operation at once with OK (facts from
@@ -231,7 +233,33 @@ func deployOnce(ctx context.Context, cl *ctlclient.Client, req *deployv1.Request
 	for _, ph := range final.GetDeploy().GetPlan().GetPhases() {
 		n += len(ph.GetSteps())
 	}
+	if *verbose {
+		printPhases(final)
+	}
 	return total, len(final.GetDeploy().GetPlan().GetPhases()), n, nil
+}
+
+// printPhases prints, per phase, the span from its first step's start to
+// its last step's end, and the gap before the phase.
+func printPhases(w *deployv1.WatchResponse) {
+	byID := map[string]*deployv1.StepRecord{}
+	for _, s := range w.GetSteps() {
+		byID[s.GetStepId()] = s
+	}
+	prev := w.GetDeploy().GetCreatedUnixMillis()
+	for _, ph := range w.GetDeploy().GetPlan().GetPhases() {
+		var first, last int64
+		for _, s := range ph.GetSteps() {
+			sr := byID[s.GetId()]
+			if first == 0 || sr.GetStartedUnixMillis() < first {
+				first = sr.GetStartedUnixMillis()
+			}
+			last = max(last, sr.GetFinishedUnixMillis())
+		}
+		fmt.Fprintf(os.Stderr, "  %-10s gap %4dms  span %4dms\n", ph.GetName(), first-prev, last-first)
+		prev = last
+	}
+	fmt.Fprintf(os.Stderr, "  end        gap %4dms\n", w.GetDeploy().GetFinishedUnixMillis()-prev)
 }
 
 func startNode(ctx context.Context, dir, name string, init bool, join []string, token string, logger *slog.Logger) (*controller.Controller, error) {
@@ -247,6 +275,11 @@ func startNode(ctx context.Context, dir, name string, init bool, join []string, 
 	return controller.Start(ctx, controller.Config{
 		Name: name, DataDir: filepath.Join(dir, name), APIListener: api, RaftListener: rl,
 		Init: init, JoinAddrs: join, Token: token, Logger: logger.With("node", name),
+		Raft: func(c *raftstore.Config) {
+			if *commitTO > 0 {
+				c.CommitTimeout = *commitTO
+			}
+		},
 	})
 }
 
@@ -311,10 +344,16 @@ func startAgents(ctx context.Context, addrs []string, tok, dir string, n int, lo
 			sem <- struct{}{}
 			defer func() { <-sem }()
 			rot := append(slices.Clone(addrs[i%len(addrs):]), addrs[:i%len(addrs)]...)
-			agents[i], errs[i] = agent.New(actx, agent.Config{
-				Name: names[i], DataDir: filepath.Join(dir, names[i]), Controllers: rot, Token: tok,
-				Runtime: &okRuntime{}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
-			})
+			// Joins contend for the token's use count: retry a refused one.
+			for attempt := 0; attempt < 10; attempt++ {
+				agents[i], errs[i] = agent.New(actx, agent.Config{
+					Name: names[i], DataDir: filepath.Join(dir, names[i]), Controllers: rot, Token: tok,
+					Runtime: &okRuntime{}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
+				})
+				if errs[i] == nil || !strings.Contains(errs[i].Error(), "concurrent update") {
+					break
+				}
+			}
 		})
 	}
 	joins.Wait()

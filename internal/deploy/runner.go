@@ -335,10 +335,16 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
 	}
 	cmdID := commandID(rec.GetId(), s.GetId())
+	// Record the step as running while sending it: the two writes share a
+	// Raft round trip. Either order is safe to resume from: a new leader
+	// sends the command again under the same id, which is a no-op.
+	var saved sync.WaitGroup
 	if sr.GetState() != deployv1.State_STATE_RUNNING {
-		r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "")
+		saved.Go(func() { r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "") })
 	}
-	if err := r.Agents.Send(ctx, s.GetHost(), cmdID, op); err != nil {
+	err := r.Agents.Send(ctx, s.GetHost(), cmdID, op)
+	saved.Wait()
+	if err != nil {
 		if ctx.Err() != nil {
 			return deployv1.State_STATE_RUNNING, ""
 		}

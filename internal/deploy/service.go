@@ -204,10 +204,26 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 	defer tick.Stop()
 	var last []byte
 	var lastVersions []uint64
+	var lastSent time.Time
+	var wake <-chan time.Time
 	for {
 		// Decode and compare only when the deploy's records changed: most
 		// store changes are other deploys', commands' or presence writes.
-		if v := s.versions(in.GetId()); lastVersions == nil || !slices.Equal(v, lastVersions) {
+		// A change of the deploy record (a phase done, the end) is sent at
+		// once; step changes at most every watchInterval, as a deploy of
+		// many hosts changes steps hundreds of times a second.
+		v := s.versions(in.GetId())
+		changed := lastVersions == nil || !slices.Equal(v, lastVersions)
+		if changed && lastVersions != nil && v[0] == lastVersions[0] {
+			if wait := watchInterval - time.Since(lastSent); wait > 0 {
+				changed = false
+				if wake == nil {
+					wake = time.After(wait)
+				}
+			}
+		}
+		if changed {
+			wake = nil
 			rec, steps, err := s.load(in.GetId())
 			if err != nil {
 				return err
@@ -219,7 +235,7 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 				if err := stream.Send(resp); err != nil {
 					return err
 				}
-				last = b
+				last, lastSent = b, time.Now()
 			}
 			if finished(rec.GetState()) {
 				return nil
@@ -229,10 +245,16 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		case <-changes:
+		case <-wake:
+			wake = nil
 		case <-tick.C:
 		}
 	}
 }
+
+// watchInterval is the least time between two Watch responses that differ
+// only in steps.
+const watchInterval = 100 * time.Millisecond
 
 // versions lists the versions of a deploy's record and step records: they
 // change whenever what Watch sends does.
