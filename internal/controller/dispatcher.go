@@ -330,11 +330,25 @@ func (d *dispatcher) checkRemoved() {
 }
 
 // scan delivers commands created since the last scan to local sessions.
+// It reads only the commands written since (the store's put log), falling
+// back to the whole table when the log does not reach back that far.
 func (d *dispatcher) scan() {
 	v := d.c.store.View()
 	last := d.lastScan
 	d.lastScan = v.Index()
-	for _, r := range v.List(tCommands, "") {
+	var recs []raftstore.Record
+	if keys, ok := d.c.store.PutSince(tCommands, last); ok {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		for _, k := range keys {
+			if r, ok := v.Get(tCommands, k); ok {
+				recs = append(recs, r)
+			}
+		}
+	} else {
+		recs = v.List(tCommands, "")
+	}
+	for _, r := range recs {
 		if r.CreateIndex <= last {
 			continue
 		}

@@ -32,6 +32,32 @@ type Runner struct {
 
 	mu      sync.Mutex // guards running
 	running map[string]bool
+
+	// seen caches, per deploy id, whether the record at a version showed
+	// the deploy finished, so Run does not decode deploy records (large:
+	// they hold the plan) again on every store change. Only Run's
+	// goroutine touches it.
+	seen map[string]seenRecord
+}
+
+type seenRecord struct {
+	version  uint64
+	finished bool
+}
+
+// isFinished reports whether the deploy record kv shows a finished deploy,
+// decoding it only when its version changed. ok is false for a record that
+// does not decode.
+func (r *Runner) isFinished(kv KV) (fin, ok bool) {
+	if c, hit := r.seen[kv.Key]; hit && c.version == kv.Version {
+		return c.finished, true
+	}
+	var rec deployv1.Record
+	if proto.Unmarshal(kv.Value, &rec) != nil {
+		return false, false
+	}
+	r.seen[kv.Key] = seenRecord{version: kv.Version, finished: finished(rec.GetState())}
+	return finished(rec.GetState()), true
 }
 
 func (r *Runner) now() time.Time {
@@ -56,21 +82,21 @@ func (r *Runner) Run(ctx context.Context) {
 	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	r.seen = map[string]seenRecord{}
 	for {
 		for _, kv := range r.Store.List(TableDeploys, "") {
-			var rec deployv1.Record
-			if proto.Unmarshal(kv.Value, &rec) != nil || finished(rec.GetState()) {
+			if fin, ok := r.isFinished(kv); !ok || fin {
 				continue
 			}
 			r.mu.Lock()
 			if r.running == nil {
 				r.running = map[string]bool{}
 			}
-			start := !r.running[rec.GetId()]
-			r.running[rec.GetId()] = true
+			start := !r.running[kv.Key]
+			r.running[kv.Key] = true
 			r.mu.Unlock()
 			if start {
-				id := rec.GetId()
+				id := kv.Key
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -110,10 +136,10 @@ func (r *Runner) releaseStaleLocks(ctx context.Context) {
 		if proto.Unmarshal(kv.Value, &l) != nil || l.GetDeployId() == "" {
 			continue
 		}
-		var rec deployv1.Record
-		_, ok, err := get(r.Store, TableDeploys, l.GetDeployId(), &rec)
-		if err != nil || (ok && !finished(rec.GetState())) {
-			continue
+		if dkv, ok := r.Store.Get(TableDeploys, l.GetDeployId()); ok {
+			if fin, ok := r.isFinished(dkv); !ok || !fin {
+				continue
+			}
 		}
 		r.Store.Write(ctx, &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, kv.Key, kv.Version)},
@@ -313,10 +339,16 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
 	}
 	cmdID := commandID(rec.GetId(), s.GetId())
+	// Record the step as running while sending it: the two writes share a
+	// Raft round trip. Either order is safe to resume from: a new leader
+	// sends the command again under the same id, which is a no-op.
+	var saved sync.WaitGroup
 	if sr.GetState() != deployv1.State_STATE_RUNNING {
-		r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "")
+		saved.Go(func() { r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "") })
 	}
-	if err := r.Agents.Send(ctx, s.GetHost(), cmdID, op); err != nil {
+	err := r.Agents.Send(ctx, s.GetHost(), cmdID, op)
+	saved.Wait()
+	if err != nil {
 		if ctx.Err() != nil {
 			return deployv1.State_STATE_RUNNING, ""
 		}
@@ -335,6 +367,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		started = r.now()
 	}
 	deadline := started.Add(stepTimeout(op))
+	checkAgent := true
 	for {
 		if res, ok := r.Agents.Result(s.GetHost(), cmdID); ok {
 			state, msg := deployv1.State_STATE_SUCCEEDED, ""
@@ -344,7 +377,10 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 			r.saveStep(ctx, rec, s, state, cmdID, msg, res.GetDetail())
 			return state, msg
 		}
-		if r.Agents.AgentState(s.GetHost()) != scheduler.AgentConnected {
+		if !checkAgent {
+			// Presence is coarse (seconds); check it on the tick, not on
+			// every store change.
+		} else if r.Agents.AgentState(s.GetHost()) != scheduler.AgentConnected {
 			if downSince.IsZero() {
 				downSince = r.now()
 			} else if r.now().Sub(downSince) > grace {
@@ -355,12 +391,12 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		} else {
 			downSince = time.Time{}
 		}
-		if r.cancelRequested(rec.GetId()) {
+		if checkAgent && r.cancelRequested(rec.GetId()) {
 			msg := "cancelled by " + r.cancelledBy(rec.GetId())
 			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
 			return deployv1.State_STATE_FAILED, msg
 		}
-		if r.now().After(deadline) {
+		if checkAgent && r.now().After(deadline) {
 			msg := fmt.Sprintf("agent %s did not finish %q within %s", s.GetHost(), s.GetAction(), stepTimeout(op))
 			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
 			return deployv1.State_STATE_FAILED, msg
@@ -369,7 +405,9 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		case <-ctx.Done():
 			return deployv1.State_STATE_RUNNING, ""
 		case <-changes:
+			checkAgent = false
 		case <-tick.C:
+			checkAgent = true
 		}
 	}
 }

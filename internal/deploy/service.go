@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -202,29 +203,70 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last []byte
+	var lastVersions []uint64
+	var lastSent time.Time
+	var wake <-chan time.Time
 	for {
-		rec, steps, err := s.load(in.GetId())
-		if err != nil {
-			return err
+		// Decode and compare only when the deploy's records changed: most
+		// store changes are other deploys', commands' or presence writes.
+		// A change of the deploy record (a phase done, the end) is sent at
+		// once; step changes at most every watchInterval, as a deploy of
+		// many hosts changes steps hundreds of times a second.
+		v := s.versions(in.GetId())
+		changed := lastVersions == nil || !slices.Equal(v, lastVersions)
+		if changed && lastVersions != nil && v[0] == lastVersions[0] {
+			if wait := watchInterval - time.Since(lastSent); wait > 0 {
+				changed = false
+				if wake == nil {
+					wake = time.After(wait)
+				}
+			}
 		}
-		resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
-		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
-		if string(b) != string(last) {
-			if err := stream.Send(resp); err != nil {
+		if changed {
+			wake = nil
+			rec, steps, err := s.load(in.GetId())
+			if err != nil {
 				return err
 			}
-			last = b
-		}
-		if finished(rec.GetState()) {
-			return nil
+			lastVersions = v
+			resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
+			b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+			if string(b) != string(last) {
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+				last, lastSent = b, time.Now()
+			}
+			if finished(rec.GetState()) {
+				return nil
+			}
 		}
 		select {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		case <-changes:
+		case <-wake:
+			wake = nil
 		case <-tick.C:
 		}
 	}
+}
+
+// watchInterval is the least time between two Watch responses that differ
+// only in steps.
+const watchInterval = 100 * time.Millisecond
+
+// versions lists the versions of a deploy's record and step records: they
+// change whenever what Watch sends does.
+func (s *Service) versions(id string) []uint64 {
+	kv, _ := s.Store.Get(TableDeploys, id)
+	steps := s.Store.List(TableSteps, id+"/")
+	out := make([]uint64, 0, 1+len(steps))
+	out = append(out, kv.Version)
+	for _, st := range steps {
+		out = append(out, st.Version)
+	}
+	return out
 }
 
 // Cancel asks the leader to stop the deploy between steps.
