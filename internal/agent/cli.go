@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"io"
 	"log/slog"
 	"path/filepath"
@@ -45,9 +46,15 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
 	runtime := fs.String("runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
 	shared := fs.Bool("shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
+	tokenFile := fs.String("token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of `ps`")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
+	tok, err := ctlclient.ResolveToken(cfg.Token, *tokenFile)
+	if err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	cfg.Token = tok
 	if fs.NArg() > 0 {
 		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +12,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/connectivity"
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
@@ -32,7 +34,24 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 
 	// The dial, the Hello and the Welcome together are bounded.
 	timer := time.AfterFunc(a.cfg.DialTimeout, func() { cancel(fmt.Errorf("agent: %s did not answer within %s", addr, a.cfg.DialTimeout)) })
-	stream, err := agentv1.NewSessionServiceClient(conn).Session(sctx, grpc.WaitForReady(true))
+	// Fail fast on a refused connection (a dead controller): wait only
+	// until the connection is ready or has failed once.
+	conn.Connect()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if st == connectivity.TransientFailure {
+			timer.Stop()
+			_, err := agentv1.NewSessionServiceClient(conn).Session(sctx) // the reason
+			if err == nil {
+				err = fmt.Errorf("agent: cannot connect to %s", addr)
+			}
+			return false, sessionErr(sctx, err)
+		}
+		if !conn.WaitForStateChange(sctx, st) {
+			timer.Stop()
+			return false, sessionErr(sctx, sctx.Err())
+		}
+	}
+	stream, err := agentv1.NewSessionServiceClient(conn).Session(sctx)
 	if err != nil {
 		timer.Stop()
 		return false, sessionErr(sctx, err)
@@ -42,6 +61,10 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 	}}}
 	if err := stream.Send(hello); err != nil {
 		timer.Stop()
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream (e.g. revoked): Recv has why.
+			_, err = stream.Recv()
+		}
 		return false, sessionErr(sctx, err)
 	}
 	first, err := stream.Recv()

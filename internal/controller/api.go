@@ -21,6 +21,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 )
@@ -578,7 +579,15 @@ func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequ
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	return &controllerv1.SendCommandResponse{Command: rec}, nil
+	return &controllerv1.SendCommandResponse{Command: redactCommand(rec)}, nil
+}
+
+// redactCommand strips secret values from a command record before it
+// leaves the controller: the agent alone receives them.
+func redactCommand(rec *controllerv1.CommandRecord) *controllerv1.CommandRecord {
+	rec = proto.Clone(rec).(*controllerv1.CommandRecord)
+	rec.Operation = deploy.RedactOperation(rec.GetOperation())
+	return rec
 }
 
 // GetCommand reports a command. Errors: NotFound.
@@ -587,5 +596,5 @@ func (s *api) GetCommand(ctx context.Context, req *controllerv1.GetCommandReques
 	if err != nil {
 		return nil, statusErr(err)
 	}
-	return &controllerv1.GetCommandResponse{Command: rec}, nil
+	return &controllerv1.GetCommandResponse{Command: redactCommand(rec)}, nil
 }

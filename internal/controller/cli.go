@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"io"
 	"log/slog"
 	"net"
@@ -44,8 +45,16 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs.StringVar(&cfg.Token, "token", "", "join token (kctl token create --role controller)")
 	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
 	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
+	tokenFile := fs.String("token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of `ps`")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
+	}
+	tok, err := ctlclient.ResolveToken(cfg.Token, *tokenFile)
+	if err != nil {
+		return fmt.Errorf("controller: %w", err)
+	}
+	if join != "" || cfg.Token != "" || *tokenFile != "" {
+		cfg.Token = tok // $KCTL_TOKEN matters only when joining
 	}
 	if fs.NArg() > 0 {
 		return fmt.Errorf("controller: unexpected argument %q", fs.Arg(0))

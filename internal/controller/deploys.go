@@ -113,3 +113,20 @@ func (a deployAgents) Result(agent, key string) (*agentv1.Result, bool) {
 	}
 	return rec.GetResult(), true
 }
+
+// Forget deletes the commands, pending or done, in one write.
+func (a deployAgents) Forget(ctx context.Context, cmds []deploy.AgentCommand) error {
+	var muts []*raftcmdv1.Mutation
+	for _, cmd := range cmds {
+		key, err := commandKey(commandIDFor(cmd.Agent, cmd.ID))
+		if err != nil {
+			return err
+		}
+		muts = append(muts, del(tCommands, key))
+	}
+	if len(muts) == 0 {
+		return nil
+	}
+	_, err := a.c.store.Apply(ctx, &raftcmdv1.Command{Mutations: muts})
+	return err
+}

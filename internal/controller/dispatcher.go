@@ -182,11 +182,11 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 		old.cancel(status.Error(codes.Aborted, "controller: replaced by a newer session of the same agent"))
 	}
 	d.markDirty()
-	c.log.Debug("agent connected", "agent", s.name, "version", s.version)
+	c.log.Info("agent connected", "agent", s.name, "version", s.version)
 	var endErr error
 	defer func() {
 		s.cancel(endErr)
-		c.log.Debug("agent disconnected", "agent", s.name, "cause", endErr)
+		c.log.Info("agent disconnected", "agent", s.name, "cause", endErr)
 	}()
 
 	go c.recordFacts(s.name, hello.GetFacts())
@@ -330,11 +330,25 @@ func (d *dispatcher) checkRemoved() {
 }
 
 // scan delivers commands created since the last scan to local sessions.
+// It reads only the commands written since (the store's put log), falling
+// back to the whole table when the log does not reach back that far.
 func (d *dispatcher) scan() {
 	v := d.c.store.View()
 	last := d.lastScan
 	d.lastScan = v.Index()
-	for _, r := range v.List(tCommands, "") {
+	var recs []raftstore.Record
+	if keys, ok := d.c.store.PutSince(tCommands, last); ok {
+		slices.Sort(keys)
+		keys = slices.Compact(keys)
+		for _, k := range keys {
+			if r, ok := v.Get(tCommands, k); ok {
+				recs = append(recs, r)
+			}
+		}
+	} else {
+		recs = v.List(tCommands, "")
+	}
+	for _, r := range recs {
 		if r.CreateIndex <= last {
 			continue
 		}
@@ -355,8 +369,10 @@ func (d *dispatcher) scan() {
 // authoritative without a refresh. It covers a controller failover: agents
 // of a dead controller show connected until they reconnect elsewhere, or
 // disconnected after the grace.
+// The 5 s floor covers an election under load, during which no controller
+// can record presence.
 func (c *Controller) presenceGrace() time.Duration {
-	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval)
+	return max(3*c.cfg.HeartbeatInterval, 3*c.cfg.PresenceInterval, 5*time.Second)
 }
 
 func (d *dispatcher) presenceLoop(ctx context.Context) {

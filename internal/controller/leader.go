@@ -16,6 +16,9 @@ import (
 // commandRetention is how long finished commands are kept.
 const commandRetention = time.Hour
 
+// pendingRetention is how long an undelivered or unanswered command waits.
+const pendingRetention = 24 * time.Hour
+
 // leadershipLoop runs the leader-only work while this node leads: raftstore
 // reports leadership only after its Barrier, so the state includes every
 // earlier entry. On loss the work is cancelled and awaited.
@@ -125,8 +128,8 @@ func (c *Controller) reconcileOnce(ctx context.Context) {
 	}
 }
 
-// collectGarbage deletes finished commands after commandRetention, expired
-// or used-up tokens, and presence records of removed controllers.
+// collectGarbage deletes finished commands after commandRetention, tokens an
+// hour after they expire, and presence records of removed controllers.
 func (c *Controller) collectGarbage(ctx context.Context) {
 	t := time.NewTicker(time.Minute)
 	defer t.Stop()
@@ -141,14 +144,22 @@ func (c *Controller) collectGarbage(ctx context.Context) {
 		var muts []*raftcmdv1.Mutation
 		for _, r := range v.List(tCommands, "") {
 			var rec controllerv1.CommandRecord
-			if proto.Unmarshal(r.Value, &rec) == nil && rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE &&
-				now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention {
+			if proto.Unmarshal(r.Value, &rec) != nil {
+				continue
+			}
+			done := rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE
+			switch {
+			case done && now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention,
+				// A command no agent answered in a day is not run late.
+				!done && now.Sub(time.UnixMilli(rec.GetCreatedUnixMillis())) > pendingRetention:
 				muts = append(muts, del(tCommands, r.Key))
 			}
 		}
 		for _, r := range v.List(tTokens, "") {
 			var rec controllerv1.TokenRecord
-			if proto.Unmarshal(r.Value, &rec) == nil && (now.Unix() > rec.GetExpiresUnix()+3600 || rec.GetUsesLeft() == 0) {
+			// Spent tokens stay until they expire, so a reuse is told
+			// "used up" rather than "unknown".
+			if proto.Unmarshal(r.Value, &rec) == nil && now.Unix() > rec.GetExpiresUnix()+3600 {
 				muts = append(muts, del(tTokens, r.Key))
 			}
 		}

@@ -192,6 +192,14 @@ func TestDeploy_RunsToCompletionAndReleasesLock(t *testing.T) {
 	if m := agents.maxRuns(); m != 1 {
 		t.Errorf("some command ran %d times, want once", m)
 	}
+	h.cluster.WaitFor(t, "the deploy's commands forgotten", func() error {
+		agents.mu.Lock()
+		defer agents.mu.Unlock()
+		if len(agents.forgotten) != 18 {
+			return fmt.Errorf("forgot %d commands, want all 18", len(agents.forgotten))
+		}
+		return nil
+	})
 	h.cluster.WaitFor(t, "lock released", func() error {
 		l, _ := svc.LockStatus(ctx, &deployv1.LockStatusRequest{Service: "app"})
 		if l.GetLock() != nil {

@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -23,6 +24,8 @@ type fakeAgents struct {
 	// pending are held commands by agent.
 	pending map[string][]held
 	notify  func()
+	// forgotten lists the commands Forget deleted.
+	forgotten []string
 }
 
 type held struct {
@@ -103,6 +106,15 @@ func (f *fakeAgents) release(agent string) {
 	for _, c := range cmds {
 		f.execute(agent, c.id, c.op)
 	}
+}
+
+func (f *fakeAgents) Forget(ctx context.Context, cmds []deploy.AgentCommand) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, c := range cmds {
+		f.forgotten = append(f.forgotten, c.Agent+"/"+c.ID)
+	}
+	return nil
 }
 
 func (f *fakeAgents) Result(agent, id string) (*agentv1.Result, bool) {

@@ -32,6 +32,32 @@ type Runner struct {
 
 	mu      sync.Mutex // guards running
 	running map[string]bool
+
+	// seen caches, per deploy id, whether the record at a version showed
+	// the deploy finished, so Run does not decode deploy records (large:
+	// they hold the plan) again on every store change. Only Run's
+	// goroutine touches it.
+	seen map[string]seenRecord
+}
+
+type seenRecord struct {
+	version  uint64
+	finished bool
+}
+
+// isFinished reports whether the deploy record kv shows a finished deploy,
+// decoding it only when its version changed. ok is false for a record that
+// does not decode.
+func (r *Runner) isFinished(kv KV) (fin, ok bool) {
+	if c, hit := r.seen[kv.Key]; hit && c.version == kv.Version {
+		return c.finished, true
+	}
+	var rec deployv1.Record
+	if proto.Unmarshal(kv.Value, &rec) != nil {
+		return false, false
+	}
+	r.seen[kv.Key] = seenRecord{version: kv.Version, finished: finished(rec.GetState())}
+	return finished(rec.GetState()), true
 }
 
 func (r *Runner) now() time.Time {
@@ -56,21 +82,21 @@ func (r *Runner) Run(ctx context.Context) {
 	defer wg.Wait()
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
+	r.seen = map[string]seenRecord{}
 	for {
 		for _, kv := range r.Store.List(TableDeploys, "") {
-			var rec deployv1.Record
-			if proto.Unmarshal(kv.Value, &rec) != nil || finished(rec.GetState()) {
+			if fin, ok := r.isFinished(kv); !ok || fin {
 				continue
 			}
 			r.mu.Lock()
 			if r.running == nil {
 				r.running = map[string]bool{}
 			}
-			start := !r.running[rec.GetId()]
-			r.running[rec.GetId()] = true
+			start := !r.running[kv.Key]
+			r.running[kv.Key] = true
 			r.mu.Unlock()
 			if start {
-				id := rec.GetId()
+				id := kv.Key
 				wg.Add(1)
 				go func() {
 					defer wg.Done()
@@ -110,10 +136,10 @@ func (r *Runner) releaseStaleLocks(ctx context.Context) {
 		if proto.Unmarshal(kv.Value, &l) != nil || l.GetDeployId() == "" {
 			continue
 		}
-		var rec deployv1.Record
-		_, ok, err := get(r.Store, TableDeploys, l.GetDeployId(), &rec)
-		if err != nil || (ok && !finished(rec.GetState())) {
-			continue
+		if dkv, ok := r.Store.Get(TableDeploys, l.GetDeployId()); ok {
+			if fin, ok := r.isFinished(dkv); !ok || !fin {
+				continue
+			}
 		}
 		r.Store.Write(ctx, &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, kv.Key, kv.Version)},
@@ -168,6 +194,10 @@ func (r *Runner) drive(ctx context.Context, id string) {
 		failures := r.runPhase(ctx, &rec, &req, ph, ops)
 		if ctx.Err() != nil {
 			return // leadership lost: the next leader resumes this phase
+		}
+		if len(failures) > 0 && r.cancelRequested(id) {
+			r.finish(ctx, &rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
+			return
 		}
 		if len(failures) > 0 {
 			msg := failures[0]
@@ -308,11 +338,17 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	if op == nil {
 		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
 	}
-	cmdID := "deploy." + rec.GetId() + "." + s.GetId()
+	cmdID := commandID(rec.GetId(), s.GetId())
+	// Record the step as running while sending it: the two writes share a
+	// Raft round trip. Either order is safe to resume from: a new leader
+	// sends the command again under the same id, which is a no-op.
+	var saved sync.WaitGroup
 	if sr.GetState() != deployv1.State_STATE_RUNNING {
-		r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "")
+		saved.Go(func() { r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "") })
 	}
-	if err := r.Agents.Send(ctx, s.GetHost(), cmdID, op); err != nil {
+	err := r.Agents.Send(ctx, s.GetHost(), cmdID, op)
+	saved.Wait()
+	if err != nil {
 		if ctx.Err() != nil {
 			return deployv1.State_STATE_RUNNING, ""
 		}
@@ -326,6 +362,12 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	defer tick.Stop()
 	grace := r.disconnectGrace(req)
 	var downSince time.Time
+	started := time.UnixMilli(sr.GetStartedUnixMillis())
+	if sr.GetStartedUnixMillis() == 0 {
+		started = r.now()
+	}
+	deadline := started.Add(stepTimeout(op))
+	checkAgent := true
 	for {
 		if res, ok := r.Agents.Result(s.GetHost(), cmdID); ok {
 			state, msg := deployv1.State_STATE_SUCCEEDED, ""
@@ -335,7 +377,10 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 			r.saveStep(ctx, rec, s, state, cmdID, msg, res.GetDetail())
 			return state, msg
 		}
-		if r.Agents.AgentState(s.GetHost()) != scheduler.AgentConnected {
+		if !checkAgent {
+			// Presence is coarse (seconds); check it on the tick, not on
+			// every store change.
+		} else if r.Agents.AgentState(s.GetHost()) != scheduler.AgentConnected {
 			if downSince.IsZero() {
 				downSince = r.now()
 			} else if r.now().Sub(downSince) > grace {
@@ -346,13 +391,36 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		} else {
 			downSince = time.Time{}
 		}
+		if checkAgent && r.cancelRequested(rec.GetId()) {
+			msg := "cancelled by " + r.cancelledBy(rec.GetId())
+			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+			return deployv1.State_STATE_FAILED, msg
+		}
+		if checkAgent && r.now().After(deadline) {
+			msg := fmt.Sprintf("agent %s did not finish %q within %s", s.GetHost(), s.GetAction(), stepTimeout(op))
+			r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, cmdID, msg, "")
+			return deployv1.State_STATE_FAILED, msg
+		}
 		select {
 		case <-ctx.Done():
 			return deployv1.State_STATE_RUNNING, ""
 		case <-changes:
+			checkAgent = false
 		case <-tick.C:
+			checkAgent = true
 		}
 	}
+}
+
+// stepTimeout bounds one step, so a hung engine cannot hold a deploy and
+// its lock forever: steps that may pull an image get half an hour, the rest
+// ten minutes (kamal-proxy's own deploy timeout is far shorter).
+func stepTimeout(op *agentv1.Operation) time.Duration {
+	switch op.GetOp().(type) {
+	case *agentv1.Operation_PullImage, *agentv1.Operation_BootProxy, *agentv1.Operation_BootAccessory:
+		return 30 * time.Minute
+	}
+	return 10 * time.Minute
 }
 
 func (r *Runner) disconnectGrace(req *deployv1.Request) time.Duration {
@@ -452,6 +520,20 @@ func (r *Runner) saveRecord(ctx context.Context, rec *deployv1.Record) bool {
 	return false
 }
 
+// forgetCommands deletes the agent commands of an ended deploy.
+func (r *Runner) forgetCommands(ctx context.Context, rec *deployv1.Record) {
+	var cmds []AgentCommand
+	for _, s := range scheduler.Steps(rec.GetPlan()) {
+		cmds = append(cmds, AgentCommand{Agent: s.GetHost(), ID: commandID(rec.GetId(), s.GetId())})
+	}
+	if err := r.Agents.Forget(ctx, cmds); err != nil {
+		r.logger().Warn("forget the deploy's agent commands", "deploy", rec.GetId(), "err", err)
+	}
+}
+
+// commandID is the id a deploy step's command is sent under.
+func commandID(deployID, stepID string) string { return "deploy." + deployID + "." + stepID }
+
 // finish ends the deploy: final state, secrets deleted, lock released (if
 // this deploy holds it) and an audit entry, in one write.
 func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv1.State, msg string) {
@@ -484,6 +566,7 @@ func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv
 		}
 		if res.GetApplied() {
 			r.logger().Info("deploy finished", "deploy", rec.GetId(), "state", result, "error", msg)
+			r.forgetCommands(ctx, rec)
 			return
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -18,6 +19,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -201,29 +203,70 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	var last []byte
+	var lastVersions []uint64
+	var lastSent time.Time
+	var wake <-chan time.Time
 	for {
-		rec, steps, err := s.load(in.GetId())
-		if err != nil {
-			return err
+		// Decode and compare only when the deploy's records changed: most
+		// store changes are other deploys', commands' or presence writes.
+		// A change of the deploy record (a phase done, the end) is sent at
+		// once; step changes at most every watchInterval, as a deploy of
+		// many hosts changes steps hundreds of times a second.
+		v := s.versions(in.GetId())
+		changed := lastVersions == nil || !slices.Equal(v, lastVersions)
+		if changed && lastVersions != nil && v[0] == lastVersions[0] {
+			if wait := watchInterval - time.Since(lastSent); wait > 0 {
+				changed = false
+				if wake == nil {
+					wake = time.After(wait)
+				}
+			}
 		}
-		resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
-		b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
-		if string(b) != string(last) {
-			if err := stream.Send(resp); err != nil {
+		if changed {
+			wake = nil
+			rec, steps, err := s.load(in.GetId())
+			if err != nil {
 				return err
 			}
-			last = b
-		}
-		if finished(rec.GetState()) {
-			return nil
+			lastVersions = v
+			resp := &deployv1.WatchResponse{Deploy: rec, Steps: steps}
+			b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(resp)
+			if string(b) != string(last) {
+				if err := stream.Send(resp); err != nil {
+					return err
+				}
+				last, lastSent = b, time.Now()
+			}
+			if finished(rec.GetState()) {
+				return nil
+			}
 		}
 		select {
 		case <-stream.Context().Done():
 			return stream.Context().Err()
 		case <-changes:
+		case <-wake:
+			wake = nil
 		case <-tick.C:
 		}
 	}
+}
+
+// watchInterval is the least time between two Watch responses that differ
+// only in steps.
+const watchInterval = 100 * time.Millisecond
+
+// versions lists the versions of a deploy's record and step records: they
+// change whenever what Watch sends does.
+func (s *Service) versions(id string) []uint64 {
+	kv, _ := s.Store.Get(TableDeploys, id)
+	steps := s.Store.List(TableSteps, id+"/")
+	out := make([]uint64, 0, 1+len(steps))
+	out = append(out, kv.Version)
+	for _, st := range steps {
+		out = append(out, st.Version)
+	}
+	return out
 }
 
 // Cancel asks the leader to stop the deploy between steps.
@@ -438,17 +481,31 @@ func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*
 }
 
 // Redact returns a copy of req without secret values: container secret env
-// values, registry passwords and proxy files (TLS keys).
+// values, registry credentials and file contents (TLS keys, accessory files).
 func Redact(req *deployv1.Request) *deployv1.Request {
 	r := proto.Clone(req).(*deployv1.Request)
-	if a := r.GetRegistry(); a != nil && a.Password != "" {
-		a.Password = "[REDACTED]"
+	redactAuth := func(a *specv1.RegistryAuth) {
+		if a != nil {
+			if a.Password != "" {
+				a.Password = Redacted
+			}
+			if a.Username != "" {
+				a.Username = Redacted
+			}
+		}
 	}
+	redactContainer := func(c *specv1.Container) {
+		for _, kv := range c.GetSecretEnv() {
+			kv.Value = Redacted
+		}
+		for _, f := range c.GetFiles() {
+			f.Content = nil
+		}
+	}
+	redactAuth(r.GetRegistry())
 	for _, role := range r.GetRoles() {
 		for _, hc := range role.GetHosts() {
-			for _, kv := range hc.GetContainer().GetSecretEnv() {
-				kv.Value = "[REDACTED]"
-			}
+			redactContainer(hc.GetContainer())
 		}
 		for _, f := range role.GetProxy().GetFiles() {
 			f.Content = nil
@@ -456,21 +513,15 @@ func Redact(req *deployv1.Request) *deployv1.Request {
 	}
 	for _, a := range r.GetAccessories() {
 		for _, hc := range a.GetHosts() {
-			for _, kv := range hc.GetContainer().GetSecretEnv() {
-				kv.Value = "[REDACTED]"
-			}
-			for _, f := range hc.GetContainer().GetFiles() {
-				f.Content = nil
-			}
+			redactContainer(hc.GetContainer())
 		}
-		if a.GetRegistry() != nil && a.GetRegistry().Password != "" {
-			a.GetRegistry().Password = "[REDACTED]"
+		for _, f := range a.GetProxy().GetFiles() {
+			f.Content = nil
 		}
+		redactAuth(a.GetRegistry())
 	}
 	for _, ph := range r.GetProxyHosts() {
-		for _, kv := range ph.GetBoot().GetContainer().GetSecretEnv() {
-			kv.Value = "[REDACTED]"
-		}
+		redactContainer(ph.GetBoot().GetContainer())
 	}
 	return r
 }

@@ -73,7 +73,14 @@ type Agents interface {
 	Send(ctx context.Context, agent, id string, op *agentv1.Operation) error
 	// Result reports the command's result once the agent has answered.
 	Result(agent, id string) (*agentv1.Result, bool)
+	// Forget deletes commands, delivered or not, once their deploy has
+	// ended: an agent that reconnects later must not run a step of a
+	// finished deploy, and the secrets they carry must not outlive it.
+	Forget(ctx context.Context, cmds []AgentCommand) error
 }
+
+// AgentCommand names one command: the agent and the id passed to Send.
+type AgentCommand struct{ Agent, ID string }
 
 func get[M proto.Message](s Store, table, key string, m M) (uint64, bool, error) {
 	kv, ok := s.Get(table, key)

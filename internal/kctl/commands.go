@@ -116,12 +116,16 @@ func tokenCmd(g *globals) *cobra.Command {
 }
 
 func loginCmd(g *globals) *cobra.Command {
-	var controllers, token string
+	var controllers, token, tokenFile string
 	cmd := &cobra.Command{
 		Use:   "login --controller ADDR --token TOKEN",
 		Short: "Join as an operator: make a key here, get it certified, write the credentials file",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			token, err := ctlclient.ResolveToken(token, tokenFile)
+			if err != nil {
+				return err
+			}
 			if controllers == "" || token == "" {
 				return fmt.Errorf("login needs --controller ADDR and --token TOKEN (an admin makes one with `kctl token create --role operator --name NAME`)")
 			}
@@ -156,7 +160,8 @@ func loginCmd(g *globals) *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&controllers, "controller", "", "controller API address(es), comma-separated")
-	cmd.Flags().StringVar(&token, "token", "", "operator join token")
+	cmd.Flags().StringVar(&token, "token", "", "operator join token (or --token-file, or $"+ctlclient.TokenEnv+")")
+	cmd.Flags().StringVar(&tokenFile, "token-file", "", "read the operator join token from this file")
 	return cmd
 }
 

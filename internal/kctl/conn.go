@@ -15,13 +15,15 @@ import (
 // globalsOf rebuilds the root's persistent flags for commands registered
 // through registerCommand, which the root builds without them.
 func globalsOf(cmd *cobra.Command) (*globals, error) {
-	g := &globals{stdout: cmd.OutOrStdout(), timeout: 5 * time.Second}
+	g := &globals{stdout: cmd.OutOrStdout(), timeout: 5 * time.Second, deadline: 30 * time.Second}
 	if f := cmd.Flags().Lookup("credentials"); f != nil {
 		g.credentials = f.Value.String()
 	}
-	if f := cmd.Flags().Lookup("connect-timeout"); f != nil {
-		if d, err := time.ParseDuration(f.Value.String()); err == nil {
-			g.timeout = d
+	for name, dst := range map[string]*time.Duration{"connect-timeout": &g.timeout, "timeout": &g.deadline} {
+		if f := cmd.Flags().Lookup(name); f != nil {
+			if d, err := time.ParseDuration(f.Value.String()); err == nil {
+				*dst = d
+			}
 		}
 	}
 	return g, nil
@@ -36,11 +38,14 @@ func (g *globals) conn(ctx context.Context, fn func(context.Context, grpc.Client
 	return explain(cl.CallConn(ctx, fn))
 }
 
+// agentOpTimeout bounds one operation sent by hand (a pull can be slow).
+const agentOpTimeout = 15 * time.Minute
+
 // sendCommand sends one operation to an agent through the controllers and
 // waits for its result.
 func (g *globals) sendCommand(ctx context.Context, agent string, op *agentv1.Operation) (*agentv1.Result, error) {
 	var res *agentv1.Result
-	err := g.call(ctx, func(ctx context.Context, c controllerv1.ControllerServiceClient) error {
+	err := g.callFor(ctx, max(g.deadline, agentOpTimeout), func(ctx context.Context, c controllerv1.ControllerServiceClient) error {
 		resp, err := c.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: agent, Operation: op, Wait: true})
 		if err != nil {
 			return err

@@ -10,7 +10,10 @@ import (
 
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"google.golang.org/protobuf/proto"
+
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
+	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
 // selection is Kamal's -r/--roles, -h/--hosts and -p/--primary.
@@ -187,8 +190,8 @@ func buildRequest(cfg *kamalconfig.Config, dir string, o requestOptions) (*deplo
 			// app's registry login when its image lives there (Kamal logs
 			// every host in to that registry); credentials never go to
 			// another registry.
-			if auth == nil && registry.GetServer() != "" && strings.HasPrefix(a.Image, registry.GetServer()+"/") {
-				auth = registry
+			if auth == nil {
+				auth = scheduler.AuthFor(a.Image, registry)
 			}
 			files, err := cfg.AccessoryFiles(a.Name)
 			if err != nil {
@@ -197,14 +200,25 @@ func buildRequest(cfg *kamalconfig.Config, dir string, o requestOptions) (*deplo
 			acc := &deployv1.Accessory{Name: a.Name, Proxy: cfg.AccessoryProxyDeploy(a.Name), Registry: auth}
 			for _, h := range a.Hosts {
 				ct := cfg.AccessoryContainer(a.Name, h)
+				if err := requireSecrets(ct, "accessories/"+a.Name+"/env/secret"); err != nil {
+					return nil, err
+				}
 				ct.Files = files
 				acc.Hosts = append(acc.Hosts, &deployv1.HostContainer{Host: h, Container: ct})
 			}
 			req.Accessories = append(req.Accessories, acc)
 		}
 	}
+	if n := proto.Size(req); n > maxRequestBytes {
+		return nil, fmt.Errorf("the deploy request is %.1f MiB, over kctl's %d MiB limit: accessory files and error pages travel inside it, so keep them small (or bake them into images)",
+			float64(n)/(1<<20), maxRequestBytes>>20)
+	}
 	return req, nil
 }
+
+// maxRequestBytes keeps a deploy request, which is stored in Raft and sent
+// over gRPC (4 MiB messages), well within both limits.
+const maxRequestBytes = 3 << 20
 
 // errorPages reads error_pages_path's `4xx.html`/`5xx.html` pages for the
 // proxy's apps-config dir, where Kamal uploads them:
@@ -235,4 +249,23 @@ func errorPages(cfg *kamalconfig.Config, dir string) ([]*specv1.File, error) {
 		return nil, fmt.Errorf("error_pages_path: no 4xx.html or 5xx.html pages in %s", src)
 	}
 	return out, nil
+}
+
+// requireSecrets fails when a secret the spec names did not resolve (the
+// config layer leaves such entries out), naming the secret, never a value.
+func requireSecrets(ct *specv1.Container, keyPath string) error {
+	have := map[string]bool{}
+	for _, kv := range ct.GetSecretEnv() {
+		have[kv.GetKey()] = true
+	}
+	for _, k := range ct.GetSecretKeys() {
+		name, secret, ok := strings.Cut(k, ":")
+		if !ok {
+			secret = name
+		}
+		if !have[name] {
+			return fmt.Errorf("%s: Secret '%s' not found (add it to .kamal/secrets)", keyPath, secret)
+		}
+	}
+	return nil
 }

@@ -52,6 +52,8 @@ type fsm struct {
 
 	// onApply is called after every published state change (outside mu).
 	onApply func()
+	// puts remembers recent writes (Store.PutSince).
+	puts putLog
 }
 
 var (
@@ -96,7 +98,11 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 		}
 		tx.index = l.Index
 	}
-	f.publish(tx.commit())
+	st := tx.commit()
+	// Log the puts before publishing: a reader that sees the new state
+	// finds its puts in the log.
+	f.puts.add(tx.puts)
+	f.publish(st)
 	return out
 }
 
@@ -104,6 +110,8 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 type txn struct {
 	records, requests, expiry *iradix.Txn
 	index                     uint64
+	// puts are the keys written, in order (for the put log).
+	puts []putEntry
 }
 
 func newTxn(s *state) *txn {
@@ -198,6 +206,7 @@ func (t *txn) put(index uint64, table, key string, value []byte) {
 		rec.CreateIndex = old.(*Record).CreateIndex
 	}
 	t.records.Insert(k, rec)
+	t.puts = append(t.puts, putEntry{index: index, table: table, key: key})
 }
 
 // check returns "" when p holds, else why not.
@@ -349,6 +358,7 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	if err != nil {
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
+	f.puts.reset(st.index)
 	f.publish(st)
 	return nil
 }

@@ -176,3 +176,23 @@ func TestGroups(t *testing.T) {
 		}
 	}
 }
+
+func TestAuthFor(t *testing.T) {
+	auth := &specv1.RegistryAuth{Server: "ghcr.io", Username: "u", Password: "p"}
+	tests := []struct {
+		image string
+		want  bool
+	}{
+		{"ghcr.io/team/app:v1", true},
+		{"basecamp/kamal-proxy:v0.9.2", false},
+		{"ghcr.io.evil.example/x:v1", false},
+	}
+	for _, tt := range tests {
+		if got := scheduler.AuthFor(tt.image, auth) != nil; got != tt.want {
+			t.Errorf("AuthFor(%q) sends credentials = %v, want %v", tt.image, got, tt.want)
+		}
+	}
+	if scheduler.AuthFor("ghcr.io/x", nil) != nil {
+		t.Errorf("AuthFor(nil auth) != nil")
+	}
+}

@@ -132,8 +132,12 @@ func (s *Store) load() {
 			p = filepath.Join(s.opts.Dir, f)
 		}
 		data, err := os.ReadFile(p)
-		if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
 			continue
+		}
+		if err != nil {
+			s.err = fmt.Errorf("secrets file %s: %w", f, err)
+			return
 		}
 		s.files = append(s.files, f)
 		vals, _, err := Parse(string(data), s.opts.Env, s.substitute)

@@ -1,0 +1,413 @@
+// Package deploy benchmarks `kctl deploy --skip-push` of the test app to one
+// host against the floor measured in the same run: the same pull, run,
+// kamal-proxy deploy and stop steps done directly with the docker CLI.
+//
+// Everything is real: the controller, agent and kctl binaries, a
+// docker-registry with htpasswd auth, the kamal-proxy stand-in and the app
+// on the local engine. Each iteration deploys the other version (v1, v2,
+// v1, …) once with kctl and once with the docker CLI, in alternating order,
+// and the table at the end gives median and p90 of both and their ratio,
+// and where kctl's time went.
+//
+//	go test -run '^$' -bench DeployVsDockerCLI -benchtime 10x ./bench/deploy/
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"google.golang.org/grpc"
+)
+
+const deployYML = `service: %[1]s
+image: kctl-bench/%[1]s
+servers:
+  web:
+    - %[2]s
+proxy:
+  app_port: 80
+  healthcheck:
+    path: /up
+    interval: 1
+    timeout: 5
+  run:
+    repository: %[3]s
+    version: v0.9.2
+    http_port: %[4]d
+    https_port: %[5]d
+    bind_ips:
+      - 127.0.0.1
+registry:
+  server: %[6]s
+  username: %[7]s
+  password:
+    - KAMAL_REGISTRY_PASSWORD
+builder:
+  arch: amd64
+deploy_timeout: 15
+drain_timeout: 2
+retain_containers: 3
+`
+
+// floorProxyFlags are the kamal-proxy deploy flags kctl derives from
+// deployYML (internal/kamalconfig), so both paths wait for health alike.
+var floorProxyFlags = []string{
+	"--deploy-timeout=15s", "--drain-timeout=2s", "--health-check-interval=1s", "--health-check-timeout=5s",
+	"--health-check-path=/up", "--buffer-requests", "--buffer-responses",
+	"--log-request-header=Cache-Control", "--log-request-header=Last-Modified", "--log-request-header=User-Agent",
+}
+
+// proc is a running daemon.
+type proc struct {
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan struct{}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(b *testing.B, bin string, args ...string) *proc {
+	b.Helper()
+	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	b.Cleanup(func() {
+		_ = p.cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-p.done:
+		case <-time.After(10 * time.Second):
+			_ = p.cmd.Process.Kill()
+			<-p.done
+		}
+		if b.Failed() {
+			b.Logf("--- %s log ---\n%s", filepath.Base(bin), tail(p.out.String(), 4000))
+		}
+	})
+	return p
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+// run runs a command to completion and returns its stdout.
+func run(env []string, dir, bin string, args ...string) (string, error) {
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("%s %s: %v\n%s%s", filepath.Base(bin), strings.Join(args, " "), err, out.String(), errb.String())
+	}
+	return out.String(), nil
+}
+
+func buildBinaries(b *testing.B) string {
+	b.Helper()
+	dir := b.TempDir()
+	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/controller", "./cmd/agent", "./cmd/kctl")
+	cmd.Dir = dockertest.ModuleRoot(b)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		b.Fatalf("go build: %v\n%s", err, out)
+	}
+	return dir
+}
+
+func freeAddr(b *testing.B) string { return fmt.Sprintf("127.0.0.1:%d", dockertest.FreePort(b)) }
+
+func waitFor(b *testing.B, timeout time.Duration, what string, cond func() error) {
+	b.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		err := cond()
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("waiting for %s: %v", what, err)
+		}
+		time.Sleep(50 * time.Millisecond) // polling interval
+	}
+}
+
+func BenchmarkDeployVsDockerCLI(b *testing.B) {
+	cli := dockertest.Client(b)
+	bin := buildBinaries(b)
+	reg := dockertest.StartRegistry(b)
+	prefix := dockertest.Prefix(b)
+	service := "bench" + prefix
+	agentName := "web-" + prefix
+	work := b.TempDir()
+
+	// The app, as v1 and v2 (distinct images: a version label), in the
+	// registry.
+	repo := reg.Addr + "/kctl-bench/" + service
+	for _, v := range []string{"v1", "v2"} {
+		local := "kctl-bench/" + service + "-local:" + v
+		dockertest.BuildAppImage(b, cli, local, map[string]string{"service": service, "version": v})
+		dockertest.Push(b, cli, reg, local, repo+":"+v)
+	}
+	proxyRepo := "kctl-bench/proxy-" + prefix
+	proxyImage := dockertest.BuildProxyImage(b, cli, proxyRepo)
+	dockertest.CleanupContainers(b, cli, service, nil, nil)
+	dockertest.CleanupContainers(b, cli, "kamal-proxy-"+agentName, nil, []string{"kamal-proxy-config-" + agentName})
+	floorNet := prefix + "-floor"
+	dockertest.CleanupContainers(b, cli, prefix+"-floor", []string{floorNet}, nil)
+
+	// Controller, credentials, agent.
+	cdir := filepath.Join(work, "c1")
+	api := freeAddr(b)
+	start(b, filepath.Join(bin, "controller"), "run", "--name", "c1", "--data-dir", cdir, "--listen", api, "--raft-listen", freeAddr(b), "--init", "--heartbeat-interval", "1s")
+	creds := filepath.Join(cdir, "admin.kctl.yaml")
+	waitFor(b, 30*time.Second, "admin credentials", func() error { _, err := os.Stat(creds); return err })
+	kenv := []string{"KCTL_CREDENTIALS=" + creds}
+	kctl := filepath.Join(bin, "kctl")
+	var tok string
+	waitFor(b, 30*time.Second, "an agent token", func() error {
+		out, err := run(kenv, work, kctl, "token", "create", "--role", "agent", "--ttl", "10m")
+		tok = strings.TrimSpace(out)
+		return err
+	})
+	start(b, filepath.Join(bin, "agent"), "run", "--name", agentName, "--data-dir", filepath.Join(work, "agent"), "--controller", api, "--token", tok, "--shared-engine")
+	waitFor(b, 30*time.Second, agentName+" connected", func() error {
+		out, err := run(kenv, work, kctl, "agents", "-o", "json")
+		if err != nil {
+			return err
+		}
+		if !strings.Contains(out, `"connected"`) {
+			return fmt.Errorf("agents: %s", out)
+		}
+		return nil
+	})
+
+	// The Kamal project.
+	proj := filepath.Join(work, "app")
+	must(b, os.MkdirAll(filepath.Join(proj, "config"), 0o755))
+	must(b, os.MkdirAll(filepath.Join(proj, ".kamal"), 0o755))
+	must(b, os.WriteFile(filepath.Join(proj, "Dockerfile"), []byte("FROM scratch\n"), 0o644))
+	must(b, os.WriteFile(filepath.Join(proj, "config", "deploy.yml"), []byte(fmt.Sprintf(deployYML,
+		service, agentName, proxyRepo, dockertest.FreePort(b), dockertest.FreePort(b), reg.Addr, reg.User)), 0o644))
+	must(b, os.WriteFile(filepath.Join(proj, ".kamal", "secrets"), []byte("KAMAL_REGISTRY_PASSWORD="+reg.Password+"\n"), 0o600))
+
+	// The docker CLI floor: its own CLI config (login), network and proxy.
+	denv := []string{"DOCKER_CONFIG=" + filepath.Join(work, "docker-config")}
+	docker, err := exec.LookPath("docker")
+	if err != nil {
+		dockertest.Require(b, "docker CLI not installed: %v", err)
+	}
+	login := exec.Command(docker, "login", reg.Addr, "-u", reg.User, "--password-stdin")
+	login.Env = append(os.Environ(), denv...)
+	login.Stdin = strings.NewReader(reg.Password)
+	if out, err := login.CombinedOutput(); err != nil {
+		b.Fatalf("docker login: %v\n%s", err, out)
+	}
+	mustRun(b, denv, work, docker, "network", "create", floorNet)
+	floorProxy := prefix + "-floor-proxy"
+	mustRun(b, denv, work, docker, "run", "--detach", "--name", floorProxy, "--network", floorNet, proxyImage)
+	waitFor(b, 30*time.Second, "the floor's kamal-proxy", func() error {
+		_, err := run(denv, work, docker, "exec", floorProxy, "kamal-proxy", "list")
+		return err
+	})
+	var floorCurrent string
+	floorN := 0
+	floor := func(version string) time.Duration {
+		floorN++
+		name := fmt.Sprintf("%s-floor-web-%s-%d", prefix, version, floorN)
+		t0 := time.Now()
+		mustRun(b, denv, work, docker, "pull", "--quiet", repo+":"+version)
+		mustRun(b, denv, work, docker, "run", "--detach", "--restart", "unless-stopped", "--name", name, "--network", floorNet,
+			"--log-opt", "max-size=10m", "--label", "service="+prefix+"-floor", "--label", "role=web", "-e", "KAMAL_VERSION="+version, repo+":"+version)
+		mustRun(b, denv, work, docker, append([]string{"exec", floorProxy, "kamal-proxy", "deploy", prefix + "-floor-web", "--target=" + name + ":80"}, floorProxyFlags...)...)
+		if floorCurrent != "" {
+			mustRun(b, denv, work, docker, "stop", floorCurrent)
+		}
+		d := time.Since(t0)
+		floorCurrent = name
+		return d
+	}
+
+	admin, err := ctlclient.LoadFile(creds)
+	must(b, err)
+	acreds, err := admin.Credentials()
+	must(b, err)
+	ctl := ctlclient.NewClient(acreds, []string{api}, 10*time.Second)
+	kctlDeploy := func(version string) (time.Duration, *deployv1.GetResponse) {
+		t0 := time.Now()
+		mustRun(b, kenv, proj, kctl, "deploy", "--skip-push", "--version", version)
+		d := time.Since(t0)
+		var got *deployv1.GetResponse
+		must(b, ctl.CallConn(context.Background(), func(ctx context.Context, cc grpc.ClientConnInterface) error {
+			dc := deployv1.NewDeployServiceClient(cc)
+			l, err := dc.List(ctx, &deployv1.ListRequest{Limit: 1})
+			if err != nil || len(l.GetDeploys()) == 0 {
+				return fmt.Errorf("list deploys: %v", err)
+			}
+			got, err = dc.Get(ctx, &deployv1.GetRequest{Id: l.GetDeploys()[0].GetId()})
+			return err
+		}))
+		return d, got
+	}
+
+	// Warm up both paths with v1 (boots kctl's proxy; untimed).
+	kctlDeploy("v1")
+	floor("v1")
+
+	var kt, ft []time.Duration
+	var breakdowns []breakdown
+	i := 0
+	for b.Loop() {
+		version := []string{"v2", "v1"}[i%2]
+		var k, f time.Duration
+		var rec *deployv1.GetResponse
+		if i%2 == 0 {
+			k, rec = kctlDeploy(version)
+			f = floor(version)
+		} else {
+			f = floor(version)
+			k, rec = kctlDeploy(version)
+		}
+		kt, ft = append(kt, k), append(ft, f)
+		breakdowns = append(breakdowns, breakdownOf(k, rec))
+		i++
+	}
+	b.StopTimer()
+	report(b, kt, ft, breakdowns)
+}
+
+func must(b *testing.B, err error) {
+	b.Helper()
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+func mustRun(b *testing.B, env []string, dir, bin string, args ...string) string {
+	b.Helper()
+	out, err := run(env, dir, bin, args...)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return out
+}
+
+// breakdown splits one kctl deploy's wall time.
+type breakdown struct {
+	// client: kctl's own time (start-up, config, submit, watch) outside
+	// the controller's record of the deploy.
+	client time.Duration
+	// steps: per phase, first step start to last step end, summed (the
+	// agents' work plus per-step dispatch).
+	steps time.Duration
+	// between: controller time between phases (the deploy's created to
+	// finished, minus steps).
+	between time.Duration
+	// phases: step time per phase name.
+	phases map[string]time.Duration
+}
+
+func breakdownOf(wall time.Duration, g *deployv1.GetResponse) breakdown {
+	bd := breakdown{phases: map[string]time.Duration{}}
+	byID := map[string]*deployv1.StepRecord{}
+	for _, s := range g.GetSteps() {
+		byID[s.GetStepId()] = s
+	}
+	for _, ph := range g.GetDeploy().GetPlan().GetPhases() {
+		var first, last int64
+		for _, s := range ph.GetSteps() {
+			sr := byID[s.GetId()]
+			if sr == nil {
+				continue
+			}
+			if first == 0 || sr.GetStartedUnixMillis() < first {
+				first = sr.GetStartedUnixMillis()
+			}
+			last = max(last, sr.GetFinishedUnixMillis())
+		}
+		d := time.Duration(last-first) * time.Millisecond
+		bd.phases[ph.GetName()] += d
+		bd.steps += d
+	}
+	ctl := time.Duration(g.GetDeploy().GetFinishedUnixMillis()-g.GetDeploy().GetCreatedUnixMillis()) * time.Millisecond
+	bd.between = ctl - bd.steps
+	bd.client = wall - ctl
+	return bd
+}
+
+func quantile(ds []time.Duration, q float64) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	i := int(q*float64(len(s))+0.5) - 1
+	return s[max(0, min(i, len(s)-1))]
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.0fms", float64(d)/float64(time.Millisecond)) }
+
+func report(b *testing.B, kt, ft []time.Duration, bds []breakdown) {
+	var w strings.Builder
+	fmt.Fprintf(&w, "\n%d iterations, alternating v2/v1, one host (real controller, agent, registry, kamal-proxy stand-in)\n", len(kt))
+	fmt.Fprintf(&w, "%-26s %9s %9s\n", "", "median", "p90")
+	fmt.Fprintf(&w, "%-26s %9s %9s\n", "kctl deploy --skip-push", ms(quantile(kt, .5)), ms(quantile(kt, .9)))
+	fmt.Fprintf(&w, "%-26s %9s %9s\n", "docker CLI floor", ms(quantile(ft, .5)), ms(quantile(ft, .9)))
+	fmt.Fprintf(&w, "%-26s %9.2f %9.2f\n", "ratio kctl/floor", float64(quantile(kt, .5))/float64(quantile(ft, .5)), float64(quantile(kt, .9))/float64(quantile(ft, .9)))
+	var client, steps, between []time.Duration
+	phases := map[string][]time.Duration{}
+	var names []string
+	for _, bd := range bds {
+		client, steps, between = append(client, bd.client), append(steps, bd.steps), append(between, bd.between)
+		for n, d := range bd.phases {
+			if _, ok := phases[n]; !ok {
+				names = append(names, n)
+			}
+			phases[n] = append(phases[n], d)
+		}
+	}
+	slices.Sort(names)
+	fmt.Fprintf(&w, "kctl breakdown (median): kctl client %s, steps %s, controller between phases %s\n", ms(quantile(client, .5)), ms(quantile(steps, .5)), ms(quantile(between, .5)))
+	for _, n := range names {
+		fmt.Fprintf(&w, "  phase %-10s %s\n", n, ms(quantile(phases[n], .5)))
+	}
+	fmt.Fprintf(&w, "%-4s %9s %9s\n", "iter", "kctl", "floor")
+	for i := range kt {
+		fmt.Fprintf(&w, "%-4d %9s %9s\n", i+1, ms(kt[i]), ms(ft[i]))
+	}
+	fmt.Print(w.String())
+	b.ReportMetric(float64(quantile(kt, .5))/1e6, "kctl-median-ms")
+	b.ReportMetric(float64(quantile(ft, .5))/1e6, "floor-median-ms")
+	b.ReportMetric(float64(quantile(kt, .5))/float64(quantile(ft, .5)), "ratio")
+}

@@ -1,0 +1,390 @@
+// Command fleet benchmarks the controller's deploy planning and dispatch:
+// N simulated agents (the real agent session code over real mutual TLS,
+// with a runtime that answers every operation at once with OK) connect to a
+// 3-node controller cluster running in this process; a deploy of one role
+// over the N hosts (proxy role, boot limit 10) is submitted through the real
+// deploy service (gRPC, as kctl does) and watched to its end.
+//
+// It prints, per run, the end-to-end time (Submit until the Watch stream
+// reports the deploy finished), the number of host-steps, the time per host
+// and per host-step, the scheduler's planning time per host measured apart,
+// and the CPU time this process (controllers and simulated agents) spent
+// per host, which other load on the machine does not inflate. As the runtime does nothing, the end-to-end time is the
+// controller's planning and dispatch overhead (plus the simulated agents'
+// session work).
+//
+//	go run ./bench/fleet -n 100 -runs 5
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"runtime/pprof"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"google.golang.org/grpc"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/agent"
+	"github.com/kctl-dev/kctl/internal/agent/exec"
+	"github.com/kctl-dev/kctl/internal/controller"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/scheduler"
+)
+
+func main() {
+	if err := run(); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+var (
+	hosts      = flag.Int("n", 100, "simulated agents (hosts)")
+	runs       = flag.Int("runs", 5, "deploys to time")
+	limit      = flag.Uint("boot-limit", 10, "boot.limit")
+	cpuprofile = flag.String("cpuprofile", "", "write a CPU profile of the timed deploys")
+	commitTO   = flag.Duration("raft-commit-timeout", 0, "controllers' Raft CommitTimeout (0: the controller's default)")
+	verbose    = flag.Bool("v", false, "print each deploy's phases and the controllers' warnings to stderr")
+)
+
+// okRuntime answers every operation at once with OK (facts from
+// FakeRuntime, so the agents' Hello looks real).
+type okRuntime struct{ facts agent.FakeRuntime }
+
+var _ exec.Runtime = (*okRuntime)(nil)
+
+func (r *okRuntime) Do(ctx context.Context, op *agentv1.Operation) (*agentv1.Result, error) {
+	switch op.GetOp().(type) {
+	case *agentv1.Operation_Noop, *agentv1.Operation_GatherFacts:
+		return r.facts.Do(ctx, op)
+	}
+	return &agentv1.Result{Ok: true}, nil
+}
+
+func run() error {
+	flag.Parse()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir, err := os.MkdirTemp("", "kctl-bench-fleet-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if *verbose {
+		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+
+	cl, nodes, err := startCluster(ctx, dir, logger)
+	defer func() {
+		for _, c := range nodes {
+			c.Close()
+		}
+	}()
+	if err != nil {
+		return err
+	}
+	var addrs []string
+	for _, c := range nodes {
+		addrs = append(addrs, c.APIAddress())
+	}
+	tok, err := token(ctx, cl, controllerv1.Role_ROLE_AGENT, uint32(*hosts))
+	if err != nil {
+		return err
+	}
+	names, stopAgents, err := startAgents(ctx, addrs, tok, filepath.Join(dir, "agents"), *hosts, logger)
+	defer stopAgents()
+	if err != nil {
+		return err
+	}
+
+	planPerHost := planningTime(request(names, "v0"))
+
+	// Warm up (untimed); this also waits until the controllers have
+	// recorded every agent as connected, as Submit requires.
+	deadline := time.Now().Add(time.Minute)
+	for {
+		_, _, _, err := deployOnce(ctx, cl, request(names, "v0"))
+		if err == nil {
+			break
+		}
+		if !strings.Contains(err.Error(), "is not connected") || time.Now().After(deadline) {
+			return fmt.Errorf("warm-up deploy: %w", err)
+		}
+		time.Sleep(100 * time.Millisecond) // presence is recorded within ~100 ms
+	}
+
+	fmt.Printf("hosts=%d boot.limit=%d controllers=3 (in-process) agents in-process, runtime answers OK at once\n", *hosts, *limit)
+	fmt.Printf("%-4s %8s %11s %10s %10s %12s %12s %10s\n", "run", "phases", "host-steps", "total", "per host", "per step", "plan/host", "CPU/host")
+	if *cpuprofile != "" {
+		f, err := os.Create(*cpuprofile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	var totals, cpus []time.Duration
+	var steps int
+	for i := range *runs {
+		req := request(names, fmt.Sprintf("v%d", i+1))
+		cpu0 := cpuTime()
+		total, phases, n, err := deployOnce(ctx, cl, req)
+		if err != nil {
+			return fmt.Errorf("run %d: %w", i+1, err)
+		}
+		cpu := cpuTime() - cpu0
+		steps = n
+		totals, cpus = append(totals, total), append(cpus, cpu)
+		fmt.Printf("%-4d %8d %11d %10s %10s %12s %12s %10s\n", i+1, phases, n, ms(total), ms(total/time.Duration(*hosts)), ms(total/time.Duration(n)), ms(planPerHost), ms(cpu/time.Duration(*hosts)))
+	}
+	slices.Sort(totals)
+	slices.Sort(cpus)
+	med, cpu := totals[len(totals)/2], cpus[len(cpus)/2]
+	fmt.Printf("%-4s %8s %11d %10s %10s %12s %12s %10s\n", "med", "", steps, ms(med), ms(med/time.Duration(*hosts)), ms(med/time.Duration(steps)), ms(planPerHost), ms(cpu/time.Duration(*hosts)))
+	return nil
+}
+
+// cpuTime is this process's user and system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+// request is a deploy of one proxy role over hosts.
+func request(hosts []string, version string) *deployv1.Request {
+	req := &deployv1.Request{
+		Command: "deploy", Service: "bench", Version: version, Repository: "reg.example/bench", Image: "reg.example/bench:" + version,
+		LatestTag: "latest", PrimaryRole: "web", RetainContainers: 5, Boot: &deployv1.Boot{Limit: uint32(*limit)},
+		Registry: &specv1.RegistryAuth{Server: "reg.example", Username: "u", Password: "registry-password"},
+	}
+	web := &deployv1.Role{Name: "web", Proxy: &specv1.ProxyDeploy{Service: "bench-web", AppPort: 80}}
+	for _, h := range hosts {
+		web.Hosts = append(web.Hosts, &deployv1.HostContainer{Host: h, Container: &specv1.Container{
+			Name: "bench-web-" + version, Image: req.Image, Service: "bench", Role: "web",
+			SecretEnv: []*specv1.KeyValue{{Key: "DB_PASSWORD", Value: "hunter2"}},
+		}})
+		req.ProxyHosts = append(req.ProxyHosts, &deployv1.ProxyHost{Host: h, Boot: &specv1.ProxyBoot{}})
+	}
+	req.Roles = []*deployv1.Role{web}
+	return req
+}
+
+// planningTime is the scheduler's planning time per host, averaged.
+func planningTime(req *deployv1.Request) time.Duration {
+	fleet := scheduler.FleetMap{}
+	for _, h := range scheduler.AllHosts(req) {
+		fleet[h] = scheduler.AgentConnected
+	}
+	const reps = 200
+	start := time.Now()
+	for range reps {
+		if _, err := scheduler.Plan(req, fleet); err != nil {
+			panic(err)
+		}
+	}
+	return time.Since(start) / reps / time.Duration(len(req.GetRoles()[0].GetHosts()))
+}
+
+// deployOnce submits req through the deploy service and watches it to its
+// end, as `kctl deploy` does.
+func deployOnce(ctx context.Context, cl *ctlclient.Client, req *deployv1.Request) (time.Duration, int, int, error) {
+	var final *deployv1.WatchResponse
+	start := time.Now()
+	err := cl.CallConn(ctx, func(ctx context.Context, conn grpc.ClientConnInterface) error {
+		dc := deployv1.NewDeployServiceClient(conn)
+		resp, err := dc.Submit(ctx, &deployv1.SubmitRequest{Request: req})
+		if err != nil {
+			return err
+		}
+		stream, err := dc.Watch(ctx, &deployv1.WatchRequest{Id: resp.GetDeploy().GetId()})
+		if err != nil {
+			return err
+		}
+		for {
+			m, err := stream.Recv()
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			if err != nil {
+				return err
+			}
+			final = m
+		}
+	})
+	total := time.Since(start)
+	if err != nil {
+		return 0, 0, 0, err
+	}
+	if st := final.GetDeploy().GetState(); st != deployv1.State_STATE_SUCCEEDED {
+		return 0, 0, 0, fmt.Errorf("deploy %s: %s", st, final.GetDeploy().GetError())
+	}
+	n := 0
+	for _, ph := range final.GetDeploy().GetPlan().GetPhases() {
+		n += len(ph.GetSteps())
+	}
+	if *verbose {
+		printPhases(final)
+	}
+	return total, len(final.GetDeploy().GetPlan().GetPhases()), n, nil
+}
+
+// printPhases prints, per phase, the span from its first step's start to
+// its last step's end, and the gap before the phase.
+func printPhases(w *deployv1.WatchResponse) {
+	byID := map[string]*deployv1.StepRecord{}
+	for _, s := range w.GetSteps() {
+		byID[s.GetStepId()] = s
+	}
+	prev := w.GetDeploy().GetCreatedUnixMillis()
+	for _, ph := range w.GetDeploy().GetPlan().GetPhases() {
+		var first, last int64
+		for _, s := range ph.GetSteps() {
+			sr := byID[s.GetId()]
+			if first == 0 || sr.GetStartedUnixMillis() < first {
+				first = sr.GetStartedUnixMillis()
+			}
+			last = max(last, sr.GetFinishedUnixMillis())
+		}
+		fmt.Fprintf(os.Stderr, "  %-10s gap %4dms  span %4dms\n", ph.GetName(), first-prev, last-first)
+		prev = last
+	}
+	fmt.Fprintf(os.Stderr, "  end        gap %4dms\n", w.GetDeploy().GetFinishedUnixMillis()-prev)
+}
+
+func startNode(ctx context.Context, dir, name string, init bool, join []string, token string, logger *slog.Logger) (*controller.Controller, error) {
+	api, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	rl, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		api.Close()
+		return nil, err
+	}
+	return controller.Start(ctx, controller.Config{
+		Name: name, DataDir: filepath.Join(dir, name), APIListener: api, RaftListener: rl,
+		Init: init, JoinAddrs: join, Token: token, Logger: logger.With("node", name),
+		Raft: func(c *raftstore.Config) {
+			if *commitTO > 0 {
+				c.CommitTimeout = *commitTO
+			}
+		},
+	})
+}
+
+// startCluster starts 3 controllers and returns an admin client.
+func startCluster(ctx context.Context, dir string, logger *slog.Logger) (*ctlclient.Client, []*controller.Controller, error) {
+	c1, err := startNode(ctx, dir, "c1", true, nil, "", logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	nodes := []*controller.Controller{c1}
+	admin, err := ctlclient.LoadFile(filepath.Join(dir, "c1", "admin.kctl.yaml"))
+	if err != nil {
+		return nil, nodes, err
+	}
+	creds, err := admin.Credentials()
+	if err != nil {
+		return nil, nodes, err
+	}
+	cl := ctlclient.NewClient(creds, []string{c1.APIAddress()}, 30*time.Second)
+	ctok, err := token(ctx, cl, controllerv1.Role_ROLE_CONTROLLER, 2)
+	if err != nil {
+		return nil, nodes, err
+	}
+	for _, name := range []string{"c2", "c3"} {
+		c, err := startNode(ctx, dir, name, false, []string{c1.APIAddress()}, ctok, logger)
+		if err != nil {
+			return nil, nodes, err
+		}
+		nodes = append(nodes, c)
+	}
+	var addrs []string
+	for _, c := range nodes {
+		addrs = append(addrs, c.APIAddress())
+	}
+	return ctlclient.NewClient(creds, addrs, 30*time.Second), nodes, nil
+}
+
+func token(ctx context.Context, cl *ctlclient.Client, role controllerv1.Role, uses uint32) (string, error) {
+	var tok string
+	err := cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		resp, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: role, Uses: uses, TtlSeconds: 3600})
+		tok = resp.GetToken()
+		return err
+	})
+	return tok, err
+}
+
+// startAgents joins and runs n agents spread over the controllers and
+// waits until the controllers see every one connected.
+func startAgents(ctx context.Context, addrs []string, tok, dir string, n int, logger *slog.Logger) ([]string, func(), error) {
+	actx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	stop := func() { cancel(); wg.Wait() }
+	names := make([]string, n)
+	agents := make([]*agent.Agent, n)
+	errs := make([]error, n)
+	sem := make(chan struct{}, 16)
+	var joins sync.WaitGroup
+	for i := range n {
+		names[i] = fmt.Sprintf("h%03d", i)
+		joins.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			rot := append(slices.Clone(addrs[i%len(addrs):]), addrs[:i%len(addrs)]...)
+			// Joins contend for the token's use count: retry a refused one.
+			for attempt := 0; attempt < 10; attempt++ {
+				agents[i], errs[i] = agent.New(actx, agent.Config{
+					Name: names[i], DataDir: filepath.Join(dir, names[i]), Controllers: rot, Token: tok,
+					Runtime: &okRuntime{}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
+				})
+				if errs[i] == nil || !strings.Contains(errs[i].Error(), "concurrent update") {
+					break
+				}
+			}
+		})
+	}
+	joins.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return nil, stop, err
+	}
+	for _, a := range agents {
+		wg.Go(func() { _ = a.Run(actx) })
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for _, a := range agents {
+		for a.Sessions() == 0 {
+			if time.Now().After(deadline) {
+				return nil, stop, errors.New("agents did not connect in 2 minutes")
+			}
+			time.Sleep(10 * time.Millisecond) // polling for sessions
+		}
+	}
+	return names, stop, nil
+}
