@@ -388,3 +388,19 @@ func TestLock_ManualLockBlocksDeploys(t *testing.T) {
 		t.Fatalf("second ReleaseLock = %v, want NotFound", err)
 	}
 }
+
+func TestRedactOperation(t *testing.T) {
+	op := &agentv1.Operation{Op: &agentv1.Operation_BootAccessory{BootAccessory: &agentv1.BootAccessory{
+		Container: &specv1.Container{SecretEnv: []*specv1.KeyValue{{Key: "PW", Value: "hunter2"}}, Files: []*specv1.File{{Path: "x", Content: []byte("tls-key")}}},
+		Auth:      &specv1.RegistryAuth{Server: "r", Username: "u", Password: "registry-password"},
+	}}}
+	got := deploy.RedactOperation(op).String()
+	for _, secret := range []string{"hunter2", "tls-key", "registry-password"} {
+		if strings.Contains(got, secret) {
+			t.Errorf("RedactOperation kept %q: %s", secret, got)
+		}
+	}
+	if !strings.Contains(op.String(), "hunter2") {
+		t.Errorf("RedactOperation changed its argument")
+	}
+}

@@ -19,7 +19,6 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
-	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -478,52 +477,6 @@ func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*
 	}
 	sort.Slice(versions, func(i, j int) bool { return order[versions[i]] < order[versions[j]] })
 	return &deployv1.VersionsResponse{Versions: versions}, nil
-}
-
-// Redact returns a copy of req without secret values: container secret env
-// values, registry credentials and file contents (TLS keys, accessory files).
-func Redact(req *deployv1.Request) *deployv1.Request {
-	r := proto.Clone(req).(*deployv1.Request)
-	redactAuth := func(a *specv1.RegistryAuth) {
-		if a != nil {
-			if a.Password != "" {
-				a.Password = Redacted
-			}
-			if a.Username != "" {
-				a.Username = Redacted
-			}
-		}
-	}
-	redactContainer := func(c *specv1.Container) {
-		for _, kv := range c.GetSecretEnv() {
-			kv.Value = Redacted
-		}
-		for _, f := range c.GetFiles() {
-			f.Content = nil
-		}
-	}
-	redactAuth(r.GetRegistry())
-	for _, role := range r.GetRoles() {
-		for _, hc := range role.GetHosts() {
-			redactContainer(hc.GetContainer())
-		}
-		for _, f := range role.GetProxy().GetFiles() {
-			f.Content = nil
-		}
-	}
-	for _, a := range r.GetAccessories() {
-		for _, hc := range a.GetHosts() {
-			redactContainer(hc.GetContainer())
-		}
-		for _, f := range a.GetProxy().GetFiles() {
-			f.Content = nil
-		}
-		redactAuth(a.GetRegistry())
-	}
-	for _, ph := range r.GetProxyHosts() {
-		redactContainer(ph.GetBoot().GetContainer())
-	}
-	return r
 }
 
 func stripOps(p *deployv1.Plan) *deployv1.Plan {
