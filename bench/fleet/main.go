@@ -155,12 +155,12 @@ func run() error {
 		cpu := cpuTime() - cpu0
 		steps = n
 		totals, cpus = append(totals, total), append(cpus, cpu)
-		fmt.Printf("%-4d %8d %11d %10s %10s %12s %12s %10s\n", i+1, phases, n, ms(total), ms(total/time.Duration(*hosts)), ms(total/time.Duration(n)), ms(planPerHost), ms(cpu/time.Duration(*hosts)))
+		fmt.Printf("%-4d %8d %11d %10s %10s %12s %12s %10s\n", i+1, phases, n, ms(total), ms(total/time.Duration(*hosts)), ms(total/time.Duration(n)), us(planPerHost), ms(cpu/time.Duration(*hosts)))
 	}
 	slices.Sort(totals)
 	slices.Sort(cpus)
 	med, cpu := totals[len(totals)/2], cpus[len(cpus)/2]
-	fmt.Printf("%-4s %8s %11d %10s %10s %12s %12s %10s\n", "med", "", steps, ms(med), ms(med/time.Duration(*hosts)), ms(med/time.Duration(steps)), ms(planPerHost), ms(cpu/time.Duration(*hosts)))
+	fmt.Printf("%-4s %8s %11d %10s %10s %12s %12s %10s\n", "med", "", steps, ms(med), ms(med/time.Duration(*hosts)), ms(med/time.Duration(steps)), us(planPerHost), ms(cpu/time.Duration(*hosts)))
 	return nil
 }
 
@@ -174,6 +174,8 @@ func cpuTime() time.Duration {
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
+
+func us(d time.Duration) string { return fmt.Sprintf("%.1fµs", float64(d)/float64(time.Microsecond)) }
 
 // request is a deploy of one proxy role over hosts.
 func request(hosts []string, version string) *deployv1.Request {

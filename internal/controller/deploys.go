@@ -5,12 +5,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"slices"
+	"sync"
+	"time"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -53,7 +57,7 @@ func (c *Controller) deployStore() deploy.Store {
 func (c *Controller) deployService() *deploy.Service {
 	return &deploy.Service{
 		Store:  c.deployStore(),
-		Agents: deployAgents{c},
+		Agents: deployAgents{c: c, pc: &presenceCache{}},
 		Caller: func(ctx context.Context) (string, error) {
 			id, err := pki.RemoteIdentity(ctx)
 			if err != nil {
@@ -68,13 +72,46 @@ func (c *Controller) deployService() *deploy.Service {
 func (c *Controller) runDeploys(ctx context.Context) {
 	r := &deploy.Runner{Store: deploy.RaftStore{S: c.store, WriteFn: func(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 		return c.store.Apply(ctx, cmd)
-	}}, Agents: deployAgents{c}, Logger: c.log.With("component", "deploy")}
+	}}, Agents: deployAgents{c: c, pc: &presenceCache{}}, Logger: c.log.With("component", "deploy")}
 	r.Run(ctx)
 }
 
 // deployAgents gives the deploy runner the controller's command queue and
 // agent presence.
-type deployAgents struct{ c *Controller }
+type deployAgents struct {
+	c  *Controller
+	pc *presenceCache // nil: merge presence on every call
+}
+
+// presenceCache keeps the merged presence while no controller rewrote its
+// presence record, for up to presenceCacheTTL (freshness depends on the
+// clock): every running step checks its agent on each tick and a submit
+// checks every host, and each merge decodes every controller's record.
+type presenceCache struct {
+	mu       sync.Mutex
+	versions []uint64
+	at       time.Time
+	m        map[string]presenceView
+}
+
+const presenceCacheTTL = 100 * time.Millisecond
+
+func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
+	if a.pc == nil {
+		return a.c.presence(v)
+	}
+	recs := v.List(tPresence, "")
+	versions := make([]uint64, len(recs))
+	for i, r := range recs {
+		versions[i] = r.ModifyIndex
+	}
+	a.pc.mu.Lock()
+	defer a.pc.mu.Unlock()
+	if a.pc.m == nil || !slices.Equal(versions, a.pc.versions) || time.Since(a.pc.at) >= presenceCacheTTL {
+		a.pc.m, a.pc.versions, a.pc.at = a.c.presence(v), versions, time.Now()
+	}
+	return a.pc.m
+}
 
 var _ deploy.Agents = deployAgents{}
 
@@ -84,7 +121,7 @@ func (a deployAgents) AgentState(name string) scheduler.AgentState {
 	if _, ok := v.Get(tAgents, name); !ok {
 		return scheduler.AgentUnknown
 	}
-	if a.c.presence(v)[name].connected {
+	if a.presence(v)[name].connected {
 		return scheduler.AgentConnected
 	}
 	return scheduler.AgentDisconnected

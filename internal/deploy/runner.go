@@ -38,6 +38,15 @@ type Runner struct {
 	// they hold the plan) again on every store change. Only Run's
 	// goroutine touches it.
 	seen map[string]seenRecord
+
+	cancelMu sync.Mutex // guards cancels
+	cancels  map[string]cancelState
+}
+
+// cancelState is whether a deploy record at a version asks to cancel.
+type cancelState struct {
+	version   uint64
+	requested bool
 }
 
 type seenRecord struct {
@@ -483,8 +492,28 @@ func (r *Runner) reload(id string, rec *deployv1.Record) error {
 }
 
 func (r *Runner) cancelRequested(id string) bool {
+	kv, ok := r.Store.Get(TableDeploys, id)
+	if !ok {
+		return false
+	}
+	// Every running step asks on every tick: decode the record (large: it
+	// holds the plan) only when its version changed.
+	r.cancelMu.Lock()
+	c, hit := r.cancels[id]
+	r.cancelMu.Unlock()
+	if hit && c.version == kv.Version {
+		return c.requested
+	}
 	var rec deployv1.Record
-	_, _, _ = get(r.Store, TableDeploys, id, &rec)
+	if proto.Unmarshal(kv.Value, &rec) != nil {
+		return false
+	}
+	r.cancelMu.Lock()
+	if r.cancels == nil {
+		r.cancels = map[string]cancelState{}
+	}
+	r.cancels[id] = cancelState{version: kv.Version, requested: rec.GetCancelRequested()}
+	r.cancelMu.Unlock()
 	return rec.GetCancelRequested()
 }
 
