@@ -11,3 +11,7 @@ echo "== internal/agent/docker: the agent's switch vs the docker CLI, agent memo
 go test -run '^$' -bench 'Switch|AgentRSS' -benchtime 6x ./internal/agent/docker/
 echo "== bench/spine: agent sessions against a 3-node controller cluster (BENCH_N, default 100,1000,5000)"
 go run ./bench/spine -n "${BENCH_N:-100,1000,5000}"
+echo "== bench/deploy: kctl deploy --skip-push to one host vs the docker CLI floor"
+go test -run '^$' -bench DeployVsDockerCLI -benchtime 15x ./bench/deploy/
+echo "== bench/fleet: one deploy over 100 simulated agents, boot limit 10"
+go run ./bench/fleet -n 100 -runs 9
