@@ -65,6 +65,9 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.R
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Controllers = strings.Split(controllers, ",")
 	cfg.Version = Version
+	if cfg.Name == "" || cfg.DataDir == "" || controllers == "" {
+		return errors.New("agent: --name, --data-dir and --controller are required (agent run --name NAME --data-dir DIR --controller ADDR[,ADDR] --token TOKEN)")
+	}
 	if rt == nil {
 		switch *runtime {
 		case "fake":
