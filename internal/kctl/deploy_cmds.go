@@ -56,7 +56,7 @@ func addDeployFlags(cmd *cobra.Command, f *deployFlags, push bool) {
 		cmd.Flags().BoolVarP(&f.skipPush, "skip-push", "P", false, "skip the image build and push; deploy an image already in the registry")
 		cmd.Flags().BoolVar(&f.noCache, "no-cache", false, "build without the Docker cache")
 	}
-	cmd.Flags().BoolVar(&f.detach, "detach", false, "submit and print the deploy's id without waiting (re-attach with `kctl deploys watch ID`)")
+	cmd.Flags().BoolVar(&f.detach, "detach", false, "submit and print the deploy's id without waiting (re-attach with: kctl deploys watch ID)")
 	cmd.Flags().BoolVar(&f.lockWait, "lock-wait", false, "wait for the deploy lock instead of failing")
 	cmd.Flags().DurationVar(&f.lockWaitTimeout, "lock-wait-timeout", 900*time.Second, "how long --lock-wait waits")
 	cmd.Flags().DurationVar(&f.lockWaitInterval, "lock-wait-interval", 15*time.Second, "how often --lock-wait retries")
