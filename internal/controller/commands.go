@@ -118,16 +118,14 @@ type pendingResult struct {
 }
 
 // resultWriter batches command results into few Raft writes: one entry per
-// batch of up to maxResultBatch results gathered within resultBatchWindow.
+// batch of up to maxResultBatch results, those that arrived while the
+// previous batch was being written.
 type resultWriter struct {
 	c  *Controller
 	ch chan pendingResult
 }
 
-const (
-	maxResultBatch    = 512
-	resultBatchWindow = 5 * time.Millisecond
-)
+const maxResultBatch = 512
 
 func newResultWriter(c *Controller) *resultWriter {
 	return &resultWriter{c: c, ch: make(chan pendingResult, 4096)}
@@ -149,17 +147,18 @@ func (w *resultWriter) run(ctx context.Context) {
 		case p := <-w.ch:
 			batch = append(batch, p)
 		}
-		timer := time.NewTimer(resultBatchWindow)
+		// Group commit: take what queued while the last write was in
+		// flight, without waiting for more. A lone result is written at
+		// once; a burst gathers behind the write before it.
 	gather:
 		for len(batch) < maxResultBatch {
 			select {
 			case p := <-w.ch:
 				batch = append(batch, p)
-			case <-timer.C:
+			default:
 				break gather
 			}
 		}
-		timer.Stop()
 		w.write(ctx, batch)
 	}
 }
