@@ -176,9 +176,14 @@ func TestCluster_SnapshotTruncationAndLaggingNode(t *testing.T) {
 	// The lagging node's log ended long before the leader's first kept
 	// entry, so it can only catch up by installing the leader's snapshot.
 	c.EnsureSame(t)
-	if got := c.Store(lag).Stats()["last_snapshot_index"]; got == "0" {
-		t.Errorf("lagging node last_snapshot_index = 0: caught up without a snapshot install")
-	}
+	// Raft reports the installed snapshot a moment after the state is
+	// there: poll for it.
+	c.WaitFor(t, "the lagging node reports an installed snapshot", func() error {
+		if got := c.Store(lag).Stats()["last_snapshot_index"]; got == "0" {
+			return errors.New("last_snapshot_index = 0: caught up without a snapshot install?")
+		}
+		return nil
+	})
 	if n := len(c.Store(lag).List("t", "")); n != 201 {
 		t.Fatalf("lagging node has %d records, want 201", n)
 	}
