@@ -6,6 +6,24 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KCTL_E2E=1
 
+# What the tests need beyond Go and a running Docker engine: Debian's ruby
+# (Kamal's ERB fallback) and docker-registry (a real registry on loopback).
+need=()
+command -v ruby >/dev/null || need+=(ruby)
+command -v docker-registry >/dev/null || need+=(docker-registry)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "== installing ${need[*]}"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+    # The package starts a registry on :5000; the tests start their own.
+    systemctl stop docker-registry 2>/dev/null || pkill -f /usr/bin/docker-registry || true
+  else
+    echo "the tests need: ${need[*]} (sudo apt-get install ${need[*]})"; exit 1
+  fi
+fi
+docker info >/dev/null 2>&1 || { echo "the tests need a running Docker engine (docker info failed)"; exit 1; }
+
 echo "== gofmt"
 unformatted=$(gofmt -l $(git ls-files '*.go'))
 if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
