@@ -397,9 +397,28 @@ func (r *Runtime) StopStale(ctx context.Context, s *agentv1.StopStale) error {
 
 // ListVersions reports the versions present as containers of the role.
 func (r *Runtime) ListVersions(ctx context.Context, l *agentv1.ListVersions) ([]string, error) {
-	_, versions, err := r.roleContainers(ctx, l.GetService(), l.GetRole(), l.GetDestination(), true)
-	sort.Strings(versions)
-	return versions, err
+	list, versions, err := r.roleContainers(ctx, l.GetService(), l.GetRole(), l.GetDestination(), true)
+	if err != nil {
+		return nil, err
+	}
+	// Newest container first (what rollback offers first); displaced
+	// `_replaced_` containers are not versions.
+	idx := make([]int, len(list))
+	for i := range idx {
+		idx[i] = i
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return list[idx[a]].Created > list[idx[b]].Created })
+	var out []string
+	seen := map[string]bool{}
+	for _, i := range idx {
+		v := versions[i]
+		if strings.Contains(v, "_replaced_") || seen[v] {
+			continue
+		}
+		seen[v] = true
+		out = append(out, v)
+	}
+	return out, nil
 }
 
 // AppControl starts, stops or removes the role's containers.
