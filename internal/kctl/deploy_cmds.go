@@ -19,6 +19,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	"github.com/kctl-dev/kctl/internal/builder"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/hooks"
 )
@@ -62,46 +63,31 @@ func addDeployFlags(cmd *cobra.Command, f *deployFlags, push bool) {
 	cmd.Flags().DurationVar(&f.lockWaitInterval, "lock-wait-interval", 15*time.Second, "how often --lock-wait retries")
 }
 
-func newDeployCmd() *cobra.Command {
+// newDeployLikeCmd makes deploy, redeploy and setup: Kamal's deploy flow
+// with the differences o names.
+func newDeployLikeCmd(use, short string, o requestOptions) *cobra.Command {
 	var f deployFlags
 	cmd := &cobra.Command{
-		Use:   "deploy",
-		Short: "Build, push and deploy the app to every server through the controller",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDeploy(cmd, &f, requestOptions{Command: "deploy"})
-		},
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return runDeploy(cmd, &f, o) },
 	}
 	addDeployFlags(cmd, &f, true)
 	return cmd
+}
+
+func newDeployCmd() *cobra.Command {
+	return newDeployLikeCmd("deploy", "Build, push and deploy the app to every server through the controller",
+		requestOptions{Command: "deploy"})
 }
 
 func newRedeployCmd() *cobra.Command {
-	var f deployFlags
-	cmd := &cobra.Command{
-		Use:   "redeploy",
-		Short: "Deploy without booting the proxy or pruning",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDeploy(cmd, &f, requestOptions{Command: "redeploy", SkipProxyBoot: true, SkipPrune: true})
-		},
-	}
-	addDeployFlags(cmd, &f, true)
-	return cmd
+	return newDeployLikeCmd("redeploy", "Deploy without booting the proxy or pruning",
+		requestOptions{Command: "redeploy", SkipProxyBoot: true, SkipPrune: true})
 }
 
 func newSetupCmd() *cobra.Command {
-	var f deployFlags
-	cmd := &cobra.Command{
-		Use:   "setup",
-		Short: "Boot the proxy and accessories, then deploy",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runDeploy(cmd, &f, requestOptions{Command: "setup", WithAccessories: true})
-		},
-	}
-	addDeployFlags(cmd, &f, true)
-	return cmd
+	return newDeployLikeCmd("setup", "Boot the proxy and accessories, then deploy",
+		requestOptions{Command: "setup", WithAccessories: true})
 }
 
 func newRollbackCmd() *cobra.Command {
@@ -269,6 +255,11 @@ func watch(cmd *cobra.Command, id string, p *project, command string) (*deployv1
 	prog := &deploy.Progress{W: cmd.OutOrStdout()}
 	var last *deployv1.WatchResponse
 	groupsStarted, groupsDone := map[int]bool{}, map[int]bool{}
+	g, err := globalsOf(cmd)
+	if err != nil {
+		return nil, err
+	}
+	lostSince := time.Time{}
 	for attempt := 0; ; attempt++ {
 		err := deployClient(cmd, func(ctx context.Context, c deployv1.DeployServiceClient) error {
 			stream, err := c.Watch(ctx, &deployv1.WatchRequest{Id: id})
@@ -293,17 +284,27 @@ func watch(cmd *cobra.Command, id string, p *project, command string) (*deployv1
 				}
 			}
 		})
-		if last != nil && isFinal(last.GetDeploy().GetState()) {
+		if last != nil && deploy.Ended(last.GetDeploy().GetState()) {
 			prog.Summary(last.GetDeploy(), last.GetSteps())
 			return last.GetDeploy(), nil
 		}
-		if err != nil && status.Code(err) != codes.Unavailable && !strings.Contains(err.Error(), "unreachable") {
-			if st, ok := status.FromError(err); !ok || st.Code() != codes.Canceled {
-				return nil, err
-			}
-		}
 		if cmd.Context().Err() != nil {
 			return nil, cmd.Context().Err()
+		}
+		// A stream that ended early or a controller that went away: the
+		// deploy goes on without us; re-attach through any controller for
+		// as long as --timeout allows, then say how to come back.
+		lost := err == nil || errors.Is(err, ctlclient.ErrUnreachable) ||
+			status.Code(err) == codes.Unavailable || status.Code(err) == codes.Canceled
+		if !lost {
+			return nil, err
+		}
+		if err == nil {
+			lostSince = time.Time{}
+		} else if lostSince.IsZero() {
+			lostSince = time.Now()
+		} else if time.Since(lostSince) > g.deadline {
+			return nil, fmt.Errorf("lost every controller for %s (%v); the deploy goes on without kctl: re-attach with `kctl deploys watch %s`", g.deadline, err, id)
 		}
 		if attempt > 0 {
 			fmt.Fprintf(cmd.ErrOrStderr(), "Lost the controller; re-attaching to deploy %s\n", id)
@@ -314,10 +315,6 @@ func watch(cmd *cobra.Command, id string, p *project, command string) (*deployv1
 		case <-time.After(time.Duration(min(attempt+1, 5)) * 200 * time.Millisecond):
 		}
 	}
-}
-
-func isFinal(s deployv1.State) bool {
-	return s == deployv1.State_STATE_SUCCEEDED || s == deployv1.State_STATE_FAILED || s == deployv1.State_STATE_CANCELLED
 }
 
 // groupHooks runs pre-app-boot when a boot group's first step starts and
@@ -549,7 +546,7 @@ func newDeploysCmd() *cobra.Command {
 				}
 				prog := &deploy.Progress{W: cmd.OutOrStdout()}
 				prog.Update(resp.GetDeploy(), resp.GetSteps())
-				if isFinal(resp.GetDeploy().GetState()) {
+				if deploy.Ended(resp.GetDeploy().GetState()) {
 					prog.Summary(resp.GetDeploy(), resp.GetSteps())
 				}
 				return nil

@@ -37,18 +37,17 @@ import (
 	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // E2E reports whether end-to-end prerequisites are mandatory (KCTL_E2E=1).
-func E2E() bool { return os.Getenv("KCTL_E2E") == "1" }
+func E2E() bool { return testenv.Strict() }
 
 // Require fails (KCTL_E2E=1) or skips the test with the reason.
 func Require(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if E2E() {
-		t.Fatalf("KCTL_E2E=1 but "+format, args...)
-	}
-	t.Skipf(format, args...)
+	testenv.Unavailable(t, format, args...)
 }
 
 // Client returns an Engine API client, failing or skipping when the engine
