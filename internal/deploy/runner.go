@@ -14,6 +14,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/locks"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -571,7 +572,7 @@ func commandID(deployID, stepID string) string { return "deploy." + deployID + "
 // this deploy holds it) and an audit entry, in one write.
 func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv1.State, msg string) {
 	req := rec.GetRequest()
-	lockKey := LockKey(req.GetService(), req.GetDestination())
+	lockKey := locks.Key(req.GetService(), req.GetDestination())
 	for ctx.Err() == nil {
 		var cur deployv1.Record
 		v, ok, err := get(r.Store, TableDeploys, rec.GetId(), &cur)

@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"slices"
 	"sort"
 	"strings"
@@ -19,11 +18,9 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/locks"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
-
-// AutomaticLockMessage is Kamal's message for a lock a deploy takes itself.
-const AutomaticLockMessage = "Automatic deploy lock"
 
 // Service implements deployv1.DeployService on every controller.
 type Service struct {
@@ -85,9 +82,9 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	}
 	msg := req.GetMessage()
 	if msg == "" {
-		msg = AutomaticLockMessage
+		msg = locks.AutomaticMessage
 	}
-	lockKey := LockKey(req.GetService(), req.GetDestination())
+	lockKey := locks.Key(req.GetService(), req.GetDestination())
 	lock := &deployv1.LockRecord{
 		Service: req.GetService(), Destination: req.GetDestination(), Holder: operator, Message: msg,
 		AcquiredUnixMillis: now.UnixMilli(), DeployId: rec.GetId(), Version: req.GetVersion(),
@@ -120,24 +117,10 @@ func (s *Service) lockedError(ctx context.Context, service, dest string) error {
 		return toStatus(err)
 	}
 	var l deployv1.LockRecord
-	if _, ok, _ := get(s.Store, TableLocks, LockKey(service, dest), &l); ok {
-		return status.Error(codes.FailedPrecondition, LockedMessage(&l))
+	if _, ok, _ := get(s.Store, TableLocks, locks.Key(service, dest), &l); ok {
+		return status.Error(codes.FailedPrecondition, locks.Describe(&l))
 	}
 	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
-}
-
-// LockedMessage says who holds a lock, as Kamal's lock details do.
-func LockedMessage(l *deployv1.LockRecord) string {
-	at := time.UnixMilli(l.GetAcquiredUnixMillis()).UTC().Format(time.RFC3339)
-	msg := fmt.Sprintf("%s: locked by %s at %s", strings.TrimPrefix(ErrLocked.Error(), "deploy: "), l.GetHolder(), at)
-	if l.GetVersion() != "" {
-		msg += ", version " + l.GetVersion()
-	}
-	msg += ", message: " + l.GetMessage()
-	if l.GetDeployId() != "" {
-		msg += " (deploy " + l.GetDeployId() + ")"
-	}
-	return msg
 }
 
 // Get reports a deploy and its steps.
@@ -313,7 +296,7 @@ func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest
 		return nil, toStatus(err)
 	}
 	l := &deployv1.LockRecord{}
-	if _, ok, err := get(s.Store, TableLocks, LockKey(in.GetService(), in.GetDestination()), l); err != nil {
+	if _, ok, err := get(s.Store, TableLocks, locks.Key(in.GetService(), in.GetDestination()), l); err != nil {
 		return nil, status.Error(codes.Internal, err.Error())
 	} else if !ok {
 		return &deployv1.LockStatusResponse{}, nil
@@ -331,7 +314,7 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 		return nil, status.Error(codes.InvalidArgument, "a lock needs a message: kctl lock acquire -m \"why\"")
 	}
 	now := s.now()
-	key := LockKey(in.GetService(), in.GetDestination())
+	key := locks.Key(in.GetService(), in.GetDestination())
 	l := &deployv1.LockRecord{Service: in.GetService(), Destination: in.GetDestination(), Holder: operator,
 		Message: in.GetMessage(), AcquiredUnixMillis: now.UnixMilli()}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
@@ -360,7 +343,7 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	key := LockKey(in.GetService(), in.GetDestination())
+	key := locks.Key(in.GetService(), in.GetDestination())
 	l := &deployv1.LockRecord{}
 	v, ok, err := get(s.Store, TableLocks, key, l)
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/locks"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -37,7 +38,7 @@ const (
 )
 
 // ErrLocked is returned when a deploy lock is held by someone else.
-var ErrLocked = errors.New("deploy: deploy lock already in place")
+var ErrLocked = errors.New("deploy: " + locks.HeldPhrase)
 
 // ErrNotFound is returned for an unknown deploy.
 var ErrNotFound = errors.New("deploy: not found")
@@ -119,12 +120,4 @@ func absent(table, key string) *raftcmdv1.Precondition {
 
 func atVersion(table, key string, v uint64) *raftcmdv1.Precondition {
 	return &raftcmdv1.Precondition{Table: table, Key: key, Check: &raftcmdv1.Precondition_Version{Version: v}}
-}
-
-// LockKey is the lock's key: `<service>[-<dest>]`, as Kamal names its lock.
-func LockKey(service, destination string) string {
-	if destination == "" {
-		return service
-	}
-	return service + "-" + destination
 }

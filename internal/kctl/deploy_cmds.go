@@ -22,6 +22,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/hooks"
+	"github.com/kctl-dev/kctl/internal/locks"
 )
 
 func init() {
@@ -233,7 +234,7 @@ func submit(cmd *cobra.Command, f *deployFlags, req *deployv1.Request) (*deployv
 		if !f.lockWait || !strings.Contains(err.Error(), "deploy lock already in place") {
 			return nil, err
 		}
-		if !strings.Contains(err.Error(), deploy.AutomaticLockMessage) {
+		if !strings.Contains(err.Error(), locks.AutomaticMessage) {
 			return nil, fmt.Errorf("%w; deploy lock held manually, not waiting", err)
 		}
 		if time.Now().After(deadline) {
@@ -622,7 +623,7 @@ func newLockCmd() *cobra.Command {
 					fmt.Fprintln(cmd.OutOrStdout(), "There is no deploy lock")
 					return nil
 				}
-				fmt.Fprintln(cmd.OutOrStdout(), deploy.LockedMessage(resp.GetLock()))
+				fmt.Fprintln(cmd.OutOrStdout(), locks.Describe(resp.GetLock()))
 				return nil
 			})
 		},
@@ -639,7 +640,7 @@ func newLockCmd() *cobra.Command {
 				if _, err := c.AcquireLock(ctx, &deployv1.AcquireLockRequest{Service: svc, Destination: dest, Message: message}); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Acquired the deploy lock of %s\n", deploy.LockKey(svc, dest))
+				fmt.Fprintf(cmd.OutOrStdout(), "Acquired the deploy lock of %s\n", locks.Key(svc, dest))
 				return nil
 			})
 		},
@@ -656,7 +657,7 @@ func newLockCmd() *cobra.Command {
 				if _, err := c.ReleaseLock(ctx, &deployv1.ReleaseLockRequest{Service: svc, Destination: dest}); err != nil {
 					return err
 				}
-				fmt.Fprintf(cmd.OutOrStdout(), "Released the deploy lock of %s\n", deploy.LockKey(svc, dest))
+				fmt.Fprintf(cmd.OutOrStdout(), "Released the deploy lock of %s\n", locks.Key(svc, dest))
 				return nil
 			})
 		},

@@ -13,7 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
-	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/spec"
 )
 
 // selection is Kamal's -r/--roles, -h/--hosts and -p/--primary.
@@ -191,7 +191,7 @@ func buildRequest(cfg *kamalconfig.Config, dir string, o requestOptions) (*deplo
 			// every host in to that registry); credentials never go to
 			// another registry.
 			if auth == nil {
-				auth = scheduler.AuthFor(a.Image, registry)
+				auth = spec.AuthFor(a.Image, registry)
 			}
 			files, err := cfg.AccessoryFiles(a.Name)
 			if err != nil {

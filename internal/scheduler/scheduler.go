@@ -19,7 +19,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
-	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/spec"
 )
 
 // ErrUnplaceable is wrapped by errors about hosts the fleet cannot serve.
@@ -101,7 +101,7 @@ func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
 		for _, ph := range req.GetProxyHosts() {
 			proxy.Steps = append(proxy.Steps, step("proxy/"+ph.GetHost(), ph.GetHost(), "", "boot kamal-proxy",
 				&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{
-					Boot: ph.GetBoot(), Auth: AuthFor(ph.GetBoot().GetContainer().GetImage(), req.GetRegistry()),
+					Boot: ph.GetBoot(), Auth: spec.AuthFor(ph.GetBoot().GetContainer().GetImage(), req.GetRegistry()),
 				}}}))
 		}
 		add(proxy)
@@ -210,16 +210,6 @@ func bootPhase(req *deployv1.Request, group []string) *deployv1.Phase {
 
 func step(id, host, role, action string, op *agentv1.Operation) *deployv1.Step {
 	return &deployv1.Step{Id: id, Host: host, Role: role, Action: action, Op: op}
-}
-
-// AuthFor returns auth when image lives in auth's registry, else nil:
-// credentials are never sent to another registry (the proxy image usually
-// comes from Docker Hub, not the app's registry).
-func AuthFor(image string, auth *specv1.RegistryAuth) *specv1.RegistryAuth {
-	if auth == nil || auth.GetServer() == "" || !strings.HasPrefix(image, auth.GetServer()+"/") {
-		return nil
-	}
-	return auth
 }
 
 // AppHosts returns the hosts of every role, hosts carrying the primary role

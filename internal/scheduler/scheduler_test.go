@@ -9,6 +9,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/spec"
 )
 
 func request(roles map[string][]string, order ...string) *deployv1.Request {
@@ -188,11 +189,11 @@ func TestAuthFor(t *testing.T) {
 		{"ghcr.io.evil.example/x:v1", false},
 	}
 	for _, tt := range tests {
-		if got := scheduler.AuthFor(tt.image, auth) != nil; got != tt.want {
-			t.Errorf("AuthFor(%q) sends credentials = %v, want %v", tt.image, got, tt.want)
+		if got := spec.AuthFor(tt.image, auth) != nil; got != tt.want {
+			t.Errorf("spec.AuthFor(%q) sends credentials = %v, want %v", tt.image, got, tt.want)
 		}
 	}
-	if scheduler.AuthFor("ghcr.io/x", nil) != nil {
-		t.Errorf("AuthFor(nil auth) != nil")
+	if spec.AuthFor("ghcr.io/x", nil) != nil {
+		t.Errorf("spec.AuthFor(nil auth) != nil")
 	}
 }

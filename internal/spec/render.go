@@ -320,3 +320,13 @@ func StopArgs(containerName string, p *specv1.StopPolicy) []string {
 	}
 	return args
 }
+
+// AuthFor returns auth when image lives in auth's registry, else nil:
+// credentials are never sent to another registry (the proxy image usually
+// comes from Docker Hub, not the app's registry).
+func AuthFor(image string, auth *specv1.RegistryAuth) *specv1.RegistryAuth {
+	if auth == nil || auth.GetServer() == "" || !strings.HasPrefix(image, auth.GetServer()+"/") {
+		return nil
+	}
+	return auth
+}
