@@ -37,6 +37,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
+	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 )
@@ -199,7 +200,7 @@ func (a *Agent) learn(addrs []string) {
 	a.mu.Unlock()
 	if changed && !a.cfg.InMemory {
 		b, _ := json.Marshal(merged)
-		_ = writeFileAtomic(a.path(controllersFile), b, 0o600)
+		_ = atomicfile.WriteFile(a.path(controllersFile), b, 0o600)
 	}
 }
 
@@ -261,7 +262,7 @@ func (a *Agent) join(ctx context.Context) error {
 			name string
 			b    []byte
 		}{{keyFile, keyPEM}, {certFile, resp.GetCertPem()}, {caFile, resp.GetCaPem()}} {
-			if err := writeFileAtomic(a.path(f.name), f.b, 0o600); err != nil {
+			if err := atomicfile.WriteFile(a.path(f.name), f.b, 0o600); err != nil {
 				return fmt.Errorf("%w: %w", ErrDataDir, err)
 			}
 		}
@@ -410,10 +411,10 @@ func (a *Agent) renew(ctx context.Context) error {
 			return err
 		}
 		if !a.cfg.InMemory {
-			if err := writeFileAtomic(a.path(keyFile), keyPEM, 0o600); err != nil {
+			if err := atomicfile.WriteFile(a.path(keyFile), keyPEM, 0o600); err != nil {
 				return err
 			}
-			if err := writeFileAtomic(a.path(certFile), resp.GetCertPem(), 0o600); err != nil {
+			if err := atomicfile.WriteFile(a.path(certFile), resp.GetCertPem(), 0o600); err != nil {
 				return err
 			}
 		}
@@ -435,10 +436,6 @@ func (a *Agent) renewAt(ctx context.Context, addr string, csrPEM []byte) (*contr
 
 // Leaf returns the agent's current certificate.
 func (a *Agent) Leaf() *x509.Certificate { return a.creds.Leaf() }
-
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	return ctlclient.WriteFileAtomic(path, b, perm)
-}
 
 // facts gathers facts for Hello, falling back to what Go knows.
 func (a *Agent) facts(ctx context.Context) *agentv1.Facts {

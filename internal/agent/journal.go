@@ -2,6 +2,7 @@ package agent
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"google.golang.org/protobuf/encoding/protodelim"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/atomicfile"
 )
 
 // journalCap bounds how many completed commands the journal remembers.
@@ -51,31 +53,17 @@ func openJournal(path string, inMemory bool) (*journal, error) {
 		return nil, err
 	}
 	// Rewrite the journal compactly (drops a torn tail and old entries).
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
-	if err != nil {
-		return nil, err
-	}
-	w := bufio.NewWriter(f)
+	var buf bytes.Buffer
 	for _, id := range j.order {
-		if _, err := protodelim.MarshalTo(w, &agentv1.CommandResult{Id: id, Result: j.done[id]}); err != nil {
-			f.Close()
+		if _, err := protodelim.MarshalTo(&buf, &agentv1.CommandResult{Id: id, Result: j.done[id]}); err != nil {
 			return nil, err
 		}
 	}
-	if err := w.Flush(); err != nil {
-		f.Close()
+	if err := atomicfile.WriteFile(path, buf.Bytes(), 0o600); err != nil {
 		return nil, err
 	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return nil, err
-	}
-	f.Close()
-	if err := os.Rename(tmp, path); err != nil {
-		return nil, err
-	}
-	j.f, err = os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	f, err := os.OpenFile(path, os.O_APPEND|os.O_WRONLY, 0o600)
+	j.f = f
 	return j, err
 }
 

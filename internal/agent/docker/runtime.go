@@ -30,6 +30,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/agent/proxy"
+	"github.com/kctl-dev/kctl/internal/atomicfile"
 )
 
 // Labels the agent adds beside Kamal's.
@@ -154,33 +155,13 @@ func loadKey(path string) ([]byte, error) {
 	return b, nil
 }
 
-// writeFileAtomic writes data to path via a temp file and a rename.
+// writeFileAtomic creates path's directory (0700) and writes data to path
+// atomically.
 func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	defer os.Remove(tmp)
-	if err := f.Chmod(mode); err != nil {
-		f.Close()
-		return err
-	}
-	if _, err := f.Write(data); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Sync(); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp, path)
+	return atomicfile.WriteFile(path, data, mode)
 }
 
 func randHex(n int) string {
