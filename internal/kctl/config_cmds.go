@@ -15,6 +15,7 @@ import (
 
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 	"github.com/kctl-dev/kctl/internal/secrets"
+	"github.com/kctl-dev/kctl/internal/shellwords"
 )
 
 func init() { registerCommand(newConfigCmd, newInitCmd, newDocsCmd, newSecretsCmd) }
@@ -124,10 +125,10 @@ func newSecretsCmd() *cobra.Command {
 			// Kamal prints the JSON shell-escaped, ready for $(…) and extract.
 			data, _ := json.Marshal(vals)
 			if inline {
-				fmt.Fprint(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
+				fmt.Fprint(cmd.OutOrStdout(), shellwords.Escape(string(data)))
 				return nil
 			}
-			fmt.Fprintln(cmd.OutOrStdout(), secrets.ShellEscape(string(data)))
+			fmt.Fprintln(cmd.OutOrStdout(), shellwords.Escape(string(data)))
 			return nil
 		},
 	}

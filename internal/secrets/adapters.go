@@ -9,6 +9,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kctl-dev/kctl/internal/shellwords"
 )
 
 // adapter is one secrets vendor, called through its CLI with the arguments
@@ -530,7 +532,7 @@ func fetchPassbolt(ctx context.Context, r Runner, _, from string, raw []string) 
 		}
 		return strings.Join(parts, "/")
 	}
-	quoteName := func(s string) string { return strconv.Quote(ShellEscape(s)) }
+	quoteName := func(s string) string { return strconv.Quote(shellwords.Escape(s)) }
 	var folderPaths [][]string
 	seenPath := map[string]bool{}
 	for _, s := range secrets {

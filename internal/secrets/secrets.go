@@ -11,6 +11,8 @@ import (
 	"sort"
 	"strings"
 	"sync"
+
+	"github.com/kctl-dev/kctl/internal/shellwords"
 )
 
 // Runner runs an external command and returns its standard output. The
@@ -196,7 +198,7 @@ func (s *Store) Keys() ([]string, error) {
 // substitute runs one $(…) command: `kamal secrets …` and `kctl secrets …`
 // in-process, anything else with sh -c.
 func (s *Store) substitute(command string) (string, error) {
-	words, err := ShellSplit(command)
+	words, err := shellwords.Split(command)
 	if err != nil {
 		return "", fmt.Errorf("%w: cannot parse $(%s): %v", ErrCommand, redactCommand(command), err)
 	}
@@ -231,7 +233,7 @@ func RunInline(ctx context.Context, r Runner, args []string) (string, error) {
 			return "", err
 		}
 		data, _ := json.Marshal(vals)
-		return ShellEscape(string(data)), nil
+		return shellwords.Escape(string(data)), nil
 	case "extract":
 		if len(args) < 3 {
 			return "", fmt.Errorf("%w: secrets extract NAME SECRETS", ErrCommand)

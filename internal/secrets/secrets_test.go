@@ -61,18 +61,6 @@ L=x\\y\$A
 	}
 }
 
-func TestShellEscapeSplitRoundTrip(t *testing.T) {
-	for _, s := range []string{`{"a/B":"x y","c":"$q'\""}`, "", "plain", "new\nline"} {
-		words, err := ShellSplit("cmd " + ShellEscape(s))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if len(words) != 2 || words[1] != s {
-			t.Errorf("round trip %q: got %q", s, words)
-		}
-	}
-}
-
 func writeFile(t *testing.T, dir, name, content string) {
 	t.Helper()
 	p := filepath.Join(dir, name)

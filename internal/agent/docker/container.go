@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/proxy"
+	"github.com/kctl-dev/kctl/internal/shellwords"
 )
 
 // Flags returns the docker-run flags a container spec stands for, in
@@ -83,7 +83,7 @@ func ParseRunArgs(args []string) (flags []Flag, image string, cmd []string, err 
 		if !strings.HasPrefix(a, "-") {
 			image = a
 			for _, c := range args[i+1:] {
-				words, err := shellSplit(c)
+				words, err := shellwords.Split(c)
 				if err != nil {
 					return nil, "", nil, err
 				}
@@ -125,14 +125,14 @@ func (r *Runtime) Translate(c *specv1.Container) (*Spec, error) {
 		s.Config.Env = append(s.Config.Env, kv.GetKey()+"="+kv.GetValue())
 	}
 	if c.GetCmd() != "" {
-		words, err := shellSplit(c.GetCmd())
+		words, err := shellwords.Split(c.GetCmd())
 		if err != nil {
 			return nil, fmt.Errorf("container %s: cmd: %w", c.GetName(), err)
 		}
 		s.Config.Cmd = words
 	}
 	for _, a := range c.GetArgs() {
-		words, err := shellSplit(a)
+		words, err := shellwords.Split(a)
 		if err != nil {
 			return nil, fmt.Errorf("container %s: args: %w", c.GetName(), err)
 		}
@@ -206,56 +206,6 @@ func (r *Runtime) createNamed(ctx context.Context, s *Spec, engine string) (stri
 		return "", fmt.Errorf("create %s: %w", s.Name, err)
 	}
 	return resp.ID, nil
-}
-
-// shellSplit splits a command string into words as sh would (quotes and
-// backslashes; no expansion).
-func shellSplit(s string) ([]string, error) {
-	var words []string
-	var cur strings.Builder
-	inWord := false
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == ' ' || c == '\t' || c == '\n':
-			if inWord {
-				words = append(words, cur.String())
-				cur.Reset()
-				inWord = false
-			}
-		case c == '\\' && i+1 < len(s):
-			i++
-			cur.WriteByte(s[i])
-			inWord = true
-		case c == '\'':
-			j := strings.IndexByte(s[i+1:], '\'')
-			if j < 0 {
-				return nil, errors.New("unterminated single quote")
-			}
-			cur.WriteString(s[i+1 : i+1+j])
-			i += j + 1
-			inWord = true
-		case c == '"':
-			i++
-			for ; i < len(s) && s[i] != '"'; i++ {
-				if s[i] == '\\' && i+1 < len(s) && strings.IndexByte("\"\\$`", s[i+1]) >= 0 {
-					i++
-				}
-				cur.WriteByte(s[i])
-			}
-			if i >= len(s) {
-				return nil, errors.New("unterminated double quote")
-			}
-			inWord = true
-		default:
-			cur.WriteByte(c)
-			inWord = true
-		}
-	}
-	if inWord {
-		words = append(words, cur.String())
-	}
-	return words, nil
 }
 
 func isNotFound(err error) bool { return client.IsErrNotFound(err) }

@@ -17,6 +17,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/proxy"
+	"github.com/kctl-dev/kctl/internal/shellwords"
 )
 
 // AppsConfigDir is the proxy apps-config dir on the host (Kamal:
@@ -128,7 +129,7 @@ func (r *Runtime) legacyProxy(c *specv1.Container) (*specv1.Container, error) {
 	if opts, ok, err := read("options"); err != nil {
 		return nil, err
 	} else if ok {
-		words, err := shellSplit(opts)
+		words, err := shellwords.Split(opts)
 		if err != nil {
 			return nil, fmt.Errorf("proxy boot_config options: %w", err)
 		}
