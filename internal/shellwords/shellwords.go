@@ -95,7 +95,8 @@ func doubleQuoted(s string, open int, cur *strings.Builder) (int, error) {
 
 // Escape quotes s for a POSIX shell as Ruby's Shellwords.escape does: every
 // ASCII character but letters, digits and _-.,:+/@ gets a backslash, a
-// newline becomes '\n' in single quotes, and the empty string is ''.
+// newline becomes '\n' in single quotes, and the empty string becomes a
+// pair of single quotes.
 func Escape(s string) string {
 	if s == "" {
 		return "''"
