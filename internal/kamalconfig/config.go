@@ -9,11 +9,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 )
 
 // Config is a validated Kamal project: Kamal's Kamal::Configuration.
 type Config struct {
-	Raw         *Value
+	Raw         *yaml11.Value
 	opts        Options
 	Service     string
 	Destination string
@@ -70,10 +72,10 @@ type Builder struct {
 	CacheType, CacheOptions, CacheImage string
 	PackBuilder                         string
 	Buildpacks                          []string
-	Raw                                 *Value
+	Raw                                 *yaml11.Value
 }
 
-func builderFrom(b *Value) Builder {
+func builderFrom(b *yaml11.Value) Builder {
 	out := Builder{
 		Arch: b.Get("arch").Strings(), Remote: b.Get("remote").S(), Local: !b.Get("local").IsFalse(),
 		Context: b.Get("context").S(), Dockerfile: "Dockerfile", Target: b.Get("target").S(),
@@ -88,7 +90,7 @@ func builderFrom(b *Value) Builder {
 	if d := b.Get("driver"); d.Present() {
 		out.Driver = d.S()
 	}
-	if args := b.Get("args"); args != nil && args.Kind == KindMap {
+	if args := b.Get("args"); args != nil && args.Kind == yaml11.KindMap {
 		for _, k := range args.Keys {
 			out.Args = append(out.Args, [2]string{k, args.Map[k].S()})
 		}
@@ -113,18 +115,18 @@ type Role struct {
 	Name         string
 	Hosts        []string
 	HostTags     map[string][]string
-	Cmd          *Value
-	Options      *Value
+	Cmd          *yaml11.Value
+	Options      *yaml11.Value
 	RunningProxy bool
 	// Proxy is the role's effective proxy config (root deep-merged with the role's).
-	Proxy       *Value
-	Logging     *Value
-	Labels      *Value // custom labels (root, then role)
+	Proxy       *yaml11.Value
+	Logging     *yaml11.Value
+	Labels      *yaml11.Value // custom labels (root, then role)
 	AssetPath   string
 	StopTimeout *int64
 	Primary     bool
 	env         *envSpec
-	raw         *Value
+	raw         *yaml11.Value
 }
 
 // Accessory is one accessory.
@@ -133,24 +135,24 @@ type Accessory struct {
 	ServiceName string
 	Image       string
 	Hosts       []string
-	raw         *Value
+	raw         *yaml11.Value
 	env         *envSpec
 	Registry    *Registry
-	Proxy       *Value
+	Proxy       *yaml11.Value
 }
 
 type envSpec struct {
 	clearKeys []string
-	clear     map[string]*Value
+	clear     map[string]*yaml11.Value
 	secrets   []string
 }
 
-func newEnvSpec(cfg *Value) *envSpec {
-	e := &envSpec{clear: map[string]*Value{}}
-	if cfg == nil || cfg.Kind != KindMap {
+func newEnvSpec(cfg *yaml11.Value) *envSpec {
+	e := &envSpec{clear: map[string]*yaml11.Value{}}
+	if cfg == nil || cfg.Kind != yaml11.KindMap {
 		return e
 	}
-	var clear *Value
+	var clear *yaml11.Value
 	switch {
 	case cfg.Has("clear"):
 		clear = cfg.Map["clear"]
@@ -158,20 +160,20 @@ func newEnvSpec(cfg *Value) *envSpec {
 	default:
 		clear = cfg
 	}
-	if clear != nil && clear.Kind == KindMap {
+	if clear != nil && clear.Kind == yaml11.KindMap {
 		for _, k := range clear.Keys {
 			e.clearKeys = append(e.clearKeys, k)
 			e.clear[k] = clear.Map[k]
 		}
 	}
-	if s := cfg.Get("secret"); s != nil && s.Kind == KindSeq {
+	if s := cfg.Get("secret"); s != nil && s.Kind == yaml11.KindSeq {
 		e.secrets = s.Strings()
 	}
 	return e
 }
 
 func (e *envSpec) merge(o *envSpec) *envSpec {
-	out := &envSpec{clear: map[string]*Value{}}
+	out := &envSpec{clear: map[string]*yaml11.Value{}}
 	for _, src := range []*envSpec{e, o} {
 		for _, k := range src.clearKeys {
 			if _, ok := out.clear[k]; !ok {
@@ -194,7 +196,7 @@ var serviceName = regexp.MustCompile(`(?i)^[a-z0-9_-]+$`)
 
 // New validates raw the way Kamal's Configuration#initialize does, in the
 // same order, and builds the model.
-func New(raw *Value, opts Options) (*Config, error) {
+func New(raw *yaml11.Value, opts Options) (*Config, error) {
 	c := &Config{Raw: raw, opts: opts, Destination: opts.Destination}
 	c.Version = opts.Version
 	if c.Version == "" && opts.Env != nil {
@@ -220,7 +222,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 		if err := sv.validateType(servers, tArray, tHash, tNil); err != nil {
 			return nil, err
 		}
-		if servers.Kind == KindSeq {
+		if servers.Kind == yaml11.KindSeq {
 			if err := sv.servers(servers); err != nil {
 				return nil, err
 			}
@@ -228,15 +230,15 @@ func New(raw *Value, opts Options) (*Config, error) {
 	}
 	c.envRoot = newEnvSpec(raw.Get("env"))
 	c.envTags = map[string]*envSpec{}
-	if tags := raw.Get("env").Get("tags"); tags != nil && tags.Kind == KindMap {
+	if tags := raw.Get("env").Get("tags"); tags != nil && tags.Kind == yaml11.KindMap {
 		for _, t := range tags.Keys {
 			c.envTags[t] = newEnvSpec(tags.Map[t])
 		}
 	}
 	var roleNames []string
-	if servers != nil && servers.Kind == KindSeq {
+	if servers != nil && servers.Kind == yaml11.KindSeq {
 		roleNames = []string{"web"}
-	} else if servers != nil && servers.Kind == KindMap {
+	} else if servers != nil && servers.Kind == yaml11.KindMap {
 		roleNames = append(roleNames, servers.Keys...)
 		sort.Strings(roleNames)
 	}
@@ -257,7 +259,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	c.Registry = registryFrom(reg)
 
 	// Accessories.
-	if accs := raw.Get("accessories"); accs != nil && accs.Kind == KindMap {
+	if accs := raw.Get("accessories"); accs != nil && accs.Kind == yaml11.KindMap {
 		for _, name := range accs.Keys {
 			a, err := c.newAccessory(name, accs.Map[name], roles, servers)
 			if err != nil {
@@ -269,7 +271,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 
 	// Aliases.
 	c.Aliases = map[string]string{}
-	if al := raw.Get("aliases"); al != nil && al.Kind == KindMap {
+	if al := raw.Get("aliases"); al != nil && al.Kind == yaml11.KindMap {
 		for _, name := range al.Keys {
 			vd := &validator{ctx: "aliases/" + name}
 			v := al.Map[name]
@@ -305,7 +307,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if builder.Get("arch").Blank() {
 		return nil, bv.errAt(builder, "Builder arch not set")
 	}
-	if builder.Has("pack") && builder.Get("arch").Kind == KindSeq && len(builder.Get("arch").Seq) > 1 {
+	if builder.Has("pack") && builder.Get("arch").Kind == yaml11.KindSeq && len(builder.Get("arch").Seq) > 1 {
 		return nil, bv.errAt(builder.Get("arch"), "buildpacks only support building for one arch")
 	}
 	if builder.Get("local").IsFalse() && builder.Get("remote").Blank() {
@@ -327,7 +329,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if err := (&validator{ctx: "logging"}).againstExample(orEmpty(raw.Get("logging")), example("logging")); err != nil {
 		return nil, err
 	}
-	if p := raw.Get("proxy"); p != nil && p.Kind != KindBool {
+	if p := raw.Get("proxy"); p != nil && p.Kind != yaml11.KindBool {
 		if err := (&validator{ctx: "proxy"}).proxy(p); err != nil {
 			return nil, err
 		}
@@ -355,7 +357,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	if c.imageName() == "" {
 		return nil, cfgErr(raw.Pos, "Missing required configuration for image")
 	}
-	if servers == nil || servers.Kind == KindNull {
+	if servers == nil || servers.Kind == yaml11.KindNull {
 		if raw.Get("accessories").Blank() {
 			return nil, cfgErr(raw.Pos, "No servers or accessories specified")
 		}
@@ -411,7 +413,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 		}
 	}
 	if len(traefikHooks) > 0 {
-		return nil, cfgErr(Pos{File: c.HooksPath}, "Found %s, these should be renamed to (pre|post)-proxy-reboot", strings.Join(traefikHooks, ", "))
+		return nil, cfgErr(yaml11.Pos{File: c.HooksPath}, "Found %s, these should be renamed to (pre|post)-proxy-reboot", strings.Join(traefikHooks, ", "))
 	}
 	for _, r := range roles {
 		if r.RunningProxy && r.Proxy.Get("ssl").Truthy() && len(r.Hosts) > 1 && !customSSL(r.Proxy) {
@@ -455,13 +457,13 @@ func New(raw *Value, opts Options) (*Config, error) {
 		return nil, err
 	}
 	if ho := raw.Get("hooks_output"); ho != nil && !ho.IsNull() {
-		check := func(v *Value, ctx string) error {
+		check := func(v *yaml11.Value, ctx string) error {
 			if s := v.S(); s != "quiet" && s != "verbose" {
 				return cfgErr(v.Pos, "Invalid hooks_output '%s', must be one of: quiet, verbose", s)
 			}
 			return nil
 		}
-		if ho.Kind == KindMap {
+		if ho.Kind == yaml11.KindMap {
 			for _, k := range ho.Keys {
 				if err := check(ho.Map[k], "hooks_output/"+k); err != nil {
 					return nil, err
@@ -487,7 +489,7 @@ func New(raw *Value, opts Options) (*Config, error) {
 	return c, nil
 }
 
-func keyPos(v *Value, key string) Pos {
+func keyPos(v *yaml11.Value, key string) yaml11.Pos {
 	if v != nil && v.KeyPos != nil {
 		if p, ok := v.KeyPos[key]; ok {
 			return p
@@ -496,15 +498,15 @@ func keyPos(v *Value, key string) Pos {
 	if v != nil {
 		return v.Pos
 	}
-	return Pos{}
+	return yaml11.Pos{}
 }
 
-func orEmpty(v *Value) *Value { return orEmptyAt(v, Pos{}) }
+func orEmpty(v *yaml11.Value) *yaml11.Value { return orEmptyAt(v, yaml11.Pos{}) }
 
 // orEmptyAt is v, or an empty hash positioned at v or, when v is absent, at at.
-func orEmptyAt(v *Value, at Pos) *Value {
-	if v == nil || v.Kind == KindNull {
-		m := NewMap()
+func orEmptyAt(v *yaml11.Value, at yaml11.Pos) *yaml11.Value {
+	if v == nil || v.Kind == yaml11.KindNull {
+		m := yaml11.NewMap()
 		m.Pos = at
 		if v != nil {
 			m.Pos = v.Pos
@@ -514,13 +516,13 @@ func orEmptyAt(v *Value, at Pos) *Value {
 	return v
 }
 
-func registryFrom(reg *Value) Registry {
+func registryFrom(reg *yaml11.Value) Registry {
 	r := Registry{Server: reg.Get("server").S()}
 	if !reg.Has("server") || reg.Get("server").IsNull() {
 		r.Server = ""
 	}
-	cred := func(v *Value) (string, string) {
-		if v != nil && v.Kind == KindSeq && len(v.Seq) == 1 {
+	cred := func(v *yaml11.Value) (string, string) {
+		if v != nil && v.Kind == yaml11.KindSeq && len(v.Seq) == 1 {
 			return "", v.Seq[0].S()
 		}
 		return v.S(), ""
@@ -532,15 +534,15 @@ func registryFrom(reg *Value) Registry {
 
 func (c *Config) newRole(name string) (*Role, error) {
 	servers := c.Raw.Get("servers")
-	var roleCfg *Value
-	if servers.Kind == KindSeq {
-		roleCfg = NewMap()
+	var roleCfg *yaml11.Value
+	if servers.Kind == yaml11.KindSeq {
+		roleCfg = yaml11.NewMap()
 		roleCfg.Pos = servers.Pos
 	} else {
 		roleCfg = servers.Map[name]
 		if roleCfg == nil {
-			roleCfg = &Value{Kind: KindNull, Pos: keyPos(servers, name)}
-		} else if roleCfg.Kind == KindNull {
+			roleCfg = &yaml11.Value{Kind: yaml11.KindNull, Pos: keyPos(servers, name)}
+		} else if roleCfg.Kind == yaml11.KindNull {
 			roleCfg.Pos = keyPos(servers, name)
 		}
 	}
@@ -548,8 +550,8 @@ func (c *Config) newRole(name string) (*Role, error) {
 	if err := vd.validateType(roleCfg, tArray, tHash); err != nil {
 		return nil, err
 	}
-	spec := NewMap()
-	if roleCfg.Kind == KindSeq {
+	spec := yaml11.NewMap()
+	if roleCfg.Kind == yaml11.KindSeq {
 		if err := vd.servers(roleCfg); err != nil {
 			return nil, err
 		}
@@ -579,32 +581,32 @@ func (c *Config) newRole(name string) (*Role, error) {
 		r.RunningProxy = ps.Truthy()
 	}
 	if r.RunningProxy {
-		pc := NewMap()
-		if ps != nil && ps.Kind == KindMap {
+		pc := yaml11.NewMap()
+		if ps != nil && ps.Kind == yaml11.KindMap {
 			pc = ps
 		}
 		if err := (&validator{ctx: "servers/" + name + "/proxy"}).proxy(pc); err != nil {
 			return nil, err
 		}
 		rootProxy := c.Raw.Get("proxy")
-		if rootProxy == nil || rootProxy.Kind != KindMap {
-			rootProxy = NewMap()
+		if rootProxy == nil || rootProxy.Kind != yaml11.KindMap {
+			rootProxy = yaml11.NewMap()
 		}
-		r.Proxy = DeepMerge(rootProxy, pc)
+		r.Proxy = yaml11.DeepMerge(rootProxy, pc)
 	}
 	// Hosts.
-	var hostList *Value
-	if servers.Kind == KindSeq {
+	var hostList *yaml11.Value
+	if servers.Kind == yaml11.KindSeq {
 		hostList = servers
-	} else if roleCfg.Kind == KindSeq {
+	} else if roleCfg.Kind == yaml11.KindSeq {
 		hostList = roleCfg
 	} else {
 		hostList = spec.Get("hosts")
 	}
-	if hostList != nil && hostList.Kind == KindSeq {
+	if hostList != nil && hostList.Kind == yaml11.KindSeq {
 		for _, h := range hostList.Seq {
 			switch h.Kind {
-			case KindMap:
+			case yaml11.KindMap:
 				if len(h.Keys) == 0 {
 					continue
 				}
@@ -613,7 +615,7 @@ func (c *Config) newRole(name string) (*Role, error) {
 					r.Hosts = append(r.Hosts, host)
 				}
 				r.HostTags[host] = h.Map[host].Strings()
-			case KindString:
+			case yaml11.KindString:
 				if _, seen := r.HostTags[h.Str]; !seen {
 					r.Hosts = append(r.Hosts, h.Str)
 				}
@@ -625,17 +627,17 @@ func (c *Config) newRole(name string) (*Role, error) {
 	r.Options = spec.Get("options")
 	r.env = newEnvSpec(spec.Get("env"))
 	rootLog := c.Raw.Get("logging")
-	if rootLog == nil || rootLog.Kind != KindMap {
-		rootLog = NewMap()
+	if rootLog == nil || rootLog.Kind != yaml11.KindMap {
+		rootLog = yaml11.NewMap()
 	}
 	roleLog := spec.Get("logging")
-	if roleLog == nil || roleLog.Kind != KindMap {
-		roleLog = NewMap()
+	if roleLog == nil || roleLog.Kind != yaml11.KindMap {
+		roleLog = yaml11.NewMap()
 	}
-	r.Logging = DeepMerge(rootLog, roleLog)
-	labels := NewMap()
-	for _, src := range []*Value{c.Raw.Get("labels"), spec.Get("labels")} {
-		if src.Present() && src.Kind == KindMap {
+	r.Logging = yaml11.DeepMerge(rootLog, roleLog)
+	labels := yaml11.NewMap()
+	for _, src := range []*yaml11.Value{c.Raw.Get("labels"), spec.Get("labels")} {
+		if src.Present() && src.Kind == yaml11.KindMap {
 			for _, k := range src.Keys {
 				labels.Set(k, src.Map[k], src.KeyPos[k])
 			}
@@ -646,20 +648,20 @@ func (c *Config) newRole(name string) (*Role, error) {
 	if r.AssetPath == "" {
 		r.AssetPath = c.Raw.Get("asset_path").S()
 	}
-	if st := spec.Get("stop_timeout"); st != nil && st.Kind == KindInt {
+	if st := spec.Get("stop_timeout"); st != nil && st.Kind == yaml11.KindInt {
 		n := st.Int
 		r.StopTimeout = &n
-	} else if st := c.Raw.Get("stop_timeout"); st != nil && st.Kind == KindInt {
+	} else if st := c.Raw.Get("stop_timeout"); st != nil && st.Kind == yaml11.KindInt {
 		n := st.Int
 		r.StopTimeout = &n
 	}
 	return r, nil
 }
 
-func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *Value) (*Accessory, error) {
+func (c *Config) newAccessory(name string, cfg *yaml11.Value, roles []*Role, servers *yaml11.Value) (*Accessory, error) {
 	vd := &validator{ctx: "accessories/" + name}
 	if cfg == nil {
-		cfg = &Value{Kind: KindNull}
+		cfg = &yaml11.Value{Kind: yaml11.KindNull}
 	}
 	if err := vd.againstExample(cfg, example("accessory")); err != nil {
 		return nil, err
@@ -680,7 +682,7 @@ func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *V
 	for _, r := range roles {
 		roleByName[r.Name] = r
 	}
-	if rs := cfg.Get("roles"); rs != nil && rs.Kind == KindSeq {
+	if rs := cfg.Get("roles"); rs != nil && rs.Kind == yaml11.KindSeq {
 		var missing []string
 		for _, r := range rs.Strings() {
 			if roleByName[r] == nil {
@@ -698,13 +700,13 @@ func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *V
 	}
 	a := &Accessory{Name: name, raw: cfg, env: newEnvSpec(cfg.Get("env"))}
 	if p := cfg.Get("proxy"); p.Present() {
-		if p.Kind == KindMap {
+		if p.Kind == yaml11.KindMap {
 			if err := (&validator{ctx: "accessories/" + name + "/proxy"}).proxy(p); err != nil {
 				return nil, err
 			}
 			a.Proxy = p
 		} else {
-			a.Proxy = NewMap()
+			a.Proxy = yaml11.NewMap()
 		}
 	}
 	if reg := cfg.Get("registry"); reg.Present() {
@@ -715,7 +717,7 @@ func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *V
 		a.Registry = &r
 	}
 	a.ServiceName = c.Service + "-" + name
-	if s := cfg.Get("service"); s != nil && s.Kind == KindString {
+	if s := cfg.Get("service"); s != nil && s.Kind == yaml11.KindString {
 		a.ServiceName = s.Str
 	}
 	img := cfg.Get("image").S()
@@ -746,24 +748,24 @@ func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *V
 			tags = cfg.Get("tags").Strings()
 		}
 		for _, tag := range tags {
-			if servers == nil || servers.Kind != KindMap {
+			if servers == nil || servers.Kind != yaml11.KindMap {
 				continue
 			}
 			for _, rn := range servers.Keys {
 				list := servers.Map[rn]
-				if list != nil && list.Kind == KindMap {
+				if list != nil && list.Kind == yaml11.KindMap {
 					list = list.Get("hosts")
 				}
-				if list == nil || list.Kind != KindSeq {
+				if list == nil || list.Kind != yaml11.KindSeq {
 					continue
 				}
 				for _, h := range list.Seq {
-					if h.Kind != KindMap || len(h.Keys) == 0 {
+					if h.Kind != yaml11.KindMap || len(h.Keys) == 0 {
 						continue
 					}
 					tv := h.Map[h.Keys[0]]
 					match := false
-					if tv != nil && tv.Kind == KindSeq {
+					if tv != nil && tv.Kind == yaml11.KindSeq {
 						for _, t := range tv.Strings() {
 							match = match || t == tag
 						}
@@ -783,26 +785,26 @@ func (c *Config) newAccessory(name string, cfg *Value, roles []*Role, servers *V
 	return a, nil
 }
 
-func customSSL(proxy *Value) bool {
+func customSSL(proxy *yaml11.Value) bool {
 	ssl := proxy.Get("ssl")
-	return ssl != nil && ssl.Kind == KindMap && ssl.Get("certificate_pem").Present() && ssl.Get("private_key_pem").Present()
+	return ssl != nil && ssl.Kind == yaml11.KindMap && ssl.Get("certificate_pem").Present() && ssl.Get("private_key_pem").Present()
 }
 
-func proxyHosts(proxy *Value) []string {
-	if hs := proxy.Get("hosts"); hs != nil && hs.Kind == KindSeq {
+func proxyHosts(proxy *yaml11.Value) []string {
+	if hs := proxy.Get("hosts"); hs != nil && hs.Kind == yaml11.KindSeq {
 		return hs.Strings()
 	}
-	if h := proxy.Get("host"); h != nil && h.Kind == KindString {
+	if h := proxy.Get("host"); h != nil && h.Kind == yaml11.KindString {
 		return strings.Split(h.Str, ",")
 	}
 	return []string{}
 }
 
-func pathPrefixes(proxy *Value) []string {
-	if hs := proxy.Get("path_prefixes"); hs != nil && hs.Kind == KindSeq {
+func pathPrefixes(proxy *yaml11.Value) []string {
+	if hs := proxy.Get("path_prefixes"); hs != nil && hs.Kind == yaml11.KindSeq {
 		return hs.Strings()
 	}
-	if h := proxy.Get("path_prefix"); h != nil && h.Kind == KindString {
+	if h := proxy.Get("path_prefix"); h != nil && h.Kind == yaml11.KindString {
 		return strings.Split(h.Str, ",")
 	}
 	return nil
@@ -1007,7 +1009,7 @@ func (c *Config) EnvSecretKeys(r *Role) []string {
 }
 
 // proxyRun returns the proxy.run configuration in effect on host, if any.
-func (c *Config) proxyRun(host string) *Value {
+func (c *Config) proxyRun(host string) *yaml11.Value {
 	for _, r := range c.Roles {
 		if !r.RunningProxy {
 			continue
@@ -1037,9 +1039,9 @@ func (c *Config) proxyRun(host string) *Value {
 
 func (c *Config) checkProxyRuns() error {
 	for _, host := range c.ProxyHosts() {
-		var first *Value
+		var first *yaml11.Value
 		set := false
-		check := func(p *Value) error {
+		check := func(p *yaml11.Value) error {
 			run := p.Get("run")
 			if !run.Present() {
 				run = nil
@@ -1071,12 +1073,12 @@ func (c *Config) checkProxyRuns() error {
 	return nil
 }
 
-func canonical(v *Value) string {
+func canonical(v *yaml11.Value) string {
 	if v == nil {
 		return "nil"
 	}
 	switch v.Kind {
-	case KindMap:
+	case yaml11.KindMap:
 		keys := append([]string(nil), v.Keys...)
 		sort.Strings(keys)
 		var b strings.Builder
@@ -1085,7 +1087,7 @@ func canonical(v *Value) string {
 			b.WriteString(strconv.Quote(k) + ":" + canonical(v.Map[k]) + ",")
 		}
 		return b.String() + "}"
-	case KindSeq:
+	case yaml11.KindSeq:
 		var b strings.Builder
 		b.WriteString("[")
 		for _, e := range v.Seq {

@@ -3,12 +3,12 @@ package kamalconfig
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path"
 	"path/filepath"
 	"strings"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 	"github.com/kctl-dev/kctl/internal/spec"
 )
 
@@ -30,7 +30,7 @@ func (c *Config) Hostname(host string) string {
 
 // argPairs turns a hash into argumentize pairs: present values are quoted,
 // false is written bare as key=false, nil and blank values leave the key alone.
-func argPairs(keys []string, m map[string]*Value) []*specv1.KeyValue {
+func argPairs(keys []string, m map[string]*yaml11.Value) []*specv1.KeyValue {
 	var out []*specv1.KeyValue
 	for _, k := range keys {
 		v := m[k]
@@ -47,12 +47,12 @@ func argPairs(keys []string, m map[string]*Value) []*specv1.KeyValue {
 }
 
 // optionPairs is optionize: arrays fan out, true is a bare flag, nil is "".
-func optionPairs(opts *Value) []*specv1.Option {
-	if opts == nil || opts.Kind != KindMap {
+func optionPairs(opts *yaml11.Value) []*specv1.Option {
+	if opts == nil || opts.Kind != yaml11.KindMap {
 		return nil
 	}
 	var out []*specv1.Option
-	add := func(k string, v *Value) {
+	add := func(k string, v *yaml11.Value) {
 		if v.IsTrue() {
 			out = append(out, &specv1.Option{Name: k, Bare: true})
 			return
@@ -61,7 +61,7 @@ func optionPairs(opts *Value) []*specv1.Option {
 	}
 	for _, k := range opts.Keys {
 		v := opts.Map[k]
-		if v != nil && v.Kind == KindSeq {
+		if v != nil && v.Kind == yaml11.KindSeq {
 			for _, e := range v.Seq {
 				add(k, e)
 			}
@@ -72,7 +72,7 @@ func optionPairs(opts *Value) []*specv1.Option {
 	return out
 }
 
-func loggingSpec(l *Value) *specv1.Logging {
+func loggingSpec(l *yaml11.Value) *specv1.Logging {
 	if !l.Present() {
 		return &specv1.Logging{Options: []*specv1.KeyValue{{Key: "max-size", Value: "10m"}}}
 	}
@@ -80,7 +80,7 @@ func loggingSpec(l *Value) *specv1.Logging {
 	if d := l.Get("driver"); d != nil && !d.IsNull() {
 		out.Driver = d.S()
 	}
-	if o := l.Get("options"); o != nil && o.Kind == KindMap {
+	if o := l.Get("options"); o != nil && o.Kind == yaml11.KindMap {
 		out.Options = argPairs(o.Keys, o.Map)
 	}
 	return out
@@ -149,7 +149,7 @@ func (c *Config) AppContainer(role, host string) *specv1.Container {
 	e := c.roleEnv(r, host)
 	env = append(env, argPairs(e.clearKeys, e.clear)...)
 	var volumes []string
-	if v := c.Raw.Get("volumes"); v != nil && v.Kind == KindSeq {
+	if v := c.Raw.Get("volumes"); v != nil && v.Kind == yaml11.KindSeq {
 		volumes = append(volumes, v.Strings()...)
 	}
 	if r.AssetPath != "" && r.RunningProxy {
@@ -217,11 +217,11 @@ func (c *Config) AppContainer(role, host string) *specv1.Container {
 	return ct
 }
 
-func seconds(v *Value) string {
+func seconds(v *yaml11.Value) string {
 	if v == nil || v.IsNull() || v.IsFalse() {
 		return ""
 	}
-	if !v.Present() && !(v.Kind == KindInt && v.Int == 0) {
+	if !v.Present() && !(v.Kind == yaml11.KindInt && v.Int == 0) {
 		return ""
 	}
 	return v.S() + "s"
@@ -245,14 +245,14 @@ func (f *flagList) add(name string, v any) {
 		for _, s := range x {
 			*f = append(*f, "--"+name+"="+quote(s))
 		}
-	case *Value:
+	case *yaml11.Value:
 		if x == nil || x.IsNull() {
 			return
 		}
 		switch x.Kind {
-		case KindBool:
+		case yaml11.KindBool:
 			f.add(name, x.Bool)
-		case KindSeq:
+		case yaml11.KindSeq:
 			for _, e := range x.Seq {
 				f.add(name, e)
 			}
@@ -266,7 +266,7 @@ func (f *flagList) add(name string, v any) {
 // with internal/spec, which renders it identically).
 func quote(s string) string { return spec.EscapeShellValue(s) }
 
-func (c *Config) proxyDeploy(service string, proxy *Value, role string) *specv1.ProxyDeploy {
+func (c *Config) proxyDeploy(service string, proxy *yaml11.Value, role string) *specv1.ProxyDeploy {
 	var f flagList
 	if hs := proxyHosts(proxy); len(hs) > 0 {
 		f.add("host", hs)
@@ -293,7 +293,7 @@ func (c *Config) proxyDeploy(service string, proxy *Value, role string) *specv1.
 		f.add("target-timeout", s)
 	}
 	buf := proxy.Get("buffering")
-	if buf == nil || buf.Kind != KindMap {
+	if buf == nil || buf.Kind != yaml11.KindMap {
 		f.add("buffer-requests", true)
 		f.add("buffer-responses", true)
 	} else {
@@ -434,7 +434,7 @@ func (c *Config) ProxyBoot(host string) *specv1.ProxyBoot {
 			httpsPort = run.Get("https_port").S()
 		}
 		ips := []string{""}
-		if b := run.Get("bind_ips"); b != nil && b.Kind == KindSeq {
+		if b := run.Get("bind_ips"); b != nil && b.Kind == yaml11.KindSeq {
 			ips = b.Strings()
 		}
 		for _, ip := range ips {
@@ -464,7 +464,7 @@ func (c *Config) ProxyBoot(host string) *specv1.ProxyBoot {
 	if r := run.Get("repository"); r != nil && !r.IsNull() {
 		repo = r.S()
 	}
-	if r := run.Get("registry"); r != nil && r.Kind == KindString {
+	if r := run.Get("registry"); r != nil && r.Kind == yaml11.KindString {
 		repo = r.Str + "/" + repo
 	}
 	version := "v0.9.2"
@@ -508,7 +508,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 		Service:    a.ServiceName,
 		Host:       host,
 	}
-	if n := cfg.Get("network"); n != nil && n.Kind == KindString {
+	if n := cfg.Get("network"); n != nil && n.Kind == yaml11.KindString {
 		ct.Network = n.Str
 	}
 	if p := cfg.Get("port"); p != nil && !p.IsNull() {
@@ -522,7 +522,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 		ct.Env = append(ct.Env, &specv1.KeyValue{Key: "KAMAL_HOST", Value: host})
 	}
 	ct.Env = append(ct.Env, argPairs(a.env.clearKeys, a.env.clear)...)
-	if v := cfg.Get("volumes"); v != nil && v.Kind == KindSeq {
+	if v := cfg.Get("volumes"); v != nil && v.Kind == yaml11.KindSeq {
 		ct.Volumes = append(ct.Volumes, v.Strings()...)
 	}
 	dockerVol := func(hostPath, containerPath, options string) string {
@@ -537,8 +537,8 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 		return s
 	}
 	type pathCfg struct{ local, remote, options, mode, owner string }
-	parse := func(v *Value) pathCfg {
-		if v.Kind == KindMap {
+	parse := func(v *yaml11.Value) pathCfg {
+		if v.Kind == yaml11.KindMap {
 			return pathCfg{v.Get("local").S(), v.Get("remote").S(), v.Get("options").S(), v.Get("mode").S(), v.Get("owner").S()}
 		}
 		parts := strings.SplitN(v.S(), ":", 3)
@@ -551,7 +551,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 		}
 		return p
 	}
-	if fs := cfg.Get("files"); fs != nil && fs.Kind == KindSeq {
+	if fs := cfg.Get("files"); fs != nil && fs.Kind == yaml11.KindSeq {
 		for _, f := range fs.Seq {
 			p := parse(f)
 			ct.Volumes = append(ct.Volumes, dockerVol(a.ServiceName+p.remote, p.remote, p.options))
@@ -562,7 +562,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 			ct.Files = append(ct.Files, &specv1.File{Path: a.ServiceName + p.remote, Mode: mode, Owner: p.owner})
 		}
 	}
-	if ds := cfg.Get("directories"); ds != nil && ds.Kind == KindSeq {
+	if ds := cfg.Get("directories"); ds != nil && ds.Kind == yaml11.KindSeq {
 		for _, d := range ds.Seq {
 			p := parse(d)
 			hp := p.local
@@ -574,7 +574,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 		}
 	}
 	ct.Labels = []*specv1.KeyValue{{Key: "service", Value: a.ServiceName}}
-	if l := cfg.Get("labels"); l != nil && l.Kind == KindMap {
+	if l := cfg.Get("labels"); l != nil && l.Kind == yaml11.KindMap {
 		for _, kv := range argPairs(l.Keys, l.Map) {
 			if kv.Key == "service" {
 				ct.Labels[0] = kv
@@ -656,18 +656,7 @@ func (c *Config) readAccessoryFile(a *Accessory, local string) ([]byte, error) {
 	if !strings.HasSuffix(local, ".erb") {
 		return data, nil
 	}
-	env := map[string]string{}
-	if c.opts.Env != nil {
-		for k, v := range c.opts.Env {
-			env[k] = v
-		}
-	} else {
-		for _, kv := range os.Environ() {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				env[k] = v
-			}
-		}
-	}
+	env := c.opts.environ()
 	for _, k := range a.env.clearKeys {
 		env[k] = a.env.clear[k].S()
 	}
@@ -685,13 +674,7 @@ func (c *Config) readAccessoryFile(a *Accessory, local string) ([]byte, error) {
 		}
 		env[n] = v
 	}
-	ruby := c.opts.Ruby
-	if ruby == "" {
-		ruby, _ = exec.LookPath("ruby")
-	} else if ruby == "-" {
-		ruby = ""
-	}
-	out, _, err := renderERB(data, &erbEnv{file: local, dir: c.opts.Dir, env: env, mode: c.opts.ERB, shellStub: c.opts.ShellStub, rubyPath: ruby})
+	out, _, err := c.opts.render(local, data, env)
 	return out, err
 }
 
@@ -704,12 +687,12 @@ func (c *Config) AccessoryFiles(name string) ([]*specv1.File, error) {
 	}
 	ct := c.AccessoryContainer(name, "")
 	fs := a.raw.Get("files")
-	if fs == nil || fs.Kind != KindSeq {
+	if fs == nil || fs.Kind != yaml11.KindSeq {
 		return nil, nil
 	}
 	for i, f := range fs.Seq {
 		local := f.Get("local").S()
-		if f.Kind != KindMap {
+		if f.Kind != yaml11.KindMap {
 			local = strings.SplitN(f.S(), ":", 2)[0]
 		}
 		data, err := c.readAccessoryFile(a, local)

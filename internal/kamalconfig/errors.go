@@ -3,6 +3,9 @@ package kamalconfig
 import (
 	"errors"
 	"fmt"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig/erb"
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 )
 
 // Sentinel errors, wrapped by *Error so callers can errors.Is them.
@@ -25,7 +28,7 @@ type Error struct {
 	// Msg is Kamal's message, e.g. "servers/web: should be an array or a hash".
 	Msg string
 	// Pos is where the problem is, when known.
-	Pos Pos
+	Pos yaml11.Pos
 	// Hint is optional advice printed after the message.
 	Hint string
 	// Err is the sentinel this error wraps.
@@ -59,6 +62,27 @@ func (e *Error) Unwrap() error {
 	return ErrConfig
 }
 
-func cfgErr(pos Pos, format string, args ...any) *Error {
+func cfgErr(pos yaml11.Pos, format string, args ...any) *Error {
 	return &Error{Kind: "Kamal::ConfigurationError", Msg: fmt.Sprintf(format, args...), Pos: pos, Err: ErrConfig}
+}
+
+// parseYAML loads one rendered file, translating a YAML refusal to *Error.
+func parseYAML(file string, text []byte, lineMap []int) (*yaml11.Value, error) {
+	v, err := yaml11.Parse(file, text, lineMap)
+	var ye *yaml11.Error
+	if errors.As(err, &ye) {
+		return nil, &Error{Kind: ye.Kind, Msg: ye.Msg, Pos: ye.Pos, Err: ErrConfig}
+	}
+	return v, err
+}
+
+// renderTemplate renders one ERB file, translating a refusal to *Error.
+func renderTemplate(src []byte, o *erb.Options) ([]byte, []int, error) {
+	out, lineMap, err := erb.Render(src, o)
+	var te *erb.Error
+	if errors.As(err, &te) {
+		return nil, nil, &Error{Kind: te.Kind, Msg: te.Msg, Hint: te.Hint, Err: ErrTemplate,
+			Pos: yaml11.Pos{File: te.File, Line: te.Line, Column: te.Column}}
+	}
+	return out, lineMap, err
 }

@@ -2,6 +2,9 @@ package kamalconfig
 
 import (
 	"testing"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig/erb"
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 )
 
 // FuzzLoad feeds arbitrary deploy.yml text through rendering (Go subset
@@ -15,14 +18,14 @@ func FuzzLoad(f *testing.F) {
 	f.Add([]byte("service: \"<%= \"#{ENV['X']}-#{ENV.fetch('Y', 'z')}\" %>\"\n<% a = ENV['X'] || 'b' -%>\nimage: <%= a.strip %>\n"))
 	dir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		opts := Options{Dir: dir, Version: "v1", Env: map[string]string{"X": "x"}, ERB: ERBGoOnly, Ruby: "-",
+		opts := Options{Dir: dir, Version: "v1", Env: map[string]string{"X": "x"}, ERB: erb.GoOnly, Ruby: "-",
 			Secrets: SecretFunc(func(n string) (string, error) { return "s", nil }), HostnameSuffix: func() string { return "000000000000" }}
-		rendered, lm, err := renderERB(data, &erbEnv{file: "config/deploy.yml", dir: dir, env: opts.Env, mode: ERBGoOnly})
+		rendered, lm, err := opts.render("config/deploy.yml", data, opts.Env)
 		if err != nil {
 			return
 		}
-		raw, err := ParseYAML("config/deploy.yml", rendered, lm)
-		if err != nil || raw.Kind != KindMap {
+		raw, err := parseYAML("config/deploy.yml", rendered, lm)
+		if err != nil || raw.Kind != yaml11.KindMap {
 			return
 		}
 		cfg, err := New(raw, opts)

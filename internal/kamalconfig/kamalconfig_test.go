@@ -39,72 +39,6 @@ builder:
   arch: amd64
 `
 
-func TestYAML11Scalars(t *testing.T) {
-	v, err := ParseYAML("x.yml", []byte("a: 10_000_000\nb: yes\nc: off\nd: 0755\ne: 1:30\nf: '10_000'\ng: 1.10\nh: ~\ni: :sym\nj: 0x1F\nk: 1,000\n"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	check := func(k string, kind Kind, s string) {
-		t.Helper()
-		got := v.Get(k)
-		if got.Kind != kind || got.S() != s {
-			t.Errorf("%s: got kind %d %q, want kind %d %q", k, got.Kind, got.S(), kind, s)
-		}
-	}
-	check("a", KindInt, "10000000")
-	check("b", KindBool, "true")
-	check("c", KindBool, "false")
-	check("d", KindInt, "493")
-	check("e", KindInt, "90")
-	check("f", KindString, "10_000")
-	check("g", KindFloat, "1.1")
-	check("h", KindNull, "")
-	check("i", KindSymbol, "sym")
-	check("j", KindInt, "31")
-	check("k", KindInt, "1000")
-}
-
-func TestYAMLMergeKeysAndAnchors(t *testing.T) {
-	v, err := ParseYAML("x.yml", []byte(`x-base: &base
-  a: 1
-  b: 2
-m:
-  b: 0
-  <<: *base
-  c: 3
-n:
-  <<: [*base, {a: 9, d: 4}]
-`), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	m := v.Get("m")
-	if !reflect.DeepEqual(m.Keys, []string{"b", "a", "c"}) || m.Get("b").Int != 2 {
-		t.Errorf("merge keeps Psych semantics: keys %v b=%v", m.Keys, m.Get("b").S())
-	}
-	if v.Get("n").Get("a").Int != 1 || v.Get("n").Get("d").Int != 4 {
-		t.Errorf("sequence merge: %v", v.Get("n").S())
-	}
-}
-
-func TestDeepMergeRules(t *testing.T) {
-	a, _ := ParseYAML("a", []byte("env:\n  clear: {A: 1, B: 2}\n  secret: [X]\nlist: [1, 2]\ns: a\n"), nil)
-	b, _ := ParseYAML("b", []byte("env:\n  clear: {B: 3}\n  secret: [Y]\nlist: [3]\n"), nil)
-	m := DeepMerge(a, b)
-	if m.Get("env").Get("clear").Get("A").Int != 1 || m.Get("env").Get("clear").Get("B").Int != 3 {
-		t.Errorf("hashes merge recursively: %s", m.Get("env").S())
-	}
-	if got := m.Get("env").Get("secret").Strings(); !reflect.DeepEqual(got, []string{"Y"}) {
-		t.Errorf("arrays replace: got %v", got)
-	}
-	if got := m.Get("list").Strings(); !reflect.DeepEqual(got, []string{"3"}) {
-		t.Errorf("arrays replace: got %v", got)
-	}
-	if m.Get("s").S() != "a" {
-		t.Errorf("untouched scalar kept")
-	}
-}
-
 func TestDestinationOverlayAndDockerRun(t *testing.T) {
 	dir := writeProject(t, map[string]string{
 		"config/deploy.yml":         baseYML + "env:\n  clear:\n    A: \"1\"\n  secret: [S1]\n",
@@ -172,66 +106,6 @@ func TestKamal1KeysNameReplacements(t *testing.T) {
 	_, err := Load(Options{Dir: dir, Version: "1", Env: map[string]string{}})
 	if err == nil || !strings.Contains(err.Error(), "unknown keys: healthcheck, traefik") || !strings.Contains(err.Error(), "proxy/healthcheck instead of healthcheck") || !strings.Contains(err.Error(), "proxy instead of traefik") {
 		t.Fatalf("got %v", err)
-	}
-}
-
-func TestERBSubset(t *testing.T) {
-	dir := writeProject(t, map[string]string{".ruby-version": "3.4.1\n"})
-	src := `a: <%= ENV["A"] %>
-b: <%= ENV.fetch('MISSING', "dflt") %>
-c: <%= File.read(".ruby-version").strip %>
-<%# a comment %>
-<% if ENV["A"] -%>
-d: yes-branch
-<% else -%>
-d: no-branch
-<% end -%>
-e: <%= ENV['NOPE'] || ENV["A"] %>
-f: <%= ENV.fetch("N", 86400) %>
-`
-	out, lm, err := renderERB([]byte(src), &erbEnv{file: "f.yml", dir: dir, env: map[string]string{"A": "x"}, mode: ERBGoOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := "a: x\nb: dflt\nc: 3.4.1\n\nd: yes-branch\ne: x\nf: 86400\n"
-	if string(out) != want {
-		t.Errorf("rendered:\n%s\nwant:\n%s", out, want)
-	}
-	if len(lm) < 6 || lm[4] != 6 || lm[5] != 10 {
-		t.Errorf("line map: %v", lm)
-	}
-	_, _, err = renderERB([]byte("a: <%= ENV.fetch(\"X\") %>\n"), &erbEnv{file: "f.yml", env: map[string]string{}, mode: ERBGoOnly})
-	if err == nil || !strings.Contains(err.Error(), "key not found") {
-		t.Errorf("fetch without default: %v", err)
-	}
-	_, _, err = renderERB([]byte("x: 1\na: <%= `hostname` %>\n"), &erbEnv{file: "f.yml", env: map[string]string{}, mode: ERBGoOnly})
-	var e *Error
-	if !errors.As(err, &e) || e.Pos.Line != 2 || !strings.Contains(e.Msg, "`hostname`") {
-		t.Errorf("unsupported construct must name file, line and construct: %v", err)
-	}
-}
-
-func TestERBRubyFallback(t *testing.T) {
-	ruby, err := exec.LookPath("ruby")
-	if err != nil {
-		if os.Getenv("KCTL_E2E") == "1" || os.Getenv("CI") != "" {
-			t.Fatal("ruby is required (apt-get install ruby)")
-		}
-		t.Skip("ruby not installed")
-	}
-	stub := "cmd-output"
-	src := "a: <%= `git rev-parse HEAD`.strip %>\nb: <%= [1,2].map { |x| x * 2 }.join(',') %>\nc: <%= ENV['A'] %>\n"
-	out, _, err := renderERB([]byte(src), &erbEnv{file: "f.yml", dir: t.TempDir(), env: map[string]string{"A": "x"}, rubyPath: ruby, shellStub: &stub})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(out) != "a: cmd-output\nb: 2,4\nc: x\n" {
-		t.Errorf("ruby rendered %q", out)
-	}
-	_, _, err = renderERB([]byte("x: 1\ny: <%= NOPE %>\n"), &erbEnv{file: "f.yml", dir: t.TempDir(), env: map[string]string{}, rubyPath: ruby})
-	var e *Error
-	if !errors.As(err, &e) || e.Kind != "NameError" || e.Pos.Line != 2 {
-		t.Errorf("ruby error: %v (%#v)", err, e)
 	}
 }
 
@@ -338,17 +212,6 @@ func TestYAMLSyntaxErrorPosition(t *testing.T) {
 	var e *Error
 	if !errors.As(err, &e) || e.Pos.Line == 0 || !strings.HasPrefix(e.Msg, "YAML syntax error") {
 		t.Fatalf("got %v", err)
-	}
-}
-
-func TestERBInterpolation(t *testing.T) {
-	src := "a: \"<%= \"#{ENV['A']}-#{ENV.fetch(\"B\", \"b\")}\" %>\"\n<% h = \"x#{ENV['A']}\" %>b: <%= h %>\n"
-	out, _, err := renderERB([]byte(src), &erbEnv{file: "f.yml", env: map[string]string{"A": "1"}, mode: ERBGoOnly})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(out) != "a: \"1-b\"\nb: x1\n" {
-		t.Errorf("got %q", out)
 	}
 }
 

@@ -5,10 +5,14 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig/erb"
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 )
 
 // SecretResolver resolves a secret by name. It must never put a secret value
@@ -38,13 +42,14 @@ type Options struct {
 	// Secrets resolves secret names; nil means secrets are left unresolved
 	// (specs then carry no secret values).
 	Secrets SecretResolver
-	// ERB selects the template renderer; ERBAuto by default.
-	ERB ERBMode
+	// ERB selects the template renderer; erb.Auto by default.
+	ERB erb.Mode
 	// Ruby is the ruby executable for the ERB fallback; empty means look it
 	// up on PATH ("-" disables it).
 	Ruby string
 	// ShellStub, when set, makes backticks and %x() in templates return this
 	// string instead of running a command (tests reproducing Kamal's corpus).
+	// Only this field sets it: no environment variable does.
 	ShellStub *string
 	// HostnameSuffix returns the 12 hex characters Kamal appends to the
 	// container hostname; nil means random.
@@ -73,68 +78,58 @@ func destinationFile(base, dest string) string {
 	return strings.TrimSuffix(base, ext) + "." + dest + ".yml"
 }
 
+// environ is the environment templates see: a copy of Env, or of the
+// process environment when Env is nil.
+func (o *Options) environ() map[string]string {
+	if o.Env != nil {
+		return maps.Clone(o.Env)
+	}
+	env := map[string]string{}
+	for _, kv := range os.Environ() {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			env[k] = v
+		}
+	}
+	return env
+}
+
+// rubyPath is the ruby for the ERB fallback, "" for none.
+func (o *Options) rubyPath() string {
+	switch o.Ruby {
+	case "-":
+		return ""
+	case "":
+		p, _ := exec.LookPath("ruby")
+		return p
+	}
+	return o.Ruby
+}
+
+// render renders one template file (named file in messages) with env.
+func (o *Options) render(file string, src []byte, env map[string]string) ([]byte, []int, error) {
+	return renderTemplate(src, &erb.Options{File: file, Dir: o.Dir, Env: env, Mode: o.ERB, ShellStub: o.ShellStub, Ruby: o.rubyPath()})
+}
+
 // LoadRaw reads, renders and merges the configuration files without
 // validating them: Kamal's raw_config.
-func LoadRaw(opts Options) (*Value, error) {
-	env := opts.Env
-	if env == nil {
-		env = map[string]string{}
-		for _, kv := range os.Environ() {
-			if k, v, ok := strings.Cut(kv, "="); ok {
-				env[k] = v
-			}
-		}
-	} else {
-		cp := make(map[string]string, len(env))
-		for k, v := range env {
-			cp[k] = v
-		}
-		env = cp
-	}
+func LoadRaw(opts Options) (*yaml11.Value, error) {
+	env := opts.environ()
 	if opts.Destination != "" {
 		env["KAMAL_DESTINATION"] = opts.Destination
 	} else {
 		delete(env, "KAMAL_DESTINATION")
 	}
-	ruby := opts.Ruby
-	switch ruby {
-	case "-":
-		ruby = ""
-	case "":
-		if p, err := exec.LookPath("ruby"); err == nil {
-			ruby = p
-		}
-	}
 	files := []string{opts.configFile()}
 	if opts.Destination != "" {
 		files = append(files, destinationFile(opts.configFile(), opts.Destination))
 	}
-	merged := NewMap()
+	merged := yaml11.NewMap()
 	for _, f := range files {
-		full := f
-		if !filepath.IsAbs(full) {
-			full = filepath.Join(opts.Dir, f)
-		}
-		src, err := os.ReadFile(full)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, &Error{Kind: "RuntimeError", Msg: "Configuration file not found in " + f, Pos: Pos{File: f}, Err: ErrNotFound}
-			}
-			return nil, &Error{Kind: "RuntimeError", Msg: err.Error(), Pos: Pos{File: f}, Err: ErrNotFound}
-		}
-		e := &erbEnv{file: f, dir: opts.Dir, env: env, mode: opts.ERB, shellStub: opts.ShellStub, rubyPath: ruby}
-		rendered, lineMap, err := renderERB(src, e)
+		v, err := opts.loadFile(f, env)
 		if err != nil {
 			return nil, err
 		}
-		v, err := ParseYAML(f, rendered, lineMap)
-		if err != nil {
-			return nil, err
-		}
-		if v.Kind != KindMap {
-			return nil, &Error{Kind: "NoMethodError", Msg: fmt.Sprintf("undefined method `symbolize_keys' for %s", rubyNilOrClass(v)), Pos: v.Pos, Err: ErrConfig}
-		}
-		merged = DeepMerge(merged, v)
+		merged = yaml11.DeepMerge(merged, v)
 		if merged.Pos.File == "" {
 			merged.Pos = v.Pos
 		}
@@ -142,17 +137,45 @@ func LoadRaw(opts Options) (*Value, error) {
 	return merged, nil
 }
 
-func rubyNilOrClass(v *Value) string {
+// loadFile reads, renders and parses one configuration file, which must
+// hold a hash.
+func (o *Options) loadFile(f string, env map[string]string) (*yaml11.Value, error) {
+	full := f
+	if !filepath.IsAbs(full) {
+		full = filepath.Join(o.Dir, f)
+	}
+	src, err := os.ReadFile(full)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &Error{Kind: "RuntimeError", Msg: "Configuration file not found in " + f, Pos: yaml11.Pos{File: f}, Err: ErrNotFound}
+	}
+	if err != nil {
+		return nil, &Error{Kind: "RuntimeError", Msg: err.Error(), Pos: yaml11.Pos{File: f}, Err: ErrNotFound}
+	}
+	rendered, lineMap, err := o.render(f, src, env)
+	if err != nil {
+		return nil, err
+	}
+	v, err := parseYAML(f, rendered, lineMap)
+	if err != nil {
+		return nil, err
+	}
+	if v.Kind != yaml11.KindMap {
+		return nil, &Error{Kind: "NoMethodError", Msg: fmt.Sprintf("undefined method `symbolize_keys' for %s", rubyNilOrClass(v)), Pos: v.Pos, Err: ErrConfig}
+	}
+	return v, nil
+}
+
+func rubyNilOrClass(v *yaml11.Value) string {
 	switch v.Kind {
-	case KindNull:
+	case yaml11.KindNull:
 		return "nil:NilClass"
-	case KindSeq:
+	case yaml11.KindSeq:
 		return "an instance of Array"
-	case KindString:
+	case yaml11.KindString:
 		return "an instance of String"
-	case KindInt:
+	case yaml11.KindInt:
 		return "an instance of Integer"
-	case KindBool:
+	case yaml11.KindBool:
 		if v.Bool {
 			return "true:TrueClass"
 		}

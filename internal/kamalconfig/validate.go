@@ -6,6 +6,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/kctl-dev/kctl/internal/kamalconfig/yaml11"
 )
 
 // The examples below play the role of Kamal's configuration/docs/*.yml: the
@@ -157,18 +159,18 @@ file: {path: log/kamal}
 
 var (
 	examplesOnce sync.Once
-	examples     map[string]*Value
+	examples     map[string]*yaml11.Value
 )
 
-func example(name string) *Value {
+func example(name string) *yaml11.Value {
 	examplesOnce.Do(func() {
-		examples = map[string]*Value{}
+		examples = map[string]*yaml11.Value{}
 		for n, src := range map[string]string{
 			"root": exampleRoot, "role": exampleRole, "proxy": exampleProxy, "accessory": exampleAccessory,
 			"builder": exampleBuilder, "registry": exampleRegistry, "ssh": exampleSSH, "sshkit": exampleSSHKit,
 			"boot": exampleBoot, "logging": exampleLogging, "output": exampleOutput,
 		} {
-			v, err := ParseYAML("(example)", []byte(src), nil)
+			v, err := parseYAML("(example)", []byte(src), nil)
 			if err != nil {
 				panic("kamalconfig: bad example " + n + ": " + err.Error())
 			}
@@ -191,22 +193,22 @@ const (
 	tNil
 )
 
-func typeOf(v *Value) vtype {
+func typeOf(v *yaml11.Value) vtype {
 	if v == nil {
 		return tNil
 	}
 	switch v.Kind {
-	case KindMap:
+	case yaml11.KindMap:
 		return tHash
-	case KindSeq:
+	case yaml11.KindSeq:
 		return tArray
-	case KindInt:
+	case yaml11.KindInt:
 		return tInteger
-	case KindFloat:
+	case yaml11.KindFloat:
 		return tFloat
-	case KindBool:
+	case yaml11.KindBool:
 		return tBool
-	case KindNull:
+	case yaml11.KindNull:
 		return tNil
 	}
 	return tString
@@ -230,7 +232,7 @@ func typeDesc(t vtype) string {
 	return "a string"
 }
 
-func validType(v *Value, t vtype) bool {
+func validType(v *yaml11.Value, t vtype) bool {
 	if typeOf(v) == t {
 		return true
 	}
@@ -249,12 +251,12 @@ type validator struct {
 
 type valError = *Error
 
-func (vd *validator) errAt(v *Value, msg string) *Error {
+func (vd *validator) errAt(v *yaml11.Value, msg string) *Error {
 	m := msg
 	if vd.ctx != "" {
 		m = vd.ctx + ": " + msg
 	}
-	var pos Pos
+	var pos yaml11.Pos
 	if v != nil {
 		pos = v.Pos
 	}
@@ -275,7 +277,7 @@ func (vd *validator) with(key string, fn func() error) error {
 	return err
 }
 
-func (vd *validator) typeErr(v *Value, types ...vtype) error {
+func (vd *validator) typeErr(v *yaml11.Value, types ...vtype) error {
 	seen := map[string]bool{}
 	var descs []string
 	for _, t := range types {
@@ -288,7 +290,7 @@ func (vd *validator) typeErr(v *Value, types ...vtype) error {
 	return vd.errAt(v, "should be "+strings.Join(descs, " or "))
 }
 
-func (vd *validator) validateType(v *Value, types ...vtype) error {
+func (vd *validator) validateType(v *yaml11.Value, types ...vtype) error {
 	for _, t := range types {
 		if validType(v, t) {
 			return nil
@@ -307,9 +309,9 @@ var kamal1Replacements = map[string]string{
 	"stop_wait_time": "drain_timeout",
 }
 
-func (vd *validator) checkUnknownKeys(cfg, ex *Value) error {
+func (vd *validator) checkUnknownKeys(cfg, ex *yaml11.Value) error {
 	var unknown []string
-	var first *Value
+	var first *yaml11.Value
 	for _, k := range cfg.Keys {
 		if _, ok := ex.Map[k]; ok {
 			continue
@@ -319,7 +321,7 @@ func (vd *validator) checkUnknownKeys(cfg, ex *Value) error {
 		}
 		if first == nil {
 			p := cfg.KeyPos[k]
-			first = &Value{Pos: p}
+			first = &yaml11.Value{Pos: p}
 		}
 		unknown = append(unknown, k)
 	}
@@ -343,11 +345,11 @@ func (vd *validator) checkUnknownKeys(cfg, ex *Value) error {
 	return e
 }
 
-func (vd *validator) againstExample(cfg, ex *Value) error {
+func (vd *validator) againstExample(cfg, ex *yaml11.Value) error {
 	if err := vd.validateType(cfg, typeOf(ex)); err != nil {
 		return err
 	}
-	if ex.Kind != KindMap {
+	if ex.Kind != yaml11.KindMap {
 		return nil
 	}
 	if err := vd.checkUnknownKeys(cfg, ex); err != nil {
@@ -361,8 +363,8 @@ func (vd *validator) againstExample(cfg, ex *Value) error {
 		exv := ex.Map[key]
 		err := vd.with(key, func() error {
 			switch {
-			case exv.Kind == KindString && exv.Str == "...":
-				if key == "proxy" && value != nil && value.Kind == KindBool {
+			case exv.Kind == yaml11.KindString && exv.Str == "...":
+				if key == "proxy" && value != nil && value.Kind == yaml11.KindBool {
 					return nil
 				}
 				if key == "servers" {
@@ -373,7 +375,7 @@ func (vd *validator) againstExample(cfg, ex *Value) error {
 				}
 				return vd.validateType(value, tHash)
 			case key == "hooks_output":
-				if value != nil && value.Kind == KindMap {
+				if value != nil && value.Kind == yaml11.KindMap {
 					return vd.hashOf(value, tString)
 				}
 				return vd.validateType(value, tString)
@@ -381,7 +383,7 @@ func (vd *validator) againstExample(cfg, ex *Value) error {
 				return vd.validateType(value, tInteger, tString)
 			case key == "hosts":
 				return vd.servers(value)
-			case exv.Kind == KindSeq:
+			case exv.Kind == yaml11.KindSeq:
 				switch key {
 				case "arch":
 					return vd.arrayOfOrType(value, typeOf(exv.Seq[0]))
@@ -391,7 +393,7 @@ func (vd *validator) againstExample(cfg, ex *Value) error {
 					return vd.paths(value)
 				}
 				return vd.arrayOf(value, typeOf(exv.Seq[0]))
-			case exv.Kind == KindMap:
+			case exv.Kind == yaml11.KindMap:
 				switch key {
 				case "options", "args":
 					return vd.validateType(value, tHash)
@@ -409,9 +411,9 @@ func (vd *validator) againstExample(cfg, ex *Value) error {
 	return nil
 }
 
-func (vd *validator) arrayOfOrType(v *Value, t vtype) error {
+func (vd *validator) arrayOfOrType(v *yaml11.Value, t vtype) error {
 	var err error
-	if v != nil && v.Kind == KindSeq {
+	if v != nil && v.Kind == yaml11.KindSeq {
 		err = vd.arrayOf(v, t)
 	} else {
 		err = vd.validateType(v, t)
@@ -422,7 +424,7 @@ func (vd *validator) arrayOfOrType(v *Value, t vtype) error {
 	return nil
 }
 
-func (vd *validator) arrayOf(v *Value, t vtype) error {
+func (vd *validator) arrayOf(v *yaml11.Value, t vtype) error {
 	if err := vd.validateType(v, tArray); err != nil {
 		return err
 	}
@@ -434,7 +436,7 @@ func (vd *validator) arrayOf(v *Value, t vtype) error {
 	return nil
 }
 
-func (vd *validator) hashOf(v *Value, t vtype) error {
+func (vd *validator) hashOf(v *yaml11.Value, t vtype) error {
 	if err := vd.validateType(v, tHash); err != nil {
 		return err
 	}
@@ -447,7 +449,7 @@ func (vd *validator) hashOf(v *Value, t vtype) error {
 	return nil
 }
 
-func (vd *validator) servers(v *Value) error {
+func (vd *validator) servers(v *yaml11.Value) error {
 	if err := vd.validateType(v, tArray); err != nil {
 		return err
 	}
@@ -456,7 +458,7 @@ func (vd *validator) servers(v *Value) error {
 			if err := vd.validateType(s, tString, tHash); err != nil {
 				return err
 			}
-			if s.Kind == KindMap {
+			if s.Kind == yaml11.KindMap {
 				if len(s.Keys) != 1 {
 					return vd.errAt(s, "multiple hosts found")
 				}
@@ -466,7 +468,7 @@ func (vd *validator) servers(v *Value) error {
 					if err := vd.validateType(tags, tString, tArray); err != nil {
 						return err
 					}
-					if tags.Kind == KindSeq {
+					if tags.Kind == yaml11.KindSeq {
 						return vd.arrayOf(tags, tString)
 					}
 					return nil
@@ -481,17 +483,17 @@ func (vd *validator) servers(v *Value) error {
 	return nil
 }
 
-func (vd *validator) sshConfig(v *Value) error {
-	if v != nil && v.Kind == KindSeq {
+func (vd *validator) sshConfig(v *yaml11.Value) error {
+	if v != nil && v.Kind == yaml11.KindSeq {
 		return vd.arrayOf(v, tString)
 	}
-	if v != nil && (v.Kind == KindBool || v.Kind == KindString) {
+	if v != nil && (v.Kind == yaml11.KindBool || v.Kind == yaml11.KindString) {
 		return nil
 	}
 	return vd.typeErr(v, tBool, tString, tArray)
 }
 
-func (vd *validator) paths(v *Value) error {
+func (vd *validator) paths(v *yaml11.Value) error {
 	if err := vd.validateType(v, tArray); err != nil {
 		return err
 	}
@@ -500,7 +502,7 @@ func (vd *validator) paths(v *Value) error {
 			if err := vd.validateType(p, tString, tHash); err != nil {
 				return err
 			}
-			if p.Kind == KindMap {
+			if p.Kind == yaml11.KindMap {
 				for _, k := range []string{"local", "remote", "mode", "owner", "options"} {
 					if !p.Has(k) {
 						continue
@@ -519,15 +521,15 @@ func (vd *validator) paths(v *Value) error {
 	return nil
 }
 
-func (vd *validator) labels(labels *Value) error {
-	if labels.Blank() || labels.Kind != KindMap {
+func (vd *validator) labels(labels *yaml11.Value) error {
+	if labels.Blank() || labels.Kind != yaml11.KindMap {
 		return nil
 	}
 	return vd.with("labels", func() error {
 		for _, k := range labels.Keys {
 			if k == "destination" || k == "role" || k == "service" {
 				return vd.with(k, func() error {
-					return vd.errAt(&Value{Pos: labels.KeyPos[k]}, "invalid label. destination, role, and service are reserved labels")
+					return vd.errAt(&yaml11.Value{Pos: labels.KeyPos[k]}, "invalid label. destination, role, and service are reserved labels")
 				})
 			}
 		}
@@ -539,7 +541,7 @@ var restartPolicy = regexp.MustCompile(`^(no|always|unless-stopped|on-failure(:[
 
 // dockerOptions checks a role's options. Kamal 2.12 lets a role choose its
 // restart policy (kamal.md §2.3); anything else is a docker flag.
-func (vd *validator) dockerOptions(opts *Value) error {
+func (vd *validator) dockerOptions(opts *yaml11.Value) error {
 	r := opts.Get("restart")
 	if r == nil || r.IsFalse() || r.IsNull() {
 		return nil
@@ -555,21 +557,21 @@ func (vd *validator) dockerOptions(opts *Value) error {
 }
 
 // env validates an env section (Kamal::Configuration::Validator::Env).
-func (vd *validator) env(cfg *Value) error {
-	if cfg == nil || cfg.Kind != KindMap {
+func (vd *validator) env(cfg *yaml11.Value) error {
+	if cfg == nil || cfg.Kind != yaml11.KindMap {
 		return vd.validateType(cfg, tHash)
 	}
 	special := map[string]bool{"clear": true, "secret": true, "tags": true}
 	complex := false
 	var unknown []string
-	var firstUnknown *Value
+	var firstUnknown *yaml11.Value
 	for _, k := range cfg.Keys {
 		if special[k] {
 			complex = true
 		} else {
 			unknown = append(unknown, k)
 			if firstUnknown == nil {
-				firstUnknown = &Value{Pos: cfg.KeyPos[k]}
+				firstUnknown = &yaml11.Value{Pos: cfg.KeyPos[k]}
 			}
 		}
 	}
@@ -595,7 +597,7 @@ func (vd *validator) env(cfg *Value) error {
 	}
 	if cfg.Has("tags") {
 		if vd.ctx != "env" {
-			return vd.errAt(&Value{Pos: cfg.KeyPos["tags"]}, "tags are only allowed in the root env")
+			return vd.errAt(&yaml11.Value{Pos: cfg.KeyPos["tags"]}, "tags are only allowed in the root env")
 		}
 		tags := cfg.Map["tags"]
 		return vd.with("tags", func() error {
@@ -622,27 +624,27 @@ func (vd *validator) env(cfg *Value) error {
 
 var localhostRegistry = regexp.MustCompile(`^localhost[:$]`)
 
-func (vd *validator) registry(cfg *Value) error {
-	if cfg == nil || cfg.Kind != KindMap {
+func (vd *validator) registry(cfg *yaml11.Value) error {
+	if cfg == nil || cfg.Kind != yaml11.KindMap {
 		if err := vd.validateType(cfg, tHash); err != nil {
 			return err
 		}
 	}
 	ex := example("registry")
-	stripped := NewMap()
+	stripped := yaml11.NewMap()
 	for _, k := range cfg.Keys {
 		if k != "username" && k != "password" {
 			stripped.Set(k, cfg.Map[k], cfg.KeyPos[k])
 		}
 	}
-	exs := NewMap()
-	exs.Set("server", ex.Map["server"], Pos{})
+	exs := yaml11.NewMap()
+	exs.Set("server", ex.Map["server"], yaml11.Pos{})
 	if err := vd.againstExample(stripped, exs); err != nil {
 		return err
 	}
 	for _, k := range []string{"username", "password"} {
 		err := vd.with(k, func() error {
-			if s := cfg.Get("server"); s != nil && s.Kind == KindString && localhostRegistry.MatchString(s.Str) {
+			if s := cfg.Get("server"); s != nil && s.Kind == yaml11.KindString && localhostRegistry.MatchString(s.Str) {
 				return nil
 			}
 			v := cfg.Get(k)
@@ -653,7 +655,7 @@ func (vd *validator) registry(cfg *Value) error {
 			if v.Blank() {
 				return vd.errAt(at, "is required")
 			}
-			if v.Kind == KindString || (v.Kind == KindSeq && len(v.Seq) == 1 && v.Seq[0].Kind == KindString) {
+			if v.Kind == yaml11.KindString || (v.Kind == yaml11.KindSeq && len(v.Seq) == 1 && v.Seq[0].Kind == yaml11.KindString) {
 				return nil
 			}
 			return vd.errAt(at, "should be a string or an array with one string (for secret lookup)")
@@ -665,8 +667,8 @@ func (vd *validator) registry(cfg *Value) error {
 	return nil
 }
 
-func (vd *validator) proxy(cfg *Value) error {
-	if cfg == nil || cfg.Kind == KindNull {
+func (vd *validator) proxy(cfg *yaml11.Value) error {
+	if cfg == nil || cfg.Kind == yaml11.KindNull {
 		return nil
 	}
 	if err := vd.againstExample(cfg, example("proxy")); err != nil {
@@ -678,7 +680,7 @@ func (vd *validator) proxy(cfg *Value) error {
 	if cfg.Has("host") && cfg.Has("hosts") {
 		return vd.errAt(cfg, "Specify one of 'host' or 'hosts', not both")
 	}
-	if ssl := cfg.Get("ssl"); ssl != nil && ssl.Kind == KindMap {
+	if ssl := cfg.Get("ssl"); ssl != nil && ssl.Kind == yaml11.KindMap {
 		if ssl.Get("certificate_pem").Present() && ssl.Get("private_key_pem").Blank() {
 			return vd.errAt(ssl, "Missing private_key_pem setting (required when certificate_pem is present)")
 		}
@@ -686,8 +688,8 @@ func (vd *validator) proxy(cfg *Value) error {
 			return vd.errAt(ssl, "Missing certificate_pem setting (required when private_key_pem is present)")
 		}
 	}
-	if run := cfg.Get("run"); run != nil && run.Kind == KindMap {
-		if ips := run.Get("bind_ips"); ips != nil && ips.Kind == KindSeq {
+	if run := cfg.Get("run"); run != nil && run.Kind == yaml11.KindMap {
+		if ips := run.Get("bind_ips"); ips != nil && ips.Kind == yaml11.KindSeq {
 			for _, ip := range ips.Seq {
 				s := strings.TrimSuffix(strings.TrimPrefix(ip.S(), "["), "]")
 				if net.ParseIP(s) == nil {

@@ -90,11 +90,11 @@ func TestKamalValidationMessages(t *testing.T) {
 		{"hooks_output: loud", "Invalid hooks_output 'loud', must be one of: quiet, verbose"},
 	}
 	for _, c := range cases {
-		b, err := ParseYAML("base.yml", []byte(base), nil)
+		b, err := parseYAML("base.yml", []byte(base), nil)
 		if err != nil {
 			t.Fatal(err)
 		}
-		o, err := ParseYAML("override.yml", []byte(c.override), nil)
+		o, err := parseYAML("override.yml", []byte(c.override), nil)
 		if err != nil {
 			t.Fatalf("%q: %v", c.override, err)
 		}
