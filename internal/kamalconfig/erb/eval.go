@@ -454,84 +454,96 @@ func (ev *rubyEval) parseAtom() (rval, error) {
 		}
 		return rval{kind: 'i', i: i}, nil
 	case t == "ENV":
-		switch ev.peek() {
-		case "[":
-			ev.pos++
-			k, err := ev.parseOr()
-			if err != nil {
-				return rnil, err
-			}
-			if err := ev.expect("]"); err != nil {
-				return rnil, err
-			}
-			if k.kind != 's' {
-				return rnil, ev.unsupported()
-			}
-			if v, ok := ev.env.Env[k.s]; ok {
-				return rval{kind: 's', s: v}, nil
-			}
-			return rnil, nil
-		case ".":
-			ev.pos++
-			m := ev.peek()
-			ev.pos++
-			switch m {
-			case "fetch":
-				args, err := ev.parseArgs()
-				if err != nil {
-					return rnil, err
-				}
-				if ev.peek() == "{" || ev.peek() == "do" || len(args) < 1 || len(args) > 2 || args[0].kind != 's' {
-					return rnil, ev.unsupported()
-				}
-				if v, ok := ev.env.Env[args[0].s]; ok {
-					return rval{kind: 's', s: v}, nil
-				}
-				if len(args) == 2 {
-					return args[1], nil
-				}
-				return rnil, &rubyError{class: "KeyError", msg: fmt.Sprintf("key not found: %q", args[0].s), line: ev.line}
-			case "key?", "has_key?", "include?":
-				args, err := ev.parseArgs()
-				if err != nil || len(args) != 1 {
-					return rnil, ev.unsupported()
-				}
-				_, ok := ev.env.Env[args[0].toS()]
-				return rval{kind: 'b', b: ok}, nil
-			}
-		}
-		return rnil, ev.unsupported()
+		return ev.parseENV()
 	case t == "File":
-		if ev.peek() != "." {
-			return rnil, ev.unsupported()
-		}
-		ev.pos++
-		m := ev.peek()
-		ev.pos++
-		args, err := ev.parseArgs()
-		if err != nil || len(args) != 1 || args[0].kind != 's' {
-			return rnil, ev.unsupported()
-		}
-		p := args[0].s
-		if !filepath.IsAbs(p) {
-			p = filepath.Join(ev.env.Dir, p)
-		}
-		switch m {
-		case "read":
-			data, err := os.ReadFile(p)
-			if err != nil {
-				return rnil, &rubyError{class: "Errno::ENOENT", msg: "No such file or directory @ rb_sysopen - " + args[0].s, line: ev.line}
-			}
-			return rval{kind: 's', s: string(data)}, nil
-		case "exist?", "file?":
-			_, err := os.Stat(p)
-			return rval{kind: 'b', b: err == nil}, nil
-		}
-		return rnil, ev.unsupported()
+		return ev.parseFile()
 	case isLocalName(t):
 		if v, ok := ev.locals[t]; ok {
 			return v, nil
 		}
+	}
+	return rnil, ev.unsupported()
+}
+
+// parseENV evaluates what follows ENV: [key], .fetch(key[, default]) or
+// .key?(key) (also has_key?, include?).
+func (ev *rubyEval) parseENV() (rval, error) {
+	switch ev.peek() {
+	case "[":
+		ev.pos++
+		k, err := ev.parseOr()
+		if err != nil {
+			return rnil, err
+		}
+		if err := ev.expect("]"); err != nil {
+			return rnil, err
+		}
+		if k.kind != 's' {
+			return rnil, ev.unsupported()
+		}
+		if v, ok := ev.env.Env[k.s]; ok {
+			return rval{kind: 's', s: v}, nil
+		}
+		return rnil, nil
+	case ".":
+		ev.pos++
+		m := ev.peek()
+		ev.pos++
+		switch m {
+		case "fetch":
+			args, err := ev.parseArgs()
+			if err != nil {
+				return rnil, err
+			}
+			if ev.peek() == "{" || ev.peek() == "do" || len(args) < 1 || len(args) > 2 || args[0].kind != 's' {
+				return rnil, ev.unsupported()
+			}
+			if v, ok := ev.env.Env[args[0].s]; ok {
+				return rval{kind: 's', s: v}, nil
+			}
+			if len(args) == 2 {
+				return args[1], nil
+			}
+			return rnil, &rubyError{class: "KeyError", msg: fmt.Sprintf("key not found: %q", args[0].s), line: ev.line}
+		case "key?", "has_key?", "include?":
+			args, err := ev.parseArgs()
+			if err != nil || len(args) != 1 {
+				return rnil, ev.unsupported()
+			}
+			_, ok := ev.env.Env[args[0].toS()]
+			return rval{kind: 'b', b: ok}, nil
+		}
+	}
+	return rnil, ev.unsupported()
+}
+
+// parseFile evaluates what follows File: .read(path), .exist?(path) or
+// .file?(path), paths relative to the template's directory.
+func (ev *rubyEval) parseFile() (rval, error) {
+	if ev.peek() != "." {
+		return rnil, ev.unsupported()
+	}
+	ev.pos++
+	m := ev.peek()
+	ev.pos++
+	args, err := ev.parseArgs()
+	if err != nil || len(args) != 1 || args[0].kind != 's' {
+		return rnil, ev.unsupported()
+	}
+	p := args[0].s
+	if !filepath.IsAbs(p) {
+		p = filepath.Join(ev.env.Dir, p)
+	}
+	switch m {
+	case "read":
+		data, err := os.ReadFile(p)
+		if err != nil {
+			return rnil, &rubyError{class: "Errno::ENOENT", msg: "No such file or directory @ rb_sysopen - " + args[0].s, line: ev.line}
+		}
+		return rval{kind: 's', s: string(data)}, nil
+	case "exist?", "file?":
+		_, err := os.Stat(p)
+		return rval{kind: 'b', b: err == nil}, nil
 	}
 	return rnil, ev.unsupported()
 }

@@ -2,108 +2,129 @@ package erb
 
 import "strings"
 
+// condFrame is one open if/unless: whether the enclosing code runs,
+// whether a branch was taken, and whether the current branch runs.
 type condFrame struct{ parent, taken, active bool }
+
+// goRenderer renders a template with the built-in subset.
+type goRenderer struct {
+	ev          *rubyEval
+	out         strings.Builder
+	lineMap     []int
+	atLineStart bool
+	stack       []condFrame
+}
 
 func renderGo(src string, e *Options) (string, []int, error) {
 	tags := scanERB(src)
-	var out strings.Builder
-	var lineMap []int
-	atLineStart := true
-	emit := func(s string, srcLine int, perChar bool) {
-		for _, r := range s {
-			if atLineStart {
-				lineMap = append(lineMap, srcLine)
-				atLineStart = false
-			}
-			out.WriteRune(r)
-			if r == '\n' {
-				atLineStart = true
-				if perChar {
-					srcLine++
-				}
-			}
-		}
-	}
-	ev := &rubyEval{env: e, locals: map[string]rval{}}
-	var stack []condFrame
-	active := func() bool { return len(stack) == 0 || stack[len(stack)-1].active }
+	g := &goRenderer{ev: &rubyEval{env: e, locals: map[string]rval{}}, atLineStart: true}
 	for _, t := range tags {
-		ev.line = t.line
-		switch t.kind {
-		case 't':
-			if active() {
-				emit(t.text, t.line, true)
-			}
-		case '#':
-		case '=':
-			if !active() {
-				continue
-			}
-			v, err := ev.evalString(t.text)
-			if err != nil {
-				return "", nil, err
-			}
-			emit(v.toS(), t.line, false)
-		case ' ':
-			for _, stmt := range splitStatements(t.text) {
-				stmt = strings.TrimSpace(stmt)
-				if stmt == "" {
-					continue
-				}
-				word, rest, _ := strings.Cut(stmt, " ")
-				switch word {
-				case "if", "unless":
-					fr := condFrame{parent: active()}
-					if fr.parent {
-						v, err := ev.evalString(rest)
-						if err != nil {
-							return "", nil, err
-						}
-						fr.active = v.truthy() != (word == "unless")
-						fr.taken = fr.active
-					}
-					stack = append(stack, fr)
-				case "elsif":
-					if len(stack) == 0 {
-						return "", nil, &unsupportedError{t.line, stmt}
-					}
-					fr := &stack[len(stack)-1]
-					fr.active = false
-					if fr.parent && !fr.taken {
-						v, err := ev.evalString(rest)
-						if err != nil {
-							return "", nil, err
-						}
-						fr.active = v.truthy()
-						fr.taken = fr.active
-					}
-				case "else":
-					if len(stack) == 0 || rest != "" {
-						return "", nil, &unsupportedError{t.line, stmt}
-					}
-					fr := &stack[len(stack)-1]
-					fr.active = fr.parent && !fr.taken
-					fr.taken = true
-				case "end":
-					if len(stack) == 0 || rest != "" {
-						return "", nil, &unsupportedError{t.line, stmt}
-					}
-					stack = stack[:len(stack)-1]
-				default:
-					if !active() {
-						continue
-					}
-					if err := ev.exec(stmt); err != nil {
-						return "", nil, err
-					}
-				}
-			}
+		if err := g.tag(t); err != nil {
+			return "", nil, err
 		}
 	}
-	if len(stack) != 0 {
+	if len(g.stack) != 0 {
 		return "", nil, &unsupportedError{tags[len(tags)-1].line, "unterminated if"}
 	}
-	return out.String(), lineMap, nil
+	return g.out.String(), g.lineMap, nil
+}
+
+// emit writes s, produced by template line srcLine; perChar says s is
+// template text whose own newlines advance the template line.
+func (g *goRenderer) emit(s string, srcLine int, perChar bool) {
+	for _, r := range s {
+		if g.atLineStart {
+			g.lineMap = append(g.lineMap, srcLine)
+			g.atLineStart = false
+		}
+		g.out.WriteRune(r)
+		if r == '\n' {
+			g.atLineStart = true
+			if perChar {
+				srcLine++
+			}
+		}
+	}
+}
+
+func (g *goRenderer) active() bool { return len(g.stack) == 0 || g.stack[len(g.stack)-1].active }
+
+// tag renders one scanned piece: text, a comment, <%= expr %> or <% code %>.
+func (g *goRenderer) tag(t erbTag) error {
+	g.ev.line = t.line
+	switch t.kind {
+	case 't':
+		if g.active() {
+			g.emit(t.text, t.line, true)
+		}
+	case '=':
+		if !g.active() {
+			return nil
+		}
+		v, err := g.ev.evalString(t.text)
+		if err != nil {
+			return err
+		}
+		g.emit(v.toS(), t.line, false)
+	case ' ':
+		for _, stmt := range splitStatements(t.text) {
+			if stmt = strings.TrimSpace(stmt); stmt != "" {
+				if err := g.statement(t.line, stmt); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// statement runs one statement of a code tag: a conditional keyword or,
+// in an active branch, code for the evaluator.
+func (g *goRenderer) statement(line int, stmt string) error {
+	word, rest, _ := strings.Cut(stmt, " ")
+	switch word {
+	case "if", "unless":
+		fr := condFrame{parent: g.active()}
+		if fr.parent {
+			v, err := g.ev.evalString(rest)
+			if err != nil {
+				return err
+			}
+			fr.active = v.truthy() != (word == "unless")
+			fr.taken = fr.active
+		}
+		g.stack = append(g.stack, fr)
+	case "elsif":
+		if len(g.stack) == 0 {
+			return &unsupportedError{line, stmt}
+		}
+		fr := &g.stack[len(g.stack)-1]
+		fr.active = false
+		if fr.parent && !fr.taken {
+			v, err := g.ev.evalString(rest)
+			if err != nil {
+				return err
+			}
+			fr.active = v.truthy()
+			fr.taken = fr.active
+		}
+	case "else", "end":
+		if len(g.stack) == 0 || rest != "" {
+			return &unsupportedError{line, stmt}
+		}
+		if word == "end" {
+			g.stack = g.stack[:len(g.stack)-1]
+			return nil
+		}
+		fr := &g.stack[len(g.stack)-1]
+		fr.active = fr.parent && !fr.taken
+		fr.taken = true
+	default:
+		if g.active() {
+			return g.ev.exec(stmt)
+		}
+	}
+	return nil
 }
 
 func splitStatements(code string) []string {
