@@ -134,212 +134,209 @@ func logConfig(s *Spec) *container.LogConfig {
 	return &s.Host.LogConfig
 }
 
-// flagTable is every docker-run flag the agent translates. Aliases map to
-// the same definition. Kamal's own flags (name, network, env, label, volume,
-// log-opt, publish, …) go through the same table, so a rendered `docker run`
-// argument list and a spec translate to the same Engine API structures.
-var flagTable map[string]flagDef
-
+// flagAliases maps docker run's short and legacy flag names to flagTable's.
 var flagAliases = map[string]string{
 	"e": "env", "v": "volume", "p": "publish", "l": "label", "u": "user", "w": "workdir",
 	"h": "hostname", "m": "memory", "c": "cpu-shares", "d": "detach", "t": "tty", "i": "interactive",
 	"net": "network", "net-alias": "network-alias", "P": "publish-all",
 }
 
-func init() {
-	flagTable = map[string]flagDef{
-		// Kamal's own docker run flags.
-		"detach":  {boolean: true, apply: func(*Spec, string) error { return nil }},
-		"name":    {apply: func(s *Spec, v string) error { s.Name = v; return nil }},
-		"restart": {apply: applyRestart},
-		"network": {apply: func(s *Spec, v string) error {
-			s.Host.NetworkMode = container.NetworkMode(v)
-			if _, ok := s.Network.EndpointsConfig[v]; !ok && v != "" {
-				s.Network.EndpointsConfig = map[string]*network.EndpointSettings{v: {}}
-			}
-			return nil
-		}},
-		"env-file": {apply: func(s *Spec, v string) error { s.EnvFile = v; return nil }},
-		"hostname": {apply: setString(func(s *Spec) *string { return &s.Config.Hostname })},
-		"env": {apply: func(s *Spec, v string) error {
-			s.Config.Env = append(s.Config.Env, v)
-			return nil
-		}},
-		"label": {apply: func(s *Spec, v string) error {
-			k, val, _ := strings.Cut(v, "=")
-			s.Config.Labels[k] = val
-			return nil
-		}},
-		"volume":     {apply: appendString(func(s *Spec) *[]string { return &s.Host.Binds })},
-		"log-driver": {apply: func(s *Spec, v string) error { logConfig(s).Type = v; return nil }},
-		"log-opt": {apply: func(s *Spec, v string) error {
-			k, val, ok := strings.Cut(v, "=")
-			if !ok {
-				return fmt.Errorf("log-opt %q is not key=value", v)
-			}
-			logConfig(s).Config[k] = val
-			return nil
-		}},
-		"publish": {apply: applyPublish},
-		"expose": {apply: func(s *Spec, v string) error {
-			proto := "tcp"
-			if p, pr, ok := strings.Cut(v, "/"); ok {
-				v, proto = p, pr
-			}
-			start, end, err := nat.ParsePortRange(v)
+// flagTable is every docker-run flag the agent translates. Aliases map to
+// the same definition. Kamal's own flags (name, network, env, label, volume,
+// log-opt, publish, …) go through the same table, so a rendered `docker run`
+// argument list and a spec translate to the same Engine API structures.
+var flagTable = map[string]flagDef{
+	// Kamal's own docker run flags.
+	"detach":  {boolean: true, apply: func(*Spec, string) error { return nil }},
+	"name":    {apply: func(s *Spec, v string) error { s.Name = v; return nil }},
+	"restart": {apply: applyRestart},
+	"network": {apply: func(s *Spec, v string) error {
+		s.Host.NetworkMode = container.NetworkMode(v)
+		if _, ok := s.Network.EndpointsConfig[v]; !ok && v != "" {
+			s.Network.EndpointsConfig = map[string]*network.EndpointSettings{v: {}}
+		}
+		return nil
+	}},
+	"env-file": {apply: func(s *Spec, v string) error { s.EnvFile = v; return nil }},
+	"hostname": {apply: setString(func(s *Spec) *string { return &s.Config.Hostname })},
+	"env": {apply: func(s *Spec, v string) error {
+		s.Config.Env = append(s.Config.Env, v)
+		return nil
+	}},
+	"label": {apply: func(s *Spec, v string) error {
+		k, val, _ := strings.Cut(v, "=")
+		s.Config.Labels[k] = val
+		return nil
+	}},
+	"volume":     {apply: appendString(func(s *Spec) *[]string { return &s.Host.Binds })},
+	"log-driver": {apply: func(s *Spec, v string) error { logConfig(s).Type = v; return nil }},
+	"log-opt": {apply: func(s *Spec, v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("log-opt %q is not key=value", v)
+		}
+		logConfig(s).Config[k] = val
+		return nil
+	}},
+	"publish": {apply: applyPublish},
+	"expose": {apply: func(s *Spec, v string) error {
+		proto := "tcp"
+		if p, pr, ok := strings.Cut(v, "/"); ok {
+			v, proto = p, pr
+		}
+		start, end, err := nat.ParsePortRange(v)
+		if err != nil {
+			return err
+		}
+		for p := start; p <= end; p++ {
+			port, err := nat.NewPort(proto, strconv.FormatUint(p, 10))
 			if err != nil {
 				return err
 			}
-			for p := start; p <= end; p++ {
-				port, err := nat.NewPort(proto, strconv.FormatUint(p, 10))
-				if err != nil {
-					return err
-				}
-				s.Config.ExposedPorts[port] = struct{}{}
-			}
-			return nil
-		}},
-		"publish-all": {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.PublishAllPorts })},
+			s.Config.ExposedPorts[port] = struct{}{}
+		}
+		return nil
+	}},
+	"publish-all": {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.PublishAllPorts })},
 
-		// Resources.
-		"memory":             {apply: setBytes(func(s *Spec) *int64 { return &s.Host.Memory })},
-		"memory-swap":        {apply: setBytes(func(s *Spec) *int64 { return &s.Host.MemorySwap })},
-		"memory-reservation": {apply: setBytes(func(s *Spec) *int64 { return &s.Host.MemoryReservation })},
-		"memory-swappiness": {apply: func(s *Spec, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			s.Host.MemorySwappiness = &n
+	// Resources.
+	"memory":             {apply: setBytes(func(s *Spec) *int64 { return &s.Host.Memory })},
+	"memory-swap":        {apply: setBytes(func(s *Spec) *int64 { return &s.Host.MemorySwap })},
+	"memory-reservation": {apply: setBytes(func(s *Spec) *int64 { return &s.Host.MemoryReservation })},
+	"memory-swappiness": {apply: func(s *Spec, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		s.Host.MemorySwappiness = &n
+		return err
+	}},
+	"kernel-memory": {apply: setBytes(func(s *Spec) *int64 { return &s.Host.KernelMemory })},
+	"shm-size":      {apply: setBytes(func(s *Spec) *int64 { return &s.Host.ShmSize })},
+	"cpus":          {apply: applyCPUs},
+	"cpu-shares":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUShares })},
+	"cpu-period":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUPeriod })},
+	"cpu-quota":     {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUQuota })},
+	"cpuset-cpus":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetCpus })},
+	"cpuset-mems":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetMems })},
+	"blkio-weight": {apply: func(s *Spec, v string) error {
+		n, err := strconv.ParseUint(v, 10, 16)
+		s.Host.BlkioWeight = uint16(n)
+		return err
+	}},
+	"pids-limit": {apply: func(s *Spec, v string) error {
+		n, err := strconv.ParseInt(v, 10, 64)
+		s.Host.PidsLimit = &n
+		return err
+	}},
+	"oom-kill-disable": {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.OomKillDisable = &b; return err }},
+	"oom-score-adj":    {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); s.Host.OomScoreAdj = n; return err }},
+	"ulimit": {apply: func(s *Spec, v string) error {
+		u, err := units.ParseUlimit(v)
+		if err != nil {
 			return err
-		}},
-		"kernel-memory": {apply: setBytes(func(s *Spec) *int64 { return &s.Host.KernelMemory })},
-		"shm-size":      {apply: setBytes(func(s *Spec) *int64 { return &s.Host.ShmSize })},
-		"cpus":          {apply: applyCPUs},
-		"cpu-shares":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUShares })},
-		"cpu-period":    {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUPeriod })},
-		"cpu-quota":     {apply: setInt(func(s *Spec) *int64 { return &s.Host.CPUQuota })},
-		"cpuset-cpus":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetCpus })},
-		"cpuset-mems":   {apply: setString(func(s *Spec) *string { return &s.Host.CpusetMems })},
-		"blkio-weight": {apply: func(s *Spec, v string) error {
-			n, err := strconv.ParseUint(v, 10, 16)
-			s.Host.BlkioWeight = uint16(n)
-			return err
-		}},
-		"pids-limit": {apply: func(s *Spec, v string) error {
-			n, err := strconv.ParseInt(v, 10, 64)
-			s.Host.PidsLimit = &n
-			return err
-		}},
-		"oom-kill-disable": {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.OomKillDisable = &b; return err }},
-		"oom-score-adj":    {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); s.Host.OomScoreAdj = n; return err }},
-		"ulimit": {apply: func(s *Spec, v string) error {
-			u, err := units.ParseUlimit(v)
-			if err != nil {
-				return err
-			}
-			s.Host.Ulimits = append(s.Host.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
-			return nil
-		}},
-		"cgroup-parent": {apply: setString(func(s *Spec) *string { return &s.Host.CgroupParent })},
-		"device":        {apply: applyDevice},
-		"device-cgroup-rule": {apply: func(s *Spec, v string) error {
-			s.Host.DeviceCgroupRules = append(s.Host.DeviceCgroupRules, v)
-			return nil
-		}},
-		"gpus": {apply: applyGPUs},
+		}
+		s.Host.Ulimits = append(s.Host.Ulimits, &container.Ulimit{Name: u.Name, Soft: u.Soft, Hard: u.Hard})
+		return nil
+	}},
+	"cgroup-parent": {apply: setString(func(s *Spec) *string { return &s.Host.CgroupParent })},
+	"device":        {apply: applyDevice},
+	"device-cgroup-rule": {apply: func(s *Spec, v string) error {
+		s.Host.DeviceCgroupRules = append(s.Host.DeviceCgroupRules, v)
+		return nil
+	}},
+	"gpus": {apply: applyGPUs},
 
-		// Security and namespaces.
-		"cap-add":      {apply: func(s *Spec, v string) error { s.Host.CapAdd = append(s.Host.CapAdd, v); return nil }},
-		"cap-drop":     {apply: func(s *Spec, v string) error { s.Host.CapDrop = append(s.Host.CapDrop, v); return nil }},
-		"privileged":   {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.Privileged })},
-		"read-only":    {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.ReadonlyRootfs })},
-		"security-opt": {apply: appendString(func(s *Spec) *[]string { return &s.Host.SecurityOpt })},
-		"group-add":    {apply: appendString(func(s *Spec) *[]string { return &s.Host.GroupAdd })},
-		"user":         {apply: setString(func(s *Spec) *string { return &s.Config.User })},
-		"userns":       {apply: func(s *Spec, v string) error { s.Host.UsernsMode = container.UsernsMode(v); return nil }},
-		"ipc":          {apply: func(s *Spec, v string) error { s.Host.IpcMode = container.IpcMode(v); return nil }},
-		"pid":          {apply: func(s *Spec, v string) error { s.Host.PidMode = container.PidMode(v); return nil }},
-		"uts":          {apply: func(s *Spec, v string) error { s.Host.UTSMode = container.UTSMode(v); return nil }},
-		"cgroupns":     {apply: func(s *Spec, v string) error { s.Host.CgroupnsMode = container.CgroupnsMode(v); return nil }},
-		"sysctl": {apply: func(s *Spec, v string) error {
-			k, val, ok := strings.Cut(v, "=")
-			if !ok {
-				return fmt.Errorf("sysctl %q is not key=value", v)
-			}
-			if s.Host.Sysctls == nil {
-				s.Host.Sysctls = map[string]string{}
-			}
-			s.Host.Sysctls[k] = val
-			return nil
-		}},
-		"runtime":   {apply: setString(func(s *Spec) *string { return &s.Host.Runtime })},
-		"isolation": {apply: func(s *Spec, v string) error { s.Host.Isolation = container.Isolation(v); return nil }},
-		"init":      {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.Init = &b; return err }},
-		"storage-opt": {apply: func(s *Spec, v string) error {
-			k, val, ok := strings.Cut(v, "=")
-			if !ok {
-				return fmt.Errorf("storage-opt %q is not key=value", v)
-			}
-			if s.Host.StorageOpt == nil {
-				s.Host.StorageOpt = map[string]string{}
-			}
-			s.Host.StorageOpt[k] = val
-			return nil
-		}},
+	// Security and namespaces.
+	"cap-add":      {apply: func(s *Spec, v string) error { s.Host.CapAdd = append(s.Host.CapAdd, v); return nil }},
+	"cap-drop":     {apply: func(s *Spec, v string) error { s.Host.CapDrop = append(s.Host.CapDrop, v); return nil }},
+	"privileged":   {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.Privileged })},
+	"read-only":    {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Host.ReadonlyRootfs })},
+	"security-opt": {apply: appendString(func(s *Spec) *[]string { return &s.Host.SecurityOpt })},
+	"group-add":    {apply: appendString(func(s *Spec) *[]string { return &s.Host.GroupAdd })},
+	"user":         {apply: setString(func(s *Spec) *string { return &s.Config.User })},
+	"userns":       {apply: func(s *Spec, v string) error { s.Host.UsernsMode = container.UsernsMode(v); return nil }},
+	"ipc":          {apply: func(s *Spec, v string) error { s.Host.IpcMode = container.IpcMode(v); return nil }},
+	"pid":          {apply: func(s *Spec, v string) error { s.Host.PidMode = container.PidMode(v); return nil }},
+	"uts":          {apply: func(s *Spec, v string) error { s.Host.UTSMode = container.UTSMode(v); return nil }},
+	"cgroupns":     {apply: func(s *Spec, v string) error { s.Host.CgroupnsMode = container.CgroupnsMode(v); return nil }},
+	"sysctl": {apply: func(s *Spec, v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("sysctl %q is not key=value", v)
+		}
+		if s.Host.Sysctls == nil {
+			s.Host.Sysctls = map[string]string{}
+		}
+		s.Host.Sysctls[k] = val
+		return nil
+	}},
+	"runtime":   {apply: setString(func(s *Spec) *string { return &s.Host.Runtime })},
+	"isolation": {apply: func(s *Spec, v string) error { s.Host.Isolation = container.Isolation(v); return nil }},
+	"init":      {boolean: true, apply: func(s *Spec, v string) error { b, err := boolVal(v); s.Host.Init = &b; return err }},
+	"storage-opt": {apply: func(s *Spec, v string) error {
+		k, val, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("storage-opt %q is not key=value", v)
+		}
+		if s.Host.StorageOpt == nil {
+			s.Host.StorageOpt = map[string]string{}
+		}
+		s.Host.StorageOpt[k] = val
+		return nil
+	}},
 
-		// Process.
-		"workdir":     {apply: setString(func(s *Spec) *string { return &s.Config.WorkingDir })},
-		"entrypoint":  {apply: func(s *Spec, v string) error { s.Config.Entrypoint = []string{v}; return nil }},
-		"stop-signal": {apply: setString(func(s *Spec) *string { return &s.Config.StopSignal })},
-		"stop-timeout": {apply: func(s *Spec, v string) error {
-			n, err := strconv.Atoi(v)
-			s.Config.StopTimeout = &n
-			return err
-		}},
-		"tty":         {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Config.Tty })},
-		"interactive": {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Config.OpenStdin })},
+	// Process.
+	"workdir":     {apply: setString(func(s *Spec) *string { return &s.Config.WorkingDir })},
+	"entrypoint":  {apply: func(s *Spec, v string) error { s.Config.Entrypoint = []string{v}; return nil }},
+	"stop-signal": {apply: setString(func(s *Spec) *string { return &s.Config.StopSignal })},
+	"stop-timeout": {apply: func(s *Spec, v string) error {
+		n, err := strconv.Atoi(v)
+		s.Config.StopTimeout = &n
+		return err
+	}},
+	"tty":         {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Config.Tty })},
+	"interactive": {boolean: true, apply: setBool(func(s *Spec) *bool { return &s.Config.OpenStdin })},
 
-		// Filesystems.
-		"mount": {apply: applyMount},
-		"tmpfs": {apply: func(s *Spec, v string) error {
-			if s.Host.Tmpfs == nil {
-				s.Host.Tmpfs = map[string]string{}
-			}
-			path, opts, _ := strings.Cut(v, ":")
-			s.Host.Tmpfs[path] = opts
-			return nil
-		}},
-		"volumes-from":  {apply: appendString(func(s *Spec) *[]string { return &s.Host.VolumesFrom })},
-		"volume-driver": {apply: setString(func(s *Spec) *string { return &s.Host.VolumeDriver })},
+	// Filesystems.
+	"mount": {apply: applyMount},
+	"tmpfs": {apply: func(s *Spec, v string) error {
+		if s.Host.Tmpfs == nil {
+			s.Host.Tmpfs = map[string]string{}
+		}
+		path, opts, _ := strings.Cut(v, ":")
+		s.Host.Tmpfs[path] = opts
+		return nil
+	}},
+	"volumes-from":  {apply: appendString(func(s *Spec) *[]string { return &s.Host.VolumesFrom })},
+	"volume-driver": {apply: setString(func(s *Spec) *string { return &s.Host.VolumeDriver })},
 
-		// Networking.
-		"add-host":   {apply: appendString(func(s *Spec) *[]string { return &s.Host.ExtraHosts })},
-		"dns":        {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNS })},
-		"dns-search": {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSSearch })},
-		"dns-option": {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSOptions })},
-		"dns-opt":    {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSOptions })},
-		"network-alias": {apply: func(s *Spec, v string) error {
-			s.pendingAliases = append(s.pendingAliases, v)
-			return nil
-		}},
-		"mac-address": {apply: func(s *Spec, v string) error { s.pendingMAC = v; return nil }},
-		"ip":          {apply: func(s *Spec, v string) error { s.pendingIP = v; return nil }},
-		"ip6":         {apply: func(s *Spec, v string) error { s.pendingIP6 = v; return nil }},
-		"link":        {apply: appendString(func(s *Spec) *[]string { return &s.Host.Links })},
+	// Networking.
+	"add-host":   {apply: appendString(func(s *Spec) *[]string { return &s.Host.ExtraHosts })},
+	"dns":        {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNS })},
+	"dns-search": {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSSearch })},
+	"dns-option": {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSOptions })},
+	"dns-opt":    {apply: appendString(func(s *Spec) *[]string { return &s.Host.DNSOptions })},
+	"network-alias": {apply: func(s *Spec, v string) error {
+		s.pendingAliases = append(s.pendingAliases, v)
+		return nil
+	}},
+	"mac-address": {apply: func(s *Spec, v string) error { s.pendingMAC = v; return nil }},
+	"ip":          {apply: func(s *Spec, v string) error { s.pendingIP = v; return nil }},
+	"ip6":         {apply: func(s *Spec, v string) error { s.pendingIP6 = v; return nil }},
+	"link":        {apply: appendString(func(s *Spec) *[]string { return &s.Host.Links })},
 
-		// Health.
-		"health-cmd":            {apply: func(s *Spec, v string) error { health(s).Test = []string{"CMD-SHELL", v}; return nil }},
-		"health-interval":       {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Interval })},
-		"health-timeout":        {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Timeout })},
-		"health-start-period":   {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartPeriod })},
-		"health-start-interval": {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartInterval })},
-		"health-retries":        {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); health(s).Retries = n; return err }},
-		"no-healthcheck": {boolean: true, apply: func(s *Spec, v string) error {
-			b, err := boolVal(v)
-			if b {
-				health(s).Test = []string{"NONE"}
-			}
-			return err
-		}},
-	}
+	// Health.
+	"health-cmd":            {apply: func(s *Spec, v string) error { health(s).Test = []string{"CMD-SHELL", v}; return nil }},
+	"health-interval":       {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Interval })},
+	"health-timeout":        {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).Timeout })},
+	"health-start-period":   {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartPeriod })},
+	"health-start-interval": {apply: setDuration(func(s *Spec) *time.Duration { return &health(s).StartInterval })},
+	"health-retries":        {apply: func(s *Spec, v string) error { n, err := strconv.Atoi(v); health(s).Retries = n; return err }},
+	"no-healthcheck": {boolean: true, apply: func(s *Spec, v string) error {
+		b, err := boolVal(v)
+		if b {
+			health(s).Test = []string{"NONE"}
+		}
+		return err
+	}},
 }
 
 // pending network settings are applied to the endpoint after all flags.
