@@ -176,95 +176,26 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	if err != nil {
 		return fail(err)
 	}
-	if _, err := r.cli.ImageInspect(ctx, c.GetImage()); err != nil {
-		if isNotFound(err) {
-			return fail(fmt.Errorf("%w: %s (pull it first)", ErrImageMissing, c.GetImage()))
-		}
+	if err := r.checkImage(ctx, c.GetImage()); err != nil {
 		return fail(err)
 	}
 	pfx := prefix(c.GetService(), c.GetRole(), c.GetDestination())
-
-	// Assets are prepared before anything starts (Kamal §3.4 step 2),
-	// cross-copied with the currently running version.
-	if c.GetAssetPath() != "" {
-		oldVersion := ""
-		if cur, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), "", ""); err == nil && cur != nil {
-			oldVersion = strings.TrimPrefix(r.name(*cur), pfx+"-")
-		}
-		if err := r.prepareAssets(ctx, c, oldVersion); err != nil {
-			return fail(err)
-		}
+	if err := r.prepareAppAssets(ctx, c, pfx); err != nil {
+		return fail(err)
 	}
-
-	// 1. A container already named <prefix>-<version>: ours from an
-	// interrupted run (same spec) is resumed; anything else is renamed
-	// `_replaced_<16 hex>` as Kamal does.
-	var newID string
-	existing, err := r.findSpec(ctx, s.Name)
+	resumeID, err := r.claimName(ctx, s)
 	if err != nil {
 		return fail(err)
 	}
-	if existing != nil {
-		if existing.Labels[LabelSpec] == s.Config.Labels[LabelSpec] {
-			newID = existing.ID
-			r.cfg.Logf("resuming container %s", s.Name)
-		} else {
-			replaced := s.Name + "_replaced_" + randHex(16)
-			r.cfg.Logf("Renaming container %s to %s", s.Name, replaced)
-			if err := r.cli.ContainerRename(ctx, existing.ID, r.engineName(replaced)); err != nil {
-				return fail(fmt.Errorf("rename %s: %w", s.Name, err))
-			}
-		}
-	}
-
-	// 2. The old version.
-	latest := ""
-	if repo, _, ok := cutTag(c.GetImage()); ok {
-		latest = repo + ":latest"
-		if c.GetDestination() != "" {
-			latest += "-" + c.GetDestination()
-		}
-	}
-	old, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), latest, newID)
+	old, err := r.oldVersion(ctx, c, pfx, resumeID)
 	if err != nil {
 		return fail(err)
 	}
-	if old != nil && !strings.HasPrefix(r.name(*old), pfx+"-") {
-		old = nil
+	newID, err := r.startApp(ctx, c, s, resumeID)
+	if err != nil {
+		return fail(err)
 	}
-
-	// 3. Env file (0600) and 4. run.
-	if err := r.writeEnvFile(c); err != nil {
-		return fail(fmt.Errorf("env file: %w", err))
-	}
-	if newID == "" {
-		if newID, err = r.create(ctx, s); err != nil {
-			return fail(err)
-		}
-	}
-	if err := r.cli.ContainerStart(ctx, newID, container.StartOptions{}); err != nil {
-		// Never ran: remove it so nothing is left half-started.
-		_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), newID, container.RemoveOptions{Force: true})
-		return fail(fmt.Errorf("start %s: %w", s.Name, err))
-	}
-
-	// 5. Proxy deploy or readiness.
-	var bootErr error
-	if p := b.GetProxy(); p != nil {
-		if err := r.writeProxyFiles(p.GetFiles()); err != nil {
-			bootErr = err
-		} else {
-			port := p.GetAppPort()
-			if port == 0 {
-				port = 80
-			}
-			target := fmt.Sprintf("%s:%d", newID[:12], port)
-			bootErr = r.proxy.Deploy(ctx, p.GetService(), target, p.GetFlags())
-		}
-	} else {
-		bootErr = r.waitReady(ctx, newID, b.GetReadiness())
-	}
-	if bootErr != nil {
+	if bootErr := r.cutover(ctx, b, newID); bootErr != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
@@ -286,6 +217,103 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 		r.cleanAssets(c)
 	}
 	return &agentv1.Result{Ok: true, ContainerId: newID}, nil
+}
+
+// checkImage fails with ErrImageMissing when image has not been pulled.
+func (r *Runtime) checkImage(ctx context.Context, image string) error {
+	_, err := r.cli.ImageInspect(ctx, image)
+	if err != nil && isNotFound(err) {
+		return fmt.Errorf("%w: %s (pull it first)", ErrImageMissing, image)
+	}
+	return err
+}
+
+// prepareAppAssets prepares the role's assets before anything starts
+// (Kamal §3.4 step 2), cross-copied with the currently running version.
+func (r *Runtime) prepareAppAssets(ctx context.Context, c *specv1.Container, pfx string) error {
+	if c.GetAssetPath() == "" {
+		return nil
+	}
+	oldVersion := ""
+	if cur, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), "", ""); err == nil && cur != nil {
+		oldVersion = strings.TrimPrefix(r.name(*cur), pfx+"-")
+	}
+	return r.prepareAssets(ctx, c, oldVersion)
+}
+
+// claimName is step 1: a container already named <prefix>-<version> that
+// is ours from an interrupted run (same spec) is resumed (its ID is
+// returned); anything else is renamed `_replaced_<16 hex>` as Kamal does.
+func (r *Runtime) claimName(ctx context.Context, s *Spec) (string, error) {
+	existing, err := r.findSpec(ctx, s.Name)
+	if err != nil || existing == nil {
+		return "", err
+	}
+	if existing.Labels[LabelSpec] == s.Config.Labels[LabelSpec] {
+		r.cfg.Logf("resuming container %s", s.Name)
+		return existing.ID, nil
+	}
+	replaced := s.Name + "_replaced_" + randHex(16)
+	r.cfg.Logf("Renaming container %s to %s", s.Name, replaced)
+	if err := r.cli.ContainerRename(ctx, existing.ID, r.engineName(replaced)); err != nil {
+		return "", fmt.Errorf("rename %s: %w", s.Name, err)
+	}
+	return "", nil
+}
+
+// oldVersion is step 2: the role's running container other than newID
+// (nil when there is none of this prefix).
+func (r *Runtime) oldVersion(ctx context.Context, c *specv1.Container, pfx, newID string) (*container.Summary, error) {
+	latest := ""
+	if repo, _, ok := cutTag(c.GetImage()); ok {
+		latest = repo + ":latest"
+		if c.GetDestination() != "" {
+			latest += "-" + c.GetDestination()
+		}
+	}
+	old, err := r.currentContainer(ctx, c.GetService(), c.GetRole(), c.GetDestination(), latest, newID)
+	if err != nil || old == nil || !strings.HasPrefix(r.name(*old), pfx+"-") {
+		return nil, err
+	}
+	return old, nil
+}
+
+// startApp is steps 3 and 4: write the env file (0600), create the
+// container unless resumed, and start it. A container that fails to start
+// is removed, so nothing is left half-started.
+func (r *Runtime) startApp(ctx context.Context, c *specv1.Container, s *Spec, resumeID string) (string, error) {
+	if err := r.writeEnvFile(c); err != nil {
+		return "", fmt.Errorf("env file: %w", err)
+	}
+	id := resumeID
+	if id == "" {
+		var err error
+		if id, err = r.create(ctx, s); err != nil {
+			return "", err
+		}
+	}
+	if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
+		_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
+		return "", fmt.Errorf("start %s: %w", s.Name, err)
+	}
+	return id, nil
+}
+
+// cutover is step 5: deploy the new container to kamal-proxy, or wait for
+// it to be ready when the role runs without the proxy.
+func (r *Runtime) cutover(ctx context.Context, b *agentv1.BootApp, newID string) error {
+	p := b.GetProxy()
+	if p == nil {
+		return r.waitReady(ctx, newID, b.GetReadiness())
+	}
+	if err := r.writeProxyFiles(p.GetFiles()); err != nil {
+		return err
+	}
+	port := p.GetAppPort()
+	if port == 0 {
+		port = 80
+	}
+	return r.proxy.Deploy(ctx, p.GetService(), fmt.Sprintf("%s:%d", newID[:12], port), p.GetFlags())
 }
 
 // cutTag splits `repo:tag` (a registry port is not a tag).
