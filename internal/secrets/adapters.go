@@ -509,114 +509,18 @@ func fetchPassbolt(ctx context.Context, r Runner, _, from string, raw []string) 
 	if len(secrets) == 0 {
 		return nil, fmt.Errorf("%w: No secrets given to fetch", ErrCommand)
 	}
-	type folder struct {
-		ID       string `json:"id"`
-		Name     string `json:"name"`
-		ParentID string `json:"folder_parent_id"`
-	}
-	var folders []folder
-	pathOf := func(f folder) string {
-		parts := []string{f.Name}
-		for cur, depth := f, 0; cur.ParentID != "" && depth < 64; depth++ {
-			found := false
-			for _, p := range folders {
-				if p.ID == cur.ParentID {
-					parts = append([]string{p.Name}, parts...)
-					cur, found = p, true
-					break
-				}
-			}
-			if !found {
-				break
-			}
-		}
-		return strings.Join(parts, "/")
-	}
-	quoteName := func(s string) string { return strconv.Quote(shellwords.Escape(s)) }
-	var folderPaths [][]string
-	seenPath := map[string]bool{}
-	for _, s := range secrets {
-		parts := strings.Split(s, "/")
-		if len(parts) > 1 && !seenPath[strings.Join(parts[:len(parts)-1], "/")] {
-			seenPath[strings.Join(parts[:len(parts)-1], "/")] = true
-			folderPaths = append(folderPaths, parts[:len(parts)-1])
+	pb := &passbolt{r: r}
+	if paths := folderPaths(secrets); len(paths) > 0 {
+		if err := pb.loadFolders(ctx, paths); err != nil {
+			return nil, err
 		}
 	}
-	if len(folderPaths) > 0 {
-		var conds []string
-		seenTop := map[string]bool{}
-		for _, p := range folderPaths {
-			if !seenTop[p[0]] {
-				seenTop[p[0]] = true
-				conds = append(conds, "Name == "+quoteName(p[0]))
-			}
-		}
-		var top []folder
-		if err := runJSON(ctx, r, nil, &top, "passbolt", "list", "folders", "--filter", strings.Join(conds, " || "), "--json"); err != nil {
-			return nil, fmt.Errorf("%w: Could not read folders from Passbolt", ErrCommand)
-		}
-		folders = append(folders, top...)
-		for _, p := range folderPaths {
-			var parent *folder
-			for i := range top {
-				if top[i].Name == p[0] {
-					parent = &top[i]
-				}
-			}
-			for _, name := range p[1:] {
-				if parent == nil {
-					break
-				}
-				var nested []folder
-				if runJSON(ctx, r, nil, &nested, "passbolt", "list", "folders", "--filter", "Name == "+quoteName(name)+" && FolderParentID == "+quoteName(parent.ID), "--json") != nil || len(nested) == 0 {
-					break
-				}
-				folders = append(folders, nested...)
-				parent = &nested[0]
-			}
-		}
-		found := map[string]bool{}
-		for _, f := range folders {
-			found[pathOf(f)] = true
-		}
-		var missing []string
-		for _, p := range folderPaths {
-			if !found[strings.Join(p, "/")] {
-				missing = append(missing, strings.Join(p, "/"))
-			}
-		}
-		if len(missing) > 0 {
-			return nil, fmt.Errorf("%w: Could not find the following folders in Passbolt: %s", ErrNotFound, strings.Join(missing, ", "))
-		}
-	}
-	var conds, names []string
-	for _, s := range secrets {
-		parts := strings.Split(s, "/")
-		name := parts[len(parts)-1]
-		names = append(names, name)
-		if len(parts) == 1 {
-			conds = append(conds, "Name == "+quoteName(name))
-			continue
-		}
-		var cur *folder
-		for i := range parts[:len(parts)-1] {
-			prefix := strings.Join(parts[:i+1], "/")
-			for j := range folders {
-				if pathOf(folders[j]) == prefix {
-					cur = &folders[j]
-					break
-				}
-			}
-		}
-		if cur != nil {
-			conds = append(conds, "(Name == "+quoteName(name)+" && FolderParentID == "+quoteName(cur.ID)+")")
-		}
-	}
+	conds, names := pb.resourceFilter(secrets)
 	args := []string{"list", "resources"}
 	if len(conds) > 0 {
 		args = append(args, "--filter", strings.Join(conds, " || "))
 	}
-	for _, f := range folders {
+	for _, f := range pb.folders {
 		args = append(args, "--folder", f.ID)
 	}
 	args = append(args, "--json")
@@ -641,4 +545,139 @@ func fetchPassbolt(ctx context.Context, r Runner, _, from string, raw []string) 
 		return nil, fmt.Errorf("%w: Could not find the following secrets in Passbolt: %s", ErrNotFound, strings.Join(missing, ", "))
 	}
 	return results, nil
+}
+
+// passbolt is one Passbolt fetch: the folders found so far.
+type passbolt struct {
+	r       Runner
+	folders []passboltFolder
+}
+
+type passboltFolder struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	ParentID string `json:"folder_parent_id"`
+}
+
+// passboltQuote quotes a name for a passbolt --filter expression.
+func passboltQuote(s string) string { return strconv.Quote(shellwords.Escape(s)) }
+
+// folderPaths are the distinct folder paths of secrets, in order.
+func folderPaths(secrets []string) [][]string {
+	var out [][]string
+	seen := map[string]bool{}
+	for _, s := range secrets {
+		parts := strings.Split(s, "/")
+		if dir := strings.Join(parts[:len(parts)-1], "/"); len(parts) > 1 && !seen[dir] {
+			seen[dir] = true
+			out = append(out, parts[:len(parts)-1])
+		}
+	}
+	return out
+}
+
+// path is f's folder path, following parents among the known folders.
+func (pb *passbolt) path(f passboltFolder) string {
+	parts := []string{f.Name}
+	for cur, depth := f, 0; cur.ParentID != "" && depth < 64; depth++ {
+		parent, ok := pb.folder(func(p passboltFolder) bool { return p.ID == cur.ParentID })
+		if !ok {
+			break
+		}
+		parts = append([]string{parent.Name}, parts...)
+		cur = parent
+	}
+	return strings.Join(parts, "/")
+}
+
+// folder returns the first known folder matching.
+func (pb *passbolt) folder(match func(passboltFolder) bool) (passboltFolder, bool) {
+	for _, f := range pb.folders {
+		if match(f) {
+			return f, true
+		}
+	}
+	return passboltFolder{}, false
+}
+
+// loadFolders looks up the top folders of paths, then each path's nested
+// folders level by level, and fails naming any path not found.
+func (pb *passbolt) loadFolders(ctx context.Context, paths [][]string) error {
+	var conds []string
+	seenTop := map[string]bool{}
+	for _, p := range paths {
+		if !seenTop[p[0]] {
+			seenTop[p[0]] = true
+			conds = append(conds, "Name == "+passboltQuote(p[0]))
+		}
+	}
+	var top []passboltFolder
+	if err := runJSON(ctx, pb.r, nil, &top, "passbolt", "list", "folders", "--filter", strings.Join(conds, " || "), "--json"); err != nil {
+		return fmt.Errorf("%w: Could not read folders from Passbolt", ErrCommand)
+	}
+	pb.folders = append(pb.folders, top...)
+	for _, p := range paths {
+		pb.loadNested(ctx, top, p)
+	}
+	found := map[string]bool{}
+	for _, f := range pb.folders {
+		found[pb.path(f)] = true
+	}
+	var missing []string
+	for _, p := range paths {
+		if !found[strings.Join(p, "/")] {
+			missing = append(missing, strings.Join(p, "/"))
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("%w: Could not find the following folders in Passbolt: %s", ErrNotFound, strings.Join(missing, ", "))
+	}
+	return nil
+}
+
+// loadNested follows path below its top folder (the last of top with that
+// name), stopping at the first level that is not found.
+func (pb *passbolt) loadNested(ctx context.Context, top []passboltFolder, path []string) {
+	var parent *passboltFolder
+	for i := range top {
+		if top[i].Name == path[0] {
+			parent = &top[i]
+		}
+	}
+	for _, name := range path[1:] {
+		if parent == nil {
+			return
+		}
+		var nested []passboltFolder
+		if runJSON(ctx, pb.r, nil, &nested, "passbolt", "list", "folders", "--filter", "Name == "+passboltQuote(name)+" && FolderParentID == "+passboltQuote(parent.ID), "--json") != nil || len(nested) == 0 {
+			return
+		}
+		pb.folders = append(pb.folders, nested...)
+		parent = &nested[0]
+	}
+}
+
+// resourceFilter is the --filter condition of each secret (by name, and by
+// its deepest known folder) and the resource names to expect.
+func (pb *passbolt) resourceFilter(secrets []string) (conds, names []string) {
+	for _, s := range secrets {
+		parts := strings.Split(s, "/")
+		name := parts[len(parts)-1]
+		names = append(names, name)
+		if len(parts) == 1 {
+			conds = append(conds, "Name == "+passboltQuote(name))
+			continue
+		}
+		var cur *passboltFolder
+		for i := range parts[:len(parts)-1] {
+			prefix := strings.Join(parts[:i+1], "/")
+			if f, ok := pb.folder(func(f passboltFolder) bool { return pb.path(f) == prefix }); ok {
+				cur = &f
+			}
+		}
+		if cur != nil {
+			conds = append(conds, "(Name == "+passboltQuote(name)+" && FolderParentID == "+passboltQuote(cur.ID)+")")
+		}
+	}
+	return conds, names
 }
