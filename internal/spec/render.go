@@ -136,45 +136,6 @@ func EnvFile(kvs []*specv1.KeyValue) string {
 	return b.String()
 }
 
-// argumentize is Kamal::Utils.argumentize for ordered pairs.
-func argumentize(flag string, kvs []*specv1.KeyValue) []string {
-	var out []string
-	for _, kv := range kvs {
-		switch {
-		case kv.GetBare():
-			out = append(out, flag, kv.GetKey())
-		case kv.GetRaw():
-			out = append(out, flag, kv.GetKey()+"="+kv.GetValue())
-		default:
-			out = append(out, flag, kv.GetKey()+"="+EscapeShellValue(kv.GetValue()))
-		}
-	}
-	return out
-}
-
-func optionize(opts []*specv1.Option) []string {
-	var out []string
-	for _, o := range opts {
-		if o.GetBare() {
-			out = append(out, "--"+o.GetName())
-			continue
-		}
-		out = append(out, "--"+o.GetName(), EscapeShellValue(o.GetValue()))
-	}
-	return out
-}
-
-func loggingArgs(l *specv1.Logging) []string {
-	if l == nil {
-		return nil
-	}
-	var out []string
-	if l.GetDriver() != "" {
-		out = append(out, "--log-driver", EscapeShellValue(l.GetDriver()))
-	}
-	return append(out, argumentize("--log-opt", l.GetOptions())...)
-}
-
 func restart(c *specv1.Container) string {
 	if c.GetRestart() == "" {
 		return "unless-stopped"
@@ -189,102 +150,15 @@ func network(c *specv1.Container) string {
 	return c.GetNetwork()
 }
 
-// DockerRunArgs renders the `docker run` Kamal uses for c. The hostname is
-// rendered as given (the corpus replaces it with HOST).
-func DockerRunArgs(c *specv1.Container) []string {
-	switch c.GetKind() {
-	case specv1.ContainerKind_CONTAINER_KIND_ACCESSORY:
-		return accessoryRun(c)
-	case specv1.ContainerKind_CONTAINER_KIND_PROXY:
-		return proxyRun(c)
-	}
-	return appRun(c)
-}
-
-func appRun(c *specv1.Container) []string {
-	args := []string{"docker", "run", "--detach", "--restart", restart(c), "--name", c.GetName(), "--network", network(c)}
-	if c.GetHostname() != "" {
-		args = append(args, "--hostname", c.GetHostname())
-	}
-	args = append(args, argumentize("--env", c.GetEnv())...)
-	if c.GetEnvFile() != "" {
-		args = append(args, "--env-file", c.GetEnvFile())
-	}
-	args = append(args, loggingArgs(c.GetLogging())...)
-	for _, v := range c.GetVolumes() {
-		args = append(args, "--volume", v)
-	}
-	args = append(args, argumentize("--label", c.GetLabels())...)
-	args = append(args, optionize(c.GetOptions())...)
-	args = append(args, c.GetImage())
-	if c.GetCmd() != "" {
-		args = append(args, c.GetCmd())
-	}
-	return append(args, c.GetArgs()...)
-}
-
-func accessoryRun(c *specv1.Container) []string {
-	args := []string{"docker", "run", "--name", c.GetName(), "--detach", "--restart", restart(c), "--network", network(c)}
-	args = append(args, loggingArgs(c.GetLogging())...)
-	for _, p := range c.GetPublish() {
-		args = append(args, "--publish", p)
-	}
-	args = append(args, argumentize("--env", c.GetEnv())...)
-	if c.GetEnvFile() != "" {
-		args = append(args, "--env-file", c.GetEnvFile())
-	}
-	for _, v := range c.GetVolumes() {
-		args = append(args, "--volume", v)
-	}
-	args = append(args, argumentize("--label", c.GetLabels())...)
-	args = append(args, optionize(c.GetOptions())...)
-	args = append(args, c.GetImage())
-	if c.GetCmd() != "" {
-		args = append(args, c.GetCmd())
-	}
-	return append(args, c.GetArgs()...)
-}
-
-func publishString(c *specv1.Container) string {
-	var parts []string
-	for _, p := range c.GetPublish() {
-		parts = append(parts, "--publish", p)
-	}
-	return strings.Join(parts, " ")
-}
-
-func proxyRun(c *specv1.Container) []string {
-	args := []string{"docker", "run", "--name", c.GetName(), "--network", network(c), "--detach", "--restart", restart(c)}
-	for _, v := range c.GetVolumes() {
-		args = append(args, "--volume", v)
-	}
-	if p := publishString(c); p != "" {
-		args = append(args, p)
-	}
-	args = append(args, argumentize("--log-opt", c.GetLogging().GetOptions())...)
-	for _, e := range c.GetExpose() {
-		args = append(args, "--expose="+e)
-	}
-	args = append(args, optionize(c.GetOptions())...)
-	args = append(args, c.GetImage())
-	if c.GetCmd() != "" {
-		args = append(args, c.GetCmd())
-	}
-	return append(args, c.GetArgs()...)
-}
-
 // ProxyBootArgs renders how Kamal boots kamal-proxy: `docker run …` when
 // deploy.yml has proxy.run, else the legacy form that reads the boot_config
 // files (`echo $(cat .kamal/proxy/options || echo "…") … | xargs docker run …`).
 func ProxyBootArgs(b *specv1.ProxyBoot) []string {
 	c := b.GetContainer()
 	if !b.GetLegacy() {
-		return proxyRun(c)
+		return DockerRunArgs(c)
 	}
-	opts := publishString(c)
-	for _, kv := range c.GetLogging().GetOptions() {
-		opts += " --log-opt " + kv.GetKey() + "=" + kv.GetValue()
-	}
+	opts := legacyProxyOptions(c)
 	image, version, _ := strings.Cut(c.GetImage(), ":")
 	if i := strings.LastIndex(c.GetImage(), ":"); i >= 0 {
 		image, version = c.GetImage()[:i], c.GetImage()[i+1:]
@@ -292,7 +166,7 @@ func ProxyBootArgs(b *specv1.ProxyBoot) []string {
 	read := func(file, def string) string {
 		return "$(cat .kamal/proxy/" + file + " 2> /dev/null || echo \"" + def + "\")"
 	}
-	echo := read("options", strings.TrimSpace(opts)) + " " + read("image", image) + ":" + read("image_version", version) + " " + read("run_command", c.GetCmd())
+	echo := read("options", opts) + " " + read("image", image) + ":" + read("image_version", version) + " " + read("run_command", c.GetCmd())
 	args := []string{"echo", echo, "|", "xargs", "docker", "run", "--name", c.GetName(), "--network", network(c), "--detach", "--restart", restart(c)}
 	for _, v := range c.GetVolumes() {
 		args = append(args, "--volume", v)

@@ -80,3 +80,42 @@ func TestEnvFile(t *testing.T) {
 		t.Error("empty env file must be a newline")
 	}
 }
+
+func TestWords(t *testing.T) {
+	tests := []struct {
+		flags []Flag
+		want  []string
+	}{
+		{nil, nil},
+		{[]Flag{{Name: "detach", Value: "true", Form: Bare}}, []string{"--detach"}},
+		{[]Flag{{Name: "env", Value: "A=1", Arg: `A="1"`}}, []string{"--env", `A="1"`}},
+		{[]Flag{{Name: "expose", Value: "9", Arg: "9", Form: Equals}}, []string{"--expose=9"}},
+		{
+			[]Flag{{Name: "publish", Arg: "80:80", Form: Joined}, {Name: "publish", Arg: "443:443", Form: Joined}, {Name: "volume", Arg: "v"}, {Name: "publish", Arg: "1:1", Form: Joined}},
+			[]string{"--publish 80:80 --publish 443:443", "--volume", "v", "--publish 1:1"},
+		},
+	}
+	for _, tt := range tests {
+		if got := Words(tt.flags); !reflect.DeepEqual(got, tt.want) {
+			t.Errorf("Words(%v) = %q, want %q", tt.flags, got, tt.want)
+		}
+	}
+}
+
+// The engine receives unquoted values, bare env as KEY=, and true for bare
+// options; Kamal's line shows the quoted forms.
+func TestRunFlagsValues(t *testing.T) {
+	c := &specv1.Container{Name: "n", Image: "i", Env: []*specv1.KeyValue{{Key: "A", Value: "x y"}, {Key: "B", Bare: true}},
+		Options: []*specv1.Option{{Name: "privileged", Bare: true}, {Name: "user", Value: "1:2"}}}
+	var got [][2]string
+	for _, f := range RunFlags(c) {
+		got = append(got, [2]string{f.Name, f.Value})
+	}
+	want := [][2]string{{"detach", "true"}, {"name", "n"}, {"env", "A=x y"}, {"env", "B="}, {"privileged", "true"}, {"user", "1:2"}}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("RunFlags values = %q, want %q", got, want)
+	}
+	if got, want := DockerRunArgs(c), []string{"docker", "run", "--detach", "--restart", "unless-stopped", "--name", "n", "--network", "kamal", "--env", `A="x y"`, "--env", "B", "--privileged", "--user", `"1:2"`, "i"}; !reflect.DeepEqual(got, want) {
+		t.Errorf("DockerRunArgs = %q, want %q", got, want)
+	}
+}

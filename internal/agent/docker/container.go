@@ -15,55 +15,19 @@ import (
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/proxy"
 	"github.com/kctl-dev/kctl/internal/shellwords"
+	"github.com/kctl-dev/kctl/internal/spec"
 )
 
-// Flags returns the docker-run flags a container spec stands for, in
-// Kamal's order (§3.5 of the reference): restart, name, network, hostname,
-// env, logging, volumes, labels, publish, expose, options. Secret env is not
-// included (Kamal passes it through --env-file). The same table translates
-// these flags and a rendered `docker run` line, so the two can be compared.
+// Flags returns the docker-run flags a container spec stands for, as the
+// engine receives them: spec.RunFlags, the one list Kamal's rendered
+// `docker run` line (spec.DockerRunArgs) is also made of, so the agent runs
+// exactly what the corpus tests compare with Kamal. Secret env is not
+// included (Kamal passes it through --env-file; Translate adds it).
 func Flags(c *specv1.Container) []Flag {
-	var fl []Flag
-	add := func(n, v string) { fl = append(fl, Flag{n, v}) }
-	if c.GetRestart() != "" {
-		add("restart", c.GetRestart())
-	}
-	add("name", c.GetName())
-	if c.GetNetwork() != "" {
-		add("network", c.GetNetwork())
-	}
-	if c.GetHostname() != "" {
-		add("hostname", c.GetHostname())
-	}
-	for _, kv := range c.GetEnv() {
-		add("env", kv.GetKey()+"="+kv.GetValue())
-	}
-	if l := c.GetLogging(); l != nil {
-		if l.GetDriver() != "" {
-			add("log-driver", l.GetDriver())
-		}
-		for _, kv := range l.GetOptions() {
-			add("log-opt", kv.GetKey()+"="+kv.GetValue())
-		}
-	}
-	for _, v := range c.GetVolumes() {
-		add("volume", v)
-	}
-	for _, kv := range c.GetLabels() {
-		add("label", kv.GetKey()+"="+kv.GetValue())
-	}
-	for _, p := range c.GetPublish() {
-		add("publish", p)
-	}
-	for _, e := range c.GetExpose() {
-		add("expose", e)
-	}
-	for _, o := range c.GetOptions() {
-		v := o.GetValue()
-		if o.GetBare() {
-			v = "true"
-		}
-		add(o.GetName(), v)
+	rf := spec.RunFlags(c)
+	fl := make([]Flag, len(rf))
+	for i, f := range rf {
+		fl[i] = Flag{Name: f.Name, Value: f.Value}
 	}
 	return fl
 }
