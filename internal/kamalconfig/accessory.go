@@ -112,14 +112,7 @@ func (a *Accessory) setRegistry(reg *yaml11.Value) error {
 }
 
 // declaredRole returns the declared role name, or nil.
-func (c *Config) declaredRole(name string) *Role {
-	for _, r := range c.declared {
-		if r.Name == name {
-			return r
-		}
-	}
-	return nil
-}
+func (c *Config) declaredRole(name string) *Role { return findRole(c.declared, name) }
 
 // accessoryHosts resolves host, hosts, role, roles, tag or tags to hosts.
 func (c *Config) accessoryHosts(cfg *yaml11.Value) []string {

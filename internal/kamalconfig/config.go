@@ -2,6 +2,7 @@ package kamalconfig
 
 import (
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -151,21 +152,19 @@ func registryFrom(reg *yaml11.Value) Registry {
 }
 
 // Role returns the named role, or nil.
-func (c *Config) Role(name string) *Role {
-	for _, r := range c.Roles {
-		if r.Name == name {
-			return r
-		}
+func (c *Config) Role(name string) *Role { return findRole(c.Roles, name) }
+
+func findRole(roles []*Role, name string) *Role {
+	if i := slices.IndexFunc(roles, func(r *Role) bool { return r.Name == name }); i >= 0 {
+		return roles[i]
 	}
 	return nil
 }
 
 // Accessory returns the named accessory, or nil.
 func (c *Config) Accessory(name string) *Accessory {
-	for _, a := range c.Accessories {
-		if a.Name == name {
-			return a
-		}
+	if i := slices.IndexFunc(c.Accessories, func(a *Accessory) bool { return a.Name == name }); i >= 0 {
+		return c.Accessories[i]
 	}
 	return nil
 }
