@@ -63,7 +63,7 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 			if mode == 0 {
 				mode = 0o755 // Kamal's default for accessory files
 			}
-			if err := writeFileAtomic(r.accessoryPath(f.GetPath()), f.GetContent(), mode); err != nil {
+			if err := writeDataFile(r.accessoryPath(f.GetPath()), f.GetContent(), mode); err != nil {
 				return fail(fmt.Errorf("file %s: %w", f.GetPath(), err))
 			}
 			if f.GetOwner() != "" {

@@ -155,7 +155,7 @@ func (r *Runtime) writeEnvFile(c *specv1.Container) error {
 		b.WriteByte('\n')
 	}
 	path := filepath.Join(r.cfg.DataDir, filepath.Clean("/"+c.GetEnvFile()))
-	return writeFileAtomic(path, []byte(b.String()), 0o600)
+	return writeDataFile(path, []byte(b.String()), 0o600)
 }
 
 // create creates the container of a spec under its engine name.

@@ -285,7 +285,7 @@ func (r *Runtime) writeProxyFiles(files []*specv1.File) error {
 			mode = 0o644
 		}
 		path := filepath.Join(r.AppsConfigDir(), filepath.Clean("/"+f.GetPath()))
-		if err := writeFileAtomic(path, f.GetContent(), mode); err != nil {
+		if err := writeDataFile(path, f.GetContent(), mode); err != nil {
 			return fmt.Errorf("apps-config file %s: %w", f.GetPath(), err)
 		}
 	}

@@ -149,15 +149,15 @@ func loadKey(path string) ([]byte, error) {
 	if _, err := rand.Read(b); err != nil {
 		return nil, err
 	}
-	if err := writeFileAtomic(path, b, 0o600); err != nil {
+	if err := writeDataFile(path, b, 0o600); err != nil {
 		return nil, fmt.Errorf("docker: spec key: %w", err)
 	}
 	return b, nil
 }
 
-// writeFileAtomic creates path's directory (0700) and writes data to path
+// writeDataFile creates path's directory (0700) and writes data to path
 // atomically.
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+func writeDataFile(path string, data []byte, mode os.FileMode) error {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return err
 	}
