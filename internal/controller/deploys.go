@@ -18,26 +18,6 @@ import (
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
-// deployPolicy is who may call the deploy service (internal/deploy).
-var deployPolicy = pki.Policy{
-	"/kctl.deploy.v1.DeployService/Submit":      deployer,
-	"/kctl.deploy.v1.DeployService/Cancel":      deployer,
-	"/kctl.deploy.v1.DeployService/AcquireLock": deployer,
-	"/kctl.deploy.v1.DeployService/ReleaseLock": deployer,
-	"/kctl.deploy.v1.DeployService/Versions":    deployer,
-	"/kctl.deploy.v1.DeployService/Get":         anyOperator,
-	"/kctl.deploy.v1.DeployService/List":        anyOperator,
-	"/kctl.deploy.v1.DeployService/Watch":       anyOperator,
-	"/kctl.deploy.v1.DeployService/LockStatus":  anyOperator,
-	"/kctl.deploy.v1.DeployService/Audit":       anyOperator,
-}
-
-func init() {
-	for method, allow := range deployPolicy {
-		Policy[method] = allow
-	}
-}
-
 // deployStore is the deploy service's view of the store: writes go through
 // the leader, linearizable reads through linearize.
 func (c *Controller) deployStore() deploy.Store {
