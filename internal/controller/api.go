@@ -24,6 +24,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
 )
 
 // api serves ControllerService. Domain errors become gRPC status codes here
@@ -38,27 +39,6 @@ type api struct {
 func (c *Controller) announce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ",")))
 	return handler(ctx, req)
-}
-
-// statusErr maps internal errors to gRPC codes.
-func statusErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, errConflict):
-		return status.Errorf(codes.Aborted, "%v; retry", err)
-	case errors.Is(err, errNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 func tokenID(secret string) string {
@@ -119,7 +99,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
 	if err := c.linearize(ctx); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	tid := tokenID(tok.Secret)
 	var resp *controllerv1.JoinResponse
@@ -189,7 +169,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.log.Info("joined", "role", resp.GetRole(), "name", resp.GetName())
 	return resp, nil
@@ -251,10 +231,10 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	}
 	leaf, err := pki.ParseCertificate(certPEM)
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	if err := c.addSerial(ctx, tableFor(id.Role), id.Name, pki.Serial(leaf)); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
 }
@@ -306,7 +286,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 	}
 	tok, err := pki.NewToken(ca)
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	id := tokenID(tok.Secret)
 	rec := &controllerv1.TokenRecord{
@@ -317,7 +297,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 		Preconditions: []*raftcmdv1.Precondition{ifAbsent(tTokens, id)},
 		Mutations:     []*raftcmdv1.Mutation{put(tTokens, id, rec)},
 	}); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.CreateTokenResponse{Token: tok.String(), Info: tokenInfo(rec)}, nil
 }
@@ -330,7 +310,7 @@ func tokenInfo(r *controllerv1.TokenRecord) *controllerv1.TokenInfo {
 // ListTokens lists usable tokens.
 func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest) (*controllerv1.ListTokensResponse, error) {
 	if err := s.c.linearize(ctx); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	resp := &controllerv1.ListTokensResponse{}
 	now := time.Now().Unix()
@@ -352,7 +332,7 @@ func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequ
 	if errors.Is(err, errConflict) {
 		return nil, status.Errorf(codes.NotFound, "controller: no token %q (kctl token list)", req.GetId())
 	}
-	return &controllerv1.RevokeTokenResponse{}, statusErr(err)
+	return &controllerv1.RevokeTokenResponse{}, rpcerr.Status(err)
 }
 
 // ClusterStatus reports the Raft configuration, the leader and whether
@@ -420,7 +400,7 @@ func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRe
 		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tNodes, id.Name, rec)}}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.poke()
 	return &controllerv1.AddControllerResponse{}, c.waitMembership(ctx, id.Name, true)
@@ -464,7 +444,7 @@ func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveCont
 		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.poke()
 	return &controllerv1.RemoveControllerResponse{}, c.waitMembership(ctx, name, false)
@@ -508,7 +488,7 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	s.c.disp.kick(name)
 	return &controllerv1.RemoveAgentResponse{}, nil
@@ -554,7 +534,7 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tOperators, name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RemoveOperatorResponse{}, nil
 }
@@ -568,7 +548,7 @@ func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequ
 	}
 	id, err := s.c.sendCommand(ctx, req.GetAgent(), req.GetId(), req.GetOperation())
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	var rec *controllerv1.CommandRecord
 	if req.GetWait() {
@@ -577,7 +557,7 @@ func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequ
 		rec, err = s.c.Command(id)
 	}
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.SendCommandResponse{Command: redactCommand(rec)}, nil
 }
@@ -594,7 +574,7 @@ func redactCommand(rec *controllerv1.CommandRecord) *controllerv1.CommandRecord 
 func (s *api) GetCommand(ctx context.Context, req *controllerv1.GetCommandRequest) (*controllerv1.GetCommandResponse, error) {
 	rec, err := s.c.Command(req.GetId())
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.GetCommandResponse{Command: redactCommand(rec)}, nil
 }

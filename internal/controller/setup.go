@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -282,5 +281,3 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	}
 	return writeFileAtomic(c.path(nodeCertFile), certPEM, 0o600)
 }
-
-var errNotFound = errors.New("controller: not found")

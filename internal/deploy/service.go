@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -19,6 +18,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/locks"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 )
 
@@ -69,11 +69,8 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	}
 	req := in.GetRequest()
 	plan, err := scheduler.Plan(req, s.Agents)
-	switch {
-	case errors.Is(err, scheduler.ErrUnplaceable):
-		return nil, status.Error(codes.Unavailable, strings.TrimPrefix(err.Error(), "scheduler: "))
-	case err != nil:
-		return nil, status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), "scheduler: "))
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	now := s.now()
 	rec := &deployv1.Record{
@@ -472,13 +469,5 @@ func stripOps(p *deployv1.Plan) *deployv1.Plan {
 	return out
 }
 
-// toStatus maps a store error to a gRPC status, keeping existing ones.
-func toStatus(err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	return status.Error(codes.Unavailable, err.Error())
-}
+// toStatus translates err at the edge of the deploy RPCs (rpcerr.Status).
+func toStatus(err error) error { return rpcerr.Status(err) }
