@@ -17,6 +17,7 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
@@ -25,6 +26,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // api serves ControllerService. Domain errors become gRPC status codes here
@@ -70,15 +72,28 @@ func roleProto(r pki.Role) controllerv1.Role {
 	return controllerv1.Role_ROLE_UNSPECIFIED
 }
 
+// identityTable is what Join needs of the table holding a role's
+// identities, whatever its value type.
+type identityTable interface {
+	Has(r schema.Reader, key string) bool
+	IfAbsent(key string) *raftcmdv1.Precondition
+}
+
+var (
+	_ identityTable = schema.Nodes
+	_ identityTable = schema.Agents
+	_ identityTable = schema.Operators
+)
+
 // tableFor returns the table holding identities of a role.
-func tableFor(r pki.Role) string {
+func tableFor(r pki.Role) identityTable {
 	switch r {
 	case pki.RoleController:
-		return tNodes
+		return schema.Nodes
 	case pki.RoleAgent:
-		return tAgents
+		return schema.Agents
 	}
-	return tOperators
+	return schema.Operators
 }
 
 // Join exchanges a token and a CSR for a certificate. Errors:
@@ -104,7 +119,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	tid := tokenID(tok.Secret)
 	var resp *controllerv1.JoinResponse
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tTokens, tid, &controllerv1.TokenRecord{})
+		rec, ver, ok := schema.Tokens.Get(v, tid)
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
 			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
 		}
@@ -125,7 +140,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
 		}
 		table := tableFor(role)
-		if _, ok := v.Get(table, name); ok {
+		if table.Has(v, name) {
 			return nil, status.Errorf(codes.AlreadyExists, "controller: a %s named %q already exists: pick another name, or remove the old one first", role, name)
 		}
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
@@ -148,14 +163,14 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		serial := pki.Serial(leaf)
 		now := time.Now()
-		var record proto.Message
+		var record *raftcmdv1.Mutation
 		switch role {
 		case pki.RoleController:
-			record = &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}}
+			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}})
 		case pki.RoleAgent:
-			record = &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
+			record = schema.Agents.Put(name, &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()})
 		default:
-			record = &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()}
+			record = schema.Operators.Put(name, &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()})
 		}
 		rec = proto.Clone(rec).(*controllerv1.TokenRecord)
 		rec.UsesLeft--
@@ -164,8 +179,8 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
 		}
 		return &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{ifVersion(tTokens, tid, ver), ifAbsent(table, name)},
-			Mutations:     []*raftcmdv1.Mutation{put(tTokens, tid, rec), put(table, name, record)},
+			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
+			Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record},
 		}, nil
 	})
 	if err != nil {
@@ -176,32 +191,28 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 }
 
 // addSerial records a renewed certificate's serial for an identity.
-func (c *Controller) addSerial(ctx context.Context, table, name, serial string) error {
+func (c *Controller) addSerial(ctx context.Context, role pki.Role, name, serial string) error {
+	switch role {
+	case pki.RoleController:
+		return updateSerials(ctx, c, schema.Nodes, name, serial, func(r *controllerv1.NodeRecord) *[]string { return &r.Serials })
+	case pki.RoleAgent:
+		return updateSerials(ctx, c, schema.Agents, name, serial, func(r *controllerv1.AgentRecord) *[]string { return &r.Serials })
+	}
+	return updateSerials(ctx, c, schema.Operators, name, serial, func(r *controllerv1.OperatorRecord) *[]string { return &r.Serials })
+}
+
+// updateSerials adds serial to the serials of the record name in t.
+func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial string, serials func(M) *[]string) error {
 	return c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		var m proto.Message
-		switch table {
-		case tNodes:
-			m = &controllerv1.NodeRecord{}
-		case tAgents:
-			m = &controllerv1.AgentRecord{}
-		default:
-			m = &controllerv1.OperatorRecord{}
-		}
-		_, ver, ok := get(v, table, name, m)
+		rec, ver, ok := t.Get(v, name)
 		if !ok {
-			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", table, name)
+			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", t.Name(), name)
 		}
-		switch r := m.(type) {
-		case *controllerv1.NodeRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		case *controllerv1.AgentRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		case *controllerv1.OperatorRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		}
+		s := serials(rec)
+		*s = addSerial(*s, serial)
 		return &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{ifVersion(table, name, ver)},
-			Mutations:     []*raftcmdv1.Mutation{put(table, name, m)},
+			Preconditions: []*raftcmdv1.Precondition{t.IfVersion(name, ver)},
+			Mutations:     []*raftcmdv1.Mutation{t.Put(name, rec)},
 		}, nil
 	})
 }
@@ -220,7 +231,7 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	}
 	var certPEM []byte
 	if id.Role == pki.RoleController {
-		rec, _, _ := get(c.store.View(), tNodes, id.Name, &controllerv1.NodeRecord{})
+		rec, _, _ := schema.Nodes.Get(c.store.View(), id.Name)
 		dns, ips := sans(rec.GetApiAddress(), rec.GetRaftAddress())
 		certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(id.Role), dns, ips)
 	} else {
@@ -233,7 +244,7 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	if err := c.addSerial(ctx, tableFor(id.Role), id.Name, pki.Serial(leaf)); err != nil {
+	if err := c.addSerial(ctx, id.Role, id.Name, pki.Serial(leaf)); err != nil {
 		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
@@ -258,7 +269,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 		if !pki.OperatorRole(opRole).Valid() {
 			return nil, status.Errorf(codes.InvalidArgument, "controller: --operator-role must be admin, deployer or viewer, not %q", opRole)
 		}
-		if _, ok := c.store.View().Get(tOperators, req.GetName()); ok {
+		if ok := schema.Operators.Has(c.store.View(), req.GetName()); ok {
 			return nil, status.Errorf(codes.AlreadyExists, "controller: operator %q already exists (kctl operators remove %s first)", req.GetName(), req.GetName())
 		}
 	} else if opRole != "" {
@@ -294,8 +305,8 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 		OperatorRole: opRole, ExpiresUnix: time.Now().Add(ttl).Unix(), UsesLeft: uses, CreatedBy: caller(ctx),
 	}
 	if _, err := c.applyOK(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{ifAbsent(tTokens, id)},
-		Mutations:     []*raftcmdv1.Mutation{put(tTokens, id, rec)},
+		Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfAbsent(id)},
+		Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Put(id, rec)},
 	}); err != nil {
 		return nil, rpcerr.Status(err)
 	}
@@ -314,10 +325,9 @@ func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest)
 	}
 	resp := &controllerv1.ListTokensResponse{}
 	now := time.Now().Unix()
-	for _, r := range s.c.store.View().List(tTokens, "") {
-		var t controllerv1.TokenRecord
-		if proto.Unmarshal(r.Value, &t) == nil && t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
-			resp.Tokens = append(resp.Tokens, tokenInfo(&t))
+	for _, t := range schema.Tokens.Values(s.c.store, "") {
+		if t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
+			resp.Tokens = append(resp.Tokens, tokenInfo(t))
 		}
 	}
 	return resp, nil
@@ -326,8 +336,8 @@ func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest)
 // RevokeToken deletes a token. Errors: NotFound.
 func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequest) (*controllerv1.RevokeTokenResponse, error) {
 	_, err := s.c.applyOK(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{ifPresent(tTokens, req.GetId())},
-		Mutations:     []*raftcmdv1.Mutation{del(tTokens, req.GetId())},
+		Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfPresent(req.GetId())},
+		Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Delete(req.GetId())},
 	})
 	if errors.Is(err, errConflict) {
 		return nil, status.Errorf(codes.NotFound, "controller: no token %q (kctl token list)", req.GetId())
@@ -348,7 +358,7 @@ func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRe
 	v := c.store.View()
 	var wg sync.WaitGroup
 	for _, sv := range servers {
-		rec, _, _ := get(v, tNodes, sv.ID, &controllerv1.NodeRecord{})
+		rec, _, _ := schema.Nodes.Get(v, sv.ID)
 		n := &controllerv1.ControllerNode{Name: sv.ID, Address: rec.GetApiAddress(), RaftAddress: sv.Address, Voter: sv.Voter, State: "follower"}
 		if sv.ID == leader {
 			n.State = "leader"
@@ -389,7 +399,7 @@ func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRe
 		return nil, err
 	}
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tNodes, id.Name, &controllerv1.NodeRecord{})
+		rec, ver, ok := schema.Nodes.Get(v, id.Name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: %s has not joined", id.Name)
 		}
@@ -397,7 +407,7 @@ func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRe
 			return nil, nil
 		}
 		rec.Voter = true
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tNodes, id.Name, rec)}}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Nodes.IfVersion(id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{schema.Nodes.Put(id.Name, rec)}}, nil
 	})
 	if err != nil {
 		return nil, rpcerr.Status(err)
@@ -430,18 +440,18 @@ func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveCont
 	c := s.c
 	name := req.GetName()
 	err := c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tNodes, name, &controllerv1.NodeRecord{})
+		rec, ver, ok := schema.Nodes.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no controller %q (kctl cluster status)", name)
 		}
-		if len(v.List(tNodes, "")) <= 1 {
+		if len(schema.Nodes.Raw(v, "")) <= 1 {
 			return nil, status.Error(codes.FailedPrecondition, "controller: cannot remove the last controller")
 		}
-		muts := []*raftcmdv1.Mutation{del(tNodes, name), del(tPresence, name)}
+		muts := []*raftcmdv1.Mutation{schema.Nodes.Delete(name), schema.Presence.Delete(name)}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveControllerResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Nodes.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
 		return nil, rpcerr.Status(err)
@@ -455,7 +465,7 @@ func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest)
 	v := s.c.store.View()
 	pres := s.c.presence(v)
 	resp := &controllerv1.ListAgentsResponse{}
-	for _, r := range v.List(tAgents, "") {
+	for _, r := range schema.Agents.Raw(v, "") {
 		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
 	}
 	return resp, nil
@@ -464,7 +474,7 @@ func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest)
 // DescribeAgent reports an agent and its facts. Errors: NotFound.
 func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgentRequest) (*controllerv1.DescribeAgentResponse, error) {
 	v := s.c.store.View()
-	rec, _, ok := get(v, tAgents, req.GetName(), &controllerv1.AgentRecord{})
+	rec, _, ok := schema.Agents.Get(v, req.GetName())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
@@ -477,15 +487,15 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequest) (*controllerv1.RemoveAgentResponse, error) {
 	name := req.GetName()
 	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tAgents, name, &controllerv1.AgentRecord{})
+		rec, ver, ok := schema.Agents.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", name)
 		}
-		muts := []*raftcmdv1.Mutation{del(tAgents, name), {Op: &raftcmdv1.Mutation_DeletePrefix{DeletePrefix: &raftcmdv1.DeletePrefix{Table: tCommands, Prefix: name + "/"}}}}
+		muts := []*raftcmdv1.Mutation{schema.Agents.Delete(name), schema.Commands.DeletePrefix(schema.CommandKey(name, ""))}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveAgentResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Agents.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
 		return nil, rpcerr.Status(err)
@@ -497,11 +507,8 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 // ListOperators lists operators.
 func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRequest) (*controllerv1.ListOperatorsResponse, error) {
 	resp := &controllerv1.ListOperatorsResponse{}
-	for _, r := range s.c.store.View().List(tOperators, "") {
-		var o controllerv1.OperatorRecord
-		if proto.Unmarshal(r.Value, &o) == nil {
-			resp.Operators = append(resp.Operators, &controllerv1.OperatorInfo{Name: o.GetName(), Role: o.GetRole(), CreatedUnix: o.GetCreatedUnix()})
-		}
+	for _, o := range schema.Operators.Values(s.c.store, "") {
+		resp.Operators = append(resp.Operators, &controllerv1.OperatorInfo{Name: o.GetName(), Role: o.GetRole(), CreatedUnix: o.GetCreatedUnix()})
 	}
 	return resp, nil
 }
@@ -511,15 +518,14 @@ func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRe
 func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperatorRequest) (*controllerv1.RemoveOperatorResponse, error) {
 	name := req.GetName()
 	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tOperators, name, &controllerv1.OperatorRecord{})
+		rec, ver, ok := schema.Operators.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no operator %q (kctl operators)", name)
 		}
 		if rec.GetRole() == string(pki.OperatorAdmin) {
 			admins := 0
-			for _, r := range v.List(tOperators, "") {
-				var o controllerv1.OperatorRecord
-				if proto.Unmarshal(r.Value, &o) == nil && o.GetRole() == string(pki.OperatorAdmin) {
+			for _, o := range schema.Operators.Values(v, "") {
+				if o.GetRole() == string(pki.OperatorAdmin) {
 					admins++
 				}
 			}
@@ -527,11 +533,11 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 				return nil, status.Errorf(codes.FailedPrecondition, "controller: %q is the last admin; create another admin first (kctl token create --role operator --operator-role admin)", name)
 			}
 		}
-		muts := []*raftcmdv1.Mutation{del(tOperators, name)}
+		muts := []*raftcmdv1.Mutation{schema.Operators.Delete(name)}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveOperatorResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tOperators, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Operators.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
 		return nil, rpcerr.Status(err)

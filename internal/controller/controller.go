@@ -35,6 +35,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 var (
@@ -303,7 +304,7 @@ func (c *Controller) openStore() error {
 				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
 			}
 			if st := opened.Load(); st != nil {
-				if _, revoked := st.View().Get(tRevoked, pki.Serial(leaf)); revoked {
+				if revoked := schema.Revoked.Has(st.View(), pki.Serial(leaf)); revoked {
 					return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
 				}
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // deployStore is the deploy service's view of the store: writes go through
@@ -80,7 +81,7 @@ func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
 	if a.pc == nil {
 		return a.c.presence(v)
 	}
-	recs := v.List(tPresence, "")
+	recs := schema.Presence.Raw(v, "")
 	versions := make([]uint64, len(recs))
 	for i, r := range recs {
 		versions[i] = r.ModifyIndex
@@ -98,7 +99,7 @@ var _ deploy.Agents = deployAgents{}
 // AgentState reports whether the agent is enrolled and connected.
 func (a deployAgents) AgentState(name string) scheduler.AgentState {
 	v := a.c.store.View()
-	if _, ok := v.Get(tAgents, name); !ok {
+	if ok := schema.Agents.Has(v, name); !ok {
 		return scheduler.AgentUnknown
 	}
 	if a.presence(v)[name].connected {
@@ -139,7 +140,7 @@ func (a deployAgents) Forget(ctx context.Context, cmds []deploy.AgentCommand) er
 		if err != nil {
 			return err
 		}
-		muts = append(muts, del(tCommands, key))
+		muts = append(muts, schema.Commands.Delete(key))
 	}
 	if len(muts) == 0 {
 		return nil

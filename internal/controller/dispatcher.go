@@ -17,6 +17,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // The dispatcher runs on every controller, leader or not: it holds the
@@ -220,10 +221,9 @@ func (d *dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 
 // deliverPending sends s every pending command recorded for its agent.
 func (d *dispatcher) deliverPending(s *session, resendAfter time.Duration) {
-	for _, r := range d.c.store.View().List(tCommands, s.name+"/") {
-		var rec controllerv1.CommandRecord
-		if proto.Unmarshal(r.Value, &rec) == nil && rec.GetState() == controllerv1.CommandState_COMMAND_STATE_PENDING {
-			s.deliver(&rec, resendAfter)
+	for _, rec := range schema.Commands.Values(d.c.store, schema.CommandKey(s.name, "")) {
+		if rec.GetState() == controllerv1.CommandState_COMMAND_STATE_PENDING {
+			s.deliver(rec, resendAfter)
 		}
 	}
 }
@@ -309,10 +309,10 @@ func (d *dispatcher) checkRemoved() {
 		return
 	}
 	v := c.store.View()
-	if _, ok := v.Get(tCluster, keyCA); !ok {
+	if ok := schema.Cluster.Has(v, schema.KeyCA); !ok {
 		return // no state yet (joining)
 	}
-	if _, ok := v.Get(tNodes, c.cfg.Name); ok {
+	if ok := schema.Nodes.Has(v, c.cfg.Name); ok {
 		return
 	}
 	d.removed.Store(true)
@@ -337,30 +337,30 @@ func (d *dispatcher) scan() {
 	last := d.lastScan
 	d.lastScan = v.Index()
 	var recs []raftstore.Record
-	if keys, ok := d.c.store.PutSince(tCommands, last); ok {
+	if keys, ok := d.c.store.PutSince(schema.Commands.Name(), last); ok {
 		slices.Sort(keys)
 		keys = slices.Compact(keys)
 		for _, k := range keys {
-			if r, ok := v.Get(tCommands, k); ok {
+			if r, ok := v.Get(schema.Commands.Name(), k); ok {
 				recs = append(recs, r)
 			}
 		}
 	} else {
-		recs = v.List(tCommands, "")
+		recs = schema.Commands.Raw(v, "")
 	}
 	for _, r := range recs {
 		if r.CreateIndex <= last {
 			continue
 		}
-		var rec controllerv1.CommandRecord
-		if proto.Unmarshal(r.Value, &rec) != nil || rec.GetState() != controllerv1.CommandState_COMMAND_STATE_PENDING {
+		rec := schema.Commands.Decode(r)
+		if rec.GetState() != controllerv1.CommandState_COMMAND_STATE_PENDING {
 			continue
 		}
 		d.mu.Lock()
 		s := d.sessions[rec.GetAgent()]
 		d.mu.Unlock()
 		if s != nil {
-			s.deliver(&rec, 0)
+			s.deliver(rec, 0)
 		}
 	}
 }
@@ -426,10 +426,10 @@ func (d *dispatcher) writePresence(ctx context.Context) {
 		}
 		return 0
 	})
-	if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); !ok {
+	if _, _, ok := schema.Nodes.Get(c.store.View(), c.cfg.Name); !ok {
 		return // removed from the cluster
 	}
-	if _, err := c.applyRepeatable(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put(tPresence, c.cfg.Name, rec)}}); err != nil {
+	if _, err := c.applyRepeatable(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{schema.Presence.Put(c.cfg.Name, rec)}}); err != nil {
 		c.log.Warn("recording presence failed", "err", err)
 	}
 }
@@ -447,11 +447,7 @@ func (c *Controller) presence(v *raftstore.Snapshot) map[string]presenceView {
 	out := map[string]presenceView{}
 	now := time.Now()
 	grace := c.presenceGrace()
-	for _, r := range v.List(tPresence, "") {
-		var pr controllerv1.PresenceRecord
-		if proto.Unmarshal(r.Value, &pr) != nil {
-			continue
-		}
+	for _, pr := range schema.Presence.Values(v, "") {
 		fresh := now.Sub(time.UnixMilli(pr.GetWrittenUnixMillis())) <= grace
 		for _, a := range pr.GetAgents() {
 			p := presenceView{connected: a.GetConnected() && fresh, controller: pr.GetController(), lastSeen: a.GetLastSeenUnixMillis(), version: a.GetVersion()}
@@ -483,13 +479,13 @@ func (c *Controller) recordFacts(name string, facts *agentv1.Facts) {
 	ctx, cancel := context.WithTimeout(c.ctx, 10*time.Second)
 	defer cancel()
 	err := c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tAgents, name, &controllerv1.AgentRecord{})
+		rec, ver, ok := schema.Agents.Get(v, name)
 		if !ok || proto.Equal(rec.GetFacts(), facts) {
 			return nil, nil
 		}
 		rec.Facts = facts
 		rec.FactsUnixMillis = time.Now().UnixMilli()
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tAgents, name, rec)}}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Agents.IfVersion(name, ver)}, Mutations: []*raftcmdv1.Mutation{schema.Agents.Put(name, rec)}}, nil
 	})
 	if err != nil && ctx.Err() == nil {
 		c.log.Warn("recording agent facts failed", "agent", name, "err", err)

@@ -19,6 +19,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 var (
@@ -166,7 +167,7 @@ func newPeerPool(c *Controller) *peerPool {
 
 // conn returns a connection to the controller named name.
 func (p *peerPool) conn(name string) (*grpc.ClientConn, error) {
-	rec, _, ok := get(p.c.store.View(), tNodes, name, &controllerv1.NodeRecord{})
+	rec, _, ok := schema.Nodes.Get(p.c.store.View(), name)
 	if !ok || rec.GetApiAddress() == "" {
 		return nil, status.Errorf(codes.Unavailable, "controller: leader %s has no known API address yet", name)
 	}
