@@ -20,6 +20,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/locks"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // Service implements deployv1.DeployService on every controller.
@@ -72,16 +73,20 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	if err != nil {
 		return nil, toStatus(err)
 	}
+	sealed, err := sealPlan(plan, req)
+	if err != nil {
+		return nil, toStatus(err)
+	}
 	now := s.now()
 	rec := &deployv1.Record{
-		Id: NewID(now), Request: Redact(req), Plan: stripOps(plan), State: deployv1.State_STATE_PENDING,
+		Id: NewID(now), Request: Redact(req), Plan: sealed, State: deployv1.State_STATE_PENDING,
 		Operator: operator, CreatedUnixMillis: now.UnixMilli(),
 	}
 	msg := req.GetMessage()
 	if msg == "" {
 		msg = locks.AutomaticMessage
 	}
-	lockKey := locks.Key(req.GetService(), req.GetDestination())
+	lockKey := schema.LockKey(req.GetService(), req.GetDestination())
 	lock := &deployv1.LockRecord{
 		Service: req.GetService(), Destination: req.GetDestination(), Holder: operator, Message: msg,
 		AcquiredUnixMillis: now.UnixMilli(), DeployId: rec.GetId(), Version: req.GetVersion(),
@@ -91,13 +96,13 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 			Destination: req.GetDestination(), Version: req.GetVersion(), Action: action, Result: result, DeployId: rec.GetId()}
 	}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, lockKey)},
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfAbsent(lockKey)},
 		Mutations: []*raftcmdv1.Mutation{
-			put(TableLocks, lockKey, lock),
-			put(TableDeploys, rec.GetId(), rec),
-			put(TableSecrets, rec.GetId(), req),
-			appendTo(TableAudit, entry("acquired the deploy lock", "ok")),
-			appendTo(TableAudit, entry(req.GetCommand()+" submitted", "ok")),
+			schema.Locks.Put(lockKey, lock),
+			schema.Deploys.Put(rec.GetId(), rec),
+			schema.Secrets.Put(rec.GetId(), req),
+			schema.Audit.Append(entry("acquired the deploy lock", "ok")),
+			schema.Audit.Append(entry(req.GetCommand()+" submitted", "ok")),
 		},
 	})
 	if err != nil {
@@ -113,9 +118,8 @@ func (s *Service) lockedError(ctx context.Context, service, dest string) error {
 	if err := s.Store.Sync(ctx); err != nil {
 		return toStatus(err)
 	}
-	var l deployv1.LockRecord
-	if _, ok, _ := get(s.Store, TableLocks, locks.Key(service, dest), &l); ok {
-		return status.Error(codes.FailedPrecondition, locks.Describe(&l))
+	if l, _, ok := schema.Locks.Get(s.Store, schema.LockKey(service, dest)); ok {
+		return status.Error(codes.FailedPrecondition, locks.Describe(l))
 	}
 	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
 }
@@ -133,20 +137,11 @@ func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.G
 }
 
 func (s *Service) load(id string) (*deployv1.Record, []*deployv1.StepRecord, error) {
-	rec := &deployv1.Record{}
-	if _, ok, err := get(s.Store, TableDeploys, id, rec); err != nil {
-		return nil, nil, status.Error(codes.Internal, err.Error())
-	} else if !ok {
+	rec, _, ok := schema.Deploys.Get(s.Store, id)
+	if !ok {
 		return nil, nil, status.Errorf(codes.NotFound, "no deploy %q (list them with `kctl deploys`)", id)
 	}
-	var steps []*deployv1.StepRecord
-	for _, kv := range s.Store.List(TableSteps, id+"/") {
-		sr := &deployv1.StepRecord{}
-		if proto.Unmarshal(kv.Value, sr) == nil {
-			steps = append(steps, sr)
-		}
-	}
-	return rec, steps, nil
+	return rec, schema.Steps.Values(s.Store, schema.StepKey(id, "")), nil
 }
 
 // List lists deploys, newest first.
@@ -155,11 +150,7 @@ func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1
 		return nil, toStatus(err)
 	}
 	var out []*deployv1.Record
-	for _, kv := range s.Store.List(TableDeploys, "") {
-		rec := &deployv1.Record{}
-		if proto.Unmarshal(kv.Value, rec) != nil {
-			continue
-		}
+	for _, rec := range schema.Deploys.Values(s.Store, "") {
 		if in.GetService() != "" && rec.GetRequest().GetService() != in.GetService() {
 			continue
 		}
@@ -238,12 +229,11 @@ const watchInterval = 100 * time.Millisecond
 // versions lists the versions of a deploy's record and step records: they
 // change whenever what Watch sends does.
 func (s *Service) versions(id string) []uint64 {
-	kv, _ := s.Store.Get(TableDeploys, id)
-	steps := s.Store.List(TableSteps, id+"/")
+	steps := schema.Steps.Raw(s.Store, schema.StepKey(id, ""))
 	out := make([]uint64, 0, 1+len(steps))
-	out = append(out, kv.Version)
+	out = append(out, schema.Deploys.Version(s.Store, id))
 	for _, st := range steps {
-		out = append(out, st.Version)
+		out = append(out, st.ModifyIndex)
 	}
 	return out
 }
@@ -258,11 +248,7 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 		return nil, toStatus(err)
 	}
 	for {
-		rec := &deployv1.Record{}
-		v, ok, err := get(s.Store, TableDeploys, in.GetId(), rec)
-		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
-		}
+		rec, v, ok := schema.Deploys.Get(s.Store, in.GetId())
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "no deploy %q", in.GetId())
 		}
@@ -271,8 +257,8 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 		}
 		rec.CancelRequested, rec.CancelledBy = true, operator
 		res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)},
-			Mutations: []*raftcmdv1.Mutation{put(TableDeploys, rec.GetId(), rec), appendTo(TableAudit, &deployv1.AuditEntry{
+			Preconditions: []*raftcmdv1.Precondition{schema.Deploys.IfVersion(rec.GetId(), v)},
+			Mutations: []*raftcmdv1.Mutation{schema.Deploys.Put(rec.GetId(), rec), schema.Audit.Append(&deployv1.AuditEntry{
 				UnixMillis: s.now().UnixMilli(), Operator: operator, Service: rec.GetRequest().GetService(),
 				Destination: rec.GetRequest().GetDestination(), Version: rec.GetRequest().GetVersion(),
 				Action: "cancel requested", Result: "ok", DeployId: rec.GetId(),
@@ -292,10 +278,8 @@ func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	l := &deployv1.LockRecord{}
-	if _, ok, err := get(s.Store, TableLocks, locks.Key(in.GetService(), in.GetDestination()), l); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	} else if !ok {
+	l, _, ok := schema.Locks.Get(s.Store, schema.LockKey(in.GetService(), in.GetDestination()))
+	if !ok {
 		return &deployv1.LockStatusResponse{}, nil
 	}
 	return &deployv1.LockStatusResponse{Lock: l}, nil
@@ -311,12 +295,12 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 		return nil, status.Error(codes.InvalidArgument, "a lock needs a message: kctl lock acquire -m \"why\"")
 	}
 	now := s.now()
-	key := locks.Key(in.GetService(), in.GetDestination())
+	key := schema.LockKey(in.GetService(), in.GetDestination())
 	l := &deployv1.LockRecord{Service: in.GetService(), Destination: in.GetDestination(), Holder: operator,
 		Message: in.GetMessage(), AcquiredUnixMillis: now.UnixMilli()}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, key)},
-		Mutations: []*raftcmdv1.Mutation{put(TableLocks, key, l), appendTo(TableAudit, &deployv1.AuditEntry{
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfAbsent(key)},
+		Mutations: []*raftcmdv1.Mutation{schema.Locks.Put(key, l), schema.Audit.Append(&deployv1.AuditEntry{
 			UnixMillis: now.UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
 			Action: "acquired the deploy lock", Result: "ok", Detail: in.GetMessage(),
 		})},
@@ -340,24 +324,19 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	key := locks.Key(in.GetService(), in.GetDestination())
-	l := &deployv1.LockRecord{}
-	v, ok, err := get(s.Store, TableLocks, key, l)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
+	key := schema.LockKey(in.GetService(), in.GetDestination())
+	l, v, ok := schema.Locks.Get(s.Store, key)
 	if !ok {
 		return nil, status.Error(codes.NotFound, "There is no deploy lock")
 	}
 	if id := l.GetDeployId(); id != "" {
-		rec := &deployv1.Record{}
-		if _, ok, _ := get(s.Store, TableDeploys, id, rec); ok && !finished(rec.GetState()) {
+		if rec, _, ok := schema.Deploys.Get(s.Store, id); ok && !finished(rec.GetState()) {
 			return nil, status.Errorf(codes.FailedPrecondition, "the lock is held by running deploy %s; cancel it with `kctl deploys cancel %s`", id, id)
 		}
 	}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, key, v)},
-		Mutations: []*raftcmdv1.Mutation{del(TableLocks, key), appendTo(TableAudit, &deployv1.AuditEntry{
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfVersion(key, v)},
+		Mutations: []*raftcmdv1.Mutation{schema.Locks.Delete(key), schema.Audit.Append(&deployv1.AuditEntry{
 			UnixMillis: s.now().UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
 			Action: "released the deploy lock", Result: "ok",
 		})},
@@ -377,11 +356,7 @@ func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deploy
 		return nil, toStatus(err)
 	}
 	var out []*deployv1.AuditEntry
-	for _, kv := range s.Store.List(TableAudit, "") {
-		e := &deployv1.AuditEntry{}
-		if proto.Unmarshal(kv.Value, e) != nil {
-			continue
-		}
+	for _, e := range schema.Audit.Values(s.Store, "") {
 		switch {
 		case in.GetService() != "" && e.GetService() != in.GetService(),
 			in.GetDestination() != "" && e.GetDestination() != in.GetDestination(),
@@ -457,16 +432,6 @@ func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*
 	}
 	sort.Slice(versions, func(i, j int) bool { return order[versions[i]] < order[versions[j]] })
 	return &deployv1.VersionsResponse{Versions: versions}, nil
-}
-
-func stripOps(p *deployv1.Plan) *deployv1.Plan {
-	out := proto.Clone(p).(*deployv1.Plan)
-	for _, ph := range out.GetPhases() {
-		for _, s := range ph.GetSteps() {
-			s.Op = nil
-		}
-	}
-	return out
 }
 
 // toStatus translates err at the edge of the deploy RPCs (rpcerr.Status).
