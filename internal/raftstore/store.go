@@ -83,11 +83,8 @@ type Store struct {
 	ownTrans *raft.NetworkTransport
 	stream   *tlsStreamLayer
 
-	// notifyMu guards applied and watchers.
-	notifyMu sync.Mutex
-	// applied is closed and replaced after every state change.
-	applied  chan struct{}
-	watchers map[chan struct{}]struct{}
+	// notify tells waiters and watchers about applied state changes.
+	notify notifier
 
 	// leaderMu guards the leadership fields that follow.
 	leaderMu sync.Mutex
@@ -129,8 +126,6 @@ func Open(cfg Config) (*Store, error) {
 		logger:        logger,
 		bolt:          bolt,
 		snaps:         snaps,
-		applied:       make(chan struct{}),
-		watchers:      make(map[chan struct{}]struct{}),
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
 		closed:        make(chan struct{}),
@@ -399,25 +394,12 @@ func (s *Store) StateHash() (uint64, [32]byte) {
 	return st.index, stateHash(st)
 }
 
-func (s *Store) notifyApplied() {
-	s.notifyMu.Lock()
-	defer s.notifyMu.Unlock()
-	close(s.applied)
-	s.applied = make(chan struct{})
-	for ch := range s.watchers {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) notifyApplied() { s.notify.applied() }
 
 // WaitForIndex waits until the local state has applied index idx.
 func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 	for {
-		s.notifyMu.Lock()
-		ch := s.applied
-		s.notifyMu.Unlock()
+		ch := s.notify.next()
 		if s.AppliedIndex() >= idx {
 			return nil
 		}
@@ -435,20 +417,7 @@ func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 // (coalesced: one value may stand for many applies) and a func that stops
 // the watch. Re-read the state (View) on each notification. The channel is
 // not closed by Close; select on your own shutdown signal too.
-func (s *Store) Watch() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.notifyMu.Lock()
-	s.watchers[ch] = struct{}{}
-	s.notifyMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.notifyMu.Lock()
-			delete(s.watchers, ch)
-			s.notifyMu.Unlock()
-		})
-	}
-}
+func (s *Store) Watch() (<-chan struct{}, func()) { return s.notify.watch() }
 
 // leaderLoop follows raft's leadership changes. On gaining leadership it
 // runs a Barrier, so every entry of earlier terms is applied, before
