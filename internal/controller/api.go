@@ -23,6 +23,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/deploy"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
@@ -460,10 +461,19 @@ func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveCont
 	return &controllerv1.RemoveControllerResponse{}, c.waitMembership(ctx, name, false)
 }
 
+// agentInfo is an agent as ListAgents and DescribeAgent show it.
+func agentInfo(name string, p dispatcher.Presence) *controllerv1.AgentInfo {
+	st := "disconnected"
+	if p.Connected {
+		st = "connected"
+	}
+	return &controllerv1.AgentInfo{Name: name, Status: st, Controller: p.Controller, LastSeenUnixMillis: p.LastSeenUnixMillis, Version: p.Version}
+}
+
 // ListAgents lists agents with their connection status.
 func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest) (*controllerv1.ListAgentsResponse, error) {
 	v := s.c.store.View()
-	pres := s.c.presence(v)
+	pres := s.c.disp.Presence(v)
 	resp := &controllerv1.ListAgentsResponse{}
 	for _, r := range schema.Agents.Raw(v, "") {
 		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
@@ -478,7 +488,7 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
-	pres := s.c.presence(v)
+	pres := s.c.disp.Presence(v)
 	return &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
 }
 
@@ -500,7 +510,7 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	s.c.disp.kick(name)
+	s.c.disp.Kick(name)
 	return &controllerv1.RemoveAgentResponse{}, nil
 }
 

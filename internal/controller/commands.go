@@ -112,105 +112,6 @@ func (c *Controller) WaitResult(ctx context.Context, id string) (*controllerv1.C
 	}
 }
 
-// pendingResult is one result awaiting its Raft write.
-type pendingResult struct {
-	s   *session
-	res *agentv1.CommandResult
-}
-
-// resultWriter batches command results into few Raft writes: one entry per
-// batch of up to maxResultBatch results, those that arrived while the
-// previous batch was being written.
-type resultWriter struct {
-	c  *Controller
-	ch chan pendingResult
-}
-
-const maxResultBatch = 512
-
-func newResultWriter(c *Controller) *resultWriter {
-	return &resultWriter{c: c, ch: make(chan pendingResult, 4096)}
-}
-
-func (w *resultWriter) submit(s *session, r *agentv1.CommandResult) {
-	select {
-	case w.ch <- pendingResult{s, r}:
-	case <-w.c.ctx.Done():
-	}
-}
-
-func (w *resultWriter) run(ctx context.Context) {
-	for {
-		var batch []pendingResult
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-w.ch:
-			batch = append(batch, p)
-		}
-		// Group commit: take what queued while the last write was in
-		// flight, without waiting for more. A lone result is written at
-		// once; a burst gathers behind the write before it.
-	gather:
-		for len(batch) < maxResultBatch {
-			select {
-			case p := <-w.ch:
-				batch = append(batch, p)
-			default:
-				break gather
-			}
-		}
-		w.write(ctx, batch)
-	}
-}
-
-func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
-	c := w.c
-	v := c.store.View()
-	now := time.Now().UnixMilli()
-	cmd := &raftcmdv1.Command{}
-	seen := map[string]bool{}
-	for _, p := range batch {
-		key, err := commandKey(p.res.GetId())
-		if err != nil || seen[key] || !strings.HasPrefix(key, p.s.name+"/") {
-			continue // not this agent's command: ignore
-		}
-		rec, _, ok := schema.Commands.Get(v, key)
-		if !ok || rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE {
-			continue
-		}
-		seen[key] = true
-		rec.State = controllerv1.CommandState_COMMAND_STATE_DONE
-		rec.Result = p.res.GetResult()
-		rec.DoneUnixMillis = now
-		rec.Controller = c.cfg.Name
-		// Present: a command deleted meanwhile (agent removed, GC) stays
-		// deleted. Each key gets its own command so one conflict does not
-		// drop the batch: preconditions are per command, so check present
-		// in the FSM by writing only if the record still exists.
-		cmd.Preconditions = append(cmd.Preconditions, schema.Commands.IfPresent(key))
-		cmd.Mutations = append(cmd.Mutations, schema.Commands.Put(key, rec))
-	}
-	if len(cmd.Mutations) == 0 {
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := c.applyRepeatable(wctx, cmd)
-	if err == nil && !res.GetApplied() {
-		// Some command vanished: write the rest one by one.
-		for i, m := range cmd.Mutations {
-			_, err = c.applyRepeatable(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
-		}
-	}
-	if err != nil {
-		c.log.Warn("recording command results failed; they will be redelivered", "err", err, "results", len(cmd.Mutations))
-		for _, p := range batch {
-			p.s.forget(p.res.GetId())
-		}
-	}
-}
-
 // broadcastChunk bounds the commands written per Raft entry.
 const broadcastChunk = 1000
 
@@ -246,7 +147,5 @@ func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1
 
 // Sessions reports how many agent sessions this controller holds.
 func (c *Controller) Sessions() int {
-	c.disp.mu.Lock()
-	defer c.disp.mu.Unlock()
-	return len(c.disp.sessions)
+	return c.disp.Sessions()
 }

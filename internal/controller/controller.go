@@ -3,8 +3,10 @@
 // the controllers, agents and operators, and the commands addressed to
 // agents; serves the gRPC API over mutual TLS (internal/pki authorizes every
 // method through one Policy, policy.go); forwards writes received as a
-// follower to the leader (write.go); and holds agent sessions
-// (dispatcher.go) on every controller, leader or not.
+// follower to the leader (write.go); and holds agent sessions on every
+// controller, leader or not (internal/dispatcher, over dispatcherCluster).
+// Every Raft table it uses is declared in internal/schema; errors become
+// gRPC statuses through internal/rpcerr.
 //
 // Lifecycle: Start opens the data directory, starts Raft and serves on the
 // caller-owned listeners; Close stops serving, flushes presence and closes
@@ -33,6 +35,8 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -99,8 +103,7 @@ type Controller struct {
 	store     *raftstore.Store
 	grpc      *grpc.Server
 	health    *health.Server
-	disp      *dispatcher
-	results   *resultWriter
+	disp      *dispatcher.Dispatcher
 	peers     *peerPool
 	auth      *pki.Authorizer
 	// init is set by --init until bootstrap records it; joinPeers are the
@@ -192,8 +195,10 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 	}
 	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
-	c.disp = newDispatcher(c)
-	c.results = newResultWriter(c)
+	c.disp = dispatcher.New(dispatcher.Config{
+		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
+		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
+	}, dispatcherCluster{Store: c.store, c: c})
 	c.grpc = grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
 		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
@@ -223,8 +228,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 	})
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
-	c.wg.Go(func() { c.disp.run(c.ctx) })
-	c.wg.Go(func() { c.results.run(c.ctx) })
+	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
 
 	if len(cfg.JoinAddrs) > 0 {
@@ -351,7 +355,7 @@ func (c *Controller) Close() error {
 		}()
 		// Sessions are long-lived streams blocked in Recv: give unary
 		// calls a moment, then close every connection.
-		c.disp.closeSessions()
+		c.disp.Close()
 		select {
 		case <-stopped:
 		case <-time.After(200 * time.Millisecond):
@@ -366,3 +370,21 @@ func (c *Controller) Close() error {
 	})
 	return c.closeErr
 }
+
+// dispatcherCluster is the dispatcher's view of this controller: the local
+// store, writes through the leader, the controllers' addresses.
+type dispatcherCluster struct {
+	*raftstore.Store
+	c *Controller
+}
+
+var _ dispatcher.Cluster = dispatcherCluster{}
+
+// Write applies cmd through the leader (the dispatcher's writes are
+// repeatable: presence, results, facts).
+func (d dispatcherCluster) Write(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
+	return d.c.applyRepeatable(ctx, cmd)
+}
+
+// Controllers lists every controller's API address.
+func (d dispatcherCluster) Controllers() []string { return d.c.controllerAddrs() }

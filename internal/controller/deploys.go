@@ -13,6 +13,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
@@ -72,14 +73,14 @@ type presenceCache struct {
 	mu       sync.Mutex
 	versions []uint64
 	at       time.Time
-	m        map[string]presenceView
+	m        map[string]dispatcher.Presence
 }
 
 const presenceCacheTTL = 100 * time.Millisecond
 
-func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
+func (a deployAgents) presence(v *raftstore.Snapshot) map[string]dispatcher.Presence {
 	if a.pc == nil {
-		return a.c.presence(v)
+		return a.c.disp.Presence(v)
 	}
 	recs := schema.Presence.Raw(v, "")
 	versions := make([]uint64, len(recs))
@@ -89,7 +90,7 @@ func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
 	a.pc.mu.Lock()
 	defer a.pc.mu.Unlock()
 	if a.pc.m == nil || !slices.Equal(versions, a.pc.versions) || time.Since(a.pc.at) >= presenceCacheTTL {
-		a.pc.m, a.pc.versions, a.pc.at = a.c.presence(v), versions, time.Now()
+		a.pc.m, a.pc.versions, a.pc.at = a.c.disp.Presence(v), versions, time.Now()
 	}
 	return a.pc.m
 }
@@ -102,7 +103,7 @@ func (a deployAgents) AgentState(name string) scheduler.AgentState {
 	if ok := schema.Agents.Has(v, name); !ok {
 		return scheduler.AgentUnknown
 	}
-	if a.presence(v)[name].connected {
+	if a.presence(v)[name].Connected {
 		return scheduler.AgentConnected
 	}
 	return scheduler.AgentDisconnected
