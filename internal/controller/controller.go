@@ -126,14 +126,56 @@ type Controller struct {
 // serves (for --init: once it leads and the CA is recorded; for --join: once
 // it is a voter).
 func Start(ctx context.Context, cfg Config) (*Controller, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ok := false
+	defer func() {
+		if !ok {
+			c.cancel()
+			if c.store != nil {
+				c.store.Close()
+			}
+			cfg.APIListener.Close()
+			cfg.RaftListener.Close()
+		}
+	}()
+	adminCreds, err := c.setUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.serve()
+	if len(cfg.JoinAddrs) > 0 {
+		if err := c.becomeVoter(ctx); err != nil {
+			c.Close()
+			ok = true // Close cleaned up
+			return nil, err
+		}
+	}
+	if adminCreds != nil {
+		path := filepath.Join(cfg.DataDir, adminFile)
+		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		c.log.Info("wrote admin credentials", "path", path)
+	}
+	ok = true
+	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
+	return c, nil
+}
+
+// setDefaults checks cfg and fills in its defaults.
+func (cfg *Config) setDefaults() error {
 	if cfg.Name == "" {
-		return nil, errors.New("controller: --name is required")
+		return errors.New("controller: --name is required")
 	}
 	if err := validName(cfg.Name); err != nil {
-		return nil, fmt.Errorf("controller: --name: %w", err)
+		return fmt.Errorf("controller: --name: %w", err)
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("controller: --data-dir is required")
+		return errors.New("controller: --data-dir is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -153,26 +195,18 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.RaftAddress == "" {
 		cfg.RaftAddress = cfg.RaftListener.Addr().String()
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	ok := false
-	defer func() {
-		if !ok {
-			c.cancel()
-			if c.store != nil {
-				c.store.Close()
-			}
-			cfg.APIListener.Close()
-			cfg.RaftListener.Close()
-		}
-	}()
+	return nil
+}
 
-	fresh := cfg.Init || len(cfg.JoinAddrs) > 0
-	if err := c.checkDataDir(fresh); err != nil {
+// setUp gets the node's credentials (new with --init, from the cluster with
+// --join, from the data directory otherwise), opens the store, bootstraps a
+// new cluster and builds the servers. With --init it returns the admin's
+// credentials file.
+func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
+	cfg := c.cfg
+	if err := c.checkDataDir(cfg.Init || len(cfg.JoinAddrs) > 0); err != nil {
 		return nil, err
 	}
-	var adminCreds []byte
-	var err error
 	switch {
 	case cfg.Init:
 		adminCreds, err = c.initCredentials()
@@ -199,7 +233,15 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
 		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
 	}, dispatcherCluster{Store: c.store, c: c})
-	c.grpc = grpc.NewServer(
+	c.grpc = c.newServer()
+	return adminCreds, nil
+}
+
+// newServer builds the gRPC server of every service the controller serves,
+// authorized per method by Policy.
+func (c *Controller) newServer() *grpc.Server {
+	cfg := c.cfg
+	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
 		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
 		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
@@ -214,40 +256,27 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		// connection soon after.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 3 * cfg.HeartbeatInterval, Timeout: 5 * time.Second}),
 	)
-	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
-	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
-	agentv1.RegisterSessionServiceServer(c.grpc, c.disp)
-	deployv1.RegisterDeployServiceServer(c.grpc, c.deployService())
+	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
+	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
+	agentv1.RegisterSessionServiceServer(s, c.disp)
+	deployv1.RegisterDeployServiceServer(s, c.deployService())
 	c.health = health.NewServer()
-	healthpb.RegisterHealthServer(c.grpc, c.health)
+	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return s
+}
 
+// serve starts serving the API and the background work: the leadership
+// loop, the dispatcher and certificate renewal.
+func (c *Controller) serve() {
 	c.wg.Go(func() {
-		if err := c.grpc.Serve(cfg.APIListener); err != nil {
+		if err := c.grpc.Serve(c.cfg.APIListener); err != nil {
 			c.log.Error("api server stopped", "err", err)
 		}
 	})
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
-
-	if len(cfg.JoinAddrs) > 0 {
-		if err := c.becomeVoter(ctx); err != nil {
-			c.Close()
-			ok = true // Close cleaned up
-			return nil, err
-		}
-	}
-	if adminCreds != nil {
-		path := filepath.Join(cfg.DataDir, adminFile)
-		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
-		}
-		c.log.Info("wrote admin credentials", "path", path)
-	}
-	ok = true
-	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
-	return c, nil
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
