@@ -319,7 +319,8 @@ func tokenInfo(r *controllerv1.TokenRecord) *controllerv1.TokenInfo {
 		ExpiresUnix: r.GetExpiresUnix(), UsesLeft: r.GetUsesLeft(), CreatedBy: r.GetCreatedBy()}
 }
 
-// ListTokens lists usable tokens.
+// ListTokens lists usable tokens. Errors: Unavailable (no leader to read
+// through), Canceled, DeadlineExceeded.
 func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest) (*controllerv1.ListTokensResponse, error) {
 	if err := s.c.linearize(ctx); err != nil {
 		return nil, rpcerr.Status(err)
@@ -347,7 +348,7 @@ func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequ
 }
 
 // ClusterStatus reports the Raft configuration, the leader and whether
-// each controller answers.
+// each controller answers. Errors: Unavailable (Raft is closed).
 func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRequest) (*controllerv1.ClusterStatusResponse, error) {
 	c := s.c
 	servers, err := c.store.Servers()
@@ -470,7 +471,8 @@ func agentInfo(name string, p dispatcher.Presence) *controllerv1.AgentInfo {
 	return &controllerv1.AgentInfo{Name: name, Status: st, Controller: p.Controller, LastSeenUnixMillis: p.LastSeenUnixMillis, Version: p.Version}
 }
 
-// ListAgents lists agents with their connection status.
+// ListAgents lists agents with their connection status, from local state.
+// It does not fail.
 func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest) (*controllerv1.ListAgentsResponse, error) {
 	v := s.c.store.View()
 	pres := s.c.disp.Presence(v)
@@ -514,7 +516,7 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 	return &controllerv1.RemoveAgentResponse{}, nil
 }
 
-// ListOperators lists operators.
+// ListOperators lists operators, from local state. It does not fail.
 func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRequest) (*controllerv1.ListOperatorsResponse, error) {
 	resp := &controllerv1.ListOperatorsResponse{}
 	for _, o := range schema.Operators.Values(s.c.store, "") {

@@ -62,7 +62,11 @@ func NewID(now time.Time) string {
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// Submit records the deploy, its plan and its lock in one write.
+// Submit plans the deploy and records it, its plan and its lock in one
+// write. Errors: Unauthenticated (no caller), InvalidArgument (a malformed
+// request), Unavailable (a host's agent is unknown or not connected; no
+// leader), FailedPrecondition (the lock is held), Aborted (the lock changed
+// meanwhile), Internal.
 func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*deployv1.SubmitResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -124,7 +128,8 @@ func (s *Service) lockedError(ctx context.Context, service, dest string) error {
 	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
 }
 
-// Get reports a deploy and its steps.
+// Get reports a deploy and its steps. Errors: NotFound, Unavailable (no
+// leader to sync with), Canceled, DeadlineExceeded.
 func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.GetResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
@@ -144,7 +149,8 @@ func (s *Service) load(id string) (*deployv1.Record, []*deployv1.StepRecord, err
 	return rec, schema.Steps.Values(s.Store, schema.StepKey(id, "")), nil
 }
 
-// List lists deploys, newest first.
+// List lists deploys, newest first. Errors: Unavailable, Canceled,
+// DeadlineExceeded.
 func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1.ListResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
@@ -163,7 +169,8 @@ func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1
 	return &deployv1.ListResponse{Deploys: out}, nil
 }
 
-// Watch streams the deploy after every change until it ends.
+// Watch streams the deploy after every change until it ends. Errors:
+// NotFound, Unavailable, Canceled, DeadlineExceeded.
 func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingServer[deployv1.WatchResponse]) error {
 	if err := s.Store.Sync(stream.Context()); err != nil {
 		return toStatus(err)
@@ -238,7 +245,8 @@ func (s *Service) versions(id string) []uint64 {
 	return out
 }
 
-// Cancel asks the leader to stop the deploy between steps.
+// Cancel asks the leader to stop the deploy between steps. Errors:
+// Unauthenticated, NotFound, Unavailable, Canceled, DeadlineExceeded.
 func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*deployv1.CancelResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -273,7 +281,8 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 	}
 }
 
-// LockStatus reports a lock.
+// LockStatus reports a lock (none when it is free). Errors: Unavailable,
+// Canceled, DeadlineExceeded.
 func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest) (*deployv1.LockStatusResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
@@ -285,7 +294,9 @@ func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest
 	return &deployv1.LockStatusResponse{Lock: l}, nil
 }
 
-// AcquireLock takes a lock by hand (`kctl lock acquire -m MSG`).
+// AcquireLock takes a lock by hand (`kctl lock acquire -m MSG`). Errors:
+// Unauthenticated, InvalidArgument (no message), FailedPrecondition (held),
+// Aborted, Unavailable.
 func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockRequest) (*deployv1.AcquireLockResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -315,7 +326,9 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 }
 
 // ReleaseLock releases a lock. A lock held by a running deploy is released
-// by cancelling that deploy instead.
+// by cancelling that deploy instead. Errors: Unauthenticated, NotFound (no
+// lock), FailedPrecondition (held by a running deploy), Aborted (changed
+// meanwhile), Unavailable.
 func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockRequest) (*deployv1.ReleaseLockResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -350,7 +363,8 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	return &deployv1.ReleaseLockResponse{}, nil
 }
 
-// Audit queries the audit history, oldest first.
+// Audit queries the audit history, oldest first. Errors: Unavailable,
+// Canceled, DeadlineExceeded.
 func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deployv1.AuditResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
@@ -374,7 +388,9 @@ func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deploy
 }
 
 // Versions asks every host for the versions present as containers and
-// returns those present on all of them, newest first.
+// returns those present on all of them, newest first. Errors: Unavailable
+// (a host could not be asked or failed), DeadlineExceeded (a host did not
+// answer within 30s).
 func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*deployv1.VersionsResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
