@@ -21,6 +21,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -188,19 +189,10 @@ func (s *stream) ended(t *testing.T) error {
 	}
 }
 
+// waitFor polls cond for up to 5s.
 func waitFor(t *testing.T, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling with a deadline
-	}
+	controllertest.WaitFor(t, 5*time.Second, what, cond)
 }
 
 func TestDispatcher_WelcomesAndDeliversPendingThenNewCommands(t *testing.T) {
