@@ -31,132 +31,167 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 	defer conn.Close()
 	sctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
-
-	// The dial, the Hello and the Welcome together are bounded.
-	timer := time.AfterFunc(a.cfg.DialTimeout, func() { cancel(fmt.Errorf("agent: %s did not answer within %s", addr, a.cfg.DialTimeout)) })
-	// Fail fast on a refused connection (a dead controller): wait only
-	// until the connection is ready or has failed once.
-	conn.Connect()
-	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
-		if st == connectivity.TransientFailure {
-			timer.Stop()
-			_, err := agentv1.NewSessionServiceClient(conn).Session(sctx) // the reason
-			if err == nil {
-				err = fmt.Errorf("agent: cannot connect to %s", addr)
-			}
-			return false, sessionErr(sctx, err)
-		}
-		if !conn.WaitForStateChange(sctx, st) {
-			timer.Stop()
-			return false, sessionErr(sctx, sctx.Err())
-		}
-	}
-	stream, err := agentv1.NewSessionServiceClient(conn).Session(sctx)
+	stream, welcome, err := a.handshake(sctx, cancel, conn, addr)
 	if err != nil {
-		timer.Stop()
-		return false, sessionErr(sctx, err)
+		return false, err
 	}
-	hello := &agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{
-		Name: a.cfg.Name, Version: a.cfg.Version, Facts: a.facts(sctx),
-	}}}
-	if err := stream.Send(hello); err != nil {
-		timer.Stop()
-		if errors.Is(err, io.EOF) {
-			// The server ended the stream (e.g. revoked): Recv has why.
-			_, err = stream.Recv()
-		}
-		return false, sessionErr(sctx, err)
-	}
-	first, err := stream.Recv()
-	timer.Stop()
-	if err != nil {
-		return false, sessionErr(sctx, err)
-	}
-	welcome := first.GetWelcome()
-	if welcome == nil {
-		return false, errors.New("agent: controller did not welcome the session")
-	}
-	a.learn(welcome.GetControllers())
-	a.mu.Lock()
-	a.connected = addr
-	a.sessions++
-	a.mu.Unlock()
-	defer func() {
-		a.mu.Lock()
-		a.connected = ""
-		a.mu.Unlock()
-	}()
-	select {
-	case a.sessionCh <- struct{}{}:
-	default:
-	}
+	defer a.markConnected(addr)()
 	a.log.Info("session established", "controller", welcome.GetController(), "address", addr)
 
 	interval := time.Duration(welcome.GetHeartbeatIntervalMillis()) * time.Millisecond
 	if interval <= 0 {
 		interval = 5 * time.Second
 	}
-	var sendMu sync.Mutex // serializes stream.Send
-	send := func(m *agentv1.SessionRequest) error {
-		sendMu.Lock()
-		defer sendMu.Unlock()
-		return stream.Send(m)
-	}
-	var lastRecv atomic.Int64
-	lastRecv.Store(time.Now().UnixNano())
-
+	ss := &sessionStream{stream: stream, cancel: cancel}
+	ss.lastRecv.Store(time.Now().UnixNano())
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	defer cancel(nil)
-	wg.Go(func() {
-		t := time.NewTicker(interval)
-		defer t.Stop()
-		for {
-			select {
-			case <-sctx.Done():
-				return
-			case <-t.C:
-			}
-			if time.Since(time.Unix(0, lastRecv.Load())) > 3*interval {
-				cancel(errHeartbeatTimeout)
-				return
-			}
-			if err := send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
-				cancel(err)
-				return
-			}
-		}
-	})
+	wg.Go(func() { ss.heartbeat(sctx, interval) })
 	for {
 		m, err := stream.Recv()
 		if err != nil {
 			return true, sessionErr(sctx, err)
 		}
-		lastRecv.Store(time.Now().UnixNano())
+		ss.lastRecv.Store(time.Now().UnixNano())
 		switch msg := m.GetMsg().(type) {
 		case *agentv1.SessionResponse_HeartbeatAck:
 			a.learn(msg.HeartbeatAck.GetControllers())
 		case *agentv1.SessionResponse_Command:
-			cmd := msg.Command
 			// Commands run to completion even if the session ends (the
 			// session does not wait for them: reconnecting comes first);
 			// the result is journaled and answers the redelivery.
-			a.cmds.Go(func() {
-				res := a.jr.do(context.WithoutCancel(ctx), cmd.GetId(), func(rctx context.Context) (*agentv1.Result, bool) {
-					r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
-					if err != nil {
-						return &agentv1.Result{Ok: false, Error: err.Error()}, false
-					}
-					if f := r.GetFacts(); f != nil && f.GetAgentVersion() == "" {
-						f.AgentVersion = a.cfg.Version
-					}
-					return r, true
-				})
-				if err := send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {
-					cancel(err)
-				}
-			})
+			a.cmds.Go(func() { a.runCommand(ctx, ss, msg.Command) })
 		}
+	}
+}
+
+// handshake connects to addr, sends the Hello and waits for the Welcome,
+// all within cfg.DialTimeout.
+func (a *Agent) handshake(sctx context.Context, cancel context.CancelCauseFunc, conn *grpc.ClientConn, addr string) (agentv1.SessionService_SessionClient, *agentv1.Welcome, error) {
+	timer := time.AfterFunc(a.cfg.DialTimeout, func() { cancel(fmt.Errorf("agent: %s did not answer within %s", addr, a.cfg.DialTimeout)) })
+	defer timer.Stop()
+	if err := waitReady(sctx, conn, addr); err != nil {
+		return nil, nil, err
+	}
+	stream, err := agentv1.NewSessionServiceClient(conn).Session(sctx)
+	if err != nil {
+		return nil, nil, sessionErr(sctx, err)
+	}
+	hello := &agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{
+		Name: a.cfg.Name, Version: a.cfg.Version, Facts: a.facts(sctx),
+	}}}
+	if err := stream.Send(hello); err != nil {
+		if errors.Is(err, io.EOF) {
+			// The server ended the stream (e.g. revoked): Recv has why.
+			_, err = stream.Recv()
+		}
+		return nil, nil, sessionErr(sctx, err)
+	}
+	first, err := stream.Recv()
+	if err != nil {
+		return nil, nil, sessionErr(sctx, err)
+	}
+	welcome := first.GetWelcome()
+	if welcome == nil {
+		return nil, nil, errors.New("agent: controller did not welcome the session")
+	}
+	a.learn(welcome.GetControllers())
+	return stream, welcome, nil
+}
+
+// waitReady fails fast on a refused connection (a dead controller): it
+// waits only until the connection is ready or has failed once.
+func waitReady(sctx context.Context, conn *grpc.ClientConn, addr string) error {
+	conn.Connect()
+	for st := conn.GetState(); st != connectivity.Ready; st = conn.GetState() {
+		if st == connectivity.TransientFailure {
+			_, err := agentv1.NewSessionServiceClient(conn).Session(sctx) // the reason
+			if err == nil {
+				err = fmt.Errorf("agent: cannot connect to %s", addr)
+			}
+			return sessionErr(sctx, err)
+		}
+		if !conn.WaitForStateChange(sctx, st) {
+			return sessionErr(sctx, sctx.Err())
+		}
+	}
+	return nil
+}
+
+// markConnected records the session to addr and wakes whoever waits for a
+// session; the returned func records its end.
+func (a *Agent) markConnected(addr string) func() {
+	a.mu.Lock()
+	a.connected = addr
+	a.sessions++
+	a.mu.Unlock()
+	select {
+	case a.sessionCh <- struct{}{}:
+	default:
+	}
+	return func() {
+		a.mu.Lock()
+		a.connected = ""
+		a.mu.Unlock()
+	}
+}
+
+// sessionStream is an established session's stream, shared by the receive
+// loop, the heartbeat and the commands answering on it.
+type sessionStream struct {
+	stream agentv1.SessionService_SessionClient
+	// cancel ends the session with a cause.
+	cancel context.CancelCauseFunc
+	// sendMu serializes stream.Send.
+	sendMu sync.Mutex
+	// lastRecv is when the controller last sent anything (unix nanos).
+	lastRecv atomic.Int64
+}
+
+func (ss *sessionStream) send(m *agentv1.SessionRequest) error {
+	ss.sendMu.Lock()
+	defer ss.sendMu.Unlock()
+	return ss.stream.Send(m)
+}
+
+// heartbeat sends a heartbeat every interval and ends the session when the
+// controller has been silent for three.
+func (ss *sessionStream) heartbeat(sctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-sctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(time.Unix(0, ss.lastRecv.Load())) > 3*interval {
+			ss.cancel(errHeartbeatTimeout)
+			return
+		}
+		if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
+			ss.cancel(err)
+			return
+		}
+	}
+}
+
+// runCommand runs cmd once per id (the journal answers a redelivery) and
+// sends its result on ss.
+func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, cmd *agentv1.Command) {
+	res := a.jr.do(context.WithoutCancel(ctx), cmd.GetId(), func(rctx context.Context) (*agentv1.Result, bool) {
+		r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
+		if err != nil {
+			return &agentv1.Result{Ok: false, Error: err.Error()}, false
+		}
+		if f := r.GetFacts(); f != nil && f.GetAgentVersion() == "" {
+			f.AgentVersion = a.cfg.Version
+		}
+		return r, true
+	})
+	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {
+		ss.cancel(err)
 	}
 }
 

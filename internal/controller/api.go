@@ -17,13 +17,17 @@ import (
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/emptypb"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/deploy"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // api serves ControllerService. Domain errors become gRPC status codes here
@@ -38,27 +42,6 @@ type api struct {
 func (c *Controller) announce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ",")))
 	return handler(ctx, req)
-}
-
-// statusErr maps internal errors to gRPC codes.
-func statusErr(err error) error {
-	if err == nil {
-		return nil
-	}
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	switch {
-	case errors.Is(err, errConflict):
-		return status.Errorf(codes.Aborted, "%v; retry", err)
-	case errors.Is(err, errNotFound):
-		return status.Error(codes.NotFound, err.Error())
-	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
-	}
-	return status.Error(codes.Internal, err.Error())
 }
 
 func tokenID(secret string) string {
@@ -90,15 +73,28 @@ func roleProto(r pki.Role) controllerv1.Role {
 	return controllerv1.Role_ROLE_UNSPECIFIED
 }
 
+// identityTable is what Join needs of the table holding a role's
+// identities, whatever its value type.
+type identityTable interface {
+	Has(r schema.Reader, key string) bool
+	IfAbsent(key string) *raftcmdv1.Precondition
+}
+
+var (
+	_ identityTable = schema.Nodes
+	_ identityTable = schema.Agents
+	_ identityTable = schema.Operators
+)
+
 // tableFor returns the table holding identities of a role.
-func tableFor(r pki.Role) string {
+func tableFor(r pki.Role) identityTable {
 	switch r {
 	case pki.RoleController:
-		return tNodes
+		return schema.Nodes
 	case pki.RoleAgent:
-		return tAgents
+		return schema.Agents
 	}
-	return tOperators
+	return schema.Operators
 }
 
 // Join exchanges a token and a CSR for a certificate. Errors:
@@ -119,12 +115,12 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
 	if err := c.linearize(ctx); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	tid := tokenID(tok.Secret)
 	var resp *controllerv1.JoinResponse
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tTokens, tid, &controllerv1.TokenRecord{})
+		rec, ver, ok := schema.Tokens.Get(v, tid)
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
 			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
 		}
@@ -145,7 +141,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
 		}
 		table := tableFor(role)
-		if _, ok := v.Get(table, name); ok {
+		if table.Has(v, name) {
 			return nil, status.Errorf(codes.AlreadyExists, "controller: a %s named %q already exists: pick another name, or remove the old one first", role, name)
 		}
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
@@ -168,14 +164,14 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		serial := pki.Serial(leaf)
 		now := time.Now()
-		var record proto.Message
+		var record *raftcmdv1.Mutation
 		switch role {
 		case pki.RoleController:
-			record = &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}}
+			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}})
 		case pki.RoleAgent:
-			record = &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
+			record = schema.Agents.Put(name, &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()})
 		default:
-			record = &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()}
+			record = schema.Operators.Put(name, &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()})
 		}
 		rec = proto.Clone(rec).(*controllerv1.TokenRecord)
 		rec.UsesLeft--
@@ -184,44 +180,40 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
 		}
 		return &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{ifVersion(tTokens, tid, ver), ifAbsent(table, name)},
-			Mutations:     []*raftcmdv1.Mutation{put(tTokens, tid, rec), put(table, name, record)},
+			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
+			Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record},
 		}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.log.Info("joined", "role", resp.GetRole(), "name", resp.GetName())
 	return resp, nil
 }
 
 // addSerial records a renewed certificate's serial for an identity.
-func (c *Controller) addSerial(ctx context.Context, table, name, serial string) error {
+func (c *Controller) addSerial(ctx context.Context, role pki.Role, name, serial string) error {
+	switch role {
+	case pki.RoleController:
+		return updateSerials(ctx, c, schema.Nodes, name, serial, func(r *controllerv1.NodeRecord) *[]string { return &r.Serials })
+	case pki.RoleAgent:
+		return updateSerials(ctx, c, schema.Agents, name, serial, func(r *controllerv1.AgentRecord) *[]string { return &r.Serials })
+	}
+	return updateSerials(ctx, c, schema.Operators, name, serial, func(r *controllerv1.OperatorRecord) *[]string { return &r.Serials })
+}
+
+// updateSerials adds serial to the serials of the record name in t.
+func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial string, serials func(M) *[]string) error {
 	return c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		var m proto.Message
-		switch table {
-		case tNodes:
-			m = &controllerv1.NodeRecord{}
-		case tAgents:
-			m = &controllerv1.AgentRecord{}
-		default:
-			m = &controllerv1.OperatorRecord{}
-		}
-		_, ver, ok := get(v, table, name, m)
+		rec, ver, ok := t.Get(v, name)
 		if !ok {
-			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", table, name)
+			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", t.Name(), name)
 		}
-		switch r := m.(type) {
-		case *controllerv1.NodeRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		case *controllerv1.AgentRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		case *controllerv1.OperatorRecord:
-			r.Serials = addSerial(r.Serials, serial)
-		}
+		s := serials(rec)
+		*s = addSerial(*s, serial)
 		return &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{ifVersion(table, name, ver)},
-			Mutations:     []*raftcmdv1.Mutation{put(table, name, m)},
+			Preconditions: []*raftcmdv1.Precondition{t.IfVersion(name, ver)},
+			Mutations:     []*raftcmdv1.Mutation{t.Put(name, rec)},
 		}, nil
 	})
 }
@@ -240,7 +232,7 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	}
 	var certPEM []byte
 	if id.Role == pki.RoleController {
-		rec, _, _ := get(c.store.View(), tNodes, id.Name, &controllerv1.NodeRecord{})
+		rec, _, _ := schema.Nodes.Get(c.store.View(), id.Name)
 		dns, ips := sans(rec.GetApiAddress(), rec.GetRaftAddress())
 		certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(id.Role), dns, ips)
 	} else {
@@ -251,10 +243,10 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	}
 	leaf, err := pki.ParseCertificate(certPEM)
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
-	if err := c.addSerial(ctx, tableFor(id.Role), id.Name, pki.Serial(leaf)); err != nil {
-		return nil, statusErr(err)
+	if err := c.addSerial(ctx, id.Role, id.Name, pki.Serial(leaf)); err != nil {
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
 }
@@ -278,7 +270,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 		if !pki.OperatorRole(opRole).Valid() {
 			return nil, status.Errorf(codes.InvalidArgument, "controller: --operator-role must be admin, deployer or viewer, not %q", opRole)
 		}
-		if _, ok := c.store.View().Get(tOperators, req.GetName()); ok {
+		if ok := schema.Operators.Has(c.store.View(), req.GetName()); ok {
 			return nil, status.Errorf(codes.AlreadyExists, "controller: operator %q already exists (kctl operators remove %s first)", req.GetName(), req.GetName())
 		}
 	} else if opRole != "" {
@@ -306,7 +298,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 	}
 	tok, err := pki.NewToken(ca)
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	id := tokenID(tok.Secret)
 	rec := &controllerv1.TokenRecord{
@@ -314,10 +306,10 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 		OperatorRole: opRole, ExpiresUnix: time.Now().Add(ttl).Unix(), UsesLeft: uses, CreatedBy: caller(ctx),
 	}
 	if _, err := c.applyOK(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{ifAbsent(tTokens, id)},
-		Mutations:     []*raftcmdv1.Mutation{put(tTokens, id, rec)},
+		Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfAbsent(id)},
+		Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Put(id, rec)},
 	}); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.CreateTokenResponse{Token: tok.String(), Info: tokenInfo(rec)}, nil
 }
@@ -327,17 +319,17 @@ func tokenInfo(r *controllerv1.TokenRecord) *controllerv1.TokenInfo {
 		ExpiresUnix: r.GetExpiresUnix(), UsesLeft: r.GetUsesLeft(), CreatedBy: r.GetCreatedBy()}
 }
 
-// ListTokens lists usable tokens.
+// ListTokens lists usable tokens. Errors: Unavailable (no leader to read
+// through), Canceled, DeadlineExceeded.
 func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest) (*controllerv1.ListTokensResponse, error) {
 	if err := s.c.linearize(ctx); err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	resp := &controllerv1.ListTokensResponse{}
 	now := time.Now().Unix()
-	for _, r := range s.c.store.View().List(tTokens, "") {
-		var t controllerv1.TokenRecord
-		if proto.Unmarshal(r.Value, &t) == nil && t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
-			resp.Tokens = append(resp.Tokens, tokenInfo(&t))
+	for _, t := range schema.Tokens.Values(s.c.store, "") {
+		if t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
+			resp.Tokens = append(resp.Tokens, tokenInfo(t))
 		}
 	}
 	return resp, nil
@@ -346,17 +338,17 @@ func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest)
 // RevokeToken deletes a token. Errors: NotFound.
 func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequest) (*controllerv1.RevokeTokenResponse, error) {
 	_, err := s.c.applyOK(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{ifPresent(tTokens, req.GetId())},
-		Mutations:     []*raftcmdv1.Mutation{del(tTokens, req.GetId())},
+		Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfPresent(req.GetId())},
+		Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Delete(req.GetId())},
 	})
 	if errors.Is(err, errConflict) {
 		return nil, status.Errorf(codes.NotFound, "controller: no token %q (kctl token list)", req.GetId())
 	}
-	return &controllerv1.RevokeTokenResponse{}, statusErr(err)
+	return &controllerv1.RevokeTokenResponse{}, rpcerr.Status(err)
 }
 
 // ClusterStatus reports the Raft configuration, the leader and whether
-// each controller answers.
+// each controller answers. Errors: Unavailable (Raft is closed).
 func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRequest) (*controllerv1.ClusterStatusResponse, error) {
 	c := s.c
 	servers, err := c.store.Servers()
@@ -368,7 +360,7 @@ func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRe
 	v := c.store.View()
 	var wg sync.WaitGroup
 	for _, sv := range servers {
-		rec, _, _ := get(v, tNodes, sv.ID, &controllerv1.NodeRecord{})
+		rec, _, _ := schema.Nodes.Get(v, sv.ID)
 		n := &controllerv1.ControllerNode{Name: sv.ID, Address: rec.GetApiAddress(), RaftAddress: sv.Address, Voter: sv.Voter, State: "follower"}
 		if sv.ID == leader {
 			n.State = "leader"
@@ -409,7 +401,7 @@ func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRe
 		return nil, err
 	}
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tNodes, id.Name, &controllerv1.NodeRecord{})
+		rec, ver, ok := schema.Nodes.Get(v, id.Name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: %s has not joined", id.Name)
 		}
@@ -417,10 +409,10 @@ func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRe
 			return nil, nil
 		}
 		rec.Voter = true
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{put(tNodes, id.Name, rec)}}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Nodes.IfVersion(id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{schema.Nodes.Put(id.Name, rec)}}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.poke()
 	return &controllerv1.AddControllerResponse{}, c.waitMembership(ctx, id.Name, true)
@@ -450,32 +442,42 @@ func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveCont
 	c := s.c
 	name := req.GetName()
 	err := c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tNodes, name, &controllerv1.NodeRecord{})
+		rec, ver, ok := schema.Nodes.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no controller %q (kctl cluster status)", name)
 		}
-		if len(v.List(tNodes, "")) <= 1 {
+		if len(schema.Nodes.Raw(v, "")) <= 1 {
 			return nil, status.Error(codes.FailedPrecondition, "controller: cannot remove the last controller")
 		}
-		muts := []*raftcmdv1.Mutation{del(tNodes, name), del(tPresence, name)}
+		muts := []*raftcmdv1.Mutation{schema.Nodes.Delete(name), schema.Presence.Delete(name)}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveControllerResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tNodes, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Nodes.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	c.poke()
 	return &controllerv1.RemoveControllerResponse{}, c.waitMembership(ctx, name, false)
 }
 
-// ListAgents lists agents with their connection status.
+// agentInfo is an agent as ListAgents and DescribeAgent show it.
+func agentInfo(name string, p dispatcher.Presence) *controllerv1.AgentInfo {
+	st := "disconnected"
+	if p.Connected {
+		st = "connected"
+	}
+	return &controllerv1.AgentInfo{Name: name, Status: st, Controller: p.Controller, LastSeenUnixMillis: p.LastSeenUnixMillis, Version: p.Version}
+}
+
+// ListAgents lists agents with their connection status, from local state.
+// It does not fail.
 func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest) (*controllerv1.ListAgentsResponse, error) {
 	v := s.c.store.View()
-	pres := s.c.presence(v)
+	pres := s.c.disp.Presence(v)
 	resp := &controllerv1.ListAgentsResponse{}
-	for _, r := range v.List(tAgents, "") {
+	for _, r := range schema.Agents.Raw(v, "") {
 		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
 	}
 	return resp, nil
@@ -484,11 +486,11 @@ func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest)
 // DescribeAgent reports an agent and its facts. Errors: NotFound.
 func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgentRequest) (*controllerv1.DescribeAgentResponse, error) {
 	v := s.c.store.View()
-	rec, _, ok := get(v, tAgents, req.GetName(), &controllerv1.AgentRecord{})
+	rec, _, ok := schema.Agents.Get(v, req.GetName())
 	if !ok {
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
-	pres := s.c.presence(v)
+	pres := s.c.disp.Presence(v)
 	return &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
 }
 
@@ -497,31 +499,28 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequest) (*controllerv1.RemoveAgentResponse, error) {
 	name := req.GetName()
 	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tAgents, name, &controllerv1.AgentRecord{})
+		rec, ver, ok := schema.Agents.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", name)
 		}
-		muts := []*raftcmdv1.Mutation{del(tAgents, name), {Op: &raftcmdv1.Mutation_DeletePrefix{DeletePrefix: &raftcmdv1.DeletePrefix{Table: tCommands, Prefix: name + "/"}}}}
+		muts := []*raftcmdv1.Mutation{schema.Agents.Delete(name), schema.Commands.DeletePrefix(schema.CommandKey(name, ""))}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveAgentResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tAgents, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Agents.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
-	s.c.disp.kick(name)
+	s.c.disp.Kick(name)
 	return &controllerv1.RemoveAgentResponse{}, nil
 }
 
-// ListOperators lists operators.
+// ListOperators lists operators, from local state. It does not fail.
 func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRequest) (*controllerv1.ListOperatorsResponse, error) {
 	resp := &controllerv1.ListOperatorsResponse{}
-	for _, r := range s.c.store.View().List(tOperators, "") {
-		var o controllerv1.OperatorRecord
-		if proto.Unmarshal(r.Value, &o) == nil {
-			resp.Operators = append(resp.Operators, &controllerv1.OperatorInfo{Name: o.GetName(), Role: o.GetRole(), CreatedUnix: o.GetCreatedUnix()})
-		}
+	for _, o := range schema.Operators.Values(s.c.store, "") {
+		resp.Operators = append(resp.Operators, &controllerv1.OperatorInfo{Name: o.GetName(), Role: o.GetRole(), CreatedUnix: o.GetCreatedUnix()})
 	}
 	return resp, nil
 }
@@ -531,15 +530,14 @@ func (s *api) ListOperators(ctx context.Context, _ *controllerv1.ListOperatorsRe
 func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperatorRequest) (*controllerv1.RemoveOperatorResponse, error) {
 	name := req.GetName()
 	err := s.c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := get(v, tOperators, name, &controllerv1.OperatorRecord{})
+		rec, ver, ok := schema.Operators.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "controller: no operator %q (kctl operators)", name)
 		}
 		if rec.GetRole() == string(pki.OperatorAdmin) {
 			admins := 0
-			for _, r := range v.List(tOperators, "") {
-				var o controllerv1.OperatorRecord
-				if proto.Unmarshal(r.Value, &o) == nil && o.GetRole() == string(pki.OperatorAdmin) {
+			for _, o := range schema.Operators.Values(v, "") {
+				if o.GetRole() == string(pki.OperatorAdmin) {
 					admins++
 				}
 			}
@@ -547,14 +545,14 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 				return nil, status.Errorf(codes.FailedPrecondition, "controller: %q is the last admin; create another admin first (kctl token create --role operator --operator-role admin)", name)
 			}
 		}
-		muts := []*raftcmdv1.Mutation{del(tOperators, name)}
+		muts := []*raftcmdv1.Mutation{schema.Operators.Delete(name)}
 		for _, sr := range rec.GetSerials() {
-			muts = append(muts, put(tRevoked, sr, &controllerv1.RemoveOperatorResponse{}))
+			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{ifVersion(tOperators, name, ver)}, Mutations: muts}, nil
+		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Operators.IfVersion(name, ver)}, Mutations: muts}, nil
 	})
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RemoveOperatorResponse{}, nil
 }
@@ -568,7 +566,7 @@ func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequ
 	}
 	id, err := s.c.sendCommand(ctx, req.GetAgent(), req.GetId(), req.GetOperation())
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	var rec *controllerv1.CommandRecord
 	if req.GetWait() {
@@ -577,7 +575,7 @@ func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequ
 		rec, err = s.c.Command(id)
 	}
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.SendCommandResponse{Command: redactCommand(rec)}, nil
 }
@@ -594,7 +592,7 @@ func redactCommand(rec *controllerv1.CommandRecord) *controllerv1.CommandRecord 
 func (s *api) GetCommand(ctx context.Context, req *controllerv1.GetCommandRequest) (*controllerv1.GetCommandResponse, error) {
 	rec, err := s.c.Command(req.GetId())
 	if err != nil {
-		return nil, statusErr(err)
+		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.GetCommandResponse{Command: redactCommand(rec)}, nil
 }

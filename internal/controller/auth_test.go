@@ -49,7 +49,7 @@ func pair(t testing.TB, certPEM, keyPEM []byte) tls.Certificate {
 // clusterCA loads the cluster's real CA from a controller's Raft state.
 func clusterCA(t testing.TB, tc *testCluster) *pki.CA {
 	t.Helper()
-	r, ok := tc.nodes[0].c.Store().Get("cluster", "ca")
+	r, ok := tc.Nodes[0].C.Store().Get("cluster", "ca")
 	if !ok {
 		t.Fatal("no CA in the store")
 	}
@@ -80,7 +80,7 @@ func clusterStatus(ctx context.Context, cc *grpc.ClientConn) error {
 // controller (real gRPC server, real mutual TLS, real Raft state).
 func TestAuth_NegativeMatrix(t *testing.T) {
 	tc := newTestCluster(t, 1, nil)
-	addr := tc.nodes[0].api
+	addr := tc.Nodes[0].API
 	ca := clusterCA(t, tc)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -125,11 +125,11 @@ func TestAuth_NegativeMatrix(t *testing.T) {
 	t.Run("revoked agent", func(t *testing.T) {
 		dir := filepath.Join(t.TempDir(), "gone")
 		_, err := agent.New(ctx, agent.Config{Name: "gone", DataDir: dir, Controllers: []string{addr}, Runtime: &agent.FakeRuntime{},
-			Token: tc.token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour), Logger: tc.logger})
+			Token: tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour), Logger: tc.Logger})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if err := tc.adminClient().Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		if err := tc.AdminClient().Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 			_, err := cc.RemoveAgent(ctx, &controllerv1.RemoveAgentRequest{Name: "gone"})
 			return err
 		}); err != nil {
@@ -191,7 +191,7 @@ func TestAuth_NegativeMatrix(t *testing.T) {
 
 	t.Run("token past its TTL", func(t *testing.T) {
 		var tokStr string
-		if err := tc.adminClient().Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		if err := tc.AdminClient().Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 			r, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: controllerv1.Role_ROLE_AGENT, TtlSeconds: 1, Uses: 1000})
 			tokStr = r.GetToken()
 			return err
@@ -218,7 +218,7 @@ func TestAuth_NegativeMatrix(t *testing.T) {
 	t.Run("token whose CA digest does not match", func(t *testing.T) {
 		foreign, _ := pkitest.NewTestCA(t).Token()
 		_, err := agent.New(ctx, agent.Config{Name: "impostor-victim", DataDir: t.TempDir(), Controllers: []string{addr},
-			Runtime: &agent.FakeRuntime{}, Token: foreign.String(), Logger: tc.logger})
+			Runtime: &agent.FakeRuntime{}, Token: foreign.String(), Logger: tc.Logger})
 		t.Logf("agent.New with a foreign token: %v", err)
 		if !errors.Is(err, agent.ErrTokenRejected) || !strings.Contains(err.Error(), "does not match the token's digest") {
 			t.Fatalf("agent.New with a token for another CA = %v, want ErrTokenRejected naming the CA", err)
@@ -237,7 +237,7 @@ func mustCSR(t testing.TB, key []byte) []byte {
 
 func mustToken(t testing.TB, tc *testCluster, role controllerv1.Role, name, opRole string) pki.Token {
 	t.Helper()
-	tc.lastToken = tc.token(role, name, opRole, 1, time.Hour)
+	tc.lastToken = tc.Token(role, name, opRole, 1, time.Hour)
 	tok, err := pki.ParseToken(tc.lastToken)
 	if err != nil {
 		t.Fatal(err)

@@ -46,7 +46,7 @@ func (r *countingRuntime) count(payload string) int {
 func listTokens(t testing.TB, tc *testCluster, nodes ...int) []string {
 	t.Helper()
 	var ids []string
-	err := tc.adminClient(nodes...).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+	err := tc.AdminClient(nodes...).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		r, err := cc.ListTokens(ctx, &controllerv1.ListTokensRequest{})
 		for _, tk := range r.GetTokens() {
 			ids = append(ids, tk.GetId())
@@ -64,21 +64,21 @@ func TestCluster_WritesThroughAnyNodeSurviveLeaderLoss(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	// Write through every node, followers included: they forward.
 	for i := range 3 {
-		c := tc.adminClient(i)
+		c := tc.AdminClient(i)
 		if err := c.Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 			_, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: controllerv1.Role_ROLE_AGENT, Uses: 5})
 			return err
 		}); err != nil {
-			t.Fatalf("CreateToken via %s = %v", tc.nodes[i].name, err)
+			t.Fatalf("CreateToken via %s = %v", tc.Nodes[i].Name, err)
 		}
 	}
 	before := listTokens(t, tc)
 	if len(before) != 3 {
 		t.Fatalf("tokens after 3 writes = %d, want 3", len(before))
 	}
-	old := tc.waitLeader()
-	tc.kill(old)
-	nl := tc.waitLeader()
+	old := tc.Leader()
+	tc.Kill(old)
+	nl := tc.Leader()
 	if nl == old {
 		t.Fatalf("leader after kill = %d, want another", nl)
 	}
@@ -91,16 +91,16 @@ func TestCluster_WritesThroughAnyNodeSurviveLeaderLoss(t *testing.T) {
 	// Every earlier write is there, read through each survivor.
 	for _, i := range live {
 		if got := listTokens(t, tc, i); !slices.Equal(got, before) {
-			t.Fatalf("tokens via %s after failover = %v, want %v", tc.nodes[i].name, got, before)
+			t.Fatalf("tokens via %s after failover = %v, want %v", tc.Nodes[i].Name, got, before)
 		}
 	}
 	// And the survivors still accept writes through either node.
 	for _, i := range live {
-		if err := tc.adminClient(i).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		if err := tc.AdminClient(i).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 			_, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: controllerv1.Role_ROLE_AGENT})
 			return err
 		}); err != nil {
-			t.Fatalf("CreateToken via %s after failover = %v", tc.nodes[i].name, err)
+			t.Fatalf("CreateToken via %s after failover = %v", tc.Nodes[i].Name, err)
 		}
 	}
 }
@@ -110,19 +110,19 @@ func TestCluster_FullRestartLosesNothing(t *testing.T) {
 	rt := &countingRuntime{}
 	tc.startAgent("web-1", rt, 1)
 	for range 5 {
-		tc.token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour)
+		tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour)
 	}
 	before := listTokens(t, tc)
-	tc.closeAll()
+	tc.KillAll()
 	for i := range 3 {
-		tc.start(i, false, "")
+		tc.Restart(i)
 	}
-	tc.waitLeader()
+	tc.Leader()
 	if got := listTokens(t, tc); !slices.Equal(got, before) {
 		t.Fatalf("tokens after restart = %v, want %v", got, before)
 	}
 	// The agent reconnects with its stored certificate and gets commands.
-	l := tc.nodes[tc.waitLeader()].c
+	l := tc.Nodes[tc.Leader()].C
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	id, err := l.SendCommand(ctx, "web-1", &agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: "after-restart"}}})
@@ -142,18 +142,18 @@ func TestCluster_LaggingNodeRestoresFromSnapshot(t *testing.T) {
 	tc := newTestCluster(t, 3, func(c *raftstore.Config) {
 		c.SnapshotThreshold, c.TrailingLogs, c.SnapshotInterval = 16, 4, 100*time.Millisecond
 	})
-	lagger := tc.follower()
-	tc.kill(lagger)
+	lagger := tc.Follower()
+	tc.Kill(lagger)
 	for range 40 {
-		tc.token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour)
+		tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour)
 	}
-	l := tc.nodes[tc.waitLeader()].c
+	l := tc.Nodes[tc.Leader()].C
 	if err := l.Store().Snapshot(); err != nil {
 		t.Fatalf("Snapshot = %v", err)
 	}
 	want := listTokens(t, tc)
-	tc.start(lagger, false, "")
-	st := tc.nodes[lagger].c.Store()
+	tc.Restart(lagger)
+	st := tc.Nodes[lagger].C.Store()
 	waitFor(t, 20*time.Second, "the lagging node to catch up", func() error {
 		if got := len(st.List("tokens", "")); got < len(want) {
 			return fmt.Errorf("lagging node holds %d tokens, want %d", got, len(want))
@@ -175,12 +175,12 @@ func TestCluster_AddAndRemoveController(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	a := tc.startAgent("web-1", &countingRuntime{}, 2, 0, 1)
 	waitFor(t, 10*time.Second, "web-1 on c3", func() error {
-		if a.Connected() != tc.nodes[2].api {
+		if a.Connected() != tc.Nodes[2].API {
 			return fmt.Errorf("web-1 connected to %q", a.Connected())
 		}
 		return nil
 	})
-	err := tc.adminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+	err := tc.AdminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		_, err := cc.RemoveController(ctx, &controllerv1.RemoveControllerRequest{Name: "c3"})
 		return err
 	})
@@ -188,7 +188,7 @@ func TestCluster_AddAndRemoveController(t *testing.T) {
 		t.Fatalf("RemoveController(c3) = %v", err)
 	}
 	var st *controllerv1.ClusterStatusResponse
-	err = tc.adminClient(0, 1).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
+	err = tc.AdminClient(0, 1).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
 		st, err = cc.ClusterStatus(ctx, &controllerv1.ClusterStatusRequest{})
 		return err
 	})
@@ -199,7 +199,7 @@ func TestCluster_AddAndRemoveController(t *testing.T) {
 		t.Fatalf("nodes after removing c3 = %v, want 2", st.GetNodes())
 	}
 	// The removed controller's certificate no longer works.
-	err = tc.client(tc.nodes[2].c.Credentials(), 0).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+	err = tc.Client(tc.Nodes[2].C.Credentials(), 0).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		_, err := cc.ClusterStatus(ctx, &controllerv1.ClusterStatusRequest{})
 		return err
 	})
@@ -208,7 +208,7 @@ func TestCluster_AddAndRemoveController(t *testing.T) {
 	}
 	// The removed controller hands its agent over to the others.
 	waitFor(t, 10*time.Second, "web-1 to move off c3", func() error {
-		if got := a.Connected(); got == "" || got == tc.nodes[2].api {
+		if got := a.Connected(); got == "" || got == tc.Nodes[2].API {
 			return fmt.Errorf("web-1 connected to %q", got)
 		}
 		return nil

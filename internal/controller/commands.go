@@ -14,6 +14,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // A command id is "<16 hex digits of unix nanos>-<8 hex random>.<agent>":
@@ -32,7 +33,7 @@ func commandKey(id string) (string, error) {
 	if len(id) <= idPrefixLen+1 || id[idPrefixLen] != '.' {
 		return "", status.Errorf(codes.InvalidArgument, "controller: %q is not a command id", id)
 	}
-	return id[idPrefixLen+1:] + "/" + id, nil
+	return schema.CommandKey(id[idPrefixLen+1:], id), nil
 }
 
 // SendCommand records op for agent in Raft and returns the command's id.
@@ -62,14 +63,14 @@ func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agen
 	// request_id = id: a retried SendCommand with the same id is a no-op.
 	res, err := c.apply(ctx, &raftcmdv1.Command{
 		RequestId:     "cmd:" + id,
-		Preconditions: []*raftcmdv1.Precondition{ifPresent(tAgents, agent), ifAbsent(tCommands, key)},
-		Mutations:     []*raftcmdv1.Mutation{put(tCommands, key, rec)},
+		Preconditions: []*raftcmdv1.Precondition{schema.Agents.IfPresent(agent), schema.Commands.IfAbsent(key)},
+		Mutations:     []*raftcmdv1.Mutation{schema.Commands.Put(key, rec)},
 	})
 	if err != nil {
 		return "", err
 	}
 	if !res.GetApplied() {
-		if _, ok := c.store.View().Get(tCommands, key); ok {
+		if ok := schema.Commands.Has(c.store.View(), key); ok {
 			return id, nil // already recorded (a retry)
 		}
 		return "", status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", agent)
@@ -83,7 +84,7 @@ func (c *Controller) Command(id string) (*controllerv1.CommandRecord, error) {
 	if err != nil {
 		return nil, err
 	}
-	rec, _, ok := get(c.store.View(), tCommands, key, &controllerv1.CommandRecord{})
+	rec, _, ok := schema.Commands.Get(c.store.View(), key)
 	if !ok {
 		return nil, fmt.Errorf("%w: command %s", errNotFound, id)
 	}
@@ -111,105 +112,6 @@ func (c *Controller) WaitResult(ctx context.Context, id string) (*controllerv1.C
 	}
 }
 
-// pendingResult is one result awaiting its Raft write.
-type pendingResult struct {
-	s   *session
-	res *agentv1.CommandResult
-}
-
-// resultWriter batches command results into few Raft writes: one entry per
-// batch of up to maxResultBatch results, those that arrived while the
-// previous batch was being written.
-type resultWriter struct {
-	c  *Controller
-	ch chan pendingResult
-}
-
-const maxResultBatch = 512
-
-func newResultWriter(c *Controller) *resultWriter {
-	return &resultWriter{c: c, ch: make(chan pendingResult, 4096)}
-}
-
-func (w *resultWriter) submit(s *session, r *agentv1.CommandResult) {
-	select {
-	case w.ch <- pendingResult{s, r}:
-	case <-w.c.ctx.Done():
-	}
-}
-
-func (w *resultWriter) run(ctx context.Context) {
-	for {
-		var batch []pendingResult
-		select {
-		case <-ctx.Done():
-			return
-		case p := <-w.ch:
-			batch = append(batch, p)
-		}
-		// Group commit: take what queued while the last write was in
-		// flight, without waiting for more. A lone result is written at
-		// once; a burst gathers behind the write before it.
-	gather:
-		for len(batch) < maxResultBatch {
-			select {
-			case p := <-w.ch:
-				batch = append(batch, p)
-			default:
-				break gather
-			}
-		}
-		w.write(ctx, batch)
-	}
-}
-
-func (w *resultWriter) write(ctx context.Context, batch []pendingResult) {
-	c := w.c
-	v := c.store.View()
-	now := time.Now().UnixMilli()
-	cmd := &raftcmdv1.Command{}
-	seen := map[string]bool{}
-	for _, p := range batch {
-		key, err := commandKey(p.res.GetId())
-		if err != nil || seen[key] || !strings.HasPrefix(key, p.s.name+"/") {
-			continue // not this agent's command: ignore
-		}
-		rec, _, ok := get(v, tCommands, key, &controllerv1.CommandRecord{})
-		if !ok || rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE {
-			continue
-		}
-		seen[key] = true
-		rec.State = controllerv1.CommandState_COMMAND_STATE_DONE
-		rec.Result = p.res.GetResult()
-		rec.DoneUnixMillis = now
-		rec.Controller = c.cfg.Name
-		// Present: a command deleted meanwhile (agent removed, GC) stays
-		// deleted. Each key gets its own command so one conflict does not
-		// drop the batch: preconditions are per command, so check present
-		// in the FSM by writing only if the record still exists.
-		cmd.Preconditions = append(cmd.Preconditions, ifPresent(tCommands, key))
-		cmd.Mutations = append(cmd.Mutations, put(tCommands, key, rec))
-	}
-	if len(cmd.Mutations) == 0 {
-		return
-	}
-	wctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	res, err := c.applyRepeatable(wctx, cmd)
-	if err == nil && !res.GetApplied() {
-		// Some command vanished: write the rest one by one.
-		for i, m := range cmd.Mutations {
-			_, err = c.applyRepeatable(wctx, &raftcmdv1.Command{Preconditions: cmd.Preconditions[i : i+1], Mutations: []*raftcmdv1.Mutation{m}})
-		}
-	}
-	if err != nil {
-		c.log.Warn("recording command results failed; they will be redelivered", "err", err, "results", len(cmd.Mutations))
-		for _, p := range batch {
-			p.s.forget(p.res.GetId())
-		}
-	}
-}
-
 // broadcastChunk bounds the commands written per Raft entry.
 const broadcastChunk = 1000
 
@@ -226,8 +128,8 @@ func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1
 		for i := start; i < end; i++ {
 			ids[i] = NewCommandID(agents[i])
 			key, _ := commandKey(ids[i])
-			cmd.Preconditions = append(cmd.Preconditions, ifPresent(tAgents, agents[i]))
-			cmd.Mutations = append(cmd.Mutations, put(tCommands, key, &controllerv1.CommandRecord{
+			cmd.Preconditions = append(cmd.Preconditions, schema.Agents.IfPresent(agents[i]))
+			cmd.Mutations = append(cmd.Mutations, schema.Commands.Put(key, &controllerv1.CommandRecord{
 				Id: ids[i], Agent: agents[i], Operation: op, State: controllerv1.CommandState_COMMAND_STATE_PENDING,
 				CreatedUnixMillis: now, CreatedBy: caller(ctx),
 			}))
@@ -245,7 +147,5 @@ func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1
 
 // Sessions reports how many agent sessions this controller holds.
 func (c *Controller) Sessions() int {
-	c.disp.mu.Lock()
-	defer c.disp.mu.Unlock()
-	return len(c.disp.sessions)
+	return c.disp.Sessions()
 }

@@ -3,8 +3,10 @@
 // the controllers, agents and operators, and the commands addressed to
 // agents; serves the gRPC API over mutual TLS (internal/pki authorizes every
 // method through one Policy, policy.go); forwards writes received as a
-// follower to the leader (write.go); and holds agent sessions
-// (dispatcher.go) on every controller, leader or not.
+// follower to the leader (write.go); and holds agent sessions on every
+// controller, leader or not (internal/dispatcher, over dispatcherCluster).
+// Every Raft table it uses is declared in internal/schema; errors become
+// gRPC statuses through internal/rpcerr.
 //
 // Lifecycle: Start opens the data directory, starts Raft and serves on the
 // caller-owned listeners; Close stops serving, flushes presence and closes
@@ -33,8 +35,11 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 var (
@@ -98,8 +103,7 @@ type Controller struct {
 	store     *raftstore.Store
 	grpc      *grpc.Server
 	health    *health.Server
-	disp      *dispatcher
-	results   *resultWriter
+	disp      *dispatcher.Dispatcher
 	peers     *peerPool
 	auth      *pki.Authorizer
 	// init is set by --init until bootstrap records it; joinPeers are the
@@ -122,14 +126,56 @@ type Controller struct {
 // serves (for --init: once it leads and the CA is recorded; for --join: once
 // it is a voter).
 func Start(ctx context.Context, cfg Config) (*Controller, error) {
+	if err := cfg.setDefaults(); err != nil {
+		return nil, err
+	}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
+	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	ok := false
+	defer func() {
+		if !ok {
+			c.cancel()
+			if c.store != nil {
+				c.store.Close()
+			}
+			cfg.APIListener.Close()
+			cfg.RaftListener.Close()
+		}
+	}()
+	adminCreds, err := c.setUp(ctx)
+	if err != nil {
+		return nil, err
+	}
+	c.serve()
+	if len(cfg.JoinAddrs) > 0 {
+		if err := c.becomeVoter(ctx); err != nil {
+			c.Close()
+			ok = true // Close cleaned up
+			return nil, err
+		}
+	}
+	if adminCreds != nil {
+		path := filepath.Join(cfg.DataDir, adminFile)
+		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
+		c.log.Info("wrote admin credentials", "path", path)
+	}
+	ok = true
+	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
+	return c, nil
+}
+
+// setDefaults checks cfg and fills in its defaults.
+func (cfg *Config) setDefaults() error {
 	if cfg.Name == "" {
-		return nil, errors.New("controller: --name is required")
+		return errors.New("controller: --name is required")
 	}
 	if err := validName(cfg.Name); err != nil {
-		return nil, fmt.Errorf("controller: --name: %w", err)
+		return fmt.Errorf("controller: --name: %w", err)
 	}
 	if cfg.DataDir == "" {
-		return nil, errors.New("controller: --data-dir is required")
+		return errors.New("controller: --data-dir is required")
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -149,26 +195,18 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	if cfg.RaftAddress == "" {
 		cfg.RaftAddress = cfg.RaftListener.Addr().String()
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
-	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
-	ok := false
-	defer func() {
-		if !ok {
-			c.cancel()
-			if c.store != nil {
-				c.store.Close()
-			}
-			cfg.APIListener.Close()
-			cfg.RaftListener.Close()
-		}
-	}()
+	return nil
+}
 
-	fresh := cfg.Init || len(cfg.JoinAddrs) > 0
-	if err := c.checkDataDir(fresh); err != nil {
+// setUp gets the node's credentials (new with --init, from the cluster with
+// --join, from the data directory otherwise), opens the store, bootstraps a
+// new cluster and builds the servers. With --init it returns the admin's
+// credentials file.
+func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
+	cfg := c.cfg
+	if err := c.checkDataDir(cfg.Init || len(cfg.JoinAddrs) > 0); err != nil {
 		return nil, err
 	}
-	var adminCreds []byte
-	var err error
 	switch {
 	case cfg.Init:
 		adminCreds, err = c.initCredentials()
@@ -191,9 +229,19 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		}
 	}
 	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
-	c.disp = newDispatcher(c)
-	c.results = newResultWriter(c)
-	c.grpc = grpc.NewServer(
+	c.disp = dispatcher.New(dispatcher.Config{
+		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
+		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
+	}, dispatcherCluster{Store: c.store, c: c})
+	c.grpc = c.newServer()
+	return adminCreds, nil
+}
+
+// newServer builds the gRPC server of every service the controller serves,
+// authorized per method by Policy.
+func (c *Controller) newServer() *grpc.Server {
+	cfg := c.cfg
+	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
 		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
 		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
@@ -208,41 +256,27 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		// connection soon after.
 		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 3 * cfg.HeartbeatInterval, Timeout: 5 * time.Second}),
 	)
-	controllerv1.RegisterControllerServiceServer(c.grpc, &api{c: c})
-	controllerv1.RegisterInternalServiceServer(c.grpc, &internalAPI{c: c})
-	agentv1.RegisterSessionServiceServer(c.grpc, c.disp)
-	deployv1.RegisterDeployServiceServer(c.grpc, c.deployService())
+	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
+	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
+	agentv1.RegisterSessionServiceServer(s, c.disp)
+	deployv1.RegisterDeployServiceServer(s, c.deployService())
 	c.health = health.NewServer()
-	healthpb.RegisterHealthServer(c.grpc, c.health)
+	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
+	return s
+}
 
+// serve starts serving the API and the background work: the leadership
+// loop, the dispatcher and certificate renewal.
+func (c *Controller) serve() {
 	c.wg.Go(func() {
-		if err := c.grpc.Serve(cfg.APIListener); err != nil {
+		if err := c.grpc.Serve(c.cfg.APIListener); err != nil {
 			c.log.Error("api server stopped", "err", err)
 		}
 	})
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
-	c.wg.Go(func() { c.disp.run(c.ctx) })
-	c.wg.Go(func() { c.results.run(c.ctx) })
+	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
-
-	if len(cfg.JoinAddrs) > 0 {
-		if err := c.becomeVoter(ctx); err != nil {
-			c.Close()
-			ok = true // Close cleaned up
-			return nil, err
-		}
-	}
-	if adminCreds != nil {
-		path := filepath.Join(cfg.DataDir, adminFile)
-		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
-			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
-		}
-		c.log.Info("wrote admin credentials", "path", path)
-	}
-	ok = true
-	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
-	return c, nil
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
@@ -303,7 +337,7 @@ func (c *Controller) openStore() error {
 				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
 			}
 			if st := opened.Load(); st != nil {
-				if _, revoked := st.View().Get(tRevoked, pki.Serial(leaf)); revoked {
+				if revoked := schema.Revoked.Has(st.View(), pki.Serial(leaf)); revoked {
 					return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
 				}
 			}
@@ -350,7 +384,7 @@ func (c *Controller) Close() error {
 		}()
 		// Sessions are long-lived streams blocked in Recv: give unary
 		// calls a moment, then close every connection.
-		c.disp.closeSessions()
+		c.disp.Close()
 		select {
 		case <-stopped:
 		case <-time.After(200 * time.Millisecond):
@@ -365,3 +399,21 @@ func (c *Controller) Close() error {
 	})
 	return c.closeErr
 }
+
+// dispatcherCluster is the dispatcher's view of this controller: the local
+// store, writes through the leader, the controllers' addresses.
+type dispatcherCluster struct {
+	*raftstore.Store
+	c *Controller
+}
+
+var _ dispatcher.Cluster = dispatcherCluster{}
+
+// Write applies cmd through the leader (the dispatcher's writes are
+// repeatable: presence, results, facts).
+func (d dispatcherCluster) Write(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
+	return d.c.applyRepeatable(ctx, cmd)
+}
+
+// Controllers lists every controller's API address.
+func (d dispatcherCluster) Controllers() []string { return d.c.controllerAddrs() }

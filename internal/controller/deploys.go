@@ -13,30 +13,12 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
+	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
-
-// deployPolicy is who may call the deploy service (internal/deploy).
-var deployPolicy = pki.Policy{
-	"/kctl.deploy.v1.DeployService/Submit":      deployer,
-	"/kctl.deploy.v1.DeployService/Cancel":      deployer,
-	"/kctl.deploy.v1.DeployService/AcquireLock": deployer,
-	"/kctl.deploy.v1.DeployService/ReleaseLock": deployer,
-	"/kctl.deploy.v1.DeployService/Versions":    deployer,
-	"/kctl.deploy.v1.DeployService/Get":         anyOperator,
-	"/kctl.deploy.v1.DeployService/List":        anyOperator,
-	"/kctl.deploy.v1.DeployService/Watch":       anyOperator,
-	"/kctl.deploy.v1.DeployService/LockStatus":  anyOperator,
-	"/kctl.deploy.v1.DeployService/Audit":       anyOperator,
-}
-
-func init() {
-	for method, allow := range deployPolicy {
-		Policy[method] = allow
-	}
-}
 
 // deployStore is the deploy service's view of the store: writes go through
 // the leader, linearizable reads through linearize.
@@ -91,16 +73,16 @@ type presenceCache struct {
 	mu       sync.Mutex
 	versions []uint64
 	at       time.Time
-	m        map[string]presenceView
+	m        map[string]dispatcher.Presence
 }
 
 const presenceCacheTTL = 100 * time.Millisecond
 
-func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
+func (a deployAgents) presence(v *raftstore.Snapshot) map[string]dispatcher.Presence {
 	if a.pc == nil {
-		return a.c.presence(v)
+		return a.c.disp.Presence(v)
 	}
-	recs := v.List(tPresence, "")
+	recs := schema.Presence.Raw(v, "")
 	versions := make([]uint64, len(recs))
 	for i, r := range recs {
 		versions[i] = r.ModifyIndex
@@ -108,7 +90,7 @@ func (a deployAgents) presence(v *raftstore.Snapshot) map[string]presenceView {
 	a.pc.mu.Lock()
 	defer a.pc.mu.Unlock()
 	if a.pc.m == nil || !slices.Equal(versions, a.pc.versions) || time.Since(a.pc.at) >= presenceCacheTTL {
-		a.pc.m, a.pc.versions, a.pc.at = a.c.presence(v), versions, time.Now()
+		a.pc.m, a.pc.versions, a.pc.at = a.c.disp.Presence(v), versions, time.Now()
 	}
 	return a.pc.m
 }
@@ -118,10 +100,10 @@ var _ deploy.Agents = deployAgents{}
 // AgentState reports whether the agent is enrolled and connected.
 func (a deployAgents) AgentState(name string) scheduler.AgentState {
 	v := a.c.store.View()
-	if _, ok := v.Get(tAgents, name); !ok {
+	if ok := schema.Agents.Has(v, name); !ok {
 		return scheduler.AgentUnknown
 	}
-	if a.presence(v)[name].connected {
+	if a.presence(v)[name].Connected {
 		return scheduler.AgentConnected
 	}
 	return scheduler.AgentDisconnected
@@ -159,7 +141,7 @@ func (a deployAgents) Forget(ctx context.Context, cmds []deploy.AgentCommand) er
 		if err != nil {
 			return err
 		}
-		muts = append(muts, del(tCommands, key))
+		muts = append(muts, schema.Commands.Delete(key))
 	}
 	if len(muts) == 0 {
 		return nil

@@ -6,11 +6,10 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // commandRetention is how long finished commands are kept.
@@ -91,10 +90,9 @@ func (c *Controller) reconcileOnce(ctx context.Context) {
 	}
 	v := c.store.View()
 	want := map[string]*controllerv1.NodeRecord{}
-	for _, r := range v.List(tNodes, "") {
-		var n controllerv1.NodeRecord
-		if proto.Unmarshal(r.Value, &n) == nil && n.GetVoter() {
-			want[n.GetName()] = &n
+	for _, n := range schema.Nodes.Values(v, "") {
+		if n.GetVoter() {
+			want[n.GetName()] = n
 		}
 	}
 	if len(want) == 0 {
@@ -114,7 +112,7 @@ func (c *Controller) reconcileOnce(ctx context.Context) {
 		}
 	}
 	for _, s := range servers {
-		if _, ok := v.Get(tNodes, s.ID); ok {
+		if ok := schema.Nodes.Has(v, s.ID); ok {
 			continue
 		}
 		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -142,30 +140,26 @@ func (c *Controller) collectGarbage(ctx context.Context) {
 		v := c.store.View()
 		now := time.Now()
 		var muts []*raftcmdv1.Mutation
-		for _, r := range v.List(tCommands, "") {
-			var rec controllerv1.CommandRecord
-			if proto.Unmarshal(r.Value, &rec) != nil {
-				continue
-			}
+		for _, r := range schema.Commands.List(v, "") {
+			rec := r.Value
 			done := rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE
 			switch {
 			case done && now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention,
 				// A command no agent answered in a day is not run late.
 				!done && now.Sub(time.UnixMilli(rec.GetCreatedUnixMillis())) > pendingRetention:
-				muts = append(muts, del(tCommands, r.Key))
+				muts = append(muts, schema.Commands.Delete(r.Key))
 			}
 		}
-		for _, r := range v.List(tTokens, "") {
-			var rec controllerv1.TokenRecord
+		for _, r := range schema.Tokens.List(v, "") {
 			// Spent tokens stay until they expire, so a reuse is told
 			// "used up" rather than "unknown".
-			if proto.Unmarshal(r.Value, &rec) == nil && now.Unix() > rec.GetExpiresUnix()+3600 {
-				muts = append(muts, del(tTokens, r.Key))
+			if now.Unix() > r.Value.GetExpiresUnix()+3600 {
+				muts = append(muts, schema.Tokens.Delete(r.Key))
 			}
 		}
-		for _, r := range v.List(tPresence, "") {
-			if _, ok := v.Get(tNodes, r.Key); !ok {
-				muts = append(muts, del(tPresence, r.Key))
+		for _, r := range schema.Presence.Raw(v, "") {
+			if ok := schema.Nodes.Has(v, r.Key); !ok {
+				muts = append(muts, schema.Presence.Delete(r.Key))
 			}
 		}
 		for len(muts) > 0 {

@@ -13,9 +13,10 @@ var (
 	public      = pki.Allow{Public: true}
 )
 
-// Policy says who may call every method the controller serves; the
-// Authorizer denies anything not listed. Controllers are listed where a
-// follower forwards a call on behalf of its caller.
+// Policy says who may call every method the controller serves, the deploy
+// service's included: one declarative table, consulted once per RPC by the
+// Authorizer's interceptors, which deny anything not listed. Controllers are
+// listed where a follower forwards a call on behalf of its caller.
 var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/Join":             public,
 	"/kctl.controller.v1.ControllerService/RenewCertificate": {Roles: []pki.Role{pki.RoleAgent, pki.RoleOperator, pki.RoleController}},
@@ -35,6 +36,16 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.InternalService/Apply":              controllers,
 	"/kctl.controller.v1.InternalService/ReadIndex":          controllers,
 	"/kctl.agent.v1.SessionService/Session":                  agents,
+	"/kctl.deploy.v1.DeployService/Submit":                   deployer,
+	"/kctl.deploy.v1.DeployService/Cancel":                   deployer,
+	"/kctl.deploy.v1.DeployService/AcquireLock":              deployer,
+	"/kctl.deploy.v1.DeployService/ReleaseLock":              deployer,
+	"/kctl.deploy.v1.DeployService/Versions":                 deployer,
+	"/kctl.deploy.v1.DeployService/Get":                      anyOperator,
+	"/kctl.deploy.v1.DeployService/List":                     anyOperator,
+	"/kctl.deploy.v1.DeployService/Watch":                    anyOperator,
+	"/kctl.deploy.v1.DeployService/LockStatus":               anyOperator,
+	"/kctl.deploy.v1.DeployService/Audit":                    anyOperator,
 	"/grpc.health.v1.Health/Check":                           public,
 	"/grpc.health.v1.Health/Watch":                           public,
 	"/grpc.health.v1.Health/List":                            public,

@@ -18,7 +18,7 @@ func noop(p string) *agentv1.Operation {
 func agents(t testing.TB, tc *testCluster) map[string]*controllerv1.AgentInfo {
 	t.Helper()
 	out := map[string]*controllerv1.AgentInfo{}
-	err := tc.adminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+	err := tc.AdminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		r, err := cc.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
 		for _, a := range r.GetAgents() {
 			out[a.GetName()] = a
@@ -33,7 +33,7 @@ func agents(t testing.TB, tc *testCluster) map[string]*controllerv1.AgentInfo {
 
 func TestSession_CommandsReachAgentPinnedToFollower(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
-	f := tc.follower()
+	f := tc.Follower()
 	rt := &countingRuntime{}
 	tc.startAgent("web-1", rt, f) // knows only a follower's address
 	waitFor(t, 10*time.Second, "web-1 connected", func() error {
@@ -43,7 +43,7 @@ func TestSession_CommandsReachAgentPinnedToFollower(t *testing.T) {
 		return nil
 	})
 	// Sent through the leader, delivered by the follower holding the session.
-	l := tc.nodes[tc.waitLeader()].c
+	l := tc.Nodes[tc.Leader()].C
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	id, err := l.SendCommand(ctx, "web-1", noop("hello"))
@@ -54,7 +54,7 @@ func TestSession_CommandsReachAgentPinnedToFollower(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WaitResult = %v", err)
 	}
-	if got, want := rec.GetController(), tc.nodes[f].name; got != want {
+	if got, want := rec.GetController(), tc.Nodes[f].Name; got != want {
 		t.Errorf("result recorded by %s, want %s (the session holder)", got, want)
 	}
 	if got := rt.count("hello"); got != 1 {
@@ -64,7 +64,7 @@ func TestSession_CommandsReachAgentPinnedToFollower(t *testing.T) {
 
 func TestSession_FailoverDeliversOnceAndKeepsAgentsConnected(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
-	leader := tc.waitLeader()
+	leader := tc.Leader()
 	rt1, rt2 := &countingRuntime{}, &countingRuntime{}
 	// web-1 sits on the leader, web-2 on a follower; both know every node.
 	order := []int{leader, (leader + 1) % 3, (leader + 2) % 3}
@@ -79,13 +79,13 @@ func TestSession_FailoverDeliversOnceAndKeepsAgentsConnected(t *testing.T) {
 		}
 		return nil
 	})
-	if a1.Connected() != tc.nodes[leader].api {
-		t.Fatalf("web-1 connected to %s, want the leader %s", a1.Connected(), tc.nodes[leader].api)
+	if a1.Connected() != tc.Nodes[leader].API {
+		t.Fatalf("web-1 connected to %s, want the leader %s", a1.Connected(), tc.Nodes[leader].API)
 	}
 	// Kill the leader, which holds web-1's session, and send commands to
 	// both agents through a survivor while the cluster fails over.
-	survivor := tc.nodes[order[1]].c
-	tc.kill(leader)
+	survivor := tc.Nodes[order[1]].C
+	tc.Kill(leader)
 	if as := agents(t, tc); as["web-2"].GetStatus() != "connected" || as["web-1"].GetStatus() != "connected" {
 		t.Errorf("right after the leader died: %v, want both still shown connected (grace)", as)
 	}
@@ -127,7 +127,7 @@ func TestSession_FailoverDeliversOnceAndKeepsAgentsConnected(t *testing.T) {
 			t.Errorf("web-2 shown %s during the failover, want connected throughout", as["web-2"].GetStatus())
 		}
 		for _, n := range []string{"web-1", "web-2"} {
-			if as[n].GetStatus() != "connected" || as[n].GetController() == tc.nodes[leader].name {
+			if as[n].GetStatus() != "connected" || as[n].GetController() == tc.Nodes[leader].Name {
 				return fmt.Errorf("%s = %v", n, as[n])
 			}
 		}
@@ -147,7 +147,7 @@ func TestSession_StatusFollowsConnectAndDisconnect(t *testing.T) {
 	})
 	stop()
 	start := time.Now()
-	waitFor(t, 3*tc.hbeat+2*time.Second, "web-1 disconnected", func() error {
+	waitFor(t, 3*tc.HeartbeatInterval+2*time.Second, "web-1 disconnected", func() error {
 		if a := agents(t, tc)["web-1"]; a.GetStatus() != "disconnected" || a.GetLastSeenUnixMillis() == 0 {
 			return fmt.Errorf("web-1 = %v", a)
 		}
@@ -155,7 +155,7 @@ func TestSession_StatusFollowsConnectAndDisconnect(t *testing.T) {
 	})
 	t.Logf("disconnect visible after %s", time.Since(start))
 	// Removing an agent revokes it and ends its session at once.
-	err := tc.adminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+	err := tc.AdminClient().Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		_, err := cc.RemoveAgent(ctx, &controllerv1.RemoveAgentRequest{Name: "web-2"})
 		return err
 	})

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -14,6 +13,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // initState is what --init creates before Raft runs; bootstrap records it.
@@ -135,9 +135,9 @@ func (c *Controller) bootstrap(ctx context.Context) error {
 	}
 	now := time.Now().Unix()
 	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
-		put(tCluster, keyCA, &controllerv1.ClusterRecord{ClusterId: c.init.ca.ClusterID(), CaCertPem: c.init.ca.CertPEM, CaKeyPem: keyPEM}),
-		put(tNodes, c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
-		put(tOperators, "admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
+		schema.Cluster.Put(schema.KeyCA, &controllerv1.ClusterRecord{ClusterId: c.init.ca.ClusterID(), CaCertPem: c.init.ca.CertPEM, CaKeyPem: keyPEM}),
+		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
+		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
 	}})
 	return err
 }
@@ -217,7 +217,7 @@ func (c *Controller) becomeVoter(ctx context.Context) error {
 	}
 	for {
 		if _, err := c.clusterRecord(); err == nil {
-			if _, _, ok := get(c.store.View(), tNodes, c.cfg.Name, &controllerv1.NodeRecord{}); ok {
+			if _, _, ok := schema.Nodes.Get(c.store.View(), c.cfg.Name); ok {
 				return nil
 			}
 		}
@@ -271,7 +271,7 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.addSerial(ctx, tNodes, id.Name, pki.Serial(leaf)); err != nil {
+	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf)); err != nil {
 		return err
 	}
 	if err := c.creds.Update(certPEM, keyPEM); err != nil {
@@ -282,5 +282,3 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	}
 	return writeFileAtomic(c.path(nodeCertFile), certPEM, 0o600)
 }
-
-var errNotFound = errors.New("controller: not found")

@@ -11,28 +11,12 @@ import (
 	"slices"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
-	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
-
-// Tables of the replicated store. Values are controllerv1 messages.
-const (
-	tCluster   = "cluster"   // "ca" → ClusterRecord
-	tTokens    = "tokens"    // token id → TokenRecord
-	tNodes     = "nodes"     // controller name → NodeRecord
-	tAgents    = "agents"    // agent name → AgentRecord
-	tOperators = "operators" // operator name → OperatorRecord
-	tRevoked   = "revoked"   // certificate serial → empty
-	tCommands  = "commands"  // "<agent>/<id>" → CommandRecord
-	tPresence  = "presence"  // controller name → PresenceRecord
-)
-
-const keyCA = "ca"
 
 // maxSerials bounds the certificate serials remembered per identity (the
 // current one and those renewed recently, still valid).
@@ -45,48 +29,6 @@ func validName(n string) error {
 		return fmt.Errorf("%q is not a valid name: use letters, digits, '.', '_' and '-', up to 63 characters", n)
 	}
 	return nil
-}
-
-// get reads and decodes one record from a view.
-func get[T proto.Message](v *raftstore.Snapshot, table, key string, msg T) (T, uint64, bool) {
-	r, ok := v.Get(table, key)
-	if !ok {
-		return msg, 0, false
-	}
-	if err := proto.Unmarshal(r.Value, msg); err != nil {
-		// Values are written only by this package; a decode failure is a
-		// bug, not a runtime condition.
-		panic(fmt.Sprintf("controller: decode %s/%s: %v", table, key, err))
-	}
-	return msg, r.ModifyIndex, true
-}
-
-func mustMarshal(m proto.Message) []byte {
-	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
-	if err != nil {
-		panic(err)
-	}
-	return b
-}
-
-func put(table, key string, m proto.Message) *raftcmdv1.Mutation {
-	return &raftcmdv1.Mutation{Op: &raftcmdv1.Mutation_Put{Put: &raftcmdv1.Put{Table: table, Key: key, Value: mustMarshal(m)}}}
-}
-
-func del(table, key string) *raftcmdv1.Mutation {
-	return &raftcmdv1.Mutation{Op: &raftcmdv1.Mutation_Delete{Delete: &raftcmdv1.Delete{Table: table, Key: key}}}
-}
-
-func ifVersion(table, key string, version uint64) *raftcmdv1.Precondition {
-	return &raftcmdv1.Precondition{Table: table, Key: key, Check: &raftcmdv1.Precondition_Version{Version: version}}
-}
-
-func ifAbsent(table, key string) *raftcmdv1.Precondition {
-	return &raftcmdv1.Precondition{Table: table, Key: key, Check: &raftcmdv1.Precondition_Absent{Absent: true}}
-}
-
-func ifPresent(table, key string) *raftcmdv1.Precondition {
-	return &raftcmdv1.Precondition{Table: table, Key: key, Check: &raftcmdv1.Precondition_Present{Present: true}}
 }
 
 func newID() string {
@@ -122,26 +64,26 @@ func (c *Controller) revoked(id pki.Identity, serial string) bool {
 // check reports whether id with serial is known and not revoked in v.
 func (c *Controller) check(v *raftstore.Snapshot, id pki.Identity, serial string) bool {
 	if serial != "" {
-		if _, ok := v.Get(tRevoked, serial); ok {
+		if ok := schema.Revoked.Has(v, serial); ok {
 			return false
 		}
 	}
 	var serials []string
 	switch id.Role {
 	case pki.RoleAgent:
-		rec, _, ok := get(v, tAgents, id.Name, &controllerv1.AgentRecord{})
+		rec, _, ok := schema.Agents.Get(v, id.Name)
 		if !ok {
 			return false
 		}
 		serials = rec.GetSerials()
 	case pki.RoleOperator:
-		rec, _, ok := get(v, tOperators, id.Name, &controllerv1.OperatorRecord{})
+		rec, _, ok := schema.Operators.Get(v, id.Name)
 		if !ok || rec.GetRole() != string(id.OperatorRole) {
 			return false
 		}
 		serials = rec.GetSerials()
 	case pki.RoleController:
-		rec, _, ok := get(v, tNodes, id.Name, &controllerv1.NodeRecord{})
+		rec, _, ok := schema.Nodes.Get(v, id.Name)
 		if !ok {
 			return false
 		}
@@ -163,7 +105,7 @@ func caller(ctx context.Context) string {
 
 // clusterRecord returns the CA and cluster id.
 func (c *Controller) clusterRecord() (*controllerv1.ClusterRecord, error) {
-	rec, _, ok := get(c.store.View(), tCluster, keyCA, &controllerv1.ClusterRecord{})
+	rec, _, ok := schema.Cluster.Get(c.store.View(), schema.KeyCA)
 	if !ok {
 		return nil, errors.New("controller: this controller has not yet received the cluster state")
 	}
@@ -182,9 +124,8 @@ func (c *Controller) ca() (*pki.CA, error) {
 // controllerAddrs lists every controller's API address.
 func (c *Controller) controllerAddrs() []string {
 	var out []string
-	for _, r := range c.store.View().List(tNodes, "") {
-		var n controllerv1.NodeRecord
-		if proto.Unmarshal(r.Value, &n) == nil && n.GetApiAddress() != "" {
+	for _, n := range schema.Nodes.Values(c.store, "") {
+		if n.GetApiAddress() != "" {
 			out = append(out, n.GetApiAddress())
 		}
 	}

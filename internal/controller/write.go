@@ -18,10 +18,16 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
-// errConflict is returned by applyOK when a precondition failed.
-var errConflict = errors.New("controller: concurrent update")
+var (
+	// errConflict is returned by applyOK when a precondition failed.
+	errConflict = rpcerr.New(codes.Aborted, "controller: concurrent update")
+	// errNotFound is returned for an unknown command.
+	errNotFound = rpcerr.New(codes.NotFound, "controller: not found")
+)
 
 // apply applies cmd through the leader: locally if this node leads, else
 // forwarded to the leader over InternalService.Apply (so a client never has
@@ -85,7 +91,7 @@ func (c *Controller) applyOK(ctx context.Context, cmd *raftcmdv1.Command) (*raft
 		return nil, err
 	}
 	if !res.GetApplied() {
-		return res, fmt.Errorf("%w: %s", errConflict, res.GetConflict())
+		return res, fmt.Errorf("%w: %s; retry", errConflict, res.GetConflict())
 	}
 	return res, nil
 }
@@ -161,7 +167,7 @@ func newPeerPool(c *Controller) *peerPool {
 
 // conn returns a connection to the controller named name.
 func (p *peerPool) conn(name string) (*grpc.ClientConn, error) {
-	rec, _, ok := get(p.c.store.View(), tNodes, name, &controllerv1.NodeRecord{})
+	rec, _, ok := schema.Nodes.Get(p.c.store.View(), name)
 	if !ok || rec.GetApiAddress() == "" {
 		return nil, status.Errorf(codes.Unavailable, "controller: leader %s has no known API address yet", name)
 	}
@@ -240,11 +246,9 @@ func (s *internalAPI) Apply(ctx context.Context, req *controllerv1.ApplyRequest)
 	}
 	res, err := s.c.store.Apply(ctx, &cmd)
 	if err != nil {
-		if errors.Is(err, raftstore.ErrNotLeader) || errors.Is(err, raftstore.ErrLeadershipLost) {
-			return nil, status.Errorf(codes.Unavailable, "%v", err)
-		}
-		if errors.Is(err, raftstore.ErrInvalidCommand) || errors.Is(err, raftstore.ErrCommandTooLarge) {
-			return nil, status.Errorf(codes.InvalidArgument, "%v", err)
+		// Anything but a command that can never apply is worth a retry.
+		if rpcerr.Code(err) == codes.InvalidArgument {
+			return nil, rpcerr.Status(err)
 		}
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}

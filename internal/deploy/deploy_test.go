@@ -19,6 +19,7 @@ import (
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // harness is a 3-node Raft cluster with a Runner on whichever node leads,
@@ -208,7 +209,7 @@ func TestDeploy_RunsToCompletionAndReleasesLock(t *testing.T) {
 		return nil
 	})
 	h.cluster.WaitFor(t, "secrets deleted", func() error {
-		if _, ok := h.cluster.Store(0).Get(deploy.TableSecrets, resp.GetDeploy().GetId()); ok {
+		if schema.Secrets.Has(h.cluster.Store(0), resp.GetDeploy().GetId()) {
 			return errors.New("the deploy's secrets are still stored after it ended")
 		}
 		return nil
@@ -233,6 +234,43 @@ func TestDeploy_RunsToCompletionAndReleasesLock(t *testing.T) {
 	rec := got.GetDeploy().GetRequest()
 	if strings.Contains(rec.String(), "hunter2") || strings.Contains(rec.String(), "registry-password") {
 		t.Errorf("the stored deploy record holds a secret: %v", rec)
+	}
+}
+
+// The recorded plan carries every step's operation without its secrets; the
+// runner sends the operations with the secrets resolved from the deploy's
+// secrets record.
+func TestDeploy_RecordedPlanCarriesOperationsWithoutSecrets(t *testing.T) {
+	agents := newFakeAgents("h1")
+	h := newHarness(t, agents)
+	svc := h.service(0, "alice")
+	resp, err := svc.Submit(context.Background(), &deployv1.SubmitRequest{Request: request("app", map[string][]string{"web": {"h1"}}, "web")})
+	if err != nil {
+		t.Fatalf("Submit: %v", err)
+	}
+	got := h.waitDeploy(1, resp.GetDeploy().GetId())
+	if got.GetDeploy().GetState() != deployv1.State_STATE_SUCCEEDED {
+		t.Fatalf("deploy state = %v (%s), want succeeded", got.GetDeploy().GetState(), got.GetDeploy().GetError())
+	}
+	for _, ph := range got.GetDeploy().GetPlan().GetPhases() {
+		for _, s := range ph.GetSteps() {
+			if s.GetOp() == nil {
+				t.Errorf("recorded step %s has no operation", s.GetId())
+			}
+			if str := s.GetOp().String(); strings.Contains(str, "hunter2") || strings.Contains(str, "registry-password") {
+				t.Errorf("recorded step %s holds a secret: %s", s.GetId(), str)
+			}
+		}
+	}
+	agents.mu.Lock()
+	defer agents.mu.Unlock()
+	boot := agents.sent["h1/deploy."+resp.GetDeploy().GetId()+".boot/web/h1"]
+	if v := boot.GetBootApp().GetContainer().GetSecretEnv()[0].GetValue(); v != "hunter2" {
+		t.Errorf("boot step sent with DB_PASSWORD = %q, want the secret", v)
+	}
+	pull := agents.sent["h1/deploy."+resp.GetDeploy().GetId()+".pull/h1"]
+	if p := pull.GetPullImage().GetAuth().GetPassword(); p != "registry-password" {
+		t.Errorf("pull step sent with registry password %q, want the secret", p)
 	}
 }
 
@@ -316,7 +354,7 @@ func TestDeploy_FailedBootKeepsGoingNowhere(t *testing.T) {
 		}
 	}
 	h.cluster.WaitFor(t, "lock released", func() error {
-		if _, ok := h.cluster.Store(0).Get(deploy.TableLocks, "app"); ok {
+		if schema.Locks.Has(h.cluster.Store(0), "app") {
 			return errors.New("lock still held")
 		}
 		return nil

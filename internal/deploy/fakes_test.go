@@ -26,6 +26,8 @@ type fakeAgents struct {
 	notify  func()
 	// forgotten lists the commands Forget deleted.
 	forgotten []string
+	// sent holds the last operation sent per "<agent>/<id>".
+	sent map[string]*agentv1.Operation
 }
 
 type held struct {
@@ -37,6 +39,7 @@ func newFakeAgents(hosts ...string) *fakeAgents {
 	f := &fakeAgents{
 		states: map[string]scheduler.AgentState{}, results: map[string]*agentv1.Result{},
 		runs: map[string]int{}, hold: map[string]bool{}, pending: map[string][]held{},
+		sent: map[string]*agentv1.Operation{},
 	}
 	for _, h := range hosts {
 		f.states[h] = scheduler.AgentConnected
@@ -62,6 +65,7 @@ func (f *fakeAgents) Send(ctx context.Context, agent, id string, op *agentv1.Ope
 		f.mu.Unlock()
 		return fmt.Errorf("no agent %s", agent)
 	}
+	f.sent[agent+"/"+id] = op
 	if _, done := f.results[agent+"/"+id]; done {
 		f.mu.Unlock()
 		return nil

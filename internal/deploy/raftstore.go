@@ -50,20 +50,10 @@ func (r RaftStore) Sync(ctx context.Context) error {
 }
 
 // Get reads one record.
-func (r RaftStore) Get(table, key string) (KV, bool) {
-	rec, ok := r.S.Get(table, key)
-	return KV{Key: rec.Key, Value: rec.Value, Version: rec.ModifyIndex}, ok
-}
+func (r RaftStore) Get(table, key string) (raftstore.Record, bool) { return r.S.Get(table, key) }
 
 // List reads a table's records under prefix, sorted by key.
-func (r RaftStore) List(table, prefix string) []KV {
-	recs := r.S.List(table, prefix)
-	out := make([]KV, len(recs))
-	for i, rec := range recs {
-		out[i] = KV{Key: rec.Key, Value: rec.Value, Version: rec.ModifyIndex}
-	}
-	return out
-}
+func (r RaftStore) List(table, prefix string) []raftstore.Record { return r.S.List(table, prefix) }
 
 // Watch notifies after every apply.
 func (r RaftStore) Watch() (<-chan struct{}, func()) { return r.S.Watch() }

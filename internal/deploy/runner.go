@@ -9,13 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
-	"github.com/kctl-dev/kctl/internal/locks"
+	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // Runner drives deploys. It runs only on the Raft leader: Run starts when
@@ -56,18 +55,14 @@ type seenRecord struct {
 }
 
 // isFinished reports whether the deploy record kv shows a finished deploy,
-// decoding it only when its version changed. ok is false for a record that
-// does not decode.
-func (r *Runner) isFinished(kv KV) (fin, ok bool) {
-	if c, hit := r.seen[kv.Key]; hit && c.version == kv.Version {
-		return c.finished, true
+// decoding it only when its version changed.
+func (r *Runner) isFinished(kv raftstore.Record) bool {
+	if c, hit := r.seen[kv.Key]; hit && c.version == kv.ModifyIndex {
+		return c.finished
 	}
-	var rec deployv1.Record
-	if proto.Unmarshal(kv.Value, &rec) != nil {
-		return false, false
-	}
-	r.seen[kv.Key] = seenRecord{version: kv.Version, finished: finished(rec.GetState())}
-	return finished(rec.GetState()), true
+	fin := finished(schema.Deploys.Decode(kv).GetState())
+	r.seen[kv.Key] = seenRecord{version: kv.ModifyIndex, finished: fin}
+	return fin
 }
 
 func (r *Runner) now() time.Time {
@@ -94,8 +89,8 @@ func (r *Runner) Run(ctx context.Context) {
 	defer tick.Stop()
 	r.seen = map[string]seenRecord{}
 	for {
-		for _, kv := range r.Store.List(TableDeploys, "") {
-			if fin, ok := r.isFinished(kv); !ok || fin {
+		for _, kv := range schema.Deploys.Raw(r.Store, "") {
+			if r.isFinished(kv) {
 				continue
 			}
 			r.mu.Lock()
@@ -145,19 +140,16 @@ func finished(s deployv1.State) bool {
 // lock is ever stuck (a deploy that ended releases its own lock; this also
 // covers a leader that died between the two).
 func (r *Runner) releaseStaleLocks(ctx context.Context) {
-	for _, kv := range r.Store.List(TableLocks, "") {
-		var l deployv1.LockRecord
-		if proto.Unmarshal(kv.Value, &l) != nil || l.GetDeployId() == "" {
+	for _, kv := range schema.Locks.List(r.Store, "") {
+		if kv.Value.GetDeployId() == "" {
 			continue
 		}
-		if dkv, ok := r.Store.Get(TableDeploys, l.GetDeployId()); ok {
-			if fin, ok := r.isFinished(dkv); !ok || !fin {
-				continue
-			}
+		if dkv, ok := r.Store.Get(schema.Deploys.Name(), kv.Value.GetDeployId()); ok && !r.isFinished(dkv) {
+			continue
 		}
 		r.Store.Write(ctx, &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, kv.Key, kv.Version)},
-			Mutations:     []*raftcmdv1.Mutation{del(TableLocks, kv.Key)},
+			Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfVersion(kv.Key, kv.Version)},
+			Mutations:     []*raftcmdv1.Mutation{schema.Locks.Delete(kv.Key)},
 		})
 	}
 }
@@ -165,35 +157,25 @@ func (r *Runner) releaseStaleLocks(ctx context.Context) {
 // drive runs one deploy to its end, or until leadership is lost.
 func (r *Runner) drive(ctx context.Context, id string) {
 	log := r.logger().With("deploy", id)
-	var rec deployv1.Record
-	if _, ok, err := get(r.Store, TableDeploys, id, &rec); err != nil || !ok {
+	rec, _, ok := schema.Deploys.Get(r.Store, id)
+	if !ok {
 		return
 	}
-	var req deployv1.Request
-	if _, ok, err := get(r.Store, TableSecrets, id, &req); err != nil || !ok {
-		r.finish(ctx, &rec, deployv1.State_STATE_FAILED, "the deploy's resolved request is gone; submit it again")
+	// The recorded plan holds every step's operation, its secrets replaced
+	// by references into this record (resolved as each step is sent).
+	req, _, ok := schema.Secrets.Get(r.Store, id)
+	if !ok {
+		r.finish(ctx, rec, deployv1.State_STATE_FAILED, "the deploy's resolved request is gone; submit it again")
 		return
 	}
 	if rec.GetState() == deployv1.State_STATE_PENDING {
 		rec.State = deployv1.State_STATE_RUNNING
-		if !r.saveRecord(ctx, &rec) {
+		if !r.saveRecord(ctx, rec) {
 			return
 		}
-		r.audit(ctx, &rec, "", "", "deploy started", "running", "")
+		r.audit(ctx, rec, "", "", "deploy started", "running", "")
 	}
 	log.Info("driving deploy", "phase", rec.GetPhase(), "phases", len(rec.GetPlan().GetPhases()))
-
-	// The plan in the record has no secrets; re-plan from the full request
-	// for the operations and take IDs and order from the recorded plan.
-	fullPlan, err := scheduler.Plan(&req, allConnected{})
-	if err != nil {
-		r.finish(ctx, &rec, deployv1.State_STATE_FAILED, err.Error())
-		return
-	}
-	ops := map[string]*agentv1.Operation{}
-	for _, s := range scheduler.Steps(fullPlan) {
-		ops[s.GetId()] = s.GetOp()
-	}
 
 	phases := rec.GetPlan().GetPhases()
 	for i := int(rec.GetPhase()); i < len(phases); i++ {
@@ -201,16 +183,16 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			return
 		}
 		if r.cancelRequested(id) {
-			r.finish(ctx, &rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
+			r.finish(ctx, rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
 			return
 		}
 		ph := phases[i]
-		failures := r.runPhase(ctx, &rec, &req, ph, ops)
+		failures := r.runPhase(ctx, rec, req, ph)
 		if ctx.Err() != nil {
 			return // leadership lost: the next leader resumes this phase
 		}
 		if len(failures) > 0 && r.cancelRequested(id) {
-			r.finish(ctx, &rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
+			r.finish(ctx, rec, deployv1.State_STATE_CANCELLED, "cancelled by "+r.cancelledBy(id))
 			return
 		}
 		if len(failures) > 0 {
@@ -218,7 +200,7 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			if len(failures) > 1 {
 				msg = fmt.Sprintf("Exceptions on %d hosts:\n  %s", len(failures), strings.Join(failures, "\n  "))
 			}
-			r.finish(ctx, &rec, deployv1.State_STATE_FAILED, msg)
+			r.finish(ctx, rec, deployv1.State_STATE_FAILED, msg)
 			return
 		}
 		if w := ph.GetWaitSeconds(); w > 0 {
@@ -228,28 +210,21 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			case <-time.After(time.Duration(w) * time.Second):
 			}
 		}
-		if err := r.reload(id, &rec); err != nil {
+		if err := r.reload(id, rec); err != nil {
 			return
 		}
 		rec.Phase = uint32(i + 1)
-		if !r.saveRecord(ctx, &rec) {
+		if !r.saveRecord(ctx, rec) {
 			return
 		}
 	}
-	r.finish(ctx, &rec, deployv1.State_STATE_SUCCEEDED, "")
+	r.finish(ctx, rec, deployv1.State_STATE_SUCCEEDED, "")
 }
-
-// allConnected lets the runner re-plan without re-checking the fleet: the
-// fleet was checked at submit time, and hosts that went away since fail
-// their steps instead.
-type allConnected struct{}
-
-func (allConnected) AgentState(string) scheduler.AgentState { return scheduler.AgentConnected }
 
 // runPhase runs the steps of one phase concurrently, honouring `after`
 // (every named step must succeed) and `after_any` (Kamal's barrier: one must
 // succeed). It returns one line per failed host.
-func (r *Runner) runPhase(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, ph *deployv1.Phase, ops map[string]*agentv1.Operation) []string {
+func (r *Runner) runPhase(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, ph *deployv1.Phase) []string {
 	type outcome struct {
 		state deployv1.State
 		err   string
@@ -284,7 +259,7 @@ func (r *Runner) runPhase(ctx context.Context, rec *deployv1.Record, req *deploy
 				r.saveStep(ctx, rec, s, out.state, "", out.err, "")
 				return
 			}
-			out.state, out.err = r.runStep(ctx, rec, req, s, ops[s.GetId()])
+			out.state, out.err = r.runStep(ctx, rec, req, s)
 		}()
 	}
 	wg.Wait()
@@ -343,14 +318,19 @@ func selectAny(chs []chan struct{}) int {
 }
 
 // runStep carries one step out on its host and records the outcome.
-func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, s *deployv1.Step, op *agentv1.Operation) (deployv1.State, string) {
-	key := rec.GetId() + "/" + s.GetId()
-	var sr deployv1.StepRecord
-	if _, ok, _ := get(r.Store, TableSteps, key, &sr); ok && finished(sr.GetState()) {
+func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, s *deployv1.Step) (deployv1.State, string) {
+	sr, _, ok := schema.Steps.Get(r.Store, schema.StepKey(rec.GetId(), s.GetId()))
+	if ok && finished(sr.GetState()) {
 		return sr.GetState(), sr.GetError()
 	}
-	if op == nil {
+	if s.GetOp() == nil {
 		return deployv1.State_STATE_FAILED, "internal error: no operation for step " + s.GetId()
+	}
+	op, err := resolveOperation(s.GetOp(), req)
+	if err != nil {
+		msg := "internal error: " + err.Error()
+		r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, "", msg, "")
+		return deployv1.State_STATE_FAILED, msg
 	}
 	cmdID := commandID(rec.GetId(), s.GetId())
 	// Record the step as running while sending it: the two writes share a
@@ -360,7 +340,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	if sr.GetState() != deployv1.State_STATE_RUNNING {
 		saved.Go(func() { r.saveStep(ctx, rec, s, deployv1.State_STATE_RUNNING, cmdID, "", "") })
 	}
-	err := r.Agents.Send(ctx, s.GetHost(), cmdID, op)
+	err = r.Agents.Send(ctx, s.GetHost(), cmdID, op)
 	saved.Wait()
 	if err != nil {
 		if ctx.Err() != nil {
@@ -452,10 +432,9 @@ func (r *Runner) disconnectGrace(req *deployv1.Request) time.Duration {
 }
 
 func (r *Runner) saveStep(ctx context.Context, rec *deployv1.Record, s *deployv1.Step, state deployv1.State, cmdID, errMsg, detail string) {
-	key := rec.GetId() + "/" + s.GetId()
+	key := schema.StepKey(rec.GetId(), s.GetId())
 	sr := &deployv1.StepRecord{DeployId: rec.GetId(), StepId: s.GetId(), State: state, CommandId: cmdID, Error: errMsg, Detail: detail}
-	var prev deployv1.StepRecord
-	if _, ok, _ := get(r.Store, TableSteps, key, &prev); ok {
+	if prev, _, ok := schema.Steps.Get(r.Store, key); ok {
 		sr.StartedUnixMillis = prev.GetStartedUnixMillis()
 	}
 	now := r.now().UnixMilli()
@@ -466,9 +445,9 @@ func (r *Runner) saveStep(ctx context.Context, rec *deployv1.Record, s *deployv1
 	if finished(state) || state == deployv1.State_STATE_SKIPPED {
 		sr.FinishedUnixMillis = now
 		result := strings.ToLower(strings.TrimPrefix(state.String(), "STATE_"))
-		muts = append(muts, appendTo(TableAudit, r.entry(rec, s.GetRole(), s.GetHost(), s.GetAction(), result, errMsg)))
+		muts = append(muts, schema.Audit.Append(r.entry(rec, s.GetRole(), s.GetHost(), s.GetAction(), result, errMsg)))
 	}
-	muts = append(muts, put(TableSteps, key, sr))
+	muts = append(muts, schema.Steps.Put(key, sr))
 	if _, err := r.Store.Write(ctx, &raftcmdv1.Command{Mutations: muts}); err != nil {
 		r.logger().Warn("record step", "deploy", rec.GetId(), "step", s.GetId(), "err", err)
 	}
@@ -484,12 +463,12 @@ func (r *Runner) entry(rec *deployv1.Record, role, host, action, result, detail 
 }
 
 func (r *Runner) audit(ctx context.Context, rec *deployv1.Record, role, host, action, result, detail string) {
-	r.Store.Write(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{appendTo(TableAudit, r.entry(rec, role, host, action, result, detail))}})
+	r.Store.Write(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{schema.Audit.Append(r.entry(rec, role, host, action, result, detail))}})
 }
 
 func (r *Runner) reload(id string, rec *deployv1.Record) error {
-	var fresh deployv1.Record
-	if _, ok, err := get(r.Store, TableDeploys, id, &fresh); err != nil || !ok {
+	fresh, _, ok := schema.Deploys.Get(r.Store, id)
+	if !ok {
 		return fmt.Errorf("deploy %s: %w", id, ErrNotFound)
 	}
 	rec.CancelRequested, rec.CancelledBy = fresh.GetCancelRequested(), fresh.GetCancelledBy()
@@ -497,7 +476,7 @@ func (r *Runner) reload(id string, rec *deployv1.Record) error {
 }
 
 func (r *Runner) cancelRequested(id string) bool {
-	kv, ok := r.Store.Get(TableDeploys, id)
+	kv, ok := r.Store.Get(schema.Deploys.Name(), id)
 	if !ok {
 		return false
 	}
@@ -506,42 +485,37 @@ func (r *Runner) cancelRequested(id string) bool {
 	r.cancelMu.Lock()
 	c, hit := r.cancels[id]
 	r.cancelMu.Unlock()
-	if hit && c.version == kv.Version {
+	if hit && c.version == kv.ModifyIndex {
 		return c.requested
 	}
-	var rec deployv1.Record
-	if proto.Unmarshal(kv.Value, &rec) != nil {
-		return false
-	}
+	rec := schema.Deploys.Decode(kv)
 	r.cancelMu.Lock()
 	if r.cancels == nil {
 		r.cancels = map[string]cancelState{}
 	}
-	r.cancels[id] = cancelState{version: kv.Version, requested: rec.GetCancelRequested()}
+	r.cancels[id] = cancelState{version: kv.ModifyIndex, requested: rec.GetCancelRequested()}
 	r.cancelMu.Unlock()
 	return rec.GetCancelRequested()
 }
 
 func (r *Runner) cancelledBy(id string) string {
-	var rec deployv1.Record
-	_, _, _ = get(r.Store, TableDeploys, id, &rec)
+	rec, _, _ := schema.Deploys.Get(r.Store, id)
 	return rec.GetCancelledBy()
 }
 
 // saveRecord writes rec, keeping cancel flags set by others meanwhile.
 func (r *Runner) saveRecord(ctx context.Context, rec *deployv1.Record) bool {
 	for ctx.Err() == nil {
-		var cur deployv1.Record
-		v, ok, err := get(r.Store, TableDeploys, rec.GetId(), &cur)
-		if err != nil || !ok {
+		cur, v, ok := schema.Deploys.Get(r.Store, rec.GetId())
+		if !ok {
 			return false
 		}
 		if cur.GetCancelRequested() {
 			rec.CancelRequested, rec.CancelledBy = true, cur.GetCancelledBy()
 		}
 		res, err := r.Store.Write(ctx, &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)},
-			Mutations:     []*raftcmdv1.Mutation{put(TableDeploys, rec.GetId(), rec)},
+			Preconditions: []*raftcmdv1.Precondition{schema.Deploys.IfVersion(rec.GetId(), v)},
+			Mutations:     []*raftcmdv1.Mutation{schema.Deploys.Put(rec.GetId(), rec)},
 		})
 		if err != nil {
 			r.logger().Warn("record deploy", "deploy", rec.GetId(), "err", err)
@@ -572,26 +546,24 @@ func commandID(deployID, stepID string) string { return "deploy." + deployID + "
 // this deploy holds it) and an audit entry, in one write.
 func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv1.State, msg string) {
 	req := rec.GetRequest()
-	lockKey := locks.Key(req.GetService(), req.GetDestination())
+	lockKey := schema.LockKey(req.GetService(), req.GetDestination())
 	for ctx.Err() == nil {
-		var cur deployv1.Record
-		v, ok, err := get(r.Store, TableDeploys, rec.GetId(), &cur)
-		if err != nil || !ok {
+		cur, v, ok := schema.Deploys.Get(r.Store, rec.GetId())
+		if !ok {
 			return
 		}
 		rec.State, rec.Error, rec.FinishedUnixMillis = state, msg, r.now().UnixMilli()
 		rec.CancelRequested, rec.CancelledBy = cur.GetCancelRequested(), cur.GetCancelledBy()
-		pre := []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)}
+		pre := []*raftcmdv1.Precondition{schema.Deploys.IfVersion(rec.GetId(), v)}
 		result := strings.ToLower(strings.TrimPrefix(state.String(), "STATE_"))
 		muts := []*raftcmdv1.Mutation{
-			put(TableDeploys, rec.GetId(), rec),
-			del(TableSecrets, rec.GetId()),
-			appendTo(TableAudit, r.entry(rec, "", "", "deploy finished", result, msg)),
+			schema.Deploys.Put(rec.GetId(), rec),
+			schema.Secrets.Delete(rec.GetId()),
+			schema.Audit.Append(r.entry(rec, "", "", "deploy finished", result, msg)),
 		}
-		var lock deployv1.LockRecord
-		if lv, held, _ := get(r.Store, TableLocks, lockKey, &lock); held && lock.GetDeployId() == rec.GetId() {
-			pre = append(pre, atVersion(TableLocks, lockKey, lv))
-			muts = append(muts, del(TableLocks, lockKey), appendTo(TableAudit, r.entry(rec, "", "", "released the deploy lock", "ok", "")))
+		if lock, lv, held := schema.Locks.Get(r.Store, lockKey); held && lock.GetDeployId() == rec.GetId() {
+			pre = append(pre, schema.Locks.IfVersion(lockKey, lv))
+			muts = append(muts, schema.Locks.Delete(lockKey), schema.Audit.Append(r.entry(rec, "", "", "released the deploy lock", "ok", "")))
 		}
 		res, err := r.Store.Write(ctx, &raftcmdv1.Command{Preconditions: pre, Mutations: muts})
 		if err != nil {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -19,7 +18,9 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/locks"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // Service implements deployv1.DeployService on every controller.
@@ -61,7 +62,11 @@ func NewID(now time.Time) string {
 	return now.UTC().Format("20060102-150405") + "-" + hex.EncodeToString(b[:])
 }
 
-// Submit records the deploy, its plan and its lock in one write.
+// Submit plans the deploy and records it, its plan and its lock in one
+// write. Errors: Unauthenticated (no caller), InvalidArgument (a malformed
+// request), Unavailable (a host's agent is unknown or not connected; no
+// leader), FailedPrecondition (the lock is held), Aborted (the lock changed
+// meanwhile), Internal.
 func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*deployv1.SubmitResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -69,22 +74,23 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	}
 	req := in.GetRequest()
 	plan, err := scheduler.Plan(req, s.Agents)
-	switch {
-	case errors.Is(err, scheduler.ErrUnplaceable):
-		return nil, status.Error(codes.Unavailable, strings.TrimPrefix(err.Error(), "scheduler: "))
-	case err != nil:
-		return nil, status.Error(codes.InvalidArgument, strings.TrimPrefix(err.Error(), "scheduler: "))
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	sealed, err := sealPlan(plan, req)
+	if err != nil {
+		return nil, toStatus(err)
 	}
 	now := s.now()
 	rec := &deployv1.Record{
-		Id: NewID(now), Request: Redact(req), Plan: stripOps(plan), State: deployv1.State_STATE_PENDING,
+		Id: NewID(now), Request: Redact(req), Plan: sealed, State: deployv1.State_STATE_PENDING,
 		Operator: operator, CreatedUnixMillis: now.UnixMilli(),
 	}
 	msg := req.GetMessage()
 	if msg == "" {
 		msg = locks.AutomaticMessage
 	}
-	lockKey := locks.Key(req.GetService(), req.GetDestination())
+	lockKey := schema.LockKey(req.GetService(), req.GetDestination())
 	lock := &deployv1.LockRecord{
 		Service: req.GetService(), Destination: req.GetDestination(), Holder: operator, Message: msg,
 		AcquiredUnixMillis: now.UnixMilli(), DeployId: rec.GetId(), Version: req.GetVersion(),
@@ -94,13 +100,13 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 			Destination: req.GetDestination(), Version: req.GetVersion(), Action: action, Result: result, DeployId: rec.GetId()}
 	}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, lockKey)},
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfAbsent(lockKey)},
 		Mutations: []*raftcmdv1.Mutation{
-			put(TableLocks, lockKey, lock),
-			put(TableDeploys, rec.GetId(), rec),
-			put(TableSecrets, rec.GetId(), req),
-			appendTo(TableAudit, entry("acquired the deploy lock", "ok")),
-			appendTo(TableAudit, entry(req.GetCommand()+" submitted", "ok")),
+			schema.Locks.Put(lockKey, lock),
+			schema.Deploys.Put(rec.GetId(), rec),
+			schema.Secrets.Put(rec.GetId(), req),
+			schema.Audit.Append(entry("acquired the deploy lock", "ok")),
+			schema.Audit.Append(entry(req.GetCommand()+" submitted", "ok")),
 		},
 	})
 	if err != nil {
@@ -116,14 +122,14 @@ func (s *Service) lockedError(ctx context.Context, service, dest string) error {
 	if err := s.Store.Sync(ctx); err != nil {
 		return toStatus(err)
 	}
-	var l deployv1.LockRecord
-	if _, ok, _ := get(s.Store, TableLocks, locks.Key(service, dest), &l); ok {
-		return status.Error(codes.FailedPrecondition, locks.Describe(&l))
+	if l, _, ok := schema.Locks.Get(s.Store, schema.LockKey(service, dest)); ok {
+		return status.Error(codes.FailedPrecondition, locks.Describe(l))
 	}
 	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
 }
 
-// Get reports a deploy and its steps.
+// Get reports a deploy and its steps. Errors: NotFound, Unavailable (no
+// leader to sync with), Canceled, DeadlineExceeded.
 func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.GetResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
@@ -136,33 +142,21 @@ func (s *Service) Get(ctx context.Context, in *deployv1.GetRequest) (*deployv1.G
 }
 
 func (s *Service) load(id string) (*deployv1.Record, []*deployv1.StepRecord, error) {
-	rec := &deployv1.Record{}
-	if _, ok, err := get(s.Store, TableDeploys, id, rec); err != nil {
-		return nil, nil, status.Error(codes.Internal, err.Error())
-	} else if !ok {
+	rec, _, ok := schema.Deploys.Get(s.Store, id)
+	if !ok {
 		return nil, nil, status.Errorf(codes.NotFound, "no deploy %q (list them with `kctl deploys`)", id)
 	}
-	var steps []*deployv1.StepRecord
-	for _, kv := range s.Store.List(TableSteps, id+"/") {
-		sr := &deployv1.StepRecord{}
-		if proto.Unmarshal(kv.Value, sr) == nil {
-			steps = append(steps, sr)
-		}
-	}
-	return rec, steps, nil
+	return rec, schema.Steps.Values(s.Store, schema.StepKey(id, "")), nil
 }
 
-// List lists deploys, newest first.
+// List lists deploys, newest first. Errors: Unavailable, Canceled,
+// DeadlineExceeded.
 func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1.ListResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
 	var out []*deployv1.Record
-	for _, kv := range s.Store.List(TableDeploys, "") {
-		rec := &deployv1.Record{}
-		if proto.Unmarshal(kv.Value, rec) != nil {
-			continue
-		}
+	for _, rec := range schema.Deploys.Values(s.Store, "") {
 		if in.GetService() != "" && rec.GetRequest().GetService() != in.GetService() {
 			continue
 		}
@@ -175,7 +169,8 @@ func (s *Service) List(ctx context.Context, in *deployv1.ListRequest) (*deployv1
 	return &deployv1.ListResponse{Deploys: out}, nil
 }
 
-// Watch streams the deploy after every change until it ends.
+// Watch streams the deploy after every change until it ends. Errors:
+// NotFound, Unavailable, Canceled, DeadlineExceeded.
 func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingServer[deployv1.WatchResponse]) error {
 	if err := s.Store.Sync(stream.Context()); err != nil {
 		return toStatus(err)
@@ -241,17 +236,17 @@ const watchInterval = 100 * time.Millisecond
 // versions lists the versions of a deploy's record and step records: they
 // change whenever what Watch sends does.
 func (s *Service) versions(id string) []uint64 {
-	kv, _ := s.Store.Get(TableDeploys, id)
-	steps := s.Store.List(TableSteps, id+"/")
+	steps := schema.Steps.Raw(s.Store, schema.StepKey(id, ""))
 	out := make([]uint64, 0, 1+len(steps))
-	out = append(out, kv.Version)
+	out = append(out, schema.Deploys.Version(s.Store, id))
 	for _, st := range steps {
-		out = append(out, st.Version)
+		out = append(out, st.ModifyIndex)
 	}
 	return out
 }
 
-// Cancel asks the leader to stop the deploy between steps.
+// Cancel asks the leader to stop the deploy between steps. Errors:
+// Unauthenticated, NotFound, Unavailable, Canceled, DeadlineExceeded.
 func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*deployv1.CancelResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -261,11 +256,7 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 		return nil, toStatus(err)
 	}
 	for {
-		rec := &deployv1.Record{}
-		v, ok, err := get(s.Store, TableDeploys, in.GetId(), rec)
-		if err != nil {
-			return nil, status.Error(codes.Internal, err.Error())
-		}
+		rec, v, ok := schema.Deploys.Get(s.Store, in.GetId())
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "no deploy %q", in.GetId())
 		}
@@ -274,8 +265,8 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 		}
 		rec.CancelRequested, rec.CancelledBy = true, operator
 		res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-			Preconditions: []*raftcmdv1.Precondition{atVersion(TableDeploys, rec.GetId(), v)},
-			Mutations: []*raftcmdv1.Mutation{put(TableDeploys, rec.GetId(), rec), appendTo(TableAudit, &deployv1.AuditEntry{
+			Preconditions: []*raftcmdv1.Precondition{schema.Deploys.IfVersion(rec.GetId(), v)},
+			Mutations: []*raftcmdv1.Mutation{schema.Deploys.Put(rec.GetId(), rec), schema.Audit.Append(&deployv1.AuditEntry{
 				UnixMillis: s.now().UnixMilli(), Operator: operator, Service: rec.GetRequest().GetService(),
 				Destination: rec.GetRequest().GetDestination(), Version: rec.GetRequest().GetVersion(),
 				Action: "cancel requested", Result: "ok", DeployId: rec.GetId(),
@@ -290,21 +281,22 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 	}
 }
 
-// LockStatus reports a lock.
+// LockStatus reports a lock (none when it is free). Errors: Unavailable,
+// Canceled, DeadlineExceeded.
 func (s *Service) LockStatus(ctx context.Context, in *deployv1.LockStatusRequest) (*deployv1.LockStatusResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	l := &deployv1.LockRecord{}
-	if _, ok, err := get(s.Store, TableLocks, locks.Key(in.GetService(), in.GetDestination()), l); err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	} else if !ok {
+	l, _, ok := schema.Locks.Get(s.Store, schema.LockKey(in.GetService(), in.GetDestination()))
+	if !ok {
 		return &deployv1.LockStatusResponse{}, nil
 	}
 	return &deployv1.LockStatusResponse{Lock: l}, nil
 }
 
-// AcquireLock takes a lock by hand (`kctl lock acquire -m MSG`).
+// AcquireLock takes a lock by hand (`kctl lock acquire -m MSG`). Errors:
+// Unauthenticated, InvalidArgument (no message), FailedPrecondition (held),
+// Aborted, Unavailable.
 func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockRequest) (*deployv1.AcquireLockResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -314,12 +306,12 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 		return nil, status.Error(codes.InvalidArgument, "a lock needs a message: kctl lock acquire -m \"why\"")
 	}
 	now := s.now()
-	key := locks.Key(in.GetService(), in.GetDestination())
+	key := schema.LockKey(in.GetService(), in.GetDestination())
 	l := &deployv1.LockRecord{Service: in.GetService(), Destination: in.GetDestination(), Holder: operator,
 		Message: in.GetMessage(), AcquiredUnixMillis: now.UnixMilli()}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{absent(TableLocks, key)},
-		Mutations: []*raftcmdv1.Mutation{put(TableLocks, key, l), appendTo(TableAudit, &deployv1.AuditEntry{
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfAbsent(key)},
+		Mutations: []*raftcmdv1.Mutation{schema.Locks.Put(key, l), schema.Audit.Append(&deployv1.AuditEntry{
 			UnixMillis: now.UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
 			Action: "acquired the deploy lock", Result: "ok", Detail: in.GetMessage(),
 		})},
@@ -334,7 +326,9 @@ func (s *Service) AcquireLock(ctx context.Context, in *deployv1.AcquireLockReque
 }
 
 // ReleaseLock releases a lock. A lock held by a running deploy is released
-// by cancelling that deploy instead.
+// by cancelling that deploy instead. Errors: Unauthenticated, NotFound (no
+// lock), FailedPrecondition (held by a running deploy), Aborted (changed
+// meanwhile), Unavailable.
 func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockRequest) (*deployv1.ReleaseLockResponse, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
@@ -343,24 +337,19 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
-	key := locks.Key(in.GetService(), in.GetDestination())
-	l := &deployv1.LockRecord{}
-	v, ok, err := get(s.Store, TableLocks, key, l)
-	if err != nil {
-		return nil, status.Error(codes.Internal, err.Error())
-	}
+	key := schema.LockKey(in.GetService(), in.GetDestination())
+	l, v, ok := schema.Locks.Get(s.Store, key)
 	if !ok {
 		return nil, status.Error(codes.NotFound, "There is no deploy lock")
 	}
 	if id := l.GetDeployId(); id != "" {
-		rec := &deployv1.Record{}
-		if _, ok, _ := get(s.Store, TableDeploys, id, rec); ok && !finished(rec.GetState()) {
+		if rec, _, ok := schema.Deploys.Get(s.Store, id); ok && !finished(rec.GetState()) {
 			return nil, status.Errorf(codes.FailedPrecondition, "the lock is held by running deploy %s; cancel it with `kctl deploys cancel %s`", id, id)
 		}
 	}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
-		Preconditions: []*raftcmdv1.Precondition{atVersion(TableLocks, key, v)},
-		Mutations: []*raftcmdv1.Mutation{del(TableLocks, key), appendTo(TableAudit, &deployv1.AuditEntry{
+		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfVersion(key, v)},
+		Mutations: []*raftcmdv1.Mutation{schema.Locks.Delete(key), schema.Audit.Append(&deployv1.AuditEntry{
 			UnixMillis: s.now().UnixMilli(), Operator: operator, Service: in.GetService(), Destination: in.GetDestination(),
 			Action: "released the deploy lock", Result: "ok",
 		})},
@@ -374,17 +363,14 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	return &deployv1.ReleaseLockResponse{}, nil
 }
 
-// Audit queries the audit history, oldest first.
+// Audit queries the audit history, oldest first. Errors: Unavailable,
+// Canceled, DeadlineExceeded.
 func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deployv1.AuditResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
 	var out []*deployv1.AuditEntry
-	for _, kv := range s.Store.List(TableAudit, "") {
-		e := &deployv1.AuditEntry{}
-		if proto.Unmarshal(kv.Value, e) != nil {
-			continue
-		}
+	for _, e := range schema.Audit.Values(s.Store, "") {
 		switch {
 		case in.GetService() != "" && e.GetService() != in.GetService(),
 			in.GetDestination() != "" && e.GetDestination() != in.GetDestination(),
@@ -402,7 +388,9 @@ func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deploy
 }
 
 // Versions asks every host for the versions present as containers and
-// returns those present on all of them, newest first.
+// returns those present on all of them, newest first. Errors: Unavailable
+// (a host could not be asked or failed), DeadlineExceeded (a host did not
+// answer within 30s).
 func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*deployv1.VersionsResponse, error) {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
@@ -462,23 +450,5 @@ func (s *Service) Versions(ctx context.Context, in *deployv1.VersionsRequest) (*
 	return &deployv1.VersionsResponse{Versions: versions}, nil
 }
 
-func stripOps(p *deployv1.Plan) *deployv1.Plan {
-	out := proto.Clone(p).(*deployv1.Plan)
-	for _, ph := range out.GetPhases() {
-		for _, s := range ph.GetSteps() {
-			s.Op = nil
-		}
-	}
-	return out
-}
-
-// toStatus maps a store error to a gRPC status, keeping existing ones.
-func toStatus(err error) error {
-	if _, ok := status.FromError(err); ok {
-		return err
-	}
-	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
-		return status.Error(codes.DeadlineExceeded, err.Error())
-	}
-	return status.Error(codes.Unavailable, err.Error())
-}
+// toStatus translates err at the edge of the deploy RPCs (rpcerr.Status).
+func toStatus(err error) error { return rpcerr.Status(err) }

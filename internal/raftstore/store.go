@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/raft"
 	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
@@ -82,11 +83,8 @@ type Store struct {
 	ownTrans *raft.NetworkTransport
 	stream   *tlsStreamLayer
 
-	// notifyMu guards applied and watchers.
-	notifyMu sync.Mutex
-	// applied is closed and replaced after every state change.
-	applied  chan struct{}
-	watchers map[chan struct{}]struct{}
+	// notify tells waiters and watchers about applied state changes.
+	notify notifier
 
 	// leaderMu guards the leadership fields that follow.
 	leaderMu sync.Mutex
@@ -110,73 +108,29 @@ type Store struct {
 // cluster, or have the leader AddVoter it to join one. An existing node
 // resumes from its snapshot and log.
 func Open(cfg Config) (*Store, error) {
-	if cfg.NodeID == "" {
-		return nil, fmt.Errorf("%w: NodeID is required", ErrInvalidConfig)
-	}
-	if cfg.DataDir == "" {
-		return nil, fmt.Errorf("%w: DataDir is required", ErrInvalidConfig)
-	}
-	if cfg.Transport == nil {
-		if cfg.Listener == nil {
-			return nil, fmt.Errorf("%w: Listener or Transport is required", ErrInvalidConfig)
-		}
-		if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
-			return nil, fmt.Errorf("%w: ServerTLS and ClientTLS are required with a Listener", ErrInvalidConfig)
-		}
-		if cfg.Advertise == "" {
-			if a, ok := cfg.Listener.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
-				return nil, fmt.Errorf("%w: listening on %s: set Advertise to an address peers can dial", ErrInvalidConfig, a)
-			}
-			cfg.Advertise = cfg.Listener.Addr().String()
-		}
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	logger := cfg.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	logger = logger.With("node", cfg.NodeID)
-
-	dir := filepath.Join(cfg.DataDir, "raft")
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return nil, fmt.Errorf("raftstore: create data dir: %w", err)
-	}
 	hl := newHCLog(logger)
-	dbPath := filepath.Join(dir, "raft.db")
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
-	if errors.Is(err, bbolt.ErrTimeout) {
-		return nil, fmt.Errorf("%w: %s is locked by another process (is another controller running with this data dir?)", ErrDataDirInUse, dbPath)
-	}
+	bolt, snaps, logs, err := openStorage(cfg, hl)
 	if err != nil {
-		return nil, fmt.Errorf("raftstore: open log store %s: %w", dbPath, err)
+		return nil, err
 	}
-	retain := cfg.SnapshotRetain
-	if retain <= 0 {
-		retain = 2
-	}
-	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retain, hl.Named("snapshot"))
-	if err != nil {
-		bolt.Close()
-		return nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
-	}
-	logs, err := raft.NewLogCache(512, bolt)
-	if err != nil {
-		bolt.Close()
-		return nil, fmt.Errorf("raftstore: log cache: %w", err)
-	}
-
 	s := &Store{
 		cfg:           cfg,
 		logger:        logger,
 		bolt:          bolt,
 		snaps:         snaps,
-		applied:       make(chan struct{}),
-		watchers:      make(map[chan struct{}]struct{}),
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
 		closed:        make(chan struct{}),
 	}
 	s.fsm = newFSM(s.notifyApplied)
-
 	s.trans = cfg.Transport
 	if s.trans == nil {
 		s.stream = newTLSStreamLayer(cfg.Listener, stringAddr(cfg.Advertise), cfg.ServerTLS, cfg.ClientTLS, cfg.VerifyPeer, logger)
@@ -188,7 +142,81 @@ func Open(cfg Config) (*Store, error) {
 		})
 		s.trans = s.ownTrans
 	}
+	r, err := raft.NewRaft(cfg.raftConfig(hl), s.fsm, logs, bolt, snaps, s.trans)
+	if err != nil {
+		if s.ownTrans != nil {
+			s.ownTrans.Close()
+		}
+		bolt.Close()
+		return nil, fmt.Errorf("raftstore: start raft: %w", err)
+	}
+	s.raft = r
+	s.wg.Add(1)
+	go s.leaderLoop()
+	return s, nil
+}
 
+// check validates cfg and fills in Advertise from the Listener.
+func (cfg *Config) check() error {
+	if cfg.NodeID == "" {
+		return fmt.Errorf("%w: NodeID is required", ErrInvalidConfig)
+	}
+	if cfg.DataDir == "" {
+		return fmt.Errorf("%w: DataDir is required", ErrInvalidConfig)
+	}
+	if cfg.Transport != nil {
+		return nil
+	}
+	if cfg.Listener == nil {
+		return fmt.Errorf("%w: Listener or Transport is required", ErrInvalidConfig)
+	}
+	if cfg.ServerTLS == nil || cfg.ClientTLS == nil {
+		return fmt.Errorf("%w: ServerTLS and ClientTLS are required with a Listener", ErrInvalidConfig)
+	}
+	if cfg.Advertise == "" {
+		if a, ok := cfg.Listener.Addr().(*net.TCPAddr); ok && a.IP.IsUnspecified() {
+			return fmt.Errorf("%w: listening on %s: set Advertise to an address peers can dial", ErrInvalidConfig, a)
+		}
+		cfg.Advertise = cfg.Listener.Addr().String()
+	}
+	return nil
+}
+
+// openStorage opens the log store (bbolt), the snapshot store and the log
+// cache under cfg.DataDir/raft.
+func openStorage(cfg Config, hl hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, raft.LogStore, error) {
+	dir := filepath.Join(cfg.DataDir, "raft")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, nil, nil, fmt.Errorf("raftstore: create data dir: %w", err)
+	}
+	dbPath := filepath.Join(dir, "raft.db")
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	if errors.Is(err, bbolt.ErrTimeout) {
+		return nil, nil, nil, fmt.Errorf("%w: %s is locked by another process (is another controller running with this data dir?)", ErrDataDirInUse, dbPath)
+	}
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("raftstore: open log store %s: %w", dbPath, err)
+	}
+	retain := cfg.SnapshotRetain
+	if retain <= 0 {
+		retain = 2
+	}
+	snaps, err := raft.NewFileSnapshotStoreWithLogger(dir, retain, hl.Named("snapshot"))
+	if err != nil {
+		bolt.Close()
+		return nil, nil, nil, fmt.Errorf("raftstore: open snapshot store: %w", err)
+	}
+	logs, err := raft.NewLogCache(512, bolt)
+	if err != nil {
+		bolt.Close()
+		return nil, nil, nil, fmt.Errorf("raftstore: log cache: %w", err)
+	}
+	return bolt, snaps, logs, nil
+}
+
+// raftConfig is raft's configuration: its defaults with cfg's timeouts and
+// snapshot settings where set.
+func (cfg *Config) raftConfig(hl hclog.Logger) *raft.Config {
 	rc := raft.DefaultConfig()
 	rc.LocalID = raft.ServerID(cfg.NodeID)
 	rc.Logger = hl.Named("raft")
@@ -212,19 +240,7 @@ func Open(cfg Config) (*Store, error) {
 	if rc.LeaderLeaseTimeout > rc.HeartbeatTimeout {
 		rc.LeaderLeaseTimeout = rc.HeartbeatTimeout
 	}
-
-	r, err := raft.NewRaft(rc, s.fsm, logs, bolt, snaps, s.trans)
-	if err != nil {
-		if s.ownTrans != nil {
-			s.ownTrans.Close()
-		}
-		bolt.Close()
-		return nil, fmt.Errorf("raftstore: start raft: %w", err)
-	}
-	s.raft = r
-	s.wg.Add(1)
-	go s.leaderLoop()
-	return s, nil
+	return rc
 }
 
 // HasState reports whether the data directory holds raft state: the node was
@@ -378,25 +394,12 @@ func (s *Store) StateHash() (uint64, [32]byte) {
 	return st.index, stateHash(st)
 }
 
-func (s *Store) notifyApplied() {
-	s.notifyMu.Lock()
-	defer s.notifyMu.Unlock()
-	close(s.applied)
-	s.applied = make(chan struct{})
-	for ch := range s.watchers {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
-	}
-}
+func (s *Store) notifyApplied() { s.notify.applied() }
 
 // WaitForIndex waits until the local state has applied index idx.
 func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 	for {
-		s.notifyMu.Lock()
-		ch := s.applied
-		s.notifyMu.Unlock()
+		ch := s.notify.next()
 		if s.AppliedIndex() >= idx {
 			return nil
 		}
@@ -414,20 +417,7 @@ func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 // (coalesced: one value may stand for many applies) and a func that stops
 // the watch. Re-read the state (View) on each notification. The channel is
 // not closed by Close; select on your own shutdown signal too.
-func (s *Store) Watch() (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
-	s.notifyMu.Lock()
-	s.watchers[ch] = struct{}{}
-	s.notifyMu.Unlock()
-	var once sync.Once
-	return ch, func() {
-		once.Do(func() {
-			s.notifyMu.Lock()
-			delete(s.watchers, ch)
-			s.notifyMu.Unlock()
-		})
-	}
-}
+func (s *Store) Watch() (<-chan struct{}, func()) { return s.notify.watch() }
 
 // leaderLoop follows raft's leadership changes. On gaining leadership it
 // runs a Barrier, so every entry of earlier terms is applied, before

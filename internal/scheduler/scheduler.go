@@ -65,73 +65,104 @@ func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
 	if err := checkFleet(req, fleet); err != nil {
 		return nil, err
 	}
+	appHosts := AppHosts(req)
+	var phases []*deployv1.Phase
+	add := func(ps ...*deployv1.Phase) {
+		for _, p := range ps {
+			if len(p.Steps) > 0 {
+				phases = append(phases, p)
+			}
+		}
+	}
+	add(networkPhase(req))
+	if !req.GetSkipPull() {
+		add(pullPhase(req, appHosts))
+	}
+	if !req.GetSkipProxyBoot() {
+		add(proxyPhase(req))
+	}
+	add(accessoriesPhase(req), stalePhase(req))
+	add(bootPhases(req, appHosts)...)
+	add(tagPhase(req, appHosts))
+	if !req.GetSkipPrune() {
+		add(prunePhase(req, appHosts))
+	}
+	return &deployv1.Plan{Phases: phases}, nil
+}
+
+// networkPhase ensures the Docker network on every host.
+func networkPhase(req *deployv1.Request) *deployv1.Phase {
 	network := req.GetNetwork()
 	if network == "" {
 		network = DefaultNetwork
 	}
-
-	appHosts := AppHosts(req)
-	var phases []*deployv1.Phase
-	add := func(p *deployv1.Phase) {
-		if len(p.Steps) > 0 {
-			phases = append(phases, p)
-		}
-	}
-
-	net := &deployv1.Phase{Name: "network"}
+	p := &deployv1.Phase{Name: "network"}
 	for _, h := range AllHosts(req) {
-		net.Steps = append(net.Steps, step("network/"+h, h, "", "ensure network",
+		p.Steps = append(p.Steps, step("network/"+h, h, "", "ensure network",
 			&agentv1.Operation{Op: &agentv1.Operation_EnsureNetwork{EnsureNetwork: &agentv1.EnsureNetwork{Name: network}}}))
 	}
-	add(net)
+	return p
+}
 
-	if !req.GetSkipPull() {
-		pull := &deployv1.Phase{Name: "pull"}
-		for _, h := range appHosts {
-			pull.Steps = append(pull.Steps, step("pull/"+h, h, "", "pull "+req.GetImage(),
-				&agentv1.Operation{Op: &agentv1.Operation_PullImage{PullImage: &agentv1.PullImage{
-					Image: req.GetImage(), Auth: req.GetRegistry(), Service: req.GetService(),
-				}}}))
-		}
-		add(pull)
+// pullPhase pulls the image on every app host.
+func pullPhase(req *deployv1.Request, appHosts []string) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "pull"}
+	for _, h := range appHosts {
+		p.Steps = append(p.Steps, step("pull/"+h, h, "", "pull "+req.GetImage(),
+			&agentv1.Operation{Op: &agentv1.Operation_PullImage{PullImage: &agentv1.PullImage{
+				Image: req.GetImage(), Auth: req.GetRegistry(), Service: req.GetService(),
+			}}}))
 	}
+	return p
+}
 
-	if !req.GetSkipProxyBoot() {
-		proxy := &deployv1.Phase{Name: "proxy"}
-		for _, ph := range req.GetProxyHosts() {
-			proxy.Steps = append(proxy.Steps, step("proxy/"+ph.GetHost(), ph.GetHost(), "", "boot kamal-proxy",
-				&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{
-					Boot: ph.GetBoot(), Auth: spec.AuthFor(ph.GetBoot().GetContainer().GetImage(), req.GetRegistry()),
-				}}}))
-		}
-		add(proxy)
+// proxyPhase boots kamal-proxy on every proxy host.
+func proxyPhase(req *deployv1.Request) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "proxy"}
+	for _, ph := range req.GetProxyHosts() {
+		p.Steps = append(p.Steps, step("proxy/"+ph.GetHost(), ph.GetHost(), "", "boot kamal-proxy",
+			&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{
+				Boot: ph.GetBoot(), Auth: spec.AuthFor(ph.GetBoot().GetContainer().GetImage(), req.GetRegistry()),
+			}}}))
 	}
+	return p
+}
 
-	acc := &deployv1.Phase{Name: "accessories"}
+// accessoriesPhase boots every accessory on its hosts.
+func accessoriesPhase(req *deployv1.Request) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "accessories"}
 	for _, a := range req.GetAccessories() {
 		for _, hc := range a.GetHosts() {
 			h := hc.GetHost()
-			acc.Steps = append(acc.Steps, step("accessory/"+a.GetName()+"/"+h, h, "", "boot accessory "+a.GetName(),
+			p.Steps = append(p.Steps, step("accessory/"+a.GetName()+"/"+h, h, "", "boot accessory "+a.GetName(),
 				&agentv1.Operation{Op: &agentv1.Operation_BootAccessory{BootAccessory: &agentv1.BootAccessory{
 					Container: hc.GetContainer(), Auth: a.GetRegistry(), Proxy: a.GetProxy(),
 				}}}))
 		}
 	}
-	add(acc)
+	return p
+}
 
-	stale := &deployv1.Phase{Name: "stale"}
+// stalePhase stops every role's stale containers on its hosts.
+func stalePhase(req *deployv1.Request) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "stale"}
 	for _, r := range req.GetRoles() {
 		for _, hc := range r.GetHosts() {
-			stale.Steps = append(stale.Steps, step("stale/"+r.GetName()+"/"+hc.GetHost(), hc.GetHost(), r.GetName(), "stop stale containers",
+			p.Steps = append(p.Steps, step("stale/"+r.GetName()+"/"+hc.GetHost(), hc.GetHost(), r.GetName(), "stop stale containers",
 				&agentv1.Operation{Op: &agentv1.Operation_StopStale{StopStale: &agentv1.StopStale{
 					Service: req.GetService(), Role: r.GetName(), Destination: req.GetDestination(),
 					LatestImage: req.GetRepository() + ":" + req.GetLatestTag(), Stop: r.GetStop(),
 				}}}))
 		}
 	}
-	add(stale)
+	return p
+}
 
+// bootPhases boots the app hosts in groups of boot.limit, waiting
+// boot.wait between groups.
+func bootPhases(req *deployv1.Request, appHosts []string) []*deployv1.Phase {
 	groups := Groups(appHosts, req.GetBoot().GetLimit())
+	phases := make([]*deployv1.Phase, len(groups))
 	for i, group := range groups {
 		p := bootPhase(req, group)
 		p.Name = fmt.Sprintf("boot %d/%d", i+1, len(groups))
@@ -139,30 +170,34 @@ func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
 		if i < len(groups)-1 {
 			p.WaitSeconds = req.GetBoot().GetWaitSeconds()
 		}
-		add(p)
+		phases[i] = p
 	}
+	return phases
+}
 
-	tag := &deployv1.Phase{Name: "tag"}
+// tagPhase tags the deployed image as latest on every app host.
+func tagPhase(req *deployv1.Request, appHosts []string) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "tag"}
 	for _, h := range appHosts {
-		tag.Steps = append(tag.Steps, step("tag/"+h, h, "", "tag "+req.GetImage()+" as "+req.GetLatestTag(),
+		p.Steps = append(p.Steps, step("tag/"+h, h, "", "tag "+req.GetImage()+" as "+req.GetLatestTag(),
 			&agentv1.Operation{Op: &agentv1.Operation_TagLatest{TagLatest: &agentv1.TagLatest{
 				Repository: req.GetRepository(), Version: req.GetVersion(), Tag: req.GetLatestTag(),
 			}}}))
 	}
-	add(tag)
+	return p
+}
 
-	if !req.GetSkipPrune() {
-		prune := &deployv1.Phase{Name: "prune"}
-		for _, h := range appHosts {
-			prune.Steps = append(prune.Steps, step("prune/"+h, h, "", "prune containers and images",
-				&agentv1.Operation{Op: &agentv1.Operation_Prune{Prune: &agentv1.Prune{
-					Service: req.GetService(), Retain: req.GetRetainContainers(), Containers: true, Images: true,
-					KeepTags: []string{req.GetLatestTag()}, Repository: req.GetRepository(),
-				}}}))
-		}
-		add(prune)
+// prunePhase prunes old containers and images on every app host.
+func prunePhase(req *deployv1.Request, appHosts []string) *deployv1.Phase {
+	p := &deployv1.Phase{Name: "prune"}
+	for _, h := range appHosts {
+		p.Steps = append(p.Steps, step("prune/"+h, h, "", "prune containers and images",
+			&agentv1.Operation{Op: &agentv1.Operation_Prune{Prune: &agentv1.Prune{
+				Service: req.GetService(), Retain: req.GetRetainContainers(), Containers: true, Images: true,
+				KeepTags: []string{req.GetLatestTag()}, Repository: req.GetRepository(),
+			}}}))
 	}
-	return &deployv1.Plan{Phases: phases}, nil
+	return p
 }
 
 // bootPhase boots every role on the group's hosts. Non-primary roles wait at

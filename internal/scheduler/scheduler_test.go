@@ -114,11 +114,21 @@ func TestPlan_SequentialRolesOnAHost(t *testing.T) {
 		t.Fatalf("boot/job/h1 = %v, want After [boot/web/h1]", job)
 	}
 	req.Boot = &deployv1.Boot{ParallelRoles: true}
-	plan, _ = scheduler.Plan(req, connected("h1"))
+	plan, err = scheduler.Plan(req, connected("h1"))
+	if err != nil {
+		t.Fatalf("Plan(parallel_roles): %v", err)
+	}
+	job = nil
 	for _, s := range scheduler.Steps(plan) {
-		if s.GetId() == "boot/job/h1" && len(s.GetAfter()) != 0 {
-			t.Errorf("with parallel_roles, boot/job/h1 After = %v, want none", s.GetAfter())
+		if s.GetId() == "boot/job/h1" {
+			job = s
 		}
+	}
+	if job == nil {
+		t.Fatal("with parallel_roles, the plan has no step boot/job/h1")
+	}
+	if len(job.GetAfter()) != 0 {
+		t.Errorf("with parallel_roles, boot/job/h1 After = %v, want none", job.GetAfter())
 	}
 }
 
