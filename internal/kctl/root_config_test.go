@@ -8,20 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
 func runConfigKctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := &cobra.Command{Use: "kctl", SilenceUsage: true}
-	for _, f := range commandFactories {
-		root.AddCommand(f())
-	}
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
+	root := newRoot(&out, &out)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
