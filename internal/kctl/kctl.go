@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/kctl-dev/kctl/internal/cli"
 )
 
 // CredentialsEnv names the credentials file when --credentials is not given.
@@ -24,10 +26,7 @@ const CredentialsEnv = "KCTL_CREDENTIALS"
 
 // Run runs kctl with args (without the program name).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := newRoot(stdout, stderr)
-	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
-	if err != nil {
+	if err := cli.Execute(ctx, newRoot(stdout, stderr), args); err != nil {
 		return fmt.Errorf("kctl: %w", err)
 	}
 	return nil
@@ -37,20 +36,13 @@ func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 // commands.
 func newRoot(stdout, stderr io.Writer) *cobra.Command {
 	g := &globals{stdout: stdout}
-	root := &cobra.Command{
-		Use:           "kctl",
-		Short:         "Kamal-style zero-downtime Docker deploys without SSH",
-		SilenceUsage:  true,
-		SilenceErrors: true,
-	}
-	root.SetOut(stdout)
-	root.SetErr(stderr)
+	root := cli.NewRoot("kctl", "Kamal-style zero-downtime Docker deploys without SSH", stdout, stderr)
 	root.PersistentFlags().StringVar(&g.credentials, "credentials", "", "credentials file (default $"+CredentialsEnv+", then ~/.config/kctl/credentials.yaml)")
 	root.PersistentFlags().DurationVar(&g.timeout, "connect-timeout", 5*time.Second, "how long to try connecting to each controller")
 	root.PersistentFlags().DurationVar(&g.deadline, "timeout", 30*time.Second, "how long a command may take in all")
 	root.AddCommand(
 		// The cluster.
-		newVersionCmd(g), newTokenCmd(g), newLoginCmd(g), newClusterCmd(g), newAgentsCmd(g), newOperatorsCmd(g),
+		cli.NewVersionCmd("kctl"), newTokenCmd(g), newLoginCmd(g), newClusterCmd(g), newAgentsCmd(g), newOperatorsCmd(g),
 		// Kamal's commands.
 		newDeployCmd(g), newRedeployCmd(g), newRollbackCmd(g), newSetupCmd(g), newDeploysCmd(g),
 		newLockCmd(g), newAuditCmd(g), newBuildCmd(g), newPruneCmd(g), newRegistryCmd(),
