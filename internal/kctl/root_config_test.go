@@ -100,6 +100,10 @@ func TestInitAndDocs(t *testing.T) {
 			t.Errorf("init did not write %s", p)
 		}
 	}
+	// The starter file names kctl's commands as they are.
+	if b, err := os.ReadFile("config/deploy.yml"); err != nil || !strings.Contains(string(b), "(kctl agents)") || strings.Contains(string(b), "kctl agent list") {
+		t.Errorf("init's deploy.yml = %v, want it to point at `kctl agents`:\n%s", err, b)
+	}
 	// The starter file is a valid configuration once its secrets exist.
 	if err := os.WriteFile(".kamal/secrets", []byte("KAMAL_REGISTRY_PASSWORD=x\nRAILS_MASTER_KEY=y\n"), 0o600); err != nil {
 		t.Fatal(err)
