@@ -28,36 +28,25 @@ func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
 
 // newAgentsCmd lists the agents; its subcommands describe, remove and ping one.
 func newAgentsCmd(g *globals) *cobra.Command {
-	var o output
-	cmd := &cobra.Command{
-		Use:   "agents",
-		Short: "List agents, whether they are connected and their versions",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			var resp *controllerv1.ListAgentsResponse
-			if err := g.call(cmd.Context(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
-				resp, err = cc.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
-				return err
-			}); err != nil {
-				return err
-			}
-			out := []agentJSON{}
-			var rows [][]string
-			for _, a := range resp.GetAgents() {
-				j := toAgentJSON(a)
-				out = append(out, j)
-				rows = append(rows, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version})
-			}
-			if o == "json" {
-				return printJSON(g.stdout, out)
-			}
-			return printTable(g.stdout, []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, rows)
-		},
-	}
-	addOutput(cmd, &o)
+	cmd := newListCmd("agents", "List agents, whether they are connected and their versions", func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ListAgentsResponse, error) {
+			return cc.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
+		})
+		if err != nil {
+			return err
+		}
+		out := []agentJSON{}
+		var rows [][]string
+		for _, a := range resp.GetAgents() {
+			j := toAgentJSON(a)
+			out = append(out, j)
+			rows = append(rows, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version})
+		}
+		if o == "json" {
+			return printJSON(g.stdout, out)
+		}
+		return printTable(g.stdout, []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, rows)
+	})
 	cmd.AddCommand(newAgentsDescribeCmd(g), newAgentsRemoveCmd(g), newAgentsPingCmd(g))
 	return cmd
 }

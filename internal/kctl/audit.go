@@ -9,9 +9,8 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 )
 
-// auditArgs are audit's flags.
+// auditArgs are audit's filters.
 type auditArgs struct {
-	o                             output
 	service, dest, operator, host string
 	since                         time.Duration
 	limit                         uint32
@@ -19,28 +18,19 @@ type auditArgs struct {
 
 func newAuditCmd(g *globals) *cobra.Command {
 	var a auditArgs
-	cmd := &cobra.Command{
-		Use:   "audit",
-		Short: "Query the audit history of every action, on any controller",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := a.o.check(); err != nil {
+	cmd := newListCmd("audit", "Query the audit history of every action, on any controller", func(cmd *cobra.Command, o output) error {
+		in := &deployv1.AuditRequest{Service: a.service, Destination: a.dest, Operator: a.operator, Host: a.host, Limit: a.limit}
+		if a.since > 0 {
+			in.SinceUnixMillis = time.Now().Add(-a.since).UnixMilli()
+		}
+		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
+			resp, err := c.Audit(ctx, in)
+			if err != nil {
 				return err
 			}
-			in := &deployv1.AuditRequest{Service: a.service, Destination: a.dest, Operator: a.operator, Host: a.host, Limit: a.limit}
-			if a.since > 0 {
-				in.SinceUnixMillis = time.Now().Add(-a.since).UnixMilli()
-			}
-			return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
-				resp, err := c.Audit(ctx, in)
-				if err != nil {
-					return err
-				}
-				return printAudit(cmd, a.o, resp.GetEntries())
-			})
-		},
-	}
-	addOutput(cmd, &a.o)
+			return printAudit(cmd, o, resp.GetEntries())
+		})
+	})
 	cmd.Flags().StringVar(&a.service, "service", "", "only this service")
 	cmd.Flags().StringVarP(&a.dest, "destination", "d", "", "only this destination")
 	cmd.Flags().StringVar(&a.operator, "operator", "", "only this operator")

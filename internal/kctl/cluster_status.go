@@ -10,27 +10,15 @@ import (
 )
 
 func newClusterStatusCmd(g *globals) *cobra.Command {
-	var o output
-	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the controllers, their versions and the leader",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			var resp *controllerv1.ClusterStatusResponse
-			if err := g.call(cmd.Context(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
-				resp, err = cc.ClusterStatus(ctx, &controllerv1.ClusterStatusRequest{})
-				return err
-			}); err != nil {
-				return err
-			}
-			return printClusterStatus(g, o, resp)
-		},
-	}
-	addOutput(cmd, &o)
-	return cmd
+	return newListCmd("status", "Show the controllers, their versions and the leader", func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ClusterStatusResponse, error) {
+			return cc.ClusterStatus(ctx, &controllerv1.ClusterStatusRequest{})
+		})
+		if err != nil {
+			return err
+		}
+		return printClusterStatus(g, o, resp)
+	})
 }
 
 func printClusterStatus(g *globals, o output, resp *controllerv1.ClusterStatusResponse) error {

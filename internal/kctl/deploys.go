@@ -12,25 +12,15 @@ import (
 
 // newDeploysCmd lists the deploys; its subcommands show, watch and cancel one.
 func newDeploysCmd(g *globals) *cobra.Command {
-	var o output
-	cmd := &cobra.Command{
-		Use:   "deploys",
-		Short: "List deploys, newest first",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
+	cmd := newListCmd("deploys", "List deploys, newest first", func(cmd *cobra.Command, o output) error {
+		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
+			resp, err := c.List(ctx, &deployv1.ListRequest{})
+			if err != nil {
 				return err
 			}
-			return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
-				resp, err := c.List(ctx, &deployv1.ListRequest{})
-				if err != nil {
-					return err
-				}
-				return printDeploys(cmd, o, resp.GetDeploys())
-			})
-		},
-	}
-	addOutput(cmd, &o)
+			return printDeploys(cmd, o, resp.GetDeploys())
+		})
+	})
 	cmd.AddCommand(newDeploysShowCmd(g), newDeploysWatchCmd(g), newDeploysCancelCmd(g))
 	return cmd
 }

@@ -123,3 +123,13 @@ func (g *globals) sendCommand(ctx context.Context, agent string, op *agentv1.Ope
 	})
 	return res, err
 }
+
+// ask runs one call on whichever controller answers and returns its reply.
+func ask[R any](ctx context.Context, g *globals, fn func(context.Context, controllerv1.ControllerServiceClient) (R, error)) (R, error) {
+	var r R
+	err := g.call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
+		r, err = fn(ctx, cc)
+		return err
+	})
+	return r, err
+}

@@ -11,41 +11,30 @@ import (
 
 // newOperatorsCmd lists the operators; its subcommand removes one.
 func newOperatorsCmd(g *globals) *cobra.Command {
-	var o output
-	cmd := &cobra.Command{
-		Use:   "operators",
-		Short: "List operators",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			var resp *controllerv1.ListOperatorsResponse
-			if err := g.call(cmd.Context(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
-				resp, err = cc.ListOperators(ctx, &controllerv1.ListOperatorsRequest{})
-				return err
-			}); err != nil {
-				return err
-			}
-			type op struct {
-				Name    string `json:"name"`
-				Role    string `json:"role"`
-				Created string `json:"created"`
-			}
-			out := []op{}
-			var rows [][]string
-			for _, x := range resp.GetOperators() {
-				c := time.Unix(x.GetCreatedUnix(), 0).UTC().Format(time.RFC3339)
-				out = append(out, op{x.GetName(), x.GetRole(), c})
-				rows = append(rows, []string{x.GetName(), x.GetRole(), c})
-			}
-			if o == "json" {
-				return printJSON(g.stdout, out)
-			}
-			return printTable(g.stdout, []string{"NAME", "ROLE", "CREATED"}, rows)
-		},
-	}
-	addOutput(cmd, &o)
+	cmd := newListCmd("operators", "List operators", func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ListOperatorsResponse, error) {
+			return cc.ListOperators(ctx, &controllerv1.ListOperatorsRequest{})
+		})
+		if err != nil {
+			return err
+		}
+		type op struct {
+			Name    string `json:"name"`
+			Role    string `json:"role"`
+			Created string `json:"created"`
+		}
+		out := []op{}
+		var rows [][]string
+		for _, x := range resp.GetOperators() {
+			c := time.Unix(x.GetCreatedUnix(), 0).UTC().Format(time.RFC3339)
+			out = append(out, op{x.GetName(), x.GetRole(), c})
+			rows = append(rows, []string{x.GetName(), x.GetRole(), c})
+		}
+		if o == "json" {
+			return printJSON(g.stdout, out)
+		}
+		return printTable(g.stdout, []string{"NAME", "ROLE", "CREATED"}, rows)
+	})
 	cmd.AddCommand(newOperatorsRemoveCmd(g))
 	return cmd
 }

@@ -44,3 +44,20 @@ func firstLine(s string) string {
 	line, _, _ := strings.Cut(s, "\n")
 	return line
 }
+
+// newListCmd makes a listing command with -o table|json; run asks the
+// controllers and prints in format o.
+func newListCmd(use, short string, run func(cmd *cobra.Command, o output) error) *cobra.Command {
+	var o output
+	cmd := &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := o.check(); err != nil {
+				return err
+			}
+			return run(cmd, o)
+		},
+	}
+	addOutput(cmd, &o)
+	return cmd
+}

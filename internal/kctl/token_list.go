@@ -12,27 +12,15 @@ import (
 )
 
 func newTokenListCmd(g *globals) *cobra.Command {
-	var o output
-	cmd := &cobra.Command{
-		Use:   "list",
-		Short: "List usable tokens",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			if err := o.check(); err != nil {
-				return err
-			}
-			var resp *controllerv1.ListTokensResponse
-			if err := g.call(cmd.Context(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
-				resp, err = cc.ListTokens(ctx, &controllerv1.ListTokensRequest{})
-				return err
-			}); err != nil {
-				return err
-			}
-			return printTokens(g, o, resp.GetTokens())
-		},
-	}
-	addOutput(cmd, &o)
-	return cmd
+	return newListCmd("list", "List usable tokens", func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ListTokensResponse, error) {
+			return cc.ListTokens(ctx, &controllerv1.ListTokensRequest{})
+		})
+		if err != nil {
+			return err
+		}
+		return printTokens(g, o, resp.GetTokens())
+	})
 }
 
 func printTokens(g *globals, o output, tokens []*controllerv1.TokenInfo) error {
