@@ -1,12 +1,16 @@
 // Package cli holds what the cobra commands of the three binaries
 // (controller, agent, kctl) share, so they read and behave alike: the root
-// command's settings, the version command and how a command line runs.
+// command's settings, the version command, how a command line runs, and
+// main's signal handling and exit status.
 package cli
 
 import (
 	"context"
 	"fmt"
 	"io"
+	"os"
+	"os/signal"
+	"syscall"
 
 	"github.com/spf13/cobra"
 
@@ -50,4 +54,20 @@ func NewVersionCmd(name string) *cobra.Command {
 func Execute(ctx context.Context, root *cobra.Command, args []string) error {
 	root.SetArgs(args)
 	return root.ExecuteContext(ctx)
+}
+
+// RunFunc is a binary's whole program: cmd/*/main.go passes it to Main.
+type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+
+// Main runs run with the command line under a context that SIGINT and
+// SIGTERM cancel, prints its error once and returns the exit status for
+// main's os.Exit: 0, or 1 on an error.
+func Main(run RunFunc) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
 }
