@@ -14,9 +14,14 @@ export PATH := $(BIN):$(PATH)
 help: ## Describe useful make targets
 	@grep -E '^[a-z.-]+:.*?## ' $(MAKEFILE_LIST) | awk -F':.*?## ' '{printf "%-16s %s\n", $$1, $$2}'
 
+# VERSION is stamped into every binary (internal/version): `kctl version`,
+# the agent's Hello, `kctl agents` and `kctl cluster status` show it.
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -X github.com/kctl-dev/kctl/internal/version.Version=$(VERSION)
+
 .PHONY: build
-build: ## Build controller, agent and kctl into bin/
-	CGO_ENABLED=0 go build -trimpath -o bin/ ./cmd/...
+build: ## Build controller, agent and kctl into bin/, stamped with VERSION
+	CGO_ENABLED=0 go build -trimpath -ldflags "$(LDFLAGS)" -o bin/ ./cmd/...
 
 .PHONY: test
 test: ## Run every test: unit, real Docker, real binaries, race detector

@@ -15,6 +15,10 @@ registry_port=5555
 
 say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 
+# agent_connected NAME reads `kctl agents` and succeeds when NAME's status
+# is exactly "connected" ("disconnected" does not count).
+agent_connected() { awk -v name="$1" '$1 == name && $2 == "connected" { ok = 1 } END { exit !ok }'; }
+
 down() {
   for pidfile in "$state"/*.pid; do
     [ -e "$pidfile" ] || continue
@@ -47,8 +51,10 @@ if ! command -v docker-registry >/dev/null; then
 fi
 mkdir -p "$state" "$bin"
 
-say "Building controller, agent and kctl"
-CGO_ENABLED=0 go build -trimpath -o "$bin/" ./cmd/controller ./cmd/agent ./cmd/kctl
+version=$(git describe --always --dirty 2>/dev/null || echo dev)
+say "Building controller, agent and kctl ($version)"
+CGO_ENABLED=0 go build -trimpath -ldflags "-X github.com/kctl-dev/kctl/internal/version.Version=$version" \
+  -o "$bin/" ./cmd/controller ./cmd/agent ./cmd/kctl
 export PATH=$bin:$PATH
 
 say "Building the kamal-proxy stand-in image (basecamp/kamal-proxy cannot be pulled here)"
@@ -88,7 +94,8 @@ say "Enrolling agent demo-1 (it dials out to the controller; no SSH, no inbound 
 token=$(kctl token create --role agent --ttl 10m)
 agent run --name demo-1 --data-dir "$state/demo-1" --controller $api --token "$token" >"$state/demo-1.log" 2>&1 &
 echo $! >"$state/demo-1.pid"
-for _ in $(seq 100); do kctl agents 2>/dev/null | grep -q 'demo-1 .*connected' && break; sleep 0.1; done
+for _ in $(seq 100); do kctl agents 2>/dev/null | agent_connected demo-1 && break; sleep 0.1; done
+kctl agents 2>/dev/null | agent_connected demo-1 || { echo "agent demo-1 did not connect:"; cat "$state/demo-1.log"; exit 1; }
 
 say "kctl cluster status"
 kctl cluster status

@@ -3,19 +3,15 @@ package main
 
 import (
 	"context"
-	"fmt"
+	"io"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/kctl-dev/kctl/internal/agent"
+	"github.com/kctl-dev/kctl/internal/cli"
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	if err := agent.Run(ctx, os.Args[1:], os.Stdout, os.Stderr, nil); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
+	os.Exit(cli.Main(func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return agent.Run(ctx, args, stdout, stderr, nil) // nil: the Docker runtime
+	}))
 }

@@ -26,7 +26,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -145,7 +144,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 	}
 	saved := a.loadControllers()
-	a.controllers = mergeAddrs(cfg.Controllers, saved)
+	a.controllers = ctlclient.MergeAddrs(cfg.Controllers, saved)
 	if len(a.controllers) == 0 {
 		return nil, fmt.Errorf("%w: pass --controller host:port[,host:port]", ErrNoControllers)
 	}
@@ -158,19 +157,6 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	a.jr = jr
 	return a, nil
-}
-
-func mergeAddrs(lists ...[]string) []string {
-	var out []string
-	for _, l := range lists {
-		for _, s := range l {
-			s = strings.TrimSpace(s)
-			if s != "" && !slices.Contains(out, s) {
-				out = append(out, s)
-			}
-		}
-	}
-	return out
 }
 
 func (a *Agent) path(name string) string { return filepath.Join(a.cfg.DataDir, name) }
@@ -194,7 +180,7 @@ func (a *Agent) learn(addrs []string) {
 		return
 	}
 	a.mu.Lock()
-	merged := mergeAddrs(a.controllers, addrs)
+	merged := ctlclient.MergeAddrs(a.controllers, addrs)
 	changed := len(merged) != len(a.controllers)
 	a.controllers = merged
 	a.mu.Unlock()

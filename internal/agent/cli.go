@@ -3,105 +3,116 @@ package agent
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"io"
 	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
 
+	"github.com/spf13/cobra"
+
 	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
+	"github.com/kctl-dev/kctl/internal/cli"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/version"
 )
 
-// Version is the build's version, set with -ldflags "-X ...agent.Version=v".
-var Version = "dev"
-
 // Run is the `agent` command: `agent run --name N --data-dir D --controller
-// A[,B...] [--token T]`. rt carries out operations; nil means the Docker
-// runtime on the local engine (or, with --runtime fake, a FakeRuntime that
-// answers Noop and GatherFacts only). It runs until ctx is cancelled
-// (SIGTERM).
+// A[,B...] [--token T]`, and `agent version`. rt carries out operations; nil
+// means the Docker runtime on the local engine (or, with --runtime fake, a
+// FakeRuntime that answers Noop and GatherFacts only). It runs until ctx is
+// cancelled (SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
-	if len(args) == 0 || args[0] != "run" {
-		if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
-			fmt.Fprintln(stdout, "agent", Version)
-			return nil
-		}
-		return errors.New("usage: agent run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]")
+	root := cli.NewRoot("agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker", stdout, stderr)
+	root.AddCommand(newRunCmd(stderr, rt), cli.NewVersionCmd("agent"))
+	return cli.Execute(ctx, root, args)
+}
+
+// runArgs are `agent run`'s flags.
+type runArgs struct {
+	cfg         Config
+	controllers string
+	logLevel    string
+	runtime     string
+	shared      bool
+	tokenFile   string
+}
+
+func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
+	var a runArgs
+	cmd := &cobra.Command{
+		Use:   "run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]",
+		Short: "Enroll (first start, with a token) and serve the controllers' commands until stopped",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stderr, rt) },
 	}
-	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg         Config
-		controllers string
-		logLevel    string
-	)
-	fs.StringVar(&cfg.Name, "name", "", "this agent's name")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for the agent's key, certificates and journal")
-	fs.StringVar(&controllers, "controller", "", "controller API addresses, comma-separated")
-	fs.StringVar(&cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	runtime := fs.String("runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
-	shared := fs.Bool("shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
-	tokenFile := fs.String("token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of `ps`")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	tok, err := ctlclient.ResolveToken(cfg.Token, *tokenFile)
+	f := cmd.Flags()
+	f.StringVar(&a.cfg.Name, "name", "", "this agent's name")
+	f.StringVar(&a.cfg.DataDir, "data-dir", "", "directory for the agent's key, certificates and journal")
+	f.StringVar(&a.controllers, "controller", "", "controller API addresses, comma-separated")
+	f.StringVar(&a.cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
+	f.StringVar(&a.tokenFile, "token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of ps")
+	f.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&a.runtime, "runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
+	f.BoolVar(&a.shared, "shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
+	return cmd
+}
+
+func (a *runArgs) run(ctx context.Context, stderr io.Writer, rt exec.Runtime) error {
+	cfg := a.cfg
+	tok, err := ctlclient.ResolveToken(cfg.Token, a.tokenFile)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	cfg.Token = tok
-	if fs.NArg() > 0 {
-		return fmt.Errorf("agent: unexpected argument %q", fs.Arg(0))
-	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
 		return fmt.Errorf("agent: --log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg.Controllers = strings.Split(controllers, ",")
-	cfg.Version = Version
-	if cfg.Name == "" || cfg.DataDir == "" || controllers == "" {
+	cfg.Controllers = strings.Split(a.controllers, ",")
+	cfg.Version = version.Version
+	if cfg.Name == "" || cfg.DataDir == "" || a.controllers == "" {
 		return errors.New("agent: --name, --data-dir and --controller are required (agent run --name NAME --data-dir DIR --controller ADDR[,ADDR] --token TOKEN)")
 	}
 	if rt == nil {
-		switch *runtime {
-		case "fake":
-			rt = &FakeRuntime{}
-		case "docker":
-			dcfg := docker.Config{DataDir: filepath.Join(cfg.DataDir, "host"), Logf: func(format string, args ...any) {
-				cfg.Logger.Info(fmt.Sprintf(format, args...))
-			}}
-			if *shared {
-				if !validSharedName(cfg.Name) {
-					return fmt.Errorf("agent: --shared-engine: name %q must be a valid container name prefix ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", cfg.Name)
-				}
-				dcfg.AgentName = cfg.Name
-				dcfg.NamePrefix = cfg.Name + "."
-				dcfg.ProxyName = "kamal-proxy-" + cfg.Name
-				dcfg.ProxyVolume = "kamal-proxy-config-" + cfg.Name
-			}
-			drt, err := docker.New(dcfg)
-			if err != nil {
-				return err
-			}
-			rt = drt
-		default:
-			return fmt.Errorf("agent: --runtime %q: want docker or fake", *runtime)
+		if rt, err = a.newRuntime(cfg); err != nil {
+			return err
 		}
 	}
 	cfg.Runtime = rt
 	jctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	a, err := New(jctx, cfg)
+	ag, err := New(jctx, cfg)
 	cancel()
 	if err != nil {
 		return err
 	}
-	return a.Run(ctx)
+	return ag.Run(ctx)
+}
+
+// newRuntime makes the runtime --runtime names.
+func (a *runArgs) newRuntime(cfg Config) (exec.Runtime, error) {
+	switch a.runtime {
+	case "fake":
+		return &FakeRuntime{}, nil
+	case "docker":
+		dcfg := docker.Config{DataDir: filepath.Join(cfg.DataDir, "host"), Logf: func(format string, args ...any) {
+			cfg.Logger.Info(fmt.Sprintf(format, args...))
+		}}
+		if a.shared {
+			if !validSharedName(cfg.Name) {
+				return nil, fmt.Errorf("agent: --shared-engine: name %q must be a valid container name prefix ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", cfg.Name)
+			}
+			dcfg.AgentName = cfg.Name
+			dcfg.NamePrefix = cfg.Name + "."
+			dcfg.ProxyName = "kamal-proxy-" + cfg.Name
+			dcfg.ProxyVolume = "kamal-proxy-config-" + cfg.Name
+		}
+		return docker.New(dcfg)
+	}
+	return nil, fmt.Errorf("agent: --runtime %q: want docker or fake", a.runtime)
 }
 
 // validSharedName reports whether an agent name can prefix container names

@@ -28,6 +28,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/version"
 )
 
 // api serves ControllerService. Domain errors become gRPC status codes here
@@ -40,7 +41,8 @@ type api struct {
 // announce sets the ControllersHeader on every unary response, so clients
 // learn every controller's address.
 func (c *Controller) announce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ",")))
+	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ","),
+		ctlclient.VersionHeader, version.Version))
 	return handler(ctx, req)
 }
 
@@ -365,10 +367,14 @@ func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRe
 		if sv.ID == leader {
 			n.State = "leader"
 		}
+		if sv.ID == c.cfg.Name {
+			n.Version = version.Version
+		}
 		resp.Nodes = append(resp.Nodes, n)
 		if sv.ID != c.cfg.Name && n.Address != "" {
 			wg.Go(func() {
-				if !c.probe(ctx, n.Address) {
+				var ok bool
+				if ok, n.Version = c.probe(ctx, n.Address); !ok {
 					n.State = "unreachable"
 				}
 			})
@@ -379,16 +385,19 @@ func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRe
 	return resp, nil
 }
 
-// probe reports whether the controller at addr answers a health check.
-func (c *Controller) probe(ctx context.Context, addr string) bool {
+// probe reports whether the controller at addr answers a health check, and
+// the version it announces.
+func (c *Controller) probe(ctx context.Context, addr string) (bool, string) {
 	cc, err := c.peers.connAddr(addr)
 	if err != nil {
-		return false
+		return false, ""
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Second)
 	defer cancel()
-	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true))
-	return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING
+	var md metadata.MD
+	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true), grpc.Header(&md))
+	v := md.Get(ctlclient.VersionHeader)
+	return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING, strings.Join(v, "")
 }
 
 // AddController marks the calling controller as a voter; the leader adds

@@ -3,82 +3,102 @@ package controller
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/kctl-dev/kctl/internal/cli"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 )
 
 // Run is the `controller` command: `controller run --name N --data-dir D
-// --listen ADDR --raft-listen ADDR [--init | --join ADDR --token T]`. It
-// serves until ctx is cancelled (SIGTERM), then shuts down cleanly.
+// --listen ADDR --raft-listen ADDR [--init | --join ADDR --token T]`, and
+// `controller version`. It serves until ctx is cancelled (SIGTERM), then
+// shuts down cleanly.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] != "run" {
-		if len(args) > 0 && (args[0] == "version" || args[0] == "--version") {
-			fmt.Fprintln(stdout, "controller", Version)
-			return nil
-		}
-		return errors.New("usage: controller run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init | --join ADDR --token TOKEN]")
+	root := cli.NewRoot("controller", "Run a kctl controller: the Raft-replicated control plane agents and kctl talk to", stdout, stderr)
+	root.AddCommand(newRunCmd(stdout, stderr), cli.NewVersionCmd("controller"))
+	return cli.Execute(ctx, root, args)
+}
+
+// runArgs are `controller run`'s flags.
+type runArgs struct {
+	cfg                      Config
+	listen, raftListen       string
+	advertise, raftAdvertise string
+	join                     string
+	logLevel                 string
+	tokenFile                string
+}
+
+func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
+	var a runArgs
+	cmd := &cobra.Command{
+		Use:   "run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init | --join ADDR --token TOKEN]",
+		Short: "Start or join a cluster (first start), or resume from the data dir, and serve until stopped",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stdout, stderr) },
 	}
-	fs := flag.NewFlagSet("controller run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	var (
-		cfg                      Config
-		listen, raftListen       string
-		advertise, raftAdvertise string
-		join                     string
-		logLevel                 string
-	)
-	fs.StringVar(&cfg.Name, "name", "", "this controller's name (its Raft server ID)")
-	fs.StringVar(&cfg.DataDir, "data-dir", "", "directory for Raft state, keys and certificates")
-	fs.StringVar(&listen, "listen", "127.0.0.1:7443", "API address (agents and kctl)")
-	fs.StringVar(&raftListen, "raft-listen", "127.0.0.1:7444", "Raft address (controllers only)")
-	fs.StringVar(&advertise, "advertise", "", "API address others reach this node at (default --listen)")
-	fs.StringVar(&raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
-	fs.BoolVar(&cfg.Init, "init", false, "start a new cluster (first start only)")
-	fs.StringVar(&join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
-	fs.StringVar(&cfg.Token, "token", "", "join token (kctl token create --role controller)")
-	fs.DurationVar(&cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
-	fs.StringVar(&logLevel, "log-level", "info", "debug, info, warn or error")
-	tokenFile := fs.String("token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of `ps`")
-	if err := fs.Parse(args[1:]); err != nil {
-		return err
-	}
-	tok, err := ctlclient.ResolveToken(cfg.Token, *tokenFile)
+	f := cmd.Flags()
+	f.StringVar(&a.cfg.Name, "name", "", "this controller's name (its Raft server ID)")
+	f.StringVar(&a.cfg.DataDir, "data-dir", "", "directory for Raft state, keys and certificates")
+	f.StringVar(&a.listen, "listen", "127.0.0.1:7443", "API address (agents and kctl)")
+	f.StringVar(&a.raftListen, "raft-listen", "127.0.0.1:7444", "Raft address (controllers only)")
+	f.StringVar(&a.advertise, "advertise", "", "API address others reach this node at (default --listen)")
+	f.StringVar(&a.raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
+	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
+	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
+	f.StringVar(&a.cfg.Token, "token", "", "join token (kctl token create --role controller)")
+	f.StringVar(&a.tokenFile, "token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of ps")
+	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
+	f.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
+	return cmd
+}
+
+// config checks the flags and resolves them into a Config without
+// listeners.
+func (a *runArgs) config(stderr io.Writer) (Config, error) {
+	cfg := a.cfg
+	tok, err := ctlclient.ResolveToken(cfg.Token, a.tokenFile)
 	if err != nil {
-		return fmt.Errorf("controller: %w", err)
+		return cfg, fmt.Errorf("controller: %w", err)
 	}
-	if join != "" || cfg.Token != "" || *tokenFile != "" {
+	if a.join != "" || cfg.Token != "" || a.tokenFile != "" {
 		cfg.Token = tok // $KCTL_TOKEN matters only when joining
 	}
-	if fs.NArg() > 0 {
-		return fmt.Errorf("controller: unexpected argument %q", fs.Arg(0))
+	if cfg.Init && a.join != "" {
+		return cfg, errors.New("controller: --init and --join exclude each other: --init starts a new cluster, --join enters an existing one")
 	}
-	if cfg.Init && join != "" {
-		return errors.New("controller: --init and --join exclude each other: --init starts a new cluster, --join enters an existing one")
-	}
-	if join != "" {
-		cfg.JoinAddrs = strings.Split(join, ",")
+	if a.join != "" {
+		cfg.JoinAddrs = strings.Split(a.join, ",")
 	} else if cfg.Token != "" {
-		return errors.New("controller: --token is only used with --join")
+		return cfg, errors.New("controller: --token is only used with --join")
 	}
 	var level slog.Level
-	if err := level.UnmarshalText([]byte(logLevel)); err != nil {
-		return fmt.Errorf("controller: --log-level: %w", err)
+	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
+		return cfg, fmt.Errorf("controller: --log-level: %w", err)
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	cfg.APIAddress, cfg.RaftAddress = advertise, raftAdvertise
+	cfg.APIAddress, cfg.RaftAddress = a.advertise, a.raftAdvertise
+	return cfg, nil
+}
 
-	apiLn, err := listenFlag("--listen", listen)
+func (a *runArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
+	cfg, err := a.config(stderr)
 	if err != nil {
 		return err
 	}
-	raftLn, err := listenFlag("--raft-listen", raftListen)
+	apiLn, err := listenFlag("--listen", a.listen)
+	if err != nil {
+		return err
+	}
+	raftLn, err := listenFlag("--raft-listen", a.raftListen)
 	if err != nil {
 		apiLn.Close()
 		return err
@@ -109,6 +129,3 @@ func listenFlag(flagName, addr string) (net.Listener, error) {
 	}
 	return ln, nil
 }
-
-// Version is the build's version, set with -ldflags "-X ...controller.Version=v".
-var Version = "dev"

@@ -36,6 +36,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
@@ -156,7 +157,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	if adminCreds != nil {
 		path := filepath.Join(cfg.DataDir, adminFile)
-		if err := writeFileAtomic(path, adminCreds, 0o600); err != nil {
+		if err := atomicfile.WriteFile(path, adminCreds, 0o600); err != nil {
 			return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
 		c.log.Info("wrote admin credentials", "path", path)

@@ -11,6 +11,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -46,7 +47,7 @@ func (c *Controller) saveNode(keyPEM, certPEM, caPEM []byte) error {
 		name string
 		b    []byte
 	}{{nodeKeyFile, keyPEM}, {caCertFile, caPEM}, {nodeCertFile, certPEM}} {
-		if err := writeFileAtomic(c.path(f.name), f.b, 0o600); err != nil {
+		if err := atomicfile.WriteFile(c.path(f.name), f.b, 0o600); err != nil {
 			return fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
 	}
@@ -277,8 +278,8 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	if err := c.creds.Update(certPEM, keyPEM); err != nil {
 		return err
 	}
-	if err := writeFileAtomic(c.path(nodeKeyFile), keyPEM, 0o600); err != nil {
+	if err := atomicfile.WriteFile(c.path(nodeKeyFile), keyPEM, 0o600); err != nil {
 		return err
 	}
-	return writeFileAtomic(c.path(nodeCertFile), certPEM, 0o600)
+	return atomicfile.WriteFile(c.path(nodeCertFile), certPEM, 0o600)
 }

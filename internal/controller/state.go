@@ -6,13 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"regexp"
 	"slices"
 	"time"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -133,8 +131,4 @@ func (c *Controller) controllerAddrs() []string {
 		out = []string{c.cfg.APIAddress}
 	}
 	return out
-}
-
-func writeFileAtomic(path string, b []byte, perm os.FileMode) error {
-	return ctlclient.WriteFileAtomic(path, b, perm)
 }

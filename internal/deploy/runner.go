@@ -124,10 +124,6 @@ func (r *Runner) Run(ctx context.Context) {
 	}
 }
 
-// Ended reports whether a deploy in state s is over (succeeded, failed or
-// cancelled).
-func Ended(s deployv1.State) bool { return finished(s) }
-
 func finished(s deployv1.State) bool {
 	switch s {
 	case deployv1.State_STATE_SUCCEEDED, deployv1.State_STATE_FAILED, deployv1.State_STATE_CANCELLED:

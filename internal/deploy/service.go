@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"slices"
 	"sort"
 	"strings"
@@ -17,6 +18,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/apierr"
 	"github.com/kctl-dev/kctl/internal/locks"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/scheduler"
@@ -74,7 +76,10 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	}
 	req := in.GetRequest()
 	plan, err := scheduler.Plan(req, s.Agents)
-	if err != nil {
+	switch {
+	case errors.Is(err, scheduler.ErrUnplaceable):
+		return nil, unplaceableError(req, s.Agents, err)
+	case err != nil:
 		return nil, toStatus(err)
 	}
 	sealed, err := sealPlan(plan, req)
@@ -123,9 +128,29 @@ func (s *Service) lockedError(ctx context.Context, service, dest string) error {
 		return toStatus(err)
 	}
 	if l, _, ok := schema.Locks.Get(s.Store, schema.LockKey(service, dest)); ok {
-		return status.Error(codes.FailedPrecondition, locks.Describe(l))
+		return apierr.LockHeld(l)
 	}
 	return status.Error(codes.Aborted, "the deploy lock changed while taking it; try again")
+}
+
+// unplaceableError is the Unavailable of a deploy whose hosts have no usable
+// agent, naming them in a typed detail (apierr) for the client.
+func unplaceableError(req *deployv1.Request, fleet scheduler.Fleet, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "scheduler: ")
+	byState := map[scheduler.AgentState][]string{}
+	for _, h := range scheduler.AllHosts(req) {
+		st := fleet.AgentState(h)
+		byState[st] = append(byState[st], h)
+	}
+	if down := byState[scheduler.AgentDisconnected]; len(down) > 0 {
+		sort.Strings(down)
+		return apierr.AgentsUnavailable(codes.Unavailable, msg, apierr.ReasonAgentNotConnected, down)
+	}
+	if unknown := byState[scheduler.AgentUnknown]; len(unknown) > 0 {
+		sort.Strings(unknown)
+		return apierr.AgentsUnavailable(codes.Unavailable, msg, apierr.ReasonAgentNotEnrolled, unknown)
+	}
+	return status.Error(codes.Unavailable, msg)
 }
 
 // Get reports a deploy and its steps. Errors: NotFound, Unavailable (no

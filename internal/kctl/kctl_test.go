@@ -15,6 +15,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/kctl"
+	"github.com/kctl-dev/kctl/internal/version"
 )
 
 func startController(t *testing.T) string {
@@ -55,8 +56,8 @@ func TestRun_ClusterCommands(t *testing.T) {
 	var st struct {
 		Leader string `json:"leader"`
 		Nodes  []struct {
-			Name, Address, State string
-			Voter                bool
+			Name, Address, State, Version string
+			Voter                         bool
 		} `json:"nodes"`
 	}
 	if err := json.Unmarshal([]byte(out), &st); err != nil {
@@ -64,6 +65,12 @@ func TestRun_ClusterCommands(t *testing.T) {
 	}
 	if st.Leader != "c1" || len(st.Nodes) != 1 || st.Nodes[0].State != "leader" || !st.Nodes[0].Voter {
 		t.Fatalf("cluster status = %+v, want c1 leading alone", st)
+	}
+	if st.Nodes[0].Version != version.Version {
+		t.Errorf("cluster status version = %q, want %q", st.Nodes[0].Version, version.Version)
+	}
+	if out, err := run(t, "version"); err != nil || out != "kctl "+version.Version+"\n" {
+		t.Errorf("version = %q, %v; want kctl %s", out, err, version.Version)
 	}
 	out, err = run(t, "--credentials", creds, "token", "create", "--role", "agent", "--uses", "3")
 	if err != nil || !strings.HasPrefix(out, "KCTL1-") || strings.Count(out, "\n") != 1 {

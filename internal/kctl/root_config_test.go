@@ -8,20 +8,13 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/spf13/cobra"
-
 	"github.com/kctl-dev/kctl/internal/kamalconfig"
 )
 
 func runConfigKctl(t *testing.T, args ...string) (string, error) {
 	t.Helper()
-	root := &cobra.Command{Use: "kctl", SilenceUsage: true}
-	for _, f := range commandFactories {
-		root.AddCommand(f())
-	}
 	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetErr(&out)
+	root := newRoot(&out, &out)
 	root.SetArgs(args)
 	err := root.Execute()
 	return out.String(), err
@@ -106,6 +99,10 @@ func TestInitAndDocs(t *testing.T) {
 		if _, err := os.Stat(filepath.Join(dir, p)); err != nil {
 			t.Errorf("init did not write %s", p)
 		}
+	}
+	// The starter file names kctl's commands as they are.
+	if b, err := os.ReadFile("config/deploy.yml"); err != nil || !strings.Contains(string(b), "(kctl agents)") || strings.Contains(string(b), "kctl agent list") {
+		t.Errorf("init's deploy.yml = %v, want it to point at `kctl agents`:\n%s", err, b)
 	}
 	// The starter file is a valid configuration once its secrets exist.
 	if err := os.WriteFile(".kamal/secrets", []byte("KAMAL_REGISTRY_PASSWORD=x\nRAILS_MASTER_KEY=y\n"), 0o600); err != nil {

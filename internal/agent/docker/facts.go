@@ -10,10 +10,11 @@ import (
 	"github.com/docker/docker/api/types/filters"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/version"
 )
 
-// AgentVersion is reported in facts; cmd/agent may overwrite it at build.
-var AgentVersion = "dev"
+// AgentVersion is reported in facts: the build's stamped version.
+var AgentVersion = version.Version
 
 // GatherFacts reports the server: OS, arch, Docker version, and every
 // kctl-managed container (Kamal's `service`-labelled apps and accessories

@@ -148,7 +148,8 @@ func classify(res ExecResult) error {
 	msg = strings.TrimPrefix(msg, "Error: ")
 	switch {
 	case strings.Contains(msg, "target failed to become healthy"):
-		return fmt.Errorf("%w: %s", ErrHealthTimeout, msg)
+		// The proxy's message already says it: say it once.
+		return &cliError{kind: ErrHealthTimeout, msg: msg}
 	case strings.Contains(msg, "host settings conflict"), strings.Contains(msg, "host is used by another service"):
 		return fmt.Errorf("%w: %s", ErrHostConflict, msg)
 	case strings.Contains(msg, "service not found"):
@@ -156,6 +157,16 @@ func classify(res ExecResult) error {
 	}
 	return fmt.Errorf("%w (exit %d): %s", ErrCommand, res.ExitCode, msg)
 }
+
+// cliError is a kamal-proxy failure whose message already names its kind:
+// it reads as "proxy: <message>" and matches the kind with errors.Is.
+type cliError struct {
+	kind error
+	msg  string
+}
+
+func (e *cliError) Error() string { return "proxy: " + e.msg }
+func (e *cliError) Unwrap() error { return e.kind }
 
 // ShellUnquote removes POSIX-shell quoting from one word, as `sh` does for
 // the words Kamal renders (`--host="a.com"` → `--host=a.com`, `'x'`, `\"`).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -79,6 +80,17 @@ func TestErrors_Classified(t *testing.T) {
 		if !errors.Is(err, tc.want) {
 			t.Errorf("stderr %q: error %v, want %v", tc.stderr, err, tc.want)
 		}
+	}
+}
+
+// TestErrors_HealthTimeoutSaidOnce: the proxy's own message names the
+// cause; the error says it once, with the timeout.
+func TestErrors_HealthTimeoutSaidOnce(t *testing.T) {
+	d := &proxy.Driver{Exec: &recorder{res: proxy.ExecResult{ExitCode: 1,
+		Stderr: "Error: target failed to become healthy within configured timeout (10s)\n"}}}
+	err := d.Remove(context.Background(), "x")
+	if n := strings.Count(err.Error(), "failed to become healthy"); n != 1 || !strings.Contains(err.Error(), "within configured timeout (10s)") {
+		t.Errorf("error = %q, want the cause once, with the timeout", err)
 	}
 }
 

@@ -890,8 +890,11 @@ type ControllerNode struct {
 	Address     string                 `protobuf:"bytes,2,opt,name=address,proto3" json:"address,omitempty"`
 	RaftAddress string                 `protobuf:"bytes,3,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
 	// State is leader, follower or unknown.
-	State         string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
-	Voter         bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	State string `protobuf:"bytes,4,opt,name=state,proto3" json:"state,omitempty"`
+	Voter bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// Version is the controller's build version (internal/version), empty
+	// when it did not answer.
+	Version       string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -959,6 +962,13 @@ func (x *ControllerNode) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *ControllerNode) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
 }
 
 // AddControllerRequest is empty: the caller's certificate names it.
@@ -2776,13 +2786,14 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x128\n" +
 	"\x05nodes\x18\x02 \x03(\v2\".kctl.controller.v1.ControllerNodeR\x05nodes\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\x8d\x01\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xa7\x01\n" +
 	"\x0eControllerNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x16\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x18\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\"\x16\n" +
 	"\x14AddControllerRequest\"\x17\n" +
 	"\x15AddControllerResponse\"-\n" +
 	"\x17RemoveControllerRequest\x12\x12\n" +

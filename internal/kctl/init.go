@@ -15,7 +15,7 @@ service: my-app
 image: my-user/my-app
 
 # Deploy to these servers. With kctl these are the names of enrolled agents
-# (kctl agent list), not SSH hosts: agents dial out to the controllers.
+# (kctl agents), not SSH hosts: agents dial out to the controllers.
 servers:
   web:
     - agent-1

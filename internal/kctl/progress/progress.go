@@ -1,4 +1,7 @@
-package deploy
+// Package progress renders a deploy as kctl shows it: one line per step as
+// it starts and ends, so the output reads the same on a terminal and in a CI
+// log, then a summary per host. It reads the wire types only.
+package progress
 
 import (
 	"fmt"
@@ -10,10 +13,9 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 )
 
-// Progress prints a deploy's progress as it changes: one line per step when
-// it starts and when it ends, so the output reads the same on a terminal and
-// in a CI log, and a summary at the end.
-type Progress struct {
+// Printer prints a deploy's progress as it changes: one line per step when
+// it starts and when it ends, and a summary at the end.
+type Printer struct {
 	W io.Writer
 	// seen is the last state printed per step.
 	seen map[string]deployv1.State
@@ -22,7 +24,7 @@ type Progress struct {
 }
 
 // Update prints what changed since the last update.
-func (p *Progress) Update(rec *deployv1.Record, steps []*deployv1.StepRecord) {
+func (p *Printer) Update(rec *deployv1.Record, steps []*deployv1.StepRecord) {
 	if p.seen == nil {
 		p.seen = map[string]deployv1.State{}
 		p.phase = -1
@@ -44,7 +46,7 @@ func (p *Progress) Update(rec *deployv1.Record, steps []*deployv1.StepRecord) {
 				fmt.Fprintf(p.W, "== %s\n", ph.GetName())
 			}
 			p.seen[st.GetId()] = sr.GetState()
-			line := fmt.Sprintf("  %-20s %-40s %s", st.GetHost(), st.GetAction(), stateWord(sr.GetState()))
+			line := fmt.Sprintf("  %-20s %-40s %s", st.GetHost(), st.GetAction(), StateName(sr.GetState()))
 			if sr.GetError() != "" {
 				line += ": " + sr.GetError()
 			}
@@ -62,7 +64,7 @@ func (p *Progress) Update(rec *deployv1.Record, steps []*deployv1.StepRecord) {
 }
 
 // Summary prints the outcome per host and overall.
-func (p *Progress) Summary(rec *deployv1.Record, steps []*deployv1.StepRecord) {
+func (p *Printer) Summary(rec *deployv1.Record, steps []*deployv1.StepRecord) {
 	hosts := map[string]string{}
 	for _, ph := range rec.GetPlan().GetPhases() {
 		for _, st := range ph.GetSteps() {
@@ -104,11 +106,12 @@ func (p *Progress) Summary(rec *deployv1.Record, steps []*deployv1.StepRecord) {
 	case deployv1.State_STATE_SUCCEEDED:
 		fmt.Fprintf(p.W, "Finished all in %.1f seconds\n", took.Seconds())
 	default:
-		fmt.Fprintf(p.W, "Deploy %s %s: %s\n", rec.GetId(), stateWord(rec.GetState()), rec.GetError())
+		fmt.Fprintf(p.W, "Deploy %s %s: %s\n", rec.GetId(), StateName(rec.GetState()), rec.GetError())
 	}
 }
 
-func stateWord(s deployv1.State) string {
+// StateName is a state as kctl prints it: "running", "succeeded"…
+func StateName(s deployv1.State) string {
 	return strings.ToLower(strings.TrimPrefix(s.String(), "STATE_"))
 }
 
@@ -117,4 +120,14 @@ func serviceName(req *deployv1.Request) string {
 		return req.GetService()
 	}
 	return req.GetService() + " (" + req.GetDestination() + ")"
+}
+
+// Ended reports whether a deploy in state s has ended: succeeded, failed or
+// cancelled.
+func Ended(s deployv1.State) bool {
+	switch s {
+	case deployv1.State_STATE_SUCCEEDED, deployv1.State_STATE_FAILED, deployv1.State_STATE_CANCELLED:
+		return true
+	}
+	return false
 }

@@ -1,0 +1,52 @@
+package kctl
+
+import (
+	"context"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+)
+
+// agentJSON is one agent as `kctl agents` shows it.
+type agentJSON struct {
+	Name       string `json:"name"`
+	Status     string `json:"status"`
+	Controller string `json:"controller"`
+	LastSeen   string `json:"last_seen"`
+	Version    string `json:"version"`
+}
+
+func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
+	ls := ""
+	if a.GetLastSeenUnixMillis() > 0 {
+		ls = time.UnixMilli(a.GetLastSeenUnixMillis()).UTC().Format(time.RFC3339)
+	}
+	return agentJSON{a.GetName(), a.GetStatus(), a.GetController(), ls, a.GetVersion()}
+}
+
+// newAgentsCmd lists the agents; its subcommands describe, remove and ping one.
+func newAgentsCmd(g *globals) *cobra.Command {
+	cmd := newListCmd("agents", "List agents, whether they are connected and their versions", func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ListAgentsResponse, error) {
+			return cc.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
+		})
+		if err != nil {
+			return err
+		}
+		out := []agentJSON{}
+		var rows [][]string
+		for _, a := range resp.GetAgents() {
+			j := toAgentJSON(a)
+			out = append(out, j)
+			rows = append(rows, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version})
+		}
+		if o == "json" {
+			return printJSON(g.stdout, out)
+		}
+		return printTable(g.stdout, []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, rows)
+	})
+	cmd.AddCommand(newAgentsDescribeCmd(g), newAgentsRemoveCmd(g), newAgentsPingCmd(g))
+	return cmd
+}

@@ -1,0 +1,9 @@
+package kctl
+
+import "github.com/spf13/cobra"
+
+func newClusterCmd(g *globals) *cobra.Command {
+	cmd := &cobra.Command{Use: "cluster", Short: "Show and change the controller cluster"}
+	cmd.AddCommand(newClusterStatusCmd(g), newClusterRemoveCmd(g))
+	return cmd
+}
