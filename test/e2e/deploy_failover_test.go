@@ -10,14 +10,13 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // slowStart makes the app take d to start listening, so a deploy spends
@@ -51,7 +50,7 @@ func (e *env) deployState(dir, id string) (string, error) {
 // containersNamed counts containers (any state) whose name starts with name.
 func containersNamed(t *testing.T, name string) []string {
 	t.Helper()
-	cli := dockertest.Client(t)
+	cli := testenv.Docker(t)
 	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+regexp.QuoteMeta(name)))})
 	must(t, err)
 	var out []string
@@ -76,7 +75,7 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	}
 	id = strings.TrimSpace(id)
 	// Kill the leader while the deploy is inside its boot step.
-	waitFor(t, 60*time.Second, "v2 container created", func() error {
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		if len(containersNamed(t, engineName(e.agent, p.service+"-web-v2"))) == 0 {
 			return fmt.Errorf("no %s-web-v2 yet", p.service)
 		}
@@ -86,10 +85,10 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	must(t, err)
 	for _, c := range cs {
 		if c.name == st.Leader {
-			c.p.kill9()
+			c.p.Kill()
 		}
 	}
-	waitFor(t, 90*time.Second, "deploy succeeded after the leader was killed", func() error {
+	testenv.WaitFor(t, 90*time.Second, func() error { // the deploy succeeds after the leader was killed
 		s, err := e.deployState(p.dir, id)
 		if err != nil {
 			return err
@@ -119,10 +118,9 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 	cmd := exec.Command(filepath.Join(e.bin, "kctl"), "deploy", "--version", "v1")
 	cmd.Dir = p.dir
 	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(t, cmd.Start())
+	deploy := testenv.Start(t, "kctl-deploy", cmd)
 	var id string
-	waitFor(t, 60*time.Second, "the deploy is running", func() error {
+	testenv.WaitFor(t, 60*time.Second, func() error { // the deploy is running
 		out, err := e.kctlIn(p.dir, "deploys", "-o", "json")
 		if err != nil {
 			return err
@@ -134,8 +132,7 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 		id = list[0]["id"]
 		return nil
 	})
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the operator's laptop goes away
-	cmd.Wait()
+	deploy.Kill() // the operator's laptop goes away
 	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
 	if err != nil {
 		t.Fatalf("deploys watch after kctl died: %v", err)
@@ -209,7 +206,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 // inspectEnv returns a container's environment.
 func inspectEnv(t *testing.T, name string) map[string]string {
 	t.Helper()
-	in, err := dockertest.Client(t).ContainerInspect(context.Background(), name)
+	in, err := testenv.Docker(t).ContainerInspect(context.Background(), name)
 	must(t, err)
 	env := map[string]string{}
 	for _, kv := range in.Config.Env {

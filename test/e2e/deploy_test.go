@@ -15,15 +15,17 @@ import (
 	"time"
 
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // project is a Kamal project on disk that deploys the test app through a
 // real registry and the kamal-proxy stand-in.
 type project struct {
+	testenv.Project
 	dir      string
 	service  string
 	httpPort int
-	reg      dockertest.Registry
+	reg      testenv.Registry
 }
 
 // deployYML is the project's config/deploy.yml; %[n] fill in the service
@@ -80,24 +82,22 @@ func newProject(t *testing.T, e *env, extra string) *project {
 // of deployYML).
 func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
 	t.Helper()
-	cli := dockertest.Client(t)
-	reg := dockertest.StartRegistry(t)
+	cli := testenv.Docker(t)
+	reg := testenv.StartRegistry(t)
 	prefix := dockertest.Prefix(t)
 	proxyRepo := "kctl-e2e/proxy-" + prefix
 	dockertest.BuildProxyImage(t, cli, proxyRepo)
-	p := &project{dir: filepath.Join(e.dir, "app"), service: "e2e" + strings.ReplaceAll(prefix, "-", ""), httpPort: dockertest.FreePort(t), reg: reg}
-	os.MkdirAll(filepath.Join(p.dir, "config"), 0o755)
-	os.MkdirAll(filepath.Join(p.dir, ".kamal"), 0o755)
-	bin := dockertest.BuildBinary(t, "./test/app")
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, os.WriteFile(filepath.Join(p.dir, "app"), data, 0o755))
-	must(t, os.WriteFile(filepath.Join(p.dir, "Dockerfile"), []byte("FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n"), 0o644))
-	yml := fmt.Sprintf(tmpl, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
-	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(yml), 0o644))
-	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets"), []byte(fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)), 0o600))
+	service := "e2e" + strings.ReplaceAll(prefix, "-", "")
+	httpPort := testenv.FreePort(t)
+	yml := fmt.Sprintf(tmpl, service, reg.Addr, proxyRepo, httpPort, testenv.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
+	secrets := fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)
+	tp := testenv.NewProject(t, filepath.Join(e.dir, "app"), yml, secrets)
+	p := &project{Project: tp, dir: tp.Dir, service: service, httpPort: httpPort, reg: reg}
+	// The build context: the test app binary and a FROM-scratch Dockerfile.
+	app, err := os.ReadFile(testenv.BuildBinary(t, "./test/app"))
+	must(t, err)
+	p.Write(t, "app", string(app), 0o755)
+	p.Write(t, "Dockerfile", "FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n", 0o644)
 	dockertest.CleanupContainers(t, cli, p.service, nil, nil)
 	for _, h := range e.hosts {
 		// --shared-engine names containers "<agent>.<Kamal's name>".
@@ -158,7 +158,7 @@ func (e *env) startAgents(controllers []*ctl, n int) []string {
 	for _, name := range e.hosts {
 		e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
 	}
-	waitFor(e.t, 30*time.Second, strings.Join(e.hosts, ", ")+" connected", func() error {
+	testenv.WaitFor(e.t, 30*time.Second, func() error { // every agent connected
 		as, err := e.agents()
 		if err != nil {
 			return err

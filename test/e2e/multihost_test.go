@@ -13,7 +13,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // multiHostYML: role web on every agent, one host booting at a time, and
@@ -96,7 +96,7 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 	cs := e.startCluster(1)
 	hosts := e.startAgents(cs, 3)
 	p := newProjectYML(t, e, multiHostYML, "")
-	cli := dockertest.Client(t)
+	cli := testenv.Docker(t)
 
 	for _, v := range []string{"v1", "v2"} {
 		out, err := e.kctlIn(p.dir, "deploy", "--version", v)
