@@ -23,7 +23,7 @@ import (
 // that long inside its boot step.
 func (p *project) slowStart(t *testing.T, d string) {
 	t.Helper()
-	path := filepath.Join(p.dir, "config", "deploy.yml")
+	path := filepath.Join(p.Dir, "config", "deploy.yml")
 	yml, err := os.ReadFile(path)
 	must(t, err)
 	must(t, os.WriteFile(path, []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    START_DELAY: "+d, 1)), 0o644))
@@ -65,11 +65,11 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	cs := e.startCluster(3)
 	e.startAgent(cs)
 	p := newProject(t, e, "")
-	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
 	}
 	p.slowStart(t, "4s")
-	id, err := e.kctlIn(p.dir, "deploy", "--version", "v2", "--detach")
+	id, err := e.kctlIn(p.Dir, "deploy", "--version", "v2", "--detach")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,7 +89,7 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 		}
 	}
 	testenv.WaitFor(t, 90*time.Second, func() error { // the deploy succeeds after the leader was killed
-		s, err := e.deployState(p.dir, id)
+		s, err := e.deployState(p.Dir, id)
 		if err != nil {
 			return err
 		}
@@ -104,24 +104,19 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	if names := containersNamed(t, engineName(e.agent, p.service+"-web-v2")); len(names) != 1 {
 		t.Errorf("containers for web v2 = %v, want exactly one (each step ran once in effect)", names)
 	}
-	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock after the deploy: %q", out)
-	}
+	e.wantNoLock(p, "after the deploy")
 }
 
 func TestE2E_KctlKilledMidDeploy(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	p.slowStart(t, "3s")
 	cmd := exec.Command(filepath.Join(e.bin, "kctl"), "deploy", "--version", "v1")
-	cmd.Dir = p.dir
+	cmd.Dir = p.Dir
 	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
 	deploy := testenv.Start(t, "kctl-deploy", cmd)
 	var id string
 	testenv.WaitFor(t, 60*time.Second, func() error { // the deploy is running
-		out, err := e.kctlIn(p.dir, "deploys", "-o", "json")
+		out, err := e.kctlIn(p.Dir, "deploys", "-o", "json")
 		if err != nil {
 			return err
 		}
@@ -133,7 +128,7 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 		return nil
 	})
 	deploy.Kill() // the operator's laptop goes away
-	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
+	out, err := e.kctlIn(p.Dir, "deploys", "watch", id)
 	if err != nil {
 		t.Fatalf("deploys watch after kctl died: %v", err)
 	}
@@ -143,23 +138,18 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 	if got, _ := p.get("/"); got != "v1\n" {
 		t.Errorf("GET / = %q, want v1", got)
 	}
-	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock after the deploy: %q", out)
-	}
+	e.wantNoLock(p, "after the deploy")
 }
 
 func TestE2E_TwoOperatorsOneLock(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	// alice is a deployer with her own key and credentials file.
 	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "operator", "--name", "alice", "--operator-role", "deployer"))
 	aliceCreds := filepath.Join(e.dir, "alice.yaml")
-	if out, err := e.runBin(30*time.Second, "kctl", "--credentials", aliceCreds, "login", "--controller", cs[0].api, "--token", tok); err != nil {
+	if out, err := e.runBin(30*time.Second, "kctl", "--credentials", aliceCreds, "login", "--controller", e.ctls[0].api, "--token", tok); err != nil {
 		t.Fatalf("alice login: %v\n%s", err, out)
 	}
-	if out, err := e.kctlIn(p.dir, "build", "push", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "build", "push", "--version", "v1"); err != nil {
 		t.Fatalf("build push: %v\n%s", err, out)
 	}
 	p.slowStart(t, "3s")
@@ -177,7 +167,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 				creds = aliceCreds
 			}
 			cmd := exec.Command(filepath.Join(e.bin, "kctl"), "--credentials", creds, "deploy", "--skip-push", "--version", "v1")
-			cmd.Dir = p.dir
+			cmd.Dir = p.Dir
 			out, err := cmd.CombinedOutput()
 			results[i] = result{who, string(out), err}
 		})
@@ -197,7 +187,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 	if !strings.Contains(lost[0].out, "deploy lock already in place: locked by "+won[0].who) {
 		t.Errorf("%s's error does not name %s as the holder:\n%s", lost[0].who, won[0].who, lost[0].out)
 	}
-	out, err := e.kctlIn(p.dir, "audit", "--operator", won[0].who, "-o", "json")
+	out, err := e.kctlIn(p.Dir, "audit", "--operator", won[0].who, "-o", "json")
 	if err != nil || !strings.Contains(out, "boot "+p.service+"-web-v1") {
 		t.Errorf("audit for %s lacks the boot: %v\n%s", won[0].who, err, out)
 	}

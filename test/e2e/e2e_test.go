@@ -26,6 +26,8 @@ type env struct {
 	bin   string
 	dir   string
 	creds string
+	// ctls are the controllers startCluster started.
+	ctls []*ctl
 	// agent is the deploy tests' (first) agent name (startAgent).
 	agent string
 	// hosts are every agent startAgents started, in order.
@@ -114,6 +116,7 @@ func (e *env) startCluster(n int) []*ctl {
 		name := fmt.Sprintf("c%d", i+1)
 		cs = append(cs, &ctl{name: name, api: testenv.FreeAddr(t), raft: testenv.FreeAddr(t), dir: filepath.Join(e.dir, name)})
 	}
+	e.ctls = cs
 	c1 := cs[0]
 	c1.p = e.start(c1.name, "controller", "run", "--name", c1.name, "--data-dir", c1.dir, "--listen", c1.api, "--raft-listen", c1.raft, "--init", "--heartbeat-interval", "1s")
 	e.creds = filepath.Join(c1.dir, "admin.kctl.yaml")
