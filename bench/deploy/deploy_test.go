@@ -94,6 +94,7 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 	// The app, as v1 and v2 (distinct images: a version label), in the
 	// registry.
 	repo := reg.Addr + "/kctl-bench/" + service
+	b.Cleanup(func() { dockertest.RemoveImages(cli, repo) }) // the agent's tags (latest)
 	for _, v := range []string{"v1", "v2"} {
 		local := "kctl-bench/" + service + "-local:" + v
 		dockertest.BuildAppImage(b, cli, local, map[string]string{"service": service, "version": v})

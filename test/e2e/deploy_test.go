@@ -102,6 +102,8 @@ func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
 	p.Write(t, "app", string(app), 0o755)
 	p.Write(t, "Dockerfile", "FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n", 0o644)
 	dockertest.CleanupContainers(t, cli, p.service, nil, nil)
+	// kctl build and the agents tag the app on this engine (v1, latest, …).
+	t.Cleanup(func() { dockertest.RemoveImages(cli, reg.Addr+"/kctl-e2e/"+service) })
 	for _, h := range e.hosts {
 		// --shared-engine names containers "<agent>.<Kamal's name>".
 		dockertest.CleanupContainers(t, cli, h+".", nil, nil)
