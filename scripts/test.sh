@@ -6,6 +6,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export KCTL_E2E=1
 
+# stop_package_registry stops the service that installing Debian's
+# docker-registry starts: through systemd when systemd runs, else the
+# process its init script recorded in /run/docker-registry.pid, if that pid
+# is still /usr/bin/docker-registry run as the package's user.
+stop_package_registry() {
+  if [ -d /run/systemd/system ]; then
+    systemctl stop docker-registry 2>/dev/null || true
+  elif [ -f /run/docker-registry.pid ] && command -v start-stop-daemon >/dev/null; then
+    start-stop-daemon --stop --quiet --pidfile /run/docker-registry.pid \
+      --exec /usr/bin/docker-registry --user docker-registry --retry 5 || true
+  fi
+}
+
 # What the tests need beyond Go and a running Docker engine: Debian's ruby
 # (Kamal's ERB fallback) and docker-registry (a real registry on loopback).
 need=()
@@ -16,8 +29,10 @@ if [ ${#need[@]} -gt 0 ]; then
     echo "== installing ${need[*]}"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
-    # The package starts a registry on :5000; the tests start their own.
-    systemctl stop docker-registry 2>/dev/null || pkill -f /usr/bin/docker-registry || true
+    # The tests start their own registries on free ports and stop them by
+    # pid. The package may have started its service (:5000) just now: stop
+    # that one, and only that one — never a registry someone else runs.
+    if [[ " ${need[*]} " == *" docker-registry "* ]]; then stop_package_registry; fi
   else
     echo "the tests need: ${need[*]} (sudo apt-get install ${need[*]})"; exit 1
   fi

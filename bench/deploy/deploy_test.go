@@ -21,14 +21,13 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/testenv"
 	"google.golang.org/grpc"
 )
 
@@ -70,60 +69,6 @@ var floorProxyFlags = []string{
 	"--log-request-header=Cache-Control", "--log-request-header=Last-Modified", "--log-request-header=User-Agent",
 }
 
-// proc is a running daemon.
-type proc struct {
-	cmd  *exec.Cmd
-	out  *syncBuffer
-	done chan struct{}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func start(b *testing.B, bin string, args ...string) *proc {
-	b.Helper()
-	p := &proc{cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan struct{})}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	b.Cleanup(func() {
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.done
-		}
-		if b.Failed() {
-			b.Logf("--- %s log ---\n%s", filepath.Base(bin), tail(p.out.String(), 4000))
-		}
-	})
-	return p
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
-
 // run runs a command to completion and returns its stdout.
 func run(env []string, dir, bin string, args ...string) (string, error) {
 	cmd := exec.Command(bin, args...)
@@ -137,39 +82,10 @@ func run(env []string, dir, bin string, args ...string) (string, error) {
 	return out.String(), nil
 }
 
-func buildBinaries(b *testing.B) string {
-	b.Helper()
-	dir := b.TempDir()
-	cmd := exec.Command("go", "build", "-o", dir+"/", "./cmd/controller", "./cmd/agent", "./cmd/kctl")
-	cmd.Dir = dockertest.ModuleRoot(b)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		b.Fatalf("go build: %v\n%s", err, out)
-	}
-	return dir
-}
-
-func freeAddr(b *testing.B) string { return fmt.Sprintf("127.0.0.1:%d", dockertest.FreePort(b)) }
-
-func waitFor(b *testing.B, timeout time.Duration, what string, cond func() error) {
-	b.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(50 * time.Millisecond) // polling interval
-	}
-}
-
 func BenchmarkDeployVsDockerCLI(b *testing.B) {
-	cli := dockertest.Client(b)
-	bin := buildBinaries(b)
-	reg := dockertest.StartRegistry(b)
+	cli := testenv.Docker(b)
+	bin := testenv.Binaries(b)
+	reg := testenv.StartRegistry(b)
 	prefix := dockertest.Prefix(b)
 	service := "bench" + prefix
 	agentName := "web-" + prefix
@@ -178,6 +94,7 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 	// The app, as v1 and v2 (distinct images: a version label), in the
 	// registry.
 	repo := reg.Addr + "/kctl-bench/" + service
+	b.Cleanup(func() { dockertest.RemoveImages(cli, repo) }) // the agent's tags (latest)
 	for _, v := range []string{"v1", "v2"} {
 		local := "kctl-bench/" + service + "-local:" + v
 		dockertest.BuildAppImage(b, cli, local, map[string]string{"service": service, "version": v})
@@ -192,20 +109,20 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 
 	// Controller, credentials, agent.
 	cdir := filepath.Join(work, "c1")
-	api := freeAddr(b)
-	start(b, filepath.Join(bin, "controller"), "run", "--name", "c1", "--data-dir", cdir, "--listen", api, "--raft-listen", freeAddr(b), "--init", "--heartbeat-interval", "1s")
+	api := testenv.FreeAddr(b)
+	testenv.Start(b, "controller", exec.Command(filepath.Join(bin, "controller"), "run", "--name", "c1", "--data-dir", cdir, "--listen", api, "--raft-listen", testenv.FreeAddr(b), "--init", "--heartbeat-interval", "1s"))
 	creds := filepath.Join(cdir, "admin.kctl.yaml")
-	waitFor(b, 30*time.Second, "admin credentials", func() error { _, err := os.Stat(creds); return err })
+	testenv.WaitFor(b, 30*time.Second, func() error { _, err := os.Stat(creds); return err })
 	kenv := []string{"KCTL_CREDENTIALS=" + creds}
 	kctl := filepath.Join(bin, "kctl")
 	var tok string
-	waitFor(b, 30*time.Second, "an agent token", func() error {
+	testenv.WaitFor(b, 30*time.Second, func() error { // an agent token
 		out, err := run(kenv, work, kctl, "token", "create", "--role", "agent", "--ttl", "10m")
 		tok = strings.TrimSpace(out)
 		return err
 	})
-	start(b, filepath.Join(bin, "agent"), "run", "--name", agentName, "--data-dir", filepath.Join(work, "agent"), "--controller", api, "--token", tok, "--shared-engine")
-	waitFor(b, 30*time.Second, agentName+" connected", func() error {
+	testenv.Start(b, "agent", exec.Command(filepath.Join(bin, "agent"), "run", "--name", agentName, "--data-dir", filepath.Join(work, "agent"), "--controller", api, "--token", tok, "--shared-engine"))
+	testenv.WaitFor(b, 30*time.Second, func() error { // the agent connected
 		out, err := run(kenv, work, kctl, "agents", "-o", "json")
 		if err != nil {
 			return err
@@ -217,19 +134,17 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 	})
 
 	// The Kamal project.
-	proj := filepath.Join(work, "app")
-	must(b, os.MkdirAll(filepath.Join(proj, "config"), 0o755))
-	must(b, os.MkdirAll(filepath.Join(proj, ".kamal"), 0o755))
-	must(b, os.WriteFile(filepath.Join(proj, "Dockerfile"), []byte("FROM scratch\n"), 0o644))
-	must(b, os.WriteFile(filepath.Join(proj, "config", "deploy.yml"), []byte(fmt.Sprintf(deployYML,
-		service, agentName, proxyRepo, dockertest.FreePort(b), dockertest.FreePort(b), reg.Addr, reg.User)), 0o644))
-	must(b, os.WriteFile(filepath.Join(proj, ".kamal", "secrets"), []byte("KAMAL_REGISTRY_PASSWORD="+reg.Password+"\n"), 0o600))
+	project := testenv.NewProject(b, filepath.Join(work, "app"),
+		fmt.Sprintf(deployYML, service, agentName, proxyRepo, testenv.FreePort(b), testenv.FreePort(b), reg.Addr, reg.User),
+		"KAMAL_REGISTRY_PASSWORD="+reg.Password+"\n")
+	project.Write(b, "Dockerfile", "FROM scratch\n", 0o644)
+	proj := project.Dir
 
 	// The docker CLI floor: its own CLI config (login), network and proxy.
 	denv := []string{"DOCKER_CONFIG=" + filepath.Join(work, "docker-config")}
 	docker, err := exec.LookPath("docker")
 	if err != nil {
-		dockertest.Require(b, "docker CLI not installed: %v", err)
+		testenv.Unavailable(b, "docker CLI not installed: %v", err)
 	}
 	login := exec.Command(docker, "login", reg.Addr, "-u", reg.User, "--password-stdin")
 	login.Env = append(os.Environ(), denv...)
@@ -240,7 +155,7 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 	mustRun(b, denv, work, docker, "network", "create", floorNet)
 	floorProxy := prefix + "-floor-proxy"
 	mustRun(b, denv, work, docker, "run", "--detach", "--name", floorProxy, "--network", floorNet, proxyImage)
-	waitFor(b, 30*time.Second, "the floor's kamal-proxy", func() error {
+	testenv.WaitFor(b, 30*time.Second, func() error { // the floor's kamal-proxy
 		_, err := run(denv, work, docker, "exec", floorProxy, "kamal-proxy", "list")
 		return err
 	})

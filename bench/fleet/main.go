@@ -45,6 +45,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 func main() {
@@ -118,16 +119,15 @@ func run() error {
 
 	// Warm up (untimed); this also waits until the controllers have
 	// recorded every agent as connected, as Submit requires.
-	deadline := time.Now().Add(time.Minute)
-	for {
+	err = testenv.Poll(time.Minute, func() error {
 		_, _, _, err := deployOnce(ctx, cl, request(names, "v0"))
-		if err == nil {
-			break
+		if err != nil && !strings.Contains(err.Error(), "is not connected") {
+			return testenv.Stop(err)
 		}
-		if !strings.Contains(err.Error(), "is not connected") || time.Now().After(deadline) {
-			return fmt.Errorf("warm-up deploy: %w", err)
-		}
-		time.Sleep(100 * time.Millisecond) // presence is recorded within ~100 ms
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("warm-up deploy: %w", err)
 	}
 
 	fmt.Printf("hosts=%d boot.limit=%d controllers=3 (in-process) agents in-process, runtime answers OK at once\n", *hosts, *limit)
@@ -379,14 +379,16 @@ func startAgents(ctx context.Context, addrs []string, tok, dir string, n int, lo
 	for _, a := range agents {
 		wg.Go(func() { _ = a.Run(actx) })
 	}
-	deadline := time.Now().Add(2 * time.Minute)
-	for _, a := range agents {
-		for a.Sessions() == 0 {
-			if time.Now().After(deadline) {
-				return nil, stop, errors.New("agents did not connect in 2 minutes")
+	err := testenv.PollEvery(2*time.Minute, 10*time.Millisecond, func() error {
+		for _, a := range agents {
+			if a.Sessions() == 0 {
+				return errors.New("an agent has no session")
 			}
-			time.Sleep(10 * time.Millisecond) // polling for sessions
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, stop, fmt.Errorf("agents did not connect: %w", err)
 	}
 	return names, stop, nil
 }

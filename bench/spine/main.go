@@ -11,6 +11,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -38,6 +39,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 var memprofile = flag.String("memprofile", "", "write a heap profile (per N) after the agents connect")
@@ -317,15 +319,15 @@ func benchN(n int) (result, error) {
 	return r, nil
 }
 
+// poll waits until cond holds, checking every 5ms: the reconnect time is
+// measured with it.
 func poll(timeout time.Duration, cond func() bool) error {
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s", timeout)
+	return testenv.PollEvery(timeout, 5*time.Millisecond, func() error {
+		if cond() {
+			return nil
 		}
-		time.Sleep(5 * time.Millisecond)
-	}
-	return nil
+		return errors.New("condition false")
+	})
 }
 
 // runAgents joins and runs count agents in this (child) process and prints

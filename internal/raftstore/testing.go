@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -48,6 +47,10 @@ type testOptions struct {
 	timeout   time.Duration
 }
 
+// testLogger is the default WithLogger. Only this package's tests change it
+// (log_test.go), so no environment variable is read by production code.
+var testLogger = slog.New(slog.DiscardHandler)
+
 // TestOption configures NewTestCluster.
 type TestOption func(*testOptions)
 
@@ -60,8 +63,8 @@ func WithConfig(f func(i int, c *Config)) TestOption {
 	return func(o *testOptions) { o.configure = f }
 }
 
-// WithLogger sends every node's raft logs to l (default: discarded unless
-// KCTL_RAFT_LOG=1, then stderr).
+// WithLogger sends every node's raft logs to l (default: discarded; this
+// package's own tests send them to stderr under KCTL_RAFT_LOG=1).
 func WithLogger(l *slog.Logger) TestOption { return func(o *testOptions) { o.logger = l } }
 
 // WithTimeout sets heartbeat, election and lease timeouts (default 200ms).
@@ -77,11 +80,7 @@ func NewTestCluster(t testing.TB, n int, opts ...TestOption) *TestCluster {
 		f(&o)
 	}
 	if o.logger == nil {
-		if os.Getenv("KCTL_RAFT_LOG") == "1" {
-			o.logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-		} else {
-			o.logger = slog.New(slog.DiscardHandler)
-		}
+		o.logger = testLogger
 	}
 	c := &TestCluster{t: t, opts: o}
 	if o.tls {

@@ -1,6 +1,25 @@
-// Package testenv gates tests on what the machine provides. Under
-// KCTL_E2E=1 (set by `make test` and CI) a missing dependency fails the test
-// instead of skipping it, so end-to-end tests never silently skip in CI.
+// Package testenv is the shared test kit: what package tests, test/e2e and
+// bench/ need beyond the standard library.
+//
+//   - Gates: Strict, Unavailable, SkipShort, Command, Docker. Under
+//     KCTL_E2E=1 (set by `make test` and CI) a missing dependency fails the
+//     test instead of skipping it, so end-to-end tests never silently skip
+//     in CI.
+//   - Waiting: WaitFor and Poll poll a condition with a deadline (never
+//     sleep to wait).
+//   - Loopback: FreePort and FreeAddr.
+//   - Binaries: Binaries and Build build packages of the module once per
+//     source tree, shared by every test process of a `go test ./...` run,
+//     stamped with a version (internal/version).
+//   - Processes: Start runs a binary in its own process group with its
+//     output in t.TempDir, and stops the group in cleanup.
+//   - A registry: StartRegistry runs Debian's docker-registry with htpasswd
+//     auth on a free loopback port, stopped by pid in cleanup.
+//   - A project: NewProject writes a Kamal project (config/deploy.yml,
+//     .kamal/secrets) on disk.
+//
+// Docker objects (images, containers, networks) are made and removed by
+// internal/agent/docker/dockertest, which builds on this package.
 package testenv
 
 import (
@@ -23,6 +42,15 @@ func Unavailable(t testing.TB, format string, args ...any) {
 		t.Fatalf("KCTL_E2E=1 but "+format, args...)
 	}
 	t.Skipf(format, args...)
+}
+
+// SkipShort skips a heavy test (real binaries, real Docker) under -short,
+// unless Strict.
+func SkipShort(t testing.TB) {
+	t.Helper()
+	if testing.Short() && !Strict() {
+		t.Skip("heavy test: set KCTL_E2E=1 or run without -short")
+	}
 }
 
 // Docker returns a client for the local engine, or skips/fails t.

@@ -8,31 +8,28 @@ import (
 )
 
 func TestE2E_RegistryBuildDeliverPrune(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
-	if out, err := e.kctlIn(p.dir, "registry", "login"); err != nil || !strings.Contains(out, "Logged in to "+p.reg.Addr) {
+	e, p := newDeployEnv(t)
+	if out, err := e.kctlIn(p.Dir, "registry", "login"); err != nil || !strings.Contains(out, "Logged in to "+p.reg.Addr) {
 		t.Fatalf("registry login = %q, %v", out, err)
 	}
-	out, err := e.kctlIn(p.dir, "build", "deliver", "--version", "v1")
+	out, err := e.kctlIn(p.Dir, "build", "deliver", "--version", "v1")
 	if err != nil || !strings.Contains(out, e.agent) || !strings.Contains(out, "pulled") {
 		t.Fatalf("build deliver = %q, %v; want the host to report the pull", out, err)
 	}
-	if out, err := e.kctlIn(p.dir, "deploy", "--skip-push", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "deploy", "--skip-push", "--version", "v1"); err != nil {
 		t.Fatalf("deploy --skip-push after deliver: %v\n%s", err, out)
 	}
-	if out, err := e.kctlIn(p.dir, "prune", "all"); err != nil || !strings.Contains(out, "pruned") {
+	if out, err := e.kctlIn(p.Dir, "prune", "all"); err != nil || !strings.Contains(out, "pruned") {
 		t.Errorf("prune all = %q, %v", out, err)
 	}
 	// A wrong registry password: a one-line refusal that never shows it.
-	secrets := filepath.Join(p.dir, ".kamal", "secrets")
+	secrets := filepath.Join(p.Dir, ".kamal", "secrets")
 	must(t, os.WriteFile(secrets, []byte("KAMAL_REGISTRY_PASSWORD=wrong-password-xyz\nAPP_SECRET=x\n"), 0o600))
-	_, err = e.kctlIn(p.dir, "registry", "login")
+	_, err = e.kctlIn(p.Dir, "registry", "login")
 	if err == nil || strings.Contains(err.Error(), "wrong-password-xyz") || !strings.Contains(err.Error(), "registry login to "+p.reg.Addr) {
 		t.Errorf("registry login with a wrong password: %v", err)
 	}
-	_, err = e.kctlIn(p.dir, "build", "pull", "--version", "v1")
+	_, err = e.kctlIn(p.Dir, "build", "pull", "--version", "v1")
 	if err == nil || strings.Contains(err.Error(), "wrong-password-xyz") {
 		t.Errorf("build pull with a wrong password: %v", err)
 	}

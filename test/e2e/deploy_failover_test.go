@@ -10,21 +10,20 @@ import (
 	"regexp"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
 
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // slowStart makes the app take d to start listening, so a deploy spends
 // that long inside its boot step.
 func (p *project) slowStart(t *testing.T, d string) {
 	t.Helper()
-	path := filepath.Join(p.dir, "config", "deploy.yml")
+	path := filepath.Join(p.Dir, "config", "deploy.yml")
 	yml, err := os.ReadFile(path)
 	must(t, err)
 	must(t, os.WriteFile(path, []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    START_DELAY: "+d, 1)), 0o644))
@@ -51,7 +50,7 @@ func (e *env) deployState(dir, id string) (string, error) {
 // containersNamed counts containers (any state) whose name starts with name.
 func containersNamed(t *testing.T, name string) []string {
 	t.Helper()
-	cli := dockertest.Client(t)
+	cli := testenv.Docker(t)
 	list, err := cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/?"+regexp.QuoteMeta(name)))})
 	must(t, err)
 	var out []string
@@ -66,17 +65,17 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	cs := e.startCluster(3)
 	e.startAgent(cs)
 	p := newProject(t, e, "")
-	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
 	}
 	p.slowStart(t, "4s")
-	id, err := e.kctlIn(p.dir, "deploy", "--version", "v2", "--detach")
+	id, err := e.kctlIn(p.Dir, "deploy", "--version", "v2", "--detach")
 	if err != nil {
 		t.Fatal(err)
 	}
 	id = strings.TrimSpace(id)
 	// Kill the leader while the deploy is inside its boot step.
-	waitFor(t, 60*time.Second, "v2 container created", func() error {
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		if len(containersNamed(t, engineName(e.agent, p.service+"-web-v2"))) == 0 {
 			return fmt.Errorf("no %s-web-v2 yet", p.service)
 		}
@@ -86,11 +85,11 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	must(t, err)
 	for _, c := range cs {
 		if c.name == st.Leader {
-			c.p.kill9()
+			c.p.Kill()
 		}
 	}
-	waitFor(t, 90*time.Second, "deploy succeeded after the leader was killed", func() error {
-		s, err := e.deployState(p.dir, id)
+	testenv.WaitFor(t, 90*time.Second, func() error { // the deploy succeeds after the leader was killed
+		s, err := e.deployState(p.Dir, id)
 		if err != nil {
 			return err
 		}
@@ -105,25 +104,19 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	if names := containersNamed(t, engineName(e.agent, p.service+"-web-v2")); len(names) != 1 {
 		t.Errorf("containers for web v2 = %v, want exactly one (each step ran once in effect)", names)
 	}
-	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock after the deploy: %q", out)
-	}
+	e.wantNoLock(p, "after the deploy")
 }
 
 func TestE2E_KctlKilledMidDeploy(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	p.slowStart(t, "3s")
 	cmd := exec.Command(filepath.Join(e.bin, "kctl"), "deploy", "--version", "v1")
-	cmd.Dir = p.dir
+	cmd.Dir = p.Dir
 	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	must(t, cmd.Start())
+	deploy := testenv.Start(t, "kctl-deploy", cmd)
 	var id string
-	waitFor(t, 60*time.Second, "the deploy is running", func() error {
-		out, err := e.kctlIn(p.dir, "deploys", "-o", "json")
+	testenv.WaitFor(t, 60*time.Second, func() error { // the deploy is running
+		out, err := e.kctlIn(p.Dir, "deploys", "-o", "json")
 		if err != nil {
 			return err
 		}
@@ -134,9 +127,8 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 		id = list[0]["id"]
 		return nil
 	})
-	syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) // the operator's laptop goes away
-	cmd.Wait()
-	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
+	deploy.Kill() // the operator's laptop goes away
+	out, err := e.kctlIn(p.Dir, "deploys", "watch", id)
 	if err != nil {
 		t.Fatalf("deploys watch after kctl died: %v", err)
 	}
@@ -146,23 +138,18 @@ func TestE2E_KctlKilledMidDeploy(t *testing.T) {
 	if got, _ := p.get("/"); got != "v1\n" {
 		t.Errorf("GET / = %q, want v1", got)
 	}
-	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock after the deploy: %q", out)
-	}
+	e.wantNoLock(p, "after the deploy")
 }
 
 func TestE2E_TwoOperatorsOneLock(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	// alice is a deployer with her own key and credentials file.
 	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "operator", "--name", "alice", "--operator-role", "deployer"))
 	aliceCreds := filepath.Join(e.dir, "alice.yaml")
-	if out, err := e.runBin(30*time.Second, "kctl", "--credentials", aliceCreds, "login", "--controller", cs[0].api, "--token", tok); err != nil {
+	if out, err := e.runBin(30*time.Second, "kctl", "--credentials", aliceCreds, "login", "--controller", e.ctls[0].api, "--token", tok); err != nil {
 		t.Fatalf("alice login: %v\n%s", err, out)
 	}
-	if out, err := e.kctlIn(p.dir, "build", "push", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "build", "push", "--version", "v1"); err != nil {
 		t.Fatalf("build push: %v\n%s", err, out)
 	}
 	p.slowStart(t, "3s")
@@ -180,7 +167,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 				creds = aliceCreds
 			}
 			cmd := exec.Command(filepath.Join(e.bin, "kctl"), "--credentials", creds, "deploy", "--skip-push", "--version", "v1")
-			cmd.Dir = p.dir
+			cmd.Dir = p.Dir
 			out, err := cmd.CombinedOutput()
 			results[i] = result{who, string(out), err}
 		})
@@ -200,7 +187,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 	if !strings.Contains(lost[0].out, "deploy lock already in place: locked by "+won[0].who) {
 		t.Errorf("%s's error does not name %s as the holder:\n%s", lost[0].who, won[0].who, lost[0].out)
 	}
-	out, err := e.kctlIn(p.dir, "audit", "--operator", won[0].who, "-o", "json")
+	out, err := e.kctlIn(p.Dir, "audit", "--operator", won[0].who, "-o", "json")
 	if err != nil || !strings.Contains(out, "boot "+p.service+"-web-v1") {
 		t.Errorf("audit for %s lacks the boot: %v\n%s", won[0].who, err, out)
 	}
@@ -209,7 +196,7 @@ func TestE2E_TwoOperatorsOneLock(t *testing.T) {
 // inspectEnv returns a container's environment.
 func inspectEnv(t *testing.T, name string) map[string]string {
 	t.Helper()
-	in, err := dockertest.Client(t).ContainerInspect(context.Background(), name)
+	in, err := testenv.Docker(t).ContainerInspect(context.Background(), name)
 	must(t, err)
 	env := map[string]string{}
 	for _, kv := range in.Config.Env {

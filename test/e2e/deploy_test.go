@@ -15,15 +15,16 @@ import (
 	"time"
 
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // project is a Kamal project on disk that deploys the test app through a
 // real registry and the kamal-proxy stand-in.
 type project struct {
-	dir      string
+	testenv.Project
 	service  string
 	httpPort int
-	reg      dockertest.Registry
+	reg      testenv.Registry
 }
 
 // deployYML is the project's config/deploy.yml; %[n] fill in the service
@@ -51,7 +52,11 @@ proxy:
     https_port: %[5]d
     bind_ips:
       - 127.0.0.1
-registry:
+` + deployTail
+
+// deployTail is the end of every e2e deploy.yml: registry, builder, env and
+// timeouts, then the extra YAML (7).
+const deployTail = `registry:
   server: %[2]s
   username: %[6]s
   password:
@@ -80,31 +85,47 @@ func newProject(t *testing.T, e *env, extra string) *project {
 // of deployYML).
 func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
 	t.Helper()
-	cli := dockertest.Client(t)
-	reg := dockertest.StartRegistry(t)
+	cli := testenv.Docker(t)
+	reg := testenv.StartRegistry(t)
 	prefix := dockertest.Prefix(t)
 	proxyRepo := "kctl-e2e/proxy-" + prefix
 	dockertest.BuildProxyImage(t, cli, proxyRepo)
-	p := &project{dir: filepath.Join(e.dir, "app"), service: "e2e" + strings.ReplaceAll(prefix, "-", ""), httpPort: dockertest.FreePort(t), reg: reg}
-	os.MkdirAll(filepath.Join(p.dir, "config"), 0o755)
-	os.MkdirAll(filepath.Join(p.dir, ".kamal"), 0o755)
-	bin := dockertest.BuildBinary(t, "./test/app")
-	data, err := os.ReadFile(bin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	must(t, os.WriteFile(filepath.Join(p.dir, "app"), data, 0o755))
-	must(t, os.WriteFile(filepath.Join(p.dir, "Dockerfile"), []byte("FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n"), 0o644))
-	yml := fmt.Sprintf(tmpl, p.service, reg.Addr, proxyRepo, p.httpPort, dockertest.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
-	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(yml), 0o644))
-	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets"), []byte(fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)), 0o600))
+	service := "e2e" + strings.ReplaceAll(prefix, "-", "")
+	httpPort := testenv.FreePort(t)
+	yml := fmt.Sprintf(tmpl, service, reg.Addr, proxyRepo, httpPort, testenv.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
+	secrets := fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)
+	tp := testenv.NewProject(t, filepath.Join(e.dir, "app"), yml, secrets)
+	p := &project{Project: tp, service: service, httpPort: httpPort, reg: reg}
+	// The build context: the test app binary and a FROM-scratch Dockerfile.
+	app, err := os.ReadFile(testenv.BuildBinary(t, "./test/app"))
+	must(t, err)
+	p.Write(t, "app", string(app), 0o755)
+	p.Write(t, "Dockerfile", "FROM scratch\nCOPY app /app\nEXPOSE 80\nENTRYPOINT [\"/app\"]\n", 0o644)
 	dockertest.CleanupContainers(t, cli, p.service, nil, nil)
+	// kctl build and the agents tag the app on this engine (v1, latest, …).
+	t.Cleanup(func() { dockertest.RemoveImages(cli, reg.Addr+"/kctl-e2e/"+service) })
 	for _, h := range e.hosts {
 		// --shared-engine names containers "<agent>.<Kamal's name>".
 		dockertest.CleanupContainers(t, cli, h+".", nil, nil)
 		dockertest.CleanupContainers(t, cli, "kamal-proxy-"+h, nil, []string{"kamal-proxy-config-" + h})
 	}
 	return p
+}
+
+// newDeployEnv is the usual deploy test's setup: one controller, one agent
+// and a project.
+func newDeployEnv(t *testing.T) (*env, *project) {
+	e := newEnv(t)
+	e.startAgent(e.startCluster(1))
+	return e, newProject(t, e, "")
+}
+
+// wantNoLock fails the test if the project's deploy lock is held.
+func (e *env) wantNoLock(p *project, when string) {
+	e.t.Helper()
+	if out, _ := e.kctlIn(p.Dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
+		e.t.Errorf("lock status %s = %q, want no lock", when, out)
+	}
 }
 
 func must(t *testing.T, err error) {
@@ -158,7 +179,7 @@ func (e *env) startAgents(controllers []*ctl, n int) []string {
 	for _, name := range e.hosts {
 		e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
 	}
-	waitFor(e.t, 30*time.Second, strings.Join(e.hosts, ", ")+" connected", func() error {
+	testenv.WaitFor(e.t, 30*time.Second, func() error { // every agent connected
 		as, err := e.agents()
 		if err != nil {
 			return err
@@ -226,18 +247,15 @@ func (l *loop) finish() (ok, failed int64, last any) {
 }
 
 func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	hooksLog := filepath.Join(e.dir, "hooks.log")
-	os.MkdirAll(filepath.Join(p.dir, ".kamal", "hooks"), 0o755)
+	os.MkdirAll(filepath.Join(p.Dir, ".kamal", "hooks"), 0o755)
 	for _, h := range []string{"pre-connect", "pre-build", "pre-deploy", "pre-app-boot", "post-app-boot", "post-deploy"} {
 		script := fmt.Sprintf("#!/bin/sh\necho \"%s $KAMAL_COMMAND $KAMAL_VERSION secret=${APP_SECRET:+set}\" >> %s\n", h, hooksLog)
-		must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "hooks", h), []byte(script), 0o755))
+		must(t, os.WriteFile(filepath.Join(p.Dir, ".kamal", "hooks", h), []byte(script), 0o755))
 	}
 
-	out, err := e.kctlIn(p.dir, "deploy", "--version", "v1")
+	out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1")
 	if err != nil {
 		t.Fatalf("deploy v1: %v", err)
 	}
@@ -247,7 +265,7 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 	if string(hooksRan) != wantHooks {
 		t.Errorf("hooks ran:\n%s\nwant, in Kamal's order with secrets only where Kamal passes them:\n%s", hooksRan, wantHooks)
 	}
-	must(t, os.RemoveAll(filepath.Join(p.dir, ".kamal", "hooks")))
+	must(t, os.RemoveAll(filepath.Join(p.Dir, ".kamal", "hooks")))
 	if !strings.Contains(out, "Finished all in") {
 		t.Errorf("deploy output lacks the summary:\n%s", out)
 	}
@@ -263,7 +281,7 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 	}
 
 	l := p.startLoop()
-	out, err = e.kctlIn(p.dir, "deploy", "--version", "v2")
+	out, err = e.kctlIn(p.Dir, "deploy", "--version", "v2")
 	ok, failed, last := l.finish()
 	if err != nil {
 		t.Fatalf("deploy v2: %v", err)
@@ -275,21 +293,21 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 		t.Fatalf("GET / after v2 = %q, want v2", got)
 	}
 
-	out, err = e.kctlIn(p.dir, "rollback")
+	out, err = e.kctlIn(p.Dir, "rollback")
 	if err != nil || !strings.Contains(out, "v1") {
 		t.Fatalf("rollback (list) = %q, %v; want v1 listed", out, err)
 	}
-	if _, err := e.kctlIn(p.dir, "rollback", "v9"); err == nil || !strings.Contains(err.Error(), "is not available as a container") {
+	if _, err := e.kctlIn(p.Dir, "rollback", "v9"); err == nil || !strings.Contains(err.Error(), "is not available as a container") {
 		t.Errorf("rollback v9 error = %v, want Kamal's refusal", err)
 	}
-	if out, err := e.kctlIn(p.dir, "rollback", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "rollback", "v1"); err != nil {
 		t.Fatalf("rollback v1: %v\n%s", err, out)
 	}
 	if got, _ := p.get("/"); got != "v1\n" {
 		t.Fatalf("GET / after rollback = %q, want v1", got)
 	}
 
-	out, err = e.kctlIn(p.dir, "audit", "--service", p.service, "-o", "json")
+	out, err = e.kctlIn(p.Dir, "audit", "--service", p.service, "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -312,24 +330,18 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 			t.Errorf("audit lacks a successful boot of %s: %s", v, out)
 		}
 	}
-	out, _ = e.kctlIn(p.dir, "lock", "status")
-	if !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock status after deploys = %q, want no lock", out)
-	}
+	e.wantNoLock(p, "after deploys")
 }
 
 func TestE2E_UnhealthyVersionKeepsOldServing(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
-	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+	e, p := newDeployEnv(t)
+	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
 	}
 	// v2 never becomes healthy.
-	yml, _ := os.ReadFile(filepath.Join(p.dir, "config", "deploy.yml"))
-	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.yml"), []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    UNHEALTHY: \"1\"", 1)), 0o644))
-	out, err := e.kctlIn(p.dir, "deploy", "--version", "v2")
+	yml, _ := os.ReadFile(filepath.Join(p.Dir, "config", "deploy.yml"))
+	must(t, os.WriteFile(filepath.Join(p.Dir, "config", "deploy.yml"), []byte(strings.Replace(string(yml), "GREETING: hello", "GREETING: hello\n    UNHEALTHY: \"1\"", 1)), 0o644))
+	out, err := e.kctlIn(p.Dir, "deploy", "--version", "v2")
 	if err == nil {
 		t.Fatalf("deploy of an unhealthy v2 succeeded:\n%s", out)
 	}
@@ -339,34 +351,29 @@ func TestE2E_UnhealthyVersionKeepsOldServing(t *testing.T) {
 	if got, gerr := p.get("/"); gerr != nil || got != "v1\n" {
 		t.Errorf("GET / after failed v2 = %q, %v; want v1 still serving", got, gerr)
 	}
-	if out, _ := e.kctlIn(p.dir, "lock", "status"); !strings.Contains(out, "There is no deploy lock") {
-		t.Errorf("lock after a failed deploy: %q", out)
-	}
+	e.wantNoLock(p, "after a failed deploy")
 }
 
 func TestE2E_DetachWatchAndLockContention(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
-	id, err := e.kctlIn(p.dir, "deploy", "--version", "v1", "--detach")
+	e, p := newDeployEnv(t)
+	id, err := e.kctlIn(p.Dir, "deploy", "--version", "v1", "--detach")
 	if err != nil {
 		t.Fatalf("deploy --detach: %v", err)
 	}
 	id = strings.TrimSpace(id)
 	// A second operator's deploy is refused while the first holds the lock.
-	_, err = e.kctlIn(p.dir, "deploy", "--version", "v1", "--skip-push")
+	_, err = e.kctlIn(p.Dir, "deploy", "--version", "v1", "--skip-push")
 	if err == nil || !strings.Contains(err.Error(), "deploy lock already in place: locked by admin") {
 		t.Errorf("concurrent deploy error = %v, want the lock holder named", err)
 	}
-	out, err := e.kctlIn(p.dir, "deploys", "watch", id)
+	out, err := e.kctlIn(p.Dir, "deploys", "watch", id)
 	if err != nil {
 		t.Fatalf("deploys watch %s: %v\n%s", id, err, out)
 	}
 	if got, _ := p.get("/"); got != "v1\n" {
 		t.Errorf("GET / = %q, want v1", got)
 	}
-	out, _ = e.kctlIn(p.dir, "deploys", "-o", "json")
+	out, _ = e.kctlIn(p.Dir, "deploys", "-o", "json")
 	if !strings.Contains(out, id) || !strings.Contains(out, `"succeeded"`) {
 		t.Errorf("deploys -o json = %s", out)
 	}

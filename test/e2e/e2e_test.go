@@ -7,100 +7,18 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"google.golang.org/protobuf/encoding/protodelim"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
-
-var (
-	buildOnce sync.Once
-	binDir    string
-	buildErr  error
-)
-
-func skipUnlessE2E(t *testing.T) {
-	t.Helper()
-	if os.Getenv("KCTL_E2E") != "1" && testing.Short() {
-		t.Skip("end-to-end: set KCTL_E2E=1 or run without -short")
-	}
-}
-
-// binaries builds controller, agent and kctl once per test binary.
-func binaries(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "kctl-e2e-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binDir = dir
-		cmd := exec.Command("go", "build", "-o", dir+"/", "github.com/kctl-dev/kctl/cmd/controller", "github.com/kctl-dev/kctl/cmd/agent", "github.com/kctl-dev/kctl/cmd/kctl")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binDir
-}
-
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if binDir != "" {
-		os.RemoveAll(binDir)
-	}
-	os.Exit(code)
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
-// proc is a running binary.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	log  *bytes.Buffer
-	mu   *sync.Mutex
-	done chan struct{}
-	err  error
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	b  *bytes.Buffer
-}
-
-func (w lockedWriter) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.b.Write(p)
-}
-
-func (p *proc) output() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.log.String()
-}
 
 // env is one end-to-end setup: binaries, a work dir, the admin credentials.
 type env struct {
@@ -108,86 +26,35 @@ type env struct {
 	bin   string
 	dir   string
 	creds string
-	procs []*proc
+	// ctls are the controllers startCluster started.
+	ctls []*ctl
 	// agent is the deploy tests' (first) agent name (startAgent).
 	agent string
 	// hosts are every agent startAgents started, in order.
 	hosts []string
 }
 
+// newEnv gates the test (testenv.SkipShort), marks it parallel (each env has
+// its own ports, data directories and uniquely named agents and containers)
+// and returns an env with the binaries built.
 func newEnv(t *testing.T) *env {
-	skipUnlessE2E(t)
-	e := &env{t: t, bin: binaries(t), dir: t.TempDir()}
-	t.Cleanup(func() {
-		for _, p := range e.procs {
-			p.stop()
-		}
-		if t.Failed() {
-			for _, p := range e.procs {
-				out := p.output()
-				if len(out) > 4000 {
-					out = out[len(out)-4000:]
-				}
-				t.Logf("--- %s log (tail) ---\n%s", p.name, out)
-			}
-		}
-	})
-	return e
+	testenv.SkipShort(t)
+	t.Parallel()
+	return &env{t: t, bin: testenv.Binaries(t), dir: t.TempDir()}
 }
 
-func (e *env) start(name, bin string, args ...string) *proc {
+// start starts one of the binaries in the env's directory; it is stopped in
+// cleanup.
+func (e *env) start(name, bin string, args ...string) *testenv.Proc {
 	e.t.Helper()
-	p := &proc{name: name, log: &bytes.Buffer{}, mu: &sync.Mutex{}, done: make(chan struct{})}
-	p.cmd = exec.Command(filepath.Join(e.bin, bin), args...)
-	p.cmd.Dir = e.dir
-	w := lockedWriter{p.mu, p.log}
-	p.cmd.Stdout, p.cmd.Stderr = w, w
-	if err := p.cmd.Start(); err != nil {
-		e.t.Fatal(err)
-	}
-	go func() {
-		p.err = p.cmd.Wait()
-		close(p.done)
-	}()
-	e.procs = append(e.procs, p)
-	return p
-}
-
-// stop sends SIGTERM and waits (SIGKILL after 10s).
-func (p *proc) stop() error {
-	select {
-	case <-p.done:
-		return p.err
-	default:
-	}
-	_ = p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
-	}
-	return p.err
-}
-
-func (p *proc) kill9() {
-	_ = p.cmd.Process.Kill()
-	<-p.done
-}
-
-// kctl runs kctl with the admin credentials and returns stdout.
-func (e *env) kctl(args ...string) (string, error) {
-	cmd := exec.Command(filepath.Join(e.bin, "kctl"), args...)
+	cmd := exec.Command(filepath.Join(e.bin, bin), args...)
 	cmd.Dir = e.dir
-	cmd.Env = append(os.Environ(), "KCTL_CREDENTIALS="+e.creds)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	if err != nil {
-		return out.String(), fmt.Errorf("kctl %s: %v: %s", strings.Join(args, " "), err, strings.TrimSpace(errb.String()))
-	}
-	return out.String(), nil
+	return testenv.Start(e.t, name, cmd)
 }
+
+// kctl runs kctl in the env's directory with the admin credentials and
+// returns stdout.
+func (e *env) kctl(args ...string) (string, error) { return e.kctlIn(e.dir, args...) }
 
 func (e *env) mustKctl(args ...string) string {
 	e.t.Helper()
@@ -196,21 +63,6 @@ func (e *env) mustKctl(args ...string) string {
 		e.t.Fatal(err)
 	}
 	return out
-}
-
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: %v", what, err)
-		}
-		time.Sleep(100 * time.Millisecond) // polling interval
-	}
 }
 
 type clusterStatus struct {
@@ -253,7 +105,7 @@ func (e *env) agents() (map[string]agentRow, error) {
 
 type ctl struct {
 	name, api, raft, dir string
-	p                    *proc
+	p                    *testenv.Proc
 }
 
 // startCluster brings up n controllers with the real binaries.
@@ -262,12 +114,13 @@ func (e *env) startCluster(n int) []*ctl {
 	var cs []*ctl
 	for i := range n {
 		name := fmt.Sprintf("c%d", i+1)
-		cs = append(cs, &ctl{name: name, api: freePort(t), raft: freePort(t), dir: filepath.Join(e.dir, name)})
+		cs = append(cs, &ctl{name: name, api: testenv.FreeAddr(t), raft: testenv.FreeAddr(t), dir: filepath.Join(e.dir, name)})
 	}
+	e.ctls = cs
 	c1 := cs[0]
 	c1.p = e.start(c1.name, "controller", "run", "--name", c1.name, "--data-dir", c1.dir, "--listen", c1.api, "--raft-listen", c1.raft, "--init", "--heartbeat-interval", "1s")
 	e.creds = filepath.Join(c1.dir, "admin.kctl.yaml")
-	waitFor(t, 30*time.Second, "admin credentials", func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		_, err := os.Stat(e.creds)
 		return err
 	})
@@ -280,7 +133,7 @@ func (e *env) startCluster(n int) []*ctl {
 			c.p = e.start(c.name, "controller", "run", "--name", c.name, "--data-dir", c.dir, "--listen", c.api, "--raft-listen", c.raft, "--join", c1.api, "--token", tok, "--heartbeat-interval", "1s")
 		}
 	}
-	waitFor(t, 60*time.Second, fmt.Sprintf("%d voters", n), func() error {
+	testenv.WaitFor(t, 60*time.Second, func() error {
 		st, err := e.status()
 		if err != nil {
 			return err
@@ -292,7 +145,7 @@ func (e *env) startCluster(n int) []*ctl {
 			}
 		}
 		if ok != n || st.Leader == "" {
-			return fmt.Errorf("status %+v", st)
+			return fmt.Errorf("%d of %d voters up, status %+v", ok, n, st)
 		}
 		return nil
 	})
@@ -345,7 +198,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	a1dir, a2dir := filepath.Join(e.dir, "a1"), filepath.Join(e.dir, "a2")
 	e.start("web-1", "agent", "run", "--name", "web-1", "--data-dir", a1dir, "--controller", leader.api+","+strings.Join(others, ","), "--token", tok)
 	web2 := e.start("web-2", "agent", "run", "--name", "web-2", "--data-dir", a2dir, "--controller", others[0], "--token", tok)
-	waitFor(t, 30*time.Second, "both agents connected", func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error { // both agents connected
 		as, err := e.agents()
 		if err != nil {
 			return err
@@ -361,7 +214,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 
 	// kill -9 the leader, and send a command to web-1 (whose session the
 	// leader held) while the cluster fails over.
-	leader.p.kill9()
+	leader.p.Kill()
 	killedAt := time.Now()
 	out, err := e.kctl("agents", "ping", "web-1", "--payload", "during-failover", "--wait", "60s")
 	if err != nil {
@@ -374,7 +227,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	}
 	id := fields[3]
 
-	waitFor(t, 30*time.Second, "a new leader and both agents connected again", func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error { // a new leader, both agents connected again
 		st, err := e.status()
 		if err != nil {
 			return err
@@ -401,12 +254,12 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	// and cannot come back.
 	e.mustKctl("agents", "remove", "web-2")
 	select {
-	case <-web2.done:
+	case <-web2.Done():
 	case <-time.After(20 * time.Second):
 		t.Fatal("web-2 still runs 20s after kctl agents remove")
 	}
-	if !strings.Contains(web2.output(), "revoked") {
-		t.Fatalf("web-2 output lacks the revocation: %s", web2.output())
+	if !strings.Contains(web2.Output(), "revoked") {
+		t.Fatalf("web-2 output lacks the revocation: %s", web2.Output())
 	}
 	out2, err := e.runBin(20*time.Second, "agent", "run", "--name", "web-2", "--data-dir", a2dir, "--controller", others[0])
 	if err == nil || !strings.Contains(out2, "revoked") {
@@ -416,7 +269,7 @@ func TestE2E_FailoverWithRealBinaries(t *testing.T) {
 	// A survivor shuts down cleanly on SIGTERM.
 	for _, c := range cs {
 		if c != leader {
-			if err := c.p.stop(); err != nil {
+			if err := c.p.Stop(); err != nil {
 				t.Fatalf("%s exit after SIGTERM = %v, want 0", c.name, err)
 			}
 			break
@@ -446,16 +299,16 @@ func TestE2E_BadInputFailsWithOneLine(t *testing.T) {
 	cs := e.startCluster(1)
 	c1 := cs[0]
 	agentTok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent"))
-	dead := freePort(t)
+	dead := testenv.FreeAddr(t)
 	cases := []struct {
 		name string
 		bin  string
 		args []string
 		want string
 	}{
-		{"init on an initialized data dir", "controller", []string{"run", "--name", "c1", "--data-dir", c1.dir, "--listen", freePort(t), "--raft-listen", freePort(t), "--init"}, "already holds"},
-		{"restart without state", "controller", []string{"run", "--name", "cx", "--data-dir", filepath.Join(e.dir, "nothing"), "--listen", freePort(t), "--raft-listen", freePort(t)}, "--init"},
-		{"port in use", "controller", []string{"run", "--name", "cy", "--data-dir", filepath.Join(e.dir, "cy"), "--listen", c1.api, "--raft-listen", freePort(t), "--init"}, "already in use"},
+		{"init on an initialized data dir", "controller", []string{"run", "--name", "c1", "--data-dir", c1.dir, "--listen", testenv.FreeAddr(t), "--raft-listen", testenv.FreeAddr(t), "--init"}, "already holds"},
+		{"restart without state", "controller", []string{"run", "--name", "cx", "--data-dir", filepath.Join(e.dir, "nothing"), "--listen", testenv.FreeAddr(t), "--raft-listen", testenv.FreeAddr(t)}, "--init"},
+		{"port in use", "controller", []string{"run", "--name", "cy", "--data-dir", filepath.Join(e.dir, "cy"), "--listen", c1.api, "--raft-listen", testenv.FreeAddr(t), "--init"}, "already in use"},
 		{"wrong token", "agent", []string{"run", "--name", "w", "--data-dir", filepath.Join(e.dir, "w"), "--controller", c1.api, "--token", agentTok[:len(agentTok)-3] + "aaa"}, "unknown or revoked token"},
 		{"malformed token", "agent", []string{"run", "--name", "w", "--data-dir", filepath.Join(e.dir, "w2"), "--controller", c1.api, "--token", "nope"}, "malformed"},
 		{"unreachable controller", "agent", []string{"run", "--name", "w", "--data-dir", filepath.Join(e.dir, "w3"), "--controller", dead, "--token", agentTok}, "no controller reachable"},

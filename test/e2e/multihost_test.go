@@ -13,7 +13,7 @@ import (
 	"github.com/docker/docker/client"
 	"github.com/docker/docker/pkg/stdcopy"
 
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // multiHostYML: role web on every agent, one host booting at a time, and
@@ -34,23 +34,7 @@ proxy:
     repository: %[3]s
     version: v0.9.2
     publish: false
-registry:
-  server: %[2]s
-  username: %[6]s
-  password:
-    - KAMAL_REGISTRY_PASSWORD
-builder:
-  arch: amd64
-  context: .
-env:
-  clear:
-    GREETING: hello
-  secret:
-    - APP_SECRET
-deploy_timeout: 15
-drain_timeout: 2
-retain_containers: 3
-%[7]s`
+` + deployTail
 
 // execIn runs cmd in a running container (docker exec) and returns its
 // stdout, failing on a non-zero exit.
@@ -96,10 +80,10 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 	cs := e.startCluster(1)
 	hosts := e.startAgents(cs, 3)
 	p := newProjectYML(t, e, multiHostYML, "")
-	cli := dockertest.Client(t)
+	cli := testenv.Docker(t)
 
 	for _, v := range []string{"v1", "v2"} {
-		out, err := e.kctlIn(p.dir, "deploy", "--version", v)
+		out, err := e.kctlIn(p.Dir, "deploy", "--version", v)
 		if err != nil {
 			t.Fatalf("deploy %s: %v", v, err)
 		}
@@ -130,7 +114,7 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 
 	// The v2 deploy's plan: three boot groups of one host each, in
 	// deploy.yml's order.
-	out, err := e.kctlIn(p.dir, "deploys", "-o", "json")
+	out, err := e.kctlIn(p.Dir, "deploys", "-o", "json")
 	must(t, err)
 	var deploys []map[string]string
 	must(t, json.Unmarshal([]byte(out), &deploys))
@@ -138,7 +122,7 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 		t.Fatalf("newest deploy is not v2: %s", out)
 	}
 	id := deploys[0]["id"]
-	show, err := e.kctlIn(p.dir, "deploys", "show", id)
+	show, err := e.kctlIn(p.Dir, "deploys", "show", id)
 	must(t, err)
 	pos := 0
 	for i, h := range hosts {
@@ -159,7 +143,7 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 
 	// One after another: host i's boot was recorded finished (audit time)
 	// before host i+1's v2 container was created.
-	out, err = e.kctlIn(p.dir, "audit", "--service", p.service, "-o", "json")
+	out, err = e.kctlIn(p.Dir, "audit", "--service", p.service, "-o", "json")
 	must(t, err)
 	var entries []map[string]string
 	must(t, json.Unmarshal([]byte(out), &entries))

@@ -12,12 +12,9 @@ import (
 // accessory and deploys two roles (web behind the proxy, a worker with cmd)
 // with the staging overlay and secrets from .kamal/secrets.staging.
 func TestE2E_SetupAccessoryDestinationSecrets(t *testing.T) {
-	e := newEnv(t)
-	cs := e.startCluster(1)
-	e.startAgent(cs)
-	p := newProject(t, e, "")
+	e, p := newDeployEnv(t)
 	// The accessory runs the app image (the only image this machine has).
-	if out, err := e.kctlIn(p.dir, "build", "push", "--version", "acc"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "build", "push", "--version", "acc"); err != nil {
 		t.Fatalf("build push: %v\n%s", err, out)
 	}
 	accessory := fmt.Sprintf(`accessories:
@@ -31,18 +28,18 @@ func TestE2E_SetupAccessoryDestinationSecrets(t *testing.T) {
       secret:
         - CACHE_PASSWORD
 `, p.reg.Addr, p.service, e.agent)
-	f, err := os.OpenFile(filepath.Join(p.dir, "config", "deploy.yml"), os.O_APPEND|os.O_WRONLY, 0)
+	f, err := os.OpenFile(filepath.Join(p.Dir, "config", "deploy.yml"), os.O_APPEND|os.O_WRONLY, 0)
 	must(t, err)
 	_, err = f.WriteString(accessory)
 	must(t, err)
 	must(t, f.Close())
-	must(t, os.WriteFile(filepath.Join(p.dir, "config", "deploy.staging.yml"), []byte("env:\n  clear:\n    GREETING: staging\n"), 0o644))
-	common, err := os.ReadFile(filepath.Join(p.dir, ".kamal", "secrets"))
+	must(t, os.WriteFile(filepath.Join(p.Dir, "config", "deploy.staging.yml"), []byte("env:\n  clear:\n    GREETING: staging\n"), 0o644))
+	common, err := os.ReadFile(filepath.Join(p.Dir, ".kamal", "secrets"))
 	must(t, err)
-	must(t, os.WriteFile(filepath.Join(p.dir, ".kamal", "secrets.staging"), append(common, []byte("CACHE_PASSWORD=cache-pw-staging\n")...), 0o600))
-	must(t, os.Remove(filepath.Join(p.dir, ".kamal", "secrets"))) // with -d, Kamal reads only secrets.<dest>
+	must(t, os.WriteFile(filepath.Join(p.Dir, ".kamal", "secrets.staging"), append(common, []byte("CACHE_PASSWORD=cache-pw-staging\n")...), 0o600))
+	must(t, os.Remove(filepath.Join(p.Dir, ".kamal", "secrets"))) // with -d, Kamal reads only secrets.<dest>
 
-	out, err := e.kctlIn(p.dir, "setup", "-d", "staging", "--version", "v1")
+	out, err := e.kctlIn(p.Dir, "setup", "-d", "staging", "--version", "v1")
 	if err != nil {
 		t.Fatalf("setup -d staging: %v", err)
 	}
@@ -69,7 +66,7 @@ func TestE2E_SetupAccessoryDestinationSecrets(t *testing.T) {
 	if env["CACHE_PASSWORD"] != "cache-pw-staging" || env["ROLE"] != "cache" {
 		t.Errorf("accessory env = %v, want CACHE_PASSWORD from secrets.staging and ROLE=cache", env)
 	}
-	if out, err := e.kctlIn(p.dir, "config", "-d", "staging", "--version", "v1"); err != nil || strings.Contains(out, "cache-pw-staging") {
+	if out, err := e.kctlIn(p.Dir, "config", "-d", "staging", "--version", "v1"); err != nil || strings.Contains(out, "cache-pw-staging") {
 		t.Errorf("kctl config -d staging leaks a secret or fails: %v\n%s", err, out)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // getHost fetches /version through the proxy for a virtual host.
@@ -35,18 +36,15 @@ func (h *harness) getHost(host string) (string, error) {
 	return strings.TrimSpace(string(b)), err
 }
 
+// waitHost waits until host serves version, polling every millisecond: the
+// benchmark times the switch to the moment traffic reaches it.
 func (h *harness) waitHost(host, version string) error {
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		got, err := h.getHost(host)
-		if err == nil && got == version {
-			return nil
-		}
-		if time.Now().After(deadline) {
+	return testenv.PollEvery(30*time.Second, time.Millisecond, func() error {
+		if got, err := h.getHost(host); err != nil || got != version {
 			return fmt.Errorf("%s serves %q (%v), want %q", host, got, err, version)
 		}
-		time.Sleep(time.Millisecond)
-	}
+		return nil
+	})
 }
 
 func dockerCLI(args ...string) (string, error) {
@@ -123,7 +121,7 @@ func (h *harness) removeExited() {
 //	go test -run XXX -bench Switch -benchtime 10x ./internal/agent/docker/
 func BenchmarkSwitch(b *testing.B) {
 	if _, err := exec.LookPath("docker"); err != nil {
-		dockertest.Require(b, "docker CLI not installed: %v", err)
+		testenv.Unavailable(b, "docker CLI not installed: %v", err)
 	}
 	h := newHarness(b)
 	h.rt = mustRuntimeQuiet(h)
@@ -224,7 +222,7 @@ func BenchmarkAgentRSS(b *testing.B) {
 			b.Fatalf("boot %s: %s", c.Name, res.GetError())
 		}
 	}
-	bin := dockertest.BuildBinary(b, "./test/agent-idle")
+	bin := testenv.BuildBinary(b, "./test/agent-idle")
 	var rss float64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {

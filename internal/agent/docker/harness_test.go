@@ -16,6 +16,7 @@ import (
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // harness is one agent on the shared engine with its own names: proxy
@@ -36,7 +37,7 @@ type harness struct {
 
 func newHarness(t testing.TB) *harness {
 	t.Helper()
-	cli := dockertest.Client(t)
+	cli := testenv.Docker(t)
 	p := dockertest.Prefix(t)
 	h := &harness{
 		t: t, cli: cli, prefix: p,
@@ -108,7 +109,7 @@ func (h *harness) proxyContainer() *specv1.Container {
 func (h *harness) bootProxy() {
 	h.t.Helper()
 	h.proxyRef = dockertest.BuildProxyImage(h.t, h.cli, "kctl-test/"+h.prefix+"-kamal-proxy")
-	h.proxyPort = dockertest.FreePort(h.t)
+	h.proxyPort = testenv.FreePort(h.t)
 	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_EnsureNetwork{EnsureNetwork: &agentv1.EnsureNetwork{Name: h.network}}})
 	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_BootProxy{BootProxy: &agentv1.BootProxy{Boot: &specv1.ProxyBoot{Container: h.proxyContainer()}}}})
 }
@@ -181,7 +182,7 @@ func (h *harness) state(name string) string {
 
 func (h *harness) wantServes(version string) {
 	h.t.Helper()
-	dockertest.WaitFor(h.t, 10*time.Second, func() error {
+	testenv.WaitFor(h.t, 10*time.Second, func() error {
 		code, body, err := h.get("/version")
 		if err != nil || code != 200 || body != version {
 			return fmt.Errorf("GET /version = %d %q %v, want 200 %q", code, body, err, version)

@@ -16,7 +16,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // agentOn returns a harness for another agent on the same engine, network,
@@ -172,7 +172,7 @@ func TestNamePrefix_AgentsShareAnEngine(t *testing.T) {
 		_, err := a.rt.RunOnce(context.Background(), a.app("worker", "v3"), docker.ExecOptions{Cmd: []string{"cat"}, Stdin: pr, Stdout: io.Discard})
 		done <- err
 	}()
-	dockertest.WaitFor(t, 30*time.Second, func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		list, err := h.cli.ContainerList(context.Background(), container.ListOptions{All: true, Filters: filters.NewArgs(filters.Arg("name", "^/"+regexp.QuoteMeta(pa+web("exec-v3-"))))})
 		if err != nil || len(list) != 1 {
 			return fmt.Errorf("run-once containers named %sexec-v3-*: %d, %v", pa+web(""), len(list), err)

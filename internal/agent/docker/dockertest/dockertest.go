@@ -1,8 +1,9 @@
-// Package dockertest holds helpers for tests that need the real Docker
-// engine: a client, locally built FROM-scratch images of the test app
-// (test/app) and the kamal-proxy stand-in (test/kamal-proxy), a real
-// registry from Debian's docker-registry with htpasswd auth, free ports and
-// per-test names. Everything a helper creates is removed in t.Cleanup.
+// Package dockertest holds the Docker half of the test kit
+// (internal/testenv): locally built FROM-scratch images of the test app
+// (test/app) and the kamal-proxy stand-in (test/kamal-proxy), pushes to a
+// testenv.Registry, per-test names, and removal of the containers, networks
+// and volumes a test names. Everything a helper creates is removed in
+// t.Cleanup.
 //
 // With KCTL_E2E=1 a missing engine or registry fails the test; otherwise it
 // skips.
@@ -13,19 +14,13 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -34,12 +29,17 @@ import (
 	"github.com/docker/docker/api/types/filters"
 	"github.com/docker/docker/api/types/image"
 	"github.com/docker/docker/api/types/network"
-	"github.com/docker/docker/api/types/registry"
 	"github.com/docker/docker/client"
-	"golang.org/x/crypto/bcrypt"
 
 	"github.com/kctl-dev/kctl/internal/testenv"
 )
+
+// Client returns an Engine API client, failing or skipping when the engine
+// is unreachable (testenv.Docker).
+func Client(t testing.TB) *client.Client {
+	t.Helper()
+	return testenv.Docker(t)
+}
 
 // E2E reports whether end-to-end prerequisites are mandatory (KCTL_E2E=1).
 func E2E() bool { return testenv.Strict() }
@@ -48,23 +48,6 @@ func E2E() bool { return testenv.Strict() }
 func Require(t testing.TB, format string, args ...any) {
 	t.Helper()
 	testenv.Unavailable(t, format, args...)
-}
-
-// Client returns an Engine API client, failing or skipping when the engine
-// is unreachable.
-func Client(t testing.TB) *client.Client {
-	t.Helper()
-	cli, err := client.NewClientWithOpts(client.FromEnv, client.WithAPIVersionNegotiation())
-	if err != nil {
-		Require(t, "docker client: %v", err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if _, err := cli.Ping(ctx); err != nil {
-		Require(t, "docker engine unreachable: %v", err)
-	}
-	t.Cleanup(func() { cli.Close() })
-	return cli
 }
 
 // Prefix returns a short unique lowercase name prefix for the test's Docker
@@ -76,57 +59,24 @@ func Prefix(t testing.TB) string {
 	return "kt" + hex.EncodeToString(b)
 }
 
-// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+// FreePort is testenv.FreePort.
 func FreePort(t testing.TB) int {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatalf("FreePort: %v", err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
+	return testenv.FreePort(t)
 }
 
-var (
-	rootOnce sync.Once
-	rootDir  string
-	rootErr  error
-)
-
-// ModuleRoot returns the directory of the kctl go.mod.
-func ModuleRoot(t testing.TB) string {
+// WaitFor is testenv.WaitFor.
+func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 	t.Helper()
-	rootOnce.Do(func() {
-		out, err := exec.Command("go", "env", "GOMOD").Output()
-		if err != nil {
-			rootErr = err
-			return
-		}
-		gomod := strings.TrimSpace(string(out))
-		if gomod == "" || gomod == os.DevNull {
-			rootErr = errors.New("not inside the kctl module")
-			return
-		}
-		rootDir = filepath.Dir(gomod)
-	})
-	if rootErr != nil {
-		t.Fatalf("ModuleRoot: %v", rootErr)
-	}
-	return rootDir
+	testenv.WaitFor(t, timeout, cond)
 }
 
-// BuildBinary builds a static binary of the package (relative to the module
-// root, e.g. "./test/app") with CGO_ENABLED=0 and returns its path.
+// BuildBinary is testenv.BuildBinary: a static binary of the package
+// (relative to the module root, e.g. "./test/app"), built once per source
+// tree and shared (do not change it).
 func BuildBinary(t testing.TB, pkg string) string {
 	t.Helper()
-	out := filepath.Join(t.TempDir(), filepath.Base(pkg))
-	cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w", "-o", out, pkg)
-	cmd.Dir = ModuleRoot(t)
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go build %s: %v\n%s", pkg, err, b)
-	}
-	return out
+	return testenv.BuildBinary(t, pkg)
 }
 
 // BuildImage builds a FROM-scratch image holding the binary at /<dst> with
@@ -265,92 +215,12 @@ func BuildProxyImage(t testing.TB, cli *client.Client, repo string) string {
 }
 
 // Registry is a running docker-registry with htpasswd auth.
-type Registry struct {
-	Addr     string // 127.0.0.1:<port>
-	User     string
-	Password string
-}
+type Registry = testenv.Registry
 
-// Auth returns the base64 JSON X-Registry-Auth for the registry.
-func (r Registry) Auth() string {
-	b, _ := json.Marshal(registry.AuthConfig{Username: r.User, Password: r.Password, ServerAddress: r.Addr})
-	return base64.URLEncoding.EncodeToString(b)
-}
-
-// StartRegistry starts Debian's docker-registry on 127.0.0.1:<free port>
-// with htpasswd (bcrypt) auth and storage in t.TempDir, and stops it in
-// cleanup. Docker treats 127.0.0.0/8 registries as insecure-allowed.
+// StartRegistry is testenv.StartRegistry.
 func StartRegistry(t testing.TB) Registry {
 	t.Helper()
-	bin, err := exec.LookPath("docker-registry")
-	if err != nil {
-		Require(t, "docker-registry not installed (apt-get install docker-registry): %v", err)
-	}
-	dir := t.TempDir()
-	reg := Registry{Addr: fmt.Sprintf("127.0.0.1:%d", FreePort(t)), User: "kctl", Password: hex.EncodeToString(randBytes(12))}
-	hash, err := bcrypt.GenerateFromPassword([]byte(reg.Password), bcrypt.DefaultCost)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "htpasswd"), []byte(reg.User+":"+string(hash)+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cfg := fmt.Sprintf(`version: 0.1
-log:
-  level: error
-storage:
-  filesystem:
-    rootdirectory: %s/data
-  delete:
-    enabled: true
-http:
-  addr: %s
-  secret: %s
-auth:
-  htpasswd:
-    realm: kctl-test
-    path: %s/htpasswd
-`, dir, reg.Addr, hex.EncodeToString(randBytes(16)), dir)
-	if err := os.WriteFile(filepath.Join(dir, "config.yml"), []byte(cfg), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "serve", filepath.Join(dir, "config.yml"))
-	var logs bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &logs, &logs
-	if err := cmd.Start(); err != nil {
-		Require(t, "start docker-registry: %v", err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-done
-	})
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		resp, err := http.Get("http://" + reg.Addr + "/v2/")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusOK {
-				return reg
-			}
-		}
-		select {
-		case <-done:
-			Require(t, "docker-registry exited: %s", logs.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			Require(t, "docker-registry not answering on %s: %v\n%s", reg.Addr, err, logs.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func randBytes(n int) []byte {
-	b := make([]byte, n)
-	_, _ = rand.Read(b)
-	return b
+	return testenv.StartRegistry(t)
 }
 
 // Push tags src as <registry>/<repo>:<tag> (the given target ref), pushes
@@ -405,21 +275,4 @@ func EnsureNetwork(t testing.TB, cli *client.Client, name string) {
 		t.Fatalf("NetworkCreate %s: %v", name, err)
 	}
 	t.Cleanup(func() { _ = cli.NetworkRemove(context.Background(), name) })
-}
-
-// WaitFor polls cond every 20ms until it returns nil or the timeout passes,
-// then fails with the last error.
-func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met after %s: %v", timeout, err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
