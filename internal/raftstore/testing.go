@@ -8,11 +8,13 @@ import (
 	"net"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/hashicorp/raft"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"google.golang.org/protobuf/proto"
 )
 
 // TestCluster is an in-process raft cluster for tests. Methods without a
@@ -28,6 +30,9 @@ type TestCluster struct {
 	opts testOptions
 	// CA signs the nodes' certificates (WithTLS only).
 	CA *TestCA
+
+	// requests numbers the request ids Apply gives commands without one.
+	requests atomic.Uint64
 
 	// mu guards nodes.
 	mu    sync.Mutex
@@ -380,6 +385,12 @@ func (c *TestCluster) Followers() []int {
 // and fails the test if it cannot. Set cmd.RequestId to make retries safe.
 func (c *TestCluster) Apply(t testing.TB, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 	t.Helper()
+	if cmd.GetRequestId() == "" {
+		// A write retried after a lost leadership may have been committed
+		// already: a request id makes the retry apply it once.
+		cmd = proto.CloneOf(cmd)
+		cmd.RequestId = fmt.Sprintf("testcluster-%d", c.requests.Add(1))
+	}
 	var res *raftcmdv1.Result
 	c.WaitFor(t, "apply", func() error {
 		li := c.Leader()
