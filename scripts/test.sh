@@ -49,5 +49,6 @@ make --no-print-directory checkgenerate
 echo "== go test -race"
 go test -race -count=1 -timeout 40m ./...
 echo "== fuzz (bounded)"
-go test -run '^$' -fuzz FuzzLoad -fuzztime 20s ./internal/kamalconfig
+go test -run '^$' -fuzz FuzzLoad -fuzztime 30s ./internal/kamalconfig
+go test -run '^$' -fuzz FuzzParseRunArgs -fuzztime 30s ./internal/agent/docker
 go test -run '^$' -fuzz FuzzParseToken -fuzztime 10s ./internal/pki

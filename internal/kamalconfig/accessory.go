@@ -65,6 +65,9 @@ func (c *Config) validateAccessory(name string, cfg *yaml11.Value) error {
 	if err := vd.labels(cfg.Get("labels")); err != nil {
 		return err
 	}
+	if err := vd.dockerOptions(cfg.Get("options")); err != nil {
+		return err
+	}
 	if rs := cfg.Get("roles"); rs != nil && rs.Kind == yaml11.KindSeq {
 		var missing []string
 		for _, r := range rs.Strings() {

@@ -45,6 +45,19 @@ func argPairs(keys []string, m map[string]*yaml11.Value) []*specv1.KeyValue {
 }
 
 // optionPairs is optionize: arrays fan out, true is a bare flag, nil is "".
+// restartAndOptions splits a role's or an accessory's options into the
+// restart policy (Kamal 2.12's restart_policy: options.restart, validated
+// by dockerOptions, else unless-stopped) and the other docker-run options.
+func restartAndOptions(opts *yaml11.Value) (string, []*specv1.Option) {
+	restart := "unless-stopped"
+	if rp := opts.Get("restart"); rp != nil && !rp.IsNull() && !rp.IsFalse() {
+		restart = rp.S()
+		opts = opts.Clone()
+		opts.Delete("restart")
+	}
+	return restart, optionPairs(opts)
+}
+
 func optionPairs(opts *yaml11.Value) []*specv1.Option {
 	if opts == nil || opts.Kind != yaml11.KindMap {
 		return nil
@@ -173,13 +186,7 @@ func (c *Config) AppContainer(role, host string) *specv1.Container {
 			labels = append(labels, kv)
 		}
 	}
-	restart := "unless-stopped"
-	opts := r.Options
-	if rp := opts.Get("restart"); rp != nil && !rp.IsNull() && !rp.IsFalse() {
-		restart = rp.S()
-		opts = opts.Clone()
-		opts.Delete("restart")
-	}
+	restart, options := restartAndOptions(r.Options)
 	assetPath := ""
 	if r.AssetPath != "" && r.RunningProxy {
 		assetPath = strings.SplitN(r.AssetPath, ":", 2)[0]
@@ -199,7 +206,7 @@ func (c *Config) AppContainer(role, host string) *specv1.Container {
 		Logging:     loggingSpec(r.Logging),
 		Volumes:     volumes,
 		Labels:      labels,
-		Options:     optionPairs(opts),
+		Options:     options,
 		Service:     c.Service,
 		Role:        r.Name,
 		Destination: c.Destination,

@@ -61,7 +61,7 @@ func (c *Config) AccessoryContainer(name, host string) *specv1.Container {
 			ct.Labels = append(ct.Labels, kv)
 		}
 	}
-	ct.Options = optionPairs(cfg.Get("options"))
+	ct.Restart, ct.Options = restartAndOptions(cfg.Get("options"))
 	if cmd := cfg.Get("cmd"); cmd != nil && !cmd.IsNull() {
 		ct.Cmd = cmd.S()
 	}

@@ -209,8 +209,10 @@ func (c *Config) validateSection(name string) error {
 	case "env":
 		return vd.env(orEmpty(v))
 	case "proxy":
-		if v == nil || v.Kind == yaml11.KindBool {
-			return nil
+		// A root proxy: true/false is no hash: only a role's proxy may be
+		// a boolean (Kamal builds the root proxy from it and refuses it).
+		if v != nil && v.Kind == yaml11.KindBool {
+			return vd.typeErr(v, tHash)
 		}
 		return vd.proxy(v)
 	case "output":

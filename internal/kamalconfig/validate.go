@@ -124,7 +124,7 @@ password: [DOCKER_REGISTRY_TOKEN]
 
 const exampleSSH = `
 user: app
-port: 2222
+port: "2222"
 proxy: root@proxy-host
 proxy_command: "aws ssm start-session --target %h"
 log_level: debug
@@ -537,22 +537,25 @@ func (vd *validator) labels(labels *yaml11.Value) error {
 	})
 }
 
-var restartPolicy = regexp.MustCompile(`^(no|always|unless-stopped|on-failure(:[0-9]+)?)$`)
+var restartPolicy = regexp.MustCompile(`^(?:no|always|unless-stopped|on-failure(?::[0-9]+)?)$`)
 
-// dockerOptions checks a role's options. Kamal 2.12 lets a role choose its
-// restart policy (kamal.md §2.3); anything else is a docker flag.
+// dockerOptions is Kamal 2.12's Validator#validate_docker_options! for a
+// role's or an accessory's options: a restart option (which becomes the
+// container's --restart) must be a String naming a Docker restart policy.
+// YAML 1.1 reads `restart: no` as false, which Kamal refuses the same way.
 func (vd *validator) dockerOptions(opts *yaml11.Value) error {
-	r := opts.Get("restart")
-	if r == nil || r.IsFalse() || r.IsNull() {
+	if opts == nil || opts.Kind != yaml11.KindMap || !opts.Has("restart") {
 		return nil
 	}
-	return vd.with("options", func() error {
-		return vd.with("restart", func() error {
-			if !restartPolicy.MatchString(r.S()) {
-				return vd.errAt(r, "restart policy must be one of no, always, unless-stopped, on-failure[:N]")
-			}
-			return nil
-		})
+	r := opts.Map["restart"]
+	return vd.with("options/restart", func() error {
+		if r == nil || r.Kind != yaml11.KindString {
+			return vd.errAt(&yaml11.Value{Pos: opts.KeyPos["restart"]}, `should be a string. Use "no" to disable restarts`)
+		}
+		if !restartPolicy.MatchString(r.Str) {
+			return vd.errAt(r, "should be no, always, unless-stopped, on-failure, or on-failure:N")
+		}
+		return nil
 	})
 }
 

@@ -102,6 +102,14 @@ func (r *Runtime) Translate(c *specv1.Container) (*Spec, error) {
 		}
 		s.Config.Cmd = append(s.Config.Cmd, words...)
 	}
+	r.localize(s)
+	return s, nil
+}
+
+// localize makes a translated container this agent's: Kamal's `$PWD/…`
+// host paths become the data dir's, and the agent and spec-hash labels are
+// added.
+func (r *Runtime) localize(s *Spec) {
 	for i, b := range s.Host.Binds {
 		s.Host.Binds[i] = r.hostPath(b)
 	}
@@ -114,7 +122,6 @@ func (r *Runtime) Translate(c *specv1.Container) (*Spec, error) {
 		s.Config.Labels[LabelAgent] = r.cfg.AgentName
 	}
 	s.Config.Labels[LabelSpec] = r.specHash(s)
-	return s, nil
 }
 
 // hostPath maps Kamal's `$PWD/…` (the SSH home) to the agent's data dir.

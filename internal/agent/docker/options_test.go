@@ -1,10 +1,6 @@
 package docker_test
 
 import (
-	"encoding/json"
-	"errors"
-	"os"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -13,9 +9,7 @@ import (
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/mount"
 
-	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/docker"
-	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
 )
 
 func TestApply_Options(t *testing.T) {
@@ -95,151 +89,5 @@ func TestApply_UnknownAndInvalid(t *testing.T) {
 	_, err = docker.Apply([]docker.Flag{{"memory", "lots"}})
 	if err == nil || !strings.Contains(err.Error(), "--memory") {
 		t.Errorf("Apply(--memory lots) = %v, want an error naming --memory", err)
-	}
-}
-
-// corpusRun is one docker run line from the corpus of real configs.
-type corpusRun struct {
-	file, what string
-	args       []string
-}
-
-func corpusRuns(t *testing.T) []corpusRun {
-	t.Helper()
-	var files []string
-	for _, dir := range []string{os.Getenv("KCTL_CORPUS"), "../../../../shared/corpus/kamal-configs", "../../../../../shared/corpus/kamal-configs"} {
-		if dir == "" {
-			continue
-		}
-		a, _ := filepath.Glob(filepath.Join(dir, "*/config/*.expected.json"))
-		b, _ := filepath.Glob(filepath.Join(dir, "*/*/config/*.expected.json"))
-		if files = append(a, b...); len(files) > 0 {
-			break
-		}
-	}
-	if len(files) == 0 {
-		dockertest.Require(t, "corpus of Kamal configs not found (set KCTL_CORPUS to shared/corpus/kamal-configs)")
-	}
-	var out []corpusRun
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var doc struct {
-			Roles map[string]struct {
-				DockerRun []string `json:"docker_run"`
-			} `json:"roles"`
-			Accessories map[string]struct {
-				DockerRun []string `json:"docker_run"`
-			} `json:"accessories"`
-		}
-		if err := json.Unmarshal(b, &doc); err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		for r, v := range doc.Roles {
-			out = append(out, corpusRun{f, "role " + r, v.DockerRun})
-		}
-		for a, v := range doc.Accessories {
-			out = append(out, corpusRun{f, "accessory " + a, v.DockerRun})
-		}
-	}
-	return out
-}
-
-// Every docker run line Kamal renders for the corpus translates.
-func TestParseRunArgs_Corpus(t *testing.T) {
-	runs := corpusRuns(t)
-	var translated, invalid int
-	for _, r := range runs {
-		if len(r.args) == 0 {
-			continue // a role without hosts
-		}
-		flags, image, _, err := docker.ParseRunArgs(r.args)
-		if err != nil {
-			t.Errorf("%s %s: ParseRunArgs: %v", r.file, r.what, err)
-			continue
-		}
-		if image == "" {
-			t.Errorf("%s %s: no image in %q", r.file, r.what, r.args)
-		}
-		switch _, err := docker.Apply(flags); {
-		case errors.Is(err, docker.ErrBadOption):
-			// Docker refuses these too (e.g. an unrendered `env-PORT:4000`).
-			invalid++
-			t.Logf("%s %s: %v", r.file, r.what, err)
-		case err != nil:
-			t.Errorf("%s %s: Apply: %v", r.file, r.what, err)
-		default:
-			translated++
-		}
-	}
-	t.Logf("%d docker run lines translated, %d refused for values Docker refuses", translated, invalid)
-}
-
-// A spec built by hand for a corpus role translates to exactly what Kamal's
-// rendered docker run line translates to.
-func TestTranslate_AgreesWithKamalRender(t *testing.T) {
-	rendered := []string{"docker", "run", "--detach", "--restart", "unless-stopped", "--name", "repository-web-production-v1", "--network", "kamal", "--hostname", "HOST", "--env", "KAMAL_CONTAINER_NAME=\"repository-web-production-v1\"", "--env", "KAMAL_VERSION=\"v1\"", "--env", "KAMAL_HOST=\"repository-production\"", "--env", "KAMAL_DESTINATION=\"production\"", "--env", "JOB_CONCURRENCY=\"4\"", "--env", "TZ=\"Asia/Tokyo\"", "--env-file", ".kamal/apps/repository-production/env/roles/web.env", "--log-opt", "max-size=\"10m\"", "--volume", "$PWD/.kamal/apps/repository-production/assets/volumes/web-v1:/rails/public/web/assets", "--label", "service=\"repository\"", "--label", "role=\"web\"", "--label", "destination=\"production\"", "--group-add", "\"60000\"", "--mount", "\"type=bind,source=/mnt/submission,target=/submission\"", "--mount", "\"type=bind,source=/lustre9/open/home/ddbjshare,target=/ddbjshare,readonly\"", "w3const/repository:v1", "bin/jobs --verbose"}
-	spec := &specv1.Container{
-		Kind: specv1.ContainerKind_CONTAINER_KIND_APP, Name: "repository-web-production-v1", Image: "w3const/repository:v1",
-		Restart: "unless-stopped", Network: "kamal", Hostname: "HOST",
-		Env: []*specv1.KeyValue{
-			{Key: "KAMAL_CONTAINER_NAME", Value: "repository-web-production-v1"}, {Key: "KAMAL_VERSION", Value: "v1"},
-			{Key: "KAMAL_HOST", Value: "repository-production"}, {Key: "KAMAL_DESTINATION", Value: "production"},
-			{Key: "JOB_CONCURRENCY", Value: "4"}, {Key: "TZ", Value: "Asia/Tokyo"},
-		},
-		EnvFile: ".kamal/apps/repository-production/env/roles/web.env",
-		Logging: &specv1.Logging{Options: []*specv1.KeyValue{{Key: "max-size", Value: "10m"}}},
-		Volumes: []string{"$PWD/.kamal/apps/repository-production/assets/volumes/web-v1:/rails/public/web/assets"},
-		Labels:  []*specv1.KeyValue{{Key: "service", Value: "repository"}, {Key: "role", Value: "web"}, {Key: "destination", Value: "production"}},
-		Options: []*specv1.Option{
-			{Name: "group-add", Value: "60000"},
-			{Name: "mount", Value: "type=bind,source=/mnt/submission,target=/submission"},
-			{Name: "mount", Value: "type=bind,source=/lustre9/open/home/ddbjshare,target=/ddbjshare,readonly"},
-		},
-		Cmd:     "bin/jobs --verbose",
-		Service: "repository", Role: "web", Destination: "production", Version: "v1",
-	}
-	flags, image, cmd, err := docker.ParseRunArgs(rendered)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromRender, err := docker.Apply(flags)
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromRender.Config.Image = image
-	fromRender.Config.Cmd = cmd
-	rt, err := docker.New(docker.Config{DataDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fromSpec, err := rt.Translate(spec)
-	if err != nil {
-		t.Fatal(err)
-	}
-	delete(fromSpec.Config.Labels, docker.LabelSpec)
-	// The agent maps $PWD to its data dir; compare before that mapping.
-	fromRender.Host.Binds = nil
-	fromSpec.Host.Binds = nil
-	if fromRender.EnvFile != spec.GetEnvFile() {
-		t.Errorf("env-file = %q, want %q", fromRender.EnvFile, spec.GetEnvFile())
-	}
-	fromRender.EnvFile = ""
-	for _, part := range []struct {
-		name      string
-		got, want any
-	}{
-		{"name", fromSpec.Name, fromRender.Name},
-		{"config", fromSpec.Config, fromRender.Config},
-		{"host config", fromSpec.Host, fromRender.Host},
-		{"networking", fromSpec.Network, fromRender.Network},
-	} {
-		if !reflect.DeepEqual(part.got, part.want) {
-			g, _ := json.Marshal(part.got)
-			w, _ := json.Marshal(part.want)
-			t.Errorf("%s from spec != from Kamal's render:\n got %s\nwant %s", part.name, g, w)
-		}
 	}
 }

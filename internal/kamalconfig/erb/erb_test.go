@@ -116,3 +116,47 @@ func TestRender_ShellStubIsNotAnEnvironmentVariable(t *testing.T) {
 		})
 	}
 }
+
+// The ternary operator and the RUBY_ENGINE constants, with the Go subset
+// only (no ruby): Rails' generated deploy.yml and real configs use both.
+func TestRender_TernaryAndRubyEngine(t *testing.T) {
+	env := map[string]string{"PR": "42", "EMPTY": "", "RBENV_VERSION": "3.3.0"}
+	tests := []struct{ src, want string }{
+		// Rails' generated deploy.yml, in a comment: the || chain stops at
+		// the first value set.
+		{`#   RUBY_VERSION: <%= ENV["RBENV_VERSION"] || ENV["rvm_ruby_string"] || "#{RUBY_ENGINE}-#{RUBY_ENGINE_VERSION}" %>`, "#   RUBY_VERSION: 3.3.0"},
+		{`v: <%= ENV["NOPE"] || "#{RUBY_ENGINE}-#{RUBY_ENGINE_VERSION}" %>`, "v: ruby-" + RubyEngineVersion},
+		{`v: <%= RUBY_VERSION %>`, "v: " + RubyEngineVersion},
+		{`<% pr = ENV["PR"] %>slug: <%= pr ? "pr-#{pr}" : "sandbox" %>`, "slug: pr-42"},
+		{`<% pr = ENV["NOPE"] %>slug: <%= pr ? "pr-#{pr}" : "sandbox" %>`, "slug: sandbox"},
+		{`<% u = ENV['EMPTY'].to_s.strip; user = u.empty? ? 'deploy' : u %>user: <%= user %>`, "user: deploy"},
+		{`v: <%= ENV["PR"] == "42" ? "a" : ENV["X"] ? "b" : "c" %>`, "v: a"},
+		{`v: <%= ENV["PR"] == "41" ? "a" : ENV["X"] ? "b" : "c" %>`, "v: c"},
+		{`v: <%= (ENV["NOPE"] ? 1 : 2) %>`, "v: 2"},
+		{`v: <%= !ENV["NOPE"] ? "unset" : "set" %>`, "v: unset"},
+		// The branch not taken is parsed but not evaluated (Ruby raises
+		// nothing for it).
+		{`v: <%= ENV["PR"] ? "x" : ENV.fetch("MISSING") %>`, "v: x"},
+		{`v: <%= ENV["NOPE"] ? File.read("missing").strip : "y" %>`, "v: y"},
+		{`v: <%= ENV["PR"] || ENV.fetch("MISSING") %>`, "v: 42"},
+		{`v: <%= ENV["NOPE"] && ENV.fetch("MISSING").strip %>`, "v: "},
+	}
+	for _, tt := range tests {
+		out, _, err := Render([]byte(tt.src), &Options{File: "f.yml", Dir: t.TempDir(), Env: env, Mode: GoOnly})
+		if err != nil || string(out) != tt.want {
+			t.Errorf("Render(%s) = %q, %v; want %q", tt.src, out, err, tt.want)
+		}
+	}
+	// The branch taken still raises; a malformed ternary is beyond the subset.
+	_, _, err := Render([]byte(`v: <%= ENV["NOPE"] ? "x" : ENV.fetch("MISSING") %>`), &Options{File: "f.yml", Env: env, Mode: GoOnly})
+	var e *Error
+	if !errors.As(err, &e) || e.Kind != "KeyError" {
+		t.Errorf("taken branch: %v, want KeyError", err)
+	}
+	for _, src := range []string{`v: <%= ENV["PR"] ? "x" %>`, `v: <%= ENV["PR"] ? : "y" %>`, `v: <%= :sym %>`} {
+		_, _, err := Render([]byte(src), &Options{File: "f.yml", Env: env, Mode: GoOnly})
+		if !errors.As(err, &e) || e.Kind != "kctl::TemplateError" {
+			t.Errorf("Render(%s) = %v, want the subset's refusal", src, err)
+		}
+	}
+}

@@ -40,6 +40,41 @@ type rubyEval struct {
 	toks   []string
 	pos    int
 	src    string
+	// dead counts the enclosing operands Ruby would not evaluate (the right
+	// side of a decided || or &&, the branch a ternary does not take):
+	// they are parsed, so they must be in the subset, but they raise
+	// nothing and read no file.
+	dead int
+}
+
+// RubyEngine and RubyEngineVersion are what the subset answers for
+// RUBY_ENGINE and RUBY_ENGINE_VERSION (and RUBY_VERSION), which Rails'
+// generated deploy.yml interpolates in a comment
+// ("#{RUBY_ENGINE}-#{RUBY_ENGINE_VERSION}"). kctl runs no Ruby, so the
+// version is nominal: 3.4.1, the Ruby Kamal 2.12 is commonly run with (Rails
+// 8's generated .ruby-version at Kamal 2.12's release, also the corpus's
+// synthetic .ruby-version). A file that needs the real interpreter's
+// version must be rendered by ruby (erb.RubyOnly).
+const (
+	RubyEngine        = "ruby"
+	RubyEngineVersion = "3.4.1"
+)
+
+// raise is a Ruby exception, or nil in an operand Ruby would not evaluate.
+func (ev *rubyEval) raise(class, msg string) (rval, error) {
+	if ev.dead > 0 {
+		return rnil, nil
+	}
+	return rnil, &rubyError{class: class, msg: msg, line: ev.line}
+}
+
+// branch parses an operand, evaluating it only when run is set.
+func (ev *rubyEval) branch(run bool, parse func() (rval, error)) (rval, error) {
+	if !run {
+		ev.dead++
+		defer func() { ev.dead-- }()
+	}
+	return parse()
 }
 
 func (ev *rubyEval) unsupported() error {
@@ -58,7 +93,7 @@ func (ev *rubyEval) exec(stmt string) error {
 	}
 	if len(toks) >= 3 && isLocalName(toks[0]) && toks[1] == "=" {
 		ev.pos = 2
-		v, err := ev.parseOr()
+		v, err := ev.parseExpr()
 		if err != nil {
 			return err
 		}
@@ -74,7 +109,7 @@ func (ev *rubyEval) exec(stmt string) error {
 		if ev.peek() == "(" {
 			ev.pos++
 			for ev.peek() != ")" {
-				v, err := ev.parseOr()
+				v, err := ev.parseExpr()
 				if err != nil {
 					return err
 				}
@@ -209,7 +244,7 @@ func (ev *rubyEval) interpolate(raw string) (rval, error) {
 			if j >= len(raw) {
 				return rnil, ev.unsupported()
 			}
-			sub := &rubyEval{env: ev.env, locals: ev.locals, line: ev.line}
+			sub := &rubyEval{env: ev.env, locals: ev.locals, line: ev.line, dead: ev.dead}
 			v, err := sub.evalString(raw[i+2 : j])
 			if err != nil {
 				return rnil, err
@@ -233,7 +268,7 @@ func (ev *rubyEval) evalString(expr string) (rval, error) {
 		return rnil, nil
 	}
 	ev.toks, ev.pos = toks, 0
-	v, err := ev.parseOr()
+	v, err := ev.parseExpr()
 	if err != nil {
 		return rnil, err
 	}
@@ -258,6 +293,31 @@ func (ev *rubyEval) expect(t string) error {
 	return nil
 }
 
+// parseExpr is an expression: cond ? a : b (right-associative, binding
+// looser than ||), evaluating only the branch taken.
+func (ev *rubyEval) parseExpr() (rval, error) {
+	c, err := ev.parseOr()
+	if err != nil || ev.peek() != "?" {
+		return c, err
+	}
+	ev.pos++
+	yes, err := ev.branch(c.truthy(), ev.parseExpr)
+	if err != nil {
+		return rnil, err
+	}
+	if err := ev.expect(":"); err != nil {
+		return rnil, err
+	}
+	no, err := ev.branch(!c.truthy(), ev.parseExpr)
+	if err != nil {
+		return rnil, err
+	}
+	if c.truthy() {
+		return yes, nil
+	}
+	return no, nil
+}
+
 func (ev *rubyEval) parseOr() (rval, error) {
 	v, err := ev.parseAnd()
 	if err != nil {
@@ -265,7 +325,7 @@ func (ev *rubyEval) parseOr() (rval, error) {
 	}
 	for ev.peek() == "||" {
 		ev.pos++
-		r, err := ev.parseAnd()
+		r, err := ev.branch(!v.truthy(), ev.parseAnd)
 		if err != nil {
 			return rnil, err
 		}
@@ -283,7 +343,7 @@ func (ev *rubyEval) parseAnd() (rval, error) {
 	}
 	for ev.peek() == "&&" {
 		ev.pos++
-		r, err := ev.parseEq()
+		r, err := ev.branch(v.truthy(), ev.parseEq)
 		if err != nil {
 			return rnil, err
 		}
@@ -344,7 +404,10 @@ func (ev *rubyEval) parsePostfix() (rval, error) {
 			v = rval{kind: 's', s: v.toS()}
 		case "strip", "lstrip", "rstrip", "chomp", "upcase", "downcase":
 			if v.kind != 's' {
-				return rnil, &rubyError{class: "NoMethodError", msg: fmt.Sprintf("undefined method `%s' for %s", m, rubyClassDesc(v)), line: ev.line}
+				if v, err = ev.raise("NoMethodError", fmt.Sprintf("undefined method `%s' for %s", m, rubyClassDesc(v))); err != nil {
+					return rnil, err
+				}
+				continue
 			}
 			switch m {
 			case "strip":
@@ -373,6 +436,10 @@ func (ev *rubyEval) parsePostfix() (rval, error) {
 				v = rval{kind: 'i'}
 			}
 		case "empty?":
+			if v.kind != 's' && ev.dead > 0 {
+				v = rnil
+				continue
+			}
 			if v.kind != 's' {
 				return rnil, ev.unsupported()
 			}
@@ -414,7 +481,7 @@ func (ev *rubyEval) parseArgs() ([]rval, error) {
 	}
 	var args []rval
 	for ev.peek() != ")" {
-		v, err := ev.parseOr()
+		v, err := ev.parseExpr()
 		if err != nil {
 			return nil, err
 		}
@@ -434,7 +501,7 @@ func (ev *rubyEval) parseAtom() (rval, error) {
 	ev.pos++
 	switch {
 	case t == "(":
-		v, err := ev.parseOr()
+		v, err := ev.parseExpr()
 		if err != nil {
 			return rnil, err
 		}
@@ -453,6 +520,10 @@ func (ev *rubyEval) parseAtom() (rval, error) {
 			return rnil, ev.unsupported()
 		}
 		return rval{kind: 'i', i: i}, nil
+	case t == "RUBY_ENGINE":
+		return rval{kind: 's', s: RubyEngine}, nil
+	case t == "RUBY_ENGINE_VERSION" || t == "RUBY_VERSION":
+		return rval{kind: 's', s: RubyEngineVersion}, nil
 	case t == "ENV":
 		return ev.parseENV()
 	case t == "File":
@@ -471,7 +542,7 @@ func (ev *rubyEval) parseENV() (rval, error) {
 	switch ev.peek() {
 	case "[":
 		ev.pos++
-		k, err := ev.parseOr()
+		k, err := ev.parseExpr()
 		if err != nil {
 			return rnil, err
 		}
@@ -504,7 +575,7 @@ func (ev *rubyEval) parseENV() (rval, error) {
 			if len(args) == 2 {
 				return args[1], nil
 			}
-			return rnil, &rubyError{class: "KeyError", msg: fmt.Sprintf("key not found: %q", args[0].s), line: ev.line}
+			return ev.raise("KeyError", fmt.Sprintf("key not found: %q", args[0].s))
 		case "key?", "has_key?", "include?":
 			args, err := ev.parseArgs()
 			if err != nil || len(args) != 1 {
@@ -536,9 +607,12 @@ func (ev *rubyEval) parseFile() (rval, error) {
 	}
 	switch m {
 	case "read":
+		if ev.dead > 0 {
+			return rnil, nil
+		}
 		data, err := os.ReadFile(p)
 		if err != nil {
-			return rnil, &rubyError{class: "Errno::ENOENT", msg: "No such file or directory @ rb_sysopen - " + args[0].s, line: ev.line}
+			return ev.raise("Errno::ENOENT", "No such file or directory @ rb_sysopen - "+args[0].s)
 		}
 		return rval{kind: 's', s: string(data)}, nil
 	case "exist?", "file?":

@@ -80,7 +80,7 @@ func lexRuby(s string) ([]string, error) {
 		case strings.HasPrefix(s[i:], "||"), strings.HasPrefix(s[i:], "&&"), strings.HasPrefix(s[i:], "=="), strings.HasPrefix(s[i:], "!="):
 			toks = append(toks, s[i:i+2])
 			i += 2
-		case strings.ContainsRune("[](),.!={}", rune(c)):
+		case strings.ContainsRune("[](),.!={}?:", rune(c)):
 			toks = append(toks, string(c))
 			i++
 		case c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9':
