@@ -128,6 +128,8 @@ func visitOperation(op *agentv1.Operation, visit visitFunc) {
 	case *agentv1.Operation_BootProxy:
 		visitAuth(o.BootProxy.GetAuth(), "auth", visit)
 		visitContainer(o.BootProxy.GetBoot().GetContainer(), "container", visit)
+	case *agentv1.Operation_AppControl:
+		visitProxy(o.AppControl.GetProxy(), "proxy", visit)
 	case *agentv1.Operation_BootAccessory:
 		visitAuth(o.BootAccessory.GetAuth(), "auth", visit)
 		visitContainer(o.BootAccessory.GetContainer(), "container", visit)

@@ -102,6 +102,9 @@ const (
 	AccessoryControl_ACTION_STOP        AccessoryControl_Action = 2
 	AccessoryControl_ACTION_REMOVE      AccessoryControl_Action = 3
 	AccessoryControl_ACTION_RESTART     AccessoryControl_Action = 4
+	// REMOVE_CONTAINER stops and removes the container only, keeping the
+	// image and the data directory (`accessory reboot`).
+	AccessoryControl_ACTION_REMOVE_CONTAINER AccessoryControl_Action = 5
 )
 
 // Enum value maps for AccessoryControl_Action.
@@ -112,13 +115,15 @@ var (
 		2: "ACTION_STOP",
 		3: "ACTION_REMOVE",
 		4: "ACTION_RESTART",
+		5: "ACTION_REMOVE_CONTAINER",
 	}
 	AccessoryControl_Action_value = map[string]int32{
-		"ACTION_UNSPECIFIED": 0,
-		"ACTION_START":       1,
-		"ACTION_STOP":        2,
-		"ACTION_REMOVE":      3,
-		"ACTION_RESTART":     4,
+		"ACTION_UNSPECIFIED":      0,
+		"ACTION_START":            1,
+		"ACTION_STOP":             2,
+		"ACTION_REMOVE":           3,
+		"ACTION_RESTART":          4,
+		"ACTION_REMOVE_CONTAINER": 5,
 	}
 )
 
@@ -1241,7 +1246,9 @@ func (x *AccessoryControl) GetName() string {
 	return ""
 }
 
-// AppControl starts, stops or removes a role's containers.
+// AppControl starts, stops or removes a role's containers. START starts the
+// container of `version` (the newest container of the role when empty) and,
+// when proxy is set, deploys it to kamal-proxy again (`kamal app start`).
 type AppControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        AppControl_Action      `protobuf:"varint,1,opt,name=action,proto3,enum=kctl.agent.v1.AppControl_Action" json:"action,omitempty"`
@@ -1249,6 +1256,7 @@ type AppControl struct {
 	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
 	Destination   string                 `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
 	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Proxy         *v1.ProxyDeploy        `protobuf:"bytes,6,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1316,6 +1324,13 @@ func (x *AppControl) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AppControl) GetProxy() *v1.ProxyDeploy {
+	if x != nil {
+		return x.Proxy
+	}
+	return nil
 }
 
 // ListVersions reports the app versions present as containers.
@@ -1811,23 +1826,25 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\rBootAccessory\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.kctl.spec.v1.ContainerR\tcontainer\x12.\n" +
 	"\x04auth\x18\x02 \x01(\v2\x1a.kctl.spec.v1.RegistryAuthR\x04auth\x12/\n" +
-	"\x05proxy\x18\x03 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"\xd2\x01\n" +
+	"\x05proxy\x18\x03 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"\xf0\x01\n" +
 	"\x10AccessoryControl\x12>\n" +
 	"\x06action\x18\x01 \x01(\x0e2&.kctl.agent.v1.AccessoryControl.ActionR\x06action\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"j\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x87\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_START\x10\x01\x12\x0f\n" +
 	"\vACTION_STOP\x10\x02\x12\x11\n" +
 	"\rACTION_REMOVE\x10\x03\x12\x12\n" +
-	"\x0eACTION_RESTART\x10\x04\"\x88\x02\n" +
+	"\x0eACTION_RESTART\x10\x04\x12\x1b\n" +
+	"\x17ACTION_REMOVE_CONTAINER\x10\x05\"\xb9\x02\n" +
 	"\n" +
 	"AppControl\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .kctl.agent.v1.AppControl.ActionR\x06action\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vdestination\x18\x04 \x01(\tR\vdestination\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"V\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12/\n" +
+	"\x05proxy\x18\x06 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"V\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_START\x10\x01\x12\x0f\n" +
@@ -1945,15 +1962,16 @@ var file_kctl_agent_v1_ops_proto_depIdxs = []int32{
 	25, // 25: kctl.agent.v1.BootAccessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
 	1,  // 26: kctl.agent.v1.AccessoryControl.action:type_name -> kctl.agent.v1.AccessoryControl.Action
 	2,  // 27: kctl.agent.v1.AppControl.action:type_name -> kctl.agent.v1.AppControl.Action
-	19, // 28: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
-	21, // 29: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
-	20, // 30: kctl.agent.v1.Facts.images:type_name -> kctl.agent.v1.ImageFact
-	22, // 31: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
-	32, // [32:32] is the sub-list for method output_type
-	32, // [32:32] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	25, // 28: kctl.agent.v1.AppControl.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	19, // 29: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
+	21, // 30: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
+	20, // 31: kctl.agent.v1.Facts.images:type_name -> kctl.agent.v1.ImageFact
+	22, // 32: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_kctl_agent_v1_ops_proto_init() }
