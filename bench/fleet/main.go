@@ -38,6 +38,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
@@ -161,7 +162,42 @@ func run() error {
 	slices.Sort(cpus)
 	med, cpu := totals[len(totals)/2], cpus[len(cpus)/2]
 	fmt.Printf("%-4s %8s %11d %10s %10s %12s %12s %10s\n", "med", "", steps, ms(med), ms(med/time.Duration(*hosts)), ms(med/time.Duration(steps)), us(planPerHost), ms(cpu/time.Duration(*hosts)))
+	return detailsRuns(ctx, cl, names)
+}
+
+// detailsRuns times `kctl details`' question (LifecycleService/Details:
+// every agent's containers) across all hosts, *runs times.
+func detailsRuns(ctx context.Context, cl *ctlclient.Client, names []string) error {
+	var totals []time.Duration
+	for i := range *runs {
+		start := time.Now()
+		var resp *opsv1.InspectResponse
+		err := cl.CallConn(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) (err error) {
+			resp, err = opsv1.NewLifecycleServiceClient(cc).Details(ctx, &opsv1.InspectRequest{Hosts: names})
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("details run %d: %w", i+1, err)
+		}
+		took := time.Since(start)
+		for _, h := range resp.GetHosts() {
+			if h.GetError() != "" || len(h.GetFacts().GetContainers()) == 0 {
+				return fmt.Errorf("details run %d: %s answered %q with %d containers", i+1, h.GetHost(), h.GetError(), len(h.GetFacts().GetContainers()))
+			}
+		}
+		totals = append(totals, took)
+	}
+	slices.Sort(totals)
+	fmt.Printf("details across %d hosts (every agent's containers): median %s, max %s over %d runs\n", len(names), ms(totals[len(totals)/2]), ms(totals[len(totals)-1]), len(totals))
 	return nil
+}
+
+// fakeContainers is what each simulated server runs: kamal-proxy and two
+// roles of an app, as `details` reports them.
+var fakeContainers = []*agentv1.ContainerFact{
+	{Id: "0123456789ab0000", Name: "kamal-proxy", Image: "basecamp/kamal-proxy:v0.9.2", State: "running", Labels: map[string]string{"org.opencontainers.image.title": "kamal-proxy"}},
+	{Id: "0123456789ab0001", Name: "app-web-v1", Image: "app:v1", State: "running", Labels: map[string]string{"service": "app", "role": "web", "destination": ""}},
+	{Id: "0123456789ab0002", Name: "app-worker-v1", Image: "app:v1", State: "running", Labels: map[string]string{"service": "app", "role": "worker", "destination": ""}},
 }
 
 // cpuTime is this process's user and system CPU time so far.
@@ -364,7 +400,7 @@ func startAgents(ctx context.Context, addrs []string, tok, dir string, n int, lo
 			for attempt := 0; attempt < 10; attempt++ {
 				agents[i], errs[i] = agent.New(actx, agent.Config{
 					Name: names[i], DataDir: filepath.Join(dir, names[i]), Controllers: rot, Token: tok,
-					Runtime: &okRuntime{}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
+					Runtime: &okRuntime{facts: agent.FakeRuntime{Containers: fakeContainers}}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
 				})
 				if errs[i] == nil || !strings.Contains(errs[i].Error(), "concurrent update") {
 					break

@@ -33,6 +33,10 @@ func osName() string {
 // use it. DockerVersion, if set, is called to fill Facts.DockerVersion.
 type FakeRuntime struct {
 	DockerVersion func(ctx context.Context) string
+	// Containers and Images are reported in every GatherFacts answer, as a
+	// server running them would (`kctl details` benchmarks).
+	Containers []*agentv1.ContainerFact
+	Images     []*agentv1.ImageFact
 }
 
 var _ exec.Runtime = (*FakeRuntime)(nil)
@@ -47,6 +51,7 @@ func (f *FakeRuntime) Do(ctx context.Context, op *agentv1.Operation) (*agentv1.R
 		if f.DockerVersion != nil {
 			facts.DockerVersion = f.DockerVersion(ctx)
 		}
+		facts.Containers, facts.Images = f.Containers, f.Images
 		return &agentv1.Result{Ok: true, Facts: facts}, nil
 	default:
 		return &agentv1.Result{Ok: false, Error: "agent: this agent runs without a container runtime"}, nil

@@ -35,8 +35,10 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
@@ -260,7 +262,9 @@ func (c *Controller) newServer() *grpc.Server {
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
 	agentv1.RegisterSessionServiceServer(s, c.disp)
-	deployv1.RegisterDeployServiceServer(s, c.deployService())
+	deploys := c.deployService()
+	deployv1.RegisterDeployServiceServer(s, deploys)
+	opsv1.RegisterLifecycleServiceServer(s, &deploy.Lifecycle{Deploys: deploys})
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

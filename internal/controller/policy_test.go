@@ -8,6 +8,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	"github.com/kctl-dev/kctl/internal/controller"
 )
 
@@ -16,7 +17,7 @@ import (
 // entry for a method that no longer exists is a stale grant.
 func TestPolicy_CoversEveryMethod(t *testing.T) {
 	served := map[string]bool{}
-	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, agentv1.SessionService_ServiceDesc, deployv1.DeployService_ServiceDesc} {
+	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, agentv1.SessionService_ServiceDesc, deployv1.DeployService_ServiceDesc, opsv1.LifecycleService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			served["/"+sd.ServiceName+"/"+m.MethodName] = true
 		}

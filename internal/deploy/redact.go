@@ -107,6 +107,13 @@ func visitRequest(req *deployv1.Request, visit visitFunc) {
 	for i, ph := range req.GetProxyHosts() {
 		visitContainer(ph.GetBoot().GetContainer(), fmt.Sprintf("proxy_hosts/%d", i), visit)
 	}
+	for i, ph := range req.GetLifecycle().GetPhases() {
+		for j, s := range ph.GetSteps() {
+			visitOperation(s.GetOp(), func(path string, f secretField) {
+				visit(fmt.Sprintf("lifecycle/%d/%d/%s", i, j, path), f)
+			})
+		}
+	}
 }
 
 // visitOperation visits every secret-bearing field of op (paths are those
@@ -121,6 +128,8 @@ func visitOperation(op *agentv1.Operation, visit visitFunc) {
 	case *agentv1.Operation_BootProxy:
 		visitAuth(o.BootProxy.GetAuth(), "auth", visit)
 		visitContainer(o.BootProxy.GetBoot().GetContainer(), "container", visit)
+	case *agentv1.Operation_AppControl:
+		visitProxy(o.AppControl.GetProxy(), "proxy", visit)
 	case *agentv1.Operation_BootAccessory:
 		visitAuth(o.BootAccessory.GetAuth(), "auth", visit)
 		visitContainer(o.BootAccessory.GetContainer(), "container", visit)

@@ -70,11 +70,20 @@ func NewID(now time.Time) string {
 // leader), FailedPrecondition (the lock is held), Aborted (the lock changed
 // meanwhile), Internal.
 func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*deployv1.SubmitResponse, error) {
+	rec, err := s.submit(ctx, in.GetRequest())
+	if err != nil {
+		return nil, err
+	}
+	return &deployv1.SubmitResponse{Deploy: rec}, nil
+}
+
+// submit plans req (a deploy or a lifecycle command) and records it, its
+// plan, its lock and the desired state it sets in one write.
+func (s *Service) submit(ctx context.Context, req *deployv1.Request) (*deployv1.Record, error) {
 	operator, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
 	}
-	req := in.GetRequest()
 	plan, err := scheduler.Plan(req, s.Agents)
 	switch {
 	case errors.Is(err, scheduler.ErrUnplaceable):
@@ -106,13 +115,13 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	}
 	res, err := s.Store.Write(ctx, &raftcmdv1.Command{
 		Preconditions: []*raftcmdv1.Precondition{schema.Locks.IfAbsent(lockKey)},
-		Mutations: []*raftcmdv1.Mutation{
+		Mutations: append([]*raftcmdv1.Mutation{
 			schema.Locks.Put(lockKey, lock),
 			schema.Deploys.Put(rec.GetId(), rec),
 			schema.Secrets.Put(rec.GetId(), req),
 			schema.Audit.Append(entry("acquired the deploy lock", "ok")),
 			schema.Audit.Append(entry(req.GetCommand()+" submitted", "ok")),
-		},
+		}, desiredMutations(req, operator, now)...),
 	})
 	if err != nil {
 		return nil, toStatus(err)
@@ -120,7 +129,7 @@ func (s *Service) Submit(ctx context.Context, in *deployv1.SubmitRequest) (*depl
 	if !res.GetApplied() {
 		return nil, s.lockedError(ctx, req.GetService(), req.GetDestination())
 	}
-	return &deployv1.SubmitResponse{Deploy: rec}, nil
+	return rec, nil
 }
 
 func (s *Service) lockedError(ctx context.Context, service, dest string) error {

@@ -69,35 +69,45 @@ func (g *globals) runDeploy(cmd *cobra.Command, f *deployFlags, o requestOptions
 // does (only behind automatic locks).
 func (g *globals) submit(cmd *cobra.Command, f *deployFlags, req *deployv1.Request) (*deployv1.Record, error) {
 	var rec *deployv1.Record
-	try := func(ctx context.Context) error {
+	err := withLockWait(cmd, lockWaitFlags{f.lockWait, f.lockWaitTimeout, f.lockWaitInterval}, func(ctx context.Context) error {
 		return g.deployClient(ctx, func(ctx context.Context, c deployv1.DeployServiceClient) error {
 			resp, err := c.Submit(ctx, &deployv1.SubmitRequest{Request: req})
 			rec = resp.GetDeploy()
 			return err
 		})
-	}
-	var err error
-	if f.lockWait {
-		err = lockwait.Do(cmd.Context(), lockwait.Options{
-			Timeout: f.lockWaitTimeout, Interval: f.lockWaitInterval,
-			Waiting: func(_ *deployv1.LockRecord, err error) {
-				fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for the deploy lock: %s\n", err)
-			},
-		}, try)
-	} else {
-		err = try(cmd.Context())
-	}
+	})
 	if err != nil {
 		return nil, err
 	}
 	return rec, nil
 }
 
+// withLockWait runs try, which takes the deploy lock, once, or with
+// --lock-wait until the lock is free (only behind automatic locks).
+func withLockWait(cmd *cobra.Command, lw lockWaitFlags, try func(context.Context) error) error {
+	if !lw.wait {
+		return try(cmd.Context())
+	}
+	return lockwait.Do(cmd.Context(), lockwait.Options{
+		Timeout: lw.timeout, Interval: lw.interval,
+		Waiting: func(_ *deployv1.LockRecord, err error) {
+			fmt.Fprintf(cmd.ErrOrStderr(), "Waiting for the deploy lock: %s\n", err)
+		},
+	}, try)
+}
+
 // watch follows a deploy to its end, re-attaching through another
 // controller when the one it watches goes away. With a project it runs the
 // pre-app-boot and post-app-boot hooks as boot groups start and end.
 func (g *globals) watch(cmd *cobra.Command, id string, p *project, command string) (*deployv1.Record, error) {
-	w := &watcher{prog: &progress.Printer{W: cmd.OutOrStdout()}, p: p, command: command,
+	return g.watchHooks(cmd, id, p, command, hooks.PreAppBoot, hooks.PostAppBoot)
+}
+
+// watchHooks is watch with the hooks run around each host group (phases
+// naming group hosts): pre when its first step starts, post when all its
+// steps succeeded.
+func (g *globals) watchHooks(cmd *cobra.Command, id string, p *project, command, pre, post string) (*deployv1.Record, error) {
+	w := &watcher{prog: &progress.Printer{W: g.out(cmd)}, p: p, command: command, pre: pre, post: post,
 		groupsStarted: map[int]bool{}, groupsDone: map[int]bool{}}
 	lostSince := time.Time{}
 	for attempt := 0; ; attempt++ {
@@ -142,6 +152,7 @@ type watcher struct {
 	prog          *progress.Printer
 	p             *project // nil: no hooks to run
 	command       string
+	pre, post     string // the hooks around each host group
 	last          *deployv1.WatchResponse
 	groupsStarted map[int]bool
 	groupsDone    map[int]bool
@@ -165,7 +176,7 @@ func (w *watcher) follow(ctx context.Context, c deployv1.DeployServiceClient, id
 		w.last = resp
 		w.prog.Update(resp.GetDeploy(), resp.GetSteps())
 		if w.p != nil {
-			if err := groupHooks(ctx, w.p, w.command, resp, w.groupsStarted, w.groupsDone); err != nil {
+			if err := groupHooks(ctx, w, resp); err != nil {
 				c.Cancel(ctx, &deployv1.CancelRequest{Id: id})
 				return err
 			}
@@ -173,9 +184,11 @@ func (w *watcher) follow(ctx context.Context, c deployv1.DeployServiceClient, id
 	}
 }
 
-// groupHooks runs pre-app-boot when a boot group's first step starts and
-// post-app-boot when all its steps succeeded, with KAMAL_HOSTS = the group.
-func groupHooks(ctx context.Context, p *project, command string, resp *deployv1.WatchResponse, started, done map[int]bool) error {
+// groupHooks runs the pre hook (pre-app-boot) when a host group's first
+// step starts and the post hook (post-app-boot) when all its steps
+// succeeded, with KAMAL_HOSTS = the group.
+func groupHooks(ctx context.Context, w *watcher, resp *deployv1.WatchResponse) error {
+	p, command, started, done := w.p, w.command, w.groupsStarted, w.groupsDone
 	states := map[string]deployv1.State{}
 	for _, s := range resp.GetSteps() {
 		states[s.GetStepId()] = s.GetState()
@@ -193,13 +206,13 @@ func groupHooks(ctx context.Context, p *project, command string, resp *deployv1.
 		group := map[string]string{"KAMAL_HOSTS": strings.Join(ph.GetGroupHosts(), ",")}
 		if any && !started[i] {
 			started[i] = true
-			if err := p.runHook(ctx, hooks.PreAppBoot, command, ph.GetGroupHosts(), group); err != nil {
+			if err := p.runHook(ctx, w.pre, command, ph.GetGroupHosts(), group); err != nil {
 				return err
 			}
 		}
 		if all && !done[i] {
 			done[i] = true
-			if err := p.runHook(ctx, hooks.PostAppBoot, command, ph.GetGroupHosts(), group); err != nil {
+			if err := p.runHook(ctx, w.post, command, ph.GetGroupHosts(), group); err != nil {
 				return err
 			}
 		}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/spf13/cobra"
 	"google.golang.org/grpc"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
@@ -24,6 +25,29 @@ type globals struct {
 	timeout     time.Duration // per controller, connecting
 	deadline    time.Duration // per command, overall
 	stdout      io.Writer
+
+	// Kamal's global options (lib/kamal/cli/base.rb), for the commands
+	// that do not declare their own (-c, -d, -r, -h, -p, -H).
+	target  targetFlags
+	quiet   bool
+	verbose bool
+	lock    lockWaitFlags
+}
+
+// lockWaitFlags are Kamal's --lock-wait, --lock-wait-timeout and
+// --lock-wait-interval.
+type lockWaitFlags struct {
+	wait     bool
+	timeout  time.Duration
+	interval time.Duration
+}
+
+// out is where a command prints progress: nothing with -q.
+func (g *globals) out(cmd *cobra.Command) io.Writer {
+	if g.quiet {
+		return io.Discard
+	}
+	return cmd.OutOrStdout()
 }
 
 // credentialsPath resolves --credentials, $KCTL_CREDENTIALS, then

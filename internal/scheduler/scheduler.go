@@ -59,6 +59,9 @@ const DefaultNetwork = "kamal"
 // Plan returns the plan for req, or an error naming every host that has no
 // enrolled or no connected agent, before anything changes.
 func Plan(req *deployv1.Request, fleet Fleet) (*deployv1.Plan, error) {
+	if req.GetLifecycle() != nil {
+		return lifecyclePlan(req, fleet)
+	}
 	if err := validate(req); err != nil {
 		return nil, err
 	}
@@ -269,7 +272,8 @@ func AppHosts(req *deployv1.Request) []string {
 	return append(primary, rest...)
 }
 
-// AllHosts returns app, proxy and accessory hosts, app hosts first.
+// AllHosts returns app, proxy and accessory hosts, app hosts first, then
+// the hosts of a lifecycle command's steps.
 func AllHosts(req *deployv1.Request) []string {
 	hosts := AppHosts(req)
 	seen := map[string]bool{}
@@ -289,6 +293,9 @@ func AllHosts(req *deployv1.Request) []string {
 		for _, hc := range a.GetHosts() {
 			addHost(hc.GetHost())
 		}
+	}
+	for _, h := range lifecycleHosts(req) {
+		addHost(h)
 	}
 	return hosts
 }

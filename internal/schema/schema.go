@@ -52,6 +52,10 @@ var (
 	Locks = Table[*deployv1.LockRecord]{name: "locks"}
 	// Audit is appended to (raftstore.AppendKey keys, in log order).
 	Audit = Table[*deployv1.AuditEntry]{name: "audit"}
+	// Desired maps DesiredKey(service, destination, role, host) to what the
+	// operator wants of that role there: lifecycle commands set it, a deploy
+	// resets it to running.
+	Desired = Table[*deployv1.DesiredState]{name: "desired"}
 )
 
 // KeyCA is the Cluster table's one key.
@@ -64,6 +68,17 @@ func CommandKey(agent, id string) string { return agent + "/" + id }
 // StepKey is the Steps key of a deploy's step: a deploy's steps share the
 // prefix "<deploy id>/".
 func StepKey(deployID, stepID string) string { return deployID + "/" + stepID }
+
+// DesiredKey is the Desired key of a role of a service on a host: a
+// service's keys share the prefix DesiredPrefix(service, destination).
+func DesiredKey(service, destination, role, host string) string {
+	return DesiredPrefix(service, destination) + role + "/" + host
+}
+
+// DesiredPrefix is the prefix of a service's Desired keys.
+func DesiredPrefix(service, destination string) string {
+	return locks.Key(service, destination) + "/"
+}
 
 // LockKey is the Locks key of a service's deploy lock.
 func LockKey(service, destination string) string { return locks.Key(service, destination) }

@@ -123,7 +123,8 @@ func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryCont
 		return err
 	}
 	if c == nil {
-		if a.GetAction() == agentv1.AccessoryControl_ACTION_REMOVE || a.GetAction() == agentv1.AccessoryControl_ACTION_STOP {
+		switch a.GetAction() {
+		case agentv1.AccessoryControl_ACTION_REMOVE, agentv1.AccessoryControl_ACTION_REMOVE_CONTAINER, agentv1.AccessoryControl_ACTION_STOP:
 			return nil
 		}
 		return fmt.Errorf("%w: %s", ErrNoContainer, a.GetName())
@@ -138,12 +139,15 @@ func (r *Runtime) AccessoryControl(ctx context.Context, a *agentv1.AccessoryCont
 			return err
 		}
 		return r.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
-	case agentv1.AccessoryControl_ACTION_REMOVE:
+	case agentv1.AccessoryControl_ACTION_REMOVE, agentv1.AccessoryControl_ACTION_REMOVE_CONTAINER:
 		if err := r.stopContainer(ctx, c.ID, nil); err != nil {
 			return err
 		}
 		if err := r.cli.ContainerRemove(ctx, c.ID, container.RemoveOptions{}); err != nil && !isNotFound(err) {
 			return err
+		}
+		if a.GetAction() == agentv1.AccessoryControl_ACTION_REMOVE_CONTAINER {
+			return nil
 		}
 		// Kamal: `docker image rm --force <image>` and `rm -rf <service_name>`.
 		if _, err := r.cli.ImageRemove(ctx, c.Image, image.RemoveOptions{Force: true, PruneChildren: true}); err != nil && !isNotFound(err) {

@@ -454,14 +454,7 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 	pfx := prefix(a.GetService(), a.GetRole(), a.GetDestination())
 	switch a.GetAction() {
 	case agentv1.AppControl_ACTION_START:
-		c, err := r.findSpec(ctx, pfx+"-"+a.GetVersion())
-		if err != nil {
-			return err
-		}
-		if c == nil {
-			return fmt.Errorf("%w: %s-%s", ErrNoContainer, pfx, a.GetVersion())
-		}
-		return r.cli.ContainerStart(ctx, c.ID, container.StartOptions{})
+		return r.startRole(ctx, a, pfx)
 	case agentv1.AppControl_ACTION_STOP, agentv1.AppControl_ACTION_REMOVE:
 		list, versions, err := r.roleContainers(ctx, a.GetService(), a.GetRole(), a.GetDestination(), true)
 		if err != nil {
@@ -494,6 +487,44 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 		return nil
 	}
 	return fmt.Errorf("%w: app action %v", ErrBadOperation, a.GetAction())
+}
+
+// startRole starts the role's container of a.version (the newest one when
+// empty) and deploys it to kamal-proxy when a.proxy is set.
+func (r *Runtime) startRole(ctx context.Context, a *agentv1.AppControl, pfx string) error {
+	var c *container.Summary
+	if a.GetVersion() != "" {
+		var err error
+		if c, err = r.findSpec(ctx, pfx+"-"+a.GetVersion()); err != nil {
+			return err
+		}
+	} else {
+		list, versions, err := r.roleContainers(ctx, a.GetService(), a.GetRole(), a.GetDestination(), true)
+		if err != nil {
+			return err
+		}
+		for i := range list {
+			if strings.Contains(versions[i], "_replaced_") || (c != nil && list[i].Created <= c.Created) {
+				continue
+			}
+			c = &list[i]
+		}
+	}
+	if c == nil {
+		return fmt.Errorf("%w: %s-%s", ErrNoContainer, pfx, a.GetVersion())
+	}
+	if err := r.cli.ContainerStart(ctx, c.ID, container.StartOptions{}); err != nil {
+		return fmt.Errorf("start %s: %w", r.name(*c), err)
+	}
+	p := a.GetProxy()
+	if p == nil {
+		return nil
+	}
+	port := p.GetAppPort()
+	if port == 0 {
+		port = 80
+	}
+	return r.proxy.Deploy(ctx, p.GetService(), fmt.Sprintf("%s:%d", c.ID[:12], port), p.GetFlags())
 }
 
 // TagLatest tags `<repo>:<version>` as `<repo>:<tag>`.

@@ -8,6 +8,7 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"github.com/docker/docker/api/types/image"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/version"
@@ -76,4 +77,24 @@ func (r *Runtime) GatherFacts(ctx context.Context) (*agentv1.Facts, error) {
 		f.Containers = append(f.Containers, cf)
 	}
 	return f, nil
+}
+
+// listImages is `docker image ls REPO` for each repository, newest first.
+func (r *Runtime) listImages(ctx context.Context, repos []string) ([]*agentv1.ImageFact, error) {
+	var out []*agentv1.ImageFact
+	seen := map[string]bool{}
+	for _, repo := range repos {
+		list, err := r.cli.ImageList(ctx, image.ListOptions{Filters: filters.NewArgs(filters.Arg("reference", repo))})
+		if err != nil {
+			return nil, err
+		}
+		sort.SliceStable(list, func(i, j int) bool { return list[i].Created > list[j].Created })
+		for _, im := range list {
+			if !seen[im.ID] {
+				seen[im.ID] = true
+				out = append(out, &agentv1.ImageFact{Id: im.ID, RepoTags: im.RepoTags, CreatedUnix: im.Created, Size: im.Size})
+			}
+		}
+	}
+	return out, nil
 }

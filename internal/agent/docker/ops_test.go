@@ -260,7 +260,7 @@ func TestProxy_TooOldAndReboot(t *testing.T) {
 	h.wantServes("v1")
 	h.proxyRef = old
 	res := boot(false)
-	want := "kamal-proxy version v0.9.1 is too old, run `kamal proxy reboot` in order to update to at least v0.9.2"
+	want := "kamal-proxy version v0.9.1 is too old, run `kctl proxy reboot` in order to update to at least v0.9.2"
 	if res.GetOk() || !strings.Contains(res.GetError(), want) {
 		t.Errorf("boot over an old proxy = ok %v %q, want %q", res.GetOk(), res.GetError(), want)
 	}

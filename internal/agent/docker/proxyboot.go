@@ -40,7 +40,7 @@ func (r *Runtime) proxySpec(c *specv1.Container) *specv1.Container {
 
 // BootProxy is `kamal proxy boot` (`docker container start kamal-proxy ||
 // docker run …`, refusing a running proxy older than v0.9.2) or, with
-// reboot, `kamal proxy reboot` (stop, prune, run).
+// reboot, `kctl proxy reboot` (Kamal's `kamal proxy reboot`: stop, prune, run).
 func (r *Runtime) BootProxy(ctx context.Context, b *agentv1.BootProxy) error {
 	c := r.proxySpec(b.GetBoot().GetContainer())
 	if b.GetBoot().GetLegacy() {
@@ -80,7 +80,7 @@ func (r *Runtime) BootProxy(ctx context.Context, b *agentv1.BootProxy) error {
 		}
 		if in.State.Running {
 			if v := imageVersion(in.Config.Image); versionOlder(v, MinimumProxyVersion) {
-				return fmt.Errorf("%w: kamal-proxy version %s is too old, run `kamal proxy reboot` in order to update to at least %s", ErrProxyTooOld, v, MinimumProxyVersion)
+				return fmt.Errorf("%w: kamal-proxy version %s is too old, run `kctl proxy reboot` in order to update to at least %s", ErrProxyTooOld, v, MinimumProxyVersion)
 			}
 			return nil
 		}

@@ -181,6 +181,9 @@ func (r *Runtime) Do(ctx context.Context, op *agentv1.Operation) (*agentv1.Resul
 	case *agentv1.Operation_Noop:
 	case *agentv1.Operation_GatherFacts:
 		res.Facts, err = r.GatherFacts(ctx)
+		if err == nil {
+			res.Facts.Images, err = r.listImages(ctx, o.GatherFacts.GetImageRepositories())
+		}
 	case *agentv1.Operation_EnsureNetwork:
 		err = r.EnsureNetwork(ctx, o.EnsureNetwork.GetName())
 	case *agentv1.Operation_PullImage:

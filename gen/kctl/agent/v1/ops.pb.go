@@ -102,6 +102,9 @@ const (
 	AccessoryControl_ACTION_STOP        AccessoryControl_Action = 2
 	AccessoryControl_ACTION_REMOVE      AccessoryControl_Action = 3
 	AccessoryControl_ACTION_RESTART     AccessoryControl_Action = 4
+	// REMOVE_CONTAINER stops and removes the container only, keeping the
+	// image and the data directory (`accessory reboot`).
+	AccessoryControl_ACTION_REMOVE_CONTAINER AccessoryControl_Action = 5
 )
 
 // Enum value maps for AccessoryControl_Action.
@@ -112,13 +115,15 @@ var (
 		2: "ACTION_STOP",
 		3: "ACTION_REMOVE",
 		4: "ACTION_RESTART",
+		5: "ACTION_REMOVE_CONTAINER",
 	}
 	AccessoryControl_Action_value = map[string]int32{
-		"ACTION_UNSPECIFIED": 0,
-		"ACTION_START":       1,
-		"ACTION_STOP":        2,
-		"ACTION_REMOVE":      3,
-		"ACTION_RESTART":     4,
+		"ACTION_UNSPECIFIED":      0,
+		"ACTION_START":            1,
+		"ACTION_STOP":             2,
+		"ACTION_REMOVE":           3,
+		"ACTION_RESTART":          4,
+		"ACTION_REMOVE_CONTAINER": 5,
 	}
 )
 
@@ -521,11 +526,14 @@ func (x *Noop) GetPayload() string {
 	return ""
 }
 
-// GatherFacts reports the server's facts (OS, arch, Docker, containers).
+// GatherFacts reports the server's facts (OS, arch, Docker, containers),
+// with images when asked (`kctl app images`, `details`).
 type GatherFacts struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Images lists the images of these repositories (`docker image ls REPO`).
+	ImageRepositories []string `protobuf:"bytes,1,rep,name=image_repositories,json=imageRepositories,proto3" json:"image_repositories,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *GatherFacts) Reset() {
@@ -556,6 +564,13 @@ func (x *GatherFacts) ProtoReflect() protoreflect.Message {
 // Deprecated: Use GatherFacts.ProtoReflect.Descriptor instead.
 func (*GatherFacts) Descriptor() ([]byte, []int) {
 	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *GatherFacts) GetImageRepositories() []string {
+	if x != nil {
+		return x.ImageRepositories
+	}
+	return nil
 }
 
 // EnsureNetwork makes the Docker network exist (Kamal: `kamal`).
@@ -1231,7 +1246,9 @@ func (x *AccessoryControl) GetName() string {
 	return ""
 }
 
-// AppControl starts, stops or removes a role's containers.
+// AppControl starts, stops or removes a role's containers. START starts the
+// container of `version` (the newest container of the role when empty) and,
+// when proxy is set, deploys it to kamal-proxy again (`kamal app start`).
 type AppControl struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Action        AppControl_Action      `protobuf:"varint,1,opt,name=action,proto3,enum=kctl.agent.v1.AppControl_Action" json:"action,omitempty"`
@@ -1239,6 +1256,7 @@ type AppControl struct {
 	Role          string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
 	Destination   string                 `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
 	Version       string                 `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
+	Proxy         *v1.ProxyDeploy        `protobuf:"bytes,6,opt,name=proxy,proto3" json:"proxy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1306,6 +1324,13 @@ func (x *AppControl) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AppControl) GetProxy() *v1.ProxyDeploy {
+	if x != nil {
+		return x.Proxy
+	}
+	return nil
 }
 
 // ListVersions reports the app versions present as containers.
@@ -1467,6 +1492,7 @@ type Facts struct {
 	DockerVersion string                 `protobuf:"bytes,4,opt,name=docker_version,json=dockerVersion,proto3" json:"docker_version,omitempty"`
 	AgentVersion  string                 `protobuf:"bytes,5,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	Containers    []*ContainerFact       `protobuf:"bytes,6,rep,name=containers,proto3" json:"containers,omitempty"`
+	Images        []*ImageFact           `protobuf:"bytes,7,rep,name=images,proto3" json:"images,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1543,6 +1569,82 @@ func (x *Facts) GetContainers() []*ContainerFact {
 	return nil
 }
 
+func (x *Facts) GetImages() []*ImageFact {
+	if x != nil {
+		return x.Images
+	}
+	return nil
+}
+
+// ImageFact is one image (`docker image ls`).
+type ImageFact struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	RepoTags      []string               `protobuf:"bytes,2,rep,name=repo_tags,json=repoTags,proto3" json:"repo_tags,omitempty"`
+	CreatedUnix   int64                  `protobuf:"varint,3,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	Size          int64                  `protobuf:"varint,4,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ImageFact) Reset() {
+	*x = ImageFact{}
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ImageFact) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ImageFact) ProtoMessage() {}
+
+func (x *ImageFact) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ImageFact.ProtoReflect.Descriptor instead.
+func (*ImageFact) Descriptor() ([]byte, []int) {
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ImageFact) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ImageFact) GetRepoTags() []string {
+	if x != nil {
+		return x.RepoTags
+	}
+	return nil
+}
+
+func (x *ImageFact) GetCreatedUnix() int64 {
+	if x != nil {
+		return x.CreatedUnix
+	}
+	return 0
+}
+
+func (x *ImageFact) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // ContainerFact is one kctl-managed container.
 type ContainerFact struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1559,7 +1661,7 @@ type ContainerFact struct {
 
 func (x *ContainerFact) Reset() {
 	*x = ContainerFact{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1571,7 +1673,7 @@ func (x *ContainerFact) String() string {
 func (*ContainerFact) ProtoMessage() {}
 
 func (x *ContainerFact) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1584,7 +1686,7 @@ func (x *ContainerFact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerFact.ProtoReflect.Descriptor instead.
 func (*ContainerFact) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{17}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ContainerFact) GetId() string {
@@ -1664,8 +1766,9 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersionsB\x04\n" +
 	"\x02op\" \n" +
 	"\x04Noop\x12\x18\n" +
-	"\apayload\x18\x01 \x01(\tR\apayload\"\r\n" +
-	"\vGatherFacts\"#\n" +
+	"\apayload\x18\x01 \x01(\tR\apayload\"<\n" +
+	"\vGatherFacts\x12-\n" +
+	"\x12image_repositories\x18\x01 \x03(\tR\x11imageRepositories\"#\n" +
 	"\rEnsureNetwork\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"k\n" +
 	"\tPullImage\x12\x14\n" +
@@ -1723,23 +1826,25 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\rBootAccessory\x125\n" +
 	"\tcontainer\x18\x01 \x01(\v2\x17.kctl.spec.v1.ContainerR\tcontainer\x12.\n" +
 	"\x04auth\x18\x02 \x01(\v2\x1a.kctl.spec.v1.RegistryAuthR\x04auth\x12/\n" +
-	"\x05proxy\x18\x03 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"\xd2\x01\n" +
+	"\x05proxy\x18\x03 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"\xf0\x01\n" +
 	"\x10AccessoryControl\x12>\n" +
 	"\x06action\x18\x01 \x01(\x0e2&.kctl.agent.v1.AccessoryControl.ActionR\x06action\x12\x12\n" +
-	"\x04name\x18\x02 \x01(\tR\x04name\"j\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\"\x87\x01\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_START\x10\x01\x12\x0f\n" +
 	"\vACTION_STOP\x10\x02\x12\x11\n" +
 	"\rACTION_REMOVE\x10\x03\x12\x12\n" +
-	"\x0eACTION_RESTART\x10\x04\"\x88\x02\n" +
+	"\x0eACTION_RESTART\x10\x04\x12\x1b\n" +
+	"\x17ACTION_REMOVE_CONTAINER\x10\x05\"\xb9\x02\n" +
 	"\n" +
 	"AppControl\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .kctl.agent.v1.AppControl.ActionR\x06action\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vdestination\x18\x04 \x01(\tR\vdestination\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"V\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12/\n" +
+	"\x05proxy\x18\x06 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"V\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_START\x10\x01\x12\x0f\n" +
@@ -1755,7 +1860,7 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12*\n" +
 	"\x05facts\x18\x04 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12\x1a\n" +
 	"\bversions\x18\x05 \x03(\tR\bversions\x12!\n" +
-	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\xd1\x01\n" +
+	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\x83\x02\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -1764,7 +1869,13 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\ragent_version\x18\x05 \x01(\tR\fagentVersion\x12<\n" +
 	"\n" +
 	"containers\x18\x06 \x03(\v2\x1c.kctl.agent.v1.ContainerFactR\n" +
-	"containers\"\x97\x02\n" +
+	"containers\x120\n" +
+	"\x06images\x18\a \x03(\v2\x18.kctl.agent.v1.ImageFactR\x06images\"o\n" +
+	"\tImageFact\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\trepo_tags\x18\x02 \x03(\tR\brepoTags\x12!\n" +
+	"\fcreated_unix\x18\x03 \x01(\x03R\vcreatedUnix\x12\x12\n" +
+	"\x04size\x18\x04 \x01(\x03R\x04size\"\x97\x02\n" +
 	"\rContainerFact\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12\x14\n" +
@@ -1790,7 +1901,7 @@ func file_kctl_agent_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_agent_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kctl_agent_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_kctl_agent_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
 var file_kctl_agent_v1_ops_proto_goTypes = []any{
 	(ProxyControl_Action)(0),     // 0: kctl.agent.v1.ProxyControl.Action
 	(AccessoryControl_Action)(0), // 1: kctl.agent.v1.AccessoryControl.Action
@@ -1812,14 +1923,15 @@ var file_kctl_agent_v1_ops_proto_goTypes = []any{
 	(*ListVersions)(nil),         // 17: kctl.agent.v1.ListVersions
 	(*Result)(nil),               // 18: kctl.agent.v1.Result
 	(*Facts)(nil),                // 19: kctl.agent.v1.Facts
-	(*ContainerFact)(nil),        // 20: kctl.agent.v1.ContainerFact
-	nil,                          // 21: kctl.agent.v1.ContainerFact.LabelsEntry
-	(*v1.RegistryAuth)(nil),      // 22: kctl.spec.v1.RegistryAuth
-	(*v1.Container)(nil),         // 23: kctl.spec.v1.Container
-	(*v1.ProxyDeploy)(nil),       // 24: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),         // 25: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),        // 26: kctl.spec.v1.StopPolicy
-	(*v1.ProxyBoot)(nil),         // 27: kctl.spec.v1.ProxyBoot
+	(*ImageFact)(nil),            // 20: kctl.agent.v1.ImageFact
+	(*ContainerFact)(nil),        // 21: kctl.agent.v1.ContainerFact
+	nil,                          // 22: kctl.agent.v1.ContainerFact.LabelsEntry
+	(*v1.RegistryAuth)(nil),      // 23: kctl.spec.v1.RegistryAuth
+	(*v1.Container)(nil),         // 24: kctl.spec.v1.Container
+	(*v1.ProxyDeploy)(nil),       // 25: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),         // 26: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),        // 27: kctl.spec.v1.StopPolicy
+	(*v1.ProxyBoot)(nil),         // 28: kctl.spec.v1.ProxyBoot
 }
 var file_kctl_agent_v1_ops_proto_depIdxs = []int32{
 	4,  // 0: kctl.agent.v1.Operation.noop:type_name -> kctl.agent.v1.Noop
@@ -1836,28 +1948,30 @@ var file_kctl_agent_v1_ops_proto_depIdxs = []int32{
 	15, // 11: kctl.agent.v1.Operation.accessory_control:type_name -> kctl.agent.v1.AccessoryControl
 	16, // 12: kctl.agent.v1.Operation.app_control:type_name -> kctl.agent.v1.AppControl
 	17, // 13: kctl.agent.v1.Operation.list_versions:type_name -> kctl.agent.v1.ListVersions
-	22, // 14: kctl.agent.v1.PullImage.auth:type_name -> kctl.spec.v1.RegistryAuth
-	23, // 15: kctl.agent.v1.BootApp.container:type_name -> kctl.spec.v1.Container
-	24, // 16: kctl.agent.v1.BootApp.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	25, // 17: kctl.agent.v1.BootApp.readiness:type_name -> kctl.spec.v1.Readiness
-	26, // 18: kctl.agent.v1.BootApp.stop:type_name -> kctl.spec.v1.StopPolicy
-	26, // 19: kctl.agent.v1.StopStale.stop:type_name -> kctl.spec.v1.StopPolicy
-	27, // 20: kctl.agent.v1.BootProxy.boot:type_name -> kctl.spec.v1.ProxyBoot
-	22, // 21: kctl.agent.v1.BootProxy.auth:type_name -> kctl.spec.v1.RegistryAuth
+	23, // 14: kctl.agent.v1.PullImage.auth:type_name -> kctl.spec.v1.RegistryAuth
+	24, // 15: kctl.agent.v1.BootApp.container:type_name -> kctl.spec.v1.Container
+	25, // 16: kctl.agent.v1.BootApp.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	26, // 17: kctl.agent.v1.BootApp.readiness:type_name -> kctl.spec.v1.Readiness
+	27, // 18: kctl.agent.v1.BootApp.stop:type_name -> kctl.spec.v1.StopPolicy
+	27, // 19: kctl.agent.v1.StopStale.stop:type_name -> kctl.spec.v1.StopPolicy
+	28, // 20: kctl.agent.v1.BootProxy.boot:type_name -> kctl.spec.v1.ProxyBoot
+	23, // 21: kctl.agent.v1.BootProxy.auth:type_name -> kctl.spec.v1.RegistryAuth
 	0,  // 22: kctl.agent.v1.ProxyControl.action:type_name -> kctl.agent.v1.ProxyControl.Action
-	23, // 23: kctl.agent.v1.BootAccessory.container:type_name -> kctl.spec.v1.Container
-	22, // 24: kctl.agent.v1.BootAccessory.auth:type_name -> kctl.spec.v1.RegistryAuth
-	24, // 25: kctl.agent.v1.BootAccessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	24, // 23: kctl.agent.v1.BootAccessory.container:type_name -> kctl.spec.v1.Container
+	23, // 24: kctl.agent.v1.BootAccessory.auth:type_name -> kctl.spec.v1.RegistryAuth
+	25, // 25: kctl.agent.v1.BootAccessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
 	1,  // 26: kctl.agent.v1.AccessoryControl.action:type_name -> kctl.agent.v1.AccessoryControl.Action
 	2,  // 27: kctl.agent.v1.AppControl.action:type_name -> kctl.agent.v1.AppControl.Action
-	19, // 28: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
-	20, // 29: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
-	21, // 30: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
-	31, // [31:31] is the sub-list for method output_type
-	31, // [31:31] is the sub-list for method input_type
-	31, // [31:31] is the sub-list for extension type_name
-	31, // [31:31] is the sub-list for extension extendee
-	0,  // [0:31] is the sub-list for field type_name
+	25, // 28: kctl.agent.v1.AppControl.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	19, // 29: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
+	21, // 30: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
+	20, // 31: kctl.agent.v1.Facts.images:type_name -> kctl.agent.v1.ImageFact
+	22, // 32: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
+	33, // [33:33] is the sub-list for method output_type
+	33, // [33:33] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_kctl_agent_v1_ops_proto_init() }
@@ -1887,7 +2001,7 @@ func file_kctl_agent_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_agent_v1_ops_proto_rawDesc), len(file_kctl_agent_v1_ops_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   19,
+			NumMessages:   20,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

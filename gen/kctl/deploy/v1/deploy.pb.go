@@ -89,6 +89,61 @@ func (State) EnumDescriptor() ([]byte, []int) {
 	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{0}
 }
 
+type DesiredState_State int32
+
+const (
+	DesiredState_STATE_UNSPECIFIED DesiredState_State = 0
+	DesiredState_STATE_RUNNING     DesiredState_State = 1
+	DesiredState_STATE_STOPPED     DesiredState_State = 2
+	DesiredState_STATE_MAINTENANCE DesiredState_State = 3
+	DesiredState_STATE_REMOVED     DesiredState_State = 4
+)
+
+// Enum value maps for DesiredState_State.
+var (
+	DesiredState_State_name = map[int32]string{
+		0: "STATE_UNSPECIFIED",
+		1: "STATE_RUNNING",
+		2: "STATE_STOPPED",
+		3: "STATE_MAINTENANCE",
+		4: "STATE_REMOVED",
+	}
+	DesiredState_State_value = map[string]int32{
+		"STATE_UNSPECIFIED": 0,
+		"STATE_RUNNING":     1,
+		"STATE_STOPPED":     2,
+		"STATE_MAINTENANCE": 3,
+		"STATE_REMOVED":     4,
+	}
+)
+
+func (x DesiredState_State) Enum() *DesiredState_State {
+	p := new(DesiredState_State)
+	*p = x
+	return p
+}
+
+func (x DesiredState_State) String() string {
+	return protoimpl.X.EnumStringOf(x.Descriptor(), protoreflect.EnumNumber(x))
+}
+
+func (DesiredState_State) Descriptor() protoreflect.EnumDescriptor {
+	return file_kctl_deploy_v1_deploy_proto_enumTypes[1].Descriptor()
+}
+
+func (DesiredState_State) Type() protoreflect.EnumType {
+	return &file_kctl_deploy_v1_deploy_proto_enumTypes[1]
+}
+
+func (x DesiredState_State) Number() protoreflect.EnumNumber {
+	return protoreflect.EnumNumber(x)
+}
+
+// Deprecated: Use DesiredState_State.Descriptor instead.
+func (DesiredState_State) EnumDescriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{2, 0}
+}
+
 // Request is everything the controller needs to carry a deploy out without
 // the operator's machine.
 type Request struct {
@@ -121,7 +176,10 @@ type Request struct {
 	// NetworkName is Kamal's `kamal` network (overridable for tests).
 	Network string `protobuf:"bytes,18,opt,name=network,proto3" json:"network,omitempty"`
 	// Message is the lock message (automatic deploy lock by default).
-	Message       string `protobuf:"bytes,19,opt,name=message,proto3" json:"message,omitempty"`
+	Message string `protobuf:"bytes,19,opt,name=message,proto3" json:"message,omitempty"`
+	// Lifecycle, when set, makes this a lifecycle command (`app stop`,
+	// `proxy reboot`, …): its phases are the plan, instead of a deploy's.
+	Lifecycle     *Lifecycle `protobuf:"bytes,20,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -289,6 +347,183 @@ func (x *Request) GetMessage() string {
 	return ""
 }
 
+func (x *Request) GetLifecycle() *Lifecycle {
+	if x != nil {
+		return x.Lifecycle
+	}
+	return nil
+}
+
+// Lifecycle is a lifecycle command planned by kctl from deploy.yml: the
+// operations per host in order, and the desired state it records.
+type Lifecycle struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Phases run one after another (e.g. `proxy reboot --rolling`: one per
+	// host); their steps run in parallel.
+	Phases []*Phase `protobuf:"bytes,1,rep,name=phases,proto3" json:"phases,omitempty"`
+	// Desired is recorded when the command is accepted (table "desired").
+	Desired       []*DesiredState `protobuf:"bytes,2,rep,name=desired,proto3" json:"desired,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Lifecycle) Reset() {
+	*x = Lifecycle{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Lifecycle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Lifecycle) ProtoMessage() {}
+
+func (x *Lifecycle) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Lifecycle.ProtoReflect.Descriptor instead.
+func (*Lifecycle) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *Lifecycle) GetPhases() []*Phase {
+	if x != nil {
+		return x.Phases
+	}
+	return nil
+}
+
+func (x *Lifecycle) GetDesired() []*DesiredState {
+	if x != nil {
+		return x.Desired
+	}
+	return nil
+}
+
+// DesiredState is what the operator wants of one role of a service on one
+// host (table "desired", key `<service>[-<dest>]/<role>/<host>`): lifecycle
+// commands set it, a deploy resets it to running, `details` shows it.
+type DesiredState struct {
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Service     string                 `protobuf:"bytes,1,opt,name=service,proto3" json:"service,omitempty"`
+	Destination string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Role        string                 `protobuf:"bytes,3,opt,name=role,proto3" json:"role,omitempty"`
+	Host        string                 `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
+	State       DesiredState_State     `protobuf:"varint,5,opt,name=state,proto3,enum=kctl.deploy.v1.DesiredState_State" json:"state,omitempty"`
+	// Message is the maintenance message, if any.
+	Message           string `protobuf:"bytes,6,opt,name=message,proto3" json:"message,omitempty"`
+	Operator          string `protobuf:"bytes,7,opt,name=operator,proto3" json:"operator,omitempty"`
+	UpdatedUnixMillis int64  `protobuf:"varint,8,opt,name=updated_unix_millis,json=updatedUnixMillis,proto3" json:"updated_unix_millis,omitempty"`
+	// Command is the kctl command that set it (e.g. "app maintenance").
+	Command       string `protobuf:"bytes,9,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DesiredState) Reset() {
+	*x = DesiredState{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DesiredState) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DesiredState) ProtoMessage() {}
+
+func (x *DesiredState) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DesiredState.ProtoReflect.Descriptor instead.
+func (*DesiredState) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *DesiredState) GetService() string {
+	if x != nil {
+		return x.Service
+	}
+	return ""
+}
+
+func (x *DesiredState) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *DesiredState) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *DesiredState) GetHost() string {
+	if x != nil {
+		return x.Host
+	}
+	return ""
+}
+
+func (x *DesiredState) GetState() DesiredState_State {
+	if x != nil {
+		return x.State
+	}
+	return DesiredState_STATE_UNSPECIFIED
+}
+
+func (x *DesiredState) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *DesiredState) GetOperator() string {
+	if x != nil {
+		return x.Operator
+	}
+	return ""
+}
+
+func (x *DesiredState) GetUpdatedUnixMillis() int64 {
+	if x != nil {
+		return x.UpdatedUnixMillis
+	}
+	return 0
+}
+
+func (x *DesiredState) GetCommand() string {
+	if x != nil {
+		return x.Command
+	}
+	return ""
+}
+
 // Role is one role of the service with its per-host containers.
 type Role struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -304,7 +539,7 @@ type Role struct {
 
 func (x *Role) Reset() {
 	*x = Role{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[1]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -316,7 +551,7 @@ func (x *Role) String() string {
 func (*Role) ProtoMessage() {}
 
 func (x *Role) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[1]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -329,7 +564,7 @@ func (x *Role) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Role.ProtoReflect.Descriptor instead.
 func (*Role) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{1}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *Role) GetName() string {
@@ -378,7 +613,7 @@ type HostContainer struct {
 
 func (x *HostContainer) Reset() {
 	*x = HostContainer{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[2]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -390,7 +625,7 @@ func (x *HostContainer) String() string {
 func (*HostContainer) ProtoMessage() {}
 
 func (x *HostContainer) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[2]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -403,7 +638,7 @@ func (x *HostContainer) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostContainer.ProtoReflect.Descriptor instead.
 func (*HostContainer) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{2}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *HostContainer) GetHost() string {
@@ -433,7 +668,7 @@ type Boot struct {
 
 func (x *Boot) Reset() {
 	*x = Boot{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[3]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -445,7 +680,7 @@ func (x *Boot) String() string {
 func (*Boot) ProtoMessage() {}
 
 func (x *Boot) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[3]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -458,7 +693,7 @@ func (x *Boot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Boot.ProtoReflect.Descriptor instead.
 func (*Boot) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{3}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Boot) GetLimit() uint32 {
@@ -493,7 +728,7 @@ type ProxyHost struct {
 
 func (x *ProxyHost) Reset() {
 	*x = ProxyHost{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[4]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -505,7 +740,7 @@ func (x *ProxyHost) String() string {
 func (*ProxyHost) ProtoMessage() {}
 
 func (x *ProxyHost) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[4]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -518,7 +753,7 @@ func (x *ProxyHost) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyHost.ProtoReflect.Descriptor instead.
 func (*ProxyHost) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{4}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *ProxyHost) GetHost() string {
@@ -549,7 +784,7 @@ type Accessory struct {
 
 func (x *Accessory) Reset() {
 	*x = Accessory{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[5]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -561,7 +796,7 @@ func (x *Accessory) String() string {
 func (*Accessory) ProtoMessage() {}
 
 func (x *Accessory) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[5]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -574,7 +809,7 @@ func (x *Accessory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Accessory.ProtoReflect.Descriptor instead.
 func (*Accessory) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{5}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Accessory) GetName() string {
@@ -617,7 +852,7 @@ type Plan struct {
 
 func (x *Plan) Reset() {
 	*x = Plan{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[6]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -629,7 +864,7 @@ func (x *Plan) String() string {
 func (*Plan) ProtoMessage() {}
 
 func (x *Plan) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[6]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -642,7 +877,7 @@ func (x *Plan) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Plan.ProtoReflect.Descriptor instead.
 func (*Plan) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{6}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *Plan) GetPhases() []*Phase {
@@ -667,7 +902,7 @@ type Phase struct {
 
 func (x *Phase) Reset() {
 	*x = Phase{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[7]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -679,7 +914,7 @@ func (x *Phase) String() string {
 func (*Phase) ProtoMessage() {}
 
 func (x *Phase) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[7]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -692,7 +927,7 @@ func (x *Phase) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Phase.ProtoReflect.Descriptor instead.
 func (*Phase) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{7}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Phase) GetName() string {
@@ -746,7 +981,7 @@ type Step struct {
 
 func (x *Step) Reset() {
 	*x = Step{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[8]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -758,7 +993,7 @@ func (x *Step) String() string {
 func (*Step) ProtoMessage() {}
 
 func (x *Step) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[8]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -771,7 +1006,7 @@ func (x *Step) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Step.ProtoReflect.Descriptor instead.
 func (*Step) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{8}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *Step) GetId() string {
@@ -847,7 +1082,7 @@ type Record struct {
 
 func (x *Record) Reset() {
 	*x = Record{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -859,7 +1094,7 @@ func (x *Record) String() string {
 func (*Record) ProtoMessage() {}
 
 func (x *Record) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[9]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -872,7 +1107,7 @@ func (x *Record) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Record.ProtoReflect.Descriptor instead.
 func (*Record) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{9}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Record) GetId() string {
@@ -972,7 +1207,7 @@ type StepRecord struct {
 
 func (x *StepRecord) Reset() {
 	*x = StepRecord{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -984,7 +1219,7 @@ func (x *StepRecord) String() string {
 func (*StepRecord) ProtoMessage() {}
 
 func (x *StepRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[10]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -997,7 +1232,7 @@ func (x *StepRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StepRecord.ProtoReflect.Descriptor instead.
 func (*StepRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{10}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *StepRecord) GetDeployId() string {
@@ -1074,7 +1309,7 @@ type LockRecord struct {
 
 func (x *LockRecord) Reset() {
 	*x = LockRecord{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1086,7 +1321,7 @@ func (x *LockRecord) String() string {
 func (*LockRecord) ProtoMessage() {}
 
 func (x *LockRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[11]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1099,7 +1334,7 @@ func (x *LockRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockRecord.ProtoReflect.Descriptor instead.
 func (*LockRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{11}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *LockRecord) GetService() string {
@@ -1171,7 +1406,7 @@ type AuditEntry struct {
 
 func (x *AuditEntry) Reset() {
 	*x = AuditEntry{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1418,7 @@ func (x *AuditEntry) String() string {
 func (*AuditEntry) ProtoMessage() {}
 
 func (x *AuditEntry) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[12]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1431,7 @@ func (x *AuditEntry) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditEntry.ProtoReflect.Descriptor instead.
 func (*AuditEntry) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{12}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AuditEntry) GetUnixMillis() int64 {
@@ -1286,7 +1521,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1533,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[13]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,7 +1546,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{13}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *SubmitRequest) GetRequest() *Request {
@@ -1331,7 +1566,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1343,7 +1578,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[14]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1356,7 +1591,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{14}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *SubmitResponse) GetDeploy() *Record {
@@ -1376,7 +1611,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1388,7 +1623,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1401,7 +1636,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{15}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1422,7 +1657,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1434,7 +1669,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1447,7 +1682,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{16}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *GetResponse) GetDeploy() *Record {
@@ -1475,7 +1710,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1487,7 +1722,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1500,7 +1735,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{17}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ListRequest) GetService() string {
@@ -1527,7 +1762,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1539,7 +1774,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1552,7 +1787,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{18}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *ListResponse) GetDeploys() []*Record {
@@ -1572,7 +1807,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1819,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1832,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{19}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *WatchRequest) GetId() string {
@@ -1618,7 +1853,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1630,7 +1865,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1643,7 +1878,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{20}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *WatchResponse) GetDeploy() *Record {
@@ -1670,7 +1905,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1682,7 +1917,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1695,7 +1930,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{21}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1715,7 +1950,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1727,7 +1962,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1740,7 +1975,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{22}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *CancelResponse) GetDeploy() *Record {
@@ -1761,7 +1996,7 @@ type LockStatusRequest struct {
 
 func (x *LockStatusRequest) Reset() {
 	*x = LockStatusRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1773,7 +2008,7 @@ func (x *LockStatusRequest) String() string {
 func (*LockStatusRequest) ProtoMessage() {}
 
 func (x *LockStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1786,7 +2021,7 @@ func (x *LockStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatusRequest.ProtoReflect.Descriptor instead.
 func (*LockStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{23}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *LockStatusRequest) GetService() string {
@@ -1813,7 +2048,7 @@ type LockStatusResponse struct {
 
 func (x *LockStatusResponse) Reset() {
 	*x = LockStatusResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1825,7 +2060,7 @@ func (x *LockStatusResponse) String() string {
 func (*LockStatusResponse) ProtoMessage() {}
 
 func (x *LockStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1838,7 +2073,7 @@ func (x *LockStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatusResponse.ProtoReflect.Descriptor instead.
 func (*LockStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{24}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *LockStatusResponse) GetLock() *LockRecord {
@@ -1860,7 +2095,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1872,7 +2107,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1885,7 +2120,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{25}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AcquireLockRequest) GetService() string {
@@ -1919,7 +2154,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1931,7 +2166,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1944,7 +2179,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{26}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *AcquireLockResponse) GetLock() *LockRecord {
@@ -1965,7 +2200,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1977,7 +2212,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1990,7 +2225,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{27}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ReleaseLockRequest) GetService() string {
@@ -2016,7 +2251,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2028,7 +2263,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2041,7 +2276,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{28}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{30}
 }
 
 // AuditRequest filters the audit history; empty fields match everything.
@@ -2059,7 +2294,7 @@ type AuditRequest struct {
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2071,7 +2306,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2084,7 +2319,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{29}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AuditRequest) GetService() string {
@@ -2139,7 +2374,7 @@ type AuditResponse struct {
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2386,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2399,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{30}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *AuditResponse) GetEntries() []*AuditEntry {
@@ -2187,7 +2422,7 @@ type VersionsRequest struct {
 
 func (x *VersionsRequest) Reset() {
 	*x = VersionsRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2199,7 +2434,7 @@ func (x *VersionsRequest) String() string {
 func (*VersionsRequest) ProtoMessage() {}
 
 func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2212,7 +2447,7 @@ func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
 func (*VersionsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{31}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *VersionsRequest) GetService() string {
@@ -2246,7 +2481,7 @@ type HostList struct {
 
 func (x *HostList) Reset() {
 	*x = HostList{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2258,7 +2493,7 @@ func (x *HostList) String() string {
 func (*HostList) ProtoMessage() {}
 
 func (x *HostList) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2271,7 +2506,7 @@ func (x *HostList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostList.ProtoReflect.Descriptor instead.
 func (*HostList) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{32}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *HostList) GetHosts() []string {
@@ -2291,7 +2526,7 @@ type VersionsResponse struct {
 
 func (x *VersionsResponse) Reset() {
 	*x = VersionsResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2303,7 +2538,7 @@ func (x *VersionsResponse) String() string {
 func (*VersionsResponse) ProtoMessage() {}
 
 func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2316,7 +2551,7 @@ func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
 func (*VersionsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{33}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *VersionsResponse) GetVersions() []string {
@@ -2330,7 +2565,7 @@ var File_kctl_deploy_v1_deploy_proto protoreflect.FileDescriptor
 
 const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\n" +
-	"\x1bkctl/deploy/v1/deploy.proto\x12\x0ekctl.deploy.v1\x1a\x17kctl/agent/v1/ops.proto\x1a\x17kctl/spec/v1/spec.proto\"\xbd\x05\n" +
+	"\x1bkctl/deploy/v1/deploy.proto\x12\x0ekctl.deploy.v1\x1a\x17kctl/agent/v1/ops.proto\x1a\x17kctl/spec/v1/spec.proto\"\xf6\x05\n" +
 	"\aRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12 \n" +
@@ -2356,7 +2591,27 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\n" +
 	"skip_prune\x18\x11 \x01(\bR\tskipPrune\x12\x18\n" +
 	"\anetwork\x18\x12 \x01(\tR\anetwork\x12\x18\n" +
-	"\amessage\x18\x13 \x01(\tR\amessage\"\xe5\x01\n" +
+	"\amessage\x18\x13 \x01(\tR\amessage\x127\n" +
+	"\tlifecycle\x18\x14 \x01(\v2\x19.kctl.deploy.v1.LifecycleR\tlifecycle\"r\n" +
+	"\tLifecycle\x12-\n" +
+	"\x06phases\x18\x01 \x03(\v2\x15.kctl.deploy.v1.PhaseR\x06phases\x126\n" +
+	"\adesired\x18\x02 \x03(\v2\x1c.kctl.deploy.v1.DesiredStateR\adesired\"\x9c\x03\n" +
+	"\fDesiredState\x12\x18\n" +
+	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x12\n" +
+	"\x04role\x18\x03 \x01(\tR\x04role\x12\x12\n" +
+	"\x04host\x18\x04 \x01(\tR\x04host\x128\n" +
+	"\x05state\x18\x05 \x01(\x0e2\".kctl.deploy.v1.DesiredState.StateR\x05state\x12\x18\n" +
+	"\amessage\x18\x06 \x01(\tR\amessage\x12\x1a\n" +
+	"\boperator\x18\a \x01(\tR\boperator\x12.\n" +
+	"\x13updated_unix_millis\x18\b \x01(\x03R\x11updatedUnixMillis\x12\x18\n" +
+	"\acommand\x18\t \x01(\tR\acommand\"n\n" +
+	"\x05State\x12\x15\n" +
+	"\x11STATE_UNSPECIFIED\x10\x00\x12\x11\n" +
+	"\rSTATE_RUNNING\x10\x01\x12\x11\n" +
+	"\rSTATE_STOPPED\x10\x02\x12\x15\n" +
+	"\x11STATE_MAINTENANCE\x10\x03\x12\x11\n" +
+	"\rSTATE_REMOVED\x10\x04\"\xe5\x01\n" +
 	"\x04Role\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12/\n" +
 	"\x05proxy\x18\x02 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\x125\n" +
@@ -2535,113 +2790,120 @@ func file_kctl_deploy_v1_deploy_proto_rawDescGZIP() []byte {
 	return file_kctl_deploy_v1_deploy_proto_rawDescData
 }
 
-var file_kctl_deploy_v1_deploy_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 35)
+var file_kctl_deploy_v1_deploy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
+var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
 	(State)(0),                  // 0: kctl.deploy.v1.State
-	(*Request)(nil),             // 1: kctl.deploy.v1.Request
-	(*Role)(nil),                // 2: kctl.deploy.v1.Role
-	(*HostContainer)(nil),       // 3: kctl.deploy.v1.HostContainer
-	(*Boot)(nil),                // 4: kctl.deploy.v1.Boot
-	(*ProxyHost)(nil),           // 5: kctl.deploy.v1.ProxyHost
-	(*Accessory)(nil),           // 6: kctl.deploy.v1.Accessory
-	(*Plan)(nil),                // 7: kctl.deploy.v1.Plan
-	(*Phase)(nil),               // 8: kctl.deploy.v1.Phase
-	(*Step)(nil),                // 9: kctl.deploy.v1.Step
-	(*Record)(nil),              // 10: kctl.deploy.v1.Record
-	(*StepRecord)(nil),          // 11: kctl.deploy.v1.StepRecord
-	(*LockRecord)(nil),          // 12: kctl.deploy.v1.LockRecord
-	(*AuditEntry)(nil),          // 13: kctl.deploy.v1.AuditEntry
-	(*SubmitRequest)(nil),       // 14: kctl.deploy.v1.SubmitRequest
-	(*SubmitResponse)(nil),      // 15: kctl.deploy.v1.SubmitResponse
-	(*GetRequest)(nil),          // 16: kctl.deploy.v1.GetRequest
-	(*GetResponse)(nil),         // 17: kctl.deploy.v1.GetResponse
-	(*ListRequest)(nil),         // 18: kctl.deploy.v1.ListRequest
-	(*ListResponse)(nil),        // 19: kctl.deploy.v1.ListResponse
-	(*WatchRequest)(nil),        // 20: kctl.deploy.v1.WatchRequest
-	(*WatchResponse)(nil),       // 21: kctl.deploy.v1.WatchResponse
-	(*CancelRequest)(nil),       // 22: kctl.deploy.v1.CancelRequest
-	(*CancelResponse)(nil),      // 23: kctl.deploy.v1.CancelResponse
-	(*LockStatusRequest)(nil),   // 24: kctl.deploy.v1.LockStatusRequest
-	(*LockStatusResponse)(nil),  // 25: kctl.deploy.v1.LockStatusResponse
-	(*AcquireLockRequest)(nil),  // 26: kctl.deploy.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil), // 27: kctl.deploy.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),  // 28: kctl.deploy.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil), // 29: kctl.deploy.v1.ReleaseLockResponse
-	(*AuditRequest)(nil),        // 30: kctl.deploy.v1.AuditRequest
-	(*AuditResponse)(nil),       // 31: kctl.deploy.v1.AuditResponse
-	(*VersionsRequest)(nil),     // 32: kctl.deploy.v1.VersionsRequest
-	(*HostList)(nil),            // 33: kctl.deploy.v1.HostList
-	(*VersionsResponse)(nil),    // 34: kctl.deploy.v1.VersionsResponse
-	nil,                         // 35: kctl.deploy.v1.VersionsRequest.RolesEntry
-	(*v1.RegistryAuth)(nil),     // 36: kctl.spec.v1.RegistryAuth
-	(*v1.ProxyDeploy)(nil),      // 37: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),        // 38: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),       // 39: kctl.spec.v1.StopPolicy
-	(*v1.Container)(nil),        // 40: kctl.spec.v1.Container
-	(*v1.ProxyBoot)(nil),        // 41: kctl.spec.v1.ProxyBoot
-	(*v11.Operation)(nil),       // 42: kctl.agent.v1.Operation
+	(DesiredState_State)(0),     // 1: kctl.deploy.v1.DesiredState.State
+	(*Request)(nil),             // 2: kctl.deploy.v1.Request
+	(*Lifecycle)(nil),           // 3: kctl.deploy.v1.Lifecycle
+	(*DesiredState)(nil),        // 4: kctl.deploy.v1.DesiredState
+	(*Role)(nil),                // 5: kctl.deploy.v1.Role
+	(*HostContainer)(nil),       // 6: kctl.deploy.v1.HostContainer
+	(*Boot)(nil),                // 7: kctl.deploy.v1.Boot
+	(*ProxyHost)(nil),           // 8: kctl.deploy.v1.ProxyHost
+	(*Accessory)(nil),           // 9: kctl.deploy.v1.Accessory
+	(*Plan)(nil),                // 10: kctl.deploy.v1.Plan
+	(*Phase)(nil),               // 11: kctl.deploy.v1.Phase
+	(*Step)(nil),                // 12: kctl.deploy.v1.Step
+	(*Record)(nil),              // 13: kctl.deploy.v1.Record
+	(*StepRecord)(nil),          // 14: kctl.deploy.v1.StepRecord
+	(*LockRecord)(nil),          // 15: kctl.deploy.v1.LockRecord
+	(*AuditEntry)(nil),          // 16: kctl.deploy.v1.AuditEntry
+	(*SubmitRequest)(nil),       // 17: kctl.deploy.v1.SubmitRequest
+	(*SubmitResponse)(nil),      // 18: kctl.deploy.v1.SubmitResponse
+	(*GetRequest)(nil),          // 19: kctl.deploy.v1.GetRequest
+	(*GetResponse)(nil),         // 20: kctl.deploy.v1.GetResponse
+	(*ListRequest)(nil),         // 21: kctl.deploy.v1.ListRequest
+	(*ListResponse)(nil),        // 22: kctl.deploy.v1.ListResponse
+	(*WatchRequest)(nil),        // 23: kctl.deploy.v1.WatchRequest
+	(*WatchResponse)(nil),       // 24: kctl.deploy.v1.WatchResponse
+	(*CancelRequest)(nil),       // 25: kctl.deploy.v1.CancelRequest
+	(*CancelResponse)(nil),      // 26: kctl.deploy.v1.CancelResponse
+	(*LockStatusRequest)(nil),   // 27: kctl.deploy.v1.LockStatusRequest
+	(*LockStatusResponse)(nil),  // 28: kctl.deploy.v1.LockStatusResponse
+	(*AcquireLockRequest)(nil),  // 29: kctl.deploy.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil), // 30: kctl.deploy.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),  // 31: kctl.deploy.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil), // 32: kctl.deploy.v1.ReleaseLockResponse
+	(*AuditRequest)(nil),        // 33: kctl.deploy.v1.AuditRequest
+	(*AuditResponse)(nil),       // 34: kctl.deploy.v1.AuditResponse
+	(*VersionsRequest)(nil),     // 35: kctl.deploy.v1.VersionsRequest
+	(*HostList)(nil),            // 36: kctl.deploy.v1.HostList
+	(*VersionsResponse)(nil),    // 37: kctl.deploy.v1.VersionsResponse
+	nil,                         // 38: kctl.deploy.v1.VersionsRequest.RolesEntry
+	(*v1.RegistryAuth)(nil),     // 39: kctl.spec.v1.RegistryAuth
+	(*v1.ProxyDeploy)(nil),      // 40: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),        // 41: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),       // 42: kctl.spec.v1.StopPolicy
+	(*v1.Container)(nil),        // 43: kctl.spec.v1.Container
+	(*v1.ProxyBoot)(nil),        // 44: kctl.spec.v1.ProxyBoot
+	(*v11.Operation)(nil),       // 45: kctl.agent.v1.Operation
 }
 var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
-	2,  // 0: kctl.deploy.v1.Request.roles:type_name -> kctl.deploy.v1.Role
-	4,  // 1: kctl.deploy.v1.Request.boot:type_name -> kctl.deploy.v1.Boot
-	36, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
-	5,  // 3: kctl.deploy.v1.Request.proxy_hosts:type_name -> kctl.deploy.v1.ProxyHost
-	6,  // 4: kctl.deploy.v1.Request.accessories:type_name -> kctl.deploy.v1.Accessory
-	37, // 5: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	38, // 6: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
-	39, // 7: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
-	3,  // 8: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
-	40, // 9: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
-	41, // 10: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
-	3,  // 11: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
-	37, // 12: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	36, // 13: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
-	8,  // 14: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
-	9,  // 15: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
-	42, // 16: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
-	1,  // 17: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
-	7,  // 18: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
-	0,  // 19: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
-	0,  // 20: kctl.deploy.v1.StepRecord.state:type_name -> kctl.deploy.v1.State
-	1,  // 21: kctl.deploy.v1.SubmitRequest.request:type_name -> kctl.deploy.v1.Request
-	10, // 22: kctl.deploy.v1.SubmitResponse.deploy:type_name -> kctl.deploy.v1.Record
-	10, // 23: kctl.deploy.v1.GetResponse.deploy:type_name -> kctl.deploy.v1.Record
-	11, // 24: kctl.deploy.v1.GetResponse.steps:type_name -> kctl.deploy.v1.StepRecord
-	10, // 25: kctl.deploy.v1.ListResponse.deploys:type_name -> kctl.deploy.v1.Record
-	10, // 26: kctl.deploy.v1.WatchResponse.deploy:type_name -> kctl.deploy.v1.Record
-	11, // 27: kctl.deploy.v1.WatchResponse.steps:type_name -> kctl.deploy.v1.StepRecord
-	10, // 28: kctl.deploy.v1.CancelResponse.deploy:type_name -> kctl.deploy.v1.Record
-	12, // 29: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
-	12, // 30: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
-	13, // 31: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
-	35, // 32: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
-	33, // 33: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
-	14, // 34: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
-	16, // 35: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
-	18, // 36: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
-	20, // 37: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
-	22, // 38: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
-	24, // 39: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
-	26, // 40: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
-	28, // 41: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
-	30, // 42: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
-	32, // 43: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
-	15, // 44: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
-	17, // 45: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
-	19, // 46: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
-	21, // 47: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
-	23, // 48: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
-	25, // 49: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
-	27, // 50: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
-	29, // 51: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
-	31, // 52: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
-	34, // 53: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
-	44, // [44:54] is the sub-list for method output_type
-	34, // [34:44] is the sub-list for method input_type
-	34, // [34:34] is the sub-list for extension type_name
-	34, // [34:34] is the sub-list for extension extendee
-	0,  // [0:34] is the sub-list for field type_name
+	5,  // 0: kctl.deploy.v1.Request.roles:type_name -> kctl.deploy.v1.Role
+	7,  // 1: kctl.deploy.v1.Request.boot:type_name -> kctl.deploy.v1.Boot
+	39, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
+	8,  // 3: kctl.deploy.v1.Request.proxy_hosts:type_name -> kctl.deploy.v1.ProxyHost
+	9,  // 4: kctl.deploy.v1.Request.accessories:type_name -> kctl.deploy.v1.Accessory
+	3,  // 5: kctl.deploy.v1.Request.lifecycle:type_name -> kctl.deploy.v1.Lifecycle
+	11, // 6: kctl.deploy.v1.Lifecycle.phases:type_name -> kctl.deploy.v1.Phase
+	4,  // 7: kctl.deploy.v1.Lifecycle.desired:type_name -> kctl.deploy.v1.DesiredState
+	1,  // 8: kctl.deploy.v1.DesiredState.state:type_name -> kctl.deploy.v1.DesiredState.State
+	40, // 9: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	41, // 10: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
+	42, // 11: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
+	6,  // 12: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
+	43, // 13: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
+	44, // 14: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
+	6,  // 15: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
+	40, // 16: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	39, // 17: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
+	11, // 18: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
+	12, // 19: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
+	45, // 20: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
+	2,  // 21: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
+	10, // 22: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
+	0,  // 23: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
+	0,  // 24: kctl.deploy.v1.StepRecord.state:type_name -> kctl.deploy.v1.State
+	2,  // 25: kctl.deploy.v1.SubmitRequest.request:type_name -> kctl.deploy.v1.Request
+	13, // 26: kctl.deploy.v1.SubmitResponse.deploy:type_name -> kctl.deploy.v1.Record
+	13, // 27: kctl.deploy.v1.GetResponse.deploy:type_name -> kctl.deploy.v1.Record
+	14, // 28: kctl.deploy.v1.GetResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	13, // 29: kctl.deploy.v1.ListResponse.deploys:type_name -> kctl.deploy.v1.Record
+	13, // 30: kctl.deploy.v1.WatchResponse.deploy:type_name -> kctl.deploy.v1.Record
+	14, // 31: kctl.deploy.v1.WatchResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	13, // 32: kctl.deploy.v1.CancelResponse.deploy:type_name -> kctl.deploy.v1.Record
+	15, // 33: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	15, // 34: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	16, // 35: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
+	38, // 36: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
+	36, // 37: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
+	17, // 38: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
+	19, // 39: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
+	21, // 40: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
+	23, // 41: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
+	25, // 42: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
+	27, // 43: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
+	29, // 44: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
+	31, // 45: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
+	33, // 46: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
+	35, // 47: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
+	18, // 48: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
+	20, // 49: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
+	22, // 50: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
+	24, // 51: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
+	26, // 52: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
+	28, // 53: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
+	30, // 54: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
+	32, // 55: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
+	34, // 56: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
+	37, // 57: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
+	48, // [48:58] is the sub-list for method output_type
+	38, // [38:48] is the sub-list for method input_type
+	38, // [38:38] is the sub-list for extension type_name
+	38, // [38:38] is the sub-list for extension extendee
+	0,  // [0:38] is the sub-list for field type_name
 }
 
 func init() { file_kctl_deploy_v1_deploy_proto_init() }
@@ -2654,8 +2916,8 @@ func file_kctl_deploy_v1_deploy_proto_init() {
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_deploy_v1_deploy_proto_rawDesc), len(file_kctl_deploy_v1_deploy_proto_rawDesc)),
-			NumEnums:      1,
-			NumMessages:   35,
+			NumEnums:      2,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
