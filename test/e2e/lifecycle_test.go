@@ -14,6 +14,7 @@ import (
 	"github.com/docker/docker/api/types/image"
 
 	"github.com/kctl-dev/kctl/internal/agent/docker/dockertest"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // Kamal's day-two commands through the agents: details, maintenance with a
@@ -25,11 +26,11 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	cs := e.startCluster(1)
 	e.startAgent(cs)
 	p := newProject(t, e, "")
-	if out, err := e.kctlIn(p.dir, "deploy", "--version", "v1"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
 	}
 
-	out, err := e.kctlIn(p.dir, "details")
+	out, err := e.kctlIn(p.Dir, "details")
 	if err != nil {
 		t.Fatalf("details: %v", err)
 	}
@@ -38,28 +39,28 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 			t.Errorf("details lacks %q:\n%s", want, out)
 		}
 	}
-	if out, err := e.kctlIn(p.dir, "app", "version"); err != nil || !strings.Contains(out, "App Host: "+e.agent+"\nv1\n") {
+	if out, err := e.kctlIn(p.Dir, "app", "version"); err != nil || !strings.Contains(out, "App Host: "+e.agent+"\nv1\n") {
 		t.Errorf("app version = %q, %v; want v1 on %s", out, err, e.agent)
 	}
 
-	if out, err := e.kctlIn(p.dir, "app", "maintenance", "--message", "Back at noon"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "app", "maintenance", "--message", "Back at noon"); err != nil {
 		t.Fatalf("app maintenance: %v\n%s", err, out)
 	}
 	body, err := p.get("/")
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(body, "Back at noon") {
 		t.Errorf("GET / in maintenance = %q, %v; want 503 with the message", body, err)
 	}
-	if out, err := e.kctlIn(p.dir, "app", "live"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "app", "live"); err != nil {
 		t.Fatalf("app live: %v\n%s", err, out)
 	}
 	if got, err := p.get("/"); err != nil || got != "v1\n" {
 		t.Errorf("GET / after app live = %q, %v; want v1", got, err)
 	}
 
-	if out, err := e.kctlIn(p.dir, "proxy", "reboot", "-y"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "proxy", "reboot", "-y"); err != nil {
 		t.Fatalf("proxy reboot: %v\n%s", err, out)
 	}
-	waitFor(t, 30*time.Second, "the app behind the rebooted proxy", func() error {
+	testenv.WaitFor(t, 30*time.Second, func() error {
 		_, err := p.get("/")
 		return err
 	})
@@ -71,7 +72,7 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	}
 	viewer := func(args ...string) (string, error) {
 		cmd := exec.Command(filepath.Join(e.bin, "kctl"), append([]string{"--credentials", veraCreds}, args...)...)
-		cmd.Dir = p.dir
+		cmd.Dir = p.Dir
 		out, err := cmd.CombinedOutput()
 		return string(out), err
 	}
@@ -82,7 +83,7 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 		t.Errorf("viewer app details = %q, %v; want the containers", out, err)
 	}
 
-	out, err = e.kctlIn(p.dir, "audit", "--service", p.service, "-o", "json")
+	out, err = e.kctlIn(p.Dir, "audit", "--service", p.service, "-o", "json")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 		}
 	}
 
-	if out, err := e.kctlIn(p.dir, "remove", "-y"); err != nil {
+	if out, err := e.kctlIn(p.Dir, "remove", "-y"); err != nil {
 		t.Fatalf("remove -y: %v\n%s", err, out)
 	}
 	cli := dockertest.Client(t)
