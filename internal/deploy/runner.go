@@ -12,6 +12,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -24,8 +25,10 @@ type Runner struct {
 	Store  Store
 	Agents Agents
 	Logger *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock drives the timers that guard a deploy: the loop that releases
+	// stale locks, step deadlines, the disconnect grace and phase waits
+	// (clock.Real when nil).
+	Clock clock.Clock
 	// DisconnectGrace is how long a step waits for a disconnected agent
 	// before failing the host, when the deploy names no deploy_timeout.
 	DisconnectGrace time.Duration
@@ -65,12 +68,7 @@ func (r *Runner) isFinished(kv raftstore.Record) bool {
 	return fin
 }
 
-func (r *Runner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *Runner) now() time.Time { return clock.Or(r.Clock).Now() }
 
 func (r *Runner) logger() *slog.Logger {
 	if r.Logger != nil {
@@ -85,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(time.Second)
+	tick := clock.Or(r.Clock).NewTicker(time.Second)
 	defer tick.Stop()
 	r.seen = map[string]seenRecord{}
 	for {
@@ -119,7 +117,7 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
@@ -207,7 +205,7 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Duration(w) * time.Second):
+			case <-clock.Or(r.Clock).After(time.Duration(w) * time.Second):
 			}
 		}
 		if err := r.reload(id, rec); err != nil {
@@ -352,7 +350,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	}
 	changes, stop := r.Store.Watch()
 	defer stop()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := clock.Or(r.Clock).NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	grace := r.disconnectGrace(req)
 	var downSince time.Time
@@ -400,7 +398,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 			return deployv1.State_STATE_RUNNING, ""
 		case <-changes:
 			checkAgent = false
-		case <-tick.C:
+		case <-tick.C():
 			checkAgent = true
 		}
 	}
