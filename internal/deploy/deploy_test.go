@@ -12,7 +12,6 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
@@ -68,28 +67,14 @@ func newHarness(t *testing.T, agents *fakeAgents) *harness {
 	return h
 }
 
-// locate finds the plan steps, in the deploy records of any live node,
-// whose operation is op on agent: recorded operations hold secret
-// references where op holds the values, so both are compared redacted.
+// locate finds the plan steps whose operation is op on agent, in the
+// deploy records of any live node.
 func (h *harness) locate(agent string, op *agentv1.Operation) []string {
-	want := deploy.RedactOperation(op)
 	for i := 0; i < h.cluster.N(); i++ {
-		s := h.cluster.Store(i)
-		if s == nil {
-			continue
-		}
-		var out []string
-		for _, rec := range schema.Deploys.Values(s, "") {
-			for _, ph := range rec.GetPlan().GetPhases() {
-				for _, st := range ph.GetSteps() {
-					if st.GetHost() == agent && proto.Equal(deploy.RedactOperation(st.GetOp()), want) {
-						out = append(out, rec.GetId()+"/"+st.GetId())
-					}
-				}
+		if s := h.cluster.Store(i); s != nil {
+			if out := locateSteps(s, agent, op); len(out) > 0 {
+				return out
 			}
-		}
-		if len(out) > 0 {
-			return out
 		}
 	}
 	return nil

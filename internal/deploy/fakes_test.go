@@ -11,6 +11,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // fakeAgents runs operations in-process. Like a real agent (its journal),
@@ -169,4 +170,22 @@ func (f *fakeAgents) maxRuns() int {
 		m = max(m, n)
 	}
 	return m
+}
+
+// locateSteps finds the plan steps, in the deploy records r holds, whose
+// operation is op on agent: recorded operations hold secret references
+// where op holds the values, so both are compared redacted.
+func locateSteps(r schema.Reader, agent string, op *agentv1.Operation) []string {
+	want := deploy.RedactOperation(op)
+	var out []string
+	for _, rec := range schema.Deploys.Values(r, "") {
+		for _, ph := range rec.GetPlan().GetPhases() {
+			for _, st := range ph.GetSteps() {
+				if st.GetHost() == agent && proto.Equal(deploy.RedactOperation(st.GetOp()), want) {
+					out = append(out, rec.GetId()+"/"+st.GetId())
+				}
+			}
+		}
+	}
+	return out
 }
