@@ -17,7 +17,6 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/raftstore"
-	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 // memStore is a deploy.Store over a raftstore.MemStore (the real FSM, no
