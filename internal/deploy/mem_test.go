@@ -161,4 +161,3 @@ func putRecords(t testing.TB, s memStore, muts ...*raftcmdv1.Mutation) {
 		t.Fatal(err)
 	}
 }
-
