@@ -37,6 +37,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 )
@@ -91,6 +92,8 @@ type Config struct {
 	BufferSize int
 	// InMemory keeps the journal in memory only (benchmarks).
 	InMemory bool
+	// Clock drives certificate renewal (clock.Real when nil).
+	Clock clock.Clock
 }
 
 // Agent is one running agent. Create it with New, then call Run.
@@ -137,6 +140,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.BufferSize == 0 {
 		cfg.BufferSize = 4 << 10
 	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.Name), sessionCh: make(chan struct{}, 1)}
 	if !cfg.InMemory {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
@@ -356,10 +360,10 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 
 // renewLoop renews the certificate once NeedsRenewal says so.
 func (a *Agent) renewLoop(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := a.cfg.Clock.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
-		if pki.NeedsRenewal(a.creds.Leaf(), time.Now()) {
+		if pki.NeedsRenewal(a.creds.Leaf(), a.cfg.Clock.Now()) {
 			if err := a.renew(ctx); err != nil {
 				a.log.Warn("certificate renewal failed; will retry", "err", err)
 			}
@@ -367,7 +371,7 @@ func (a *Agent) renewLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

@@ -126,7 +126,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
 			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
 		}
-		if time.Now().Unix() >= rec.GetExpiresUnix() {
+		if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
 			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
 		}
 		if rec.GetUsesLeft() == 0 {
@@ -305,7 +305,7 @@ func (s *api) CreateToken(ctx context.Context, req *controllerv1.CreateTokenRequ
 	id := tokenID(tok.Secret)
 	rec := &controllerv1.TokenRecord{
 		Id: id, SecretHash: pki.HashSecret(tok.Secret), Role: req.GetRole(), Name: req.GetName(),
-		OperatorRole: opRole, ExpiresUnix: time.Now().Add(ttl).Unix(), UsesLeft: uses, CreatedBy: caller(ctx),
+		OperatorRole: opRole, ExpiresUnix: c.cfg.Clock.Now().Add(ttl).Unix(), UsesLeft: uses, CreatedBy: caller(ctx),
 	}
 	if _, err := c.applyOK(ctx, &raftcmdv1.Command{
 		Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfAbsent(id)},
@@ -328,7 +328,7 @@ func (s *api) ListTokens(ctx context.Context, _ *controllerv1.ListTokensRequest)
 		return nil, rpcerr.Status(err)
 	}
 	resp := &controllerv1.ListTokensResponse{}
-	now := time.Now().Unix()
+	now := s.c.cfg.Clock.Now().Unix()
 	for _, t := range schema.Tokens.Values(s.c.store, "") {
 		if t.GetExpiresUnix() > now && t.GetUsesLeft() > 0 {
 			resp.Tokens = append(resp.Tokens, tokenInfo(t))

@@ -16,16 +16,21 @@ import (
 )
 
 // countingRuntime answers Noop and GatherFacts and counts Noop runs per
-// payload (the effect counter of the delivery tests).
+// payload (the effect counter of the delivery tests); ops records every
+// operation it was given.
 type countingRuntime struct {
 	mu   sync.Mutex
 	runs map[string]int
+	ops  []*agentv1.Operation
 	fake agent.FakeRuntime
 }
 
 var _ exec.Runtime = (*countingRuntime)(nil)
 
 func (r *countingRuntime) Do(ctx context.Context, op *agentv1.Operation) (*agentv1.Result, error) {
+	r.mu.Lock()
+	r.ops = append(r.ops, op)
+	r.mu.Unlock()
 	if n := op.GetNoop(); n != nil {
 		r.mu.Lock()
 		if r.runs == nil {

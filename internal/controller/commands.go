@@ -58,7 +58,7 @@ func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agen
 	}
 	rec := &controllerv1.CommandRecord{
 		Id: id, Agent: agent, Operation: op, State: controllerv1.CommandState_COMMAND_STATE_PENDING,
-		CreatedUnixMillis: time.Now().UnixMilli(), CreatedBy: caller(ctx),
+		CreatedUnixMillis: c.cfg.Clock.Now().UnixMilli(), CreatedBy: caller(ctx),
 	}
 	// request_id = id: a retried SendCommand with the same id is a no-op.
 	res, err := c.apply(ctx, &raftcmdv1.Command{
@@ -124,7 +124,7 @@ func (c *Controller) Broadcast(ctx context.Context, agents []string, op *agentv1
 		end := min(start+broadcastChunk, len(agents))
 		// A retried chunk must not reset commands already answered.
 		cmd := &raftcmdv1.Command{RequestId: "bcast:" + newID()}
-		now := time.Now().UnixMilli()
+		now := c.cfg.Clock.Now().UnixMilli()
 		for i := start; i < end; i++ {
 			ids[i] = NewCommandID(agents[i])
 			key, _ := commandKey(ids[i])

@@ -38,6 +38,7 @@ import (
 	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
@@ -95,6 +96,11 @@ type Config struct {
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
+	// Clock drives the timers that guard safety: garbage collection of
+	// commands and tokens, token expiry, certificate renewal and the deploy
+	// runner's (clock.Real when nil). Raft, gRPC, TLS and presence keep the
+	// real time.
+	Clock clock.Clock
 }
 
 // Controller is one running controller.
@@ -189,6 +195,7 @@ func (cfg *Config) setDefaults() error {
 	if cfg.PresenceInterval == 0 {
 		cfg.PresenceInterval = 2 * time.Second
 	}
+	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.GRPCBufferSize == 0 {
 		cfg.GRPCBufferSize = 4 << 10
 	}

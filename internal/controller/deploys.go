@@ -54,7 +54,7 @@ func (c *Controller) deployService() *deploy.Service {
 func (c *Controller) runDeploys(ctx context.Context) {
 	r := &deploy.Runner{Store: deploy.RaftStore{S: c.store, WriteFn: func(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 		return c.store.Apply(ctx, cmd)
-	}}, Agents: deployAgents{c: c, pc: &presenceCache{}}, Logger: c.log.With("component", "deploy")}
+	}}, Agents: deployAgents{c: c, pc: &presenceCache{}}, Logger: c.log.With("component", "deploy"), Clock: c.cfg.Clock}
 	r.Run(ctx)
 }
 

@@ -36,6 +36,12 @@ func (tc *testCluster) startAgent(name string, rt *countingRuntime, nodes ...int
 
 // startAgentStop is startAgent that also returns a func stopping the agent.
 func (tc *testCluster) startAgentStop(name string, rt *countingRuntime, nodes ...int) (*agent.Agent, func()) {
+	return tc.startAgentWith(name, rt, nil, nodes...)
+}
+
+// startAgentWith is startAgentStop with tweak applied to the agent's
+// config (its clock, say).
+func (tc *testCluster) startAgentWith(name string, rt *countingRuntime, tweak func(*agent.Config), nodes ...int) (*agent.Agent, func()) {
 	t := tc.t
 	t.Helper()
 	var addrs []string
@@ -43,11 +49,15 @@ func (tc *testCluster) startAgentStop(name string, rt *countingRuntime, nodes ..
 		addrs = append(addrs, tc.Nodes[i].API)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	a, err := agent.New(ctx, agent.Config{
+	cfg := agent.Config{
 		Name: name, DataDir: filepath.Join(t.TempDir(), name), Controllers: addrs,
 		Token: tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour), Runtime: rt, Version: "test",
 		Logger: tc.Logger.With("agent", name), MaxBackoff: time.Second, DialTimeout: 2 * time.Second,
-	})
+	}
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	a, err := agent.New(ctx, cfg)
 	if err != nil {
 		cancel()
 		t.Fatalf("agent.New(%s) = %v", name, err)

@@ -126,42 +126,17 @@ func (c *Controller) reconcileOnce(ctx context.Context) {
 	}
 }
 
-// collectGarbage deletes finished commands after commandRetention, tokens an
-// hour after they expire, and presence records of removed controllers.
+// collectGarbage deletes, every minute, what garbage returns.
 func (c *Controller) collectGarbage(ctx context.Context) {
-	t := time.NewTicker(time.Minute)
+	t := c.cfg.Clock.NewTicker(time.Minute)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
-		v := c.store.View()
-		now := time.Now()
-		var muts []*raftcmdv1.Mutation
-		for _, r := range schema.Commands.List(v, "") {
-			rec := r.Value
-			done := rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE
-			switch {
-			case done && now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention,
-				// A command no agent answered in a day is not run late.
-				!done && now.Sub(time.UnixMilli(rec.GetCreatedUnixMillis())) > pendingRetention:
-				muts = append(muts, schema.Commands.Delete(r.Key))
-			}
-		}
-		for _, r := range schema.Tokens.List(v, "") {
-			// Spent tokens stay until they expire, so a reuse is told
-			// "used up" rather than "unknown".
-			if now.Unix() > r.Value.GetExpiresUnix()+3600 {
-				muts = append(muts, schema.Tokens.Delete(r.Key))
-			}
-		}
-		for _, r := range schema.Presence.Raw(v, "") {
-			if ok := schema.Nodes.Has(v, r.Key); !ok {
-				muts = append(muts, schema.Presence.Delete(r.Key))
-			}
-		}
+		muts := garbage(c.store.View(), c.cfg.Clock.Now())
 		for len(muts) > 0 {
 			n := min(len(muts), 1000)
 			wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
@@ -174,4 +149,35 @@ func (c *Controller) collectGarbage(ctx context.Context) {
 			muts = muts[n:]
 		}
 	}
+}
+
+// garbage returns the deletes of what v holds past its time at now:
+// finished commands after commandRetention (they may carry secrets),
+// commands no agent answered after pendingRetention, tokens an hour after
+// they expire, and presence records of removed controllers.
+func garbage(v *raftstore.Snapshot, now time.Time) []*raftcmdv1.Mutation {
+	var muts []*raftcmdv1.Mutation
+	for _, r := range schema.Commands.List(v, "") {
+		rec := r.Value
+		done := rec.GetState() == controllerv1.CommandState_COMMAND_STATE_DONE
+		switch {
+		case done && now.Sub(time.UnixMilli(rec.GetDoneUnixMillis())) > commandRetention,
+			// A command no agent answered in a day is not run late.
+			!done && now.Sub(time.UnixMilli(rec.GetCreatedUnixMillis())) > pendingRetention:
+			muts = append(muts, schema.Commands.Delete(r.Key))
+		}
+	}
+	for _, r := range schema.Tokens.List(v, "") {
+		// Spent tokens stay until they expire, so a reuse is told
+		// "used up" rather than "unknown".
+		if now.Unix() > r.Value.GetExpiresUnix()+3600 {
+			muts = append(muts, schema.Tokens.Delete(r.Key))
+		}
+	}
+	for _, r := range schema.Presence.Raw(v, "") {
+		if ok := schema.Nodes.Has(v, r.Key); !ok {
+			muts = append(muts, schema.Presence.Delete(r.Key))
+		}
+	}
+	return muts
 }

@@ -233,10 +233,10 @@ func (c *Controller) becomeVoter(ctx context.Context) error {
 // renewLoop renews this controller's certificate before it expires: a
 // controller holds the CA (in Raft) and signs its own renewal.
 func (c *Controller) renewLoop(ctx context.Context) {
-	t := time.NewTicker(10 * time.Minute)
+	t := c.cfg.Clock.NewTicker(10 * time.Minute)
 	defer t.Stop()
 	for {
-		if pki.NeedsRenewal(c.creds.Leaf(), time.Now()) {
+		if pki.NeedsRenewal(c.creds.Leaf(), c.cfg.Clock.Now()) {
 			if err := c.renewSelf(ctx); err != nil {
 				c.log.Warn("certificate renewal failed; will retry", "err", err)
 			}
@@ -244,7 +244,7 @@ func (c *Controller) renewLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-t.C():
 		}
 	}
 }

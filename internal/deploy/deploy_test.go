@@ -38,6 +38,7 @@ func newHarness(t *testing.T, agents *fakeAgents) *harness {
 	h := &harness{t: t, cluster: raftstore.NewTestCluster(t, 3), agents: agents,
 		runners: map[int]context.CancelFunc{}, stopped: make(chan struct{})}
 	agents.notify = func() {}
+	agents.locate = h.locate
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -64,6 +65,19 @@ func newHarness(t *testing.T, agents *fakeAgents) *harness {
 		h.mu.Unlock()
 	})
 	return h
+}
+
+// locate finds the plan steps whose operation is op on agent, in the
+// deploy records of any live node.
+func (h *harness) locate(agent string, op *agentv1.Operation) []string {
+	for i := 0; i < h.cluster.N(); i++ {
+		if s := h.cluster.Store(i); s != nil {
+			if out := locateSteps(s, agent, op); len(out) > 0 {
+				return out
+			}
+		}
+	}
+	return nil
 }
 
 // superviseRunners starts a Runner on the leader and stops it on others.
@@ -308,14 +322,19 @@ func TestDeploy_SurvivesLeaderLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	var step string // the step h2 holds when the leader dies
 	h.cluster.WaitFor(t, "h2 has a pending step", func() error {
 		agents.mu.Lock()
 		defer agents.mu.Unlock()
 		if len(agents.pending["h2"]) == 0 {
 			return errors.New("no pending command")
 		}
+		step = agents.stepKey("h2", agents.pending["h2"][0].op)
 		return nil
 	})
+	if strings.HasPrefix(step, "unlocated:") {
+		t.Fatalf("h2's pending operation matches no recorded step")
+	}
 	old := h.cluster.Leader()
 	h.cluster.Kill(old)
 	h.cluster.WaitForLeader(t)
@@ -325,8 +344,13 @@ func TestDeploy_SurvivesLeaderLoss(t *testing.T) {
 	if got.GetDeploy().GetState() != deployv1.State_STATE_SUCCEEDED {
 		t.Fatalf("deploy after leader loss = %v (%s), want succeeded", got.GetDeploy().GetState(), got.GetDeploy().GetError())
 	}
+	// The new leader sent the interrupted step again (else this test
+	// proves nothing), under the id it had: the agent ran it once.
+	if n := agents.delivered(step); n < 2 {
+		t.Errorf("step %s was sent %d times, want again by the new leader", step, n)
+	}
 	if m := agents.maxRuns(); m != 1 {
-		t.Errorf("a command ran %d times across the failover, want once", m)
+		t.Errorf("a step ran %d times across the failover, want once (re-sent under a new command id?)", m)
 	}
 }
 

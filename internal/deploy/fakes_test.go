@@ -3,20 +3,32 @@ package deploy_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
+
+	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/scheduler"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
-// fakeAgents runs operations in-process. Each command id runs once, however
-// often it is sent; runs counts real executions per id.
+// fakeAgents runs operations in-process. Like a real agent (its journal),
+// it runs each command id once however often it is sent; unlike one, it
+// knows which deploy step an operation carries out (locate), so runs counts
+// executions per step whatever id they came under: a step re-sent under a
+// new id runs twice, and maxRuns says so.
 type fakeAgents struct {
 	mu      sync.Mutex
 	states  map[string]scheduler.AgentState
 	results map[string]*agentv1.Result
-	runs    map[string]int
+	// runs counts executions per step (stepKey), deliveries every Send
+	// per step, repeats of one id included.
+	runs, deliveries map[string]int
+	// locate names the deploy steps (deploy id/step id) whose operation op
+	// is for agent; nil or no match keys a run by agent and operation.
+	locate func(agent string, op *agentv1.Operation) []string
 	// do decides an operation's result; nil means success.
 	do func(agent string, op *agentv1.Operation) *agentv1.Result
 	// hold, when set for an agent, keeps its commands pending.
@@ -38,7 +50,7 @@ type held struct {
 func newFakeAgents(hosts ...string) *fakeAgents {
 	f := &fakeAgents{
 		states: map[string]scheduler.AgentState{}, results: map[string]*agentv1.Result{},
-		runs: map[string]int{}, hold: map[string]bool{}, pending: map[string][]held{},
+		runs: map[string]int{}, deliveries: map[string]int{}, hold: map[string]bool{}, pending: map[string][]held{},
 		sent: map[string]*agentv1.Operation{},
 	}
 	for _, h := range hosts {
@@ -66,6 +78,7 @@ func (f *fakeAgents) Send(ctx context.Context, agent, id string, op *agentv1.Ope
 		return fmt.Errorf("no agent %s", agent)
 	}
 	f.sent[agent+"/"+id] = op
+	f.deliveries[f.stepKey(agent, op)]++
 	if _, done := f.results[agent+"/"+id]; done {
 		f.mu.Unlock()
 		return nil
@@ -90,7 +103,7 @@ func (f *fakeAgents) execute(agent, id string, op *agentv1.Operation) {
 	f.mu.Lock()
 	key := agent + "/" + id
 	if _, done := f.results[key]; !done {
-		f.runs[key]++
+		f.runs[f.stepKey(agent, op)]++
 		f.results[key] = res
 	}
 	notify := f.notify
@@ -128,6 +141,27 @@ func (f *fakeAgents) Result(agent, id string) (*agentv1.Result, bool) {
 	return r, ok
 }
 
+// stepKey names the step op carries out on agent: its deploy and step ids
+// (all of them, should two steps carry the same operation), found by
+// locate, whatever command id op was sent under. Callers hold f.mu.
+func (f *fakeAgents) stepKey(agent string, op *agentv1.Operation) string {
+	if f.locate != nil {
+		if steps := f.locate(agent, op); len(steps) > 0 {
+			return strings.Join(steps, "+")
+		}
+	}
+	b, _ := proto.MarshalOptions{Deterministic: true}.Marshal(deploy.RedactOperation(op))
+	return "unlocated:" + agent + ":" + string(b)
+}
+
+// delivered reports how often step (deploy id/step id) was sent.
+func (f *fakeAgents) delivered(step string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.deliveries[step]
+}
+
+// maxRuns is the most executions of one step.
 func (f *fakeAgents) maxRuns() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -136,4 +170,22 @@ func (f *fakeAgents) maxRuns() int {
 		m = max(m, n)
 	}
 	return m
+}
+
+// locateSteps finds the plan steps, in the deploy records r holds, whose
+// operation is op on agent: recorded operations hold secret references
+// where op holds the values, so both are compared redacted.
+func locateSteps(r schema.Reader, agent string, op *agentv1.Operation) []string {
+	want := deploy.RedactOperation(op)
+	var out []string
+	for _, rec := range schema.Deploys.Values(r, "") {
+		for _, ph := range rec.GetPlan().GetPhases() {
+			for _, st := range ph.GetSteps() {
+				if st.GetHost() == agent && proto.Equal(deploy.RedactOperation(st.GetOp()), want) {
+					out = append(out, rec.GetId()+"/"+st.GetId())
+				}
+			}
+		}
+	}
+	return out
 }

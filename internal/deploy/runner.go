@@ -12,6 +12,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -24,8 +25,10 @@ type Runner struct {
 	Store  Store
 	Agents Agents
 	Logger *slog.Logger
-	// Now is the clock; time.Now when nil.
-	Now func() time.Time
+	// Clock drives the timers that guard a deploy: the loop that releases
+	// stale locks, step deadlines, the disconnect grace and phase waits
+	// (clock.Real when nil).
+	Clock clock.Clock
 	// DisconnectGrace is how long a step waits for a disconnected agent
 	// before failing the host, when the deploy names no deploy_timeout.
 	DisconnectGrace time.Duration
@@ -60,17 +63,12 @@ func (r *Runner) isFinished(kv raftstore.Record) bool {
 	if c, hit := r.seen[kv.Key]; hit && c.version == kv.ModifyIndex {
 		return c.finished
 	}
-	fin := finished(schema.Deploys.Decode(kv).GetState())
+	fin := Ended(schema.Deploys.Decode(kv).GetState())
 	r.seen[kv.Key] = seenRecord{version: kv.ModifyIndex, finished: fin}
 	return fin
 }
 
-func (r *Runner) now() time.Time {
-	if r.Now != nil {
-		return r.Now()
-	}
-	return time.Now()
-}
+func (r *Runner) now() time.Time { return clock.Or(r.Clock).Now() }
 
 func (r *Runner) logger() *slog.Logger {
 	if r.Logger != nil {
@@ -85,7 +83,7 @@ func (r *Runner) Run(ctx context.Context) {
 	defer stop()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(time.Second)
+	tick := clock.Or(r.Clock).NewTicker(time.Second)
 	defer tick.Stop()
 	r.seen = map[string]seenRecord{}
 	for {
@@ -119,12 +117,12 @@ func (r *Runner) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-changes:
-		case <-tick.C:
+		case <-tick.C():
 		}
 	}
 }
 
-func finished(s deployv1.State) bool {
+func Ended(s deployv1.State) bool {
 	switch s {
 	case deployv1.State_STATE_SUCCEEDED, deployv1.State_STATE_FAILED, deployv1.State_STATE_CANCELLED:
 		return true
@@ -203,7 +201,7 @@ func (r *Runner) drive(ctx context.Context, id string) {
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(time.Duration(w) * time.Second):
+			case <-clock.Or(r.Clock).After(time.Duration(w) * time.Second):
 			}
 		}
 		if err := r.reload(id, rec); err != nil {
@@ -316,7 +314,7 @@ func selectAny(chs []chan struct{}) int {
 // runStep carries one step out on its host and records the outcome.
 func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv1.Request, s *deployv1.Step) (deployv1.State, string) {
 	sr, _, ok := schema.Steps.Get(r.Store, schema.StepKey(rec.GetId(), s.GetId()))
-	if ok && finished(sr.GetState()) {
+	if ok && Ended(sr.GetState()) {
 		return sr.GetState(), sr.GetError()
 	}
 	if s.GetOp() == nil {
@@ -348,7 +346,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 	}
 	changes, stop := r.Store.Watch()
 	defer stop()
-	tick := time.NewTicker(250 * time.Millisecond)
+	tick := clock.Or(r.Clock).NewTicker(250 * time.Millisecond)
 	defer tick.Stop()
 	grace := r.disconnectGrace(req)
 	var downSince time.Time
@@ -396,7 +394,7 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 			return deployv1.State_STATE_RUNNING, ""
 		case <-changes:
 			checkAgent = false
-		case <-tick.C:
+		case <-tick.C():
 			checkAgent = true
 		}
 	}
@@ -438,7 +436,7 @@ func (r *Runner) saveStep(ctx context.Context, rec *deployv1.Record, s *deployv1
 		sr.StartedUnixMillis = now
 	}
 	muts := []*raftcmdv1.Mutation{}
-	if finished(state) || state == deployv1.State_STATE_SKIPPED {
+	if Ended(state) || state == deployv1.State_STATE_SKIPPED {
 		sr.FinishedUnixMillis = now
 		result := strings.ToLower(strings.TrimPrefix(state.String(), "STATE_"))
 		muts = append(muts, schema.Audit.Append(r.entry(rec, s.GetRole(), s.GetHost(), s.GetAction(), result, errMsg)))

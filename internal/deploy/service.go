@@ -248,7 +248,7 @@ func (s *Service) Watch(in *deployv1.WatchRequest, stream grpc.ServerStreamingSe
 				}
 				last, lastSent = b, time.Now()
 			}
-			if finished(rec.GetState()) {
+			if Ended(rec.GetState()) {
 				return nil
 			}
 		}
@@ -294,7 +294,7 @@ func (s *Service) Cancel(ctx context.Context, in *deployv1.CancelRequest) (*depl
 		if !ok {
 			return nil, status.Errorf(codes.NotFound, "no deploy %q", in.GetId())
 		}
-		if finished(rec.GetState()) || rec.GetCancelRequested() {
+		if Ended(rec.GetState()) || rec.GetCancelRequested() {
 			return &deployv1.CancelResponse{Deploy: rec}, nil
 		}
 		rec.CancelRequested, rec.CancelledBy = true, operator
@@ -377,7 +377,7 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 		return nil, status.Error(codes.NotFound, "There is no deploy lock")
 	}
 	if id := l.GetDeployId(); id != "" {
-		if rec, _, ok := schema.Deploys.Get(s.Store, id); ok && !finished(rec.GetState()) {
+		if rec, _, ok := schema.Deploys.Get(s.Store, id); ok && !Ended(rec.GetState()) {
 			return nil, status.Errorf(codes.FailedPrecondition, "the lock is held by running deploy %s; cancel it with `kctl deploys cancel %s`", id, id)
 		}
 	}

@@ -2,6 +2,7 @@ package raftstore_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
@@ -37,5 +38,29 @@ func TestMemStore_AppliesLikeTheFSM(t *testing.T) {
 	}
 	if _, err := m.Apply(ctx, &raftcmdv1.Command{}); err == nil {
 		t.Error("Apply(empty command) succeeded, want ErrInvalidCommand")
+	}
+}
+
+func TestSnapshot_EachVisitsEveryTable(t *testing.T) {
+	m := raftstore.NewMemStore()
+	put := func(table, key string) *raftcmdv1.Mutation {
+		return &raftcmdv1.Mutation{Op: &raftcmdv1.Mutation_Put{Put: &raftcmdv1.Put{Table: table, Key: key, Value: []byte(table + "/" + key)}}}
+	}
+	if _, err := m.Apply(context.Background(), &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{put("b", "2"), put("a", "1"), put("b", "1"), put("ab", "x")}}); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	m.View().Each(func(table string, r raftstore.Record) bool {
+		got = append(got, table+":"+r.Key+"="+string(r.Value))
+		return true
+	})
+	want := []string{"a:1=a/1", "ab:x=ab/x", "b:1=b/1", "b:2=b/2"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("Each visited %v, want %v", got, want)
+	}
+	n := 0
+	m.View().Each(func(string, raftstore.Record) bool { n++; return n < 2 })
+	if n != 2 {
+		t.Errorf("Each went on after fn returned false: %d calls, want 2", n)
 	}
 }

@@ -81,6 +81,16 @@ func (v *Snapshot) List(table, prefix string) []Record {
 	return out
 }
 
+// Each calls fn with every record of every table, sorted by table then
+// key, until fn returns false: tests scan the whole state (that no table
+// holds a secret, say) without knowing the tables.
+func (v *Snapshot) Each(fn func(table string, r Record) bool) {
+	v.records.Root().Walk(func(k []byte, val interface{}) bool {
+		table, _, _ := strings.Cut(string(k), "\x00")
+		return !fn(table, *val.(*Record))
+	})
+}
+
 // Len returns the number of records in all tables.
 func (v *Snapshot) Len() int { return v.records.Len() }
 

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
@@ -52,8 +53,9 @@ type Cluster struct {
 	// HeartbeatInterval is the agents' heartbeat interval.
 	HeartbeatInterval time.Duration
 
-	t    testing.TB
-	raft func(*raftstore.Config)
+	t     testing.TB
+	raft  func(*raftstore.Config)
+	clock clock.Clock
 }
 
 // Option adjusts a Cluster.
@@ -61,6 +63,10 @@ type Option func(*Cluster)
 
 // WithRaft tweaks every node's Raft config after the test defaults.
 func WithRaft(f func(*raftstore.Config)) Option { return func(c *Cluster) { c.raft = f } }
+
+// WithClock gives every node clk for its safety timers (Config.Clock): a
+// test passes a clock.Fake and advances it.
+func WithClock(clk clock.Clock) Option { return func(c *Cluster) { c.clock = clk } }
 
 // WithHeartbeat sets the agents' heartbeat interval (default 500ms).
 func WithHeartbeat(d time.Duration) Option { return func(c *Cluster) { c.HeartbeatInterval = d } }
@@ -125,7 +131,7 @@ func (tc *Cluster) Config(i int) controller.Config {
 	n := tc.Nodes[i]
 	return controller.Config{
 		Name: n.Name, DataDir: n.Dir, HeartbeatInterval: tc.HeartbeatInterval, PresenceInterval: 300 * time.Millisecond,
-		Logger: tc.Logger.With("node", n.Name),
+		Logger: tc.Logger.With("node", n.Name), Clock: tc.clock,
 		Raft: func(c *raftstore.Config) {
 			c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 			c.CommitTimeout = 5 * time.Millisecond
