@@ -225,7 +225,7 @@ func TestRedactOperation_EveryKindEveryField(t *testing.T) {
 		}
 	}
 	slices.Sort(withSecrets)
-	if want := []string{"boot_accessory", "boot_app", "boot_proxy", "pull_image"}; !slices.Equal(withSecrets, want) {
+	if want := []string{"app_control", "boot_accessory", "boot_app", "boot_proxy", "pull_image"}; !slices.Equal(withSecrets, want) {
 		t.Errorf("operation kinds carrying secrets = %v, want %v", withSecrets, want)
 	}
 }
