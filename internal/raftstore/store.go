@@ -554,22 +554,31 @@ func (s *Store) ConsistentRead(ctx context.Context) error {
 	}
 }
 
+// leaderServers returns the cluster's current members; leader only.
+func (s *Store) leaderServers(ctx context.Context) ([]raft.Server, error) {
+	if s.isClosed() {
+		return nil, ErrClosed
+	}
+	if s.raft.State() != raft.Leader {
+		return nil, s.notLeader()
+	}
+	cf := s.raft.GetConfiguration()
+	if err := s.wait(ctx, cf); err != nil {
+		return nil, err
+	}
+	return cf.Configuration().Servers, nil
+}
+
 // AddVoter adds (or promotes) a voting member; leader only. It is
 // idempotent: a server already present with the same ID and address is left
 // alone, and a stale entry with the same ID or the same address is removed
 // first (a node that was rebuilt or moved).
 func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
-	if s.isClosed() {
-		return ErrClosed
-	}
-	if s.raft.State() != raft.Leader {
-		return s.notLeader()
-	}
-	cf := s.raft.GetConfiguration()
-	if err := s.wait(ctx, cf); err != nil {
+	servers, err := s.leaderServers(ctx)
+	if err != nil {
 		return err
 	}
-	for _, srv := range cf.Configuration().Servers {
+	for _, srv := range servers {
 		sameID, sameAddr := srv.ID == raft.ServerID(id), srv.Address == raft.ServerAddress(addr)
 		switch {
 		case sameID && sameAddr && srv.Suffrage == raft.Voter:
@@ -592,18 +601,12 @@ func (s *Store) AddVoter(ctx context.Context, id, addr string) error {
 // RemoveServer removes a member; leader only. Removing an unknown ID is not
 // an error. Removing the leader itself makes it step down once committed.
 func (s *Store) RemoveServer(ctx context.Context, id string) error {
-	if s.isClosed() {
-		return ErrClosed
-	}
-	if s.raft.State() != raft.Leader {
-		return s.notLeader()
-	}
-	cf := s.raft.GetConfiguration()
-	if err := s.wait(ctx, cf); err != nil {
+	servers, err := s.leaderServers(ctx)
+	if err != nil {
 		return err
 	}
 	found := false
-	for _, srv := range cf.Configuration().Servers {
+	for _, srv := range servers {
 		found = found || srv.ID == raft.ServerID(id)
 	}
 	if !found {
