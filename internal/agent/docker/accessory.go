@@ -29,19 +29,13 @@ func cloneContainer(c *specv1.Container) *specv1.Container {
 // deploy when the accessory has a proxy.
 func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (*agentv1.Result, error) {
 	c := b.GetContainer()
-	fail := func(err error) (*agentv1.Result, error) {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return &agentv1.Result{Ok: false, Error: oneLine(err.Error())}, nil
-	}
 	s, err := r.Translate(c)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	existing, err := r.findSpec(ctx, s.Name)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	var id string
 	if existing != nil {
@@ -49,13 +43,13 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 		if existing.State != "running" && existing.Labels[LabelSpec] == s.Config.Labels[LabelSpec] {
 			// Interrupted boot of ours: finish it.
 			if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
-				return fail(fmt.Errorf("start %s: %w", s.Name, err))
+				return failed(ctx, fmt.Errorf("start %s: %w", s.Name, err))
 			}
 		}
 	} else {
 		for _, d := range c.GetDirectories() {
 			if err := os.MkdirAll(r.accessoryPath(d), 0o755); err != nil {
-				return fail(fmt.Errorf("directory %s: %w", d, err))
+				return failed(ctx, fmt.Errorf("directory %s: %w", d, err))
 			}
 		}
 		for _, f := range c.GetFiles() {
@@ -64,33 +58,33 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 				mode = 0o755 // Kamal's default for accessory files
 			}
 			if err := writeDataFile(r.accessoryPath(f.GetPath()), f.GetContent(), mode); err != nil {
-				return fail(fmt.Errorf("file %s: %w", f.GetPath(), err))
+				return failed(ctx, fmt.Errorf("file %s: %w", f.GetPath(), err))
 			}
 			if f.GetOwner() != "" {
 				if err := chown(r.accessoryPath(f.GetPath()), f.GetOwner()); err != nil {
-					return fail(fmt.Errorf("file %s: owner %s: %w", f.GetPath(), f.GetOwner(), err))
+					return failed(ctx, fmt.Errorf("file %s: owner %s: %w", f.GetPath(), f.GetOwner(), err))
 				}
 			}
 		}
 		if err := r.writeEnvFile(c); err != nil {
-			return fail(fmt.Errorf("env file: %w", err))
+			return failed(ctx, fmt.Errorf("env file: %w", err))
 		}
 		if c.GetNetwork() != "" {
 			if err := r.EnsureNetwork(ctx, c.GetNetwork()); err != nil {
-				return fail(err)
+				return failed(ctx, err)
 			}
 		}
 		if _, err := r.cli.ImageInspect(ctx, c.GetImage()); err != nil {
 			if err := r.pull(ctx, c.GetImage(), b.GetAuth()); err != nil {
-				return fail(err)
+				return failed(ctx, err)
 			}
 		}
 		if id, err = r.create(ctx, s); err != nil {
-			return fail(err)
+			return failed(ctx, err)
 		}
 		if err := r.cli.ContainerStart(ctx, id, container.StartOptions{}); err != nil {
 			_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
-			return fail(fmt.Errorf("start %s: %w", s.Name, err))
+			return failed(ctx, fmt.Errorf("start %s: %w", s.Name, err))
 		}
 	}
 	if p := b.GetProxy(); p != nil {
@@ -99,7 +93,7 @@ func (r *Runtime) BootAccessory(ctx context.Context, b *agentv1.BootAccessory) (
 			port = 80
 		}
 		if err := r.proxy.Deploy(ctx, p.GetService(), fmt.Sprintf("%s:%d", id[:12], port), p.GetFlags()); err != nil {
-			return fail(err)
+			return failed(ctx, err)
 		}
 	}
 	return &agentv1.Result{Ok: true, ContainerId: id}, nil

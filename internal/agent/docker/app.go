@@ -166,34 +166,28 @@ func stopTimeout(p *specv1.StopPolicy) *int {
 // BootApp is Kamal's per-host, per-role boot (§3.4 step 5).
 func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Result, error) {
 	c := b.GetContainer()
-	fail := func(err error) (*agentv1.Result, error) {
-		if ctx.Err() != nil {
-			return nil, ctx.Err()
-		}
-		return &agentv1.Result{Ok: false, Error: oneLine(err.Error())}, nil
-	}
 	s, err := r.Translate(c)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	if err := r.checkImage(ctx, c.GetImage()); err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	pfx := prefix(c.GetService(), c.GetRole(), c.GetDestination())
 	if err := r.prepareAppAssets(ctx, c, pfx); err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	resumeID, err := r.claimName(ctx, s)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	old, err := r.oldVersion(ctx, c, pfx, resumeID)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	newID, err := r.startApp(ctx, c, s, resumeID)
 	if err != nil {
-		return fail(err)
+		return failed(ctx, err)
 	}
 	if bootErr := r.cutover(ctx, b, newID); bootErr != nil {
 		if ctx.Err() != nil {
@@ -210,7 +204,7 @@ func (r *Runtime) BootApp(ctx context.Context, b *agentv1.BootApp) (*agentv1.Res
 	if old != nil && old.ID != newID {
 		r.cfg.Logf("stopping old container %s", r.name(*old))
 		if err := r.stopContainer(ctx, old.ID, stopTimeout(b.GetStop())); err != nil {
-			return fail(fmt.Errorf("stop old %s: %w", r.name(*old), err))
+			return failed(ctx, fmt.Errorf("stop old %s: %w", r.name(*old), err))
 		}
 	}
 	if c.GetAssetPath() != "" {

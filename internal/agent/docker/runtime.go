@@ -170,6 +170,15 @@ func randHex(n int) string {
 	return hex.EncodeToString(b)[:n]
 }
 
+// failed is an operation's failure as a result (the agent reports it to the
+// controller), unless ctx ended: then the operation did not finish at all.
+func failed(ctx context.Context, err error) (*agentv1.Result, error) {
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	return &agentv1.Result{Ok: false, Error: oneLine(err.Error())}, nil
+}
+
 // Do carries out one operation.
 func (r *Runtime) Do(ctx context.Context, op *agentv1.Operation) (*agentv1.Result, error) {
 	if _, err := r.cli.Ping(ctx); err != nil {
