@@ -51,26 +51,32 @@ func tokenID(secret string) string {
 	return hex.EncodeToString(h[:6])
 }
 
+// roles pairs the API's roles with the certificates' roles.
+var roles = []struct {
+	api controllerv1.Role
+	pki pki.Role
+}{
+	{controllerv1.Role_ROLE_CONTROLLER, pki.RoleController},
+	{controllerv1.Role_ROLE_AGENT, pki.RoleAgent},
+	{controllerv1.Role_ROLE_OPERATOR, pki.RoleOperator},
+}
+
+// roleOf is the certificate role of an API role ("" for none).
 func roleOf(r controllerv1.Role) pki.Role {
-	switch r {
-	case controllerv1.Role_ROLE_CONTROLLER:
-		return pki.RoleController
-	case controllerv1.Role_ROLE_AGENT:
-		return pki.RoleAgent
-	case controllerv1.Role_ROLE_OPERATOR:
-		return pki.RoleOperator
+	for _, m := range roles {
+		if m.api == r {
+			return m.pki
+		}
 	}
 	return ""
 }
 
+// roleProto is the API role of a certificate role.
 func roleProto(r pki.Role) controllerv1.Role {
-	switch r {
-	case pki.RoleController:
-		return controllerv1.Role_ROLE_CONTROLLER
-	case pki.RoleAgent:
-		return controllerv1.Role_ROLE_AGENT
-	case pki.RoleOperator:
-		return controllerv1.Role_ROLE_OPERATOR
+	for _, m := range roles {
+		if m.pki == r {
+			return m.api
+		}
 	}
 	return controllerv1.Role_ROLE_UNSPECIFIED
 }
