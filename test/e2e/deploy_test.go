@@ -156,7 +156,7 @@ func (e *env) startAgent(controllers []*ctl) {
 }
 
 // startAgents enrolls and starts n agents on the shared engine, each with
-// --shared-engine and its own name ("web-<prefix>" for one agent,
+// --shared-engine (unless e.production) and its own name ("web-<prefix>" for one agent,
 // "web<i>-<prefix>" for several): e.agent is the first, e.hosts all of them
 // in order.
 func (e *env) startAgents(controllers []*ctl, n int) []string {
@@ -177,7 +177,11 @@ func (e *env) startAgents(controllers []*ctl, n int) []string {
 		addrs = append(addrs, c.api)
 	}
 	for _, name := range e.hosts {
-		e.start(name, "agent", "run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok, "--shared-engine")
+		args := []string{"run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok}
+		if !e.production {
+			args = append(args, "--shared-engine")
+		}
+		e.start(name, "agent", args...)
 	}
 	testenv.WaitFor(e.t, 30*time.Second, func() error { // every agent connected
 		as, err := e.agents()
