@@ -30,6 +30,10 @@ func newCluster(t *testing.T) string {
 type appRuntime struct {
 	mu       sync.Mutex
 	versions []string
+	// ops are the operations other than GatherFacts and ListVersions, in
+	// order; failWith, when set, fails them with that error.
+	ops      []*agentv1.Operation
+	failWith string
 }
 
 var _ exec.Runtime = (*appRuntime)(nil)
@@ -47,7 +51,26 @@ func (r *appRuntime) Do(_ context.Context, op *agentv1.Operation) (*agentv1.Resu
 	case *agentv1.Operation_ListVersions:
 		return &agentv1.Result{Ok: true, Versions: slices.Clone(r.versions)}, nil
 	}
+	r.ops = append(r.ops, op)
+	if r.failWith != "" {
+		return &agentv1.Result{Error: r.failWith}, nil
+	}
 	return &agentv1.Result{Ok: true}, nil
+}
+
+// take returns the operations recorded since the last take.
+func (r *appRuntime) take() []*agentv1.Operation {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ops := r.ops
+	r.ops = nil
+	return ops
+}
+
+func (r *appRuntime) fail(msg string) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.failWith = msg
 }
 
 // kctlJSON runs kctl and decodes its JSON output into v.
@@ -327,4 +350,43 @@ func TestRun_TokensOperatorsAgents(t *testing.T) {
 	wantErr(t, `no token "nope" (kctl token list)`, k("token", "revoke", "nope")...)
 	wantErr(t, `no operator "nobody" (kctl operators)`, k("operators", "remove", "nobody")...)
 	wantErr(t, `no agent "nobody" (kctl agents)`, k("agents", "remove", "nobody")...)
+}
+
+// TestRun_PruneAndPullOnHosts: prune all, containers and images, and build
+// pull send Kamal's operation to each host and report each host's outcome;
+// a host's failure fails the command and names the host and its error.
+func TestRun_PruneAndPullOnHosts(t *testing.T) {
+	creds := newCluster(t)
+	rt := &appRuntime{}
+	enrollWith(t, creds, "web-1", true, rt)
+	writeProject(t)
+	k := func(args ...string) []string { return append([]string{"--credentials", creds}, args...) }
+	for _, tc := range []struct {
+		args               []string
+		containers, images bool
+		retain             uint32
+	}{
+		{[]string{"prune", "all"}, true, true, 5},
+		{[]string{"prune", "containers", "--retain", "2"}, true, false, 2},
+		{[]string{"prune", "images"}, false, true, 5},
+	} {
+		wantOut(t, k(tc.args...), "web-1", "pruned")
+		ops := rt.take()
+		if len(ops) != 1 || ops[0].GetPrune() == nil {
+			t.Fatalf("kctl %v sent %v, want one Prune", tc.args, ops)
+		}
+		got := ops[0].GetPrune()
+		if got.GetService() != "app" || got.GetContainers() != tc.containers || got.GetImages() != tc.images || got.GetRetain() != tc.retain ||
+			!slices.Equal(got.GetKeepTags(), []string{"latest"}) || got.GetRepository() != "localhost:5555/team/app" {
+			t.Errorf("kctl %v sent %v, want app's prune (containers %v, images %v, retain %d, keeping latest)", tc.args, got, tc.containers, tc.images, tc.retain)
+		}
+	}
+	wantOut(t, k("build", "pull", "--version", "v3"), "web-1", "pulled localhost:5555/team/app:v3")
+	if ops := rt.take(); len(ops) != 1 || ops[0].GetPullImage().GetImage() != "localhost:5555/team/app:v3" || ops[0].GetPullImage().GetService() != "app" {
+		t.Errorf("build pull sent %v, want one pull of localhost:5555/team/app:v3 checked against service app", ops)
+	}
+	rt.fail("disk full")
+	wantErr(t, "failed on 1 of 1 hosts:\n  web-1: disk full", k("prune", "all")...)
+	wantErr(t, "failed on 1 of 1 hosts:\n  web-1: disk full", k("build", "pull", "--version", "v3")...)
+	wantErr(t, "unknown flag: --retain", k("prune", "images", "--retain", "1")...)
 }
