@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kctl-dev/kctl/internal/agent"
+	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 )
 
@@ -58,6 +59,12 @@ func TestRun_LockWaitBehindAManualLock(t *testing.T) {
 // (connected) when connect is set.
 func enroll(t *testing.T, creds, name string, connect bool) {
 	t.Helper()
+	enrollWith(t, creds, name, connect, &agent.FakeRuntime{})
+}
+
+// enrollWith is enroll with the agent's runtime.
+func enrollWith(t *testing.T, creds, name string, connect bool, rt exec.Runtime) {
+	t.Helper()
 	tok, err := run(t, "--credentials", creds, "token", "create", "--role", "agent")
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +78,7 @@ func enroll(t *testing.T, creds, name string, connect bool) {
 	jctx, jcancel := context.WithTimeout(ctx, 30*time.Second)
 	defer jcancel()
 	a, err := agent.New(jctx, agent.Config{Name: name, DataDir: t.TempDir(), Controllers: f.Controllers,
-		Token: strings.TrimSpace(tok), Runtime: &agent.FakeRuntime{}, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		Token: strings.TrimSpace(tok), Runtime: rt, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,6 +1,8 @@
 package e2e
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -15,6 +17,9 @@ import (
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/api/types/filters"
+	"google.golang.org/protobuf/encoding/protodelim"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 
 	"github.com/kctl-dev/kctl/internal/testenv"
 )
@@ -60,6 +65,11 @@ func containersNamed(t *testing.T, name string) []string {
 	return out
 }
 
+// TestE2E_DeploySurvivesLeaderKill: the leader is killed (SIGKILL) while a
+// deploy is inside its boot step; leadership moves, the new leader resumes
+// the deploy to success, and each step ran once: one container per version
+// on the engine, and one command id per step in the agent's journal (a step
+// re-sent under a new id would run twice and show two).
 func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(3)
@@ -67,6 +77,11 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 	p := newProject(t, e, "")
 	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
+	}
+	journal := filepath.Join(e.dir, e.agent, "journal.bin")
+	before := map[string]bool{}
+	for _, cid := range journalIDs(t, journal) {
+		before[cid] = true
 	}
 	p.slowStart(t, "4s")
 	id, err := e.kctlIn(p.Dir, "deploy", "--version", "v2", "--detach")
@@ -81,13 +96,33 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 		}
 		return nil
 	})
+	show := e.deployShow(p, id)
+	if show.State != "running" || len(show.unfinished()) == 0 {
+		t.Fatalf("before the kill: deploy %s is %s with unfinished steps %v; want running with a step left", id, show.State, show.unfinished())
+	}
 	st, err := e.status()
 	must(t, err)
+	var leader *ctl
 	for _, c := range cs {
 		if c.name == st.Leader {
-			c.p.Kill()
+			leader = c
 		}
 	}
+	if leader == nil {
+		t.Fatalf("no leader in %+v", st)
+	}
+	leader.p.Kill()
+	killedAt := time.Now().Truncate(time.Millisecond)
+	testenv.WaitFor(t, 60*time.Second, func() error { // leadership moved
+		st, err := e.status()
+		if err != nil {
+			return err
+		}
+		if st.Leader == "" || st.Leader == leader.name {
+			return fmt.Errorf("leader %q, want one other than the killed %s", st.Leader, leader.name)
+		}
+		return nil
+	})
 	testenv.WaitFor(t, 90*time.Second, func() error { // the deploy succeeds after the leader was killed
 		s, err := e.deployState(p.Dir, id)
 		if err != nil {
@@ -98,13 +133,100 @@ func TestE2E_DeploySurvivesLeaderKill(t *testing.T) {
 		}
 		return nil
 	})
+	// The kill hit the deploy in flight: a step ended after it.
+	show = e.deployShow(p, id)
+	if last := show.lastFinished(t); last.Before(killedAt) {
+		t.Errorf("the deploy's last step ended at %s, before the leader was killed at %s: the kill missed the deploy", last.Format(time.RFC3339Nano), killedAt.Format(time.RFC3339Nano))
+	}
 	if got, err := p.get("/"); err != nil || got != "v2\n" {
 		t.Errorf("GET / = %q, %v; want v2", got, err)
 	}
-	if names := containersNamed(t, engineName(e.agent, p.service+"-web-v2")); len(names) != 1 {
-		t.Errorf("containers for web v2 = %v, want exactly one (each step ran once in effect)", names)
+	for _, v := range []string{"v1", "v2"} {
+		if names := containersNamed(t, engineName(e.agent, p.service+"-web-"+v)); len(names) != 1 {
+			t.Errorf("containers for web %s = %v, want exactly one", v, names)
+		}
+	}
+	// One command id per step that ran on the agent.
+	ran := 0
+	for _, s := range show.Steps {
+		if s.Host == e.agent && (s.State == "succeeded" || s.State == "failed") {
+			ran++
+		}
+	}
+	var during []string
+	seen := map[string]bool{}
+	for _, cid := range journalIDs(t, journal) {
+		if !before[cid] && !seen[cid] {
+			during = append(during, cid)
+			seen[cid] = true
+		}
+	}
+	if len(during) != ran {
+		t.Errorf("the agent ran %d commands for the v2 deploy's %d steps, want one per step (a step re-sent under a new id?): %v", len(during), ran, during)
 	}
 	e.wantNoLock(p, "after the deploy")
+}
+
+// deployShow is `kctl deploys show ID -o json`.
+type deployShow struct {
+	ID, State string
+	Steps     []struct{ ID, Host, Action, State, Started, Finished string }
+}
+
+func (e *env) deployShow(p *project, id string) deployShow {
+	e.t.Helper()
+	var d deployShow
+	out, err := e.kctlIn(p.Dir, "deploys", "show", id, "-o", "json")
+	must(e.t, err)
+	must(e.t, json.Unmarshal([]byte(out), &d))
+	if d.ID != id || len(d.Steps) == 0 {
+		e.t.Fatalf("deploys show %s -o json = %s", id, out)
+	}
+	return d
+}
+
+// unfinished lists the steps not yet ended ("<action> <state>").
+func (d deployShow) unfinished() []string {
+	var out []string
+	for _, s := range d.Steps {
+		if s.Finished == "" {
+			out = append(out, s.Action+" "+s.State)
+		}
+	}
+	return out
+}
+
+// journalIDs lists the command ids an agent journaled, in order: the agent
+// journals each command id once, when it has run it.
+func journalIDs(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	must(t, err)
+	var ids []string
+	for r := bufio.NewReader(bytes.NewReader(b)); ; {
+		var cr agentv1.CommandResult
+		if protodelim.UnmarshalFrom(r, &cr) != nil {
+			return ids
+		}
+		ids = append(ids, cr.GetId())
+	}
+}
+
+// lastFinished is the latest end of a step.
+func (d deployShow) lastFinished(t *testing.T) time.Time {
+	t.Helper()
+	var last time.Time
+	for _, s := range d.Steps {
+		if s.Finished == "" {
+			continue
+		}
+		ts, err := time.Parse(time.RFC3339Nano, s.Finished)
+		must(t, err)
+		if ts.After(last) {
+			last = ts
+		}
+	}
+	return last
 }
 
 func TestE2E_KctlKilledMidDeploy(t *testing.T) {

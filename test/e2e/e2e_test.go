@@ -32,6 +32,9 @@ type env struct {
 	agent string
 	// hosts are every agent startAgents started, in order.
 	hosts []string
+	// production starts agents without --shared-engine, so they use
+	// Kamal's names (production_test.go).
+	production bool
 }
 
 // newEnv gates the test (testenv.SkipShort), marks it parallel (each env has
