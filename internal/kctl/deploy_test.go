@@ -2,6 +2,7 @@ package kctl_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -11,6 +12,7 @@ import (
 
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // TestRun_DeployToDisconnectedAgent: a controller that refuses a deploy
@@ -89,16 +91,13 @@ func enroll(t *testing.T, creds, name string, connect bool) {
 		t.Fatal("the agent did not connect")
 	}
 	// The controllers record the session a moment later.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testenv.WaitFor(t, 20*time.Second, func() error {
 		out, err := run(t, "--credentials", creds, "agents")
-		if err == nil && strings.Contains(out, name+"   connected") {
-			return
+		if err != nil || !strings.Contains(out, name+"   connected") {
+			return fmt.Errorf("kctl agents = %q, %v; want %s connected", out, err, name)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kctl agents = %q, %v; want %s connected", out, err, name)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // writeProject writes a one-host Kamal project in a new working directory.

@@ -13,33 +13,48 @@ import (
 // newDeploysCmd lists the deploys; its subcommands show, watch and cancel one.
 func newDeploysCmd(g *globals) *cobra.Command {
 	cmd := newListCmd("deploys", "List deploys, newest first", func(cmd *cobra.Command, o output) error {
-		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
-			resp, err := c.List(ctx, &deployv1.ListRequest{})
-			if err != nil {
-				return err
-			}
-			return printDeploys(cmd, o, resp.GetDeploys())
+		resp, err := askDeploy(cmd.Context(), g, func(ctx context.Context, c deployv1.DeployServiceClient) (*deployv1.ListResponse, error) {
+			return c.List(ctx, &deployv1.ListRequest{})
 		})
+		if err != nil {
+			return err
+		}
+		return deploysListing(resp.GetDeploys()).print(cmd.OutOrStdout(), o)
 	})
 	cmd.AddCommand(newDeploysShowCmd(g), newDeploysWatchCmd(g), newDeploysCancelCmd(g))
 	return cmd
 }
 
-func printDeploys(cmd *cobra.Command, o output, deploys []*deployv1.Record) error {
-	if o == "json" {
-		list := []map[string]any{}
-		for _, d := range deploys {
-			list = append(list, deployJSON(d))
-		}
-		return printJSON(cmd.OutOrStdout(), list)
+// newDeploysIDCmd makes a `deploys VERB ID` command: run acts on the deploy
+// ID names.
+func newDeploysIDCmd(verb, short string, run func(cmd *cobra.Command, id string) error) *cobra.Command {
+	return &cobra.Command{
+		Use: verb + " ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd, args[0]) },
 	}
+}
+
+// askDeploy runs one call of the deploy service on whichever controller
+// answers and returns its reply.
+func askDeploy[R any](ctx context.Context, g *globals, fn func(context.Context, deployv1.DeployServiceClient) (R, error)) (R, error) {
+	var r R
+	err := g.deployClient(ctx, func(ctx context.Context, c deployv1.DeployServiceClient) (err error) {
+		r, err = fn(ctx, c)
+		return err
+	})
+	return r, err
+}
+
+func deploysListing(deploys []*deployv1.Record) listing {
+	list := []map[string]any{}
 	var rows [][]string
 	for _, d := range deploys {
+		list = append(list, deployJSON(d))
 		rows = append(rows, []string{d.GetId(), d.GetRequest().GetCommand(), d.GetRequest().GetService(),
 			d.GetRequest().GetDestination(), d.GetRequest().GetVersion(), progress.StateName(d.GetState()), d.GetOperator(),
 			time.UnixMilli(d.GetCreatedUnixMillis()).UTC().Format(time.RFC3339)})
 	}
-	return printTable(cmd.OutOrStdout(), []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}, rows)
+	return listing{list, []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}, rows}
 }
 
 func deployJSON(d *deployv1.Record) map[string]any {
