@@ -16,7 +16,8 @@
 //   - A registry: StartRegistry runs Debian's docker-registry with htpasswd
 //     auth on a free loopback port, stopped by pid in cleanup.
 //   - A project: NewProject writes a Kamal project (config/deploy.yml,
-//     .kamal/secrets) on disk.
+//     .kamal/secrets) on disk; DeployYML renders a deploy.yml for the test
+//     app behind the kamal-proxy stand-in.
 //
 // Docker objects (images, containers, networks) are made and removed by
 // internal/agent/docker/dockertest, which builds on this package.
