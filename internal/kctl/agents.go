@@ -34,12 +34,8 @@ func newAgentsCmd(g *globals) *cobra.Command {
 }
 
 func agentsListing(resp *controllerv1.ListAgentsResponse) listing {
-	out := []agentJSON{}
-	var rows [][]string
-	for _, a := range resp.GetAgents() {
+	return listOf(resp.GetAgents(), []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, func(a *controllerv1.AgentInfo) (agentJSON, []string) {
 		j := toAgentJSON(a)
-		out = append(out, j)
-		rows = append(rows, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version})
-	}
-	return listing{out, []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, rows}
+		return j, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version}
+	})
 }

@@ -13,13 +13,13 @@ import (
 // newDeploysCmd lists the deploys; its subcommands show, watch and cancel one.
 func newDeploysCmd(g *globals) *cobra.Command {
 	cmd := newListCmd("deploys", "List deploys, newest first", func(cmd *cobra.Command, o output) error {
-		resp, err := askDeploy(cmd.Context(), g, func(ctx context.Context, c deployv1.DeployServiceClient) (*deployv1.ListResponse, error) {
-			return c.List(ctx, &deployv1.ListRequest{})
+		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
+			resp, err := c.List(ctx, &deployv1.ListRequest{})
+			if err != nil {
+				return err
+			}
+			return deploysListing(resp.GetDeploys()).print(cmd.OutOrStdout(), o)
 		})
-		if err != nil {
-			return err
-		}
-		return deploysListing(resp.GetDeploys()).print(cmd.OutOrStdout(), o)
 	})
 	cmd.AddCommand(newDeploysShowCmd(g), newDeploysWatchCmd(g), newDeploysCancelCmd(g))
 	return cmd
@@ -34,27 +34,13 @@ func newDeploysIDCmd(verb, short string, run func(cmd *cobra.Command, id string)
 	}
 }
 
-// askDeploy runs one call of the deploy service on whichever controller
-// answers and returns its reply.
-func askDeploy[R any](ctx context.Context, g *globals, fn func(context.Context, deployv1.DeployServiceClient) (R, error)) (R, error) {
-	var r R
-	err := g.deployClient(ctx, func(ctx context.Context, c deployv1.DeployServiceClient) (err error) {
-		r, err = fn(ctx, c)
-		return err
-	})
-	return r, err
-}
-
 func deploysListing(deploys []*deployv1.Record) listing {
-	list := []map[string]any{}
-	var rows [][]string
-	for _, d := range deploys {
-		list = append(list, deployJSON(d))
-		rows = append(rows, []string{d.GetId(), d.GetRequest().GetCommand(), d.GetRequest().GetService(),
+	header := []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}
+	return listOf(deploys, header, func(d *deployv1.Record) (map[string]any, []string) {
+		return deployJSON(d), []string{d.GetId(), d.GetRequest().GetCommand(), d.GetRequest().GetService(),
 			d.GetRequest().GetDestination(), d.GetRequest().GetVersion(), progress.StateName(d.GetState()), d.GetOperator(),
-			time.UnixMilli(d.GetCreatedUnixMillis()).UTC().Format(time.RFC3339)})
-	}
-	return listing{list, []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}, rows}
+			time.UnixMilli(d.GetCreatedUnixMillis()).UTC().Format(time.RFC3339)}
+	})
 }
 
 func deployJSON(d *deployv1.Record) map[string]any {

@@ -12,13 +12,13 @@ import (
 
 func newDeploysCancelCmd(g *globals) *cobra.Command {
 	return newDeploysIDCmd("cancel", "Stop a deploy between steps and release its lock", func(cmd *cobra.Command, id string) error {
-		resp, err := askDeploy(cmd.Context(), g, func(ctx context.Context, c deployv1.DeployServiceClient) (*deployv1.CancelResponse, error) {
-			return c.Cancel(ctx, &deployv1.CancelRequest{Id: id})
+		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
+			resp, err := c.Cancel(ctx, &deployv1.CancelRequest{Id: id})
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "Deploy %s: cancel requested (state %s)\n", id, progress.StateName(resp.GetDeploy().GetState()))
+			return nil
 		})
-		if err != nil {
-			return err
-		}
-		fmt.Fprintf(cmd.OutOrStdout(), "Deploy %s: cancel requested (state %s)\n", id, progress.StateName(resp.GetDeploy().GetState()))
-		return nil
 	})
 }

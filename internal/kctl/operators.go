@@ -21,12 +21,8 @@ func operatorsListing(resp *controllerv1.ListOperatorsResponse) listing {
 		Role    string `json:"role"`
 		Created string `json:"created"`
 	}
-	out := []op{}
-	var rows [][]string
-	for _, x := range resp.GetOperators() {
+	return listOf(resp.GetOperators(), []string{"NAME", "ROLE", "CREATED"}, func(x *controllerv1.OperatorInfo) (op, []string) {
 		c := time.Unix(x.GetCreatedUnix(), 0).UTC().Format(time.RFC3339)
-		out = append(out, op{x.GetName(), x.GetRole(), c})
-		rows = append(rows, []string{x.GetName(), x.GetRole(), c})
-	}
-	return listing{out, []string{"NAME", "ROLE", "CREATED"}, rows}
+		return op{x.GetName(), x.GetRole(), c}, []string{x.GetName(), x.GetRole(), c}
+	})
 }

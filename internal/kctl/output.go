@@ -74,6 +74,20 @@ type listing struct {
 	rows   [][]string
 }
 
+// listOf is the listing of items: row gives an item's JSON value and its
+// table row.
+func listOf[T, J any](items []T, header []string, row func(T) (J, []string)) listing {
+	l := listing{header: header}
+	js := []J{}
+	for _, it := range items {
+		j, r := row(it)
+		js = append(js, j)
+		l.rows = append(l.rows, r)
+	}
+	l.json = js
+	return l
+}
+
 func (l listing) print(w io.Writer, o output) error {
 	if o == "json" {
 		return printJSON(w, l.json)

@@ -23,13 +23,11 @@ func tokensListing(resp *controllerv1.ListTokensResponse) listing {
 		Expires      string `json:"expires"`
 		UsesLeft     uint32 `json:"uses_left"`
 	}
-	out := []tok{}
-	var rows [][]string
-	for _, t := range resp.GetTokens() {
+	header := []string{"ID", "ROLE", "NAME", "OPERATOR ROLE", "EXPIRES", "USES LEFT"}
+	return listOf(resp.GetTokens(), header, func(t *controllerv1.TokenInfo) (tok, []string) {
 		r := strings.ToLower(strings.TrimPrefix(t.GetRole().String(), "ROLE_"))
 		e := time.Unix(t.GetExpiresUnix(), 0).UTC().Format(time.RFC3339)
-		out = append(out, tok{t.GetId(), r, t.GetName(), t.GetOperatorRole(), e, t.GetUsesLeft()})
-		rows = append(rows, []string{t.GetId(), r, t.GetName(), t.GetOperatorRole(), e, fmt.Sprint(t.GetUsesLeft())})
-	}
-	return listing{out, []string{"ID", "ROLE", "NAME", "OPERATOR ROLE", "EXPIRES", "USES LEFT"}, rows}
+		return tok{t.GetId(), r, t.GetName(), t.GetOperatorRole(), e, t.GetUsesLeft()},
+			[]string{t.GetId(), r, t.GetName(), t.GetOperatorRole(), e, fmt.Sprint(t.GetUsesLeft())}
+	})
 }

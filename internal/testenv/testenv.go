@@ -13,6 +13,7 @@
 //     stamped with a version (internal/version).
 //   - Processes: Start runs a binary in its own process group with its
 //     output in t.TempDir, and stops the group in cleanup.
+//   - CLIs: HelpAndVersion checks a daemon's `run --help` and version.
 //   - A registry: StartRegistry runs Debian's docker-registry with htpasswd
 //     auth on a free loopback port, stopped by pid in cleanup.
 //   - A project: NewProject writes a Kamal project (config/deploy.yml,
