@@ -10,6 +10,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // startController runs a one-node cluster and returns its address and an
@@ -50,13 +51,7 @@ func TestAgent_RenewsItsCertificateAndKeepsWorking(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.SessionEstablished():
-	case err := <-done:
-		t.Fatalf("Run = %v before a session", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no session with the renewed certificate")
-	}
+	testenv.WaitReady(t, 10*time.Second, "a session with the renewed certificate", b.SessionEstablished(), done)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v, want nil after cancel", err)

@@ -23,9 +23,8 @@ import (
 // FakeRuntime that answers Noop and GatherFacts only). It runs until ctx is
 // cancelled (SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
-	root := cli.NewRoot("agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker", stdout, stderr)
-	root.AddCommand(newRunCmd(stderr, rt), cli.NewVersionCmd("agent"))
-	return cli.Execute(ctx, root, args)
+	return cli.RunDaemon(ctx, "agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker",
+		newRunCmd(stderr, rt), args, stdout, stderr)
 }
 
 // runArgs are `agent run`'s flags.

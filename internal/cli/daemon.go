@@ -11,6 +11,14 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 )
 
+// RunDaemon runs a daemon's command line (args, without the program name)
+// under ctx: its root has run (NewRunCmd) and the version command.
+func RunDaemon(ctx context.Context, name, short string, run *cobra.Command, args []string, stdout, stderr io.Writer) error {
+	root := NewRoot(name, short, stdout, stderr)
+	root.AddCommand(run, NewVersionCmd(name))
+	return Execute(ctx, root, args)
+}
+
 // DaemonFlags are the flags the daemons' `run` commands share (controller
 // run, agent run).
 type DaemonFlags struct {

@@ -20,9 +20,8 @@ import (
 // `controller version`. It serves until ctx is cancelled (SIGTERM), then
 // shuts down cleanly.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := cli.NewRoot("controller", "Run a kctl controller: the Raft-replicated control plane agents and kctl talk to", stdout, stderr)
-	root.AddCommand(newRunCmd(stdout, stderr), cli.NewVersionCmd("controller"))
-	return cli.Execute(ctx, root, args)
+	return cli.RunDaemon(ctx, "controller", "Run a kctl controller: the Raft-replicated control plane agents and kctl talk to",
+		newRunCmd(stdout, stderr), args, stdout, stderr)
 }
 
 // runArgs are `controller run`'s flags.

@@ -83,13 +83,7 @@ func enroll(t *testing.T, creds, name string, connect bool) {
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-a.SessionEstablished():
-	case err := <-done:
-		t.Fatalf("agent Run = %v before a session", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the agent did not connect")
-	}
+	testenv.WaitReady(t, 20*time.Second, "the agent's session", a.SessionEstablished(), done)
 	// The controllers record the session a moment later.
 	testenv.WaitFor(t, 20*time.Second, func() error {
 		out, err := run(t, "--credentials", creds, "agents")

@@ -125,33 +125,28 @@ func (s *testService) desc() *grpc.ServiceDesc {
 
 // revocations is a concurrency-safe revocation list by name or serial.
 type revocations struct {
-	mu      sync.Mutex
-	names   map[string]bool // guarded by mu
-	serials map[string]bool // guarded by mu
+	mu sync.Mutex
+	// keys are "name:<name>" and "serial:<serial>"; guarded by mu.
+	keys map[string]bool
 }
 
-func (r *revocations) revokeName(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.names == nil {
-		r.names = map[string]bool{}
-	}
-	r.names[name] = true
-}
+func (r *revocations) revokeName(name string) { r.add("name:" + name) }
 
-func (r *revocations) revokeSerial(serial string) {
+func (r *revocations) revokeSerial(serial string) { r.add("serial:" + serial) }
+
+func (r *revocations) add(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.serials == nil {
-		r.serials = map[string]bool{}
+	if r.keys == nil {
+		r.keys = map[string]bool{}
 	}
-	r.serials[serial] = true
+	r.keys[key] = true
 }
 
 func (r *revocations) revoked(id pki.Identity, serial string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.names[id.Name] || (serial != "" && r.serials[serial])
+	return r.keys["name:"+id.Name] || (serial != "" && r.keys["serial:"+serial])
 }
 
 // server is one running test server.

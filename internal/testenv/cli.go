@@ -3,18 +3,18 @@ package testenv
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
-	"github.com/kctl-dev/kctl/internal/cli"
 	"github.com/kctl-dev/kctl/internal/version"
 )
 
 // HelpAndVersion runs a daemon's `run --help`, `version` and `--version`
-// through run (what its main runs) and fails t unless each succeeds, the
+// through run (what its main runs, a cli.RunFunc) and fails t unless each succeeds, the
 // help has the usage line "NAME run --name NAME" and wantHelp, and both
 // versions print "NAME VERSION".
-func HelpAndVersion(t testing.TB, name string, run cli.RunFunc, wantHelp ...string) {
+func HelpAndVersion(t testing.TB, name string, run func(ctx context.Context, args []string, stdout, stderr io.Writer) error, wantHelp ...string) {
 	t.Helper()
 	for _, tc := range []struct {
 		args []string

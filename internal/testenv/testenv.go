@@ -6,7 +6,7 @@
 //     test instead of skipping it, so end-to-end tests never silently skip
 //     in CI.
 //   - Waiting: WaitFor and Poll poll a condition with a deadline (never
-//     sleep to wait).
+//     sleep to wait); WaitReady waits for a ready channel.
 //   - Loopback: FreePort and FreeAddr.
 //   - Binaries: Binaries and Build build packages of the module once per
 //     source tree, shared by every test process of a `go test ./...` run,
