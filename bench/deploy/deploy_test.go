@@ -31,38 +31,9 @@ import (
 	"google.golang.org/grpc"
 )
 
-const deployYML = `service: %[1]s
-image: kctl-bench/%[1]s
-servers:
-  web:
-    - %[2]s
-proxy:
-  app_port: 80
-  healthcheck:
-    path: /up
-    interval: 1
-    timeout: 5
-  run:
-    repository: %[3]s
-    version: v0.9.2
-    http_port: %[4]d
-    https_port: %[5]d
-    bind_ips:
-      - 127.0.0.1
-registry:
-  server: %[6]s
-  username: %[7]s
-  password:
-    - KAMAL_REGISTRY_PASSWORD
-builder:
-  arch: amd64
-deploy_timeout: 15
-drain_timeout: 2
-retain_containers: 3
-`
-
-// floorProxyFlags are the kamal-proxy deploy flags kctl derives from
-// deployYML (internal/kamalconfig), so both paths wait for health alike.
+// floorProxyFlags are the kamal-proxy deploy flags kctl derives from the
+// project's deploy.yml (testenv.DeployYML, through internal/kamalconfig),
+// so both paths wait for health alike.
 var floorProxyFlags = []string{
 	"--deploy-timeout=15s", "--drain-timeout=2s", "--health-check-interval=1s", "--health-check-timeout=5s",
 	"--health-check-path=/up", "--buffer-requests", "--buffer-responses",
@@ -134,9 +105,9 @@ func BenchmarkDeployVsDockerCLI(b *testing.B) {
 	})
 
 	// The Kamal project.
-	project := testenv.NewProject(b, filepath.Join(work, "app"),
-		fmt.Sprintf(deployYML, service, agentName, proxyRepo, testenv.FreePort(b), testenv.FreePort(b), reg.Addr, reg.User),
-		"KAMAL_REGISTRY_PASSWORD="+reg.Password+"\n")
+	yml := testenv.DeployYML{Service: service, Image: "kctl-bench/" + service, Roles: []testenv.Role{{Name: "web", Hosts: []string{agentName}}},
+		ProxyRepo: proxyRepo, HTTPPort: testenv.FreePort(b), HTTPSPort: testenv.FreePort(b), Registry: reg}
+	project := testenv.NewProject(b, filepath.Join(work, "app"), yml.String(), "KAMAL_REGISTRY_PASSWORD="+reg.Password+"\n")
 	project.Write(b, "Dockerfile", "FROM scratch\n", 0o644)
 	proj := project.Dir
 

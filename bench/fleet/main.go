@@ -23,18 +23,17 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"path/filepath"
 	"runtime/pprof"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
 	"google.golang.org/grpc"
 
+	"github.com/kctl-dev/kctl/bench/internal/benchenv"
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
@@ -42,7 +41,6 @@ import (
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
-	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
@@ -93,28 +91,30 @@ func run() error {
 		logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	}
 
-	cl, nodes, err := startCluster(ctx, dir, logger)
-	defer func() {
-		for _, c := range nodes {
-			c.Close()
+	cluster, err := benchenv.StartCluster(ctx, benchenv.Config{Dir: dir, N: 3, Logger: logger, Raft: func(c *raftstore.Config) {
+		if *commitTO > 0 {
+			c.CommitTimeout = *commitTO
 		}
-	}()
+	}})
 	if err != nil {
 		return err
 	}
-	var addrs []string
-	for _, c := range nodes {
-		addrs = append(addrs, c.APIAddress())
-	}
-	tok, err := token(ctx, cl, controllerv1.Role_ROLE_AGENT, uint32(*hosts))
+	defer cluster.Close()
+	cl := cluster.Admin
+	tok, err := cluster.Token(ctx, controllerv1.Role_ROLE_AGENT, uint32(*hosts))
 	if err != nil {
 		return err
 	}
-	names, stopAgents, err := startAgents(ctx, addrs, tok, filepath.Join(dir, "agents"), *hosts, logger)
-	defer stopAgents()
+	agents, err := benchenv.StartAgents(ctx, cluster.Addrs(), tok, *hosts, func(i int) agent.Config {
+		name := fmt.Sprintf("h%03d", i)
+		return agent.Config{Name: name, DataDir: filepath.Join(dir, "agents", name), Runtime: &okRuntime{facts: agent.FakeRuntime{Containers: fakeContainers}}, Version: "bench",
+			Logger: logger, InMemory: true, DialTimeout: 30 * time.Second}
+	})
 	if err != nil {
 		return err
 	}
+	defer agents.Stop()
+	names := agents.Names
 
 	planPerHost := planningTime(request(names, "v0"))
 
@@ -312,119 +312,4 @@ func printPhases(w *deployv1.WatchResponse) {
 		prev = last
 	}
 	fmt.Fprintf(os.Stderr, "  end        gap %4dms\n", w.GetDeploy().GetFinishedUnixMillis()-prev)
-}
-
-func startNode(ctx context.Context, dir, name string, init bool, join []string, token string, logger *slog.Logger) (*controller.Controller, error) {
-	api, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		api.Close()
-		return nil, err
-	}
-	return controller.Start(ctx, controller.Config{
-		Name: name, DataDir: filepath.Join(dir, name), APIListener: api, RaftListener: rl,
-		Init: init, JoinAddrs: join, Token: token, Logger: logger.With("node", name),
-		Raft: func(c *raftstore.Config) {
-			if *commitTO > 0 {
-				c.CommitTimeout = *commitTO
-			}
-		},
-	})
-}
-
-// startCluster starts 3 controllers and returns an admin client.
-func startCluster(ctx context.Context, dir string, logger *slog.Logger) (*ctlclient.Client, []*controller.Controller, error) {
-	c1, err := startNode(ctx, dir, "c1", true, nil, "", logger)
-	if err != nil {
-		return nil, nil, err
-	}
-	nodes := []*controller.Controller{c1}
-	admin, err := ctlclient.LoadFile(filepath.Join(dir, "c1", "admin.kctl.yaml"))
-	if err != nil {
-		return nil, nodes, err
-	}
-	creds, err := admin.Credentials()
-	if err != nil {
-		return nil, nodes, err
-	}
-	cl := ctlclient.NewClient(creds, []string{c1.APIAddress()}, 30*time.Second)
-	ctok, err := token(ctx, cl, controllerv1.Role_ROLE_CONTROLLER, 2)
-	if err != nil {
-		return nil, nodes, err
-	}
-	for _, name := range []string{"c2", "c3"} {
-		c, err := startNode(ctx, dir, name, false, []string{c1.APIAddress()}, ctok, logger)
-		if err != nil {
-			return nil, nodes, err
-		}
-		nodes = append(nodes, c)
-	}
-	var addrs []string
-	for _, c := range nodes {
-		addrs = append(addrs, c.APIAddress())
-	}
-	return ctlclient.NewClient(creds, addrs, 30*time.Second), nodes, nil
-}
-
-func token(ctx context.Context, cl *ctlclient.Client, role controllerv1.Role, uses uint32) (string, error) {
-	var tok string
-	err := cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
-		resp, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: role, Uses: uses, TtlSeconds: 3600})
-		tok = resp.GetToken()
-		return err
-	})
-	return tok, err
-}
-
-// startAgents joins and runs n agents spread over the controllers and
-// waits until the controllers see every one connected.
-func startAgents(ctx context.Context, addrs []string, tok, dir string, n int, logger *slog.Logger) ([]string, func(), error) {
-	actx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup
-	stop := func() { cancel(); wg.Wait() }
-	names := make([]string, n)
-	agents := make([]*agent.Agent, n)
-	errs := make([]error, n)
-	sem := make(chan struct{}, 16)
-	var joins sync.WaitGroup
-	for i := range n {
-		names[i] = fmt.Sprintf("h%03d", i)
-		joins.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			rot := append(slices.Clone(addrs[i%len(addrs):]), addrs[:i%len(addrs)]...)
-			// Joins contend for the token's use count: retry a refused one.
-			for attempt := 0; attempt < 10; attempt++ {
-				agents[i], errs[i] = agent.New(actx, agent.Config{
-					Name: names[i], DataDir: filepath.Join(dir, names[i]), Controllers: rot, Token: tok,
-					Runtime: &okRuntime{facts: agent.FakeRuntime{Containers: fakeContainers}}, Version: "bench", Logger: logger, InMemory: true, DialTimeout: 30 * time.Second,
-				})
-				if errs[i] == nil || !strings.Contains(errs[i].Error(), "concurrent update") {
-					break
-				}
-			}
-		})
-	}
-	joins.Wait()
-	if err := errors.Join(errs...); err != nil {
-		return nil, stop, err
-	}
-	for _, a := range agents {
-		wg.Go(func() { _ = a.Run(actx) })
-	}
-	err := testenv.PollEvery(2*time.Minute, 10*time.Millisecond, func() error {
-		for _, a := range agents {
-			if a.Sessions() == 0 {
-				return errors.New("an agent has no session")
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, stop, fmt.Errorf("agents did not connect: %w", err)
-	}
-	return names, stop, nil
 }

@@ -16,7 +16,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -26,18 +25,16 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/kctl-dev/kctl/bench/internal/benchenv"
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/controller"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/testenv"
 )
@@ -93,36 +90,25 @@ type result struct {
 	reconnect               time.Duration
 }
 
-type node struct {
-	cfg controller.Config
-	c   *controller.Controller
-}
-
-func startNode(ctx context.Context, dir, name string, init bool, join []string, token string) (*controller.Controller, error) {
-	api, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return nil, err
-	}
-	return controller.Start(ctx, controller.Config{
-		Name: name, DataDir: filepath.Join(dir, name), APIListener: api, RaftListener: rl,
-		Init: init, JoinAddrs: join, Token: token,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil)),
-		Raft: func(c *raftstore.Config) {
-			c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
-		},
-	})
-}
-
 func heap() uint64 {
 	runtime.GC()
 	debug.FreeOSMemory()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse + m.StackInuse
+}
+
+// spine is one benchmark run: n agents in a child process connected to a
+// 3-node cluster in this one.
+type spine struct {
+	n       int
+	dir     string
+	cluster *benchenv.Cluster
+	// nodes are the live controllers.
+	nodes []*controller.Controller
+	token string
+	// stopChild stops the agents' child process.
+	stopChild func()
 }
 
 func benchN(n int) (result, error) {
@@ -133,139 +119,133 @@ func benchN(n int) (result, error) {
 		return r, err
 	}
 	defer os.RemoveAll(dir)
-
-	c1, err := startNode(ctx, dir, "c1", true, nil, "")
+	cluster, err := benchenv.StartCluster(ctx, benchenv.Config{Dir: dir, N: 3, Raft: func(c *raftstore.Config) {
+		c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 500*time.Millisecond, 500*time.Millisecond, 500*time.Millisecond
+	}})
 	if err != nil {
 		return r, err
 	}
-	nodes := []*controller.Controller{c1}
+	defer cluster.Close()
+	s := &spine{n: n, dir: dir, cluster: cluster, nodes: cluster.Nodes}
+	if s.token, err = cluster.Token(ctx, controllerv1.Role_ROLE_AGENT, uint32(n)); err != nil {
+		return r, err
+	}
 	defer func() {
-		for _, c := range nodes {
-			c.Close()
+		if s.stopChild != nil {
+			s.stopChild()
 		}
 	}()
-	admin, err := ctlclient.LoadFile(filepath.Join(dir, "c1", "admin.kctl.yaml"))
+	if r.kibPerAgent, r.sessionKiB, err = s.memory(); err != nil {
+		return r, err
+	}
+	leader, err := s.leader()
 	if err != nil {
 		return r, err
 	}
-	creds, err := admin.Credentials()
-	if err != nil {
+	if r.p50, r.p99, r.all, err = s.fanOut(ctx, leader); err != nil {
 		return r, err
 	}
-	cl := ctlclient.NewClient(creds, []string{c1.APIAddress()}, 5*time.Second)
-	mkToken := func(role controllerv1.Role, uses uint32) (string, error) {
-		var tok string
-		err := cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
-			resp, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: role, Uses: uses, TtlSeconds: 3600})
-			tok = resp.GetToken()
-			return err
-		})
-		return tok, err
-	}
-	ctok, err := mkToken(controllerv1.Role_ROLE_CONTROLLER, 2)
-	if err != nil {
-		return r, err
-	}
-	for _, name := range []string{"c2", "c3"} {
-		c, err := startNode(ctx, dir, name, false, []string{c1.APIAddress()}, ctok)
-		if err != nil {
-			return r, err
-		}
-		nodes = append(nodes, c)
-	}
-	atok, err := mkToken(controllerv1.Role_ROLE_AGENT, uint32(n))
-	if err != nil {
-		return r, err
-	}
-	var addrs []string
-	for _, c := range nodes {
-		addrs = append(addrs, c.APIAddress())
-	}
-	before := heap()
+	r.reconnect, err = s.reconnect(leader)
+	return r, err
+}
 
-	// The agents run in a child process so this process's memory is the
-	// controllers' alone.
+// startChild starts the agents in a child process, so this process's
+// memory is the controllers' alone, and returns once they all have a
+// session.
+func (s *spine) startChild() error {
 	self, err := os.Executable()
 	if err != nil {
-		return r, err
+		return err
 	}
-	startChild := func() (func(), error) {
-		cmd := exec.Command(self, "-agents-child", "-addrs", strings.Join(addrs, ","), "-token", atok, "-count", strconv.Itoa(n), "-prefix", "a", "-dir", filepath.Join(dir, "agents"))
-		cmd.Stderr = os.Stderr
-		out, err := cmd.StdoutPipe()
-		if err != nil {
-			return nil, err
-		}
-		if err := cmd.Start(); err != nil {
-			return nil, err
-		}
-		stop := func() {
-			cmd.Process.Signal(syscall.SIGTERM)
-			cmd.Wait()
-		}
-		sc := bufio.NewScanner(out)
-		if !sc.Scan() || sc.Text() != "ready" {
-			stop()
-			return nil, fmt.Errorf("agents child failed")
-		}
-		return stop, nil
-	}
-	stopChild, err := startChild()
+	cmd := exec.Command(self, "-agents-child", "-addrs", strings.Join(s.cluster.Addrs(), ","), "-token", s.token,
+		"-count", strconv.Itoa(s.n), "-prefix", "a", "-dir", filepath.Join(s.dir, "agents"))
+	cmd.Stderr = os.Stderr
+	out, err := cmd.StdoutPipe()
 	if err != nil {
-		return r, err
+		return err
 	}
-	defer func() { stopChild() }()
-	sessions := func(cs []*controller.Controller) int {
-		t := 0
-		for _, c := range cs {
-			t += c.Sessions()
-		}
-		return t
+	if err := cmd.Start(); err != nil {
+		return err
 	}
-	if err := poll(5*time.Minute, func() bool { return sessions(nodes) == n }); err != nil {
-		return r, fmt.Errorf("sessions %d of %d: %w", sessions(nodes), n, err)
+	s.stopChild = func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+	}
+	sc := bufio.NewScanner(out)
+	if !sc.Scan() || sc.Text() != "ready" {
+		s.stopChild()
+		return fmt.Errorf("agents child failed")
+	}
+	return s.waitSessions(5*time.Minute, s.n)
+}
+
+// sessions counts the agent sessions the live controllers hold.
+func (s *spine) sessions() int {
+	t := 0
+	for _, c := range s.nodes {
+		t += c.Sessions()
+	}
+	return t
+}
+
+// waitSessions waits until the live controllers hold want sessions.
+func (s *spine) waitSessions(timeout time.Duration, want int) error {
+	if err := poll(timeout, func() bool { return s.sessions() == want }); err != nil {
+		return fmt.Errorf("sessions %d, want %d: %w", s.sessions(), want, err)
+	}
+	return nil
+}
+
+// memory measures the controllers' memory per connected agent, in total
+// and of the sessions alone (by disconnecting every agent); the agents are
+// connected again when it returns without an error.
+func (s *spine) memory() (perAgent, perSession float64, err error) {
+	before := heap()
+	if err := s.startChild(); err != nil {
+		return 0, 0, err
 	}
 	// Let the join and facts writes settle before measuring.
 	time.Sleep(2 * time.Second)
 	after := heap()
 	if *memprofile != "" {
-		f, err := os.Create(fmt.Sprintf("%s.%d", *memprofile, n))
+		f, err := os.Create(fmt.Sprintf("%s.%d", *memprofile, s.n))
 		if err == nil {
 			pprof.WriteHeapProfile(f)
 			f.Close()
 		}
 		fmt.Fprintf(os.Stderr, "goroutines: %d\n", runtime.NumGoroutine())
 	}
-	r.kibPerAgent = float64(int64(after)-int64(before)) / 1024 / float64(n)
-
-	// Session memory alone: disconnect every agent, measure, reconnect.
-	stopChild()
-	if err := poll(time.Minute, func() bool { return sessions(nodes) == 0 }); err != nil {
-		return r, fmt.Errorf("sessions did not end: %w", err)
+	perAgent = float64(int64(after)-int64(before)) / 1024 / float64(s.n)
+	s.stopChild()
+	if err := s.waitSessions(time.Minute, 0); err != nil {
+		return 0, 0, err
 	}
 	time.Sleep(2 * time.Second) // let presence settle before measuring
-	idle := heap()
-	r.sessionKiB = float64(int64(after)-int64(idle)) / 1024 / float64(n)
-	if stopChild, err = startChild(); err != nil {
-		return r, err
-	}
-	if err := poll(5*time.Minute, func() bool { return sessions(nodes) == n }); err != nil {
-		return r, fmt.Errorf("sessions %d of %d after restart: %w", sessions(nodes), n, err)
-	}
+	perSession = float64(int64(after)-int64(heap())) / 1024 / float64(s.n)
+	return perAgent, perSession, s.startChild()
+}
 
-	// Fan-out: one Noop to every agent, recorded in Raft in few entries.
+// leader returns the leading controller.
+func (s *spine) leader() (*controller.Controller, error) {
 	var leader *controller.Controller
-	if err := poll(time.Minute, func() bool {
-		for _, c := range nodes {
+	err := poll(time.Minute, func() bool {
+		for _, c := range s.nodes {
 			if c.IsLeader() {
 				leader = c
 			}
 		}
 		return leader != nil
-	}); err != nil {
-		return r, fmt.Errorf("no leader: %w", err)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("no leader: %w", err)
 	}
-	names := make([]string, n)
+	return leader, nil
+}
+
+// fanOut has the leader send one Noop to every agent, recorded in Raft in
+// few entries, and returns the times until half, 99% and all were acknowledged.
+func (s *spine) fanOut(ctx context.Context, leader *controller.Controller) (p50, p99, all time.Duration, err error) {
+	names := make([]string, s.n)
 	for i := range names {
 		names[i] = fmt.Sprintf("a-%05d", i)
 	}
@@ -274,7 +254,7 @@ func benchN(n int) (result, error) {
 	start := time.Now()
 	ids, err := leader.Broadcast(ctx, names, &agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: "bench"}}})
 	if err != nil {
-		return r, err
+		return 0, 0, 0, err
 	}
 	pending := map[string]bool{}
 	for _, id := range ids {
@@ -286,7 +266,7 @@ func benchN(n int) (result, error) {
 		select {
 		case <-ch:
 		case <-deadline:
-			return r, fmt.Errorf("%d of %d commands unacknowledged", len(pending), n)
+			return 0, 0, 0, fmt.Errorf("%d of %d commands unacknowledged", len(pending), s.n)
 		}
 		el := time.Since(start)
 		for _, rec := range leader.Store().List("commands", "") {
@@ -299,24 +279,25 @@ func benchN(n int) (result, error) {
 		}
 	}
 	slices.Sort(lat)
-	r.p50, r.p99, r.all = lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond)
+	return lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), nil
+}
 
-	// Reconnection: stop the leader; every agent must hold a session on a
-	// survivor again.
+// reconnect stops the leader and returns the time until every agent holds
+// a session on a survivor again.
+func (s *spine) reconnect(leader *controller.Controller) (time.Duration, error) {
 	var rest []*controller.Controller
-	for _, c := range nodes {
+	for _, c := range s.nodes {
 		if c != leader {
 			rest = append(rest, c)
 		}
 	}
-	start = time.Now()
+	start := time.Now()
 	leader.Close()
-	nodes = rest
-	if err := poll(5*time.Minute, func() bool { return sessions(rest) == n }); err != nil {
-		return r, fmt.Errorf("reconnected %d of %d: %w", sessions(rest), n, err)
+	s.nodes = rest
+	if err := s.waitSessions(5*time.Minute, s.n); err != nil {
+		return 0, fmt.Errorf("reconnecting: %w", err)
 	}
-	r.reconnect = time.Since(start).Round(time.Millisecond)
-	return r, nil
+	return time.Since(start).Round(time.Millisecond), nil
 }
 
 // poll waits until cond holds, checking every 5ms: the reconnect time is
@@ -333,48 +314,15 @@ func poll(timeout time.Duration, cond func() bool) error {
 // runAgents joins and runs count agents in this (child) process and prints
 // "ready" once all have a session.
 func runAgents(addrs []string, token, prefix, dataDir string, count int) error {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
 	logger := slog.New(slog.NewTextHandler(io.Discard, nil))
-	agents := make([]*agent.Agent, count)
-	var wg sync.WaitGroup
-	sem := make(chan struct{}, 32)
-	var failed atomic.Value
-	for i := range count {
-		wg.Go(func() {
-			sem <- struct{}{}
-			defer func() { <-sem }()
-			// Spread the agents over the controllers as a load balancer would.
-			rot := append(slices.Clone(addrs[i%len(addrs):]), addrs[:i%len(addrs)]...)
-			a, err := agent.New(ctx, agent.Config{
-				Name: fmt.Sprintf("%s-%05d", prefix, i), DataDir: filepath.Join(dataDir, strconv.Itoa(i)), Controllers: rot,
-				Token: token, Runtime: &agent.FakeRuntime{}, Version: "bench", Logger: logger,
-				DialTimeout: 30 * time.Second,
-			})
-			if err != nil {
-				failed.Store(err)
-				return
-			}
-			agents[i] = a
-		})
-	}
-	wg.Wait()
-	if err, ok := failed.Load().(error); ok {
+	agents, err := benchenv.StartAgents(context.Background(), addrs, token, count, func(i int) agent.Config {
+		return agent.Config{Name: fmt.Sprintf("%s-%05d", prefix, i), DataDir: filepath.Join(dataDir, strconv.Itoa(i)),
+			Runtime: &agent.FakeRuntime{}, Version: "bench", Logger: logger, DialTimeout: 30 * time.Second}
+	})
+	if err != nil {
 		return err
 	}
-	for _, a := range agents {
-		go a.Run(ctx)
-	}
-	if err := poll(5*time.Minute, func() bool {
-		for _, a := range agents {
-			if a.Sessions() == 0 {
-				return false
-			}
-		}
-		return true
-	}); err != nil {
-		return err
-	}
+	defer agents.Stop()
 	fmt.Println("ready")
 	sig := make(chan os.Signal, 1)
 	signalNotify(sig)

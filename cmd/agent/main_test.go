@@ -3,32 +3,18 @@ package main
 import (
 	"bytes"
 	"context"
+	"io"
 	"strings"
 	"testing"
 
 	"github.com/kctl-dev/kctl/internal/agent"
-	"github.com/kctl-dev/kctl/internal/version"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
-		{[]string{"run", "--help"}, []string{"Usage:", "agent run --name NAME", "--token-file string", "--controller string"}},
-		{[]string{"version"}, []string{"agent " + version.Version + "\n"}},
-		{[]string{"--version"}, []string{"agent " + version.Version + "\n"}},
-	} {
-		var out, errb bytes.Buffer
-		if err := agent.Run(context.Background(), tc.args, &out, &errb, nil); err != nil {
-			t.Errorf("agent %v = %v, want nil", tc.args, err)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(out.String(), w) {
-				t.Errorf("agent %v printed %q, want it to contain %q", tc.args, out.String(), w)
-			}
-		}
-	}
+	testenv.HelpAndVersion(t, "agent", func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		return agent.Run(ctx, args, stdout, stderr, nil)
+	}, "--token-file string", "--controller string")
 }
 
 func TestRunNeedsItsFlags(t *testing.T) {

@@ -7,28 +7,11 @@ import (
 	"testing"
 
 	"github.com/kctl-dev/kctl/internal/controller"
-	"github.com/kctl-dev/kctl/internal/version"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 func TestHelpAndVersion(t *testing.T) {
-	for _, tc := range []struct {
-		args []string
-		want []string
-	}{
-		{[]string{"run", "--help"}, []string{"Usage:", "controller run --name NAME", "--token-file string", "--raft-listen string"}},
-		{[]string{"version"}, []string{"controller " + version.Version + "\n"}},
-		{[]string{"--version"}, []string{"controller " + version.Version + "\n"}},
-	} {
-		var out, errb bytes.Buffer
-		if err := controller.Run(context.Background(), tc.args, &out, &errb); err != nil {
-			t.Errorf("controller %v = %v, want nil", tc.args, err)
-		}
-		for _, w := range tc.want {
-			if !strings.Contains(out.String(), w) {
-				t.Errorf("controller %v printed %q, want it to contain %q", tc.args, out.String(), w)
-			}
-		}
-	}
+	testenv.HelpAndVersion(t, "controller", controller.Run, "--token-file string", "--raft-listen string")
 }
 
 func TestRunRejectsInitWithJoin(t *testing.T) {

@@ -4,56 +4,21 @@ import (
 	"context"
 	"io"
 	"log/slog"
-	"net"
-	"path/filepath"
 	"testing"
 	"time"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
-	"github.com/kctl-dev/kctl/internal/controller"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // startController runs a one-node cluster and returns its address and an
 // agent token.
 func startController(t *testing.T) (string, string) {
 	t.Helper()
-	api, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := controller.Start(ctx, controller.Config{Name: "c1", DataDir: filepath.Join(dir, "c1"), APIListener: api, RaftListener: rl, Init: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	f, err := ctlclient.LoadFile(filepath.Join(dir, "c1", "admin.kctl.yaml"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	creds, err := f.Credentials()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tok string
-	err = ctlclient.NewClient(creds, f.Controllers, 0).Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
-		r, err := cc.CreateToken(ctx, &controllerv1.CreateTokenRequest{Role: controllerv1.Role_ROLE_AGENT})
-		tok = r.GetToken()
-		return err
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c.APIAddress(), tok
+	tc := controllertest.NewCluster(t, 1)
+	return tc.Nodes[0].API, tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour)
 }
 
 func TestAgent_RenewsItsCertificateAndKeepsWorking(t *testing.T) {
@@ -86,13 +51,7 @@ func TestAgent_RenewsItsCertificateAndKeepsWorking(t *testing.T) {
 	}
 	done := make(chan error, 1)
 	go func() { done <- b.Run(ctx) }()
-	select {
-	case <-b.SessionEstablished():
-	case err := <-done:
-		t.Fatalf("Run = %v before a session", err)
-	case <-time.After(10 * time.Second):
-		t.Fatal("no session with the renewed certificate")
-	}
+	testenv.WaitReady(t, 10*time.Second, "a session with the renewed certificate", b.SessionEstablished(), done)
 	cancel()
 	if err := <-done; err != nil {
 		t.Fatalf("Run = %v, want nil after cancel", err)

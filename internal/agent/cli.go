@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"time"
@@ -15,7 +14,6 @@ import (
 	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/cli"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/version"
 )
 
@@ -25,53 +23,42 @@ import (
 // FakeRuntime that answers Noop and GatherFacts only). It runs until ctx is
 // cancelled (SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
-	root := cli.NewRoot("agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker", stdout, stderr)
-	root.AddCommand(newRunCmd(stderr, rt), cli.NewVersionCmd("agent"))
-	return cli.Execute(ctx, root, args)
+	return cli.RunDaemon(ctx, "agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker",
+		newRunCmd(stderr, rt), args, stdout, stderr)
 }
 
 // runArgs are `agent run`'s flags.
 type runArgs struct {
-	cfg         Config
+	cli.DaemonFlags
 	controllers string
-	logLevel    string
 	runtime     string
 	shared      bool
-	tokenFile   string
 }
 
 func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
 	var a runArgs
-	cmd := &cobra.Command{
-		Use:   "run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]",
-		Short: "Enroll (first start, with a token) and serve the controllers' commands until stopped",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stderr, rt) },
-	}
+	cmd := cli.NewRunCmd("run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]",
+		"Enroll (first start, with a token) and serve the controllers' commands until stopped", &a.DaemonFlags,
+		"this agent's name", "directory for the agent's key, certificates and journal",
+		"join token, first start only (kctl token create --role agent)",
+		func(ctx context.Context) error { return a.run(ctx, stderr, rt) })
 	f := cmd.Flags()
-	f.StringVar(&a.cfg.Name, "name", "", "this agent's name")
-	f.StringVar(&a.cfg.DataDir, "data-dir", "", "directory for the agent's key, certificates and journal")
 	f.StringVar(&a.controllers, "controller", "", "controller API addresses, comma-separated")
-	f.StringVar(&a.cfg.Token, "token", "", "join token, first start only (kctl token create --role agent)")
-	f.StringVar(&a.tokenFile, "token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of ps")
-	f.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&a.runtime, "runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
 	f.BoolVar(&a.shared, "shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
 	return cmd
 }
 
 func (a *runArgs) run(ctx context.Context, stderr io.Writer, rt exec.Runtime) error {
-	cfg := a.cfg
-	tok, err := ctlclient.ResolveToken(cfg.Token, a.tokenFile)
+	cfg := Config{Name: a.Name, DataDir: a.DataDir}
+	tok, err := a.JoinToken()
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
 	cfg.Token = tok
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return fmt.Errorf("agent: --log-level: %w", err)
+	if cfg.Logger, err = a.Logger(stderr); err != nil {
+		return fmt.Errorf("agent: %w", err)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.Controllers = strings.Split(a.controllers, ",")
 	cfg.Version = version.Version
 	if cfg.Name == "" || cfg.DataDir == "" || a.controllers == "" {

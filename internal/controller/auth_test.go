@@ -89,37 +89,35 @@ func TestAuth_NegativeMatrix(t *testing.T) {
 		wantCode(t, "ClusterStatus", clusterStatus(ctx, rawConn(t, addr)), codes.Unauthenticated, "requires a client certificate")
 	})
 
+	// refusedAdmin has sign certify an admin key and wants the TLS
+	// handshake with that certificate refused.
+	refusedAdmin := func(t *testing.T, what string, sign func(csr []byte, id pki.Identity) ([]byte, error)) {
+		key, _ := pki.NewKey()
+		id := pki.Identity{ClusterID: ca.ClusterID(), Role: pki.RoleOperator, Name: "admin", OperatorRole: pki.OperatorAdmin}
+		csr, _ := pki.NewCSR(key, id)
+		cert, err := sign(csr, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = clusterStatus(ctx, rawConn(t, addr, pair(t, cert, key)))
+		if err == nil || status.Code(err) != codes.Unavailable {
+			t.Fatalf("ClusterStatus with %s = %v, want the handshake refused", what, err)
+		}
+	}
+
 	t.Run("certificate from another CA", func(t *testing.T) {
 		// An impostor CA for the same cluster ID, naming the real admin.
 		other, err := pki.NewCA(ca.ClusterID())
 		if err != nil {
 			t.Fatal(err)
 		}
-		key, _ := pki.NewKey()
-		id := pki.Identity{ClusterID: ca.ClusterID(), Role: pki.RoleOperator, Name: "admin", OperatorRole: pki.OperatorAdmin}
-		csr, _ := pki.NewCSR(key, id)
-		cert, err := other.Sign(csr, id, time.Hour)
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = clusterStatus(ctx, rawConn(t, addr, pair(t, cert, key)))
-		if err == nil || status.Code(err) != codes.Unavailable {
-			t.Fatalf("ClusterStatus with a foreign certificate = %v, want the handshake refused", err)
-		}
+		refusedAdmin(t, "a foreign certificate", func(csr []byte, id pki.Identity) ([]byte, error) { return other.Sign(csr, id, time.Hour) })
 	})
 
 	t.Run("expired certificate", func(t *testing.T) {
-		key, _ := pki.NewKey()
-		id := pki.Identity{ClusterID: ca.ClusterID(), Role: pki.RoleOperator, Name: "admin", OperatorRole: pki.OperatorAdmin}
-		csr, _ := pki.NewCSR(key, id)
-		cert, err := ca.SignAt(csr, id, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = clusterStatus(ctx, rawConn(t, addr, pair(t, cert, key)))
-		if err == nil || status.Code(err) != codes.Unavailable {
-			t.Fatalf("ClusterStatus with an expired certificate = %v, want the handshake refused", err)
-		}
+		refusedAdmin(t, "an expired certificate", func(csr []byte, id pki.Identity) ([]byte, error) {
+			return ca.SignAt(csr, id, time.Now().Add(-2*time.Hour), time.Now().Add(-time.Hour))
+		})
 	})
 
 	t.Run("revoked agent", func(t *testing.T) {

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"strings"
 	"syscall"
@@ -14,7 +13,6 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/kctl-dev/kctl/internal/cli"
-	"github.com/kctl-dev/kctl/internal/ctlclient"
 )
 
 // Run is the `controller` command: `controller run --name N --data-dir D
@@ -22,42 +20,34 @@ import (
 // `controller version`. It serves until ctx is cancelled (SIGTERM), then
 // shuts down cleanly.
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	root := cli.NewRoot("controller", "Run a kctl controller: the Raft-replicated control plane agents and kctl talk to", stdout, stderr)
-	root.AddCommand(newRunCmd(stdout, stderr), cli.NewVersionCmd("controller"))
-	return cli.Execute(ctx, root, args)
+	return cli.RunDaemon(ctx, "controller", "Run a kctl controller: the Raft-replicated control plane agents and kctl talk to",
+		newRunCmd(stdout, stderr), args, stdout, stderr)
 }
 
 // runArgs are `controller run`'s flags.
 type runArgs struct {
+	cli.DaemonFlags
 	cfg                      Config
 	listen, raftListen       string
 	advertise, raftAdvertise string
 	join                     string
-	logLevel                 string
-	tokenFile                string
 }
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	var a runArgs
-	cmd := &cobra.Command{
-		Use:   "run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init | --join ADDR --token TOKEN]",
-		Short: "Start or join a cluster (first start), or resume from the data dir, and serve until stopped",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stdout, stderr) },
-	}
+	cmd := cli.NewRunCmd("run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init | --join ADDR --token TOKEN]",
+		"Start or join a cluster (first start), or resume from the data dir, and serve until stopped", &a.DaemonFlags,
+		"this controller's name (its Raft server ID)", "directory for Raft state, keys and certificates",
+		"join token (kctl token create --role controller)",
+		func(ctx context.Context) error { return a.run(ctx, stdout, stderr) })
 	f := cmd.Flags()
-	f.StringVar(&a.cfg.Name, "name", "", "this controller's name (its Raft server ID)")
-	f.StringVar(&a.cfg.DataDir, "data-dir", "", "directory for Raft state, keys and certificates")
 	f.StringVar(&a.listen, "listen", "127.0.0.1:7443", "API address (agents and kctl)")
 	f.StringVar(&a.raftListen, "raft-listen", "127.0.0.1:7444", "Raft address (controllers only)")
 	f.StringVar(&a.advertise, "advertise", "", "API address others reach this node at (default --listen)")
 	f.StringVar(&a.raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
-	f.StringVar(&a.cfg.Token, "token", "", "join token (kctl token create --role controller)")
-	f.StringVar(&a.tokenFile, "token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of ps")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
-	f.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	return cmd
 }
 
@@ -65,11 +55,12 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 // listeners.
 func (a *runArgs) config(stderr io.Writer) (Config, error) {
 	cfg := a.cfg
-	tok, err := ctlclient.ResolveToken(cfg.Token, a.tokenFile)
+	cfg.Name, cfg.DataDir = a.Name, a.DataDir
+	tok, err := a.JoinToken()
 	if err != nil {
 		return cfg, fmt.Errorf("controller: %w", err)
 	}
-	if a.join != "" || cfg.Token != "" || a.tokenFile != "" {
+	if a.join != "" || a.Token != "" || a.TokenFile != "" {
 		cfg.Token = tok // $KCTL_TOKEN matters only when joining
 	}
 	if cfg.Init && a.join != "" {
@@ -80,11 +71,9 @@ func (a *runArgs) config(stderr io.Writer) (Config, error) {
 	} else if cfg.Token != "" {
 		return cfg, errors.New("controller: --token is only used with --join")
 	}
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(a.logLevel)); err != nil {
-		return cfg, fmt.Errorf("controller: --log-level: %w", err)
+	if cfg.Logger, err = a.Logger(stderr); err != nil {
+		return cfg, fmt.Errorf("controller: %w", err)
 	}
-	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	cfg.APIAddress, cfg.RaftAddress = a.advertise, a.raftAdvertise
 	return cfg, nil
 }

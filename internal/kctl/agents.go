@@ -1,7 +1,6 @@
 package kctl
 
 import (
-	"context"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -28,25 +27,15 @@ func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
 
 // newAgentsCmd lists the agents; its subcommands describe, remove and ping one.
 func newAgentsCmd(g *globals) *cobra.Command {
-	cmd := newListCmd("agents", "List agents, whether they are connected and their versions", func(cmd *cobra.Command, o output) error {
-		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ListAgentsResponse, error) {
-			return cc.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
-		})
-		if err != nil {
-			return err
-		}
-		out := []agentJSON{}
-		var rows [][]string
-		for _, a := range resp.GetAgents() {
-			j := toAgentJSON(a)
-			out = append(out, j)
-			rows = append(rows, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version})
-		}
-		if o == "json" {
-			return printJSON(g.stdout, out)
-		}
-		return printTable(g.stdout, []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, rows)
-	})
+	cmd := newControllerListCmd(g, "agents", "List agents, whether they are connected and their versions",
+		controllerv1.ControllerServiceClient.ListAgents, agentsListing)
 	cmd.AddCommand(newAgentsDescribeCmd(g), newAgentsRemoveCmd(g), newAgentsPingCmd(g))
 	return cmd
+}
+
+func agentsListing(resp *controllerv1.ListAgentsResponse) listing {
+	return listOf(resp.GetAgents(), []string{"NAME", "STATUS", "CONTROLLER", "LAST SEEN", "VERSION"}, func(a *controllerv1.AgentInfo) (agentJSON, []string) {
+		j := toAgentJSON(a)
+		return j, []string{j.Name, j.Status, j.Controller, j.LastSeen, j.Version}
+	})
 }

@@ -19,30 +19,40 @@ func newBuildCmd(g *globals) *cobra.Command {
 	return cmd
 }
 
-// newBuildStepCmd makes build push, pull and deliver: push builds and
-// pushes the image, pull has every host pull it.
-func newBuildStepCmd(g *globals, use, short string, push, pull bool) *cobra.Command {
+// newProjectCmd makes a command that reads the project in the working
+// directory (Kamal's global options, see targetFlags) and runs run on it;
+// needVersion resolves the version as loadProject does.
+func newProjectCmd(use, short string, needVersion bool, run func(cmd *cobra.Command, p *project) error) *cobra.Command {
 	var pf targetFlags
-	var noCache bool
-	c := &cobra.Command{
+	cmd := &cobra.Command{
 		Use: use, Short: short, Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadProject(cmd.Context(), cmd, pf, true)
+			p, err := loadProject(cmd.Context(), cmd, pf, needVersion)
 			if err != nil {
 				return describeErr(err)
 			}
-			if push {
-				if err := buildAndPush(cmd.Context(), cmd, p, "build", noCache); err != nil {
-					return err
-				}
-			}
-			if pull {
-				return g.pullOnHosts(cmd, p)
-			}
-			return nil
+			return run(cmd, p)
 		},
 	}
-	addTargetFlags(c, &pf)
+	addTargetFlags(cmd, &pf)
+	return cmd
+}
+
+// newBuildStepCmd makes build push, pull and deliver: push builds and
+// pushes the image, pull has every host pull it.
+func newBuildStepCmd(g *globals, use, short string, push, pull bool) *cobra.Command {
+	var noCache bool
+	c := newProjectCmd(use, short, true, func(cmd *cobra.Command, p *project) error {
+		if push {
+			if err := buildAndPush(cmd.Context(), cmd, p, "build", noCache); err != nil {
+				return err
+			}
+		}
+		if pull {
+			return g.pullOnHosts(cmd, p)
+		}
+		return nil
+	})
 	if push {
 		c.Flags().BoolVar(&noCache, "no-cache", false, "build without the Docker cache")
 	}

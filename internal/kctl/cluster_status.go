@@ -1,7 +1,6 @@
 package kctl
 
 import (
-	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -10,18 +9,11 @@ import (
 )
 
 func newClusterStatusCmd(g *globals) *cobra.Command {
-	return newListCmd("status", "Show the controllers, their versions and the leader", func(cmd *cobra.Command, o output) error {
-		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.ClusterStatusResponse, error) {
-			return cc.ClusterStatus(ctx, &controllerv1.ClusterStatusRequest{})
-		})
-		if err != nil {
-			return err
-		}
-		return printClusterStatus(g, o, resp)
-	})
+	return newControllerListCmd(g, "status", "Show the controllers, their versions and the leader",
+		controllerv1.ControllerServiceClient.ClusterStatus, clusterStatusListing)
 }
 
-func printClusterStatus(g *globals, o output, resp *controllerv1.ClusterStatusResponse) error {
+func clusterStatusListing(resp *controllerv1.ClusterStatusResponse) listing {
 	type node struct {
 		Name    string `json:"name"`
 		Address string `json:"address"`
@@ -38,8 +30,5 @@ func printClusterStatus(g *globals, o output, resp *controllerv1.ClusterStatusRe
 		out.Nodes = append(out.Nodes, node{n.GetName(), n.GetAddress(), n.GetState(), n.GetVoter(), n.GetVersion()})
 		rows = append(rows, []string{n.GetName(), n.GetAddress(), n.GetState(), fmt.Sprint(n.GetVoter()), n.GetVersion()})
 	}
-	if o == "json" {
-		return printJSON(g.stdout, out)
-	}
-	return printTable(g.stdout, []string{"NAME", "ADDRESS", "STATE", "VOTER", "VERSION"}, rows)
+	return listing{out, []string{"NAME", "ADDRESS", "STATE", "VOTER", "VERSION"}, rows}
 }

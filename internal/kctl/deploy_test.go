@@ -2,6 +2,7 @@ package kctl_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -12,6 +13,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // TestRun_DeployToDisconnectedAgent: a controller that refuses a deploy
@@ -88,24 +90,15 @@ func enrollWith(t *testing.T, creds, name string, connect bool, rt exec.Runtime)
 	done := make(chan error, 1)
 	go func() { done <- a.Run(ctx) }()
 	t.Cleanup(func() { cancel(); <-done })
-	select {
-	case <-a.SessionEstablished():
-	case err := <-done:
-		t.Fatalf("agent Run = %v before a session", err)
-	case <-time.After(20 * time.Second):
-		t.Fatal("the agent did not connect")
-	}
+	testenv.WaitReady(t, 20*time.Second, "the agent's session", a.SessionEstablished(), done)
 	// The controllers record the session a moment later.
-	for deadline := time.Now().Add(20 * time.Second); ; {
+	testenv.WaitFor(t, 20*time.Second, func() error {
 		out, err := run(t, "--credentials", creds, "agents")
-		if err == nil && strings.Contains(out, name+"   connected") {
-			return
+		if err != nil || !strings.Contains(out, name+"   connected") {
+			return fmt.Errorf("kctl agents = %q, %v; want %s connected", out, err, name)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("kctl agents = %q, %v; want %s connected", out, err, name)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return nil
+	})
 }
 
 // writeProject writes a one-host Kamal project in a new working directory.

@@ -18,28 +18,29 @@ func newDeploysCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			return printDeploys(cmd, o, resp.GetDeploys())
+			return deploysListing(resp.GetDeploys()).print(cmd.OutOrStdout(), o)
 		})
 	})
 	cmd.AddCommand(newDeploysShowCmd(g), newDeploysWatchCmd(g), newDeploysCancelCmd(g))
 	return cmd
 }
 
-func printDeploys(cmd *cobra.Command, o output, deploys []*deployv1.Record) error {
-	if o == "json" {
-		list := []map[string]any{}
-		for _, d := range deploys {
-			list = append(list, deployJSON(d))
-		}
-		return printJSON(cmd.OutOrStdout(), list)
+// newDeploysIDCmd makes a `deploys VERB ID` command: run acts on the deploy
+// ID names.
+func newDeploysIDCmd(verb, short string, run func(cmd *cobra.Command, id string) error) *cobra.Command {
+	return &cobra.Command{
+		Use: verb + " ID", Short: short, Args: cobra.ExactArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error { return run(cmd, args[0]) },
 	}
-	var rows [][]string
-	for _, d := range deploys {
-		rows = append(rows, []string{d.GetId(), d.GetRequest().GetCommand(), d.GetRequest().GetService(),
+}
+
+func deploysListing(deploys []*deployv1.Record) listing {
+	header := []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}
+	return listOf(deploys, header, func(d *deployv1.Record) (map[string]any, []string) {
+		return deployJSON(d), []string{d.GetId(), d.GetRequest().GetCommand(), d.GetRequest().GetService(),
 			d.GetRequest().GetDestination(), d.GetRequest().GetVersion(), progress.StateName(d.GetState()), d.GetOperator(),
-			time.UnixMilli(d.GetCreatedUnixMillis()).UTC().Format(time.RFC3339)})
-	}
-	return printTable(cmd.OutOrStdout(), []string{"ID", "COMMAND", "SERVICE", "DESTINATION", "VERSION", "STATE", "OPERATOR", "CREATED"}, rows)
+			time.UnixMilli(d.GetCreatedUnixMillis()).UTC().Format(time.RFC3339)}
+	})
 }
 
 func deployJSON(d *deployv1.Record) map[string]any {

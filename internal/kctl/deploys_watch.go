@@ -10,17 +10,14 @@ import (
 )
 
 func newDeploysWatchCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "watch ID", Short: "Follow a deploy's progress until it ends (from any machine)", Args: cobra.ExactArgs(1),
-		RunE: func(cmd *cobra.Command, args []string) error {
-			rec, err := g.watch(cmd, args[0], nil, "")
-			if err != nil {
-				return err
-			}
-			if rec.GetState() != deployv1.State_STATE_SUCCEEDED {
-				return fmt.Errorf("deploy %s %s: %s", rec.GetId(), progress.StateName(rec.GetState()), firstLine(rec.GetError()))
-			}
-			return nil
-		},
-	}
+	return newDeploysIDCmd("watch", "Follow a deploy's progress until it ends (from any machine)", func(cmd *cobra.Command, id string) error {
+		rec, err := g.watch(cmd, id, nil, "")
+		if err != nil {
+			return err
+		}
+		if rec.GetState() != deployv1.State_STATE_SUCCEEDED {
+			return fmt.Errorf("deploy %s %s: %s", rec.GetId(), progress.StateName(rec.GetState()), firstLine(rec.GetError()))
+		}
+		return nil
+	})
 }

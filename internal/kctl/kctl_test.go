@@ -4,40 +4,21 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/kctl-dev/kctl/internal/controller"
+	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/kctl"
 	"github.com/kctl-dev/kctl/internal/version"
 )
 
+// startController runs a one-node cluster and returns the path of its
+// admin credentials.
 func startController(t *testing.T) string {
 	t.Helper()
-	api, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	rl, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	c, err := controller.Start(ctx, controller.Config{Name: "c1", DataDir: filepath.Join(dir, "c1"), APIListener: api, RaftListener: rl, Init: true,
-		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close() })
-	return filepath.Join(dir, "c1", "admin.kctl.yaml")
+	return controllertest.NewCluster(t, 1).AdminPath
 }
 
 func run(t *testing.T, args ...string) (string, error) {

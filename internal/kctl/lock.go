@@ -19,21 +19,11 @@ func newLockCmd(g *globals) *cobra.Command {
 // newLockSubCmd makes a lock subcommand: run gets the project's service and
 // destination, which key the lock.
 func newLockSubCmd(g *globals, use, short string, run func(ctx context.Context, cmd *cobra.Command, c deployv1.DeployServiceClient, svc, dest string) error) *cobra.Command {
-	var pf targetFlags
-	cmd := &cobra.Command{
-		Use: use, Short: short, Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := loadProject(cmd.Context(), cmd, pf, false)
-			if err != nil {
-				return describeErr(err)
-			}
-			return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
-				return run(ctx, cmd, c, p.cfg.Service, p.cfg.Destination)
-			})
-		},
-	}
-	addTargetFlags(cmd, &pf)
-	return cmd
+	return newProjectCmd(use, short, false, func(cmd *cobra.Command, p *project) error {
+		return g.deployClient(cmd.Context(), func(ctx context.Context, c deployv1.DeployServiceClient) error {
+			return run(ctx, cmd, c, p.cfg.Service, p.cfg.Destination)
+		})
+	})
 }
 
 // printLockChange says a lock was acquired or released.

@@ -1,6 +1,7 @@
 package kctl
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -8,6 +9,9 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 )
 
 // output is the -o flag of listings.
@@ -60,4 +64,52 @@ func newListCmd(use, short string, run func(cmd *cobra.Command, o output) error)
 	}
 	addOutput(cmd, &o)
 	return cmd
+}
+
+// listing is what a listing command prints: json for -o json, else a table
+// of header and rows.
+type listing struct {
+	json   any
+	header []string
+	rows   [][]string
+}
+
+// listOf is the listing of items: row gives an item's JSON value and its
+// table row.
+func listOf[T, J any](items []T, header []string, row func(T) (J, []string)) listing {
+	l := listing{header: header}
+	js := []J{}
+	for _, it := range items {
+		j, r := row(it)
+		js = append(js, j)
+		l.rows = append(l.rows, r)
+	}
+	l.json = js
+	return l
+}
+
+func (l listing) print(w io.Writer, o output) error {
+	if o == "json" {
+		return printJSON(w, l.json)
+	}
+	return printTable(w, l.header, l.rows)
+}
+
+// controllerRPC is a ControllerService method as a method expression, such
+// as controllerv1.ControllerServiceClient.ListAgents.
+type controllerRPC[Req, Resp any] func(controllerv1.ControllerServiceClient, context.Context, *Req, ...grpc.CallOption) (*Resp, error)
+
+// newControllerListCmd makes a listing command that calls method with an
+// empty request on whichever controller answers and prints what show makes
+// of the reply.
+func newControllerListCmd[Req, Resp any](g *globals, use, short string, method controllerRPC[Req, Resp], show func(*Resp) listing) *cobra.Command {
+	return newListCmd(use, short, func(cmd *cobra.Command, o output) error {
+		resp, err := ask(cmd.Context(), g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*Resp, error) {
+			return method(cc, ctx, new(Req))
+		})
+		if err != nil {
+			return err
+		}
+		return show(resp).print(g.stdout, o)
+	})
 }

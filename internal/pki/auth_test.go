@@ -125,33 +125,28 @@ func (s *testService) desc() *grpc.ServiceDesc {
 
 // revocations is a concurrency-safe revocation list by name or serial.
 type revocations struct {
-	mu      sync.Mutex
-	names   map[string]bool // guarded by mu
-	serials map[string]bool // guarded by mu
+	mu sync.Mutex
+	// keys are "name:<name>" and "serial:<serial>"; guarded by mu.
+	keys map[string]bool
 }
 
-func (r *revocations) revokeName(name string) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if r.names == nil {
-		r.names = map[string]bool{}
-	}
-	r.names[name] = true
-}
+func (r *revocations) revokeName(name string) { r.add("name:" + name) }
 
-func (r *revocations) revokeSerial(serial string) {
+func (r *revocations) revokeSerial(serial string) { r.add("serial:" + serial) }
+
+func (r *revocations) add(key string) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.serials == nil {
-		r.serials = map[string]bool{}
+	if r.keys == nil {
+		r.keys = map[string]bool{}
 	}
-	r.serials[serial] = true
+	r.keys[key] = true
 }
 
 func (r *revocations) revoked(id pki.Identity, serial string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	return r.names[id.Name] || (serial != "" && r.serials[serial])
+	return r.keys["name:"+id.Name] || (serial != "" && r.keys["serial:"+serial])
 }
 
 // server is one running test server.
@@ -358,26 +353,24 @@ func TestAuthorizer_NegativeMatrix(t *testing.T) {
 		err = st.RecvMsg(out)
 		wantCode(t, "stream after revocation", err, codes.Unauthenticated, "certificate revoked")
 	})
-	t.Run("agent certificate calling an operator-only method", func(t *testing.T) {
-		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Agent("web-1").ClientTLS(pki.RoleController)), mAdmin)
-		wantCode(t, "Admin", err, codes.PermissionDenied, "agent web-1 may not call")
-	})
-	t.Run("viewer calling a mutating method", func(t *testing.T) {
-		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Operator("carol", pki.OperatorViewer).ClientTLS(pki.RoleController)), mMutate)
-		wantCode(t, "Mutate", err, codes.PermissionDenied, "operator carol (viewer) may not call")
-	})
-	t.Run("deployer calling an admin method", func(t *testing.T) {
-		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Operator("bob", pki.OperatorDeployer).ClientTLS(pki.RoleController)), mAdmin)
-		wantCode(t, "Admin", err, codes.PermissionDenied, "")
-	})
-	t.Run("operator calling an agent method", func(t *testing.T) {
-		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Operator("alice", pki.OperatorAdmin).ClientTLS(pki.RoleController)), mAgent)
-		wantCode(t, "Agent", err, codes.PermissionDenied, "")
-	})
-	t.Run("method missing from the policy", func(t *testing.T) {
-		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Operator("alice", pki.OperatorAdmin).ClientTLS(pki.RoleController)), mUnlisted)
-		wantCode(t, "Unlisted", err, codes.PermissionDenied, "not in the authorization policy")
-	})
+	for _, tt := range []struct {
+		name   string
+		creds  *pki.Credentials
+		method string
+		what   string // the method, as wantCode names it
+		want   string // in the error message
+	}{
+		{"agent certificate calling an operator-only method", ca.Agent("web-1"), mAdmin, "Admin", "agent web-1 may not call"},
+		{"viewer calling a mutating method", ca.Operator("carol", pki.OperatorViewer), mMutate, "Mutate", "operator carol (viewer) may not call"},
+		{"deployer calling an admin method", ca.Operator("bob", pki.OperatorDeployer), mAdmin, "Admin", ""},
+		{"operator calling an agent method", ca.Operator("alice", pki.OperatorAdmin), mAgent, "Agent", ""},
+		{"method missing from the policy", ca.Operator("alice", pki.OperatorAdmin), mUnlisted, "Unlisted", "not in the authorization policy"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := call(t.Context(), t, dial(t, srv.addr, tt.creds.ClientTLS(pki.RoleController)), tt.method)
+			wantCode(t, tt.what, err, codes.PermissionDenied, tt.want)
+		})
+	}
 	t.Run("authorizer for another cluster", func(t *testing.T) {
 		srv := serve(t, ca.Controller("c1"), "another-cluster", nil)
 		_, err := call(t.Context(), t, dial(t, srv.addr, ca.Agent("web-1").ClientTLS(pki.RoleController)), mRead)

@@ -134,3 +134,21 @@ func TestStartRegistry(t *testing.T) {
 		t.Errorf("the registry still answers after Stop")
 	}
 }
+
+// TestDeployYML: roles with a cmd list their hosts under hosts:, and a
+// proxy without an HTTP port publishes none.
+func TestDeployYML(t *testing.T) {
+	t.Parallel()
+	reg := testenv.Registry{Addr: "127.0.0.1:5000", User: "kctl"}
+	y := testenv.DeployYML{Service: "s", Image: "kctl-test/s", ProxyRepo: "proxy", Registry: reg, BootLimit: 1,
+		Roles: []testenv.Role{{Name: "web", Hosts: []string{"a", "b"}}, {Name: "worker", Hosts: []string{"a"}, Cmd: "serve"}}}.String()
+	for _, want := range []string{"servers:\n  web:\n    - a\n    - b\n  worker:\n    hosts:\n      - a\n    cmd: serve\n",
+		"boot:\n  limit: 1\n", "    publish: false\n", "  server: 127.0.0.1:5000\n  username: kctl\n"} {
+		if !strings.Contains(y, want) {
+			t.Errorf("DeployYML lacks %q:\n%s", want, y)
+		}
+	}
+	if strings.Contains(y, "http_port") || strings.Contains(y, "env:") || strings.Contains(y, "context:") {
+		t.Errorf("DeployYML has a port, env or builder context it was not given:\n%s", y)
+	}
+}

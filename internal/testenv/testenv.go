@@ -6,17 +6,19 @@
 //     test instead of skipping it, so end-to-end tests never silently skip
 //     in CI.
 //   - Waiting: WaitFor and Poll poll a condition with a deadline (never
-//     sleep to wait).
+//     sleep to wait); WaitReady waits for a ready channel.
 //   - Loopback: FreePort and FreeAddr.
 //   - Binaries: Binaries and Build build packages of the module once per
 //     source tree, shared by every test process of a `go test ./...` run,
 //     stamped with a version (internal/version).
 //   - Processes: Start runs a binary in its own process group with its
 //     output in t.TempDir, and stops the group in cleanup.
+//   - CLIs: HelpAndVersion checks a daemon's `run --help` and version.
 //   - A registry: StartRegistry runs Debian's docker-registry with htpasswd
 //     auth on a free loopback port, stopped by pid in cleanup.
 //   - A project: NewProject writes a Kamal project (config/deploy.yml,
-//     .kamal/secrets) on disk.
+//     .kamal/secrets) on disk; DeployYML renders a deploy.yml for the test
+//     app behind the kamal-proxy stand-in.
 //
 // Docker objects (images, containers, networks) are made and removed by
 // internal/agent/docker/dockertest, which builds on this package.

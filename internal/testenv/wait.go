@@ -54,3 +54,16 @@ func WaitFor(t testing.TB, timeout time.Duration, cond func() error) {
 		t.Fatalf("WaitFor: %v", err)
 	}
 }
+
+// WaitReady waits until ready is closed, and fails t if done delivers first
+// (what was to become ready returned, with that error) or timeout passes.
+func WaitReady(t testing.TB, timeout time.Duration, what string, ready <-chan struct{}, done <-chan error) {
+	t.Helper()
+	select {
+	case <-ready:
+	case err := <-done:
+		t.Fatalf("%s: returned %v before it was ready", what, err)
+	case <-time.After(timeout):
+		t.Fatalf("%s: not ready after %s", what, timeout)
+	}
+}

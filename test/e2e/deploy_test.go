@@ -27,63 +27,24 @@ type project struct {
 	reg      testenv.Registry
 }
 
-// deployYML is the project's config/deploy.yml; %[n] fill in the service
-// (1), registry (2), proxy image (3), ports (4, 5), registry user (6), the
-// extra YAML (7), the first agent (8) and every agent as a YAML flow list (9).
-const deployYML = `service: %[1]s
-image: kctl-e2e/%[1]s
-servers:
-  web:
-    - %[8]s
-  worker:
-    hosts:
-      - %[8]s
-    cmd: serve
-proxy:
-  app_port: 80
-  healthcheck:
-    path: /up
-    interval: 1
-    timeout: 5
-  run:
-    repository: %[3]s
-    version: v0.9.2
-    http_port: %[4]d
-    https_port: %[5]d
-    bind_ips:
-      - 127.0.0.1
-` + deployTail
-
-// deployTail is the end of every e2e deploy.yml: registry, builder, env and
-// timeouts, then the extra YAML (7).
-const deployTail = `registry:
-  server: %[2]s
-  username: %[6]s
-  password:
-    - KAMAL_REGISTRY_PASSWORD
-builder:
-  arch: amd64
-  context: .
-env:
-  clear:
+// e2eEnv is the env section of every e2e deploy.yml.
+const e2eEnv = `  clear:
     GREETING: hello
   secret:
     - APP_SECRET
-deploy_timeout: 15
-drain_timeout: 2
-retain_containers: 3
-%[7]s`
+`
 
 // newProject writes the project and builds what it needs: the test app
-// binary in its build context and the proxy stand-in image.
-func newProject(t *testing.T, e *env, extra string) *project {
+// binary in its build context and the proxy stand-in image. Its deploy.yml
+// runs role web behind the proxy (published on a free port) and role
+// worker with cmd serve, both on the env's first agent.
+func newProject(t *testing.T, e *env) *project {
 	t.Helper()
-	return newProjectYML(t, e, deployYML, extra)
+	return newProjectWith(t, e, func(*testenv.DeployYML) {})
 }
 
-// newProjectYML is newProject with another deploy.yml template (the verbs
-// of deployYML).
-func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
+// newProjectWith is newProject with adjust changing the deploy.yml first.
+func newProjectWith(t *testing.T, e *env, adjust func(*testenv.DeployYML)) *project {
 	t.Helper()
 	cli := testenv.Docker(t)
 	reg := testenv.StartRegistry(t)
@@ -91,11 +52,16 @@ func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
 	proxyRepo := "kctl-e2e/proxy-" + prefix
 	dockertest.BuildProxyImage(t, cli, proxyRepo)
 	service := "e2e" + strings.ReplaceAll(prefix, "-", "")
-	httpPort := testenv.FreePort(t)
-	yml := fmt.Sprintf(tmpl, service, reg.Addr, proxyRepo, httpPort, testenv.FreePort(t), reg.User, extra, e.agent, "["+strings.Join(e.hosts, ", ")+"]")
+	yml := testenv.DeployYML{
+		Service: service, Image: "kctl-e2e/" + service,
+		Roles:     []testenv.Role{{Name: "web", Hosts: []string{e.agent}}, {Name: "worker", Hosts: []string{e.agent}, Cmd: "serve"}},
+		ProxyRepo: proxyRepo, HTTPPort: testenv.FreePort(t), HTTPSPort: testenv.FreePort(t),
+		Registry: reg, BuilderContext: ".", Env: e2eEnv,
+	}
+	adjust(&yml)
 	secrets := fmt.Sprintf("KAMAL_REGISTRY_PASSWORD=%s\nAPP_SECRET=s3cret-value-%s\n", reg.Password, prefix)
-	tp := testenv.NewProject(t, filepath.Join(e.dir, "app"), yml, secrets)
-	p := &project{Project: tp, service: service, httpPort: httpPort, reg: reg}
+	tp := testenv.NewProject(t, filepath.Join(e.dir, "app"), yml.String(), secrets)
+	p := &project{Project: tp, service: service, httpPort: yml.HTTPPort, reg: reg}
 	// The build context: the test app binary and a FROM-scratch Dockerfile.
 	app, err := os.ReadFile(testenv.BuildBinary(t, "./test/app"))
 	must(t, err)
@@ -117,7 +83,7 @@ func newProjectYML(t *testing.T, e *env, tmpl, extra string) *project {
 func newDeployEnv(t *testing.T) (*env, *project) {
 	e := newEnv(t)
 	e.startAgent(e.startCluster(1))
-	return e, newProject(t, e, "")
+	return e, newProject(t, e)
 }
 
 // wantNoLock fails the test if the project's deploy lock is held.

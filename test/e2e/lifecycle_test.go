@@ -25,7 +25,7 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(1)
 	e.startAgent(cs)
-	p := newProject(t, e, "")
+	p := newProject(t, e)
 	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1: %v\n%s", err, out)
 	}

@@ -16,26 +16,6 @@ import (
 	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
-// multiHostYML: role web on every agent, one host booting at a time, and
-// proxies that publish no port (three cannot share the host's).
-const multiHostYML = `service: %[1]s
-image: kctl-e2e/%[1]s
-servers:
-  web: %[9]s
-boot:
-  limit: 1
-proxy:
-  app_port: 80
-  healthcheck:
-    path: /up
-    interval: 1
-    timeout: 5
-  run:
-    repository: %[3]s
-    version: v0.9.2
-    publish: false
-` + deployTail
-
 // execIn runs cmd in a running container (docker exec) and returns its
 // stdout, failing on a non-zero exit.
 func execIn(ctx context.Context, cli *client.Client, name string, cmd ...string) (string, error) {
@@ -79,7 +59,11 @@ func TestE2E_MultiHostBootLimit(t *testing.T) {
 	e := newEnv(t)
 	cs := e.startCluster(1)
 	hosts := e.startAgents(cs, 3)
-	p := newProjectYML(t, e, multiHostYML, "")
+	// Role web on every agent, one host booting at a time, and proxies
+	// that publish no port (three cannot share the host's).
+	p := newProjectWith(t, e, func(d *testenv.DeployYML) {
+		d.Roles, d.BootLimit, d.HTTPPort = []testenv.Role{{Name: "web", Hosts: hosts}}, 1, 0
+	})
 	cli := testenv.Docker(t)
 
 	for _, v := range []string{"v1", "v2"} {

@@ -47,7 +47,7 @@ func TestE2E_ProductionNames(t *testing.T) {
 	t.Cleanup(func() { removeProductionProxy(t, cli) }) // after the agent stopped
 	e.production = true
 	e.startAgent(e.startCluster(1))
-	p := newProject(t, e, "")
+	p := newProject(t, e)
 
 	out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1")
 	if err != nil {

@@ -3,9 +3,11 @@ package docker_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,6 +19,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 func TestBootApp_ZeroDowntimeSwitch(t *testing.T) {
@@ -89,7 +92,7 @@ func TestBootApp_ZeroDowntimeSwitch(t *testing.T) {
 	}
 	wantEnv := []string{"KAMAL_CONTAINER_NAME=" + h.service + "-web-v2", "KAMAL_VERSION=v2", "KAMAL_HOST=127.0.0.1", "SECRET_KEY_BASE=s3cr3t-v2"}
 	for _, e := range wantEnv {
-		if !contains(in.Config.Env, e) {
+		if !slices.Contains(in.Config.Env, e) {
 			t.Errorf("env %q missing from %q", e, in.Config.Env)
 		}
 	}
@@ -176,7 +179,12 @@ func TestBootApp_CrashSafety(t *testing.T) {
 		_, err := h.rt.Do(ctx, &agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: slow, Proxy: h.proxyDeploy("web")}}})
 		done <- err
 	}()
-	deadlineWait(t, 30*time.Second, func() bool { return h.state(h.service+"-web-v2") == "running" })
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		if st := h.state(h.service + "-web-v2"); st != "running" {
+			return fmt.Errorf("v2 is %q, want running", st)
+		}
+		return nil
+	})
 	cancel()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("cancelled boot error = %v, want context.Canceled", err)
@@ -215,26 +223,6 @@ func (h *harness) countVersions(v string) int {
 		}
 	}
 	return n
-}
-
-func deadlineWait(t *testing.T, d time.Duration, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("condition not met within %s", d)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 func errString(err error) string {

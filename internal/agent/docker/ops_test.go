@@ -129,7 +129,7 @@ func TestBootApp_RollbackRenamesChangedContainer(t *testing.T) {
 			}
 		}
 	}
-	if replaced != 1 || !contains(names, h.service+"-worker-v1:running") || !contains(names, h.service+"-worker-v2:exited") {
+	if replaced != 1 || !slices.Contains(names, h.service+"-worker-v1:running") || !slices.Contains(names, h.service+"-worker-v2:exited") {
 		t.Errorf("containers = %v, want v1 running, one v1_replaced_, v2 exited", names)
 	}
 }
@@ -170,26 +170,25 @@ func TestBadInput_NothingHalfStarted(t *testing.T) {
 	h.buildApp("v1")
 	h.mustDo(&agentv1.Operation{Op: &agentv1.Operation_EnsureNetwork{EnsureNetwork: &agentv1.EnsureNetwork{Name: h.network}}})
 
-	t.Run("unknown option", func(t *testing.T) {
-		c := h.app("worker", "v1")
-		c.Options = []*specv1.Option{{Name: "memory", Value: "64m"}, {Name: "frobnicate", Value: "yes"}}
+	// refused boots c and wants it refused with an error containing want,
+	// leaving no container behind.
+	refused := func(t *testing.T, c *specv1.Container, want string) {
+		t.Helper()
 		res := h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: c}}})
-		if res.GetOk() || !strings.Contains(res.GetError(), "--frobnicate") {
-			t.Errorf("boot = ok %v error %q, want an error naming --frobnicate", res.GetOk(), res.GetError())
+		if res.GetOk() || !strings.Contains(res.GetError(), want) {
+			t.Errorf("boot = ok %v error %q, want an error containing %q", res.GetOk(), res.GetError(), want)
 		}
 		if n := h.containerNames(); len(n) != 0 {
 			t.Errorf("containers after refused boot = %v, want none", n)
 		}
+	}
+	t.Run("unknown option", func(t *testing.T) {
+		c := h.app("worker", "v1")
+		c.Options = []*specv1.Option{{Name: "memory", Value: "64m"}, {Name: "frobnicate", Value: "yes"}}
+		refused(t, c, "--frobnicate")
 	})
 	t.Run("missing image", func(t *testing.T) {
-		c := h.app("worker", "v9")
-		res := h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: c}}})
-		if res.GetOk() || !strings.Contains(res.GetError(), "image not present") {
-			t.Errorf("boot = ok %v error %q, want image not present", res.GetOk(), res.GetError())
-		}
-		if n := h.containerNames(); len(n) != 0 {
-			t.Errorf("containers = %v, want none", n)
-		}
+		refused(t, h.app("worker", "v9"), "image not present")
 	})
 	t.Run("port taken", func(t *testing.T) {
 		l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -199,13 +198,7 @@ func TestBadInput_NothingHalfStarted(t *testing.T) {
 		defer l.Close()
 		c := h.app("worker", "v1")
 		c.Options = []*specv1.Option{{Name: "publish", Value: l.Addr().String() + ":80"}}
-		res := h.do(&agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: c}}})
-		if res.GetOk() || !strings.Contains(res.GetError(), "address already in use") {
-			t.Errorf("boot = ok %v error %q, want address already in use", res.GetOk(), res.GetError())
-		}
-		if n := h.containerNames(); len(n) != 0 {
-			t.Errorf("containers = %v, want none", n)
-		}
+		refused(t, c, "address already in use")
 	})
 }
 
@@ -411,7 +404,7 @@ func TestBootApp_OptionsReachTheEngine(t *testing.T) {
 		{"group-add", fmt.Sprint(hc.GroupAdd), "[60000]"},
 		{"dns", fmt.Sprint(hc.DNS), "[9.9.9.9]"},
 		{"pids-limit", *hc.PidsLimit, int64(64)},
-		{"network-alias", contains(in.NetworkSettings.Networks[h.network].Aliases, h.prefix+"-worker"), true},
+		{"network-alias", slices.Contains(in.NetworkSettings.Networks[h.network].Aliases, h.prefix+"-worker"), true},
 		{"stop-signal", in.Config.StopSignal, "SIGINT"},
 		{"stop-timeout", *in.Config.StopTimeout, 7},
 		{"read-only", hc.ReadonlyRootfs, true},

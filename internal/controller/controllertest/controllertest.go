@@ -47,6 +47,8 @@ type Cluster struct {
 	Nodes []*Node
 	// Admin is the admin operator's credentials file, written by --init.
 	Admin *ctlclient.File
+	// AdminPath is where Admin is on disk (kctl --credentials).
+	AdminPath string
 	// Logger is what the controllers log to: discarded unless
 	// KCTL_TEST_LOG is set.
 	Logger *slog.Logger
@@ -112,7 +114,8 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 	}
 	t.Cleanup(tc.KillAll)
 	tc.start(0, true, "")
-	f, err := ctlclient.LoadFile(filepath.Join(tc.Nodes[0].Dir, "admin.kctl.yaml"))
+	tc.AdminPath = filepath.Join(tc.Nodes[0].Dir, "admin.kctl.yaml")
+	f, err := ctlclient.LoadFile(tc.AdminPath)
 	if err != nil {
 		t.Fatal(err)
 	}
