@@ -40,6 +40,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/relay"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
 
@@ -261,6 +262,7 @@ func (c *Controller) newServer() *grpc.Server {
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
 	agentv1.RegisterSessionServiceServer(s, c.disp)
 	deployv1.RegisterDeployServiceServer(s, c.deployService())
+	relay.New(relay.Config{Name: cfg.Name, Logger: c.log}, relayCluster{c: c}).Register(s)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

@@ -389,8 +389,8 @@ type ExecStart struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
 	Agent  string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
 	Target *Target                `protobuf:"bytes,2,opt,name=target,proto3" json:"target,omitempty"`
-	// Command is the argv; one word is run through `sh -c` on the server
-	// like Kamal's shell line.
+	// Command is the argv: kctl splits Kamal's command line as the remote
+	// shell would (server exec sends `sh -c LINE`).
 	Command []string `protobuf:"bytes,3,rep,name=command,proto3" json:"command,omitempty"`
 	// Interactive attaches stdin.
 	Interactive bool `protobuf:"varint,4,opt,name=interactive,proto3" json:"interactive,omitempty"`
@@ -778,6 +778,7 @@ type Output struct {
 	//	*Output_Stdout
 	//	*Output_Stderr
 	//	*Output_Exit
+	//	*Output_Failure
 	Msg           isOutput_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -847,6 +848,15 @@ func (x *Output) GetExit() *Exit {
 	return nil
 }
 
+func (x *Output) GetFailure() *Failure {
+	if x != nil {
+		if x, ok := x.Msg.(*Output_Failure); ok {
+			return x.Failure
+		}
+	}
+	return nil
+}
+
 type isOutput_Msg interface {
 	isOutput_Msg()
 }
@@ -863,11 +873,71 @@ type Output_Exit struct {
 	Exit *Exit `protobuf:"bytes,3,opt,name=exit,proto3,oneof"`
 }
 
+type Output_Failure struct {
+	Failure *Failure `protobuf:"bytes,4,opt,name=failure,proto3,oneof"`
+}
+
 func (*Output_Stdout) isOutput_Msg() {}
 
 func (*Output_Stderr) isOutput_Msg() {}
 
 func (*Output_Exit) isOutput_Msg() {}
+
+func (*Output_Failure) isOutput_Msg() {}
+
+// Failure ends a stream the agent could not serve: the controller answers
+// the operator with this gRPC status code and message.
+type Failure struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          uint32                 `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Failure) Reset() {
+	*x = Failure{}
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Failure) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Failure) ProtoMessage() {}
+
+func (x *Failure) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Failure.ProtoReflect.Descriptor instead.
+func (*Failure) Descriptor() ([]byte, []int) {
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *Failure) GetCode() uint32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *Failure) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
 
 // Open is what a stream asks of the agent.
 type Open struct {
@@ -885,7 +955,7 @@ type Open struct {
 
 func (x *Open) Reset() {
 	*x = Open{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[10]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -897,7 +967,7 @@ func (x *Open) String() string {
 func (*Open) ProtoMessage() {}
 
 func (x *Open) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[10]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -910,7 +980,7 @@ func (x *Open) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Open.ProtoReflect.Descriptor instead.
 func (*Open) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{10}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *Open) GetCaller() string {
@@ -975,7 +1045,7 @@ type RelayInput struct {
 
 func (x *RelayInput) Reset() {
 	*x = RelayInput{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[11]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -987,7 +1057,7 @@ func (x *RelayInput) String() string {
 func (*RelayInput) ProtoMessage() {}
 
 func (x *RelayInput) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[11]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1000,7 +1070,7 @@ func (x *RelayInput) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RelayInput.ProtoReflect.Descriptor instead.
 func (*RelayInput) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{11}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *RelayInput) GetMsg() isRelayInput_Msg {
@@ -1054,7 +1124,7 @@ type OpenTunnel struct {
 
 func (x *OpenTunnel) Reset() {
 	*x = OpenTunnel{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[12]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1066,7 +1136,7 @@ func (x *OpenTunnel) String() string {
 func (*OpenTunnel) ProtoMessage() {}
 
 func (x *OpenTunnel) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[12]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1079,7 +1149,7 @@ func (x *OpenTunnel) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OpenTunnel.ProtoReflect.Descriptor instead.
 func (*OpenTunnel) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{12}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *OpenTunnel) GetId() string {
@@ -1099,7 +1169,7 @@ type TunnelHello struct {
 
 func (x *TunnelHello) Reset() {
 	*x = TunnelHello{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[13]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1181,7 @@ func (x *TunnelHello) String() string {
 func (*TunnelHello) ProtoMessage() {}
 
 func (x *TunnelHello) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[13]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1194,7 @@ func (x *TunnelHello) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelHello.ProtoReflect.Descriptor instead.
 func (*TunnelHello) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{13}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *TunnelHello) GetId() string {
@@ -1148,7 +1218,7 @@ type TunnelUp struct {
 
 func (x *TunnelUp) Reset() {
 	*x = TunnelUp{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[14]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1160,7 +1230,7 @@ func (x *TunnelUp) String() string {
 func (*TunnelUp) ProtoMessage() {}
 
 func (x *TunnelUp) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[14]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1173,7 +1243,7 @@ func (x *TunnelUp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelUp.ProtoReflect.Descriptor instead.
 func (*TunnelUp) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{14}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *TunnelUp) GetMsg() isTunnelUp_Msg {
@@ -1231,7 +1301,7 @@ type TunnelDown struct {
 
 func (x *TunnelDown) Reset() {
 	*x = TunnelDown{}
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[15]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1243,7 +1313,7 @@ func (x *TunnelDown) String() string {
 func (*TunnelDown) ProtoMessage() {}
 
 func (x *TunnelDown) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_stream_v1_stream_proto_msgTypes[15]
+	mi := &file_kctl_stream_v1_stream_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1256,7 +1326,7 @@ func (x *TunnelDown) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TunnelDown.ProtoReflect.Descriptor instead.
 func (*TunnelDown) Descriptor() ([]byte, []int) {
-	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{15}
+	return file_kctl_stream_v1_stream_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TunnelDown) GetMsg() isTunnelDown_Msg {
@@ -1361,12 +1431,16 @@ const file_kctl_stream_v1_stream_proto_rawDesc = "" +
 	"\x06signal\x18\x05 \x01(\v2\x16.kctl.stream.v1.SignalH\x00R\x06signalB\x05\n" +
 	"\x03msg\"\x1a\n" +
 	"\x04Exit\x12\x12\n" +
-	"\x04code\x18\x01 \x01(\x05R\x04code\"o\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\"\xa4\x01\n" +
 	"\x06Output\x12\x18\n" +
 	"\x06stdout\x18\x01 \x01(\fH\x00R\x06stdout\x12\x18\n" +
 	"\x06stderr\x18\x02 \x01(\fH\x00R\x06stderr\x12*\n" +
-	"\x04exit\x18\x03 \x01(\v2\x14.kctl.stream.v1.ExitH\x00R\x04exitB\x05\n" +
-	"\x03msg\"\x88\x01\n" +
+	"\x04exit\x18\x03 \x01(\v2\x14.kctl.stream.v1.ExitH\x00R\x04exit\x123\n" +
+	"\afailure\x18\x04 \x01(\v2\x17.kctl.stream.v1.FailureH\x00R\afailureB\x05\n" +
+	"\x03msg\"7\n" +
+	"\aFailure\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\rR\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\"\x88\x01\n" +
 	"\x04Open\x12\x16\n" +
 	"\x06caller\x18\x01 \x01(\tR\x06caller\x121\n" +
 	"\x04logs\x18\x02 \x01(\v2\x1b.kctl.stream.v1.LogsRequestH\x00R\x04logs\x12/\n" +
@@ -1414,7 +1488,7 @@ func file_kctl_stream_v1_stream_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_stream_v1_stream_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_kctl_stream_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 16)
+var file_kctl_stream_v1_stream_proto_msgTypes = make([]protoimpl.MessageInfo, 17)
 var file_kctl_stream_v1_stream_proto_goTypes = []any{
 	(Target_Kind)(0),     // 0: kctl.stream.v1.Target.Kind
 	(*Target)(nil),       // 1: kctl.stream.v1.Target
@@ -1427,13 +1501,14 @@ var file_kctl_stream_v1_stream_proto_goTypes = []any{
 	(*ExecInput)(nil),    // 8: kctl.stream.v1.ExecInput
 	(*Exit)(nil),         // 9: kctl.stream.v1.Exit
 	(*Output)(nil),       // 10: kctl.stream.v1.Output
-	(*Open)(nil),         // 11: kctl.stream.v1.Open
-	(*RelayInput)(nil),   // 12: kctl.stream.v1.RelayInput
-	(*OpenTunnel)(nil),   // 13: kctl.stream.v1.OpenTunnel
-	(*TunnelHello)(nil),  // 14: kctl.stream.v1.TunnelHello
-	(*TunnelUp)(nil),     // 15: kctl.stream.v1.TunnelUp
-	(*TunnelDown)(nil),   // 16: kctl.stream.v1.TunnelDown
-	(*v1.Container)(nil), // 17: kctl.spec.v1.Container
+	(*Failure)(nil),      // 11: kctl.stream.v1.Failure
+	(*Open)(nil),         // 12: kctl.stream.v1.Open
+	(*RelayInput)(nil),   // 13: kctl.stream.v1.RelayInput
+	(*OpenTunnel)(nil),   // 14: kctl.stream.v1.OpenTunnel
+	(*TunnelHello)(nil),  // 15: kctl.stream.v1.TunnelHello
+	(*TunnelUp)(nil),     // 16: kctl.stream.v1.TunnelUp
+	(*TunnelDown)(nil),   // 17: kctl.stream.v1.TunnelDown
+	(*v1.Container)(nil), // 18: kctl.spec.v1.Container
 }
 var file_kctl_stream_v1_stream_proto_depIdxs = []int32{
 	0,  // 0: kctl.stream.v1.Target.kind:type_name -> kctl.stream.v1.Target.Kind
@@ -1441,35 +1516,36 @@ var file_kctl_stream_v1_stream_proto_depIdxs = []int32{
 	1,  // 2: kctl.stream.v1.ExecStart.target:type_name -> kctl.stream.v1.Target
 	3,  // 3: kctl.stream.v1.ExecStart.size:type_name -> kctl.stream.v1.TermSize
 	4,  // 4: kctl.stream.v1.ExecStart.env:type_name -> kctl.stream.v1.Env
-	17, // 5: kctl.stream.v1.ExecStart.container:type_name -> kctl.spec.v1.Container
+	18, // 5: kctl.stream.v1.ExecStart.container:type_name -> kctl.spec.v1.Container
 	5,  // 6: kctl.stream.v1.ExecInput.start:type_name -> kctl.stream.v1.ExecStart
 	3,  // 7: kctl.stream.v1.ExecInput.resize:type_name -> kctl.stream.v1.TermSize
 	7,  // 8: kctl.stream.v1.ExecInput.close_stdin:type_name -> kctl.stream.v1.CloseStdin
 	6,  // 9: kctl.stream.v1.ExecInput.signal:type_name -> kctl.stream.v1.Signal
 	9,  // 10: kctl.stream.v1.Output.exit:type_name -> kctl.stream.v1.Exit
-	2,  // 11: kctl.stream.v1.Open.logs:type_name -> kctl.stream.v1.LogsRequest
-	5,  // 12: kctl.stream.v1.Open.exec:type_name -> kctl.stream.v1.ExecStart
-	11, // 13: kctl.stream.v1.RelayInput.open:type_name -> kctl.stream.v1.Open
-	8,  // 14: kctl.stream.v1.RelayInput.input:type_name -> kctl.stream.v1.ExecInput
-	14, // 15: kctl.stream.v1.TunnelUp.hello:type_name -> kctl.stream.v1.TunnelHello
-	10, // 16: kctl.stream.v1.TunnelUp.output:type_name -> kctl.stream.v1.Output
-	11, // 17: kctl.stream.v1.TunnelDown.open:type_name -> kctl.stream.v1.Open
-	8,  // 18: kctl.stream.v1.TunnelDown.input:type_name -> kctl.stream.v1.ExecInput
-	2,  // 19: kctl.stream.v1.StreamService.Logs:input_type -> kctl.stream.v1.LogsRequest
-	8,  // 20: kctl.stream.v1.StreamService.Exec:input_type -> kctl.stream.v1.ExecInput
-	8,  // 21: kctl.stream.v1.StreamService.ServerExec:input_type -> kctl.stream.v1.ExecInput
-	12, // 22: kctl.stream.v1.RelayService.Relay:input_type -> kctl.stream.v1.RelayInput
-	15, // 23: kctl.stream.v1.TunnelService.Tunnel:input_type -> kctl.stream.v1.TunnelUp
-	10, // 24: kctl.stream.v1.StreamService.Logs:output_type -> kctl.stream.v1.Output
-	10, // 25: kctl.stream.v1.StreamService.Exec:output_type -> kctl.stream.v1.Output
-	10, // 26: kctl.stream.v1.StreamService.ServerExec:output_type -> kctl.stream.v1.Output
-	10, // 27: kctl.stream.v1.RelayService.Relay:output_type -> kctl.stream.v1.Output
-	16, // 28: kctl.stream.v1.TunnelService.Tunnel:output_type -> kctl.stream.v1.TunnelDown
-	24, // [24:29] is the sub-list for method output_type
-	19, // [19:24] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	11, // 11: kctl.stream.v1.Output.failure:type_name -> kctl.stream.v1.Failure
+	2,  // 12: kctl.stream.v1.Open.logs:type_name -> kctl.stream.v1.LogsRequest
+	5,  // 13: kctl.stream.v1.Open.exec:type_name -> kctl.stream.v1.ExecStart
+	12, // 14: kctl.stream.v1.RelayInput.open:type_name -> kctl.stream.v1.Open
+	8,  // 15: kctl.stream.v1.RelayInput.input:type_name -> kctl.stream.v1.ExecInput
+	15, // 16: kctl.stream.v1.TunnelUp.hello:type_name -> kctl.stream.v1.TunnelHello
+	10, // 17: kctl.stream.v1.TunnelUp.output:type_name -> kctl.stream.v1.Output
+	12, // 18: kctl.stream.v1.TunnelDown.open:type_name -> kctl.stream.v1.Open
+	8,  // 19: kctl.stream.v1.TunnelDown.input:type_name -> kctl.stream.v1.ExecInput
+	2,  // 20: kctl.stream.v1.StreamService.Logs:input_type -> kctl.stream.v1.LogsRequest
+	8,  // 21: kctl.stream.v1.StreamService.Exec:input_type -> kctl.stream.v1.ExecInput
+	8,  // 22: kctl.stream.v1.StreamService.ServerExec:input_type -> kctl.stream.v1.ExecInput
+	13, // 23: kctl.stream.v1.RelayService.Relay:input_type -> kctl.stream.v1.RelayInput
+	16, // 24: kctl.stream.v1.TunnelService.Tunnel:input_type -> kctl.stream.v1.TunnelUp
+	10, // 25: kctl.stream.v1.StreamService.Logs:output_type -> kctl.stream.v1.Output
+	10, // 26: kctl.stream.v1.StreamService.Exec:output_type -> kctl.stream.v1.Output
+	10, // 27: kctl.stream.v1.StreamService.ServerExec:output_type -> kctl.stream.v1.Output
+	10, // 28: kctl.stream.v1.RelayService.Relay:output_type -> kctl.stream.v1.Output
+	17, // 29: kctl.stream.v1.TunnelService.Tunnel:output_type -> kctl.stream.v1.TunnelDown
+	25, // [25:30] is the sub-list for method output_type
+	20, // [20:25] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_kctl_stream_v1_stream_proto_init() }
@@ -1488,20 +1564,21 @@ func file_kctl_stream_v1_stream_proto_init() {
 		(*Output_Stdout)(nil),
 		(*Output_Stderr)(nil),
 		(*Output_Exit)(nil),
+		(*Output_Failure)(nil),
 	}
-	file_kctl_stream_v1_stream_proto_msgTypes[10].OneofWrappers = []any{
+	file_kctl_stream_v1_stream_proto_msgTypes[11].OneofWrappers = []any{
 		(*Open_Logs)(nil),
 		(*Open_Exec)(nil),
 	}
-	file_kctl_stream_v1_stream_proto_msgTypes[11].OneofWrappers = []any{
+	file_kctl_stream_v1_stream_proto_msgTypes[12].OneofWrappers = []any{
 		(*RelayInput_Open)(nil),
 		(*RelayInput_Input)(nil),
 	}
-	file_kctl_stream_v1_stream_proto_msgTypes[14].OneofWrappers = []any{
+	file_kctl_stream_v1_stream_proto_msgTypes[15].OneofWrappers = []any{
 		(*TunnelUp_Hello)(nil),
 		(*TunnelUp_Output)(nil),
 	}
-	file_kctl_stream_v1_stream_proto_msgTypes[15].OneofWrappers = []any{
+	file_kctl_stream_v1_stream_proto_msgTypes[16].OneofWrappers = []any{
 		(*TunnelDown_Open)(nil),
 		(*TunnelDown_Input)(nil),
 	}
@@ -1511,7 +1588,7 @@ func file_kctl_stream_v1_stream_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_stream_v1_stream_proto_rawDesc), len(file_kctl_stream_v1_stream_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   16,
+			NumMessages:   17,
 			NumExtensions: 0,
 			NumServices:   3,
 		},
