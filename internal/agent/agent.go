@@ -91,6 +91,9 @@ type Config struct {
 	BufferSize int
 	// InMemory keeps the journal in memory only (benchmarks).
 	InMemory bool
+	// AllowServerExec lets admins run commands on this host (`kctl server
+	// exec`); refused otherwise.
+	AllowServerExec bool
 }
 
 // Agent is one running agent. Create it with New, then call Run.

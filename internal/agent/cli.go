@@ -56,6 +56,7 @@ func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
 	f.StringVar(&a.tokenFile, "token-file", "", "read the join token from this file (or set $"+ctlclient.TokenEnv+"), keeping it out of ps")
 	f.StringVar(&a.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.StringVar(&a.runtime, "runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
+	f.BoolVar(&a.cfg.AllowServerExec, "allow-server-exec", false, "let admins run commands on this host with `kctl server exec` (refused without it); the agent's user runs them")
 	f.BoolVar(&a.shared, "shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
 	return cmd
 }
