@@ -276,4 +276,3 @@ func cut(agent string, err error) error {
 	}
 	return err
 }
-
