@@ -35,7 +35,9 @@ type streamTarget struct {
 }
 
 // key tells targets apart: a host runs several roles.
-func (t streamTarget) key() string { return t.host + "/" + t.target.GetRole() + "/" + t.target.GetName() }
+func (t streamTarget) key() string {
+	return t.host + "/" + t.target.GetRole() + "/" + t.target.GetName()
+}
 
 // streamCut is an error after a stream began, or the relay's answer: it is
 // shown as is, never retried on another controller (that would repeat
@@ -219,4 +221,3 @@ func dashes(c *cobra.Command) {
 		return pflag.NormalizedName(strings.ReplaceAll(name, "_", "-"))
 	})
 }
-
