@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -106,6 +107,14 @@ func run(ctx context.Context) error {
 	return nil
 }
 
+// zeros reads as endless zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // tool runs the app's small command mode and returns the exit code.
 func tool(name string, args []string) int {
 	switch name {
@@ -146,6 +155,48 @@ func tool(name string, args []string) int {
 	case "cat":
 		if _, err := io.Copy(os.Stdout, os.Stdin); err != nil {
 			return 1
+		}
+		return 0
+	case "env": // env NAME...: the values, space-separated
+		vals := make([]string, len(args))
+		for i, a := range args {
+			vals[i] = os.Getenv(a)
+		}
+		fmt.Println(strings.Join(vals, " "))
+		return 0
+	case "sleep": // sleep D: the e2e tests' long-running exec
+		d, _ := time.ParseDuration(strings.Join(args, ""))
+		time.Sleep(d)
+		return 0
+	case "log": // log WORDS: a line in the container's own log (PID 1's stdout)
+		f, err := os.OpenFile("/proc/1/fd/1", os.O_WRONLY, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer f.Close()
+		fmt.Fprintln(f, strings.Join(args, " "))
+		return 0
+	case "zero": // zero N: N zero bytes on stdout (stream throughput tests)
+		var n int64
+		fmt.Sscan(strings.Join(args, ""), &n)
+		_, err := io.CopyN(os.Stdout, zeros{}, n)
+		if err != nil {
+			return 1
+		}
+		return 0
+	case "shell": // a line-at-a-time shell over the other tools (exec -i tests)
+		sc := bufio.NewScanner(os.Stdin)
+		fmt.Print("$ ")
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) > 0 {
+				if f[0] == "exit" {
+					return tool("exit", f[1:])
+				}
+				tool(f[0], f[1:])
+			}
+			fmt.Print("$ ")
 		}
 		return 0
 	case "winsize":
