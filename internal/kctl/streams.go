@@ -147,6 +147,10 @@ func eachHost(ctx context.Context, w io.Writer, targets []streamTarget, raw bool
 		wg.Go(func() { res[i].err = fn(ctx, t, f) })
 	}
 	wg.Wait()
+	// The caller may not do this at all: say so once.
+	if c := status.Code(res[0].err); c == codes.PermissionDenied || c == codes.Unauthenticated {
+		return res[0].err
+	}
 	var failed []string
 	for i, t := range targets {
 		if !raw {

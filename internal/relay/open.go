@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -18,6 +19,9 @@ import (
 type upstream interface {
 	Send(*streamv1.ExecInput) error
 	Recv() (*streamv1.Output, error)
+	// Close ends the stream at once (a blocked Recv returns); it is
+	// idempotent.
+	Close()
 }
 
 // tunnel is an agent's Tunnel stream handed to the stream that asked for
@@ -25,7 +29,11 @@ type upstream interface {
 type tunnel struct {
 	stream streamv1.TunnelService_TunnelServer
 	done   chan struct{}
+	once   sync.Once
 }
+
+// Close lets the Tunnel handler return, which ends the agent's stream.
+func (t *tunnel) Close() { t.once.Do(func() { close(t.done) }) }
 
 func (t *tunnel) Send(in *streamv1.ExecInput) error {
 	return t.stream.Send(&streamv1.TunnelDown{Msg: &streamv1.TunnelDown_Input{Input: in}})
@@ -53,6 +61,9 @@ func (r relayed) Send(in *streamv1.ExecInput) error {
 
 func (r relayed) Recv() (*streamv1.Output, error) { return r.stream.Recv() }
 
+// Close does nothing: the relayed stream ends with its context.
+func (r relayed) Close() {}
+
 // agentOf names the agent an open is for.
 func agentOf(o *streamv1.Open) string {
 	if l := o.GetLogs(); l != nil {
@@ -63,34 +74,34 @@ func agentOf(o *streamv1.Open) string {
 
 // open opens the stream o at its agent: through this controller's session
 // when it holds the agent's, else relayed through the controller that does.
-// ctx bounds the stream; the returned func releases it.
-func (s *Server) open(ctx context.Context, o *streamv1.Open) (upstream, func(), error) {
+// ctx bounds the stream; Close releases it.
+func (s *Server) open(ctx context.Context, o *streamv1.Open) (upstream, error) {
 	agent := agentOf(o)
-	up, release, err := s.openLocal(ctx, agent, o)
+	up, err := s.openLocal(ctx, agent, o)
 	if !errors.Is(err, ErrNotHeld) {
-		return up, release, err
+		return up, err
 	}
 	holder := s.cl.Holder(agent)
 	if holder == "" || holder == s.cfg.Name {
-		return nil, nil, status.Errorf(codes.Unavailable, "relay: agent %s is not connected to any controller", agent)
+		return nil, status.Errorf(codes.Unavailable, "relay: agent %s is not connected to any controller", agent)
 	}
 	cc, err := s.cl.Peer(holder)
 	if err != nil {
-		return nil, nil, status.Errorf(codes.Unavailable, "relay: controller %s, which holds agent %s, is unreachable: %v", holder, agent, err)
+		return nil, status.Errorf(codes.Unavailable, "relay: controller %s, which holds agent %s, is unreachable: %v", holder, agent, err)
 	}
 	st, err := streamv1.NewRelayServiceClient(cc).Relay(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if err := st.Send(&streamv1.RelayInput{Msg: &streamv1.RelayInput_Open{Open: o}}); err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	return relayed{st}, func() {}, nil
+	return relayed{st}, nil
 }
 
 // openLocal asks the agent's session here for a Tunnel and waits for it.
 // It returns ErrNotHeld when this controller holds no session of agent.
-func (s *Server) openLocal(ctx context.Context, agent string, o *streamv1.Open) (upstream, func(), error) {
+func (s *Server) openLocal(ctx context.Context, agent string, o *streamv1.Open) (upstream, error) {
 	id := newID()
 	w := &waiter{agent: agent, ch: make(chan *tunnel, 1)}
 	s.mu.Lock()
@@ -109,7 +120,7 @@ func (s *Server) openLocal(ctx context.Context, agent string, o *streamv1.Open) 
 	}
 	if err := s.cl.OpenTunnel(agent, id); err != nil {
 		unregister()
-		return nil, nil, err
+		return nil, err
 	}
 	var t *tunnel
 	select {
@@ -118,21 +129,20 @@ func (s *Server) openLocal(ctx context.Context, agent string, o *streamv1.Open) 
 	case <-ctx.Done():
 		err := ctx.Err()
 		if t := unregister(); t != nil {
-			close(t.done)
+			t.Close()
 		}
-		return nil, nil, status.FromContextError(err).Err()
+		return nil, status.FromContextError(err).Err()
 	case <-time.After(s.cfg.OpenTimeout):
 		if t := unregister(); t != nil {
-			close(t.done)
+			t.Close()
 		}
-		return nil, nil, status.Errorf(codes.Unavailable, "relay: agent %s did not open its tunnel within %s", agent, s.cfg.OpenTimeout)
+		return nil, status.Errorf(codes.Unavailable, "relay: agent %s did not open its tunnel within %s", agent, s.cfg.OpenTimeout)
 	}
-	release := func() { close(t.done) }
 	if err := t.stream.Send(&streamv1.TunnelDown{Msg: &streamv1.TunnelDown_Open{Open: o}}); err != nil {
-		release()
-		return nil, nil, err
+		t.Close()
+		return nil, err
 	}
-	return t, release, nil
+	return t, nil
 }
 
 // take hands an agent's Tunnel to the stream waiting under id.
@@ -203,14 +213,14 @@ func (a relayAPI) Relay(stream streamv1.RelayService_RelayServer) error {
 	if o == nil {
 		return status.Error(codes.InvalidArgument, "relay: a relay must start with an open")
 	}
-	up, release, err := a.s.openLocal(stream.Context(), agentOf(o), o)
+	up, err := a.s.openLocal(stream.Context(), agentOf(o), o)
 	if errors.Is(err, ErrNotHeld) {
 		return status.Errorf(codes.Unavailable, "relay: agent %s moved away from controller %s; retry", agentOf(o), a.s.cfg.Name)
 	}
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer up.Close()
 	recv := func() (*streamv1.ExecInput, error) {
 		m, err := stream.Recv()
 		if err != nil {
@@ -232,6 +242,9 @@ func (a relayAPI) Relay(stream streamv1.RelayService_RelayServer) error {
 func pump(ctx context.Context, up upstream, recv func() (*streamv1.ExecInput, error), send func(*streamv1.Output) error) (*streamv1.Exit, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	// The upstream's Recv does not watch ctx (a tunnel belongs to another
+	// RPC): end it when ctx ends, so the agent learns at once.
+	defer context.AfterFunc(ctx, up.Close)()
 	if recv != nil {
 		go func() {
 			for {

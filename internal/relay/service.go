@@ -31,11 +31,11 @@ func (a streamAPI) Logs(req *streamv1.LogsRequest, stream streamv1.StreamService
 	}
 	ctx := stream.Context()
 	o := &streamv1.Open{Caller: caller(ctx), Op: &streamv1.Open_Logs{Logs: req}}
-	up, release, err := a.s.open(ctx, o)
+	up, err := a.s.open(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer up.Close()
 	_, err = pump(ctx, up, nil, stream.Send)
 	return cut(req.GetAgent(), err)
 }
@@ -72,11 +72,11 @@ func (s *Server) exec(stream execStream, server bool) error {
 		return err
 	}
 	o := &streamv1.Open{Caller: caller(ctx), Op: &streamv1.Open_Exec{Exec: start}}
-	up, release, err := s.open(ctx, o)
+	up, err := s.open(ctx, o)
 	if err != nil {
 		return err
 	}
-	defer release()
+	defer up.Close()
 	began := time.Now()
 	s.cl.Audit(ctx, auditEntry(o.GetCaller(), start, began, "exec started", "running"))
 	exit, err := pump(ctx, up, stream.Recv, stream.Send)

@@ -170,6 +170,15 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, o ExecOptions) (
 	resize := func(s TermSize) error {
 		return r.cli.ContainerExecResize(ctx, ex.ID, container.ResizeOptions{Height: s.Rows, Width: s.Cols})
 	}
+	if o.TTY && o.Size.Rows > 0 {
+		// Engines before API 1.42 ignore ConsoleSize: size the terminal
+		// once the process runs, as the docker CLI does.
+		for i := 0; i < 10 && resize(o.Size) != nil; i++ {
+			if sleepCtx(ctx, 10*time.Millisecond) != nil {
+				break
+			}
+		}
+	}
 	stopSignals := forward(o.Signal, func(sig syscall.Signal) { r.signalExec(ex.ID, sig) })
 	defer stopSignals()
 	if err := pump(ctx, att.Conn, att.Reader, att.CloseWrite, o, resize); err != nil {
@@ -202,13 +211,20 @@ func (r *Runtime) RunOnce(ctx context.Context, c *specv1.Container, o ExecOption
 	if err != nil {
 		return -1, err
 	}
-	id, err := r.create(ctx, s)
+	// Created whatever ctx does meanwhile: a create cancelled in flight
+	// may still leave the container, which only its id can remove.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	id, err := r.create(cctx, s)
+	cancel()
 	if err != nil {
 		return -1, err
 	}
 	defer func() {
 		_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
 	}()
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
 	att, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: o.Stdin != nil, Stdout: true, Stderr: true})
 	if err != nil {
 		return -1, err
