@@ -376,3 +376,86 @@ func (s *streamsEnv) containerNamed(prefix string, want bool) error {
 	}
 	return nil
 }
+
+// rssMiB is a process's resident set size.
+func rssMiB(pid int) (int, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0, err
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, err := strconv.Atoi(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")))
+			return kb / 1024, err
+		}
+	}
+	return 0, fmt.Errorf("no VmRSS for %d", pid)
+}
+
+// A 256 MiB exec through two controllers to a kctl that reads slowly:
+// backpressure reaches the container, and neither controller nor the agent
+// holds the backlog.
+func TestE2E_ExecCatFlatMemory(t *testing.T) {
+	s := newStreamsEnv(t)
+	h1 := s.hosts[0]
+	pids := map[string]int{"c1 (holds the agent)": s.cs[0].p.cmd.Process.Pid, "c2 (kctl's)": s.cs[1].p.cmd.Process.Pid}
+	for _, p := range s.procs {
+		if p.name == h1 {
+			pids["agent "+h1] = p.cmd.Process.Pid
+		}
+	}
+	const size = 256 << 20
+	cmd := s.command(s.creds2, "app", "exec", "-i", "--reuse", "-h", h1, fmt.Sprintf("/app zero %d", size))
+	stdin, err := cmd.StdinPipe() // kept open: the command does not read it
+	must(t, err)
+	defer stdin.Close()
+	stdout, err := cmd.StdoutPipe()
+	must(t, err)
+	must(t, cmd.Start())
+
+	peak := map[string]int{}
+	sample := func() {
+		for name, pid := range pids {
+			if m, err := rssMiB(pid); err == nil && m > peak[name] {
+				peak[name] = m
+			}
+		}
+	}
+	var total int64
+	buf := make([]byte, 16<<10)
+	slowUntil := time.Now().Add(3 * time.Second)
+	for time.Now().Before(slowUntil) { // ~3 MB/s: a slow terminal
+		n, err := stdout.Read(buf)
+		total += int64(n)
+		must(t, err)
+		sample()
+		time.Sleep(5 * time.Millisecond) // the slow reader itself
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n, _ := io.CopyBuffer(io.Discard, stdout, make([]byte, 256<<10))
+		total += n
+	}()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	for waiting := true; waiting; {
+		select {
+		case <-done:
+			waiting = false
+		case <-tick.C:
+			sample()
+		}
+	}
+	waitExit(t, cmd, 30*time.Second, 0)
+	if total != size {
+		t.Fatalf("read %d bytes, want %d", total, size)
+	}
+	const bound = 160 // MiB: far below the 256 MiB a backlog would take
+	for name, m := range peak {
+		t.Logf("peak RSS %s: %d MiB", name, m)
+		if m > bound {
+			t.Errorf("peak RSS of %s = %d MiB, want <= %d", name, m, bound)
+		}
+	}
+}
