@@ -45,8 +45,16 @@ func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "run --name NAME --data-dir DIR --controller ADDR[,ADDR] [--token TOKEN]",
 		Short: "Enroll (first start, with a token) and serve the controllers' commands until stopped",
-		Args:  cobra.NoArgs,
-		RunE:  func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stderr, rt) },
+		Long: `Enroll (first start, with a token) and serve the controllers' commands until stopped.
+
+The agent also serves operators' logs and exec sessions through the
+controllers (it opens no port). ` + "`kctl server exec`" + ` (admin operators only) runs
+commands on this host as the agent's user, and is refused unless the agent
+was started with --allow-server-exec. To end an exec the agent signals its
+process by the host PID the engine reports: run the agent on the host, or
+in a container with --pid host.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error { return a.run(cmd.Context(), stderr, rt) },
 	}
 	f := cmd.Flags()
 	f.StringVar(&a.cfg.Name, "name", "", "this agent's name")

@@ -46,7 +46,9 @@ func TestPolicy_CoversEveryMethod(t *testing.T) {
 // The streams' rules: a viewer reads logs, a deployer execs into
 // containers, only an admin on the host.
 func TestPolicy_Streams(t *testing.T) {
-	roles := func(m string) []pki.OperatorRole { return controller.Policy["/kctl.stream.v1.StreamService/"+m].OperatorRoles }
+	roles := func(m string) []pki.OperatorRole {
+		return controller.Policy["/kctl.stream.v1.StreamService/"+m].OperatorRoles
+	}
 	for _, tc := range []struct {
 		method string
 		want   []pki.OperatorRole
