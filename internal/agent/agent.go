@@ -94,6 +94,9 @@ type Config struct {
 	InMemory bool
 	// Clock drives certificate renewal (clock.Real when nil).
 	Clock clock.Clock
+	// AllowServerExec lets admins run commands on this host (`kctl server
+	// exec`); refused otherwise.
+	AllowServerExec bool
 }
 
 // Agent is one running agent. Create it with New, then call Run.

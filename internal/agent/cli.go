@@ -33,6 +33,7 @@ type runArgs struct {
 	controllers string
 	runtime     string
 	shared      bool
+	serverExec  bool
 }
 
 func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
@@ -42,15 +43,24 @@ func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
 		"this agent's name", "directory for the agent's key, certificates and journal",
 		"join token, first start only (kctl token create --role agent)",
 		func(ctx context.Context) error { return a.run(ctx, stderr, rt) })
+	cmd.Long = `Enroll (first start, with a token) and serve the controllers' commands until stopped.
+
+The agent also serves operators' logs and exec sessions through the
+controllers (it opens no port). ` + "`kctl server exec`" + ` (admin operators only) runs
+commands on this host as the agent's user, and is refused unless the agent
+was started with --allow-server-exec. To end an exec the agent signals its
+process by the host PID the engine reports: run the agent on the host, or
+in a container with --pid host.`
 	f := cmd.Flags()
 	f.StringVar(&a.controllers, "controller", "", "controller API addresses, comma-separated")
 	f.StringVar(&a.runtime, "runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
+	f.BoolVar(&a.serverExec, "allow-server-exec", false, "let admin operators run commands on this host with kctl server exec (refused without it); the agent's user runs them")
 	f.BoolVar(&a.shared, "shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
 	return cmd
 }
 
 func (a *runArgs) run(ctx context.Context, stderr io.Writer, rt exec.Runtime) error {
-	cfg := Config{Name: a.Name, DataDir: a.DataDir}
+	cfg := Config{Name: a.Name, DataDir: a.DataDir, AllowServerExec: a.serverExec}
 	tok, err := a.JoinToken()
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)

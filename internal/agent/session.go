@@ -62,6 +62,10 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 			// session does not wait for them: reconnecting comes first);
 			// the result is journaled and answers the redelivery.
 			a.cmds.Go(func() { a.runCommand(ctx, ss, msg.Command) })
+		case *agentv1.SessionResponse_OpenTunnel:
+			// A stream lives on this session's connection: it ends with
+			// the session (the controller holding it went away).
+			a.cmds.Go(func() { a.tunnel(sctx, conn, msg.OpenTunnel.GetId()) })
 		}
 	}
 }

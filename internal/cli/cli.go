@@ -6,6 +6,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -61,13 +62,23 @@ type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 
 // Main runs run with the command line under a context that SIGINT and
 // SIGTERM cancel, prints its error once and returns the exit status for
-// main's os.Exit: 0, or 1 on an error.
+// main's os.Exit: 0, 1 on an error, or an ExitError's code.
 func Main(run RunFunc) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
+		var ee *ExitError
+		if errors.As(err, &ee) {
+			return ee.Code
+		}
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	return 0
 }
+
+// ExitError ends the program with Code and prints nothing more: a remote
+// process's exit status (`kctl app exec -i`), its output already shown.
+type ExitError struct{ Code int }
+
+func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }

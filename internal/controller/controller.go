@@ -43,6 +43,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/relay"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
 
@@ -272,6 +273,7 @@ func (c *Controller) newServer() *grpc.Server {
 	deploys := c.deployService()
 	deployv1.RegisterDeployServiceServer(s, deploys)
 	opsv1.RegisterLifecycleServiceServer(s, &deploy.Lifecycle{Deploys: deploys})
+	relay.New(relay.Config{Name: cfg.Name, Logger: c.log}, relayCluster{c: c}).Register(s)
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)

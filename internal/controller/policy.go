@@ -8,9 +8,11 @@ var (
 	anyOperator = pki.Allow{Roles: []pki.Role{pki.RoleOperator}}
 	admin       = pki.Allow{Roles: []pki.Role{pki.RoleOperator}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin}}
 	deployer    = pki.Allow{Roles: []pki.Role{pki.RoleOperator, pki.RoleController}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin, pki.OperatorDeployer}}
-	controllers = pki.Allow{Roles: []pki.Role{pki.RoleController}}
-	agents      = pki.Allow{Roles: []pki.Role{pki.RoleAgent}}
-	public      = pki.Allow{Public: true}
+	// deployerOnly is deployer for calls a controller never forwards.
+	deployerOnly = pki.Allow{Roles: []pki.Role{pki.RoleOperator}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin, pki.OperatorDeployer}}
+	controllers  = pki.Allow{Roles: []pki.Role{pki.RoleController}}
+	agents       = pki.Allow{Roles: []pki.Role{pki.RoleAgent}}
+	public       = pki.Allow{Public: true}
 )
 
 // Policy says who may call every method the controller serves, the deploy
@@ -55,7 +57,14 @@ var Policy = pki.Policy{
 	"/kctl.ops.v1.LifecycleService/Proxy":                    deployer,
 	"/kctl.ops.v1.LifecycleService/Accessory":                deployer,
 	"/kctl.ops.v1.LifecycleService/Remove":                   deployer,
-	"/grpc.health.v1.Health/Check":                           public,
-	"/grpc.health.v1.Health/Watch":                           public,
-	"/grpc.health.v1.Health/List":                            public,
+	// Streams: a viewer reads logs, a deployer execs into containers, an
+	// admin on the host; a controller relays to the one holding the agent.
+	"/kctl.stream.v1.StreamService/Logs":       anyOperator,
+	"/kctl.stream.v1.StreamService/Exec":       deployerOnly,
+	"/kctl.stream.v1.StreamService/ServerExec": admin,
+	"/kctl.stream.v1.RelayService/Relay":       controllers,
+	"/kctl.stream.v1.TunnelService/Tunnel":     agents,
+	"/grpc.health.v1.Health/Check":             public,
+	"/grpc.health.v1.Health/Watch":             public,
+	"/grpc.health.v1.Health/List":              public,
 }

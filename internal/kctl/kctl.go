@@ -54,6 +54,7 @@ func newRoot(stdout, stderr io.Writer) *cobra.Command {
 		// The project on disk.
 		newConfigCmd(), newInitCmd(), newDocsCmd(), newSecretsCmd(),
 	)
+	addStreamCmds(root, g)
 	return root
 }
 

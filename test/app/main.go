@@ -15,6 +15,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -106,8 +107,19 @@ func run(ctx context.Context) error {
 	return nil
 }
 
+// zeros reads as endless zero bytes.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
 // tool runs the app's small command mode and returns the exit code.
 func tool(name string, args []string) int {
+	if code, ok := streamTool(name, args); ok {
+		return code
+	}
 	switch name {
 	case "serve": // a worker role's cmd: serve as without arguments
 		if err := run(context.Background()); err != nil {
@@ -172,4 +184,54 @@ func tool(name string, args []string) int {
 	}
 	fmt.Fprintf(os.Stderr, "unknown command %q\n", name)
 	return 127
+}
+
+// streamTool runs the tools of the stream tests (logs, exec); ok is false
+// for another name.
+func streamTool(name string, args []string) (code int, ok bool) {
+	switch name {
+	case "env": // env NAME...: the values, space-separated
+		vals := make([]string, len(args))
+		for i, a := range args {
+			vals[i] = os.Getenv(a)
+		}
+		fmt.Println(strings.Join(vals, " "))
+		return 0, true
+	case "sleep": // sleep D: the e2e tests' long-running exec
+		d, _ := time.ParseDuration(strings.Join(args, ""))
+		time.Sleep(d)
+		return 0, true
+	case "log": // log WORDS: a line in the container's own log (PID 1's stdout)
+		f, err := os.OpenFile("/proc/1/fd/1", os.O_WRONLY, 0)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1, true
+		}
+		defer f.Close()
+		fmt.Fprintln(f, strings.Join(args, " "))
+		return 0, true
+	case "zero": // zero N: N zero bytes on stdout (stream throughput tests)
+		var n int64
+		fmt.Sscan(strings.Join(args, ""), &n)
+		_, err := io.CopyN(os.Stdout, zeros{}, n)
+		if err != nil {
+			return 1, true
+		}
+		return 0, true
+	case "shell": // a line-at-a-time shell over the other tools (exec -i tests)
+		sc := bufio.NewScanner(os.Stdin)
+		fmt.Print("$ ")
+		for sc.Scan() {
+			f := strings.Fields(sc.Text())
+			if len(f) > 0 {
+				if f[0] == "exit" {
+					return tool("exit", f[1:]), true
+				}
+				tool(f[0], f[1:])
+			}
+			fmt.Print("$ ")
+		}
+		return 0, true
+	}
+	return 0, false
 }

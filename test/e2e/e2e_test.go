@@ -35,6 +35,8 @@ type env struct {
 	// production starts agents without --shared-engine, so they use
 	// Kamal's names (production_test.go).
 	production bool
+	// procs are every process start started, in order.
+	procs []*testenv.Proc
 }
 
 // newEnv gates the test (testenv.SkipShort), marks it parallel (each env has
@@ -52,7 +54,9 @@ func (e *env) start(name, bin string, args ...string) *testenv.Proc {
 	e.t.Helper()
 	cmd := exec.Command(filepath.Join(e.bin, bin), args...)
 	cmd.Dir = e.dir
-	return testenv.Start(e.t, name, cmd)
+	p := testenv.Start(e.t, name, cmd)
+	e.procs = append(e.procs, p)
+	return p
 }
 
 // kctl runs kctl in the env's directory with the admin credentials and

@@ -9,22 +9,26 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/docker/docker/api/types/container"
 	"github.com/docker/docker/pkg/stdcopy"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/agent/exec"
 )
 
 // LogsOptions mirrors `kamal app logs`: Lines is `--tail` (0 means all),
 // Since is docker's --since (a duration like "10m" or a timestamp), Grep a
-// regular expression applied per line, Timestamps docker's --timestamps.
+// regular expression applied per line (Invert keeps the lines that do not
+// match, as grep -v), Timestamps docker's --timestamps.
 type LogsOptions struct {
 	Follow     bool
 	Since      string
 	Lines      int
 	Grep       string
+	Invert     bool
 	Timestamps bool
 }
 
@@ -72,7 +76,7 @@ func (r *Runtime) Logs(ctx context.Context, containerID string, o LogsOptions, w
 			sc.Buffer(make([]byte, 64<<10), 1<<20)
 			var werr error
 			for sc.Scan() {
-				if werr == nil && re.Match(sc.Bytes()) {
+				if werr == nil && re.Match(sc.Bytes()) != o.Invert {
 					_, werr = fmt.Fprintf(w, "%s\n", sc.Bytes())
 				}
 			}
@@ -124,9 +128,7 @@ func (r *Runtime) CurrentContainer(ctx context.Context, service, role, dest stri
 }
 
 // TermSize is a terminal size.
-type TermSize struct {
-	Rows, Cols uint
-}
+type TermSize = exec.TermSize
 
 // ExecOptions is one command to run. With TTY, Stdout receives the merged
 // terminal output and Resize carries window changes; Stdin may be nil.
@@ -141,6 +143,9 @@ type ExecOptions struct {
 	Stdout  io.Writer
 	Stderr  io.Writer
 	Resize  <-chan TermSize
+	// Signal carries signals for the process (Exec: sent to the exec's
+	// Pid; RunOnce: to the container).
+	Signal <-chan syscall.Signal
 }
 
 // Exec runs a command in the running container (`kamal app exec --reuse`,
@@ -165,7 +170,22 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, o ExecOptions) (
 	resize := func(s TermSize) error {
 		return r.cli.ContainerExecResize(ctx, ex.ID, container.ResizeOptions{Height: s.Rows, Width: s.Cols})
 	}
+	if o.TTY && o.Size.Rows > 0 {
+		// Engines before API 1.42 ignore ConsoleSize: size the terminal
+		// once the process runs, as the docker CLI does.
+		for i := 0; i < 10 && resize(o.Size) != nil; i++ {
+			if sleepCtx(ctx, 10*time.Millisecond) != nil {
+				break
+			}
+		}
+	}
+	stopSignals := forward(o.Signal, func(sig syscall.Signal) { r.signalExec(ex.ID, sig) })
+	defer stopSignals()
 	if err := pump(ctx, att.Conn, att.Reader, att.CloseWrite, o, resize); err != nil {
+		if ctx.Err() != nil {
+			// The Engine API cannot end an exec: kill its process.
+			r.signalExec(ex.ID, syscall.SIGKILL)
+		}
 		return -1, err
 	}
 	for {
@@ -187,38 +207,24 @@ func (r *Runtime) Exec(ctx context.Context, containerID string, o ExecOptions) (
 // <prefix>-exec-<version>-<6 hex>` with the role's env, volumes and
 // options, without labels or restart policy). It returns the exit code.
 func (r *Runtime) RunOnce(ctx context.Context, c *specv1.Container, o ExecOptions) (int, error) {
-	c = cloneContainer(c)
-	c.Name = prefix(c.GetService(), c.GetRole(), c.GetDestination()) + "-exec-" + c.GetVersion() + "-" + randHex(6)
-	c.Labels = nil
-	c.Restart = ""
-	c.Cmd, c.Args = "", nil
-	s, err := r.Translate(c)
+	s, err := r.oneOffSpec(c, o)
 	if err != nil {
 		return -1, err
 	}
-	delete(s.Config.Labels, LabelSpec)
-	s.Config.Cmd = o.Cmd
-	s.Config.Env = append(s.Config.Env, o.Env...)
-	s.Config.Tty = o.TTY
-	s.Config.OpenStdin = o.Stdin != nil
-	s.Config.StdinOnce = o.Stdin != nil
-	s.Config.AttachStdin, s.Config.AttachStdout, s.Config.AttachStderr = o.Stdin != nil, true, true
-	if o.User != "" {
-		s.Config.User = o.User
-	}
-	if o.WorkDir != "" {
-		s.Config.WorkingDir = o.WorkDir
-	}
-	if o.TTY && o.Size.Rows > 0 {
-		s.Host.ConsoleSize = [2]uint{o.Size.Rows, o.Size.Cols}
-	}
-	id, err := r.create(ctx, s)
+	// Created whatever ctx does meanwhile: a create cancelled in flight
+	// may still leave the container, which only its id can remove.
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+	id, err := r.create(cctx, s)
+	cancel()
 	if err != nil {
 		return -1, err
 	}
 	defer func() {
 		_ = r.cli.ContainerRemove(context.WithoutCancel(ctx), id, container.RemoveOptions{Force: true})
 	}()
+	if err := ctx.Err(); err != nil {
+		return -1, err
+	}
 	att, err := r.cli.ContainerAttach(ctx, id, container.AttachOptions{Stream: true, Stdin: o.Stdin != nil, Stdout: true, Stderr: true})
 	if err != nil {
 		return -1, err
@@ -231,6 +237,10 @@ func (r *Runtime) RunOnce(ctx context.Context, c *specv1.Container, o ExecOption
 	resize := func(sz TermSize) error {
 		return r.cli.ContainerResize(ctx, id, container.ResizeOptions{Height: sz.Rows, Width: sz.Cols})
 	}
+	stopSignals := forward(o.Signal, func(sig syscall.Signal) {
+		_ = r.cli.ContainerKill(context.WithoutCancel(ctx), id, strconv.Itoa(int(sig)))
+	})
+	defer stopSignals()
 	if o.TTY && o.Size.Rows > 0 {
 		// As the docker CLI does: the initial size is a resize after start.
 		_ = resize(o.Size)
@@ -249,6 +259,78 @@ func (r *Runtime) RunOnce(ctx context.Context, c *specv1.Container, o ExecOption
 	case <-ctx.Done():
 		return -1, ctx.Err()
 	}
+}
+
+// oneOffSpec is the Engine API spec of a one-off container of the app spec
+// c running o's command: `<prefix>-exec-<version>-<6 hex>`, the role's env,
+// volumes and options, without labels or restart policy.
+func (r *Runtime) oneOffSpec(c *specv1.Container, o ExecOptions) (*Spec, error) {
+	c = cloneContainer(c)
+	c.Name = prefix(c.GetService(), c.GetRole(), c.GetDestination()) + "-exec-" + c.GetVersion() + "-" + randHex(6)
+	c.Labels = nil
+	c.Restart = ""
+	c.Cmd, c.Args = "", nil
+	s, err := r.Translate(c)
+	if err != nil {
+		return nil, err
+	}
+	delete(s.Config.Labels, LabelSpec)
+	s.Config.Cmd = o.Cmd
+	s.Config.Env = append(s.Config.Env, o.Env...)
+	s.Config.Tty = o.TTY
+	s.Config.OpenStdin = o.Stdin != nil
+	s.Config.StdinOnce = o.Stdin != nil
+	s.Config.AttachStdin, s.Config.AttachStdout, s.Config.AttachStderr = o.Stdin != nil, true, true
+	if o.User != "" {
+		s.Config.User = o.User
+	}
+	if o.WorkDir != "" {
+		s.Config.WorkingDir = o.WorkDir
+	}
+	if o.TTY && o.Size.Rows > 0 {
+		s.Host.ConsoleSize = [2]uint{o.Size.Rows, o.Size.Cols}
+	}
+	return s, nil
+}
+
+// signalExec sends sig to an exec's process by the Pid ExecInspect reports
+// (a host PID: the agent must share the host's PID namespace, as it does
+// when it runs on the host or in a container with --pid host), and to its
+// process group when it leads one.
+func (r *Runtime) signalExec(execID string, sig syscall.Signal) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	in, err := r.cli.ContainerExecInspect(ctx, execID)
+	if err != nil || !in.Running || in.Pid <= 0 {
+		return
+	}
+	_ = syscall.Kill(-in.Pid, sig)
+	if err := syscall.Kill(in.Pid, sig); err != nil && r.cfg.Logf != nil {
+		r.cfg.Logf("signal exec %s (pid %d): %v", execID, in.Pid, err)
+	}
+}
+
+// forward calls fn for every signal on ch until the returned func is
+// called. A nil ch forwards nothing.
+func forward(ch <-chan syscall.Signal, fn func(syscall.Signal)) func() {
+	if ch == nil {
+		return func() {}
+	}
+	stop := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case sig, ok := <-ch:
+				if !ok {
+					return
+				}
+				fn(sig)
+			case <-stop:
+				return
+			}
+		}
+	}()
+	return func() { close(stop) }
 }
 
 // pump copies stdin to the hijacked connection and its output to

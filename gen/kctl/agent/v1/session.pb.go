@@ -7,6 +7,7 @@
 package agentv1
 
 import (
+	v1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 	protoreflect "google.golang.org/protobuf/reflect/protoreflect"
 	protoimpl "google.golang.org/protobuf/runtime/protoimpl"
 	reflect "reflect"
@@ -128,6 +129,7 @@ type SessionResponse struct {
 	//	*SessionResponse_Welcome
 	//	*SessionResponse_HeartbeatAck
 	//	*SessionResponse_Command
+	//	*SessionResponse_OpenTunnel
 	Msg           isSessionResponse_Msg `protobuf_oneof:"msg"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -197,6 +199,15 @@ func (x *SessionResponse) GetCommand() *Command {
 	return nil
 }
 
+func (x *SessionResponse) GetOpenTunnel() *v1.OpenTunnel {
+	if x != nil {
+		if x, ok := x.Msg.(*SessionResponse_OpenTunnel); ok {
+			return x.OpenTunnel
+		}
+	}
+	return nil
+}
+
 type isSessionResponse_Msg interface {
 	isSessionResponse_Msg()
 }
@@ -213,11 +224,18 @@ type SessionResponse_Command struct {
 	Command *Command `protobuf:"bytes,3,opt,name=command,proto3,oneof"`
 }
 
+type SessionResponse_OpenTunnel struct {
+	// OpenTunnel asks the agent to dial a Tunnel for an operator's stream.
+	OpenTunnel *v1.OpenTunnel `protobuf:"bytes,4,opt,name=open_tunnel,json=openTunnel,proto3,oneof"`
+}
+
 func (*SessionResponse_Welcome) isSessionResponse_Msg() {}
 
 func (*SessionResponse_HeartbeatAck) isSessionResponse_Msg() {}
 
 func (*SessionResponse_Command) isSessionResponse_Msg() {}
+
+func (*SessionResponse_OpenTunnel) isSessionResponse_Msg() {}
 
 // Hello opens a session.
 type Hello struct {
@@ -558,16 +576,18 @@ var File_kctl_agent_v1_session_proto protoreflect.FileDescriptor
 
 const file_kctl_agent_v1_session_proto_rawDesc = "" +
 	"\n" +
-	"\x1bkctl/agent/v1/session.proto\x12\rkctl.agent.v1\x1a\x17kctl/agent/v1/ops.proto\"\xb7\x01\n" +
+	"\x1bkctl/agent/v1/session.proto\x12\rkctl.agent.v1\x1a\x17kctl/agent/v1/ops.proto\x1a\x1bkctl/stream/v1/stream.proto\"\xb7\x01\n" +
 	"\x0eSessionRequest\x12,\n" +
 	"\x05hello\x18\x01 \x01(\v2\x14.kctl.agent.v1.HelloH\x00R\x05hello\x128\n" +
 	"\theartbeat\x18\x02 \x01(\v2\x18.kctl.agent.v1.HeartbeatH\x00R\theartbeat\x126\n" +
 	"\x06result\x18\x03 \x01(\v2\x1c.kctl.agent.v1.CommandResultH\x00R\x06resultB\x05\n" +
-	"\x03msg\"\xc4\x01\n" +
+	"\x03msg\"\x83\x02\n" +
 	"\x0fSessionResponse\x122\n" +
 	"\awelcome\x18\x01 \x01(\v2\x16.kctl.agent.v1.WelcomeH\x00R\awelcome\x12B\n" +
 	"\rheartbeat_ack\x18\x02 \x01(\v2\x1b.kctl.agent.v1.HeartbeatAckH\x00R\fheartbeatAck\x122\n" +
-	"\acommand\x18\x03 \x01(\v2\x16.kctl.agent.v1.CommandH\x00R\acommandB\x05\n" +
+	"\acommand\x18\x03 \x01(\v2\x16.kctl.agent.v1.CommandH\x00R\acommand\x12=\n" +
+	"\vopen_tunnel\x18\x04 \x01(\v2\x1a.kctl.stream.v1.OpenTunnelH\x00R\n" +
+	"openTunnelB\x05\n" +
 	"\x03msg\"a\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
@@ -615,9 +635,10 @@ var file_kctl_agent_v1_session_proto_goTypes = []any{
 	(*HeartbeatAck)(nil),    // 5: kctl.agent.v1.HeartbeatAck
 	(*Command)(nil),         // 6: kctl.agent.v1.Command
 	(*CommandResult)(nil),   // 7: kctl.agent.v1.CommandResult
-	(*Facts)(nil),           // 8: kctl.agent.v1.Facts
-	(*Operation)(nil),       // 9: kctl.agent.v1.Operation
-	(*Result)(nil),          // 10: kctl.agent.v1.Result
+	(*v1.OpenTunnel)(nil),   // 8: kctl.stream.v1.OpenTunnel
+	(*Facts)(nil),           // 9: kctl.agent.v1.Facts
+	(*Operation)(nil),       // 10: kctl.agent.v1.Operation
+	(*Result)(nil),          // 11: kctl.agent.v1.Result
 }
 var file_kctl_agent_v1_session_proto_depIdxs = []int32{
 	2,  // 0: kctl.agent.v1.SessionRequest.hello:type_name -> kctl.agent.v1.Hello
@@ -626,16 +647,17 @@ var file_kctl_agent_v1_session_proto_depIdxs = []int32{
 	3,  // 3: kctl.agent.v1.SessionResponse.welcome:type_name -> kctl.agent.v1.Welcome
 	5,  // 4: kctl.agent.v1.SessionResponse.heartbeat_ack:type_name -> kctl.agent.v1.HeartbeatAck
 	6,  // 5: kctl.agent.v1.SessionResponse.command:type_name -> kctl.agent.v1.Command
-	8,  // 6: kctl.agent.v1.Hello.facts:type_name -> kctl.agent.v1.Facts
-	9,  // 7: kctl.agent.v1.Command.operation:type_name -> kctl.agent.v1.Operation
-	10, // 8: kctl.agent.v1.CommandResult.result:type_name -> kctl.agent.v1.Result
-	0,  // 9: kctl.agent.v1.SessionService.Session:input_type -> kctl.agent.v1.SessionRequest
-	1,  // 10: kctl.agent.v1.SessionService.Session:output_type -> kctl.agent.v1.SessionResponse
-	10, // [10:11] is the sub-list for method output_type
-	9,  // [9:10] is the sub-list for method input_type
-	9,  // [9:9] is the sub-list for extension type_name
-	9,  // [9:9] is the sub-list for extension extendee
-	0,  // [0:9] is the sub-list for field type_name
+	8,  // 6: kctl.agent.v1.SessionResponse.open_tunnel:type_name -> kctl.stream.v1.OpenTunnel
+	9,  // 7: kctl.agent.v1.Hello.facts:type_name -> kctl.agent.v1.Facts
+	10, // 8: kctl.agent.v1.Command.operation:type_name -> kctl.agent.v1.Operation
+	11, // 9: kctl.agent.v1.CommandResult.result:type_name -> kctl.agent.v1.Result
+	0,  // 10: kctl.agent.v1.SessionService.Session:input_type -> kctl.agent.v1.SessionRequest
+	1,  // 11: kctl.agent.v1.SessionService.Session:output_type -> kctl.agent.v1.SessionResponse
+	11, // [11:12] is the sub-list for method output_type
+	10, // [10:11] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_kctl_agent_v1_session_proto_init() }
@@ -653,6 +675,7 @@ func file_kctl_agent_v1_session_proto_init() {
 		(*SessionResponse_Welcome)(nil),
 		(*SessionResponse_HeartbeatAck)(nil),
 		(*SessionResponse_Command)(nil),
+		(*SessionResponse_OpenTunnel)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
