@@ -132,4 +132,19 @@ func TestLifecycle_DesiredStateAndDeployReset(t *testing.T) {
 		t.Errorf("after a deploy, desired =\n%s\nwant\n%s", got, want)
 	}
 	h.waitDeploy(t, id)
+
+	audit, err := h.service("x").Audit(ctx, &deployv1.AuditRequest{Service: "app"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []string
+	for _, e := range audit.GetEntries() {
+		if strings.HasSuffix(e.GetAction(), " finished") {
+			ends = append(ends, e.GetAction())
+		}
+	}
+	sort.Strings(ends)
+	if got, want := strings.Join(ends, "|"), "app maintenance finished|app stop finished|deploy finished"; got != want {
+		t.Errorf("audit ends = %q, want %q", got, want)
+	}
 }
