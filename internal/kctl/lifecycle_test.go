@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -154,5 +155,30 @@ phase accessory boot []
 				t.Errorf("plan of %v =\n%s\nwant\n%s", tt.args, got, tt.want)
 			}
 		})
+	}
+}
+
+// details prints the recorded desired state that is not running, one line
+// per role and host, with the maintenance message and who set it.
+func TestPrintDesired(t *testing.T) {
+	at := time.Date(2026, 11, 30, 2, 0, 0, 0, time.UTC).UnixMilli()
+	var b strings.Builder
+	printDesired(&b, []*deployv1.DesiredState{
+		{Role: "web", Host: "h1", State: deployv1.DesiredState_STATE_MAINTENANCE, Message: "Back at noon", Command: "app maintenance", Operator: "alice", UpdatedUnixMillis: at},
+		{Role: "web", Host: "h2", State: deployv1.DesiredState_STATE_RUNNING, Command: "app live", Operator: "alice", UpdatedUnixMillis: at},
+		{Role: "job", Host: "h3", State: deployv1.DesiredState_STATE_STOPPED, Command: "app stop", Operator: "bob", UpdatedUnixMillis: at},
+	})
+	want := `Desired state:
+  web on h1: maintenance "Back at noon" (app maintenance by alice at 2026-11-30T02:00:00Z)
+  job on h3: stopped (app stop by bob at 2026-11-30T02:00:00Z)
+
+`
+	if b.String() != want {
+		t.Errorf("printDesired =\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	printDesired(&b, []*deployv1.DesiredState{{Role: "web", Host: "h1", State: deployv1.DesiredState_STATE_RUNNING}})
+	if b.String() != "" {
+		t.Errorf("printDesired of running only = %q, want nothing", b.String())
 	}
 }
