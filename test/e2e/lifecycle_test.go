@@ -50,6 +50,9 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(body, "Back at noon") {
 		t.Errorf("GET / in maintenance = %q, %v; want 503 with the message", body, err)
 	}
+	if out, err := e.kctlIn(p.Dir, "details"); err != nil || !strings.Contains(out, "web on "+e.agent+`: maintenance "Back at noon" (app maintenance by`) {
+		t.Errorf("details in maintenance = %q, %v; want the desired state with its message", out, err)
+	}
 	if out, err := e.kctlIn(p.Dir, "app", "live"); err != nil {
 		t.Fatalf("app live: %v\n%s", err, out)
 	}
@@ -90,14 +93,23 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	var entries []map[string]string
 	must(t, json.Unmarshal([]byte(out), &entries))
 	seen := map[string]bool{}
+	ended := map[string]bool{}
 	for _, en := range entries {
 		if en["host"] == e.agent && en["result"] == "succeeded" {
 			seen[en["action"]] = true
+		}
+		if en["host"] == "" && en["result"] == "succeeded" {
+			ended[en["action"]] = true
 		}
 	}
 	for _, want := range []string{"Maintenance mode", "Live mode", "Rebooted proxy"} {
 		if !seen[want] {
 			t.Errorf("audit lacks a successful %q on %s: %s", want, e.agent, out)
+		}
+	}
+	for _, want := range []string{"deploy finished", "app maintenance finished", "app live finished", "proxy reboot finished"} {
+		if !ended[want] {
+			t.Errorf("audit lacks %q: %s", want, out)
 		}
 	}
 
