@@ -182,3 +182,35 @@ func TestPrintDesired(t *testing.T) {
 		t.Errorf("printDesired of running only = %q, want nothing", b.String())
 	}
 }
+
+// Every `proxy boot_config` subcommand says Kamal 2.12's deprecation line
+// first, on stdout; set and reset then refuse (kctl keeps no boot config on
+// the servers), get shows each proxy host's run options.
+func TestProxyBootConfig_Deprecated(t *testing.T) {
+	inProject(t, lifecycleYML)
+	const line = "The proxy boot_config command is deprecated - set the config in the deploy YAML at proxy/run instead\n"
+	for _, tt := range []struct {
+		args    []string
+		wantErr bool
+	}{
+		{[]string{"boot_config", "set", "--http-port", "8080", "--docker-options", "a=1", "--docker-options", "b=2"}, true},
+		{[]string{"boot_config", "reset"}, true},
+		{[]string{"boot_config", "get"}, false},
+	} {
+		var out bytes.Buffer
+		cmd := newProxyCmd(&globals{})
+		cmd.SetArgs(tt.args)
+		cmd.SetOut(&out)
+		cmd.SetErr(&bytes.Buffer{})
+		err := cmd.ExecuteContext(context.Background())
+		if (err != nil) != tt.wantErr {
+			t.Errorf("proxy %v = %v, want an error: %v", tt.args, err, tt.wantErr)
+		}
+		if !strings.HasPrefix(out.String(), line) {
+			t.Errorf("proxy %v printed %q, want it to start with Kamal's deprecation line", tt.args, out.String())
+		}
+		if !tt.wantErr && !strings.Contains(out.String(), "Proxy Host: web-1") {
+			t.Errorf("proxy %v printed %q, want each proxy host", tt.args, out.String())
+		}
+	}
+}
