@@ -130,6 +130,19 @@ phase app stop []
   job-1 job: Stopped app app STOP
 want job/job-1 STOPPED ""
 `},
+		{"app remove: containers, images, then the app directories", targetFlags{hosts: []string{"web-1", "job-1"}}, newAppCmd, []string{"remove"}, `command app remove
+phase app remove containers []
+  web-1 web: Removed all app containers app REMOVE
+  job-1 job: Removed all app containers app REMOVE
+phase app remove images []
+  web-1 : Removed all app images *agentv1.Operation_Prune
+  job-1 : Removed all app images *agentv1.Operation_Prune
+phase app remove directories []
+  web-1 : Removed .kamal/apps/app app REMOVE_DIRECTORY
+  job-1 : Removed .kamal/apps/app app REMOVE_DIRECTORY
+want web/web-1 REMOVED ""
+want job/job-1 REMOVED ""
+`},
 		{"proxy reboot --rolling: a phase per host, each its hook group", targetFlags{}, newProxyCmd, []string{"reboot", "--rolling", "-y"}, `command proxy reboot
 phase proxy reboot [web-1]
   web-1 : Rebooted proxy boot proxy
