@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -113,6 +114,10 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 		}
 	}
 
+	appDir := filepath.Join(e.dir, e.agent, "host", ".kamal", "apps", p.service)
+	if _, err := os.Stat(appDir); err != nil {
+		t.Errorf("before remove, the app directory: %v", err)
+	}
 	if out, err := e.kctlIn(p.Dir, "remove", "-y"); err != nil {
 		t.Fatalf("remove -y: %v\n%s", err, out)
 	}
@@ -127,6 +132,9 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	must(t, err)
 	if len(imgs) > 0 {
 		t.Errorf("images of %s left after remove: %v", p.service, imgs[0].RepoTags)
+	}
+	if _, err := os.Stat(appDir); !os.IsNotExist(err) {
+		t.Errorf("after remove, the app directory %s: %v; want it gone", appDir, err)
 	}
 	if got, err := p.get("/"); err == nil {
 		t.Errorf("GET / after remove = %q; want no route (the proxy is gone)", got)
