@@ -240,6 +240,16 @@ func (l *Lifecycle) Desired(ctx context.Context, in *opsv1.DesiredRequest) (*ops
 	return &opsv1.DesiredResponse{States: schema.Desired.Values(l.Deploys.Store, schema.DesiredPrefix(in.GetService(), in.GetDestination()))}, nil
 }
 
+// finishedAction is the audit action of a deploy record's end: "deploy
+// finished" for a deploy (rollback, setup), "<command> finished" for a
+// lifecycle command ("app maintenance finished"), `app boot` included.
+func finishedAction(req *deployv1.Request) string {
+	if req.GetLifecycle() != nil || req.GetCommand() == "app boot" {
+		return req.GetCommand() + " finished"
+	}
+	return "deploy finished"
+}
+
 // desiredMutations records the desired state req sets: a lifecycle
 // command's own, or, for a deploy (and rollback, setup, app boot), running
 // for every role on every host it boots.

@@ -152,7 +152,8 @@ func (r *Runner) releaseStaleLocks(ctx context.Context) {
 func (r *Runner) drive(ctx context.Context, id string) {
 	log := r.logger().With("deploy", id)
 	rec, _, ok := schema.Deploys.Get(r.Store, id)
-	if !ok {
+	if !ok || Ended(rec.GetState()) {
+		// Ended meanwhile: Run listed it before its drive finished it.
 		return
 	}
 	// The recorded plan holds every step's operation, its secrets replaced
@@ -553,7 +554,7 @@ func (r *Runner) finish(ctx context.Context, rec *deployv1.Record, state deployv
 		muts := []*raftcmdv1.Mutation{
 			schema.Deploys.Put(rec.GetId(), rec),
 			schema.Secrets.Delete(rec.GetId()),
-			schema.Audit.Append(r.entry(rec, "", "", "deploy finished", result, msg)),
+			schema.Audit.Append(r.entry(rec, "", "", finishedAction(req), result, msg)),
 		}
 		if lock, lv, held := schema.Locks.Get(r.Store, lockKey); held && lock.GetDeployId() == rec.GetId() {
 			pre = append(pre, schema.Locks.IfVersion(lockKey, lv))

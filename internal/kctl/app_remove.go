@@ -7,7 +7,7 @@ import (
 )
 
 // newAppRemoveCmd is `kamal app remove`: stop, remove the containers, then
-// the service's images.
+// the service's images, then its app directories.
 func newAppRemoveCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use: "remove", Short: "Remove app containers and images from servers", Args: cobra.NoArgs,
@@ -27,7 +27,8 @@ func newAppRemoveCmd(g *globals) *cobra.Command {
 
 // planAppRemove adds Kamal's app remove: per role and host, stop (leaving
 // kamal-proxy) and remove every container; then, per host, every image of
-// the service no container uses.
+// the service no container uses; then, per host, the service's
+// `.kamal/apps/<svc>` and kamal-proxy apps-config directories.
 func planAppRemove(p *project, pl *lifecyclePlan) error {
 	rhs, err := roleHosts(p)
 	if err != nil {
@@ -49,6 +50,12 @@ func planAppRemove(p *project, pl *lifecyclePlan) error {
 		pl.add(h, "", "Removed all app images", &agentv1.Operation{Op: &agentv1.Operation_Prune{Prune: &agentv1.Prune{
 			Service: p.cfg.Service, Images: true, Repository: p.cfg.Repository(),
 		}}})
+	}
+	pl.phase("app remove directories")
+	for _, h := range hosts {
+		pl.add(h, "", "Removed "+p.cfg.AppDirectory(), opAppControl(&agentv1.AppControl{
+			Action: agentv1.AppControl_ACTION_REMOVE_DIRECTORY, Service: p.cfg.Service, Destination: p.cfg.Destination,
+		}))
 	}
 	return nil
 }

@@ -32,6 +32,10 @@ type globals struct {
 	quiet   bool
 	verbose bool
 	lock    lockWaitFlags
+
+	// planned, when set (tests), receives each lifecycle request instead
+	// of a controller.
+	planned func(*deployv1.Request) error
 }
 
 // lockWaitFlags are Kamal's --lock-wait, --lock-wait-timeout and

@@ -121,6 +121,9 @@ func (g *globals) runPlan(cmd *cobra.Command, p *project, pl *lifecyclePlan) err
 
 // runAction submits req through call under the lock and watches it.
 func (g *globals) runAction(cmd *cobra.Command, p *project, call actionFunc, req *deployv1.Request, pre, post string) error {
+	if g.planned != nil {
+		return g.planned(req)
+	}
 	var rec *deployv1.Record
 	err := withLockWait(cmd, g.lock, func(ctx context.Context) error {
 		return g.lifecycleClient(ctx, func(ctx context.Context, c opsv1.LifecycleServiceClient) error {

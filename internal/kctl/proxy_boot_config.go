@@ -7,9 +7,9 @@ import (
 	"github.com/spf13/cobra"
 )
 
-// bootConfigDeprecation is the line Kamal 2.12 prints for `proxy
-// boot_config`.
-const bootConfigDeprecation = "DEPRECATED: proxy boot_config is deprecated and will be removed in a future version, use the proxy run configuration in deploy.yml instead"
+// bootConfigDeprecation is the line Kamal 2.12 says (on stdout) for every
+// `proxy boot_config` subcommand (lib/kamal/cli/proxy.rb).
+const bootConfigDeprecation = "The proxy boot_config command is deprecated - set the config in the deploy YAML at proxy/run instead"
 
 // newProxyBootConfigCmd is `kamal proxy boot_config set|get|reset`,
 // deprecated in Kamal 2.12 (use `proxy.run` in deploy.yml). kctl keeps the
@@ -20,7 +20,7 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 	set := &cobra.Command{
 		Use: "set", Short: "Set a config variable (deprecated)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.ErrOrStderr(), bootConfigDeprecation)
+			fmt.Fprintln(cmd.OutOrStdout(), bootConfigDeprecation)
 			return errors.New("kctl keeps no boot config on the servers: set proxy.run in config/deploy.yml and run `kctl proxy reboot`")
 		},
 	}
@@ -35,11 +35,11 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 	f.String("image-version", "", "version of the proxy to run")
 	f.Int("metrics-port", 0, "port to report prometheus metrics on")
 	f.Bool("debug", false, "whether to run the proxy in debug mode")
-	f.String("docker-options", "", "docker options to pass to the proxy container")
+	f.StringSlice("docker-options", nil, "docker options to pass to the proxy container (option=value option2=value2)")
 	get := &cobra.Command{
 		Use: "get", Short: "Get boot configuration (deprecated)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.ErrOrStderr(), bootConfigDeprecation)
+			fmt.Fprintln(cmd.OutOrStdout(), bootConfigDeprecation)
 			p, err := g.project(cmd, "")
 			if err != nil {
 				return err
@@ -54,7 +54,7 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 	reset := &cobra.Command{
 		Use: "reset", Short: "Reset boot configuration (deprecated)", Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			fmt.Fprintln(cmd.ErrOrStderr(), bootConfigDeprecation)
+			fmt.Fprintln(cmd.OutOrStdout(), bootConfigDeprecation)
 			return errors.New("kctl keeps no boot config on the servers: nothing to reset (proxy.run in config/deploy.yml is the configuration)")
 		},
 	}

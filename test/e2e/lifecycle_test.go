@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -50,6 +51,9 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "503") || !strings.Contains(body, "Back at noon") {
 		t.Errorf("GET / in maintenance = %q, %v; want 503 with the message", body, err)
 	}
+	if out, err := e.kctlIn(p.Dir, "details"); err != nil || !strings.Contains(out, "web on "+e.agent+`: maintenance "Back at noon" (app maintenance by`) {
+		t.Errorf("details in maintenance = %q, %v; want the desired state with its message", out, err)
+	}
 	if out, err := e.kctlIn(p.Dir, "app", "live"); err != nil {
 		t.Fatalf("app live: %v\n%s", err, out)
 	}
@@ -90,9 +94,13 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	var entries []map[string]string
 	must(t, json.Unmarshal([]byte(out), &entries))
 	seen := map[string]bool{}
+	ended := map[string]bool{}
 	for _, en := range entries {
 		if en["host"] == e.agent && en["result"] == "succeeded" {
 			seen[en["action"]] = true
+		}
+		if en["host"] == "" && en["result"] == "succeeded" {
+			ended[en["action"]] = true
 		}
 	}
 	for _, want := range []string{"Maintenance mode", "Live mode", "Rebooted proxy"} {
@@ -100,7 +108,16 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 			t.Errorf("audit lacks a successful %q on %s: %s", want, e.agent, out)
 		}
 	}
+	for _, want := range []string{"deploy finished", "app maintenance finished", "app live finished", "proxy reboot finished"} {
+		if !ended[want] {
+			t.Errorf("audit lacks %q: %s", want, out)
+		}
+	}
 
+	appDir := filepath.Join(e.dir, e.agent, "host", ".kamal", "apps", p.service)
+	if _, err := os.Stat(appDir); err != nil {
+		t.Errorf("before remove, the app directory: %v", err)
+	}
 	if out, err := e.kctlIn(p.Dir, "remove", "-y"); err != nil {
 		t.Fatalf("remove -y: %v\n%s", err, out)
 	}
@@ -115,6 +132,9 @@ func TestE2E_LifecycleMaintenanceRebootRemove(t *testing.T) {
 	must(t, err)
 	if len(imgs) > 0 {
 		t.Errorf("images of %s left after remove: %v", p.service, imgs[0].RepoTags)
+	}
+	if _, err := os.Stat(appDir); !os.IsNotExist(err) {
+		t.Errorf("after remove, the app directory %s: %v; want it gone", appDir, err)
 	}
 	if got, err := p.get("/"); err == nil {
 		t.Errorf("GET / after remove = %q; want no route (the proxy is gone)", got)

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -479,8 +481,29 @@ func (r *Runtime) AppControl(ctx context.Context, a *agentv1.AppControl) error {
 			}
 		}
 		return nil
+	case agentv1.AppControl_ACTION_REMOVE_DIRECTORY:
+		return r.removeAppDirectories(a.GetService(), a.GetDestination())
 	}
 	return fmt.Errorf("%w: app action %v", ErrBadOperation, a.GetAction())
+}
+
+// removeAppDirectories is Kamal's `app remove_app_directories`: the
+// service's `.kamal/apps/<svc>[-<dest>]` (env files, assets) and its
+// kamal-proxy apps-config directory, both under the data dir.
+func (r *Runtime) removeAppDirectories(service, dest string) error {
+	name := service
+	if dest != "" {
+		name += "-" + dest
+	}
+	if service == "" || strings.ContainsAny(name, `/\`) || name == "." || name == ".." {
+		return fmt.Errorf("%w: app directory of service %q", ErrBadOperation, name)
+	}
+	for _, dir := range []string{filepath.Join(r.cfg.DataDir, ".kamal", "apps", name), filepath.Join(r.AppsConfigDir(), name)} {
+		if err := os.RemoveAll(dir); err != nil {
+			return fmt.Errorf("remove %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // startRole starts the role's container of a.version (the newest one when

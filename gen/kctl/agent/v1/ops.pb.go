@@ -161,6 +161,11 @@ const (
 	AppControl_ACTION_START       AppControl_Action = 1
 	AppControl_ACTION_STOP        AppControl_Action = 2
 	AppControl_ACTION_REMOVE      AppControl_Action = 3
+	// REMOVE_DIRECTORY removes the service's app directory
+	// (`.kamal/apps/<service>[-<destination>]`) and its kamal-proxy
+	// apps-config directory on the host, as Kamal's `app remove` does;
+	// role and version are ignored.
+	AppControl_ACTION_REMOVE_DIRECTORY AppControl_Action = 4
 )
 
 // Enum value maps for AppControl_Action.
@@ -170,12 +175,14 @@ var (
 		1: "ACTION_START",
 		2: "ACTION_STOP",
 		3: "ACTION_REMOVE",
+		4: "ACTION_REMOVE_DIRECTORY",
 	}
 	AppControl_Action_value = map[string]int32{
-		"ACTION_UNSPECIFIED": 0,
-		"ACTION_START":       1,
-		"ACTION_STOP":        2,
-		"ACTION_REMOVE":      3,
+		"ACTION_UNSPECIFIED":      0,
+		"ACTION_START":            1,
+		"ACTION_STOP":             2,
+		"ACTION_REMOVE":           3,
+		"ACTION_REMOVE_DIRECTORY": 4,
 	}
 )
 
@@ -1836,7 +1843,7 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\vACTION_STOP\x10\x02\x12\x11\n" +
 	"\rACTION_REMOVE\x10\x03\x12\x12\n" +
 	"\x0eACTION_RESTART\x10\x04\x12\x1b\n" +
-	"\x17ACTION_REMOVE_CONTAINER\x10\x05\"\xb9\x02\n" +
+	"\x17ACTION_REMOVE_CONTAINER\x10\x05\"\xd6\x02\n" +
 	"\n" +
 	"AppControl\x128\n" +
 	"\x06action\x18\x01 \x01(\x0e2 .kctl.agent.v1.AppControl.ActionR\x06action\x12\x18\n" +
@@ -1844,12 +1851,13 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\x04role\x18\x03 \x01(\tR\x04role\x12 \n" +
 	"\vdestination\x18\x04 \x01(\tR\vdestination\x12\x18\n" +
 	"\aversion\x18\x05 \x01(\tR\aversion\x12/\n" +
-	"\x05proxy\x18\x06 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"V\n" +
+	"\x05proxy\x18\x06 \x01(\v2\x19.kctl.spec.v1.ProxyDeployR\x05proxy\"s\n" +
 	"\x06Action\x12\x16\n" +
 	"\x12ACTION_UNSPECIFIED\x10\x00\x12\x10\n" +
 	"\fACTION_START\x10\x01\x12\x0f\n" +
 	"\vACTION_STOP\x10\x02\x12\x11\n" +
-	"\rACTION_REMOVE\x10\x03\"^\n" +
+	"\rACTION_REMOVE\x10\x03\x12\x1b\n" +
+	"\x17ACTION_REMOVE_DIRECTORY\x10\x04\"^\n" +
 	"\fListVersions\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12 \n" +
