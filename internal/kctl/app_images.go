@@ -2,31 +2,21 @@ package kctl
 
 import (
 	"fmt"
+	"io"
 	"strings"
 	"time"
 
+	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	"github.com/spf13/cobra"
 )
 
 // newAppImagesCmd is `kamal app images`: `docker image ls <repository>` on
 // every host.
 func newAppImagesCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use: "images", Short: "Show app images on servers", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := g.project(cmd, "")
-			if err != nil {
-				return err
-			}
-			rhs, err := roleHosts(p)
-			if err != nil {
-				return err
-			}
+	return newAppViewCmd(g, "images", "Show app images on servers", imagesMethod,
+		func(p *project) []string { return []string{p.cfg.Repository()} },
+		func(w io.Writer, p *project, _ []roleHost, reports []*opsv1.HostFacts) {
 			repo := p.cfg.Repository()
-			reports, err := g.inspect(cmd.Context(), hostsOf(rhs), []string{repo}, imagesMethod)
-			if err != nil {
-				return err
-			}
 			for _, r := range reports {
 				if r.GetError() != "" {
 					continue
@@ -38,16 +28,12 @@ func newAppImagesCmd(g *globals) *cobra.Command {
 					id = id[:min(12, len(id))]
 					created := time.Unix(im.GetCreatedUnix(), 0).UTC().Format(time.RFC3339)
 					for _, rt := range im.GetRepoTags() {
-						tag, ok := strings.CutPrefix(rt, repo+":")
-						if !ok {
-							continue
+						if tag, ok := strings.CutPrefix(rt, repo+":"); ok {
+							fmt.Fprintf(&b, "%-40s %-20s %-14s %s\n", repo, tag, id, created)
 						}
-						fmt.Fprintf(&b, "%-40s %-20s %-14s %s\n", repo, tag, id, created)
 					}
 				}
-				putsByHost(cmd.OutOrStdout(), "App", r.GetHost(), b.String())
+				putsByHost(w, "App", r.GetHost(), b.String())
 			}
-			return hostErrors(reports)
-		},
-	}
+		})
 }

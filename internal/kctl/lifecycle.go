@@ -190,11 +190,12 @@ func proxyHosts(p *project) []string {
 	return out
 }
 
+// inspectMethod is one of the LifecycleService's reads.
+type inspectMethod = func(context.Context, opsv1.LifecycleServiceClient, *opsv1.InspectRequest) (*opsv1.InspectResponse, error)
+
 // inspect asks the hosts for their facts (and the images of repos) through
 // method, a LifecycleService read.
-func (g *globals) inspect(ctx context.Context, hosts []string, repos []string,
-	method func(context.Context, opsv1.LifecycleServiceClient, *opsv1.InspectRequest) (*opsv1.InspectResponse, error),
-) ([]*opsv1.HostFacts, error) {
+func (g *globals) inspect(ctx context.Context, hosts []string, repos []string, method inspectMethod) ([]*opsv1.HostFacts, error) {
 	if len(hosts) == 0 {
 		return nil, nil
 	}
@@ -204,6 +205,45 @@ func (g *globals) inspect(ctx context.Context, hosts []string, repos []string,
 		return err
 	})
 	return resp.GetHosts(), err
+}
+
+// inspectRoles asks the hosts of the selected roles through method.
+func (g *globals) inspectRoles(ctx context.Context, p *project, repos []string, method inspectMethod) ([]roleHost, []*opsv1.HostFacts, error) {
+	rhs, err := roleHosts(p)
+	if err != nil {
+		return nil, nil, err
+	}
+	reports, err := g.inspect(ctx, hostsOf(rhs), repos, method)
+	return rhs, reports, err
+}
+
+// appView prints what the selected roles' hosts answered a read.
+type appView func(w io.Writer, p *project, rhs []roleHost, reports []*opsv1.HostFacts)
+
+// newAppViewCmd builds a read-only `kctl app` command: it asks the selected
+// roles' hosts through method (with the images of the repositories repos
+// names, if repos is set), prints the answers with show, then names the
+// hosts that did not answer.
+func newAppViewCmd(g *globals, use, short string, method inspectMethod, repos func(*project) []string, show appView) *cobra.Command {
+	return &cobra.Command{
+		Use: use, Short: short, Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			p, err := g.project(cmd, "")
+			if err != nil {
+				return err
+			}
+			var rs []string
+			if repos != nil {
+				rs = repos(p)
+			}
+			rhs, reports, err := g.inspectRoles(cmd.Context(), p, rs, method)
+			if err != nil {
+				return err
+			}
+			show(cmd.OutOrStdout(), p, rhs, reports)
+			return hostErrors(reports)
+		},
+	}
 }
 
 // callConn is lifecycleClient bounded by --timeout.
