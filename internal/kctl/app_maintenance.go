@@ -12,33 +12,19 @@ import (
 func newAppMaintenanceCmd(g *globals) *cobra.Command {
 	var drain int
 	var message string
-	cmd := &cobra.Command{
-		Use: "maintenance", Short: "Set app to maintenance mode", Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			p, err := g.project(cmd, "")
-			if err != nil {
-				return err
-			}
-			rhs, err := roleHosts(p)
-			if err != nil {
-				return err
-			}
-			if !cmd.Flags().Changed("drain-timeout") {
-				drain = p.cfg.DrainTimeout
-			}
-			pl := &lifecyclePlan{command: "app maintenance", call: appAction}
-			for _, rh := range rhs {
-				if !runsProxy(p, rh.role) {
-					continue
-				}
-				pc := proxyControl(p, rh.role, agentv1.ProxyControl_ACTION_STOP)
-				pc.DrainTimeout, pc.Message = uint32(drain), message
-				pl.add(rh.host, rh.role, "Maintenance mode", opProxyControl(pc))
-				pl.want(p, rh.role, rh.host, deployv1.DesiredState_STATE_MAINTENANCE, message)
-			}
-			return g.runPlan(cmd, p, pl)
-		},
-	}
+	var cmd *cobra.Command
+	cmd = newAppPlanCmd(g, "maintenance", "Set app to maintenance mode", func(p *project, pl *lifecyclePlan, rh roleHost) {
+		if !runsProxy(p, rh.role) {
+			return
+		}
+		pc := proxyControl(p, rh.role, agentv1.ProxyControl_ACTION_STOP)
+		pc.DrainTimeout, pc.Message = uint32(drain), message
+		if !cmd.Flags().Changed("drain-timeout") {
+			pc.DrainTimeout = uint32(p.cfg.DrainTimeout)
+		}
+		pl.add(rh.host, rh.role, "Maintenance mode", opProxyControl(pc))
+		pl.want(p, rh.role, rh.host, deployv1.DesiredState_STATE_MAINTENANCE, message)
+	})
 	cmd.Flags().IntVar(&drain, "drain-timeout", 0, "how long to allow in-flight requests to complete (default: drain_timeout from config)")
 	cmd.Flags().StringVar(&message, "message", "", "message to display to clients while stopped")
 	return cmd
