@@ -24,25 +24,28 @@ import (
 // desired state they set kept in Raft. The read-only views ask the agents
 // through the same service.
 
+// The LifecycleService methods commands go through, each with its own
+// access rule.
+var (
+	appAction       = method(opsv1.LifecycleServiceClient.App)
+	proxyAction     = method(opsv1.LifecycleServiceClient.Proxy)
+	accessoryAction = method(opsv1.LifecycleServiceClient.Accessory)
+	removeAction    = method(opsv1.LifecycleServiceClient.Remove)
+
+	detailsMethod    = method(opsv1.LifecycleServiceClient.Details)
+	containersMethod = method(opsv1.LifecycleServiceClient.Containers)
+	imagesMethod     = method(opsv1.LifecycleServiceClient.Images)
+	versionMethod    = method(opsv1.LifecycleServiceClient.Version)
+)
+
+// method adapts a client method expression to the shape commands call.
+func method[Req, Resp any](m func(opsv1.LifecycleServiceClient, context.Context, Req, ...grpc.CallOption) (Resp, error)) func(context.Context, opsv1.LifecycleServiceClient, Req) (Resp, error) {
+	return func(ctx context.Context, c opsv1.LifecycleServiceClient, r Req) (Resp, error) { return m(c, ctx, r) }
+}
+
 // actionFunc is the LifecycleService method a command goes through (each
 // has its own access rule).
 type actionFunc func(context.Context, opsv1.LifecycleServiceClient, *opsv1.ActionRequest) (*opsv1.ActionResponse, error)
-
-func appAction(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.ActionRequest) (*opsv1.ActionResponse, error) {
-	return c.App(ctx, r)
-}
-
-func proxyAction(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.ActionRequest) (*opsv1.ActionResponse, error) {
-	return c.Proxy(ctx, r)
-}
-
-func accessoryAction(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.ActionRequest) (*opsv1.ActionResponse, error) {
-	return c.Accessory(ctx, r)
-}
-
-func removeAction(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.ActionRequest) (*opsv1.ActionResponse, error) {
-	return c.Remove(ctx, r)
-}
 
 // lifecyclePlan is one lifecycle command planned from deploy.yml.
 type lifecyclePlan struct {
@@ -251,22 +254,6 @@ func (g *globals) callConn(ctx context.Context, fn func(context.Context, opsv1.L
 	ctx, cancel := context.WithTimeout(ctx, g.deadline)
 	defer cancel()
 	return g.lifecycleClient(ctx, fn)
-}
-
-func detailsMethod(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.InspectRequest) (*opsv1.InspectResponse, error) {
-	return c.Details(ctx, r)
-}
-
-func containersMethod(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.InspectRequest) (*opsv1.InspectResponse, error) {
-	return c.Containers(ctx, r)
-}
-
-func imagesMethod(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.InspectRequest) (*opsv1.InspectResponse, error) {
-	return c.Images(ctx, r)
-}
-
-func versionMethod(ctx context.Context, c opsv1.LifecycleServiceClient, r *opsv1.InspectRequest) (*opsv1.InspectResponse, error) {
-	return c.Version(ctx, r)
 }
 
 // putsByHost prints one host's output as Kamal's puts_by_host does:
