@@ -45,7 +45,11 @@ func newAccessoryExecCmd(g *globals) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			words, err := f.command(cmd, args[1:])
+			// Thor takes options after NAME too: `accessory exec db --reuse CMD`.
+			if err := cmd.Flags().Parse(args[1:]); err != nil {
+				return err
+			}
+			words, err := f.command(cmd, cmd.Flags().Args())
 			if err != nil {
 				return err
 			}
