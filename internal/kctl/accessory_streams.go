@@ -29,8 +29,10 @@ func newAccessoryLogsCmd(g *globals) *cobra.Command {
 	return c
 }
 
-// newAccessoryExecCmd is `kctl accessory exec NAME CMD…`: in the
-// accessory's running container.
+// newAccessoryExecCmd is `kctl accessory exec NAME CMD…`: with --reuse in
+// the accessory's running container, else (as Kamal's `docker run --rm`)
+// in a new container of its image with its network, env and volumes, its
+// secrets read from the env file already on the host.
 func newAccessoryExecCmd(g *globals) *cobra.Command {
 	var pf targetFlags
 	var f execFlags
@@ -39,35 +41,53 @@ func newAccessoryExecCmd(g *globals) *cobra.Command {
 		Short: "Execute a custom command on servers within the accessory container (use --help to show options)",
 		Args:  cobra.MinimumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			targets, err := accessoryTargets(cmd, pf, args[0])
+			p, targets, err := accessoryProjectTargets(cmd, pf, args[0])
 			if err != nil {
 				return err
 			}
-			words, err := f.command(cmd, args[1:])
+			// Thor takes options after NAME too: `accessory exec db --reuse CMD`.
+			if err := cmd.Flags().Parse(args[1:]); err != nil {
+				return err
+			}
+			words, err := f.command(cmd, cmd.Flags().Args())
 			if err != nil {
 				return err
 			}
 			if f.interactive {
 				targets = targets[:1]
 			}
-			return g.runExec(cmd, &f, &streamv1.ExecStart{Command: words, Reuse: true}, targets, false)
+			if !f.reuse {
+				for i := range targets {
+					ct := p.cfg.AccessoryContainer(args[0], targets[i].host)
+					ct.SecretEnv, ct.Labels, ct.Restart = nil, nil, ""
+					targets[i].container = ct
+				}
+			}
+			return g.runExec(cmd, &f, &streamv1.ExecStart{Command: words, Reuse: f.reuse}, targets, false)
 		},
 	}
 	addTargetFlags(c, &pf)
 	addExecFlags(c, &f, false)
-	c.Flags().BoolVar(&f.reuse, "reuse", true, "run in the accessory's running container (the only way here)")
+	c.Flags().BoolVar(&f.reuse, "reuse", false, "run in the accessory's running container instead of a new one")
 	return c
 }
 
 // accessoryTargets lists the accessory's selected hosts.
 func accessoryTargets(cmd *cobra.Command, pf targetFlags, name string) ([]streamTarget, error) {
+	_, out, err := accessoryProjectTargets(cmd, pf, name)
+	return out, err
+}
+
+// accessoryProjectTargets loads the project and lists the accessory's
+// selected hosts.
+func accessoryProjectTargets(cmd *cobra.Command, pf targetFlags, name string) (*project, []streamTarget, error) {
 	p, err := loadProject(cmd.Context(), cmd, pf, false)
 	if err != nil {
-		return nil, describeErr(err)
+		return nil, nil, describeErr(err)
 	}
 	a := p.cfg.Accessory(name)
 	if a == nil {
-		return nil, fmt.Errorf("no accessory %q in the configuration", name)
+		return nil, nil, fmt.Errorf("no accessory %q in the configuration", name)
 	}
 	var out []streamTarget
 	for _, h := range a.Hosts {
@@ -79,9 +99,9 @@ func accessoryTargets(cmd *cobra.Command, pf targetFlags, name string) ([]stream
 		}})
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("accessory %s runs on none of the selected hosts", name)
+		return nil, nil, fmt.Errorf("accessory %s runs on none of the selected hosts", name)
 	}
-	return out, nil
+	return p, out, nil
 }
 
 // newProxyLogsCmd is `kctl proxy logs`.

@@ -3,8 +3,11 @@ package kctl
 import (
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/spf13/cobra"
+
+	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 )
 
 // bootConfigDeprecation is the line Kamal 2.12 says (on stdout) for every
@@ -45,8 +48,7 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, h := range proxyHosts(p) {
-				b := p.cfg.ProxyBoot(h)
-				putsByHost(cmd.OutOrStdout(), "Proxy", h, fmt.Sprintf("%s %v", b.GetContainer().GetImage(), b.GetContainer().GetCmd()))
+				fmt.Fprintf(cmd.OutOrStdout(), "Host %s: %s\n", h, bootOptions(p.cfg.ProxyBoot(h).GetContainer()))
 			}
 			return nil
 		},
@@ -60,4 +62,28 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(set, get, reset)
 	return cmd
+}
+
+// bootOptions are the docker run options kamal-proxy boots with, as Kamal's
+// `proxy boot_config get` prints them (`--publish 80:80 --publish 443:443
+// --log-opt max-size=10m`, then --expose and the docker options).
+func bootOptions(c *specv1.Container) string {
+	var out []string
+	for _, p := range c.GetPublish() {
+		out = append(out, "--publish", p)
+	}
+	for _, o := range c.GetLogging().GetOptions() {
+		out = append(out, "--log-opt", o.GetKey()+"="+o.GetValue())
+	}
+	for _, e := range c.GetExpose() {
+		out = append(out, "--expose="+e)
+	}
+	for _, o := range c.GetOptions() {
+		if o.GetBare() {
+			out = append(out, "--"+o.GetName())
+			continue
+		}
+		out = append(out, "--"+o.GetName()+"="+o.GetValue())
+	}
+	return strings.Join(out, " ")
 }

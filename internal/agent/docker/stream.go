@@ -266,7 +266,14 @@ func (r *Runtime) RunOnce(ctx context.Context, c *specv1.Container, o ExecOption
 // volumes and options, without labels or restart policy.
 func (r *Runtime) oneOffSpec(c *specv1.Container, o ExecOptions) (*Spec, error) {
 	c = cloneContainer(c)
-	c.Name = prefix(c.GetService(), c.GetRole(), c.GetDestination()) + "-exec-" + c.GetVersion() + "-" + randHex(6)
+	if c.GetKind() == specv1.ContainerKind_CONTAINER_KIND_ACCESSORY {
+		// Kamal's `docker run --rm` of the accessory's image: its network,
+		// env and volumes only.
+		c.Name = c.GetName() + "-exec-" + randHex(6)
+		c.Publish, c.Options, c.Expose, c.Logging = nil, nil, nil, nil
+	} else {
+		c.Name = prefix(c.GetService(), c.GetRole(), c.GetDestination()) + "-exec-" + c.GetVersion() + "-" + randHex(6)
+	}
 	c.Labels = nil
 	c.Restart = ""
 	c.Cmd, c.Args = "", nil

@@ -38,9 +38,8 @@ func (r *Runtime) StreamLogs(ctx context.Context, req *streamv1.LogsRequest, w i
 }
 
 // StreamExec is `kamal app|accessory exec` on this host: in the running
-// container with --reuse (and always for accessories), else in a one-off
-// container of the role's spec with the secrets of its env file on this
-// host. The process is killed, and a one-off container removed, when ctx
+// container with --reuse, else in a one-off container of the role's (or
+// the accessory's) spec with the secrets of its env file on this host. The process is killed, and a one-off container removed, when ctx
 // ends.
 func (r *Runtime) StreamExec(ctx context.Context, start *streamv1.ExecStart, sio exec.StreamIO) (int, error) {
 	o := ExecOptions{
@@ -54,7 +53,7 @@ func (r *Runtime) StreamExec(ctx context.Context, start *streamv1.ExecStart, sio
 		o.Env = append(o.Env, e.GetKey()+"="+e.GetValue())
 	}
 	t := start.GetTarget()
-	if start.GetReuse() || t.GetKind() != streamv1.Target_KIND_APP {
+	if start.GetReuse() || t.GetKind() == streamv1.Target_KIND_PROXY {
 		if start.GetDetach() {
 			return -1, fmt.Errorf("%w: --detach runs a new container; it cannot be combined with --reuse", exec.ErrStreamInvalid)
 		}
@@ -70,6 +69,9 @@ func (r *Runtime) StreamExec(ctx context.Context, start *streamv1.ExecStart, sio
 		return -1, err
 	}
 	if start.GetDetach() {
+		if t.GetKind() != streamv1.Target_KIND_APP {
+			return -1, fmt.Errorf("%w: --detach is for app exec only", exec.ErrStreamInvalid)
+		}
 		name, err := r.RunDetached(ctx, c, o)
 		if err != nil {
 			return -1, err
