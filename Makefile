@@ -46,6 +46,10 @@ checkgenerate: proto ## Fail if the generated code is stale
 bench: ## Run the benchmarks and print their tables
 	./scripts/bench.sh
 
+.PHONY: bench-streams
+bench-streams: ## Benchmark logs, logs -f and exec through two controllers vs the docker CLI
+	KCTL_E2E=1 go test -run '^$$' -bench Streams -benchtime 1x ./bench/streams/
+
 .PHONY: demo
 demo: ## Quick start: a controller, an agent and a demo deploy on the local Docker engine
 	./scripts/demo.sh

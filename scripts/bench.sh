@@ -15,3 +15,5 @@ echo "== bench/deploy: kctl deploy --skip-push to one host vs the docker CLI flo
 go test -run '^$' -bench DeployVsDockerCLI -benchtime 15x ./bench/deploy/
 echo "== bench/fleet: one deploy over 100 simulated agents, boot limit 10"
 go run ./bench/fleet -n 100 -runs 9
+echo "== bench/streams: logs, logs -f and exec cat through two controllers vs the docker CLI"
+go test -run '^$' -bench Streams -benchtime 1x ./bench/streams/

@@ -259,8 +259,10 @@ func (c *Controller) newServer() *grpc.Server {
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
-		grpc.InitialWindowSize(64<<10),
-		grpc.InitialConnWindowSize(64<<10),
+		// Fixed windows (no BDP estimation) bound what a stream or a
+		// connection has in flight; 64 KiB capped streams at a few MB/s.
+		grpc.InitialWindowSize(1<<20),
+		grpc.InitialConnWindowSize(4<<20),
 		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
 		// A silent agent (partition) is dropped from presence by the
 		// dispatcher's watchdog after three heartbeats; keepalive closes its

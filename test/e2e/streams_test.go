@@ -433,6 +433,7 @@ func TestE2E_ExecCatFlatMemory(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // the slow reader itself
 	}
 	done := make(chan struct{})
+	slowTotal, fastStart := total, time.Now()
 	go func() {
 		defer close(done)
 		n, _ := io.CopyBuffer(io.Discard, stdout, make([]byte, 256<<10))
@@ -448,10 +449,12 @@ func TestE2E_ExecCatFlatMemory(t *testing.T) {
 			sample()
 		}
 	}
+	fast := time.Since(fastStart)
 	waitExit(t, cmd, 30*time.Second, 0)
 	if total != size {
 		t.Fatalf("read %d bytes, want %d", total, size)
 	}
+	t.Logf("after the slow reader: %d MiB in %s (%.0f MB/s)", (total-slowTotal)>>20, fast.Round(time.Millisecond), float64(total-slowTotal)/fast.Seconds()/1e6)
 	const bound = 160 // MiB: far below the 256 MiB a backlog would take
 	for name, m := range peak {
 		t.Logf("peak RSS %s: %d MiB", name, m)
