@@ -129,7 +129,9 @@ func (c *fakeCluster) OpenTunnel(agent, id string) error {
 		cancel() // as gRPC does when a handler returns
 		a.done <- err
 	}()
-	go func() { ft.up <- &streamv1.TunnelUp{Msg: &streamv1.TunnelUp_Hello{Hello: &streamv1.TunnelHello{Id: id}}} }()
+	go func() {
+		ft.up <- &streamv1.TunnelUp{Msg: &streamv1.TunnelUp_Hello{Hello: &streamv1.TunnelHello{Id: id}}}
+	}()
 	c.tunnels <- a
 	return nil
 }
