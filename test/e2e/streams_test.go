@@ -57,8 +57,13 @@ builder:
   arch: amd64
 `
 
-func newStreamsEnv(t *testing.T) *streamsEnv {
+func newStreamsEnv(t *testing.T) *streamsEnv { return newStreamsEnvArgs(t, nil) }
+
+// newStreamsEnvArgs is newStreamsEnv with extra `agent run` flags for the
+// i-th agent.
+func newStreamsEnvArgs(t *testing.T, agentArgs [][]string) *streamsEnv {
 	e := newEnv(t)
+	e.agentArgs = agentArgs
 	s := &streamsEnv{env: e, cs: e.startCluster(2), cli: dockertest.Client(t), app: map[string]string{}}
 	e.startAgents(s.cs[:1], 2)
 	prefix := dockertest.Prefix(t)
