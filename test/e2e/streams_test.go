@@ -105,7 +105,7 @@ func (s *streamsEnv) credsFor(t *testing.T, path, addr string) string {
 	f["controllers"] = []string{addr}
 	out, err := yaml.Marshal(f)
 	must(t, err)
-	p := filepath.Join(s.dir, fmt.Sprintf("creds-%d.yaml", len(s.procs)+len(b)%97))
+	p := filepath.Join(s.dir, "creds-"+strings.NewReplacer(":", "_", "/", "_").Replace(addr)+".yaml")
 	must(t, os.WriteFile(p, out, 0o600))
 	return p
 }
