@@ -4,6 +4,7 @@ import (
 	"errors"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,4 +65,19 @@ func TestE2E_FollowEndsOnControllerFailover(t *testing.T) {
 			t.Fatalf("%s logs -f still running 15s after the controller died", name)
 		}
 	}
+}
+
+// TestE2E_FrozenOperatorEndsExec: a kctl that stops answering without
+// closing its connection (SIGSTOP: as a network drop looks to the
+// controller) ends its remote exec within the controller's keepalive bound
+// (docs/streams.md: 5s, asserted with slack).
+func TestE2E_FrozenOperatorEndsExec(t *testing.T) {
+	s := newStreamsEnv(t)
+	h1 := s.hosts[0]
+	cmd := s.command(s.creds2, "app", "exec", "--reuse", "-h", h1, "/app sleep 779s")
+	must(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitFor(t, 20*time.Second, "the exec running", func() error { return s.processIn(s.app[h1], "779s", true) })
+	must(t, cmd.Process.Signal(syscall.SIGSTOP))
+	waitFor(t, 10*time.Second, "the exec killed", func() error { return s.processIn(s.app[h1], "779s", false) })
 }
