@@ -57,7 +57,7 @@ func TestE2E_FollowEndsOnControllerFailover(t *testing.T) {
 				t.Fatalf("%s logs -f ended with %v, want a non-zero exit", name, err)
 			}
 			msg := f.stderr.String()
-			if name == "relayed" && !strings.Contains(msg, "was cut") || !strings.Contains(msg, "controller") {
+			if name == "relayed" && !strings.Contains(msg, "was cut") || !strings.Contains(msg, "went away") || strings.Contains(msg, "no controller reachable") {
 				t.Fatalf("%s logs -f: unclear message %q", name, msg)
 			}
 			t.Logf("%s logs -f: exit %d: %s", name, ee.ExitCode(), strings.TrimSpace(msg))
