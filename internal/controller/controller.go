@@ -248,6 +248,13 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	return adminCreds, nil
 }
 
+// The controller's keepalive toward its peers (newServer): a dropped peer
+// is noticed within pingAfter+pingTimeout.
+const (
+	pingAfter   = 2 * time.Second
+	pingTimeout = 3 * time.Second
+)
+
 // newServer builds the gRPC server of every service the controller serves,
 // authorized per method by Policy.
 func (c *Controller) newServer() *grpc.Server {
@@ -263,11 +270,13 @@ func (c *Controller) newServer() *grpc.Server {
 		// connection has in flight; 64 KiB capped streams at a few MB/s.
 		grpc.InitialWindowSize(1<<20),
 		grpc.InitialConnWindowSize(4<<20),
-		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 10 * time.Second, PermitWithoutStream: true}),
-		// A silent agent (partition) is dropped from presence by the
-		// dispatcher's watchdog after three heartbeats; keepalive closes its
-		// connection soon after.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: 3 * cfg.HeartbeatInterval, Timeout: 5 * time.Second}),
+		grpc.KeepaliveEnforcementPolicy(keepalive.EnforcementPolicy{MinTime: 5 * time.Second, PermitWithoutStream: true}),
+		// Liveness of every peer (operator, relaying controller, agent):
+		// after pingAfter without a frame from it, ping; no answer within
+		// pingTimeout closes the connection and ends its streams, so a
+		// dropped kctl ends its remote exec within pingAfter+pingTimeout
+		// (docs/streams.md). Presence is still the dispatcher's watchdog.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingAfter, Timeout: pingTimeout}),
 	)
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})

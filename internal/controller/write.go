@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/keepalive"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
 
@@ -180,7 +181,10 @@ func (p *peerPool) connAddr(addr string) (*grpc.ClientConn, error) {
 	if cc, ok := p.conns[addr]; ok {
 		return cc, nil
 	}
-	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.c.creds.ClientTLS(pki.RoleController))))
+	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.c.creds.ClientTLS(pki.RoleController))),
+		// A relay notices a dead holder in ~13s (gRPC's minimum ping
+		// interval for clients is 10s, the server's MinTime).
+		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: pingTimeout}))
 	if err != nil {
 		return nil, err
 	}

@@ -41,11 +41,12 @@ func (t streamTarget) key() string {
 
 // streamCut is an error after a stream began, or the relay's answer: it is
 // shown as is, never retried on another controller (that would repeat
-// output or the command).
+// output or the command). It does not unwrap to its status on purpose:
+// ctlclient.CallConn would take an Unavailable for an unreachable
+// controller and try the next one.
 type streamCut struct{ err error }
 
 func (e *streamCut) Error() string { return e.err.Error() }
-func (e *streamCut) Unwrap() error { return e.err }
 
 // streamCall runs fn on whichever controller answers, with no overall
 // deadline. fn calls began once output arrived.

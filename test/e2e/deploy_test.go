@@ -142,10 +142,13 @@ func (e *env) startAgents(controllers []*ctl, n int) []string {
 	for _, c := range controllers {
 		addrs = append(addrs, c.api)
 	}
-	for _, name := range e.hosts {
+	for i, name := range e.hosts {
 		args := []string{"run", "--name", name, "--data-dir", filepath.Join(e.dir, name), "--controller", strings.Join(addrs, ","), "--token", tok}
 		if !e.production {
 			args = append(args, "--shared-engine")
+		}
+		if i < len(e.agentArgs) {
+			args = append(args, e.agentArgs[i]...)
 		}
 		e.start(name, "agent", args...)
 	}

@@ -35,6 +35,9 @@ type env struct {
 	// production starts agents without --shared-engine, so they use
 	// Kamal's names (production_test.go).
 	production bool
+	// agentArgs are extra `agent run` flags for the i-th agent startAgents
+	// starts.
+	agentArgs [][]string
 	// procs are every process start started, in order.
 	procs []*testenv.Proc
 }

@@ -57,8 +57,13 @@ builder:
   arch: amd64
 `
 
-func newStreamsEnv(t *testing.T) *streamsEnv {
+func newStreamsEnv(t *testing.T) *streamsEnv { return newStreamsEnvArgs(t, nil) }
+
+// newStreamsEnvArgs is newStreamsEnv with extra `agent run` flags for the
+// i-th agent.
+func newStreamsEnvArgs(t *testing.T, agentArgs [][]string) *streamsEnv {
 	e := newEnv(t)
+	e.agentArgs = agentArgs
 	s := &streamsEnv{env: e, cs: e.startCluster(2), cli: dockertest.Client(t), app: map[string]string{}}
 	e.startAgents(s.cs[:1], 2)
 	prefix := dockertest.Prefix(t)
@@ -100,7 +105,7 @@ func (s *streamsEnv) credsFor(t *testing.T, path, addr string) string {
 	f["controllers"] = []string{addr}
 	out, err := yaml.Marshal(f)
 	must(t, err)
-	p := filepath.Join(s.dir, fmt.Sprintf("creds-%d.yaml", len(s.procs)+len(b)%97))
+	p := filepath.Join(s.dir, "creds-"+strings.NewReplacer(":", "_", "/", "_").Replace(addr)+".yaml")
 	must(t, os.WriteFile(p, out, 0o600))
 	return p
 }
