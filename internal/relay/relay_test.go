@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -379,5 +380,23 @@ func TestLogs_StalledReaderBuffersOneMessage(t *testing.T) {
 			t.Fatal("the flow did not resume")
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// Every field of a stream's opening message arrives from the network: an
+// oversized logs request or exec start is refused before anything opens.
+func TestLimits_OversizedRequestsAreRefused(t *testing.T) {
+	big := strings.Repeat("x", maxExecStartBytes)
+	start := &streamv1.ExecStart{Agent: "web-1", Target: &streamv1.Target{Kind: streamv1.Target_KIND_APP}, Reuse: true, Command: []string{"echo", big}}
+	if err := checkStart(start, false); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("checkStart(%d-byte command) = %v, want InvalidArgument over the limit", len(big), err)
+	}
+	start.Command = []string{"echo", "ok"}
+	if err := checkStart(start, false); err != nil {
+		t.Errorf("checkStart(small command) = %v, want nil", err)
+	}
+	req := &streamv1.LogsRequest{Agent: "web-1", Target: &streamv1.Target{Kind: streamv1.Target_KIND_APP}, Grep: strings.Repeat("x", maxLogsRequestBytes)}
+	if err := (streamAPI{}).Logs(req, nil); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the limit") {
+		t.Errorf("Logs(%d-byte grep) = %v, want InvalidArgument over the limit", len(req.Grep), err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
 
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
@@ -28,6 +29,9 @@ var _ streamv1.StreamServiceServer = streamAPI{}
 func (a streamAPI) Logs(req *streamv1.LogsRequest, stream streamv1.StreamService_LogsServer) error {
 	if req.GetAgent() == "" || req.GetTarget().GetKind() == streamv1.Target_KIND_UNSPECIFIED || req.GetTarget().GetKind() == streamv1.Target_KIND_SERVER {
 		return status.Error(codes.InvalidArgument, "relay: logs need an agent and an app, accessory or proxy target")
+	}
+	if n := proto.Size(req); n > maxLogsRequestBytes {
+		return status.Errorf(codes.InvalidArgument, "relay: a logs request of %d bytes is over the limit of %d", n, maxLogsRequestBytes)
 	}
 	ctx := stream.Context()
 	o := &streamv1.Open{Caller: caller(ctx), Op: &streamv1.Open_Logs{Logs: req}}
@@ -92,11 +96,21 @@ func (s *Server) exec(stream execStream, server bool) error {
 	return cut(start.GetAgent(), err)
 }
 
+// Limits on what an operator's stream request may carry: a logs request
+// (names, --since, --grep) and an exec start (command line, -e pairs and,
+// for a one-off container, the role's spec without secret values).
+const (
+	maxLogsRequestBytes = 16 << 10
+	maxExecStartBytes   = 256 << 10
+)
+
 // checkStart validates an exec start for Exec (server false) or ServerExec.
 func checkStart(start *streamv1.ExecStart, server bool) error {
 	switch {
 	case start == nil:
 		return status.Error(codes.InvalidArgument, "relay: an exec must start with a start")
+	case proto.Size(start) > maxExecStartBytes:
+		return status.Errorf(codes.InvalidArgument, "relay: an exec start of %d bytes is over the limit of %d", proto.Size(start), maxExecStartBytes)
 	case start.GetAgent() == "" || len(start.GetCommand()) == 0:
 		return status.Error(codes.InvalidArgument, "relay: an exec needs an agent and a command")
 	case server != (start.GetTarget().GetKind() == streamv1.Target_KIND_SERVER):
