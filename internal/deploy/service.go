@@ -397,14 +397,35 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	return &deployv1.ReleaseLockResponse{}, nil
 }
 
-// Audit queries the audit history, oldest first. Errors: Unavailable,
-// Canceled, DeadlineExceeded.
+// Audit queries the audit history, oldest first: entries written before
+// the hash chain existed, then the chain's. With in.chain it returns the
+// raw chain instead (links and checkpoint, unfiltered) for a client to
+// verify. Errors: Unavailable, Canceled, DeadlineExceeded.
 func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deployv1.AuditResponse, error) {
 	if err := s.Store.Sync(ctx); err != nil {
 		return nil, toStatus(err)
 	}
+	legacy := schema.Audit.Legacy(s.Store)
+	rows := schema.Audit.Rows(s.Store)
+	if in.GetChain() {
+		resp := &deployv1.AuditResponse{Legacy: uint64(len(legacy))}
+		for _, r := range rows {
+			l := r.Link
+			resp.Links = append(resp.Links, &deployv1.AuditLink{Seq: l.GetSeq(), PrevHash: l.GetPrevHash(), Entry: l.GetValue(), Hash: l.GetHash()})
+		}
+		if cp, _, ok := schema.AuditCheckpoint.Get(s.Store, schema.KeyCheckpoint); ok {
+			resp.Checkpoint = cp
+		}
+		return resp, nil
+	}
+	all := legacy
+	for _, r := range rows {
+		e := r.Value
+		e.Seq, e.PrevHash, e.Hash = r.Link.GetSeq(), r.Link.GetPrevHash(), r.Link.GetHash()
+		all = append(all, e)
+	}
 	var out []*deployv1.AuditEntry
-	for _, e := range schema.Audit.Values(s.Store, "") {
+	for _, e := range all {
 		switch {
 		case in.GetService() != "" && e.GetService() != in.GetService(),
 			in.GetDestination() != "" && e.GetDestination() != in.GetDestination(),

@@ -13,6 +13,7 @@ import (
 	iradix "github.com/hashicorp/go-immutable-radix"
 	"github.com/hashicorp/raft"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/auditchain"
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -181,7 +182,11 @@ func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 		case *raftcmdv1.Mutation_Append:
 			key := AppendKey(index, appends)
 			appends++
-			t.put(index, op.Append.GetTable(), key, op.Append.GetValue())
+			value := op.Append.GetValue()
+			if op.Append.GetChain() {
+				value = t.chain(index, op.Append.GetTable(), value)
+			}
+			t.put(index, op.Append.GetTable(), key, value)
 			res.AppendedKeys = append(res.AppendedKeys, key)
 		case *raftcmdv1.Mutation_DeletePrefix:
 			t.records.DeletePrefix(tableKey(op.DeletePrefix.GetTable(), op.DeletePrefix.GetPrefix()))
@@ -191,6 +196,34 @@ func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 	}
 	res.Applied = true
 	return res
+}
+
+// ChainHeads is the table holding, under a chained table's name, its
+// raftcmdv1.ChainHead.
+const ChainHeads = "chain-heads"
+
+// chain links value into table's hash chain (Append.chain): it returns the
+// encoded ChainLink to store and advances the table's head. Deterministic:
+// the head is part of the replicated state.
+func (t *txn) chain(index uint64, table string, value []byte) []byte {
+	head := &raftcmdv1.ChainHead{Hash: auditchain.Genesis}
+	if v, ok := t.records.Get(tableKey(ChainHeads, table)); ok {
+		if err := proto.Unmarshal(v.(*Record).Value, head); err != nil {
+			panic(fmt.Sprintf("raftstore: undecodable chain head of %s: %v", table, err))
+		}
+	}
+	link := &raftcmdv1.ChainLink{Seq: head.GetSeq() + 1, PrevHash: head.GetHash(), Value: value}
+	link.Hash = auditchain.LinkHash(link.Seq, link.PrevHash, value)
+	t.put(index, ChainHeads, table, mustMarshal(&raftcmdv1.ChainHead{Seq: link.Seq, Hash: link.Hash}))
+	return mustMarshal(link)
+}
+
+func mustMarshal(m proto.Message) []byte {
+	b, err := proto.MarshalOptions{Deterministic: true}.Marshal(m)
+	if err != nil {
+		panic(fmt.Sprintf("raftstore: encode %T: %v", m, err))
+	}
+	return b
 }
 
 // AppendKey is the key an Append mutation at position pos of the command at

@@ -50,8 +50,12 @@ var (
 	Steps = Table[*deployv1.StepRecord]{name: "deploy-steps"}
 	// Locks maps LockKey(service, destination) to a deploy lock.
 	Locks = Table[*deployv1.LockRecord]{name: "locks"}
-	// Audit is appended to (raftstore.AppendKey keys, in log order).
-	Audit = Table[*deployv1.AuditEntry]{name: "audit"}
+	// Audit is the audit history, hash-chained (raftstore.AppendKey keys,
+	// in log order); entries written before the chain are in table "audit".
+	Audit = Chain[*deployv1.AuditEntry]{name: "audit-chain", legacy: Table[*deployv1.AuditEntry]{name: "audit"}}
+	// AuditCheckpoint holds, under KeyCheckpoint, the signed anchor of the
+	// audit chain once retention has dropped its oldest links.
+	AuditCheckpoint = Table[*deployv1.AuditCheckpoint]{name: "audit-checkpoint"}
 	// Desired maps DesiredKey(service, destination, role, host) to what the
 	// operator wants of that role there: lifecycle commands set it, a deploy
 	// resets it to running.
@@ -60,6 +64,9 @@ var (
 
 // KeyCA is the Cluster table's one key.
 const KeyCA = "ca"
+
+// KeyCheckpoint is the AuditCheckpoint table's one key.
+const KeyCheckpoint = "checkpoint"
 
 // CommandKey is the Commands key of command id for agent: an agent's
 // commands share the prefix "<agent>/".

@@ -125,6 +125,292 @@ func (CommandState) EnumDescriptor() ([]byte, []int) {
 	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{1}
 }
 
+// PingAgentRequest names an agent.
+type PingAgentRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Agent string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	// payload is echoed by the agent (at most 1 KiB).
+	Payload       string `protobuf:"bytes,2,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingAgentRequest) Reset() {
+	*x = PingAgentRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[0]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingAgentRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingAgentRequest) ProtoMessage() {}
+
+func (x *PingAgentRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[0]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingAgentRequest.ProtoReflect.Descriptor instead.
+func (*PingAgentRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{0}
+}
+
+func (x *PingAgentRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *PingAgentRequest) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// PingAgentResponse reports the answered command.
+type PingAgentResponse struct {
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	CommandId string                 `protobuf:"bytes,1,opt,name=command_id,json=commandId,proto3" json:"command_id,omitempty"`
+	// controller is the controller that holds the agent's session.
+	Controller    string `protobuf:"bytes,2,opt,name=controller,proto3" json:"controller,omitempty"`
+	Payload       string `protobuf:"bytes,3,opt,name=payload,proto3" json:"payload,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PingAgentResponse) Reset() {
+	*x = PingAgentResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PingAgentResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PingAgentResponse) ProtoMessage() {}
+
+func (x *PingAgentResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PingAgentResponse.ProtoReflect.Descriptor instead.
+func (*PingAgentResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *PingAgentResponse) GetCommandId() string {
+	if x != nil {
+		return x.CommandId
+	}
+	return ""
+}
+
+func (x *PingAgentResponse) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
+func (x *PingAgentResponse) GetPayload() string {
+	if x != nil {
+		return x.Payload
+	}
+	return ""
+}
+
+// PullImageRequest names the agent, the service's destination (for its
+// deploy lock) and what to pull.
+type PullImageRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Pull          *v1.PullImage          `protobuf:"bytes,3,opt,name=pull,proto3" json:"pull,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PullImageRequest) Reset() {
+	*x = PullImageRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PullImageRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PullImageRequest) ProtoMessage() {}
+
+func (x *PullImageRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PullImageRequest.ProtoReflect.Descriptor instead.
+func (*PullImageRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *PullImageRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *PullImageRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *PullImageRequest) GetPull() *v1.PullImage {
+	if x != nil {
+		return x.Pull
+	}
+	return nil
+}
+
+// PruneRequest names the agent, the service's destination (for its deploy
+// lock) and what to prune.
+type PruneRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Agent         string                 `protobuf:"bytes,1,opt,name=agent,proto3" json:"agent,omitempty"`
+	Destination   string                 `protobuf:"bytes,2,opt,name=destination,proto3" json:"destination,omitempty"`
+	Prune         *v1.Prune              `protobuf:"bytes,3,opt,name=prune,proto3" json:"prune,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PruneRequest) Reset() {
+	*x = PruneRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PruneRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PruneRequest) ProtoMessage() {}
+
+func (x *PruneRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PruneRequest.ProtoReflect.Descriptor instead.
+func (*PruneRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *PruneRequest) GetAgent() string {
+	if x != nil {
+		return x.Agent
+	}
+	return ""
+}
+
+func (x *PruneRequest) GetDestination() string {
+	if x != nil {
+		return x.Destination
+	}
+	return ""
+}
+
+func (x *PruneRequest) GetPrune() *v1.Prune {
+	if x != nil {
+		return x.Prune
+	}
+	return nil
+}
+
+// AgentOperationResponse reports the command (secrets redacted) and its
+// result.
+type AgentOperationResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Command       *CommandRecord         `protobuf:"bytes,1,opt,name=command,proto3" json:"command,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentOperationResponse) Reset() {
+	*x = AgentOperationResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentOperationResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentOperationResponse) ProtoMessage() {}
+
+func (x *AgentOperationResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentOperationResponse.ProtoReflect.Descriptor instead.
+func (*AgentOperationResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *AgentOperationResponse) GetCommand() *CommandRecord {
+	if x != nil {
+		return x.Command
+	}
+	return nil
+}
+
 // JoinRequest carries a token and a CSR.
 type JoinRequest struct {
 	state  protoimpl.MessageState `protogen:"open.v1"`
@@ -141,7 +427,7 @@ type JoinRequest struct {
 
 func (x *JoinRequest) Reset() {
 	*x = JoinRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[0]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -153,7 +439,7 @@ func (x *JoinRequest) String() string {
 func (*JoinRequest) ProtoMessage() {}
 
 func (x *JoinRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[0]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -166,7 +452,7 @@ func (x *JoinRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinRequest.ProtoReflect.Descriptor instead.
 func (*JoinRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{0}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *JoinRequest) GetToken() string {
@@ -220,7 +506,7 @@ type JoinResponse struct {
 
 func (x *JoinResponse) Reset() {
 	*x = JoinResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[1]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -232,7 +518,7 @@ func (x *JoinResponse) String() string {
 func (*JoinResponse) ProtoMessage() {}
 
 func (x *JoinResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[1]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -245,7 +531,7 @@ func (x *JoinResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use JoinResponse.ProtoReflect.Descriptor instead.
 func (*JoinResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{1}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *JoinResponse) GetCertPem() []byte {
@@ -307,7 +593,7 @@ type RenewCertificateRequest struct {
 
 func (x *RenewCertificateRequest) Reset() {
 	*x = RenewCertificateRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[2]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -319,7 +605,7 @@ func (x *RenewCertificateRequest) String() string {
 func (*RenewCertificateRequest) ProtoMessage() {}
 
 func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[2]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -332,7 +618,7 @@ func (x *RenewCertificateRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateRequest.ProtoReflect.Descriptor instead.
 func (*RenewCertificateRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{2}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *RenewCertificateRequest) GetCsrPem() []byte {
@@ -353,7 +639,7 @@ type RenewCertificateResponse struct {
 
 func (x *RenewCertificateResponse) Reset() {
 	*x = RenewCertificateResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[3]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -365,7 +651,7 @@ func (x *RenewCertificateResponse) String() string {
 func (*RenewCertificateResponse) ProtoMessage() {}
 
 func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[3]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -378,7 +664,7 @@ func (x *RenewCertificateResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RenewCertificateResponse.ProtoReflect.Descriptor instead.
 func (*RenewCertificateResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{3}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RenewCertificateResponse) GetCertPem() []byte {
@@ -412,7 +698,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[4]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -424,7 +710,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[4]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -437,7 +723,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{4}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *CreateTokenRequest) GetRole() Role {
@@ -486,7 +772,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[5]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -498,7 +784,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[5]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -511,7 +797,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{5}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -544,7 +830,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[6]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -556,7 +842,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[6]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -569,7 +855,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{6}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -630,7 +916,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[7]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -642,7 +928,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[7]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -655,7 +941,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{7}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{12}
 }
 
 // ListTokensResponse lists tokens.
@@ -668,7 +954,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[8]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -680,7 +966,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[8]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -693,7 +979,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{8}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -713,7 +999,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -725,7 +1011,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -738,7 +1024,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{9}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -757,7 +1043,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -769,7 +1055,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -782,7 +1068,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{10}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
 }
 
 // ClusterStatusRequest is empty.
@@ -794,7 +1080,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -806,7 +1092,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -819,7 +1105,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{11}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
 }
 
 // ClusterStatusResponse describes the cluster.
@@ -834,7 +1120,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -846,7 +1132,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -859,7 +1145,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{12}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *ClusterStatusResponse) GetLeader() string {
@@ -901,7 +1187,7 @@ type ControllerNode struct {
 
 func (x *ControllerNode) Reset() {
 	*x = ControllerNode{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -913,7 +1199,7 @@ func (x *ControllerNode) String() string {
 func (*ControllerNode) ProtoMessage() {}
 
 func (x *ControllerNode) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -926,7 +1212,7 @@ func (x *ControllerNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControllerNode.ProtoReflect.Descriptor instead.
 func (*ControllerNode) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{13}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ControllerNode) GetName() string {
@@ -980,7 +1266,7 @@ type AddControllerRequest struct {
 
 func (x *AddControllerRequest) Reset() {
 	*x = AddControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1278,7 @@ func (x *AddControllerRequest) String() string {
 func (*AddControllerRequest) ProtoMessage() {}
 
 func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,7 +1291,7 @@ func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerRequest.ProtoReflect.Descriptor instead.
 func (*AddControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
 }
 
 // AddControllerResponse is empty.
@@ -1017,7 +1303,7 @@ type AddControllerResponse struct {
 
 func (x *AddControllerResponse) Reset() {
 	*x = AddControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1315,7 @@ func (x *AddControllerResponse) String() string {
 func (*AddControllerResponse) ProtoMessage() {}
 
 func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1328,7 @@ func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerResponse.ProtoReflect.Descriptor instead.
 func (*AddControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
 }
 
 // RemoveControllerRequest names a controller.
@@ -1055,7 +1341,7 @@ type RemoveControllerRequest struct {
 
 func (x *RemoveControllerRequest) Reset() {
 	*x = RemoveControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1353,7 @@ func (x *RemoveControllerRequest) String() string {
 func (*RemoveControllerRequest) ProtoMessage() {}
 
 func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1366,7 @@ func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *RemoveControllerRequest) GetName() string {
@@ -1099,7 +1385,7 @@ type RemoveControllerResponse struct {
 
 func (x *RemoveControllerResponse) Reset() {
 	*x = RemoveControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1397,7 @@ func (x *RemoveControllerResponse) String() string {
 func (*RemoveControllerResponse) ProtoMessage() {}
 
 func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1410,7 @@ func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
 }
 
 // AgentInfo is one agent as `kctl agents` shows it.
@@ -1142,7 +1428,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1440,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1453,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *AgentInfo) GetName() string {
@@ -1214,7 +1500,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1512,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1525,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
 }
 
 // ListAgentsResponse lists agents.
@@ -1252,7 +1538,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1550,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1563,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1289,15 +1575,18 @@ func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
 
 // DescribeAgentRequest names an agent.
 type DescribeAgentRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// fresh asks a connected agent for its current facts (waiting at most 5
+	// seconds) instead of the recorded ones.
+	Fresh         bool `protobuf:"varint,2,opt,name=fresh,proto3" json:"fresh,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *DescribeAgentRequest) Reset() {
 	*x = DescribeAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1598,7 @@ func (x *DescribeAgentRequest) String() string {
 func (*DescribeAgentRequest) ProtoMessage() {}
 
 func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1611,7 @@ func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *DescribeAgentRequest) GetName() string {
@@ -1330,6 +1619,13 @@ func (x *DescribeAgentRequest) GetName() string {
 		return x.Name
 	}
 	return ""
+}
+
+func (x *DescribeAgentRequest) GetFresh() bool {
+	if x != nil {
+		return x.Fresh
+	}
+	return false
 }
 
 // DescribeAgentResponse reports an agent and its facts.
@@ -1344,7 +1640,7 @@ type DescribeAgentResponse struct {
 
 func (x *DescribeAgentResponse) Reset() {
 	*x = DescribeAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1652,7 @@ func (x *DescribeAgentResponse) String() string {
 func (*DescribeAgentResponse) ProtoMessage() {}
 
 func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1665,7 @@ func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *DescribeAgentResponse) GetAgent() *AgentInfo {
@@ -1403,7 +1699,7 @@ type RemoveAgentRequest struct {
 
 func (x *RemoveAgentRequest) Reset() {
 	*x = RemoveAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1711,7 @@ func (x *RemoveAgentRequest) String() string {
 func (*RemoveAgentRequest) ProtoMessage() {}
 
 func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1724,7 @@ func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveAgentRequest) GetName() string {
@@ -1447,7 +1743,7 @@ type RemoveAgentResponse struct {
 
 func (x *RemoveAgentResponse) Reset() {
 	*x = RemoveAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1755,7 @@ func (x *RemoveAgentResponse) String() string {
 func (*RemoveAgentResponse) ProtoMessage() {}
 
 func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1768,7 @@ func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
 }
 
 // OperatorInfo is one operator.
@@ -1487,7 +1783,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1795,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1808,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *OperatorInfo) GetName() string {
@@ -1545,7 +1841,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1853,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1866,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
 }
 
 // ListOperatorsResponse lists operators.
@@ -1583,7 +1879,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1891,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1904,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -1628,7 +1924,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1936,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +1949,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *RemoveOperatorRequest) GetName() string {
@@ -1672,7 +1968,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +1980,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +1993,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
 }
 
 // SendCommandRequest addresses an operation to an agent.
@@ -1714,7 +2010,7 @@ type SendCommandRequest struct {
 
 func (x *SendCommandRequest) Reset() {
 	*x = SendCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2022,7 @@ func (x *SendCommandRequest) String() string {
 func (*SendCommandRequest) ProtoMessage() {}
 
 func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2035,7 @@ func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandRequest.ProtoReflect.Descriptor instead.
 func (*SendCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *SendCommandRequest) GetAgent() string {
@@ -1780,7 +2076,7 @@ type SendCommandResponse struct {
 
 func (x *SendCommandResponse) Reset() {
 	*x = SendCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2088,7 @@ func (x *SendCommandResponse) String() string {
 func (*SendCommandResponse) ProtoMessage() {}
 
 func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2101,7 @@ func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandResponse.ProtoReflect.Descriptor instead.
 func (*SendCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *SendCommandResponse) GetCommand() *CommandRecord {
@@ -1826,7 +2122,7 @@ type GetCommandRequest struct {
 
 func (x *GetCommandRequest) Reset() {
 	*x = GetCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +2134,7 @@ func (x *GetCommandRequest) String() string {
 func (*GetCommandRequest) ProtoMessage() {}
 
 func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2147,7 @@ func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandRequest.ProtoReflect.Descriptor instead.
 func (*GetCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *GetCommandRequest) GetAgent() string {
@@ -1878,7 +2174,7 @@ type GetCommandResponse struct {
 
 func (x *GetCommandResponse) Reset() {
 	*x = GetCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2186,7 @@ func (x *GetCommandResponse) String() string {
 func (*GetCommandResponse) ProtoMessage() {}
 
 func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2199,7 @@ func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandResponse.ProtoReflect.Descriptor instead.
 func (*GetCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *GetCommandResponse) GetCommand() *CommandRecord {
@@ -1932,7 +2228,7 @@ type CommandRecord struct {
 
 func (x *CommandRecord) Reset() {
 	*x = CommandRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2240,7 @@ func (x *CommandRecord) String() string {
 func (*CommandRecord) ProtoMessage() {}
 
 func (x *CommandRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2253,7 @@ func (x *CommandRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRecord.ProtoReflect.Descriptor instead.
 func (*CommandRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *CommandRecord) GetId() string {
@@ -2035,7 +2331,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2343,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2356,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2088,7 +2384,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2396,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2409,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2139,7 +2435,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2447,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2460,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
 // ReadIndexResponse carries the leader's applied index.
@@ -2177,7 +2473,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2485,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2498,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2225,7 +2521,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2533,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2546,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -2294,7 +2590,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2602,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2615,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -2357,7 +2653,7 @@ type AgentRecord struct {
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2665,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2678,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -2433,7 +2729,7 @@ type OperatorRecord struct {
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2741,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2754,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -2505,7 +2801,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2813,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2826,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -2585,7 +2881,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2893,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2906,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -2681,7 +2977,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2989,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +3002,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -2734,7 +3030,27 @@ var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\x94\x01\n" +
+	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"B\n" +
+	"\x10PingAgentRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12\x18\n" +
+	"\apayload\x18\x02 \x01(\tR\apayload\"l\n" +
+	"\x11PingAgentResponse\x12\x1d\n" +
+	"\n" +
+	"command_id\x18\x01 \x01(\tR\tcommandId\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x02 \x01(\tR\n" +
+	"controller\x12\x18\n" +
+	"\apayload\x18\x03 \x01(\tR\apayload\"x\n" +
+	"\x10PullImageRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12,\n" +
+	"\x04pull\x18\x03 \x01(\v2\x18.kctl.agent.v1.PullImageR\x04pull\"r\n" +
+	"\fPruneRequest\x12\x14\n" +
+	"\x05agent\x18\x01 \x01(\tR\x05agent\x12 \n" +
+	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
+	"\x05prune\x18\x03 \x01(\v2\x14.kctl.agent.v1.PruneR\x05prune\"U\n" +
+	"\x16AgentOperationResponse\x12;\n" +
+	"\acommand\x18\x01 \x01(\v2!.kctl.controller.v1.CommandRecordR\acommand\"\x94\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
@@ -2809,9 +3125,10 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\aversion\x18\x05 \x01(\tR\aversion\"\x13\n" +
 	"\x11ListAgentsRequest\"K\n" +
 	"\x12ListAgentsResponse\x125\n" +
-	"\x06agents\x18\x01 \x03(\v2\x1d.kctl.controller.v1.AgentInfoR\x06agents\"*\n" +
+	"\x06agents\x18\x01 \x03(\v2\x1d.kctl.controller.v1.AgentInfoR\x06agents\"@\n" +
 	"\x14DescribeAgentRequest\x12\x12\n" +
-	"\x04name\x18\x01 \x01(\tR\x04name\"\xa4\x01\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05fresh\x18\x02 \x01(\bR\x05fresh\"\xa4\x01\n" +
 	"\x15DescribeAgentResponse\x123\n" +
 	"\x05agent\x18\x01 \x01(\v2\x1d.kctl.controller.v1.AgentInfoR\x05agent\x12*\n" +
 	"\x05facts\x18\x02 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12*\n" +
@@ -2919,7 +3236,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x16\n" +
-	"\x12COMMAND_STATE_DONE\x10\x022\xd4\v\n" +
+	"\x12COMMAND_STATE_DONE\x10\x022\xe4\r\n" +
 	"\x11ControllerService\x12I\n" +
 	"\x04Join\x12\x1f.kctl.controller.v1.JoinRequest\x1a .kctl.controller.v1.JoinResponse\x12m\n" +
 	"\x10RenewCertificate\x12+.kctl.controller.v1.RenewCertificateRequest\x1a,.kctl.controller.v1.RenewCertificateResponse\x12^\n" +
@@ -2938,7 +3255,10 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
-	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\xb9\x01\n" +
+	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
+	"\tPingAgent\x12$.kctl.controller.v1.PingAgentRequest\x1a%.kctl.controller.v1.PingAgentResponse\x12]\n" +
+	"\tPullImage\x12$.kctl.controller.v1.PullImageRequest\x1a*.kctl.controller.v1.AgentOperationResponse\x12U\n" +
+	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\xb9\x01\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
 	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
@@ -2956,119 +3276,135 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
-	(*JoinRequest)(nil),              // 2: kctl.controller.v1.JoinRequest
-	(*JoinResponse)(nil),             // 3: kctl.controller.v1.JoinResponse
-	(*RenewCertificateRequest)(nil),  // 4: kctl.controller.v1.RenewCertificateRequest
-	(*RenewCertificateResponse)(nil), // 5: kctl.controller.v1.RenewCertificateResponse
-	(*CreateTokenRequest)(nil),       // 6: kctl.controller.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 7: kctl.controller.v1.CreateTokenResponse
-	(*TokenInfo)(nil),                // 8: kctl.controller.v1.TokenInfo
-	(*ListTokensRequest)(nil),        // 9: kctl.controller.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),       // 10: kctl.controller.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 11: kctl.controller.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 12: kctl.controller.v1.RevokeTokenResponse
-	(*ClusterStatusRequest)(nil),     // 13: kctl.controller.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),    // 14: kctl.controller.v1.ClusterStatusResponse
-	(*ControllerNode)(nil),           // 15: kctl.controller.v1.ControllerNode
-	(*AddControllerRequest)(nil),     // 16: kctl.controller.v1.AddControllerRequest
-	(*AddControllerResponse)(nil),    // 17: kctl.controller.v1.AddControllerResponse
-	(*RemoveControllerRequest)(nil),  // 18: kctl.controller.v1.RemoveControllerRequest
-	(*RemoveControllerResponse)(nil), // 19: kctl.controller.v1.RemoveControllerResponse
-	(*AgentInfo)(nil),                // 20: kctl.controller.v1.AgentInfo
-	(*ListAgentsRequest)(nil),        // 21: kctl.controller.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 22: kctl.controller.v1.ListAgentsResponse
-	(*DescribeAgentRequest)(nil),     // 23: kctl.controller.v1.DescribeAgentRequest
-	(*DescribeAgentResponse)(nil),    // 24: kctl.controller.v1.DescribeAgentResponse
-	(*RemoveAgentRequest)(nil),       // 25: kctl.controller.v1.RemoveAgentRequest
-	(*RemoveAgentResponse)(nil),      // 26: kctl.controller.v1.RemoveAgentResponse
-	(*OperatorInfo)(nil),             // 27: kctl.controller.v1.OperatorInfo
-	(*ListOperatorsRequest)(nil),     // 28: kctl.controller.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),    // 29: kctl.controller.v1.ListOperatorsResponse
-	(*RemoveOperatorRequest)(nil),    // 30: kctl.controller.v1.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),   // 31: kctl.controller.v1.RemoveOperatorResponse
-	(*SendCommandRequest)(nil),       // 32: kctl.controller.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),      // 33: kctl.controller.v1.SendCommandResponse
-	(*GetCommandRequest)(nil),        // 34: kctl.controller.v1.GetCommandRequest
-	(*GetCommandResponse)(nil),       // 35: kctl.controller.v1.GetCommandResponse
-	(*CommandRecord)(nil),            // 36: kctl.controller.v1.CommandRecord
-	(*ApplyRequest)(nil),             // 37: kctl.controller.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 38: kctl.controller.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),         // 39: kctl.controller.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 40: kctl.controller.v1.ReadIndexResponse
-	(*AgentPresence)(nil),            // 41: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 42: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 43: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 44: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 45: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 46: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 47: kctl.controller.v1.ClusterRecord
-	(*v1.Facts)(nil),                 // 48: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 49: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 50: kctl.agent.v1.Result
+	(*PingAgentRequest)(nil),         // 2: kctl.controller.v1.PingAgentRequest
+	(*PingAgentResponse)(nil),        // 3: kctl.controller.v1.PingAgentResponse
+	(*PullImageRequest)(nil),         // 4: kctl.controller.v1.PullImageRequest
+	(*PruneRequest)(nil),             // 5: kctl.controller.v1.PruneRequest
+	(*AgentOperationResponse)(nil),   // 6: kctl.controller.v1.AgentOperationResponse
+	(*JoinRequest)(nil),              // 7: kctl.controller.v1.JoinRequest
+	(*JoinResponse)(nil),             // 8: kctl.controller.v1.JoinResponse
+	(*RenewCertificateRequest)(nil),  // 9: kctl.controller.v1.RenewCertificateRequest
+	(*RenewCertificateResponse)(nil), // 10: kctl.controller.v1.RenewCertificateResponse
+	(*CreateTokenRequest)(nil),       // 11: kctl.controller.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 12: kctl.controller.v1.CreateTokenResponse
+	(*TokenInfo)(nil),                // 13: kctl.controller.v1.TokenInfo
+	(*ListTokensRequest)(nil),        // 14: kctl.controller.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),       // 15: kctl.controller.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 16: kctl.controller.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 17: kctl.controller.v1.RevokeTokenResponse
+	(*ClusterStatusRequest)(nil),     // 18: kctl.controller.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),    // 19: kctl.controller.v1.ClusterStatusResponse
+	(*ControllerNode)(nil),           // 20: kctl.controller.v1.ControllerNode
+	(*AddControllerRequest)(nil),     // 21: kctl.controller.v1.AddControllerRequest
+	(*AddControllerResponse)(nil),    // 22: kctl.controller.v1.AddControllerResponse
+	(*RemoveControllerRequest)(nil),  // 23: kctl.controller.v1.RemoveControllerRequest
+	(*RemoveControllerResponse)(nil), // 24: kctl.controller.v1.RemoveControllerResponse
+	(*AgentInfo)(nil),                // 25: kctl.controller.v1.AgentInfo
+	(*ListAgentsRequest)(nil),        // 26: kctl.controller.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 27: kctl.controller.v1.ListAgentsResponse
+	(*DescribeAgentRequest)(nil),     // 28: kctl.controller.v1.DescribeAgentRequest
+	(*DescribeAgentResponse)(nil),    // 29: kctl.controller.v1.DescribeAgentResponse
+	(*RemoveAgentRequest)(nil),       // 30: kctl.controller.v1.RemoveAgentRequest
+	(*RemoveAgentResponse)(nil),      // 31: kctl.controller.v1.RemoveAgentResponse
+	(*OperatorInfo)(nil),             // 32: kctl.controller.v1.OperatorInfo
+	(*ListOperatorsRequest)(nil),     // 33: kctl.controller.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),    // 34: kctl.controller.v1.ListOperatorsResponse
+	(*RemoveOperatorRequest)(nil),    // 35: kctl.controller.v1.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),   // 36: kctl.controller.v1.RemoveOperatorResponse
+	(*SendCommandRequest)(nil),       // 37: kctl.controller.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),      // 38: kctl.controller.v1.SendCommandResponse
+	(*GetCommandRequest)(nil),        // 39: kctl.controller.v1.GetCommandRequest
+	(*GetCommandResponse)(nil),       // 40: kctl.controller.v1.GetCommandResponse
+	(*CommandRecord)(nil),            // 41: kctl.controller.v1.CommandRecord
+	(*ApplyRequest)(nil),             // 42: kctl.controller.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 43: kctl.controller.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),         // 44: kctl.controller.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 45: kctl.controller.v1.ReadIndexResponse
+	(*AgentPresence)(nil),            // 46: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 47: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 48: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 49: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 50: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 51: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 52: kctl.controller.v1.ClusterRecord
+	(*v1.PullImage)(nil),             // 53: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 54: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 55: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 56: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 57: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	0,  // 0: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
-	0,  // 1: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
-	8,  // 2: kctl.controller.v1.CreateTokenResponse.info:type_name -> kctl.controller.v1.TokenInfo
-	0,  // 3: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
-	8,  // 4: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
-	15, // 5: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
-	20, // 6: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
-	20, // 7: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	48, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
-	27, // 9: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	49, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
-	36, // 11: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	36, // 12: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	49, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
-	1,  // 14: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	50, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	41, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	48, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
-	0,  // 18: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
-	2,  // 19: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
-	4,  // 20: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
-	6,  // 21: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
-	9,  // 22: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
-	11, // 23: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
-	13, // 24: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
-	16, // 25: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
-	18, // 26: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
-	21, // 27: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
-	23, // 28: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
-	25, // 29: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
-	28, // 30: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
-	30, // 31: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	32, // 32: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	34, // 33: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	37, // 34: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	39, // 35: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	3,  // 36: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	5,  // 37: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	7,  // 38: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	10, // 39: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	12, // 40: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	14, // 41: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	17, // 42: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	19, // 43: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	22, // 44: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	24, // 45: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	26, // 46: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	29, // 47: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	31, // 48: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	33, // 49: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	35, // 50: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	38, // 51: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	40, // 52: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
-	19, // [19:19] is the sub-list for extension type_name
-	19, // [19:19] is the sub-list for extension extendee
-	0,  // [0:19] is the sub-list for field type_name
+	53, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	54, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	41, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
+	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
+	13, // 5: kctl.controller.v1.CreateTokenResponse.info:type_name -> kctl.controller.v1.TokenInfo
+	0,  // 6: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
+	13, // 7: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
+	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
+	25, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
+	25, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
+	55, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	32, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
+	56, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	41, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	41, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	56, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
+	57, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	46, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	55, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
+	7,  // 22: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
+	9,  // 23: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
+	11, // 24: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
+	14, // 25: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
+	16, // 26: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
+	18, // 27: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
+	21, // 28: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
+	23, // 29: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
+	26, // 30: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
+	28, // 31: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
+	30, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
+	33, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
+	35, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
+	37, // 35: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	39, // 36: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	2,  // 37: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
+	4,  // 38: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
+	5,  // 39: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
+	42, // 40: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	44, // 41: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	8,  // 42: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 43: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	12, // 44: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	15, // 45: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	17, // 46: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	19, // 47: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	22, // 48: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	24, // 49: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	27, // 50: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	29, // 51: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	31, // 52: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	34, // 53: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	36, // 54: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	38, // 55: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	40, // 56: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 57: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 58: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 59: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	43, // 60: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	45, // 61: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	42, // [42:62] is the sub-list for method output_type
+	22, // [22:42] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_kctl_controller_v1_controller_proto_init() }
@@ -3082,7 +3418,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   51,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -34,6 +34,9 @@ const (
 	ControllerService_RemoveOperator_FullMethodName   = "/kctl.controller.v1.ControllerService/RemoveOperator"
 	ControllerService_SendCommand_FullMethodName      = "/kctl.controller.v1.ControllerService/SendCommand"
 	ControllerService_GetCommand_FullMethodName       = "/kctl.controller.v1.ControllerService/GetCommand"
+	ControllerService_PingAgent_FullMethodName        = "/kctl.controller.v1.ControllerService/PingAgent"
+	ControllerService_PullImage_FullMethodName        = "/kctl.controller.v1.ControllerService/PullImage"
+	ControllerService_Prune_FullMethodName            = "/kctl.controller.v1.ControllerService/Prune"
 )
 
 // ControllerServiceClient is the client API for ControllerService service.
@@ -86,6 +89,17 @@ type ControllerServiceClient interface {
 	SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error)
 	// GetCommand reports a command and its result. Errors: NotFound.
 	GetCommand(ctx context.Context, in *GetCommandRequest, opts ...grpc.CallOption) (*GetCommandResponse, error)
+	// PingAgent sends a no-op through an agent's command stream and waits for
+	// its answer (`kctl agents ping`). Errors: NotFound, DeadlineExceeded.
+	PingAgent(ctx context.Context, in *PingAgentRequest, opts ...grpc.CallOption) (*PingAgentResponse, error)
+	// PullImage has an agent pull a service's image outside a deploy (`kctl
+	// build pull|deliver`) and waits for the result. Refused while another
+	// operator holds the service's deploy lock: FailedPrecondition with a
+	// DEPLOY_LOCK_HELD detail. Errors: NotFound, InvalidArgument.
+	PullImage(ctx context.Context, in *PullImageRequest, opts ...grpc.CallOption) (*AgentOperationResponse, error)
+	// Prune has an agent prune a service's old containers and images (`kctl
+	// prune`), under the same deploy-lock rule as PullImage.
+	Prune(ctx context.Context, in *PruneRequest, opts ...grpc.CallOption) (*AgentOperationResponse, error)
 }
 
 type controllerServiceClient struct {
@@ -246,6 +260,36 @@ func (c *controllerServiceClient) GetCommand(ctx context.Context, in *GetCommand
 	return out, nil
 }
 
+func (c *controllerServiceClient) PingAgent(ctx context.Context, in *PingAgentRequest, opts ...grpc.CallOption) (*PingAgentResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(PingAgentResponse)
+	err := c.cc.Invoke(ctx, ControllerService_PingAgent_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controllerServiceClient) PullImage(ctx context.Context, in *PullImageRequest, opts ...grpc.CallOption) (*AgentOperationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AgentOperationResponse)
+	err := c.cc.Invoke(ctx, ControllerService_PullImage_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controllerServiceClient) Prune(ctx context.Context, in *PruneRequest, opts ...grpc.CallOption) (*AgentOperationResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(AgentOperationResponse)
+	err := c.cc.Invoke(ctx, ControllerService_Prune_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ControllerServiceServer is the server API for ControllerService service.
 // All implementations must embed UnimplementedControllerServiceServer
 // for forward compatibility.
@@ -296,6 +340,17 @@ type ControllerServiceServer interface {
 	SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error)
 	// GetCommand reports a command and its result. Errors: NotFound.
 	GetCommand(context.Context, *GetCommandRequest) (*GetCommandResponse, error)
+	// PingAgent sends a no-op through an agent's command stream and waits for
+	// its answer (`kctl agents ping`). Errors: NotFound, DeadlineExceeded.
+	PingAgent(context.Context, *PingAgentRequest) (*PingAgentResponse, error)
+	// PullImage has an agent pull a service's image outside a deploy (`kctl
+	// build pull|deliver`) and waits for the result. Refused while another
+	// operator holds the service's deploy lock: FailedPrecondition with a
+	// DEPLOY_LOCK_HELD detail. Errors: NotFound, InvalidArgument.
+	PullImage(context.Context, *PullImageRequest) (*AgentOperationResponse, error)
+	// Prune has an agent prune a service's old containers and images (`kctl
+	// prune`), under the same deploy-lock rule as PullImage.
+	Prune(context.Context, *PruneRequest) (*AgentOperationResponse, error)
 	mustEmbedUnimplementedControllerServiceServer()
 }
 
@@ -350,6 +405,15 @@ func (UnimplementedControllerServiceServer) SendCommand(context.Context, *SendCo
 }
 func (UnimplementedControllerServiceServer) GetCommand(context.Context, *GetCommandRequest) (*GetCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method GetCommand not implemented")
+}
+func (UnimplementedControllerServiceServer) PingAgent(context.Context, *PingAgentRequest) (*PingAgentResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PingAgent not implemented")
+}
+func (UnimplementedControllerServiceServer) PullImage(context.Context, *PullImageRequest) (*AgentOperationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method PullImage not implemented")
+}
+func (UnimplementedControllerServiceServer) Prune(context.Context, *PruneRequest) (*AgentOperationResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Prune not implemented")
 }
 func (UnimplementedControllerServiceServer) mustEmbedUnimplementedControllerServiceServer() {}
 func (UnimplementedControllerServiceServer) testEmbeddedByValue()                           {}
@@ -642,6 +706,60 @@ func _ControllerService_GetCommand_Handler(srv interface{}, ctx context.Context,
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_PingAgent_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PingAgentRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).PingAgent(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_PingAgent_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).PingAgent(ctx, req.(*PingAgentRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControllerService_PullImage_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PullImageRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).PullImage(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_PullImage_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).PullImage(ctx, req.(*PullImageRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControllerService_Prune_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(PruneRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).Prune(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_Prune_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).Prune(ctx, req.(*PruneRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // ControllerService_ServiceDesc is the grpc.ServiceDesc for ControllerService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -708,6 +826,18 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "GetCommand",
 			Handler:    _ControllerService_GetCommand_Handler,
+		},
+		{
+			MethodName: "PingAgent",
+			Handler:    _ControllerService_PingAgent_Handler,
+		},
+		{
+			MethodName: "PullImage",
+			Handler:    _ControllerService_PullImage_Handler,
+		},
+		{
+			MethodName: "Prune",
+			Handler:    _ControllerService_Prune_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

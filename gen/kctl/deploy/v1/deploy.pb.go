@@ -1388,18 +1388,30 @@ func (x *LockRecord) GetVersion() string {
 
 // AuditEntry is one line of the audit history (table "audit", appended).
 type AuditEntry struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	UnixMillis    int64                  `protobuf:"varint,1,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
-	Operator      string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
-	Service       string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
-	Destination   string                 `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
-	Role          string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
-	Host          string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
-	Version       string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
-	Action        string                 `protobuf:"bytes,8,opt,name=action,proto3" json:"action,omitempty"`
-	Result        string                 `protobuf:"bytes,9,opt,name=result,proto3" json:"result,omitempty"`
-	DeployId      string                 `protobuf:"bytes,10,opt,name=deploy_id,json=deployId,proto3" json:"deploy_id,omitempty"`
-	Detail        string                 `protobuf:"bytes,11,opt,name=detail,proto3" json:"detail,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	UnixMillis  int64                  `protobuf:"varint,1,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	Operator    string                 `protobuf:"bytes,2,opt,name=operator,proto3" json:"operator,omitempty"`
+	Service     string                 `protobuf:"bytes,3,opt,name=service,proto3" json:"service,omitempty"`
+	Destination string                 `protobuf:"bytes,4,opt,name=destination,proto3" json:"destination,omitempty"`
+	Role        string                 `protobuf:"bytes,5,opt,name=role,proto3" json:"role,omitempty"`
+	Host        string                 `protobuf:"bytes,6,opt,name=host,proto3" json:"host,omitempty"`
+	Version     string                 `protobuf:"bytes,7,opt,name=version,proto3" json:"version,omitempty"`
+	Action      string                 `protobuf:"bytes,8,opt,name=action,proto3" json:"action,omitempty"`
+	Result      string                 `protobuf:"bytes,9,opt,name=result,proto3" json:"result,omitempty"`
+	DeployId    string                 `protobuf:"bytes,10,opt,name=deploy_id,json=deployId,proto3" json:"deploy_id,omitempty"`
+	Detail      string                 `protobuf:"bytes,11,opt,name=detail,proto3" json:"detail,omitempty"`
+	// caller_role is the caller's role ("operator/admin", "agent",
+	// "controller"), address its network address, method the RPC it called
+	// (entries written by the central audit interceptor).
+	CallerRole string `protobuf:"bytes,12,opt,name=caller_role,json=callerRole,proto3" json:"caller_role,omitempty"`
+	Address    string `protobuf:"bytes,13,opt,name=address,proto3" json:"address,omitempty"`
+	Method     string `protobuf:"bytes,14,opt,name=method,proto3" json:"method,omitempty"`
+	// seq, prev_hash and hash are the entry's place in the hash chain, filled
+	// when read (the store assigns them, see raftcmd ChainLink); 0/empty for
+	// entries written before the chain existed.
+	Seq           uint64 `protobuf:"varint,15,opt,name=seq,proto3" json:"seq,omitempty"`
+	PrevHash      []byte `protobuf:"bytes,16,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	Hash          []byte `protobuf:"bytes,17,opt,name=hash,proto3" json:"hash,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1511,6 +1523,199 @@ func (x *AuditEntry) GetDetail() string {
 	return ""
 }
 
+func (x *AuditEntry) GetCallerRole() string {
+	if x != nil {
+		return x.CallerRole
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetAddress() string {
+	if x != nil {
+		return x.Address
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetMethod() string {
+	if x != nil {
+		return x.Method
+	}
+	return ""
+}
+
+func (x *AuditEntry) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditEntry) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *AuditEntry) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// AuditLink is one stored link of the audit chain, raw: entry is the
+// encoded AuditEntry the hash covers, so a client can verify the chain
+// without trusting the controller's decoding.
+type AuditLink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	PrevHash      []byte                 `protobuf:"bytes,2,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	Entry         []byte                 `protobuf:"bytes,3,opt,name=entry,proto3" json:"entry,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditLink) Reset() {
+	*x = AuditLink{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditLink) ProtoMessage() {}
+
+func (x *AuditLink) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditLink.ProtoReflect.Descriptor instead.
+func (*AuditLink) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *AuditLink) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditLink) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *AuditLink) GetEntry() []byte {
+	if x != nil {
+		return x.Entry
+	}
+	return nil
+}
+
+func (x *AuditLink) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// AuditCheckpoint anchors the chain after retention dropped its oldest
+// links: seq and hash of the last dropped link, how many links were dropped
+// in all, when, and an ECDSA signature by the cluster CA key over
+// auditchain.CheckpointDigest.
+type AuditCheckpoint struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	Dropped       uint64                 `protobuf:"varint,3,opt,name=dropped,proto3" json:"dropped,omitempty"`
+	UnixMillis    int64                  `protobuf:"varint,4,opt,name=unix_millis,json=unixMillis,proto3" json:"unix_millis,omitempty"`
+	Signature     []byte                 `protobuf:"bytes,5,opt,name=signature,proto3" json:"signature,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AuditCheckpoint) Reset() {
+	*x = AuditCheckpoint{}
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AuditCheckpoint) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AuditCheckpoint) ProtoMessage() {}
+
+func (x *AuditCheckpoint) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AuditCheckpoint.ProtoReflect.Descriptor instead.
+func (*AuditCheckpoint) Descriptor() ([]byte, []int) {
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *AuditCheckpoint) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+func (x *AuditCheckpoint) GetDropped() uint64 {
+	if x != nil {
+		return x.Dropped
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetUnixMillis() int64 {
+	if x != nil {
+		return x.UnixMillis
+	}
+	return 0
+}
+
+func (x *AuditCheckpoint) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
 // SubmitRequest carries the resolved deploy.
 type SubmitRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1521,7 +1726,7 @@ type SubmitRequest struct {
 
 func (x *SubmitRequest) Reset() {
 	*x = SubmitRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1533,7 +1738,7 @@ func (x *SubmitRequest) String() string {
 func (*SubmitRequest) ProtoMessage() {}
 
 func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[15]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1546,7 +1751,7 @@ func (x *SubmitRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitRequest.ProtoReflect.Descriptor instead.
 func (*SubmitRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{15}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *SubmitRequest) GetRequest() *Request {
@@ -1566,7 +1771,7 @@ type SubmitResponse struct {
 
 func (x *SubmitResponse) Reset() {
 	*x = SubmitResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1578,7 +1783,7 @@ func (x *SubmitResponse) String() string {
 func (*SubmitResponse) ProtoMessage() {}
 
 func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[16]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1591,7 +1796,7 @@ func (x *SubmitResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SubmitResponse.ProtoReflect.Descriptor instead.
 func (*SubmitResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{16}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *SubmitResponse) GetDeploy() *Record {
@@ -1611,7 +1816,7 @@ type GetRequest struct {
 
 func (x *GetRequest) Reset() {
 	*x = GetRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1623,7 +1828,7 @@ func (x *GetRequest) String() string {
 func (*GetRequest) ProtoMessage() {}
 
 func (x *GetRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[17]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1636,7 +1841,7 @@ func (x *GetRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetRequest.ProtoReflect.Descriptor instead.
 func (*GetRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{17}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *GetRequest) GetId() string {
@@ -1657,7 +1862,7 @@ type GetResponse struct {
 
 func (x *GetResponse) Reset() {
 	*x = GetResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1669,7 +1874,7 @@ func (x *GetResponse) String() string {
 func (*GetResponse) ProtoMessage() {}
 
 func (x *GetResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[18]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1682,7 +1887,7 @@ func (x *GetResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetResponse.ProtoReflect.Descriptor instead.
 func (*GetResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{18}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *GetResponse) GetDeploy() *Record {
@@ -1710,7 +1915,7 @@ type ListRequest struct {
 
 func (x *ListRequest) Reset() {
 	*x = ListRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1722,7 +1927,7 @@ func (x *ListRequest) String() string {
 func (*ListRequest) ProtoMessage() {}
 
 func (x *ListRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[19]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1735,7 +1940,7 @@ func (x *ListRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListRequest.ProtoReflect.Descriptor instead.
 func (*ListRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{19}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *ListRequest) GetService() string {
@@ -1762,7 +1967,7 @@ type ListResponse struct {
 
 func (x *ListResponse) Reset() {
 	*x = ListResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1774,7 +1979,7 @@ func (x *ListResponse) String() string {
 func (*ListResponse) ProtoMessage() {}
 
 func (x *ListResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[20]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1787,7 +1992,7 @@ func (x *ListResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListResponse.ProtoReflect.Descriptor instead.
 func (*ListResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{20}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ListResponse) GetDeploys() []*Record {
@@ -1807,7 +2012,7 @@ type WatchRequest struct {
 
 func (x *WatchRequest) Reset() {
 	*x = WatchRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1819,7 +2024,7 @@ func (x *WatchRequest) String() string {
 func (*WatchRequest) ProtoMessage() {}
 
 func (x *WatchRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[21]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1832,7 +2037,7 @@ func (x *WatchRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchRequest.ProtoReflect.Descriptor instead.
 func (*WatchRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{21}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *WatchRequest) GetId() string {
@@ -1853,7 +2058,7 @@ type WatchResponse struct {
 
 func (x *WatchResponse) Reset() {
 	*x = WatchResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1865,7 +2070,7 @@ func (x *WatchResponse) String() string {
 func (*WatchResponse) ProtoMessage() {}
 
 func (x *WatchResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[22]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1878,7 +2083,7 @@ func (x *WatchResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WatchResponse.ProtoReflect.Descriptor instead.
 func (*WatchResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{22}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *WatchResponse) GetDeploy() *Record {
@@ -1905,7 +2110,7 @@ type CancelRequest struct {
 
 func (x *CancelRequest) Reset() {
 	*x = CancelRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1917,7 +2122,7 @@ func (x *CancelRequest) String() string {
 func (*CancelRequest) ProtoMessage() {}
 
 func (x *CancelRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[23]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1930,7 +2135,7 @@ func (x *CancelRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
 func (*CancelRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{23}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *CancelRequest) GetId() string {
@@ -1950,7 +2155,7 @@ type CancelResponse struct {
 
 func (x *CancelResponse) Reset() {
 	*x = CancelResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1962,7 +2167,7 @@ func (x *CancelResponse) String() string {
 func (*CancelResponse) ProtoMessage() {}
 
 func (x *CancelResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[24]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1975,7 +2180,7 @@ func (x *CancelResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CancelResponse.ProtoReflect.Descriptor instead.
 func (*CancelResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{24}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *CancelResponse) GetDeploy() *Record {
@@ -1996,7 +2201,7 @@ type LockStatusRequest struct {
 
 func (x *LockStatusRequest) Reset() {
 	*x = LockStatusRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2008,7 +2213,7 @@ func (x *LockStatusRequest) String() string {
 func (*LockStatusRequest) ProtoMessage() {}
 
 func (x *LockStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[25]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2021,7 +2226,7 @@ func (x *LockStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatusRequest.ProtoReflect.Descriptor instead.
 func (*LockStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{25}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *LockStatusRequest) GetService() string {
@@ -2048,7 +2253,7 @@ type LockStatusResponse struct {
 
 func (x *LockStatusResponse) Reset() {
 	*x = LockStatusResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2060,7 +2265,7 @@ func (x *LockStatusResponse) String() string {
 func (*LockStatusResponse) ProtoMessage() {}
 
 func (x *LockStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[26]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2073,7 +2278,7 @@ func (x *LockStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use LockStatusResponse.ProtoReflect.Descriptor instead.
 func (*LockStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{26}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *LockStatusResponse) GetLock() *LockRecord {
@@ -2095,7 +2300,7 @@ type AcquireLockRequest struct {
 
 func (x *AcquireLockRequest) Reset() {
 	*x = AcquireLockRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2107,7 +2312,7 @@ func (x *AcquireLockRequest) String() string {
 func (*AcquireLockRequest) ProtoMessage() {}
 
 func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[27]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2120,7 +2325,7 @@ func (x *AcquireLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockRequest.ProtoReflect.Descriptor instead.
 func (*AcquireLockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{27}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *AcquireLockRequest) GetService() string {
@@ -2154,7 +2359,7 @@ type AcquireLockResponse struct {
 
 func (x *AcquireLockResponse) Reset() {
 	*x = AcquireLockResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2166,7 +2371,7 @@ func (x *AcquireLockResponse) String() string {
 func (*AcquireLockResponse) ProtoMessage() {}
 
 func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[28]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2179,7 +2384,7 @@ func (x *AcquireLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AcquireLockResponse.ProtoReflect.Descriptor instead.
 func (*AcquireLockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{28}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *AcquireLockResponse) GetLock() *LockRecord {
@@ -2200,7 +2405,7 @@ type ReleaseLockRequest struct {
 
 func (x *ReleaseLockRequest) Reset() {
 	*x = ReleaseLockRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2212,7 +2417,7 @@ func (x *ReleaseLockRequest) String() string {
 func (*ReleaseLockRequest) ProtoMessage() {}
 
 func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[29]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2225,7 +2430,7 @@ func (x *ReleaseLockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockRequest.ProtoReflect.Descriptor instead.
 func (*ReleaseLockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{29}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *ReleaseLockRequest) GetService() string {
@@ -2251,7 +2456,7 @@ type ReleaseLockResponse struct {
 
 func (x *ReleaseLockResponse) Reset() {
 	*x = ReleaseLockResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2263,7 +2468,7 @@ func (x *ReleaseLockResponse) String() string {
 func (*ReleaseLockResponse) ProtoMessage() {}
 
 func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[30]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2276,7 +2481,7 @@ func (x *ReleaseLockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReleaseLockResponse.ProtoReflect.Descriptor instead.
 func (*ReleaseLockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{30}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{32}
 }
 
 // AuditRequest filters the audit history; empty fields match everything.
@@ -2288,13 +2493,16 @@ type AuditRequest struct {
 	Host            string                 `protobuf:"bytes,4,opt,name=host,proto3" json:"host,omitempty"`
 	SinceUnixMillis int64                  `protobuf:"varint,5,opt,name=since_unix_millis,json=sinceUnixMillis,proto3" json:"since_unix_millis,omitempty"`
 	Limit           uint32                 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// chain asks for the raw chain (links, checkpoint) instead of entries,
+	// unfiltered, for verification (`kctl audit verify`).
+	Chain         bool `protobuf:"varint,7,opt,name=chain,proto3" json:"chain,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditRequest) Reset() {
 	*x = AuditRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2514,7 @@ func (x *AuditRequest) String() string {
 func (*AuditRequest) ProtoMessage() {}
 
 func (x *AuditRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[31]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2527,7 @@ func (x *AuditRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditRequest.ProtoReflect.Descriptor instead.
 func (*AuditRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{31}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *AuditRequest) GetService() string {
@@ -2364,17 +2572,30 @@ func (x *AuditRequest) GetLimit() uint32 {
 	return 0
 }
 
-// AuditResponse lists entries, oldest first.
+func (x *AuditRequest) GetChain() bool {
+	if x != nil {
+		return x.Chain
+	}
+	return false
+}
+
+// AuditResponse lists entries, oldest first; with chain, the raw links and
+// the checkpoint instead.
 type AuditResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Entries       []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Entries    []*AuditEntry          `protobuf:"bytes,1,rep,name=entries,proto3" json:"entries,omitempty"`
+	Links      []*AuditLink           `protobuf:"bytes,2,rep,name=links,proto3" json:"links,omitempty"`
+	Checkpoint *AuditCheckpoint       `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
+	// legacy counts entries written before the hash chain existed (not
+	// covered by verification).
+	Legacy        uint64 `protobuf:"varint,4,opt,name=legacy,proto3" json:"legacy,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AuditResponse) Reset() {
 	*x = AuditResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2386,7 +2607,7 @@ func (x *AuditResponse) String() string {
 func (*AuditResponse) ProtoMessage() {}
 
 func (x *AuditResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[32]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2399,7 +2620,7 @@ func (x *AuditResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AuditResponse.ProtoReflect.Descriptor instead.
 func (*AuditResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{32}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *AuditResponse) GetEntries() []*AuditEntry {
@@ -2407,6 +2628,27 @@ func (x *AuditResponse) GetEntries() []*AuditEntry {
 		return x.Entries
 	}
 	return nil
+}
+
+func (x *AuditResponse) GetLinks() []*AuditLink {
+	if x != nil {
+		return x.Links
+	}
+	return nil
+}
+
+func (x *AuditResponse) GetCheckpoint() *AuditCheckpoint {
+	if x != nil {
+		return x.Checkpoint
+	}
+	return nil
+}
+
+func (x *AuditResponse) GetLegacy() uint64 {
+	if x != nil {
+		return x.Legacy
+	}
+	return 0
 }
 
 // VersionsRequest names a service.
@@ -2422,7 +2664,7 @@ type VersionsRequest struct {
 
 func (x *VersionsRequest) Reset() {
 	*x = VersionsRequest{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2434,7 +2676,7 @@ func (x *VersionsRequest) String() string {
 func (*VersionsRequest) ProtoMessage() {}
 
 func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[33]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2447,7 +2689,7 @@ func (x *VersionsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsRequest.ProtoReflect.Descriptor instead.
 func (*VersionsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{33}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *VersionsRequest) GetService() string {
@@ -2481,7 +2723,7 @@ type HostList struct {
 
 func (x *HostList) Reset() {
 	*x = HostList{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2493,7 +2735,7 @@ func (x *HostList) String() string {
 func (*HostList) ProtoMessage() {}
 
 func (x *HostList) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[34]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2506,7 +2748,7 @@ func (x *HostList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use HostList.ProtoReflect.Descriptor instead.
 func (*HostList) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{34}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *HostList) GetHosts() []string {
@@ -2526,7 +2768,7 @@ type VersionsResponse struct {
 
 func (x *VersionsResponse) Reset() {
 	*x = VersionsResponse{}
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2538,7 +2780,7 @@ func (x *VersionsResponse) String() string {
 func (*VersionsResponse) ProtoMessage() {}
 
 func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[35]
+	mi := &file_kctl_deploy_v1_deploy_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2551,7 +2793,7 @@ func (x *VersionsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use VersionsResponse.ProtoReflect.Descriptor instead.
 func (*VersionsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{35}
+	return file_kctl_deploy_v1_deploy_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *VersionsResponse) GetVersions() []string {
@@ -2681,7 +2923,7 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\amessage\x18\x04 \x01(\tR\amessage\x120\n" +
 	"\x14acquired_unix_millis\x18\x05 \x01(\x03R\x12acquiredUnixMillis\x12\x1b\n" +
 	"\tdeploy_id\x18\x06 \x01(\tR\bdeployId\x12\x18\n" +
-	"\aversion\x18\a \x01(\tR\aversion\"\xac\x02\n" +
+	"\aversion\x18\a \x01(\tR\aversion\"\xc2\x03\n" +
 	"\n" +
 	"AuditEntry\x12\x1f\n" +
 	"\vunix_millis\x18\x01 \x01(\x03R\n" +
@@ -2696,7 +2938,26 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x06result\x18\t \x01(\tR\x06result\x12\x1b\n" +
 	"\tdeploy_id\x18\n" +
 	" \x01(\tR\bdeployId\x12\x16\n" +
-	"\x06detail\x18\v \x01(\tR\x06detail\"B\n" +
+	"\x06detail\x18\v \x01(\tR\x06detail\x12\x1f\n" +
+	"\vcaller_role\x18\f \x01(\tR\n" +
+	"callerRole\x12\x18\n" +
+	"\aaddress\x18\r \x01(\tR\aaddress\x12\x16\n" +
+	"\x06method\x18\x0e \x01(\tR\x06method\x12\x10\n" +
+	"\x03seq\x18\x0f \x01(\x04R\x03seq\x12\x1b\n" +
+	"\tprev_hash\x18\x10 \x01(\fR\bprevHash\x12\x12\n" +
+	"\x04hash\x18\x11 \x01(\fR\x04hash\"d\n" +
+	"\tAuditLink\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
+	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x12\x14\n" +
+	"\x05entry\x18\x03 \x01(\fR\x05entry\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\"\x90\x01\n" +
+	"\x0fAuditCheckpoint\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\x12\x18\n" +
+	"\adropped\x18\x03 \x01(\x04R\adropped\x12\x1f\n" +
+	"\vunix_millis\x18\x04 \x01(\x03R\n" +
+	"unixMillis\x12\x1c\n" +
+	"\tsignature\x18\x05 \x01(\fR\tsignature\"B\n" +
 	"\rSubmitRequest\x121\n" +
 	"\arequest\x18\x01 \x01(\v2\x17.kctl.deploy.v1.RequestR\arequest\"@\n" +
 	"\x0eSubmitResponse\x12.\n" +
@@ -2735,16 +2996,22 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x12ReleaseLockRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\"\x15\n" +
-	"\x13ReleaseLockResponse\"\xbc\x01\n" +
+	"\x13ReleaseLockResponse\"\xd2\x01\n" +
 	"\fAuditRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1a\n" +
 	"\boperator\x18\x03 \x01(\tR\boperator\x12\x12\n" +
 	"\x04host\x18\x04 \x01(\tR\x04host\x12*\n" +
 	"\x11since_unix_millis\x18\x05 \x01(\x03R\x0fsinceUnixMillis\x12\x14\n" +
-	"\x05limit\x18\x06 \x01(\rR\x05limit\"E\n" +
+	"\x05limit\x18\x06 \x01(\rR\x05limit\x12\x14\n" +
+	"\x05chain\x18\a \x01(\bR\x05chain\"\xcf\x01\n" +
 	"\rAuditResponse\x124\n" +
-	"\aentries\x18\x01 \x03(\v2\x1a.kctl.deploy.v1.AuditEntryR\aentries\"\xe3\x01\n" +
+	"\aentries\x18\x01 \x03(\v2\x1a.kctl.deploy.v1.AuditEntryR\aentries\x12/\n" +
+	"\x05links\x18\x02 \x03(\v2\x19.kctl.deploy.v1.AuditLinkR\x05links\x12?\n" +
+	"\n" +
+	"checkpoint\x18\x03 \x01(\v2\x1f.kctl.deploy.v1.AuditCheckpointR\n" +
+	"checkpoint\x12\x16\n" +
+	"\x06legacy\x18\x04 \x01(\x04R\x06legacy\"\xe3\x01\n" +
 	"\x0fVersionsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12@\n" +
@@ -2791,7 +3058,7 @@ func file_kctl_deploy_v1_deploy_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_deploy_v1_deploy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
 var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
 	(State)(0),                  // 0: kctl.deploy.v1.State
 	(DesiredState_State)(0),     // 1: kctl.deploy.v1.DesiredState.State
@@ -2810,58 +3077,60 @@ var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
 	(*StepRecord)(nil),          // 14: kctl.deploy.v1.StepRecord
 	(*LockRecord)(nil),          // 15: kctl.deploy.v1.LockRecord
 	(*AuditEntry)(nil),          // 16: kctl.deploy.v1.AuditEntry
-	(*SubmitRequest)(nil),       // 17: kctl.deploy.v1.SubmitRequest
-	(*SubmitResponse)(nil),      // 18: kctl.deploy.v1.SubmitResponse
-	(*GetRequest)(nil),          // 19: kctl.deploy.v1.GetRequest
-	(*GetResponse)(nil),         // 20: kctl.deploy.v1.GetResponse
-	(*ListRequest)(nil),         // 21: kctl.deploy.v1.ListRequest
-	(*ListResponse)(nil),        // 22: kctl.deploy.v1.ListResponse
-	(*WatchRequest)(nil),        // 23: kctl.deploy.v1.WatchRequest
-	(*WatchResponse)(nil),       // 24: kctl.deploy.v1.WatchResponse
-	(*CancelRequest)(nil),       // 25: kctl.deploy.v1.CancelRequest
-	(*CancelResponse)(nil),      // 26: kctl.deploy.v1.CancelResponse
-	(*LockStatusRequest)(nil),   // 27: kctl.deploy.v1.LockStatusRequest
-	(*LockStatusResponse)(nil),  // 28: kctl.deploy.v1.LockStatusResponse
-	(*AcquireLockRequest)(nil),  // 29: kctl.deploy.v1.AcquireLockRequest
-	(*AcquireLockResponse)(nil), // 30: kctl.deploy.v1.AcquireLockResponse
-	(*ReleaseLockRequest)(nil),  // 31: kctl.deploy.v1.ReleaseLockRequest
-	(*ReleaseLockResponse)(nil), // 32: kctl.deploy.v1.ReleaseLockResponse
-	(*AuditRequest)(nil),        // 33: kctl.deploy.v1.AuditRequest
-	(*AuditResponse)(nil),       // 34: kctl.deploy.v1.AuditResponse
-	(*VersionsRequest)(nil),     // 35: kctl.deploy.v1.VersionsRequest
-	(*HostList)(nil),            // 36: kctl.deploy.v1.HostList
-	(*VersionsResponse)(nil),    // 37: kctl.deploy.v1.VersionsResponse
-	nil,                         // 38: kctl.deploy.v1.VersionsRequest.RolesEntry
-	(*v1.RegistryAuth)(nil),     // 39: kctl.spec.v1.RegistryAuth
-	(*v1.ProxyDeploy)(nil),      // 40: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),        // 41: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),       // 42: kctl.spec.v1.StopPolicy
-	(*v1.Container)(nil),        // 43: kctl.spec.v1.Container
-	(*v1.ProxyBoot)(nil),        // 44: kctl.spec.v1.ProxyBoot
-	(*v11.Operation)(nil),       // 45: kctl.agent.v1.Operation
+	(*AuditLink)(nil),           // 17: kctl.deploy.v1.AuditLink
+	(*AuditCheckpoint)(nil),     // 18: kctl.deploy.v1.AuditCheckpoint
+	(*SubmitRequest)(nil),       // 19: kctl.deploy.v1.SubmitRequest
+	(*SubmitResponse)(nil),      // 20: kctl.deploy.v1.SubmitResponse
+	(*GetRequest)(nil),          // 21: kctl.deploy.v1.GetRequest
+	(*GetResponse)(nil),         // 22: kctl.deploy.v1.GetResponse
+	(*ListRequest)(nil),         // 23: kctl.deploy.v1.ListRequest
+	(*ListResponse)(nil),        // 24: kctl.deploy.v1.ListResponse
+	(*WatchRequest)(nil),        // 25: kctl.deploy.v1.WatchRequest
+	(*WatchResponse)(nil),       // 26: kctl.deploy.v1.WatchResponse
+	(*CancelRequest)(nil),       // 27: kctl.deploy.v1.CancelRequest
+	(*CancelResponse)(nil),      // 28: kctl.deploy.v1.CancelResponse
+	(*LockStatusRequest)(nil),   // 29: kctl.deploy.v1.LockStatusRequest
+	(*LockStatusResponse)(nil),  // 30: kctl.deploy.v1.LockStatusResponse
+	(*AcquireLockRequest)(nil),  // 31: kctl.deploy.v1.AcquireLockRequest
+	(*AcquireLockResponse)(nil), // 32: kctl.deploy.v1.AcquireLockResponse
+	(*ReleaseLockRequest)(nil),  // 33: kctl.deploy.v1.ReleaseLockRequest
+	(*ReleaseLockResponse)(nil), // 34: kctl.deploy.v1.ReleaseLockResponse
+	(*AuditRequest)(nil),        // 35: kctl.deploy.v1.AuditRequest
+	(*AuditResponse)(nil),       // 36: kctl.deploy.v1.AuditResponse
+	(*VersionsRequest)(nil),     // 37: kctl.deploy.v1.VersionsRequest
+	(*HostList)(nil),            // 38: kctl.deploy.v1.HostList
+	(*VersionsResponse)(nil),    // 39: kctl.deploy.v1.VersionsResponse
+	nil,                         // 40: kctl.deploy.v1.VersionsRequest.RolesEntry
+	(*v1.RegistryAuth)(nil),     // 41: kctl.spec.v1.RegistryAuth
+	(*v1.ProxyDeploy)(nil),      // 42: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),        // 43: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),       // 44: kctl.spec.v1.StopPolicy
+	(*v1.Container)(nil),        // 45: kctl.spec.v1.Container
+	(*v1.ProxyBoot)(nil),        // 46: kctl.spec.v1.ProxyBoot
+	(*v11.Operation)(nil),       // 47: kctl.agent.v1.Operation
 }
 var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
 	5,  // 0: kctl.deploy.v1.Request.roles:type_name -> kctl.deploy.v1.Role
 	7,  // 1: kctl.deploy.v1.Request.boot:type_name -> kctl.deploy.v1.Boot
-	39, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
+	41, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
 	8,  // 3: kctl.deploy.v1.Request.proxy_hosts:type_name -> kctl.deploy.v1.ProxyHost
 	9,  // 4: kctl.deploy.v1.Request.accessories:type_name -> kctl.deploy.v1.Accessory
 	3,  // 5: kctl.deploy.v1.Request.lifecycle:type_name -> kctl.deploy.v1.Lifecycle
 	11, // 6: kctl.deploy.v1.Lifecycle.phases:type_name -> kctl.deploy.v1.Phase
 	4,  // 7: kctl.deploy.v1.Lifecycle.desired:type_name -> kctl.deploy.v1.DesiredState
 	1,  // 8: kctl.deploy.v1.DesiredState.state:type_name -> kctl.deploy.v1.DesiredState.State
-	40, // 9: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	41, // 10: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
-	42, // 11: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
+	42, // 9: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	43, // 10: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
+	44, // 11: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
 	6,  // 12: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
-	43, // 13: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
-	44, // 14: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
+	45, // 13: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
+	46, // 14: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
 	6,  // 15: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
-	40, // 16: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	39, // 17: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
+	42, // 16: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	41, // 17: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
 	11, // 18: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
 	12, // 19: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
-	45, // 20: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
+	47, // 20: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
 	2,  // 21: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
 	10, // 22: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
 	0,  // 23: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
@@ -2877,33 +3146,35 @@ var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
 	15, // 33: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
 	15, // 34: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
 	16, // 35: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
-	38, // 36: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
-	36, // 37: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
-	17, // 38: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
-	19, // 39: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
-	21, // 40: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
-	23, // 41: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
-	25, // 42: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
-	27, // 43: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
-	29, // 44: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
-	31, // 45: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
-	33, // 46: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
-	35, // 47: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
-	18, // 48: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
-	20, // 49: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
-	22, // 50: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
-	24, // 51: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
-	26, // 52: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
-	28, // 53: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
-	30, // 54: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
-	32, // 55: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
-	34, // 56: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
-	37, // 57: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
-	48, // [48:58] is the sub-list for method output_type
-	38, // [38:48] is the sub-list for method input_type
-	38, // [38:38] is the sub-list for extension type_name
-	38, // [38:38] is the sub-list for extension extendee
-	0,  // [0:38] is the sub-list for field type_name
+	17, // 36: kctl.deploy.v1.AuditResponse.links:type_name -> kctl.deploy.v1.AuditLink
+	18, // 37: kctl.deploy.v1.AuditResponse.checkpoint:type_name -> kctl.deploy.v1.AuditCheckpoint
+	40, // 38: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
+	38, // 39: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
+	19, // 40: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
+	21, // 41: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
+	23, // 42: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
+	25, // 43: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
+	27, // 44: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
+	29, // 45: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
+	31, // 46: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
+	33, // 47: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
+	35, // 48: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
+	37, // 49: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
+	20, // 50: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
+	22, // 51: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
+	24, // 52: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
+	26, // 53: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
+	28, // 54: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
+	30, // 55: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
+	32, // 56: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
+	34, // 57: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
+	36, // 58: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
+	39, // 59: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
+	50, // [50:60] is the sub-list for method output_type
+	40, // [40:50] is the sub-list for method input_type
+	40, // [40:40] is the sub-list for extension type_name
+	40, // [40:40] is the sub-list for extension extendee
+	0,  // [0:40] is the sub-list for field type_name
 }
 
 func init() { file_kctl_deploy_v1_deploy_proto_init() }
@@ -2917,7 +3188,7 @@ func file_kctl_deploy_v1_deploy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_deploy_v1_deploy_proto_rawDesc), len(file_kctl_deploy_v1_deploy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   37,
+			NumMessages:   39,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -483,9 +483,14 @@ func (x *Delete) GetKey() string {
 // the append within the command, zero-padded to 6 digits
 // ("00000000000000000042-000000"). Keys therefore sort in commit order.
 type Append struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Table         string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
-	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Table string                 `protobuf:"bytes,1,opt,name=table,proto3" json:"table,omitempty"`
+	Value []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	// chain stores the value hash-chained: the state machine wraps it in a
+	// ChainLink with the table's next sequence number and the hash of the
+	// previous link, and keeps the table's ChainHead in table "chain-heads"
+	// under the table's name. Every replica computes the same chain.
+	Chain         bool `protobuf:"varint,3,opt,name=chain,proto3" json:"chain,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -534,6 +539,139 @@ func (x *Append) GetValue() []byte {
 	return nil
 }
 
+func (x *Append) GetChain() bool {
+	if x != nil {
+		return x.Chain
+	}
+	return false
+}
+
+// ChainLink is the stored value of a chained Append. hash is
+// auditchain.LinkHash(seq, prev_hash, value): SHA-256 over
+// "kctl-chain-v1\x00", seq (8 bytes big-endian), prev_hash (32 bytes), the
+// value's length (8 bytes big-endian) and the value.
+type ChainLink struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	PrevHash      []byte                 `protobuf:"bytes,2,opt,name=prev_hash,json=prevHash,proto3" json:"prev_hash,omitempty"`
+	Value         []byte                 `protobuf:"bytes,3,opt,name=value,proto3" json:"value,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,4,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainLink) Reset() {
+	*x = ChainLink{}
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainLink) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainLink) ProtoMessage() {}
+
+func (x *ChainLink) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainLink.ProtoReflect.Descriptor instead.
+func (*ChainLink) Descriptor() ([]byte, []int) {
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *ChainLink) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChainLink) GetPrevHash() []byte {
+	if x != nil {
+		return x.PrevHash
+	}
+	return nil
+}
+
+func (x *ChainLink) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
+func (x *ChainLink) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
+// ChainHead is the last link of a chained table: its sequence number and
+// hash (32 zero bytes and 0 before the first link).
+type ChainHead struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Seq           uint64                 `protobuf:"varint,1,opt,name=seq,proto3" json:"seq,omitempty"`
+	Hash          []byte                 `protobuf:"bytes,2,opt,name=hash,proto3" json:"hash,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ChainHead) Reset() {
+	*x = ChainHead{}
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ChainHead) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ChainHead) ProtoMessage() {}
+
+func (x *ChainHead) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ChainHead.ProtoReflect.Descriptor instead.
+func (*ChainHead) Descriptor() ([]byte, []int) {
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *ChainHead) GetSeq() uint64 {
+	if x != nil {
+		return x.Seq
+	}
+	return 0
+}
+
+func (x *ChainHead) GetHash() []byte {
+	if x != nil {
+		return x.Hash
+	}
+	return nil
+}
+
 // DeletePrefix removes every record of a table whose key starts with prefix;
 // an empty prefix empties the table.
 type DeletePrefix struct {
@@ -546,7 +684,7 @@ type DeletePrefix struct {
 
 func (x *DeletePrefix) Reset() {
 	*x = DeletePrefix{}
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -558,7 +696,7 @@ func (x *DeletePrefix) String() string {
 func (*DeletePrefix) ProtoMessage() {}
 
 func (x *DeletePrefix) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[6]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -571,7 +709,7 @@ func (x *DeletePrefix) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeletePrefix.ProtoReflect.Descriptor instead.
 func (*DeletePrefix) Descriptor() ([]byte, []int) {
-	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{6}
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *DeletePrefix) GetTable() string {
@@ -607,7 +745,7 @@ type Result struct {
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -619,7 +757,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[7]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -632,7 +770,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{7}
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Result) GetApplied() bool {
@@ -681,7 +819,7 @@ type SnapshotHeader struct {
 
 func (x *SnapshotHeader) Reset() {
 	*x = SnapshotHeader{}
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -693,7 +831,7 @@ func (x *SnapshotHeader) String() string {
 func (*SnapshotHeader) ProtoMessage() {}
 
 func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[8]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -706,7 +844,7 @@ func (x *SnapshotHeader) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotHeader.ProtoReflect.Descriptor instead.
 func (*SnapshotHeader) Descriptor() ([]byte, []int) {
-	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{8}
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *SnapshotHeader) GetFormat() uint32 {
@@ -751,7 +889,7 @@ type SnapshotRecord struct {
 
 func (x *SnapshotRecord) Reset() {
 	*x = SnapshotRecord{}
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -763,7 +901,7 @@ func (x *SnapshotRecord) String() string {
 func (*SnapshotRecord) ProtoMessage() {}
 
 func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[9]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -776,7 +914,7 @@ func (x *SnapshotRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRecord.ProtoReflect.Descriptor instead.
 func (*SnapshotRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{9}
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *SnapshotRecord) GetTable() string {
@@ -826,7 +964,7 @@ type SnapshotRequest struct {
 
 func (x *SnapshotRequest) Reset() {
 	*x = SnapshotRequest{}
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[10]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -838,7 +976,7 @@ func (x *SnapshotRequest) String() string {
 func (*SnapshotRequest) ProtoMessage() {}
 
 func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[10]
+	mi := &file_kctl_raftcmd_v1_raftcmd_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -851,7 +989,7 @@ func (x *SnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SnapshotRequest.ProtoReflect.Descriptor instead.
 func (*SnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{10}
+	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *SnapshotRequest) GetRequestId() string {
@@ -907,10 +1045,19 @@ const file_kctl_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\x05value\x18\x03 \x01(\fR\x05value\"0\n" +
 	"\x06Delete\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
-	"\x03key\x18\x02 \x01(\tR\x03key\"4\n" +
+	"\x03key\x18\x02 \x01(\tR\x03key\"J\n" +
 	"\x06Append\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\fR\x05value\"<\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\x12\x14\n" +
+	"\x05chain\x18\x03 \x01(\bR\x05chain\"d\n" +
+	"\tChainLink\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x1b\n" +
+	"\tprev_hash\x18\x02 \x01(\fR\bprevHash\x12\x14\n" +
+	"\x05value\x18\x03 \x01(\fR\x05value\x12\x12\n" +
+	"\x04hash\x18\x04 \x01(\fR\x04hash\"1\n" +
+	"\tChainHead\x12\x10\n" +
+	"\x03seq\x18\x01 \x01(\x04R\x03seq\x12\x12\n" +
+	"\x04hash\x18\x02 \x01(\fR\x04hash\"<\n" +
 	"\fDeletePrefix\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x16\n" +
 	"\x06prefix\x18\x02 \x01(\tR\x06prefix\"y\n" +
@@ -949,7 +1096,7 @@ func file_kctl_raftcmd_v1_raftcmd_proto_rawDescGZIP() []byte {
 	return file_kctl_raftcmd_v1_raftcmd_proto_rawDescData
 }
 
-var file_kctl_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_kctl_raftcmd_v1_raftcmd_proto_msgTypes = make([]protoimpl.MessageInfo, 13)
 var file_kctl_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*Command)(nil),         // 0: kctl.raftcmd.v1.Command
 	(*Precondition)(nil),    // 1: kctl.raftcmd.v1.Precondition
@@ -957,11 +1104,13 @@ var file_kctl_raftcmd_v1_raftcmd_proto_goTypes = []any{
 	(*Put)(nil),             // 3: kctl.raftcmd.v1.Put
 	(*Delete)(nil),          // 4: kctl.raftcmd.v1.Delete
 	(*Append)(nil),          // 5: kctl.raftcmd.v1.Append
-	(*DeletePrefix)(nil),    // 6: kctl.raftcmd.v1.DeletePrefix
-	(*Result)(nil),          // 7: kctl.raftcmd.v1.Result
-	(*SnapshotHeader)(nil),  // 8: kctl.raftcmd.v1.SnapshotHeader
-	(*SnapshotRecord)(nil),  // 9: kctl.raftcmd.v1.SnapshotRecord
-	(*SnapshotRequest)(nil), // 10: kctl.raftcmd.v1.SnapshotRequest
+	(*ChainLink)(nil),       // 6: kctl.raftcmd.v1.ChainLink
+	(*ChainHead)(nil),       // 7: kctl.raftcmd.v1.ChainHead
+	(*DeletePrefix)(nil),    // 8: kctl.raftcmd.v1.DeletePrefix
+	(*Result)(nil),          // 9: kctl.raftcmd.v1.Result
+	(*SnapshotHeader)(nil),  // 10: kctl.raftcmd.v1.SnapshotHeader
+	(*SnapshotRecord)(nil),  // 11: kctl.raftcmd.v1.SnapshotRecord
+	(*SnapshotRequest)(nil), // 12: kctl.raftcmd.v1.SnapshotRequest
 }
 var file_kctl_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
 	1, // 0: kctl.raftcmd.v1.Command.preconditions:type_name -> kctl.raftcmd.v1.Precondition
@@ -969,8 +1118,8 @@ var file_kctl_raftcmd_v1_raftcmd_proto_depIdxs = []int32{
 	3, // 2: kctl.raftcmd.v1.Mutation.put:type_name -> kctl.raftcmd.v1.Put
 	4, // 3: kctl.raftcmd.v1.Mutation.delete:type_name -> kctl.raftcmd.v1.Delete
 	5, // 4: kctl.raftcmd.v1.Mutation.append:type_name -> kctl.raftcmd.v1.Append
-	6, // 5: kctl.raftcmd.v1.Mutation.delete_prefix:type_name -> kctl.raftcmd.v1.DeletePrefix
-	7, // 6: kctl.raftcmd.v1.SnapshotRequest.result:type_name -> kctl.raftcmd.v1.Result
+	8, // 5: kctl.raftcmd.v1.Mutation.delete_prefix:type_name -> kctl.raftcmd.v1.DeletePrefix
+	9, // 6: kctl.raftcmd.v1.SnapshotRequest.result:type_name -> kctl.raftcmd.v1.Result
 	7, // [7:7] is the sub-list for method output_type
 	7, // [7:7] is the sub-list for method input_type
 	7, // [7:7] is the sub-list for extension type_name
@@ -1000,7 +1149,7 @@ func file_kctl_raftcmd_v1_raftcmd_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_raftcmd_v1_raftcmd_proto_rawDesc), len(file_kctl_raftcmd_v1_raftcmd_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   13,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
