@@ -506,7 +506,13 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
 	pres := s.c.disp.Presence(v)
-	return &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
+	resp := &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}
+	if req.GetFresh() && resp.GetAgent().GetStatus() == "connected" {
+		if f := s.c.freshFacts(ctx, rec.GetName()); f != nil {
+			resp.Facts, resp.FactsUnixMillis = f, s.c.cfg.Clock.Now().UnixMilli()
+		}
+	}
+	return resp, nil
 }
 
 // RemoveAgent deletes an agent, its pending commands, and revokes its

@@ -45,7 +45,7 @@ func (c *Controller) SendCommand(ctx context.Context, agent string, op *agentv1.
 	return c.sendCommand(ctx, agent, "", op)
 }
 
-func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agentv1.Operation) (string, error) {
+func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agentv1.Operation, pre ...*raftcmdv1.Precondition) (string, error) {
 	if id == "" {
 		id = NewCommandID(agent)
 	}
@@ -63,7 +63,7 @@ func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agen
 	// request_id = id: a retried SendCommand with the same id is a no-op.
 	res, err := c.apply(ctx, &raftcmdv1.Command{
 		RequestId:     "cmd:" + id,
-		Preconditions: []*raftcmdv1.Precondition{schema.Agents.IfPresent(agent), schema.Commands.IfAbsent(key)},
+		Preconditions: append([]*raftcmdv1.Precondition{schema.Agents.IfPresent(agent), schema.Commands.IfAbsent(key)}, pre...),
 		Mutations:     []*raftcmdv1.Mutation{schema.Commands.Put(key, rec)},
 	})
 	if err != nil {
@@ -72,6 +72,9 @@ func (c *Controller) sendCommand(ctx context.Context, agent, id string, op *agen
 	if !res.GetApplied() {
 		if ok := schema.Commands.Has(c.store.View(), key); ok {
 			return id, nil // already recorded (a retry)
+		}
+		if len(pre) > 0 && schema.Agents.Has(c.store.View(), agent) {
+			return "", errConflict
 		}
 		return "", status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", agent)
 	}

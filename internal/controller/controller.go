@@ -116,6 +116,7 @@ type Controller struct {
 	disp      *dispatcher.Dispatcher
 	peers     *peerPool
 	auth      *pki.Authorizer
+	auditor   *auditor
 	// init is set by --init until bootstrap records it; joinPeers are the
 	// controllers a --join response named.
 	init      *initState
@@ -240,6 +241,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 		}
 	}
 	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
+	c.auditor = &auditor{apply: c.apply}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
 		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
@@ -261,8 +263,8 @@ func (c *Controller) newServer() *grpc.Server {
 	cfg := c.cfg
 	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
-		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
-		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce, c.auditUnary),
+		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor(), c.auditStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),

@@ -116,6 +116,12 @@ func TestPolicy_EnforcedForEveryMethodAndRole(t *testing.T) {
 		{"admin", "/kctl.controller.v1.InternalService/Apply", codes.PermissionDenied},
 		{"anonymous", "/kctl.deploy.v1.DeployService/List", codes.Unauthenticated},
 		{"viewer", "/kctl.controller.v1.ControllerService/GetCommand", codes.PermissionDenied},
+		// SendCommand runs anything past the deploy lock: admins only; the
+		// typed calls have their own rules.
+		{"deployer", "/kctl.controller.v1.ControllerService/SendCommand", codes.PermissionDenied},
+		{"viewer", "/kctl.controller.v1.ControllerService/PullImage", codes.PermissionDenied},
+		{"viewer", "/kctl.controller.v1.ControllerService/Prune", codes.PermissionDenied},
+		{"agent", "/kctl.controller.v1.ControllerService/PingAgent", codes.PermissionDenied},
 	} {
 		if got := call(t, conns[c.role], c.method); got != c.want {
 			t.Errorf("%s as %s = %v, want %v", c.method, c.role, got, c.want)

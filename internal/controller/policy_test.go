@@ -63,3 +63,57 @@ func TestPolicy_Streams(t *testing.T) {
 		}
 	}
 }
+
+// The typed agent operations: a viewer pings and describes, a deployer
+// pulls and prunes (deploy lock permitting), only an admin sends any
+// command.
+func TestPolicy_AgentOperations(t *testing.T) {
+	for _, tc := range []struct {
+		method string
+		want   []pki.OperatorRole
+	}{
+		{"PingAgent", nil},
+		{"DescribeAgent", nil},
+		{"PullImage", []pki.OperatorRole{pki.OperatorAdmin, pki.OperatorDeployer}},
+		{"Prune", []pki.OperatorRole{pki.OperatorAdmin, pki.OperatorDeployer}},
+		{"SendCommand", []pki.OperatorRole{pki.OperatorAdmin}},
+	} {
+		a := controller.Policy["/kctl.controller.v1.ControllerService/"+tc.method]
+		if !slices.Equal(a.Roles, []pki.Role{pki.RoleOperator}) || !slices.Equal(a.OperatorRoles, tc.want) {
+			t.Errorf("Policy[%s] = %v %v, want operators %v", tc.method, a.Roles, a.OperatorRoles, tc.want)
+		}
+	}
+}
+
+// Every method that changes anything is audited, and no read is: the list
+// below is written out, not read from Policy, so dropping a mark fails here.
+func TestPolicy_AuditsEveryChange(t *testing.T) {
+	changes := map[string]bool{
+		"/kctl.controller.v1.ControllerService/Join":             true,
+		"/kctl.controller.v1.ControllerService/RenewCertificate": true,
+		"/kctl.controller.v1.ControllerService/CreateToken":      true,
+		"/kctl.controller.v1.ControllerService/RevokeToken":      true,
+		"/kctl.controller.v1.ControllerService/AddController":    true,
+		"/kctl.controller.v1.ControllerService/RemoveController": true,
+		"/kctl.controller.v1.ControllerService/RemoveAgent":      true,
+		"/kctl.controller.v1.ControllerService/RemoveOperator":   true,
+		"/kctl.controller.v1.ControllerService/SendCommand":      true,
+		"/kctl.controller.v1.ControllerService/PullImage":        true,
+		"/kctl.controller.v1.ControllerService/Prune":            true,
+		"/kctl.deploy.v1.DeployService/Submit":                   true,
+		"/kctl.deploy.v1.DeployService/Cancel":                   true,
+		"/kctl.deploy.v1.DeployService/AcquireLock":              true,
+		"/kctl.deploy.v1.DeployService/ReleaseLock":              true,
+		"/kctl.ops.v1.LifecycleService/App":                      true,
+		"/kctl.ops.v1.LifecycleService/Proxy":                    true,
+		"/kctl.ops.v1.LifecycleService/Accessory":                true,
+		"/kctl.ops.v1.LifecycleService/Remove":                   true,
+		"/kctl.stream.v1.StreamService/Exec":                     true,
+		"/kctl.stream.v1.StreamService/ServerExec":               true,
+	}
+	for m, a := range controller.Policy {
+		if a.Audit != changes[m] {
+			t.Errorf("Policy[%s].Audit = %v, want %v", m, a.Audit, changes[m])
+		}
+	}
+}

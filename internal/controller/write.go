@@ -40,7 +40,11 @@ func (c *Controller) apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcm
 	if cmd.GetRequestId() == "" {
 		cmd.RequestId = newID()
 	}
-	return c.applyRepeatable(ctx, cmd)
+	res, err := c.applyRepeatable(ctx, cmd)
+	if err == nil && res.GetApplied() {
+		noteAudited(ctx, cmd)
+	}
+	return res, err
 }
 
 // applyRepeatable is apply for frequent writes that are harmless to apply

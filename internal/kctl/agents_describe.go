@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io"
-	"time"
 
 	"github.com/spf13/cobra"
 
@@ -41,27 +40,11 @@ func newAgentsDescribeCmd(g *globals) *cobra.Command {
 // facts: current ones, asked of the agent through its command stream, else
 // (viewers, a slow or disconnected agent) the recorded ones.
 func describeAgent(ctx context.Context, g *globals, name string) (*controllerv1.AgentInfo, *agentv1.Facts, error) {
-	var resp *controllerv1.DescribeAgentResponse
-	var fresh *agentv1.Facts
-	err := g.call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
-		resp, err = cc.DescribeAgent(ctx, &controllerv1.DescribeAgentRequest{Name: name})
-		if err != nil || resp.GetAgent().GetStatus() != "connected" {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		r, ferr := cc.SendCommand(wctx, &controllerv1.SendCommandRequest{Agent: name, Wait: true,
-			Operation: &agentv1.Operation{Op: &agentv1.Operation_GatherFacts{GatherFacts: &agentv1.GatherFacts{}}}})
-		if ferr == nil && r.GetCommand().GetResult().GetOk() {
-			fresh = r.GetCommand().GetResult().GetFacts()
-		}
-		return nil
+	resp, err := ask(ctx, g, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (*controllerv1.DescribeAgentResponse, error) {
+		return cc.DescribeAgent(ctx, &controllerv1.DescribeAgentRequest{Name: name, Fresh: true})
 	})
 	if err != nil {
 		return nil, nil, err
-	}
-	if fresh != nil {
-		return resp.GetAgent(), fresh, nil
 	}
 	return resp.GetAgent(), resp.GetFacts(), nil
 }

@@ -7,7 +7,6 @@ import (
 
 	"github.com/spf13/cobra"
 
-	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 )
 
@@ -20,18 +19,17 @@ func newAgentsPingCmd(g *globals) *cobra.Command {
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			start := time.Now()
-			var resp *controllerv1.SendCommandResponse
+			var resp *controllerv1.PingAgentResponse
 			err := g.callFor(cmd.Context(), wait+g.deadline, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
 				ctx, cancel := context.WithTimeout(ctx, wait)
 				defer cancel()
-				resp, err = cc.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: args[0], Wait: true,
-					Operation: &agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: payload}}}})
+				resp, err = cc.PingAgent(ctx, &controllerv1.PingAgentRequest{Agent: args[0], Payload: payload})
 				return err
 			})
 			if err != nil {
 				return err
 			}
-			fmt.Fprintf(g.stdout, "%s answered command %s via %s in %s\n", args[0], resp.GetCommand().GetId(), resp.GetCommand().GetController(), time.Since(start).Round(time.Millisecond))
+			fmt.Fprintf(g.stdout, "%s answered command %s via %s in %s\n", args[0], resp.GetCommandId(), resp.GetController(), time.Since(start).Round(time.Millisecond))
 			return nil
 		},
 	}

@@ -1,9 +1,12 @@
 package kctl
 
 import (
+	"context"
+
 	"github.com/spf13/cobra"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 )
 
 func newBuildPullCmd(g *globals) *cobra.Command {
@@ -17,7 +20,8 @@ func (g *globals) pullOnHosts(cmd *cobra.Command, p *project) error {
 	if err != nil {
 		return err
 	}
-	op := &agentv1.Operation{Op: &agentv1.Operation_PullImage{PullImage: &agentv1.PullImage{
-		Image: p.cfg.Image(), Auth: auth, Service: p.cfg.Service}}}
-	return g.onHosts(cmd, p.allHosts(), "pulled "+p.cfg.Image(), func(string) *agentv1.Operation { return op })
+	pull := &agentv1.PullImage{Image: p.cfg.Image(), Auth: auth, Service: p.cfg.Service}
+	return g.onHosts(cmd, p.allHosts(), "pulled "+p.cfg.Image(), func(ctx context.Context, c controllerv1.ControllerServiceClient, h string) (*controllerv1.AgentOperationResponse, error) {
+		return c.PullImage(ctx, &controllerv1.PullImageRequest{Agent: h, Destination: p.cfg.Destination, Pull: pull})
+	})
 }

@@ -134,12 +134,12 @@ func (g *globals) deployClient(ctx context.Context, fn func(context.Context, dep
 // agentOpTimeout bounds one operation sent by hand (a pull can be slow).
 const agentOpTimeout = 15 * time.Minute
 
-// sendCommand sends one operation to an agent through the controllers and
-// waits for its result.
-func (g *globals) sendCommand(ctx context.Context, agent string, op *agentv1.Operation) (*agentv1.Result, error) {
+// agentOp runs one typed agent operation (PullImage, Prune) through the
+// controllers and returns its result.
+func (g *globals) agentOp(ctx context.Context, agent string, fn func(context.Context, controllerv1.ControllerServiceClient) (*controllerv1.AgentOperationResponse, error)) (*agentv1.Result, error) {
 	var res *agentv1.Result
 	err := g.callFor(ctx, max(g.deadline, agentOpTimeout), func(ctx context.Context, c controllerv1.ControllerServiceClient) error {
-		resp, err := c.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: agent, Operation: op, Wait: true})
+		resp, err := fn(ctx, c)
 		if err != nil {
 			return err
 		}

@@ -1,19 +1,22 @@
 package kctl
 
 import (
+	"context"
 	"fmt"
 	"strings"
 
 	"github.com/spf13/cobra"
 
-	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 )
 
-// onHosts sends one operation per host and reports each outcome.
-func (g *globals) onHosts(cmd *cobra.Command, hosts []string, done string, op func(host string) *agentv1.Operation) error {
+// onHosts runs one typed operation per host and reports each outcome.
+func (g *globals) onHosts(cmd *cobra.Command, hosts []string, done string, op func(ctx context.Context, c controllerv1.ControllerServiceClient, host string) (*controllerv1.AgentOperationResponse, error)) error {
 	var failed []string
 	for _, h := range hosts {
-		res, err := g.sendCommand(cmd.Context(), h, op(h))
+		res, err := g.agentOp(cmd.Context(), h, func(ctx context.Context, c controllerv1.ControllerServiceClient) (*controllerv1.AgentOperationResponse, error) {
+			return op(ctx, c, h)
+		})
 		switch {
 		case err != nil:
 			failed = append(failed, h+": "+err.Error())

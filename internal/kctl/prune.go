@@ -1,11 +1,13 @@
 package kctl
 
 import (
+	"context"
 	"errors"
 
 	"github.com/spf13/cobra"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 )
 
 func newPruneCmd(g *globals) *cobra.Command {
@@ -44,13 +46,15 @@ func (g *globals) runPrune(cmd *cobra.Command, p *project, containers, images bo
 	if p.cfg.RetainContainers < 1 {
 		return errors.New("retain must be at least 1")
 	}
-	return g.onHosts(cmd, p.allHosts(), "pruned", func(string) *agentv1.Operation { return pruneOp(p, containers, images) })
+	return g.onHosts(cmd, p.allHosts(), "pruned", func(ctx context.Context, c controllerv1.ControllerServiceClient, h string) (*controllerv1.AgentOperationResponse, error) {
+		return c.Prune(ctx, &controllerv1.PruneRequest{Agent: h, Destination: p.cfg.Destination, Prune: pruneOp(p, containers, images)})
+	})
 }
 
 // pruneOp is Kamal's prune for the project's service on one host.
-func pruneOp(p *project, containers, images bool) *agentv1.Operation {
-	return &agentv1.Operation{Op: &agentv1.Operation_Prune{Prune: &agentv1.Prune{
+func pruneOp(p *project, containers, images bool) *agentv1.Prune {
+	return &agentv1.Prune{
 		Service: p.cfg.Service, Retain: uint32(p.cfg.RetainContainers), Containers: containers, Images: images,
 		KeepTags: []string{p.cfg.LatestTag()}, Repository: p.cfg.Repository(),
-	}}}
+	}
 }

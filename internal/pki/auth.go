@@ -41,6 +41,9 @@ type Allow struct {
 	// Public methods need no client certificate (Join: the joiner has none
 	// yet). If a valid certificate is presented, RemoteIdentity returns it.
 	Public bool
+	// Audit marks a method that changes something: the controller's audit
+	// interceptor records every call of it (who, from where, what, result).
+	Audit bool
 }
 
 // permits reports whether id may call a method with this Allow.
