@@ -48,6 +48,8 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
+	f.DurationVar(&a.cfg.AuditRetention.MaxAge, "audit-retain-age", 0, "drop audit entries older than this behind a signed checkpoint (0: keep)")
+	f.IntVar(&a.cfg.AuditRetention.MaxEntries, "audit-retain-count", 0, "keep at most this many audit entries, dropping the oldest behind a signed checkpoint (0: keep all)")
 	return cmd
 }
 

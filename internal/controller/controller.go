@@ -94,6 +94,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Raft tweaks the Raft config (tests shorten timeouts).
 	Raft func(*raftstore.Config)
+	// AuditRetention drops old audit entries behind a signed checkpoint
+	// (zero: keep everything).
+	AuditRetention AuditRetention
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
