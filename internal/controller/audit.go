@@ -150,20 +150,35 @@ func roleString(id pki.Identity) string {
 }
 
 // fillScope copies the request's service, destination and host (or agent)
-// into the entry's columns, for `kctl audit --service/--host`.
+// into the entry's columns, for `kctl audit --service/--host`: from the
+// request's own fields, else from a message field's (PullImage's pull).
 func fillScope(e *deployv1.AuditEntry, m protoreflect.Message) {
-	fields := m.Descriptor().Fields()
 	get := func(name string) string {
-		fd := fields.ByName(protoreflect.Name(name))
-		if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
-			return ""
+		if v := scalar(m, name); v != "" {
+			return v
 		}
-		return truncate(m.Get(fd).String(), 128)
+		v := ""
+		m.Range(func(fd protoreflect.FieldDescriptor, val protoreflect.Value) bool {
+			if fd.Message() != nil && !fd.IsList() && !fd.IsMap() {
+				v = scalar(val.Message(), name)
+			}
+			return v == ""
+		})
+		return v
 	}
 	e.Service, e.Destination = get("service"), get("destination")
 	if e.Host = get("host"); e.Host == "" {
 		e.Host = get("agent")
 	}
+}
+
+// scalar is m's string field name, "" if it has none.
+func scalar(m protoreflect.Message, name string) string {
+	fd := m.Descriptor().Fields().ByName(protoreflect.Name(name))
+	if fd == nil || fd.Kind() != protoreflect.StringKind || fd.IsList() {
+		return ""
+	}
+	return truncate(m.Get(fd).String(), 128)
 }
 
 // secretName matches the names of fields a summary never shows: the same
