@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -24,6 +25,9 @@ import (
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/apierr"
 	"github.com/kctl-dev/kctl/internal/auditchain"
+	"github.com/kctl-dev/kctl/internal/clock"
+	"github.com/kctl-dev/kctl/internal/controller"
+	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/kctl"
 	"github.com/kctl-dev/kctl/internal/pki"
@@ -340,5 +344,60 @@ func TestAgentOps_PullRespectsDeployLock(t *testing.T) {
 	}
 	if _, err := vee.PullImage(ctx, pull); status.Code(err) != codes.PermissionDenied {
 		t.Errorf("PullImage as a viewer = %v, want PermissionDenied", err)
+	}
+}
+
+// Retention drops the oldest entries behind a checkpoint signed by the
+// cluster CA: what remains still verifies, and a checkpoint whose signature
+// does not match (edited offline) is named.
+func TestAudit_RetentionKeepsTheChainVerifiable(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	tc := &testCluster{Cluster: controllertest.NewCluster(t, 1, controllertest.WithClock(clk),
+		controllertest.WithAuditRetention(controller.AuditRetention{MaxEntries: 3})), t: t}
+	for i := range 8 {
+		tc.Token(controllerv1.Role_ROLE_AGENT, "", "", uint32(i+1), time.Hour)
+	}
+	st := tc.Nodes[0].C.Store()
+	head, _ := schema.Audit.Head(st.View())
+	waitFor(t, 10*time.Second, "retention to keep 3 entries", func() error {
+		clk.Advance(time.Minute)
+		if n := len(schema.Audit.Rows(st.View())); n != 3 {
+			return fmt.Errorf("%d entries", n)
+		}
+		return nil
+	})
+	cp, _, ok := schema.AuditCheckpoint.Get(st.View(), schema.KeyCheckpoint)
+	if !ok || cp.GetSeq() != head-3 || cp.GetDropped() != head-3 {
+		t.Fatalf("checkpoint = %v, want seq and dropped %d", cp, head-3)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	verify := func() (string, error) {
+		var out, errb bytes.Buffer
+		err := kctl.Run(ctx, []string{"--credentials", tc.AdminPath, "audit", "verify"}, &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	if out, err := verify(); err != nil || !strings.Contains(out, "older entries dropped by retention") {
+		t.Fatalf("kctl audit verify = %v, %s; want verified with the checkpoint", err, out)
+	}
+	if err := st.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	tc.Kill(0)
+	if _, err := raftstore.EditSnapshot(tc.Nodes[0].Dir, func(r *raftcmdv1.SnapshotRecord) bool {
+		if r.GetTable() != schema.AuditCheckpoint.Name() {
+			return false
+		}
+		c := new(deployv1.AuditCheckpoint)
+		_ = proto.Unmarshal(r.GetValue(), c)
+		c.Dropped++ // claim one more entry was dropped
+		r.Value, _ = proto.Marshal(c)
+		return true
+	}); err != nil {
+		t.Fatal(err)
+	}
+	tc.Restart(0)
+	if _, err := verify(); !strings.Contains(errString(err), "checkpoint: signature does not verify") {
+		t.Errorf("kctl audit verify with an edited checkpoint = %v, want its signature refused", err)
 	}
 }

@@ -55,9 +55,10 @@ type Cluster struct {
 	// HeartbeatInterval is the agents' heartbeat interval.
 	HeartbeatInterval time.Duration
 
-	t     testing.TB
-	raft  func(*raftstore.Config)
-	clock clock.Clock
+	t         testing.TB
+	raft      func(*raftstore.Config)
+	clock     clock.Clock
+	retention controller.AuditRetention
 }
 
 // Option adjusts a Cluster.
@@ -69,6 +70,11 @@ func WithRaft(f func(*raftstore.Config)) Option { return func(c *Cluster) { c.ra
 // WithClock gives every node clk for its safety timers (Config.Clock): a
 // test passes a clock.Fake and advances it.
 func WithClock(clk clock.Clock) Option { return func(c *Cluster) { c.clock = clk } }
+
+// WithAuditRetention sets every controller's audit retention policy.
+func WithAuditRetention(r controller.AuditRetention) Option {
+	return func(c *Cluster) { c.retention = r }
+}
 
 // WithHeartbeat sets the agents' heartbeat interval (default 500ms).
 func WithHeartbeat(d time.Duration) Option { return func(c *Cluster) { c.HeartbeatInterval = d } }
@@ -134,7 +140,7 @@ func (tc *Cluster) Config(i int) controller.Config {
 	n := tc.Nodes[i]
 	return controller.Config{
 		Name: n.Name, DataDir: n.Dir, HeartbeatInterval: tc.HeartbeatInterval, PresenceInterval: 300 * time.Millisecond,
-		Logger: tc.Logger.With("node", n.Name), Clock: tc.clock,
+		Logger: tc.Logger.With("node", n.Name), Clock: tc.clock, AuditRetention: tc.retention,
 		Raft: func(c *raftstore.Config) {
 			c.HeartbeatTimeout, c.ElectionTimeout, c.LeaderLeaseTimeout = 200*time.Millisecond, 200*time.Millisecond, 200*time.Millisecond
 			c.CommitTimeout = 5 * time.Millisecond
