@@ -78,7 +78,6 @@ func TestFSM_ChainedAppend(t *testing.T) {
 	}
 }
 
-
 func errorsAs(err error, target **auditchain.BrokenError) bool {
 	b, ok := err.(*auditchain.BrokenError)
 	if ok {
