@@ -126,3 +126,20 @@ func short(b []byte) string {
 	}
 	return s
 }
+
+// Diverge returns the first sequence number both chains hold with different
+// hashes (0 when they agree where they overlap): two controllers' copies of
+// one chain must agree, so a copy rebuilt from an edited Raft log, which
+// verifies on its own, still shows.
+func Diverge(a, b []Link) uint64 {
+	hashes := make(map[uint64][]byte, len(a))
+	for _, l := range a {
+		hashes[l.Seq] = l.Hash
+	}
+	for _, l := range b {
+		if h, ok := hashes[l.Seq]; ok && !bytes.Equal(h, l.Hash) {
+			return l.Seq
+		}
+	}
+	return 0
+}

@@ -148,9 +148,10 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "verify",
 		Short: "Check the audit history's hash chain; name the first entry that does not match",
-		Long: "Fetch the raw audit chain from a controller (--controller ADDR, else any) and check it here: every entry's\n" +
+		Long: "Fetch the raw audit chain from every controller (or --controller ADDR only) and check it here: every entry's\n" +
 			"hash covers its content, sequence number and the hash of the entry before it, back to the genesis or to the\n" +
-			"checkpoint retention left, whose signature is checked against the cluster CA in your credentials.",
+			"checkpoint retention left, whose signature is checked against the cluster CA in your credentials; and every\n" +
+			"controller's copy must agree with the others' (a copy rebuilt from an edited Raft log shows there).",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return g.verifyAudit(cmd, controller)
@@ -158,6 +159,15 @@ func newAuditVerifyCmd(g *globals) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&controller, "controller", "", "ask this controller (API address) only")
 	return cmd
+}
+
+// auditCopy is one controller's copy of the audit chain.
+type auditCopy struct {
+	addr   string
+	links  []auditchain.Link
+	cp     *auditchain.Checkpoint
+	resp   *deployv1.AuditResponse
+	legacy uint64
 }
 
 func (g *globals) verifyAudit(cmd *cobra.Command, controller string) error {
@@ -170,50 +180,74 @@ func (g *globals) verifyAudit(cmd *cobra.Command, controller string) error {
 	if err != nil {
 		return fmt.Errorf("credentials file %s is unusable: %w", path, err)
 	}
-	addrs := f.Controllers
-	if controller != "" {
-		addrs = []string{controller}
-	}
-	cl := ctlclient.NewClient(creds, addrs, g.timeout)
-	var resp *deployv1.AuditResponse
-	ctx, cancel := context.WithTimeout(cmd.Context(), g.deadline)
-	defer cancel()
-	err = cl.CallConn(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) error {
-		var err error
-		resp, err = deployv1.NewDeployServiceClient(cc).Audit(ctx, &deployv1.AuditRequest{Chain: true})
-		return err
-	})
-	if err != nil {
-		return explain.Explain(err)
-	}
 	key, _ := creds.CACert().PublicKey.(*ecdsa.PublicKey)
 	if key == nil {
 		return errors.New("the cluster CA's key is not ECDSA: cannot check the checkpoint's signature")
 	}
-	links := make([]auditchain.Link, len(resp.GetLinks()))
-	for i, l := range resp.GetLinks() {
-		links[i] = auditchain.Link{Seq: l.GetSeq(), Prev: l.GetPrevHash(), Value: l.GetEntry(), Hash: l.GetHash()}
-	}
-	var cp *auditchain.Checkpoint
-	if c := resp.GetCheckpoint(); c != nil {
-		cp = &auditchain.Checkpoint{Seq: c.GetSeq(), Hash: c.GetHash(), Dropped: c.GetDropped(), UnixMillis: c.GetUnixMillis(), Signature: c.GetSignature()}
-	}
-	if err := auditchain.Verify(links, cp, key); err != nil {
-		var be *auditchain.BrokenError
-		if errors.As(err, &be) && be.Seq > 0 {
-			for _, l := range resp.GetLinks() {
-				if l.GetSeq() == be.Seq {
-					e := new(deployv1.AuditEntry)
-					if proto.Unmarshal(l.GetEntry(), e) == nil {
-						return fmt.Errorf("%w\n  entry %d as stored: %s %s %s %s", err, be.Seq,
-							time.UnixMilli(e.GetUnixMillis()).UTC().Format(time.RFC3339), e.GetOperator(), e.GetAction(), e.GetResult())
-					}
-				}
-			}
+	fetch := func(addrs []string) (*auditCopy, []string, error) {
+		cl := ctlclient.NewClient(creds, addrs, g.timeout)
+		ctx, cancel := context.WithTimeout(cmd.Context(), g.deadline)
+		defer cancel()
+		var resp *deployv1.AuditResponse
+		err := cl.CallConn(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) error {
+			var err error
+			resp, err = deployv1.NewDeployServiceClient(cc).Audit(ctx, &deployv1.AuditRequest{Chain: true})
+			return err
+		})
+		if err != nil {
+			return nil, nil, explain.Explain(err)
 		}
-		return err
+		c := &auditCopy{resp: resp, legacy: resp.GetLegacy()}
+		if len(addrs) == 1 {
+			c.addr = addrs[0]
+		}
+		for _, l := range resp.GetLinks() {
+			c.links = append(c.links, auditchain.Link{Seq: l.GetSeq(), Prev: l.GetPrevHash(), Value: l.GetEntry(), Hash: l.GetHash()})
+		}
+		if cp := resp.GetCheckpoint(); cp != nil {
+			c.cp = &auditchain.Checkpoint{Seq: cp.GetSeq(), Hash: cp.GetHash(), Dropped: cp.GetDropped(), UnixMillis: cp.GetUnixMillis(), Signature: cp.GetSignature()}
+		}
+		return c, cl.Addrs(), nil
 	}
-	out := cmd.OutOrStdout()
+	var copies []*auditCopy
+	var unreachable []string
+	if controller != "" {
+		c, _, err := fetch([]string{controller})
+		if err != nil {
+			return err
+		}
+		copies = append(copies, c)
+	} else {
+		// Any controller first, which teaches every controller's address.
+		_, addrs, err := fetch(f.Controllers)
+		if err != nil {
+			return err
+		}
+		for _, a := range addrs {
+			c, _, err := fetch([]string{a})
+			if err != nil {
+				unreachable = append(unreachable, a)
+				continue
+			}
+			copies = append(copies, c)
+		}
+		if len(copies) == 0 {
+			return fmt.Errorf("no controller answered (%s)", strings.Join(unreachable, ", "))
+		}
+	}
+	for _, c := range copies {
+		if err := auditchain.Verify(c.links, c.cp, key); err != nil {
+			return fmt.Errorf("on controller %s: %w%s", c.addr, err, storedEntry(c.resp, err))
+		}
+	}
+	for _, c := range copies[1:] {
+		if seq := auditchain.Diverge(copies[0].links, c.links); seq != 0 {
+			return fmt.Errorf("%w: entry %d differs between controllers %s and %s (one copy was rebuilt from altered data)%s%s",
+				auditchain.ErrBroken, seq, copies[0].addr, c.addr,
+				storedEntry(copies[0].resp, &auditchain.BrokenError{Seq: seq}), storedEntry(c.resp, &auditchain.BrokenError{Seq: seq}))
+		}
+	}
+	links, cp := copies[0].links, copies[0].cp
 	var b strings.Builder
 	switch n := len(links); {
 	case n == 0:
@@ -221,13 +255,40 @@ func (g *globals) verifyAudit(cmd *cobra.Command, controller string) error {
 	default:
 		fmt.Fprintf(&b, "audit chain verified: %d entries (%d to %d)", n, links[0].Seq, links[n-1].Seq)
 	}
+	if len(copies) > 1 {
+		fmt.Fprintf(&b, ", the same on %d controllers", len(copies))
+	}
 	if cp != nil {
 		fmt.Fprintf(&b, "; %d older entries dropped by retention, anchored by a checkpoint signed by the cluster CA (%s)",
 			cp.Dropped, time.UnixMilli(cp.UnixMillis).UTC().Format(time.RFC3339))
 	}
-	if n := resp.GetLegacy(); n > 0 {
+	if n := copies[0].legacy; n > 0 {
 		fmt.Fprintf(&b, "; %d entries from before the chain are not covered", n)
 	}
-	fmt.Fprintln(out, b.String())
+	if len(unreachable) > 0 {
+		fmt.Fprintf(&b, "; not checked (unreachable): %s", strings.Join(unreachable, ", "))
+	}
+	fmt.Fprintln(cmd.OutOrStdout(), b.String())
 	return nil
+}
+
+// storedEntry shows, after a verification error naming an entry, that
+// entry as the controller stores it.
+func storedEntry(resp *deployv1.AuditResponse, err error) string {
+	var be *auditchain.BrokenError
+	if !errors.As(err, &be) || be.Seq == 0 {
+		return ""
+	}
+	for _, l := range resp.GetLinks() {
+		if l.GetSeq() != be.Seq {
+			continue
+		}
+		e := new(deployv1.AuditEntry)
+		if proto.Unmarshal(l.GetEntry(), e) != nil {
+			return fmt.Sprintf("\n  entry %d as stored does not decode", be.Seq)
+		}
+		return fmt.Sprintf("\n  entry %d as stored: %s %s %s %s", be.Seq,
+			time.UnixMilli(e.GetUnixMillis()).UTC().Format(time.RFC3339), e.GetOperator(), e.GetAction(), e.GetResult())
+	}
+	return ""
 }

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 
 	"github.com/hashicorp/raft"
+	raftboltdb "github.com/hashicorp/raft-boltdb/v2"
 	"google.golang.org/protobuf/proto"
 
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
@@ -66,6 +67,54 @@ func EditSnapshot(dataDir string, edit func(r *raftcmdv1.SnapshotRecord) bool) (
 	}
 	if err := sink.Close(); err != nil {
 		return 0, fmt.Errorf("raftstore: save snapshot: %w", err)
+	}
+	return changed, nil
+}
+
+// EditLog rewrites the command entries of a stopped store's Raft log
+// (Config.DataDir) through edit, which may change a command in place and
+// reports whether it did; it returns how many entries changed. Like
+// EditSnapshot it exists to tamper with a copy of a controller's data in
+// tests: a replica replaying an edited log rebuilds its state from it.
+func EditLog(dataDir string, edit func(index uint64, cmd *raftcmdv1.Command) bool) (int, error) {
+	bolt, err := raftboltdb.New(raftboltdb.Options{Path: filepath.Join(dataDir, "raft", "raft.db")})
+	if err != nil {
+		return 0, fmt.Errorf("raftstore: open log: %w", err)
+	}
+	defer bolt.Close()
+	first, err := bolt.FirstIndex()
+	if err != nil {
+		return 0, err
+	}
+	last, err := bolt.LastIndex()
+	if err != nil {
+		return 0, err
+	}
+	changed := 0
+	for i := first; i <= last && i > 0; i++ {
+		var l raft.Log
+		if err := bolt.GetLog(i, &l); err != nil {
+			return changed, fmt.Errorf("raftstore: read log %d: %w", i, err)
+		}
+		if l.Type != raft.LogCommand || len(l.Data) == 0 || l.Data[0]&^entryIgnoreUnknown != entryCommand {
+			continue
+		}
+		cmd := new(raftcmdv1.Command)
+		if err := proto.Unmarshal(l.Data[1:], cmd); err != nil {
+			return changed, fmt.Errorf("raftstore: decode log %d: %w", i, err)
+		}
+		if !edit(i, cmd) {
+			continue
+		}
+		b, err := proto.Marshal(cmd)
+		if err != nil {
+			return changed, err
+		}
+		l.Data = append([]byte{l.Data[0]}, b...)
+		if err := bolt.StoreLog(&l); err != nil {
+			return changed, fmt.Errorf("raftstore: write log %d: %w", i, err)
+		}
+		changed++
 	}
 	return changed, nil
 }
