@@ -83,9 +83,10 @@ func parseSince(s string, now time.Time) (time.Time, error) {
 	return time.Time{}, fmt.Errorf("--since %q is neither a duration (24h) nor an RFC 3339 time (2026-01-02T15:04:05Z)", s)
 }
 
-// auditJSON is one entry in -o json and jsonl.
+// auditJSON is one entry in -o json and jsonl: every value a string (seq
+// too), as scripts reading `kctl audit -o json` expect.
 type auditJSON struct {
-	Seq         uint64 `json:"seq,omitempty"`
+	Seq         uint64 `json:"seq,omitempty,string"`
 	Time        string `json:"time"`
 	Operator    string `json:"operator"`
 	CallerRole  string `json:"caller_role,omitempty"`

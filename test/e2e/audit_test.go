@@ -10,7 +10,7 @@ import (
 
 // auditLine is one line of `kctl audit -o jsonl`.
 type auditLine struct {
-	Seq        uint64 `json:"seq"`
+	Seq        uint64 `json:"seq,string"`
 	Time       string `json:"time"`
 	Operator   string `json:"operator"`
 	CallerRole string `json:"caller_role"`
