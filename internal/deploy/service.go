@@ -397,6 +397,10 @@ func (s *Service) ReleaseLock(ctx context.Context, in *deployv1.ReleaseLockReque
 	return &deployv1.ReleaseLockResponse{}, nil
 }
 
+// maxAuditPageBytes bounds one page of the raw audit chain, well under
+// gRPC's 4 MiB message limit.
+const maxAuditPageBytes = 1 << 20
+
 // Audit queries the audit history, oldest first: entries written before
 // the hash chain existed, then the chain's. With in.chain it returns the
 // raw chain instead (links and checkpoint, unfiltered) for a client to
@@ -409,8 +413,16 @@ func (s *Service) Audit(ctx context.Context, in *deployv1.AuditRequest) (*deploy
 	rows := schema.Audit.Rows(s.Store)
 	if in.GetChain() {
 		resp := &deployv1.AuditResponse{Legacy: uint64(len(legacy))}
+		size := 0
 		for _, r := range rows {
 			l := r.Link
+			if l.GetSeq() <= in.GetAfterSeq() {
+				continue
+			}
+			if size += len(l.GetValue()) + 96; size > maxAuditPageBytes && len(resp.Links) > 0 {
+				resp.More = true
+				break
+			}
 			resp.Links = append(resp.Links, &deployv1.AuditLink{Seq: l.GetSeq(), PrevHash: l.GetPrevHash(), Entry: l.GetValue(), Hash: l.GetHash()})
 		}
 		if cp, _, ok := schema.AuditCheckpoint.Get(s.Store, schema.KeyCheckpoint); ok {

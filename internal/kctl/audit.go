@@ -189,11 +189,29 @@ func (g *globals) verifyAudit(cmd *cobra.Command, controller string) error {
 		cl := ctlclient.NewClient(creds, addrs, g.timeout)
 		ctx, cancel := context.WithTimeout(cmd.Context(), g.deadline)
 		defer cancel()
+		// Page through the chain on one controller (the connection the
+		// first page came from).
 		var resp *deployv1.AuditResponse
 		err := cl.CallConn(ctx, func(ctx context.Context, cc grpc.ClientConnInterface) error {
-			var err error
-			resp, err = deployv1.NewDeployServiceClient(cc).Audit(ctx, &deployv1.AuditRequest{Chain: true})
-			return err
+			c := deployv1.NewDeployServiceClient(cc)
+			resp = nil
+			var after uint64
+			for {
+				page, err := c.Audit(ctx, &deployv1.AuditRequest{Chain: true, AfterSeq: after})
+				if err != nil {
+					return err
+				}
+				if resp == nil {
+					resp = page
+				} else {
+					resp.Links = append(resp.Links, page.GetLinks()...)
+				}
+				n := len(page.GetLinks())
+				if !page.GetMore() || n == 0 {
+					return nil
+				}
+				after = page.GetLinks()[n-1].GetSeq()
+			}
 		})
 		if err != nil {
 			return nil, nil, explain.Explain(err)

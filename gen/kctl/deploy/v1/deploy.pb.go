@@ -2494,8 +2494,10 @@ type AuditRequest struct {
 	SinceUnixMillis int64                  `protobuf:"varint,5,opt,name=since_unix_millis,json=sinceUnixMillis,proto3" json:"since_unix_millis,omitempty"`
 	Limit           uint32                 `protobuf:"varint,6,opt,name=limit,proto3" json:"limit,omitempty"`
 	// chain asks for the raw chain (links, checkpoint) instead of entries,
-	// unfiltered, for verification (`kctl audit verify`).
-	Chain         bool `protobuf:"varint,7,opt,name=chain,proto3" json:"chain,omitempty"`
+	// unfiltered, for verification (`kctl audit verify`): the links after
+	// after_seq, a page at a time (response.more).
+	Chain         bool   `protobuf:"varint,7,opt,name=chain,proto3" json:"chain,omitempty"`
+	AfterSeq      uint64 `protobuf:"varint,8,opt,name=after_seq,json=afterSeq,proto3" json:"after_seq,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2579,6 +2581,13 @@ func (x *AuditRequest) GetChain() bool {
 	return false
 }
 
+func (x *AuditRequest) GetAfterSeq() uint64 {
+	if x != nil {
+		return x.AfterSeq
+	}
+	return 0
+}
+
 // AuditResponse lists entries, oldest first; with chain, the raw links and
 // the checkpoint instead.
 type AuditResponse struct {
@@ -2588,7 +2597,10 @@ type AuditResponse struct {
 	Checkpoint *AuditCheckpoint       `protobuf:"bytes,3,opt,name=checkpoint,proto3" json:"checkpoint,omitempty"`
 	// legacy counts entries written before the hash chain existed (not
 	// covered by verification).
-	Legacy        uint64 `protobuf:"varint,4,opt,name=legacy,proto3" json:"legacy,omitempty"`
+	Legacy uint64 `protobuf:"varint,4,opt,name=legacy,proto3" json:"legacy,omitempty"`
+	// more says links after the last one returned remain: ask again with
+	// after_seq set to its seq.
+	More          bool `protobuf:"varint,5,opt,name=more,proto3" json:"more,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -2649,6 +2661,13 @@ func (x *AuditResponse) GetLegacy() uint64 {
 		return x.Legacy
 	}
 	return 0
+}
+
+func (x *AuditResponse) GetMore() bool {
+	if x != nil {
+		return x.More
+	}
+	return false
 }
 
 // VersionsRequest names a service.
@@ -2996,7 +3015,7 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x12ReleaseLockRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\"\x15\n" +
-	"\x13ReleaseLockResponse\"\xd2\x01\n" +
+	"\x13ReleaseLockResponse\"\xef\x01\n" +
 	"\fAuditRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12\x1a\n" +
@@ -3004,14 +3023,16 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\x04host\x18\x04 \x01(\tR\x04host\x12*\n" +
 	"\x11since_unix_millis\x18\x05 \x01(\x03R\x0fsinceUnixMillis\x12\x14\n" +
 	"\x05limit\x18\x06 \x01(\rR\x05limit\x12\x14\n" +
-	"\x05chain\x18\a \x01(\bR\x05chain\"\xcf\x01\n" +
+	"\x05chain\x18\a \x01(\bR\x05chain\x12\x1b\n" +
+	"\tafter_seq\x18\b \x01(\x04R\bafterSeq\"\xe3\x01\n" +
 	"\rAuditResponse\x124\n" +
 	"\aentries\x18\x01 \x03(\v2\x1a.kctl.deploy.v1.AuditEntryR\aentries\x12/\n" +
 	"\x05links\x18\x02 \x03(\v2\x19.kctl.deploy.v1.AuditLinkR\x05links\x12?\n" +
 	"\n" +
 	"checkpoint\x18\x03 \x01(\v2\x1f.kctl.deploy.v1.AuditCheckpointR\n" +
 	"checkpoint\x12\x16\n" +
-	"\x06legacy\x18\x04 \x01(\x04R\x06legacy\"\xe3\x01\n" +
+	"\x06legacy\x18\x04 \x01(\x04R\x06legacy\x12\x12\n" +
+	"\x04more\x18\x05 \x01(\bR\x04more\"\xe3\x01\n" +
 	"\x0fVersionsRequest\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12 \n" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12@\n" +
