@@ -32,10 +32,45 @@ import (
 // machine (raftstore's chained Append).
 
 // auditMark is put in a call's context by the interceptor; wrote is set
-// when the handler's own writes appended to the audit.
-type auditMark struct{ wrote atomic.Bool }
+// when the handler's own writes appended to the audit. who is the call's
+// caller, role, address and method, which the controller adds to the
+// handler's own entries (enrichAudit).
+type auditMark struct {
+	wrote atomic.Bool
+	who   *deployv1.AuditEntry
+}
 
 type auditMarkKey struct{}
+
+// withAuditMark returns ctx carrying a new mark for a call of method.
+func withAuditMark(ctx context.Context, method string) (context.Context, *auditMark) {
+	m := &auditMark{who: callEntry(ctx, method, nil, nil, nil)}
+	return context.WithValue(ctx, auditMarkKey{}, m), m
+}
+
+// enrichAudit fills, in the audit entries cmd appends during a call, the
+// caller's role, address and method where the handler left them empty (a
+// deploy's own entries know only the operator's name).
+func enrichAudit(ctx context.Context, cmd *raftcmdv1.Command) {
+	m, ok := ctx.Value(auditMarkKey{}).(*auditMark)
+	if !ok {
+		return
+	}
+	for _, mu := range cmd.GetMutations() {
+		a := mu.GetAppend()
+		if a == nil || a.GetTable() != schema.Audit.Name() {
+			continue
+		}
+		e := new(deployv1.AuditEntry)
+		if proto.Unmarshal(a.GetValue(), e) != nil || e.GetMethod() != "" {
+			continue
+		}
+		e.CallerRole, e.Address, e.Method = m.who.GetCallerRole(), m.who.GetAddress(), m.who.GetMethod()
+		if b, err := (proto.MarshalOptions{Deterministic: true}).Marshal(e); err == nil {
+			a.Value = b
+		}
+	}
+}
 
 // noteAudited records in ctx's mark that cmd appended to the audit.
 func noteAudited(ctx context.Context, cmd *raftcmdv1.Command) {
@@ -56,8 +91,8 @@ func (c *Controller) auditUnary(ctx context.Context, req any, info *grpc.UnarySe
 	if !Policy[info.FullMethod].Audit {
 		return handler(ctx, req)
 	}
-	mark := &auditMark{}
-	resp, err := handler(context.WithValue(ctx, auditMarkKey{}, mark), req)
+	hctx, mark := withAuditMark(ctx, info.FullMethod)
+	resp, err := handler(hctx, req)
 	if err == nil && mark.wrote.Load() {
 		return resp, err
 	}
@@ -71,8 +106,8 @@ func (c *Controller) auditStream(srv any, ss grpc.ServerStream, info *grpc.Strea
 	if !Policy[info.FullMethod].Audit {
 		return handler(srv, ss)
 	}
-	mark := &auditMark{}
-	as := &auditedStream{ServerStream: ss, ctx: context.WithValue(ss.Context(), auditMarkKey{}, mark)}
+	hctx, mark := withAuditMark(ss.Context(), info.FullMethod)
+	as := &auditedStream{ServerStream: ss, ctx: hctx}
 	err := handler(srv, as)
 	if err == nil && mark.wrote.Load() {
 		return err

@@ -161,10 +161,14 @@ func TestAudit_EveryActionLeavesOneEntry(t *testing.T) {
 		_, err := ctl.RevokeToken(ctx, &controllerv1.RevokeTokenRequest{Id: tok2.GetInfo().GetId()})
 		return err
 	})
-	one("lock acquire", "", "acquired the deploy lock", "ok", func() error {
+	e = one("lock acquire", "", "acquired the deploy lock", "ok", func() error {
 		_, err := dep.AcquireLock(ctx, &deployv1.AcquireLockRequest{Service: "app", Message: "maintenance"})
 		return err
 	})
+	// The handler's own entry gains the call's role, address and method.
+	if e.GetCallerRole() != "operator/admin" || e.GetAddress() == "" || !strings.HasSuffix(e.GetMethod(), "/AcquireLock") {
+		t.Errorf("lock acquire entry = %v, want the admin's role, address and the method", e)
+	}
 	// A deployer's pull past the admin's lock is refused, and audited.
 	e = one("pull under another's lock", "PullImage", "", "FailedPrecondition", func() error {
 		_, err := controllerv1.NewControllerServiceClient(olivia).PullImage(ctx, &controllerv1.PullImageRequest{Agent: "web-1",

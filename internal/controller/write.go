@@ -40,6 +40,7 @@ func (c *Controller) apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcm
 	if cmd.GetRequestId() == "" {
 		cmd.RequestId = newID()
 	}
+	enrichAudit(ctx, cmd)
 	res, err := c.applyRepeatable(ctx, cmd)
 	if err == nil && res.GetApplied() {
 		noteAudited(ctx, cmd)

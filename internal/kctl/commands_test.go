@@ -245,8 +245,9 @@ func TestRun_DeploysRollbackAndAudit(t *testing.T) {
 
 	var all []map[string]any
 	kctlJSON(t, &all, k("audit", "-o", "json")...)
-	// Calls the audit interceptor recorded (token, the agent's join, the
-	// cancels) name their method; the deploys' own entries their deploy.
+	// Entries written during a call (token, the agent's join, submits,
+	// cancels) name the call's method, role and address; the runner's
+	// entries of each step name their deploy.
 	var entries []map[string]string
 	for _, a := range all {
 		e := map[string]string{}
