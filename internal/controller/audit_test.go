@@ -219,9 +219,22 @@ func TestAudit_EveryActionLeavesOneEntry(t *testing.T) {
 		if _, err := ctl.ListTokens(ctx, &controllerv1.ListTokensRequest{}); err != nil {
 			t.Errorf("ListTokens = %v", err)
 		}
+		// Let the agent's heartbeats move its last-seen time twice.
+		seen := map[int64]bool{}
+		waitFor(t, 10*time.Second, "two heartbeats of web-1", func() error {
+			r, err := ctl.DescribeAgent(ctx, &controllerv1.DescribeAgentRequest{Name: "web-1"})
+			if err != nil {
+				return err
+			}
+			seen[r.GetAgent().GetLastSeenUnixMillis()] = true
+			if len(seen) < 3 {
+				return fmt.Errorf("last seen at %d distinct times", len(seen))
+			}
+			return nil
+		})
 	})
 	if len(es) != 0 {
-		t.Errorf("reads left audit entries:%s", describe(es))
+		t.Errorf("reads and heartbeats left audit entries:%s", describe(es))
 	}
 	one("operator remove", "RemoveOperator", "", "ok", func() error {
 		_, err := ctl.RemoveOperator(ctx, &controllerv1.RemoveOperatorRequest{Name: "olivia"})
