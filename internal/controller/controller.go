@@ -84,6 +84,10 @@ type Config struct {
 	Init      bool
 	JoinAddrs []string
 	Token     string
+	// Resume makes Init and JoinAddrs first-start-only: when DataDir
+	// already holds this node's state they are ignored and the node
+	// resumes (service units pass the same flags at every start).
+	Resume bool
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
 	// PresenceInterval is how often a controller records the sessions it
@@ -157,7 +161,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c.serve()
-	if len(cfg.JoinAddrs) > 0 {
+	if len(c.cfg.JoinAddrs) > 0 { // not when --resume resumed
 		if err := c.becomeVoter(ctx); err != nil {
 			c.Close()
 			ok = true // Close cleaned up
@@ -214,6 +218,9 @@ func (cfg *Config) setDefaults() error {
 // new cluster and builds the servers. With --init it returns the admin's
 // credentials file.
 func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
+	if c.cfg.Resume && fileExists(c.path(nodeCertFile)) {
+		c.cfg.Init, c.cfg.JoinAddrs, c.cfg.Token = false, nil, ""
+	}
 	cfg := c.cfg
 	if err := c.checkDataDir(cfg.Init || len(cfg.JoinAddrs) > 0); err != nil {
 		return nil, err
@@ -339,6 +346,12 @@ func (c *Controller) checkDataDir(fresh bool) error {
 		}
 	}
 	return nil
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (c *Controller) path(name string) string { return filepath.Join(c.cfg.DataDir, name) }
