@@ -291,3 +291,42 @@ func (p *connectProxy) serve(c net.Conn, target string) {
 	<-done
 	<-done
 }
+
+// make images builds FROM-scratch images of controller and agent; the
+// controller's, run as its unprivileged user, initializes a cluster in its
+// volume.
+func TestE2E_Images(t *testing.T) {
+	testenv.SkipShort(t)
+	t.Parallel()
+	testenv.Docker(t)
+	prefix := "kctl-e2e-img-" + dockertest.Prefix(t)
+	cmd := exec.Command("./scripts/images.sh")
+	cmd.Dir = testenv.ModuleRoot(t)
+	cmd.Env = append(os.Environ(), "IMAGE_PREFIX="+prefix, "TAG=test", "VERSION="+testenv.TestVersion())
+	out, err := cmd.CombinedOutput()
+	t.Cleanup(func() {
+		for _, img := range []string{"controller", "agent"} {
+			_ = exec.Command("docker", "rmi", prefix+"/"+img+":test", prefix+"/"+img+":latest").Run()
+		}
+	})
+	if err != nil {
+		t.Fatalf("scripts/images.sh: %v\n%s", err, out)
+	}
+	if out, err := exec.Command("docker", "run", "--rm", prefix+"/agent:test", "version").CombinedOutput(); err != nil || !strings.Contains(string(out), testenv.TestVersion()) {
+		t.Fatalf("agent image version: %v %s", err, out)
+	}
+	name := prefix + "-c1"
+	t.Cleanup(func() { _ = exec.Command("docker", "rm", "-f", "-v", name).Run() })
+	run := exec.Command("docker", "run", "-d", "--name", name, "--network", "none", prefix+"/controller:test",
+		"run", "--resume", "--name", "c1", "--data-dir", "/var/lib/kctl-controller", "--listen", "127.0.0.1:7443", "--raft-listen", "127.0.0.1:7444", "--init")
+	if out, err := run.CombinedOutput(); err != nil {
+		t.Fatalf("docker run controller: %v\n%s", err, out)
+	}
+	testenv.WaitFor(t, 30*time.Second, func() error {
+		logs, err := exec.Command("docker", "logs", name).CombinedOutput()
+		if err == nil && !strings.Contains(string(logs), "controller serving") {
+			err = fmt.Errorf("controller not serving yet:\n%s", logs)
+		}
+		return err
+	})
+}
