@@ -24,7 +24,7 @@ import (
 // cancelled (SIGTERM).
 func Run(ctx context.Context, args []string, stdout, stderr io.Writer, rt exec.Runtime) error {
 	return cli.RunDaemon(ctx, "agent", "Run the kctl agent on a server: it dials out to the controllers and drives Docker",
-		newRunCmd(stderr, rt), args, stdout, stderr)
+		newRunCmd(stderr, rt), args, stdout, stderr, newSetupCmd(stdout))
 }
 
 // runArgs are `agent run`'s flags.

@@ -62,10 +62,20 @@ func TestE2E_PackageInstallEnrolDeploy(t *testing.T) {
 	proxy := startConnectProxy(t, api)
 	e.hosts = []string{"web-" + dockertest.Prefix(t)}
 	e.agent = e.hosts[0]
-	tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "agent", "--ttl", "10m"))
+	// kctl agents add prints the one command to run on the server; the
+	// agent is pending until it connects.
+	add := e.mustKctl("agents", "add", e.agent, "--ttl", "10m")
+	if as, err := e.agents(); err != nil || as[e.agent].Status != "pending" {
+		t.Fatalf("after agents add: %+v, %v; want %s pending", as, err, e.agent)
+	}
+	runSetupLine(t, root, add)
+	env := readEnvFile(t, filepath.Join(root, "etc/kctl/agent.env"))
+	if env["KCTL_NAME"] != e.agent || env["KCTL_CONTROLLERS"] != api || !strings.HasPrefix(env["KCTL_TOKEN"], "KCTL1-") {
+		t.Fatalf("agent.env after setup: %v", env)
+	}
 	writeEnvFile(t, root, "agent.env", map[string]string{
-		"KCTL_NAME": e.agent, "KCTL_CONTROLLERS": proxy.name, "KCTL_TOKEN": tok,
-		"KCTL_AGENT_ARGS": "--shared-engine", "HTTPS_PROXY": "http://" + proxy.addr, "NO_PROXY": "",
+		"KCTL_CONTROLLERS": proxy.name, "KCTL_AGENT_ARGS": "--shared-engine",
+		"HTTPS_PROXY": "http://" + proxy.addr, "NO_PROXY": "",
 	})
 	startUnit(t, root, "kctl-agent")
 	testenv.WaitFor(t, 30*time.Second, func() error {
@@ -85,6 +95,27 @@ func TestE2E_PackageInstallEnrolDeploy(t *testing.T) {
 	}
 	if got, err := p.get("/"); err != nil || got != "v1\n" {
 		t.Fatalf("GET / = %q, %v; want v1", got, err)
+	}
+}
+
+// runSetupLine runs the `echo TOKEN | sudo kctl-agent setup ...` line that
+// kctl agents add printed, with the packaged binary and env file in root
+// and without starting systemd.
+func runSetupLine(t *testing.T, root, printed string) {
+	t.Helper()
+	var line string
+	for _, l := range strings.Split(printed, "\n") {
+		if strings.Contains(l, "kctl-agent setup") {
+			line = strings.TrimSpace(l)
+		}
+	}
+	if line == "" {
+		t.Fatalf("agents add printed no setup command:\n%s", printed)
+	}
+	line = strings.Replace(line, "sudo kctl-agent", filepath.Join(root, "usr/bin/kctl-agent"), 1)
+	line += " --no-start --env-file " + filepath.Join(root, "etc/kctl/agent.env")
+	if out, err := exec.Command("sh", "-c", line).CombinedOutput(); err != nil {
+		t.Fatalf("%s: %v\n%s", line, err, out)
 	}
 }
 
