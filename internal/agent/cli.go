@@ -34,6 +34,7 @@ type runArgs struct {
 	runtime     string
 	shared      bool
 	serverExec  bool
+	kamalHome   string
 }
 
 func newRunCmd(stderr io.Writer, rt exec.Runtime) *cobra.Command {
@@ -55,6 +56,7 @@ in a container with --pid host.`
 	f.StringVar(&a.controllers, "controller", "", "controller API addresses, comma-separated")
 	f.StringVar(&a.runtime, "runtime", "docker", "docker: drive the local Docker engine; fake: answer Noop and GatherFacts only (benchmarks)")
 	f.BoolVar(&a.serverExec, "allow-server-exec", false, "let admin operators run commands on this host with kctl server exec (refused without it); the agent's user runs them")
+	f.StringVar(&a.kamalHome, "kamal-home", "", "a host migrated from Kamal: read and write Kamal's .kamal tree (proxy apps-config, env files, assets) and resolve $PWD in volumes under DIR, the old SSH user's home, exactly where Kamal does (default: <data-dir>/host)")
 	f.BoolVar(&a.shared, "shared-engine", false, "several agents share this Docker engine (tests, demos): label containers with the agent's name, prefix their names with <name>. and run its own kamal-proxy container")
 	return cmd
 }
@@ -98,6 +100,12 @@ func (a *runArgs) newRuntime(cfg Config) (exec.Runtime, error) {
 		dcfg := docker.Config{DataDir: filepath.Join(cfg.DataDir, "host"), Logf: func(format string, args ...any) {
 			cfg.Logger.Info(fmt.Sprintf(format, args...))
 		}}
+		if a.kamalHome != "" {
+			if !filepath.IsAbs(a.kamalHome) {
+				return nil, fmt.Errorf("agent: --kamal-home %q must be an absolute path (the old SSH user's home, e.g. /home/deploy)", a.kamalHome)
+			}
+			dcfg.StateDir, dcfg.DataDir = dcfg.DataDir, a.kamalHome
+		}
 		if a.shared {
 			if !validSharedName(cfg.Name) {
 				return nil, fmt.Errorf("agent: --shared-engine: name %q must be a valid container name prefix ([a-zA-Z0-9][a-zA-Z0-9_.-]*)", cfg.Name)
