@@ -5,14 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/kctl-dev/kctl/internal/agent/docker"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
+	"github.com/kctl-dev/kctl/internal/agent/selfupgrade"
 	"github.com/kctl-dev/kctl/internal/cli"
 	"github.com/kctl-dev/kctl/internal/version"
 )
@@ -76,6 +79,21 @@ func (a *runArgs) run(ctx context.Context, stderr io.Writer, rt exec.Runtime) er
 	if cfg.Name == "" || cfg.DataDir == "" || a.controllers == "" {
 		return errors.New("agent: --name, --data-dir and --controller are required (agent run --name NAME --data-dir DIR --controller ADDR[,ADDR] --token TOKEN)")
 	}
+	if rt == nil && os.Getenv(selfupgrade.ChildEnv) == "" {
+		// With a self-upgrade installed, the packaged binary supervises it.
+		logf := func(format string, args ...any) { cfg.Logger.Info(fmt.Sprintf(format, args...)) }
+		runSelf, err := selfupgrade.Supervise(ctx, cfg.DataDir, os.Args[1:], logf)
+		if !runSelf {
+			return err
+		}
+	}
+	cfg.OnConnected = func() {
+		if d := selfupgrade.RunningDigest(); d != "" {
+			if err := selfupgrade.Commit(cfg.DataDir, d); err != nil {
+				cfg.Logger.Warn("ending the upgrade's trial failed", "err", err)
+			}
+		}
+	}
 	if rt == nil {
 		if rt, err = a.newRuntime(cfg); err != nil {
 			return err
@@ -88,7 +106,24 @@ func (a *runArgs) run(ctx context.Context, stderr io.Writer, rt exec.Runtime) er
 	if err != nil {
 		return err
 	}
-	return ag.Run(ctx)
+	if err := ag.Run(ctx); !errors.Is(err, ErrRestart) {
+		return err
+	}
+	return restart()
+}
+
+// restart runs the agent again on the binary an upgrade installed: a
+// supervised child asks its supervisor; the packaged binary re-executes
+// itself, and then supervises the new one.
+func restart() error {
+	if os.Getenv(selfupgrade.ChildEnv) != "" {
+		return &cli.ExitError{Code: selfupgrade.ExitRestart}
+	}
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("agent: restart after the upgrade: %w", err)
+	}
+	return syscall.Exec(exe, os.Args, os.Environ())
 }
 
 // newRuntime makes the runtime --runtime names.

@@ -35,9 +35,11 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	fleetv1 "github.com/kctl-dev/kctl/gen/kctl/fleet/v1"
 	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/blobstore"
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
@@ -98,6 +100,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Raft tweaks the Raft config (tests shorten timeouts).
 	Raft func(*raftstore.Config)
+	// BlobBytes bounds the blob store (agent binaries) under DataDir/blobs
+	// (default DefaultBlobBytes).
+	BlobBytes int64
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
@@ -120,6 +125,7 @@ type Controller struct {
 	disp      *dispatcher.Dispatcher
 	peers     *peerPool
 	auth      *pki.Authorizer
+	blobs     *blobstore.Store
 	// init is set by --init until bootstrap records it; joinPeers are the
 	// controllers a --join response named.
 	init      *initState
@@ -201,6 +207,9 @@ func (cfg *Config) setDefaults() error {
 		cfg.PresenceInterval = 2 * time.Second
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.BlobBytes == 0 {
+		cfg.BlobBytes = DefaultBlobBytes
+	}
 	if cfg.GRPCBufferSize == 0 {
 		cfg.GRPCBufferSize = 4 << 10
 	}
@@ -238,6 +247,9 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	}
 	c.clusterID = c.creds.ClusterID()
 	c.peers = newPeerPool(c)
+	if c.blobs, err = blobstore.Open(c.path("blobs"), cfg.BlobBytes); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
 	if err := c.openStore(); err != nil {
 		return nil, err
 	}
@@ -292,6 +304,8 @@ func (c *Controller) newServer() *grpc.Server {
 	deployv1.RegisterDeployServiceServer(s, deploys)
 	opsv1.RegisterLifecycleServiceServer(s, &deploy.Lifecycle{Deploys: deploys})
 	relay.New(relay.Config{Name: cfg.Name, Logger: c.log}, relayCluster{c: c}).Register(s)
+	fleetv1.RegisterBlobServiceServer(s, &blobAPI{c: c})
+	fleetv1.RegisterUpgradeServiceServer(s, &upgradeAPI{c: c})
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
