@@ -50,6 +50,14 @@ bench: ## Run the benchmarks and print their tables
 bench-streams: ## Benchmark logs, logs -f and exec through two controllers vs the docker CLI
 	KCTL_E2E=1 go test -run '^$$' -bench Streams -benchtime 1x ./bench/streams/
 
+.PHONY: package
+package: ## Build .deb packages of controller, agent and kctl (amd64, arm64) into dist/
+	VERSION=$(VERSION) ./scripts/package.sh
+
+.PHONY: images
+images: ## Build FROM-scratch container images of controller and agent (kctl/controller, kctl/agent)
+	VERSION=$(VERSION) ./scripts/images.sh
+
 .PHONY: demo
 demo: ## Quick start: a controller, an agent and a demo deploy on the local Docker engine
 	./scripts/demo.sh

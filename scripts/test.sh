@@ -24,6 +24,9 @@ stop_package_registry() {
 need=()
 command -v ruby >/dev/null || need+=(ruby)
 command -v docker-registry >/dev/null || need+=(docker-registry)
+# The packaging test: dpkg --root, systemd-analyze verify, systemd-sysusers.
+command -v dpkg >/dev/null || need+=(dpkg)
+command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || need+=(systemd)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing ${need[*]}"

@@ -55,6 +55,9 @@ var (
 	ErrRevoked = errors.New("agent: certificate revoked")
 	// ErrDataDir is returned when the data directory cannot be used.
 	ErrDataDir = errors.New("agent: data dir")
+	// ErrRestart is returned by Run after an AgentUpgrade installed a new
+	// binary: the process restarts on it (agent run does that).
+	ErrRestart = errors.New("agent: restarting on an upgraded binary")
 )
 
 // Files under Config.DataDir.
@@ -97,6 +100,9 @@ type Config struct {
 	// AllowServerExec lets admins run commands on this host (`kctl server
 	// exec`); refused otherwise.
 	AllowServerExec bool
+	// OnConnected, if set, is called each time a session is established
+	// (agent run ends a self-upgrade's trial there).
+	OnConnected func()
 }
 
 // Agent is one running agent. Create it with New, then call Run.
@@ -116,6 +122,9 @@ type Agent struct {
 	sessionCh chan struct{}
 	// cmds tracks running commands; Run waits for them before returning.
 	cmds sync.WaitGroup
+	// restart is closed when an upgrade installed a new binary.
+	restart     chan struct{}
+	restartOnce sync.Once
 }
 
 // New checks the configuration and loads (or, with a token, creates) the
@@ -144,7 +153,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.BufferSize = 4 << 10
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.Name), sessionCh: make(chan struct{}, 1)}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.Name), sessionCh: make(chan struct{}, 1), restart: make(chan struct{})}
 	if !cfg.InMemory {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("%w: %w (check --data-dir %s)", ErrDataDir, err, cfg.DataDir)
@@ -315,13 +324,30 @@ func (a *Agent) Run(ctx context.Context) error {
 
 	backoff := time.Duration(0)
 	next := 0
+	go func() {
+		select {
+		case <-a.restart:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
 	for {
+		select {
+		case <-a.restart:
+			return ErrRestart
+		default:
+		}
 		a.mu.Lock()
 		addrs := slices.Clone(a.controllers)
 		a.mu.Unlock()
 		addr := addrs[next%len(addrs)]
 		next++
 		established, err := a.session(ctx, addr)
+		select {
+		case <-a.restart:
+			return ErrRestart
+		default:
+		}
 		if ctx.Err() != nil {
 			return nil
 		}

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/agent/selfupgrade"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -37,6 +38,9 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 	}
 	defer a.markConnected(addr)()
 	a.log.Info("session established", "controller", welcome.GetController(), "address", addr)
+	if a.cfg.OnConnected != nil {
+		a.cfg.OnConnected()
+	}
 
 	interval := time.Duration(welcome.GetHeartbeatIntervalMillis()) * time.Millisecond
 	if interval <= 0 {
@@ -61,7 +65,7 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 			// Commands run to completion even if the session ends (the
 			// session does not wait for them: reconnecting comes first);
 			// the result is journaled and answers the redelivery.
-			a.cmds.Go(func() { a.runCommand(ctx, ss, msg.Command) })
+			a.cmds.Go(func() { a.runCommand(ctx, ss, conn, msg.Command) })
 		case *agentv1.SessionResponse_OpenTunnel:
 			// A stream lives on this session's connection: it ends with
 			// the session (the controller holding it went away).
@@ -182,9 +186,14 @@ func (ss *sessionStream) heartbeat(sctx context.Context, interval time.Duration)
 }
 
 // runCommand runs cmd once per id (the journal answers a redelivery) and
-// sends its result on ss.
-func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, cmd *agentv1.Command) {
+// sends its result on ss. An AgentUpgrade is the agent's own: it downloads
+// the binary over conn and, once the result is sent, restarts on it.
+func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, conn *grpc.ClientConn, cmd *agentv1.Command) {
+	up := cmd.GetOperation().GetAgentUpgrade()
 	res := a.jr.do(context.WithoutCancel(ctx), cmd.GetId(), func(rctx context.Context) (*agentv1.Result, bool) {
+		if up != nil {
+			return a.upgrade(rctx, conn, up)
+		}
 		r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
 		if err != nil {
 			return &agentv1.Result{Ok: false, Error: err.Error()}, false
@@ -196,6 +205,9 @@ func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, cmd *agentv1.
 	})
 	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {
 		ss.cancel(err)
+	}
+	if up != nil && res.GetOk() && up.GetSha256() != selfupgrade.RunningDigest() {
+		a.restartOnce.Do(func() { close(a.restart) })
 	}
 }
 

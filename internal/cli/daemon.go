@@ -12,10 +12,11 @@ import (
 )
 
 // RunDaemon runs a daemon's command line (args, without the program name)
-// under ctx: its root has run (NewRunCmd) and the version command.
-func RunDaemon(ctx context.Context, name, short string, run *cobra.Command, args []string, stdout, stderr io.Writer) error {
+// under ctx: its root has run (NewRunCmd), the version command and extra.
+func RunDaemon(ctx context.Context, name, short string, run *cobra.Command, args []string, stdout, stderr io.Writer, extra ...*cobra.Command) error {
 	root := NewRoot(name, short, stdout, stderr)
 	root.AddCommand(run, NewVersionCmd(name))
+	root.AddCommand(extra...)
 	return Execute(ctx, root, args)
 }
 

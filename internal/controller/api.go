@@ -495,7 +495,25 @@ func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest)
 	for _, r := range schema.Agents.Raw(v, "") {
 		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
 	}
+	resp.Agents = append(resp.Agents, pendingAgents(v, s.c.cfg.Clock.Now())...)
 	return resp, nil
+}
+
+// pendingAgents lists the agents that a named, unused, unexpired agent
+// token (`kctl agents add`) expects and that have not joined yet.
+func pendingAgents(v *raftstore.Snapshot, now time.Time) []*controllerv1.AgentInfo {
+	seen := map[string]bool{}
+	var out []*controllerv1.AgentInfo
+	for _, t := range schema.Tokens.Values(v, "") {
+		n := t.GetName()
+		if t.GetRole() != controllerv1.Role_ROLE_AGENT || n == "" || seen[n] || t.GetUsesLeft() == 0 ||
+			now.Unix() >= t.GetExpiresUnix() || schema.Agents.Has(v, n) {
+			continue
+		}
+		seen[n] = true
+		out = append(out, &controllerv1.AgentInfo{Name: n, Status: "pending"})
+	}
+	return out
 }
 
 // DescribeAgent reports an agent and its facts. Errors: NotFound.

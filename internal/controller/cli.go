@@ -47,6 +47,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&a.raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
+	f.BoolVar(&a.cfg.Resume, "resume", false, "with --init or --join: when the data dir already holds this controller's state, resume instead of refusing (service units pass the same flags at every start)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
 	f.DurationVar(&a.cfg.AuditRetention.MaxAge, "audit-retain-age", 0, "drop audit entries older than this behind a signed checkpoint (0: keep)")
 	f.IntVar(&a.cfg.AuditRetention.MaxEntries, "audit-retain-count", 0, "keep at most this many audit entries, dropping the oldest behind a signed checkpoint (0: keep all)")
@@ -101,7 +102,7 @@ func (a *runArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	if cfg.Init {
+	if c.cfg.Init { // not when --resume resumed
 		fmt.Fprintf(stdout, "initialized a new cluster; admin credentials: %s\n", c.path(adminFile))
 		fmt.Fprintf(stdout, "try: kctl --credentials %s cluster status\n", c.path(adminFile))
 	}

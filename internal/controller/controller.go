@@ -35,9 +35,11 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	fleetv1 "github.com/kctl-dev/kctl/gen/kctl/fleet/v1"
 	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/blobstore"
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
@@ -84,6 +86,10 @@ type Config struct {
 	Init      bool
 	JoinAddrs []string
 	Token     string
+	// Resume makes Init and JoinAddrs first-start-only: when DataDir
+	// already holds this node's state they are ignored and the node
+	// resumes (service units pass the same flags at every start).
+	Resume bool
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
 	// PresenceInterval is how often a controller records the sessions it
@@ -97,6 +103,9 @@ type Config struct {
 	// AuditRetention drops old audit entries behind a signed checkpoint
 	// (zero: keep everything).
 	AuditRetention AuditRetention
+	// BlobBytes bounds the blob store (agent binaries) under DataDir/blobs
+	// (default DefaultBlobBytes).
+	BlobBytes int64
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
@@ -120,6 +129,7 @@ type Controller struct {
 	peers     *peerPool
 	auth      *pki.Authorizer
 	auditor   *auditor
+	blobs     *blobstore.Store
 	// init is set by --init until bootstrap records it; joinPeers are the
 	// controllers a --join response named.
 	init      *initState
@@ -161,7 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		return nil, err
 	}
 	c.serve()
-	if len(cfg.JoinAddrs) > 0 {
+	if len(c.cfg.JoinAddrs) > 0 { // not when --resume resumed
 		if err := c.becomeVoter(ctx); err != nil {
 			c.Close()
 			ok = true // Close cleaned up
@@ -201,6 +211,9 @@ func (cfg *Config) setDefaults() error {
 		cfg.PresenceInterval = 2 * time.Second
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.BlobBytes == 0 {
+		cfg.BlobBytes = DefaultBlobBytes
+	}
 	if cfg.GRPCBufferSize == 0 {
 		cfg.GRPCBufferSize = 4 << 10
 	}
@@ -218,6 +231,9 @@ func (cfg *Config) setDefaults() error {
 // new cluster and builds the servers. With --init it returns the admin's
 // credentials file.
 func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
+	if c.cfg.Resume && fileExists(c.path(nodeCertFile)) {
+		c.cfg.Init, c.cfg.JoinAddrs, c.cfg.Token = false, nil, ""
+	}
 	cfg := c.cfg
 	if err := c.checkDataDir(cfg.Init || len(cfg.JoinAddrs) > 0); err != nil {
 		return nil, err
@@ -235,6 +251,9 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	}
 	c.clusterID = c.creds.ClusterID()
 	c.peers = newPeerPool(c)
+	if c.blobs, err = blobstore.Open(c.path("blobs"), cfg.BlobBytes); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
 	if err := c.openStore(); err != nil {
 		return nil, err
 	}
@@ -290,6 +309,8 @@ func (c *Controller) newServer() *grpc.Server {
 	deployv1.RegisterDeployServiceServer(s, deploys)
 	opsv1.RegisterLifecycleServiceServer(s, &deploy.Lifecycle{Deploys: deploys})
 	relay.New(relay.Config{Name: cfg.Name, Logger: c.log}, relayCluster{c: c}).Register(s)
+	fleetv1.RegisterBlobServiceServer(s, &blobAPI{c: c})
+	fleetv1.RegisterUpgradeServiceServer(s, &upgradeAPI{c: c})
 	c.health = health.NewServer()
 	healthpb.RegisterHealthServer(s, c.health)
 	c.health.SetServingStatus("", healthpb.HealthCheckResponse_SERVING)
@@ -344,6 +365,12 @@ func (c *Controller) checkDataDir(fresh bool) error {
 		}
 	}
 	return nil
+}
+
+// fileExists reports whether path names an existing file.
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 func (c *Controller) path(name string) string { return filepath.Join(c.cfg.DataDir, name) }

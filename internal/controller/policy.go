@@ -71,6 +71,12 @@ var Policy = pki.Policy{
 	"/kctl.ops.v1.LifecycleService/Proxy":               audited(deployer),
 	"/kctl.ops.v1.LifecycleService/Accessory":           audited(deployer),
 	"/kctl.ops.v1.LifecycleService/Remove":              audited(deployer),
+	// Blobs: admins upload agent binaries, controllers copy them to each
+	// other, agents download the one they are told to install. The
+	// handlers write the entries of uploads and upgrades themselves.
+	"/kctl.fleet.v1.BlobService/Put":             audited(pki.Allow{Roles: []pki.Role{pki.RoleOperator, pki.RoleController}, OperatorRoles: []pki.OperatorRole{pki.OperatorAdmin}}),
+	"/kctl.fleet.v1.BlobService/Get":             {Roles: []pki.Role{pki.RoleAgent, pki.RoleController}},
+	"/kctl.fleet.v1.UpgradeService/UpgradeAgent": audited(admin),
 	// Streams: a viewer reads logs, a deployer execs into containers, an
 	// admin on the host; a controller relays to the one holding the agent.
 	"/kctl.stream.v1.StreamService/Logs":       anyOperator,

@@ -110,6 +110,8 @@ func TestPolicy_AuditsEveryChange(t *testing.T) {
 		"/kctl.ops.v1.LifecycleService/Remove":                   true,
 		"/kctl.stream.v1.StreamService/Exec":                     true,
 		"/kctl.stream.v1.StreamService/ServerExec":               true,
+		"/kctl.fleet.v1.BlobService/Put":                         true,
+		"/kctl.fleet.v1.UpgradeService/UpgradeAgent":             true,
 	}
 	for m, a := range controller.Policy {
 		if a.Audit != changes[m] {

@@ -25,11 +25,11 @@ func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
 	return agentJSON{a.GetName(), a.GetStatus(), a.GetController(), ls, a.GetVersion()}
 }
 
-// newAgentsCmd lists the agents; its subcommands describe, remove and ping one.
+// newAgentsCmd lists the agents; its subcommands add, describe, remove, ping and upgrade them.
 func newAgentsCmd(g *globals) *cobra.Command {
 	cmd := newControllerListCmd(g, "agents", "List agents, whether they are connected and their versions",
 		controllerv1.ControllerServiceClient.ListAgents, agentsListing)
-	cmd.AddCommand(newAgentsDescribeCmd(g), newAgentsRemoveCmd(g), newAgentsPingCmd(g))
+	cmd.AddCommand(newAgentsAddCmd(g), newAgentsDescribeCmd(g), newAgentsRemoveCmd(g), newAgentsPingCmd(g), newAgentsUpgradeCmd(g))
 	return cmd
 }
 

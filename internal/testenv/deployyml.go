@@ -29,6 +29,9 @@ type DeployYML struct {
 	BuilderContext string
 	// Env is the YAML of the env section, indented below it, if any.
 	Env string
+	// Proxy is more YAML of the proxy section (host, ssl), indented below
+	// it, if any.
+	Proxy string
 }
 
 // Role is one role of a DeployYML's servers.
@@ -63,7 +66,7 @@ func (d DeployYML) String() string {
 		fmt.Fprintf(&b, "boot:\n  limit: %d\n", d.BootLimit)
 	}
 	fmt.Fprintf(&b, "proxy:\n  app_port: 80\n  healthcheck:\n    path: /up\n    interval: 1\n    timeout: 5\n"+
-		"  run:\n    repository: %s\n    version: v0.9.2\n", d.ProxyRepo)
+		"%s  run:\n    repository: %s\n    version: v0.9.2\n", d.Proxy, d.ProxyRepo)
 	if d.HTTPPort == 0 {
 		b.WriteString("    publish: false\n")
 	} else {

@@ -12,6 +12,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -255,6 +256,9 @@ func deployCmd(args []string) error {
 		Hosts:              hosts,
 		PathPrefixes:       fl.slice("path-prefix"),
 		TLS:                tls,
+		TLSCertificatePath: fl.str("tls-certificate-path", ""),
+		TLSPrivateKeyPath:  fl.str("tls-private-key-path", ""),
+		TLSRedirect:        fl.boolean("tls-redirect", true),
 		DeployTimeout:      fl.duration("deploy-timeout", 30*time.Second),
 		DrainTimeout:       fl.duration("drain-timeout", 30*time.Second),
 		Force:              fl.boolean("force", false),
@@ -281,6 +285,8 @@ type DeployArgs struct {
 	TargetURLs                            []string
 	Hosts, PathPrefixes                   []string
 	TLS, Force, StripPrefix               bool
+	TLSCertificatePath, TLSPrivateKeyPath string
+	TLSRedirect                           bool
 	DeployTimeout, DrainTimeout           time.Duration
 	HealthPath, HealthHost                string
 	HealthPort                            int
@@ -361,6 +367,7 @@ type service struct {
 	State       int        `json:"state"`
 	StopMessage string     `json:"stop_message"`
 	targets     []*target
+	cert        *tls.Certificate // the custom certificate, if any
 	next        atomic.Uint64
 }
 
@@ -386,6 +393,7 @@ func runServer(ctx context.Context, args []string) error {
 		return err
 	}
 	httpPort := fl.str("http-port", envOr("HTTP_PORT", "80"))
+	httpsPort := fl.str("https-port", envOr("HTTPS_PORT", "443"))
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
@@ -420,11 +428,20 @@ func runServer(ctx context.Context, args []string) error {
 	}
 	srv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second}
 	go func() { _ = srv.Serve(hl) }()
-	logJSON("Server started", map[string]any{"http": httpPort})
+	// HTTPS: each TLS service's certificate by SNI. The stand-in has custom
+	// certificates (--tls-certificate-path) only: no ACME.
+	tl, err := net.Listen("tcp", ":"+httpsPort)
+	if err != nil {
+		return err
+	}
+	tsrv := &http.Server{Handler: s, ReadHeaderTimeout: 30 * time.Second, TLSConfig: &tls.Config{GetCertificate: s.certificate}}
+	go func() { _ = tsrv.ServeTLS(tl, "", "") }()
+	logJSON("Server started", map[string]any{"http": httpPort, "https": httpsPort})
 	<-ctx.Done()
 	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	_ = ul.Close()
+	_ = tsrv.Shutdown(sctx)
 	return srv.Shutdown(sctx)
 }
 
@@ -465,6 +482,7 @@ func (s *server) restore() {
 		return // errors ignored, as kamal-proxy does
 	}
 	for _, sv := range svcs {
+		sv.cert, _ = loadCert(sv.Args) // a certificate gone since is refused at handshake
 		for _, t := range sv.Targets {
 			sv.targets = append(sv.targets, newTarget(t, sv.Args.TargetTimeout))
 		}
@@ -564,6 +582,10 @@ func (s *server) deploy(a DeployArgs) error {
 	if a.HealthTimeout <= 0 {
 		a.HealthTimeout = 5 * time.Second
 	}
+	cert, err := loadCert(a)
+	if err != nil {
+		return err
+	}
 	var ts []*target
 	for _, u := range a.TargetURLs {
 		ts = append(ts, newTarget(u, a.TargetTimeout))
@@ -599,18 +621,45 @@ func (s *server) deploy(a DeployArgs) error {
 		}
 	}
 	old := s.services[a.Service]
-	nsv := &service{Name: a.Service, Args: a, Targets: a.TargetURLs, targets: ts}
+	nsv := &service{Name: a.Service, Args: a, Targets: a.TargetURLs, targets: ts, cert: cert}
 	var oldTargets []*target
 	if old != nil {
 		nsv.State, nsv.StopMessage = old.State, old.StopMessage
 		oldTargets = old.targets
 	}
 	s.services[a.Service] = nsv
-	err := s.saveLocked()
+	err = s.saveLocked()
 	s.mu.Unlock()
 	logJSON("Deployed", map[string]any{"service": a.Service, "targets": a.TargetURLs})
 	drain(oldTargets, ts, a.DrainTimeout)
 	return err
+}
+
+// loadCert loads a service's custom TLS certificate, as kamal-proxy's
+// static certificate manager does when the service is deployed.
+func loadCert(a DeployArgs) (*tls.Certificate, error) {
+	if !a.TLS || a.TLSCertificatePath == "" {
+		return nil, nil
+	}
+	c, err := tls.LoadX509KeyPair(a.TLSCertificatePath, a.TLSPrivateKeyPath)
+	if err != nil {
+		return nil, fmt.Errorf("unable to load TLS certificate: %w", err)
+	}
+	return &c, nil
+}
+
+// certificate picks the certificate of the TLS service for the SNI name.
+func (s *server) certificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	sv := s.lookup(hello.ServerName, "/")
+	if sv == nil || !sv.Args.TLS {
+		return nil, fmt.Errorf("no TLS service for %q", hello.ServerName)
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	if sv.cert == nil {
+		return nil, fmt.Errorf("no certificate for %q (the stand-in has no ACME)", hello.ServerName)
+	}
+	return sv.cert, nil
 }
 
 func drain(old, keep []*target, timeout time.Duration) {
@@ -677,6 +726,10 @@ func (s *server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mu.RLock()
 	state, msg, ts, a := sv.State, sv.StopMessage, sv.targets, sv.Args
 	s.mu.RUnlock()
+	if a.TLS && a.TLSRedirect && r.TLS == nil {
+		http.Redirect(w, r, "https://"+r.Host+r.URL.RequestURI(), http.StatusMovedPermanently)
+		return
+	}
 	if state != stateRunning {
 		if (r.Method == http.MethodGet || r.Method == http.MethodHead) && r.URL.Path == a.HealthPath {
 			w.WriteHeader(http.StatusOK)

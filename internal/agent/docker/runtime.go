@@ -63,8 +63,12 @@ const MinimumProxyVersion = "v0.9.2"
 // as Kamal: container `kamal-proxy`, volume `kamal-proxy-config`.
 type Config struct {
 	// DataDir plays the role of the SSH user's home: env files go to
-	// DataDir/.kamal/apps/…, `$PWD` in volume sources means DataDir.
+	// DataDir/.kamal/apps/…, `$PWD` in volume sources means DataDir. On a
+	// host migrated from Kamal it is that user's home (agent --kamal-home).
 	DataDir string
+	// StateDir holds the runtime's own files (the spec-hash key), never
+	// Kamal's tree; default DataDir.
+	StateDir string
 	// Client is the Engine API client; nil means client.FromEnv with API
 	// version negotiation.
 	Client *client.Client
@@ -119,7 +123,13 @@ func New(cfg Config) (*Runtime, error) {
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return nil, fmt.Errorf("docker: data dir: %w", err)
 	}
-	key, err := loadKey(filepath.Join(cfg.DataDir, "spec.key"))
+	if cfg.StateDir == "" {
+		cfg.StateDir = cfg.DataDir
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return nil, fmt.Errorf("docker: state dir: %w", err)
+	}
+	key, err := loadKey(filepath.Join(cfg.StateDir, "spec.key"))
 	if err != nil {
 		return nil, err
 	}

@@ -91,7 +91,7 @@ func (x ProxyControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use ProxyControl_Action.Descriptor instead.
 func (ProxyControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{10, 0}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{11, 0}
 }
 
 type AccessoryControl_Action int32
@@ -151,7 +151,7 @@ func (x AccessoryControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AccessoryControl_Action.Descriptor instead.
 func (AccessoryControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{12, 0}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{13, 0}
 }
 
 type AppControl_Action int32
@@ -210,7 +210,7 @@ func (x AppControl_Action) Number() protoreflect.EnumNumber {
 
 // Deprecated: Use AppControl_Action.Descriptor instead.
 func (AppControl_Action) EnumDescriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{13, 0}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{14, 0}
 }
 
 // Operation is one thing the controller asks an agent to make true.
@@ -232,6 +232,7 @@ type Operation struct {
 	//	*Operation_AccessoryControl
 	//	*Operation_AppControl
 	//	*Operation_ListVersions
+	//	*Operation_AgentUpgrade
 	Op            isOperation_Op `protobuf_oneof:"op"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -400,6 +401,15 @@ func (x *Operation) GetListVersions() *ListVersions {
 	return nil
 }
 
+func (x *Operation) GetAgentUpgrade() *AgentUpgrade {
+	if x != nil {
+		if x, ok := x.Op.(*Operation_AgentUpgrade); ok {
+			return x.AgentUpgrade
+		}
+	}
+	return nil
+}
+
 type isOperation_Op interface {
 	isOperation_Op()
 }
@@ -460,6 +470,12 @@ type Operation_ListVersions struct {
 	ListVersions *ListVersions `protobuf:"bytes,14,opt,name=list_versions,json=listVersions,proto3,oneof"`
 }
 
+type Operation_AgentUpgrade struct {
+	// Numbered apart from the runtime's operations: the agent itself
+	// carries it out.
+	AgentUpgrade *AgentUpgrade `protobuf:"bytes,20,opt,name=agent_upgrade,json=agentUpgrade,proto3,oneof"`
+}
+
 func (*Operation_Noop) isOperation_Op() {}
 
 func (*Operation_GatherFacts) isOperation_Op() {}
@@ -488,6 +504,65 @@ func (*Operation_AppControl) isOperation_Op() {}
 
 func (*Operation_ListVersions) isOperation_Op() {}
 
+func (*Operation_AgentUpgrade) isOperation_Op() {}
+
+// AgentUpgrade makes the agent download a binary (a blob, from the
+// controller that holds its session), verify its digest, check that it
+// runs, install it beside the packaged binary and restart on it.
+// Idempotent: an installed digest is not downloaded again. Result.version
+// is the new binary's version.
+type AgentUpgrade struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sha256        string                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size          int64                  `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AgentUpgrade) Reset() {
+	*x = AgentUpgrade{}
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AgentUpgrade) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AgentUpgrade) ProtoMessage() {}
+
+func (x *AgentUpgrade) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AgentUpgrade.ProtoReflect.Descriptor instead.
+func (*AgentUpgrade) Descriptor() ([]byte, []int) {
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AgentUpgrade) GetSha256() string {
+	if x != nil {
+		return x.Sha256
+	}
+	return ""
+}
+
+func (x *AgentUpgrade) GetSize() int64 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
 // Noop does nothing; the session tests and benchmarks use it.
 type Noop struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -498,7 +573,7 @@ type Noop struct {
 
 func (x *Noop) Reset() {
 	*x = Noop{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[1]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -510,7 +585,7 @@ func (x *Noop) String() string {
 func (*Noop) ProtoMessage() {}
 
 func (x *Noop) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[1]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -523,7 +598,7 @@ func (x *Noop) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Noop.ProtoReflect.Descriptor instead.
 func (*Noop) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{1}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *Noop) GetPayload() string {
@@ -545,7 +620,7 @@ type GatherFacts struct {
 
 func (x *GatherFacts) Reset() {
 	*x = GatherFacts{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[2]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[3]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -557,7 +632,7 @@ func (x *GatherFacts) String() string {
 func (*GatherFacts) ProtoMessage() {}
 
 func (x *GatherFacts) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[2]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[3]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -570,7 +645,7 @@ func (x *GatherFacts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GatherFacts.ProtoReflect.Descriptor instead.
 func (*GatherFacts) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{2}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{3}
 }
 
 func (x *GatherFacts) GetImageRepositories() []string {
@@ -590,7 +665,7 @@ type EnsureNetwork struct {
 
 func (x *EnsureNetwork) Reset() {
 	*x = EnsureNetwork{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[3]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -602,7 +677,7 @@ func (x *EnsureNetwork) String() string {
 func (*EnsureNetwork) ProtoMessage() {}
 
 func (x *EnsureNetwork) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[3]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -615,7 +690,7 @@ func (x *EnsureNetwork) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use EnsureNetwork.ProtoReflect.Descriptor instead.
 func (*EnsureNetwork) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{3}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *EnsureNetwork) GetName() string {
@@ -638,7 +713,7 @@ type PullImage struct {
 
 func (x *PullImage) Reset() {
 	*x = PullImage{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[4]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -650,7 +725,7 @@ func (x *PullImage) String() string {
 func (*PullImage) ProtoMessage() {}
 
 func (x *PullImage) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[4]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -663,7 +738,7 @@ func (x *PullImage) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PullImage.ProtoReflect.Descriptor instead.
 func (*PullImage) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{4}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *PullImage) GetImage() string {
@@ -708,7 +783,7 @@ type BootApp struct {
 
 func (x *BootApp) Reset() {
 	*x = BootApp{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[5]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -720,7 +795,7 @@ func (x *BootApp) String() string {
 func (*BootApp) ProtoMessage() {}
 
 func (x *BootApp) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[5]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -733,7 +808,7 @@ func (x *BootApp) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootApp.ProtoReflect.Descriptor instead.
 func (*BootApp) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{5}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *BootApp) GetContainer() *v1.Container {
@@ -791,7 +866,7 @@ type StopStale struct {
 
 func (x *StopStale) Reset() {
 	*x = StopStale{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[6]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -803,7 +878,7 @@ func (x *StopStale) String() string {
 func (*StopStale) ProtoMessage() {}
 
 func (x *StopStale) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[6]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -816,7 +891,7 @@ func (x *StopStale) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use StopStale.ProtoReflect.Descriptor instead.
 func (*StopStale) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{6}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *StopStale) GetService() string {
@@ -873,7 +948,7 @@ type TagLatest struct {
 
 func (x *TagLatest) Reset() {
 	*x = TagLatest{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[7]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -885,7 +960,7 @@ func (x *TagLatest) String() string {
 func (*TagLatest) ProtoMessage() {}
 
 func (x *TagLatest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[7]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -898,7 +973,7 @@ func (x *TagLatest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TagLatest.ProtoReflect.Descriptor instead.
 func (*TagLatest) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{7}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TagLatest) GetRepository() string {
@@ -938,7 +1013,7 @@ type Prune struct {
 
 func (x *Prune) Reset() {
 	*x = Prune{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[8]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -950,7 +1025,7 @@ func (x *Prune) String() string {
 func (*Prune) ProtoMessage() {}
 
 func (x *Prune) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[8]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -963,7 +1038,7 @@ func (x *Prune) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Prune.ProtoReflect.Descriptor instead.
 func (*Prune) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{8}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *Prune) GetService() string {
@@ -1021,7 +1096,7 @@ type BootProxy struct {
 
 func (x *BootProxy) Reset() {
 	*x = BootProxy{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[9]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1033,7 +1108,7 @@ func (x *BootProxy) String() string {
 func (*BootProxy) ProtoMessage() {}
 
 func (x *BootProxy) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[9]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1046,7 +1121,7 @@ func (x *BootProxy) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootProxy.ProtoReflect.Descriptor instead.
 func (*BootProxy) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{9}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *BootProxy) GetBoot() *v1.ProxyBoot {
@@ -1083,7 +1158,7 @@ type ProxyControl struct {
 
 func (x *ProxyControl) Reset() {
 	*x = ProxyControl{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[10]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1095,7 +1170,7 @@ func (x *ProxyControl) String() string {
 func (*ProxyControl) ProtoMessage() {}
 
 func (x *ProxyControl) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[10]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1108,7 +1183,7 @@ func (x *ProxyControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ProxyControl.ProtoReflect.Descriptor instead.
 func (*ProxyControl) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{10}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *ProxyControl) GetAction() ProxyControl_Action {
@@ -1151,7 +1226,7 @@ type BootAccessory struct {
 
 func (x *BootAccessory) Reset() {
 	*x = BootAccessory{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[11]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1163,7 +1238,7 @@ func (x *BootAccessory) String() string {
 func (*BootAccessory) ProtoMessage() {}
 
 func (x *BootAccessory) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[11]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1176,7 +1251,7 @@ func (x *BootAccessory) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use BootAccessory.ProtoReflect.Descriptor instead.
 func (*BootAccessory) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{11}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *BootAccessory) GetContainer() *v1.Container {
@@ -1211,7 +1286,7 @@ type AccessoryControl struct {
 
 func (x *AccessoryControl) Reset() {
 	*x = AccessoryControl{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[12]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1223,7 +1298,7 @@ func (x *AccessoryControl) String() string {
 func (*AccessoryControl) ProtoMessage() {}
 
 func (x *AccessoryControl) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[12]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1236,7 +1311,7 @@ func (x *AccessoryControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AccessoryControl.ProtoReflect.Descriptor instead.
 func (*AccessoryControl) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{12}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *AccessoryControl) GetAction() AccessoryControl_Action {
@@ -1270,7 +1345,7 @@ type AppControl struct {
 
 func (x *AppControl) Reset() {
 	*x = AppControl{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[13]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1282,7 +1357,7 @@ func (x *AppControl) String() string {
 func (*AppControl) ProtoMessage() {}
 
 func (x *AppControl) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[13]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1295,7 +1370,7 @@ func (x *AppControl) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AppControl.ProtoReflect.Descriptor instead.
 func (*AppControl) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{13}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *AppControl) GetAction() AppControl_Action {
@@ -1352,7 +1427,7 @@ type ListVersions struct {
 
 func (x *ListVersions) Reset() {
 	*x = ListVersions{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[14]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1364,7 +1439,7 @@ func (x *ListVersions) String() string {
 func (*ListVersions) ProtoMessage() {}
 
 func (x *ListVersions) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[14]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1377,7 +1452,7 @@ func (x *ListVersions) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListVersions.ProtoReflect.Descriptor instead.
 func (*ListVersions) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{14}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *ListVersions) GetService() string {
@@ -1412,15 +1487,17 @@ type Result struct {
 	Detail string `protobuf:"bytes,3,opt,name=detail,proto3" json:"detail,omitempty"`
 	Facts  *Facts `protobuf:"bytes,4,opt,name=facts,proto3" json:"facts,omitempty"`
 	// Versions answers ListVersions; ContainerId answers BootApp.
-	Versions      []string `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
-	ContainerId   string   `protobuf:"bytes,6,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	Versions    []string `protobuf:"bytes,5,rep,name=versions,proto3" json:"versions,omitempty"`
+	ContainerId string   `protobuf:"bytes,6,opt,name=container_id,json=containerId,proto3" json:"container_id,omitempty"`
+	// AgentVersion answers AgentUpgrade: the installed binary's version.
+	AgentVersion  string `protobuf:"bytes,20,opt,name=agent_version,json=agentVersion,proto3" json:"agent_version,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Result) Reset() {
 	*x = Result{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[15]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1432,7 +1509,7 @@ func (x *Result) String() string {
 func (*Result) ProtoMessage() {}
 
 func (x *Result) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[15]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1445,7 +1522,7 @@ func (x *Result) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Result.ProtoReflect.Descriptor instead.
 func (*Result) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{15}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *Result) GetOk() bool {
@@ -1490,6 +1567,13 @@ func (x *Result) GetContainerId() string {
 	return ""
 }
 
+func (x *Result) GetAgentVersion() string {
+	if x != nil {
+		return x.AgentVersion
+	}
+	return ""
+}
+
 // Facts describe a server as its agent sees it.
 type Facts struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -1506,7 +1590,7 @@ type Facts struct {
 
 func (x *Facts) Reset() {
 	*x = Facts{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[16]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1518,7 +1602,7 @@ func (x *Facts) String() string {
 func (*Facts) ProtoMessage() {}
 
 func (x *Facts) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[16]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1531,7 +1615,7 @@ func (x *Facts) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Facts.ProtoReflect.Descriptor instead.
 func (*Facts) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{16}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{17}
 }
 
 func (x *Facts) GetHostname() string {
@@ -1596,7 +1680,7 @@ type ImageFact struct {
 
 func (x *ImageFact) Reset() {
 	*x = ImageFact{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1608,7 +1692,7 @@ func (x *ImageFact) String() string {
 func (*ImageFact) ProtoMessage() {}
 
 func (x *ImageFact) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[17]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1621,7 +1705,7 @@ func (x *ImageFact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ImageFact.ProtoReflect.Descriptor instead.
 func (*ImageFact) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{17}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ImageFact) GetId() string {
@@ -1668,7 +1752,7 @@ type ContainerFact struct {
 
 func (x *ContainerFact) Reset() {
 	*x = ContainerFact{}
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1680,7 +1764,7 @@ func (x *ContainerFact) String() string {
 func (*ContainerFact) ProtoMessage() {}
 
 func (x *ContainerFact) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_agent_v1_ops_proto_msgTypes[18]
+	mi := &file_kctl_agent_v1_ops_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1693,7 +1777,7 @@ func (x *ContainerFact) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ContainerFact.ProtoReflect.Descriptor instead.
 func (*ContainerFact) Descriptor() ([]byte, []int) {
-	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{18}
+	return file_kctl_agent_v1_ops_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *ContainerFact) GetId() string {
@@ -1749,7 +1833,7 @@ var File_kctl_agent_v1_ops_proto protoreflect.FileDescriptor
 
 const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\xf0\x06\n" +
+	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\xb4\a\n" +
 	"\tOperation\x12)\n" +
 	"\x04noop\x18\x01 \x01(\v2\x13.kctl.agent.v1.NoopH\x00R\x04noop\x12?\n" +
 	"\fgather_facts\x18\x02 \x01(\v2\x1a.kctl.agent.v1.GatherFactsH\x00R\vgatherFacts\x12E\n" +
@@ -1770,8 +1854,12 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\x11accessory_control\x18\f \x01(\v2\x1f.kctl.agent.v1.AccessoryControlH\x00R\x10accessoryControl\x12<\n" +
 	"\vapp_control\x18\r \x01(\v2\x19.kctl.agent.v1.AppControlH\x00R\n" +
 	"appControl\x12B\n" +
-	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersionsB\x04\n" +
-	"\x02op\" \n" +
+	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersions\x12B\n" +
+	"\ragent_upgrade\x18\x14 \x01(\v2\x1b.kctl.agent.v1.AgentUpgradeH\x00R\fagentUpgradeB\x04\n" +
+	"\x02op\":\n" +
+	"\fAgentUpgrade\x12\x16\n" +
+	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\x03R\x04size\" \n" +
 	"\x04Noop\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\tR\apayload\"<\n" +
 	"\vGatherFacts\x12-\n" +
@@ -1861,14 +1949,15 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\fListVersions\x12\x18\n" +
 	"\aservice\x18\x01 \x01(\tR\aservice\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12 \n" +
-	"\vdestination\x18\x03 \x01(\tR\vdestination\"\xb1\x01\n" +
+	"\vdestination\x18\x03 \x01(\tR\vdestination\"\xd6\x01\n" +
 	"\x06Result\x12\x0e\n" +
 	"\x02ok\x18\x01 \x01(\bR\x02ok\x12\x14\n" +
 	"\x05error\x18\x02 \x01(\tR\x05error\x12\x16\n" +
 	"\x06detail\x18\x03 \x01(\tR\x06detail\x12*\n" +
 	"\x05facts\x18\x04 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12\x1a\n" +
 	"\bversions\x18\x05 \x03(\tR\bversions\x12!\n" +
-	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\"\x83\x02\n" +
+	"\fcontainer_id\x18\x06 \x01(\tR\vcontainerId\x12#\n" +
+	"\ragent_version\x18\x14 \x01(\tR\fagentVersion\"\x83\x02\n" +
 	"\x05Facts\x12\x1a\n" +
 	"\bhostname\x18\x01 \x01(\tR\bhostname\x12\x0e\n" +
 	"\x02os\x18\x02 \x01(\tR\x02os\x12\x12\n" +
@@ -1909,77 +1998,79 @@ func file_kctl_agent_v1_ops_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_agent_v1_ops_proto_enumTypes = make([]protoimpl.EnumInfo, 3)
-var file_kctl_agent_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 20)
+var file_kctl_agent_v1_ops_proto_msgTypes = make([]protoimpl.MessageInfo, 21)
 var file_kctl_agent_v1_ops_proto_goTypes = []any{
 	(ProxyControl_Action)(0),     // 0: kctl.agent.v1.ProxyControl.Action
 	(AccessoryControl_Action)(0), // 1: kctl.agent.v1.AccessoryControl.Action
 	(AppControl_Action)(0),       // 2: kctl.agent.v1.AppControl.Action
 	(*Operation)(nil),            // 3: kctl.agent.v1.Operation
-	(*Noop)(nil),                 // 4: kctl.agent.v1.Noop
-	(*GatherFacts)(nil),          // 5: kctl.agent.v1.GatherFacts
-	(*EnsureNetwork)(nil),        // 6: kctl.agent.v1.EnsureNetwork
-	(*PullImage)(nil),            // 7: kctl.agent.v1.PullImage
-	(*BootApp)(nil),              // 8: kctl.agent.v1.BootApp
-	(*StopStale)(nil),            // 9: kctl.agent.v1.StopStale
-	(*TagLatest)(nil),            // 10: kctl.agent.v1.TagLatest
-	(*Prune)(nil),                // 11: kctl.agent.v1.Prune
-	(*BootProxy)(nil),            // 12: kctl.agent.v1.BootProxy
-	(*ProxyControl)(nil),         // 13: kctl.agent.v1.ProxyControl
-	(*BootAccessory)(nil),        // 14: kctl.agent.v1.BootAccessory
-	(*AccessoryControl)(nil),     // 15: kctl.agent.v1.AccessoryControl
-	(*AppControl)(nil),           // 16: kctl.agent.v1.AppControl
-	(*ListVersions)(nil),         // 17: kctl.agent.v1.ListVersions
-	(*Result)(nil),               // 18: kctl.agent.v1.Result
-	(*Facts)(nil),                // 19: kctl.agent.v1.Facts
-	(*ImageFact)(nil),            // 20: kctl.agent.v1.ImageFact
-	(*ContainerFact)(nil),        // 21: kctl.agent.v1.ContainerFact
-	nil,                          // 22: kctl.agent.v1.ContainerFact.LabelsEntry
-	(*v1.RegistryAuth)(nil),      // 23: kctl.spec.v1.RegistryAuth
-	(*v1.Container)(nil),         // 24: kctl.spec.v1.Container
-	(*v1.ProxyDeploy)(nil),       // 25: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),         // 26: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),        // 27: kctl.spec.v1.StopPolicy
-	(*v1.ProxyBoot)(nil),         // 28: kctl.spec.v1.ProxyBoot
+	(*AgentUpgrade)(nil),         // 4: kctl.agent.v1.AgentUpgrade
+	(*Noop)(nil),                 // 5: kctl.agent.v1.Noop
+	(*GatherFacts)(nil),          // 6: kctl.agent.v1.GatherFacts
+	(*EnsureNetwork)(nil),        // 7: kctl.agent.v1.EnsureNetwork
+	(*PullImage)(nil),            // 8: kctl.agent.v1.PullImage
+	(*BootApp)(nil),              // 9: kctl.agent.v1.BootApp
+	(*StopStale)(nil),            // 10: kctl.agent.v1.StopStale
+	(*TagLatest)(nil),            // 11: kctl.agent.v1.TagLatest
+	(*Prune)(nil),                // 12: kctl.agent.v1.Prune
+	(*BootProxy)(nil),            // 13: kctl.agent.v1.BootProxy
+	(*ProxyControl)(nil),         // 14: kctl.agent.v1.ProxyControl
+	(*BootAccessory)(nil),        // 15: kctl.agent.v1.BootAccessory
+	(*AccessoryControl)(nil),     // 16: kctl.agent.v1.AccessoryControl
+	(*AppControl)(nil),           // 17: kctl.agent.v1.AppControl
+	(*ListVersions)(nil),         // 18: kctl.agent.v1.ListVersions
+	(*Result)(nil),               // 19: kctl.agent.v1.Result
+	(*Facts)(nil),                // 20: kctl.agent.v1.Facts
+	(*ImageFact)(nil),            // 21: kctl.agent.v1.ImageFact
+	(*ContainerFact)(nil),        // 22: kctl.agent.v1.ContainerFact
+	nil,                          // 23: kctl.agent.v1.ContainerFact.LabelsEntry
+	(*v1.RegistryAuth)(nil),      // 24: kctl.spec.v1.RegistryAuth
+	(*v1.Container)(nil),         // 25: kctl.spec.v1.Container
+	(*v1.ProxyDeploy)(nil),       // 26: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),         // 27: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),        // 28: kctl.spec.v1.StopPolicy
+	(*v1.ProxyBoot)(nil),         // 29: kctl.spec.v1.ProxyBoot
 }
 var file_kctl_agent_v1_ops_proto_depIdxs = []int32{
-	4,  // 0: kctl.agent.v1.Operation.noop:type_name -> kctl.agent.v1.Noop
-	5,  // 1: kctl.agent.v1.Operation.gather_facts:type_name -> kctl.agent.v1.GatherFacts
-	6,  // 2: kctl.agent.v1.Operation.ensure_network:type_name -> kctl.agent.v1.EnsureNetwork
-	7,  // 3: kctl.agent.v1.Operation.pull_image:type_name -> kctl.agent.v1.PullImage
-	8,  // 4: kctl.agent.v1.Operation.boot_app:type_name -> kctl.agent.v1.BootApp
-	9,  // 5: kctl.agent.v1.Operation.stop_stale:type_name -> kctl.agent.v1.StopStale
-	10, // 6: kctl.agent.v1.Operation.tag_latest:type_name -> kctl.agent.v1.TagLatest
-	11, // 7: kctl.agent.v1.Operation.prune:type_name -> kctl.agent.v1.Prune
-	12, // 8: kctl.agent.v1.Operation.boot_proxy:type_name -> kctl.agent.v1.BootProxy
-	13, // 9: kctl.agent.v1.Operation.proxy_control:type_name -> kctl.agent.v1.ProxyControl
-	14, // 10: kctl.agent.v1.Operation.boot_accessory:type_name -> kctl.agent.v1.BootAccessory
-	15, // 11: kctl.agent.v1.Operation.accessory_control:type_name -> kctl.agent.v1.AccessoryControl
-	16, // 12: kctl.agent.v1.Operation.app_control:type_name -> kctl.agent.v1.AppControl
-	17, // 13: kctl.agent.v1.Operation.list_versions:type_name -> kctl.agent.v1.ListVersions
-	23, // 14: kctl.agent.v1.PullImage.auth:type_name -> kctl.spec.v1.RegistryAuth
-	24, // 15: kctl.agent.v1.BootApp.container:type_name -> kctl.spec.v1.Container
-	25, // 16: kctl.agent.v1.BootApp.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	26, // 17: kctl.agent.v1.BootApp.readiness:type_name -> kctl.spec.v1.Readiness
-	27, // 18: kctl.agent.v1.BootApp.stop:type_name -> kctl.spec.v1.StopPolicy
-	27, // 19: kctl.agent.v1.StopStale.stop:type_name -> kctl.spec.v1.StopPolicy
-	28, // 20: kctl.agent.v1.BootProxy.boot:type_name -> kctl.spec.v1.ProxyBoot
-	23, // 21: kctl.agent.v1.BootProxy.auth:type_name -> kctl.spec.v1.RegistryAuth
-	0,  // 22: kctl.agent.v1.ProxyControl.action:type_name -> kctl.agent.v1.ProxyControl.Action
-	24, // 23: kctl.agent.v1.BootAccessory.container:type_name -> kctl.spec.v1.Container
-	23, // 24: kctl.agent.v1.BootAccessory.auth:type_name -> kctl.spec.v1.RegistryAuth
-	25, // 25: kctl.agent.v1.BootAccessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	1,  // 26: kctl.agent.v1.AccessoryControl.action:type_name -> kctl.agent.v1.AccessoryControl.Action
-	2,  // 27: kctl.agent.v1.AppControl.action:type_name -> kctl.agent.v1.AppControl.Action
-	25, // 28: kctl.agent.v1.AppControl.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	19, // 29: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
-	21, // 30: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
-	20, // 31: kctl.agent.v1.Facts.images:type_name -> kctl.agent.v1.ImageFact
-	22, // 32: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
-	33, // [33:33] is the sub-list for method output_type
-	33, // [33:33] is the sub-list for method input_type
-	33, // [33:33] is the sub-list for extension type_name
-	33, // [33:33] is the sub-list for extension extendee
-	0,  // [0:33] is the sub-list for field type_name
+	5,  // 0: kctl.agent.v1.Operation.noop:type_name -> kctl.agent.v1.Noop
+	6,  // 1: kctl.agent.v1.Operation.gather_facts:type_name -> kctl.agent.v1.GatherFacts
+	7,  // 2: kctl.agent.v1.Operation.ensure_network:type_name -> kctl.agent.v1.EnsureNetwork
+	8,  // 3: kctl.agent.v1.Operation.pull_image:type_name -> kctl.agent.v1.PullImage
+	9,  // 4: kctl.agent.v1.Operation.boot_app:type_name -> kctl.agent.v1.BootApp
+	10, // 5: kctl.agent.v1.Operation.stop_stale:type_name -> kctl.agent.v1.StopStale
+	11, // 6: kctl.agent.v1.Operation.tag_latest:type_name -> kctl.agent.v1.TagLatest
+	12, // 7: kctl.agent.v1.Operation.prune:type_name -> kctl.agent.v1.Prune
+	13, // 8: kctl.agent.v1.Operation.boot_proxy:type_name -> kctl.agent.v1.BootProxy
+	14, // 9: kctl.agent.v1.Operation.proxy_control:type_name -> kctl.agent.v1.ProxyControl
+	15, // 10: kctl.agent.v1.Operation.boot_accessory:type_name -> kctl.agent.v1.BootAccessory
+	16, // 11: kctl.agent.v1.Operation.accessory_control:type_name -> kctl.agent.v1.AccessoryControl
+	17, // 12: kctl.agent.v1.Operation.app_control:type_name -> kctl.agent.v1.AppControl
+	18, // 13: kctl.agent.v1.Operation.list_versions:type_name -> kctl.agent.v1.ListVersions
+	4,  // 14: kctl.agent.v1.Operation.agent_upgrade:type_name -> kctl.agent.v1.AgentUpgrade
+	24, // 15: kctl.agent.v1.PullImage.auth:type_name -> kctl.spec.v1.RegistryAuth
+	25, // 16: kctl.agent.v1.BootApp.container:type_name -> kctl.spec.v1.Container
+	26, // 17: kctl.agent.v1.BootApp.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	27, // 18: kctl.agent.v1.BootApp.readiness:type_name -> kctl.spec.v1.Readiness
+	28, // 19: kctl.agent.v1.BootApp.stop:type_name -> kctl.spec.v1.StopPolicy
+	28, // 20: kctl.agent.v1.StopStale.stop:type_name -> kctl.spec.v1.StopPolicy
+	29, // 21: kctl.agent.v1.BootProxy.boot:type_name -> kctl.spec.v1.ProxyBoot
+	24, // 22: kctl.agent.v1.BootProxy.auth:type_name -> kctl.spec.v1.RegistryAuth
+	0,  // 23: kctl.agent.v1.ProxyControl.action:type_name -> kctl.agent.v1.ProxyControl.Action
+	25, // 24: kctl.agent.v1.BootAccessory.container:type_name -> kctl.spec.v1.Container
+	24, // 25: kctl.agent.v1.BootAccessory.auth:type_name -> kctl.spec.v1.RegistryAuth
+	26, // 26: kctl.agent.v1.BootAccessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	1,  // 27: kctl.agent.v1.AccessoryControl.action:type_name -> kctl.agent.v1.AccessoryControl.Action
+	2,  // 28: kctl.agent.v1.AppControl.action:type_name -> kctl.agent.v1.AppControl.Action
+	26, // 29: kctl.agent.v1.AppControl.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	20, // 30: kctl.agent.v1.Result.facts:type_name -> kctl.agent.v1.Facts
+	22, // 31: kctl.agent.v1.Facts.containers:type_name -> kctl.agent.v1.ContainerFact
+	21, // 32: kctl.agent.v1.Facts.images:type_name -> kctl.agent.v1.ImageFact
+	23, // 33: kctl.agent.v1.ContainerFact.labels:type_name -> kctl.agent.v1.ContainerFact.LabelsEntry
+	34, // [34:34] is the sub-list for method output_type
+	34, // [34:34] is the sub-list for method input_type
+	34, // [34:34] is the sub-list for extension type_name
+	34, // [34:34] is the sub-list for extension extendee
+	0,  // [0:34] is the sub-list for field type_name
 }
 
 func init() { file_kctl_agent_v1_ops_proto_init() }
@@ -2002,6 +2093,7 @@ func file_kctl_agent_v1_ops_proto_init() {
 		(*Operation_AccessoryControl)(nil),
 		(*Operation_AppControl)(nil),
 		(*Operation_ListVersions)(nil),
+		(*Operation_AgentUpgrade)(nil),
 	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
@@ -2009,7 +2101,7 @@ func file_kctl_agent_v1_ops_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_agent_v1_ops_proto_rawDesc), len(file_kctl_agent_v1_ops_proto_rawDesc)),
 			NumEnums:      3,
-			NumMessages:   20,
+			NumMessages:   21,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -1417,7 +1417,8 @@ func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
 type AgentInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	// Status is connected or disconnected.
+	// Status is connected, disconnected, or pending: a named agent token
+	// (kctl agents add) waits for the agent's first connection.
 	Status             string `protobuf:"bytes,2,opt,name=status,proto3" json:"status,omitempty"`
 	Controller         string `protobuf:"bytes,3,opt,name=controller,proto3" json:"controller,omitempty"`
 	LastSeenUnixMillis int64  `protobuf:"varint,4,opt,name=last_seen_unix_millis,json=lastSeenUnixMillis,proto3" json:"last_seen_unix_millis,omitempty"`
