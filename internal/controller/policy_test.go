@@ -9,6 +9,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	fleetv1 "github.com/kctl-dev/kctl/gen/kctl/fleet/v1"
 	opsv1 "github.com/kctl-dev/kctl/gen/kctl/ops/v1"
 	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 	"github.com/kctl-dev/kctl/internal/controller"
@@ -21,7 +22,8 @@ import (
 func TestPolicy_CoversEveryMethod(t *testing.T) {
 	served := map[string]bool{}
 	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, agentv1.SessionService_ServiceDesc, deployv1.DeployService_ServiceDesc, opsv1.LifecycleService_ServiceDesc,
-		streamv1.StreamService_ServiceDesc, streamv1.RelayService_ServiceDesc, streamv1.TunnelService_ServiceDesc} {
+		streamv1.StreamService_ServiceDesc, streamv1.RelayService_ServiceDesc, streamv1.TunnelService_ServiceDesc,
+		fleetv1.BlobService_ServiceDesc, fleetv1.UpgradeService_ServiceDesc} {
 		for _, m := range sd.Methods {
 			served["/"+sd.ServiceName+"/"+m.MethodName] = true
 		}
