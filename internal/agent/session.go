@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -185,7 +186,13 @@ func (ss *sessionStream) heartbeat(sctx context.Context, interval time.Duration)
 // sends its result on ss.
 func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, cmd *agentv1.Command) {
 	res := a.jr.do(context.WithoutCancel(ctx), cmd.GetId(), func(rctx context.Context) (*agentv1.Result, bool) {
-		r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
+		op := cmd.GetOperation()
+		// Secrets arrive sealed to this agent: opened here, in memory, for
+		// the runtime only.
+		if err := sealbox.OpenOperation(op, a.cfg.Name, a.enc); err != nil {
+			return &agentv1.Result{Ok: false, Error: err.Error()}, false
+		}
+		r, err := a.cfg.Runtime.Do(rctx, op)
 		if err != nil {
 			return &agentv1.Result{Ok: false, Error: err.Error()}, false
 		}

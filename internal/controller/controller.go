@@ -65,6 +65,9 @@ const (
 	nodeCertFile = "node.crt"
 	caCertFile   = "ca.crt"
 	adminFile    = "admin.kctl.yaml"
+	// kekFile holds the key-encryption key (0600), outside Raft: it wraps
+	// the data key that seals the CA's private key in Raft (keys.go).
+	kekFile = "kek"
 )
 
 // Config configures a controller.
@@ -120,6 +123,9 @@ type Controller struct {
 	// controllers a --join response named.
 	init      *initState
 	joinPeers []string
+	// kek is the key-encryption key (keys.go); nil only for a cluster
+	// made before it existed, whose CA key Raft holds in plaintext.
+	kek []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 

@@ -232,7 +232,11 @@ type Operation struct {
 	//	*Operation_AccessoryControl
 	//	*Operation_AppControl
 	//	*Operation_ListVersions
-	Op            isOperation_Op `protobuf_oneof:"op"`
+	Op isOperation_Op `protobuf_oneof:"op"`
+	// SealedSecrets is the host's sealed bundle of the deploy's secrets
+	// (internal/sealbox) when the operation's secret fields hold
+	// placeholders; only the agent can open it.
+	SealedSecrets []byte `protobuf:"bytes,100,opt,name=sealed_secrets,json=sealedSecrets,proto3" json:"sealed_secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -396,6 +400,13 @@ func (x *Operation) GetListVersions() *ListVersions {
 		if x, ok := x.Op.(*Operation_ListVersions); ok {
 			return x.ListVersions
 		}
+	}
+	return nil
+}
+
+func (x *Operation) GetSealedSecrets() []byte {
+	if x != nil {
+		return x.SealedSecrets
 	}
 	return nil
 }
@@ -1749,7 +1760,7 @@ var File_kctl_agent_v1_ops_proto protoreflect.FileDescriptor
 
 const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\xf0\x06\n" +
+	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\x97\a\n" +
 	"\tOperation\x12)\n" +
 	"\x04noop\x18\x01 \x01(\v2\x13.kctl.agent.v1.NoopH\x00R\x04noop\x12?\n" +
 	"\fgather_facts\x18\x02 \x01(\v2\x1a.kctl.agent.v1.GatherFactsH\x00R\vgatherFacts\x12E\n" +
@@ -1770,7 +1781,8 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\x11accessory_control\x18\f \x01(\v2\x1f.kctl.agent.v1.AccessoryControlH\x00R\x10accessoryControl\x12<\n" +
 	"\vapp_control\x18\r \x01(\v2\x19.kctl.agent.v1.AppControlH\x00R\n" +
 	"appControl\x12B\n" +
-	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersionsB\x04\n" +
+	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersions\x12%\n" +
+	"\x0esealed_secrets\x18d \x01(\fR\rsealedSecretsB\x04\n" +
 	"\x02op\" \n" +
 	"\x04Noop\x12\x18\n" +
 	"\apayload\x18\x01 \x01(\tR\apayload\"<\n" +

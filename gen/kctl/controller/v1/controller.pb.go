@@ -133,8 +133,11 @@ type JoinRequest struct {
 	// Name of the joining node; operator tokens carry their own name.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// For controllers: the API and Raft addresses other nodes reach it at.
-	ApiAddress    string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	RaftAddress   string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress  string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	RaftAddress string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// EncryptionKey is a joining agent's HPKE public key (internal/sealbox);
+	// the CA certifies it and kctl seals secrets to it.
+	EncryptionKey []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -204,16 +207,26 @@ func (x *JoinRequest) GetRaftAddress() string {
 	return ""
 }
 
+func (x *JoinRequest) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
 // JoinResponse carries the signed certificate.
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	Controllers   []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	Role          Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
-	OperatorRole  string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CertPem      []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem        []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	Controllers  []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	ClusterId    string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Name         string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Role         Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
+	OperatorRole string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	// Kek is the key-encryption key that wraps the cluster's data key, sent
+	// to joining controllers only (over the pinned mTLS join).
+	Kek           []byte `protobuf:"bytes,30,opt,name=kek,proto3" json:"kek,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -295,6 +308,13 @@ func (x *JoinResponse) GetOperatorRole() string {
 		return x.OperatorRole
 	}
 	return ""
+}
+
+func (x *JoinResponse) GetKek() []byte {
+	if x != nil {
+		return x.Kek
+	}
+	return nil
 }
 
 // RenewCertificateRequest carries a CSR for the caller's identity.
@@ -1136,8 +1156,12 @@ type AgentInfo struct {
 	Controller         string `protobuf:"bytes,3,opt,name=controller,proto3" json:"controller,omitempty"`
 	LastSeenUnixMillis int64  `protobuf:"varint,4,opt,name=last_seen_unix_millis,json=lastSeenUnixMillis,proto3" json:"last_seen_unix_millis,omitempty"`
 	Version            string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// EncryptionKey is the agent's HPKE public key and EncryptionKeySig the
+	// cluster CA's certification of it (internal/sealbox.Verify).
+	EncryptionKey    []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	EncryptionKeySig []byte `protobuf:"bytes,31,opt,name=encryption_key_sig,json=encryptionKeySig,proto3" json:"encryption_key_sig,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgentInfo) Reset() {
@@ -1203,6 +1227,20 @@ func (x *AgentInfo) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AgentInfo) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
+func (x *AgentInfo) GetEncryptionKeySig() []byte {
+	if x != nil {
+		return x.EncryptionKeySig
+	}
+	return nil
 }
 
 // ListAgentsRequest is empty.
@@ -2351,8 +2389,12 @@ type AgentRecord struct {
 	CreatedUnix     int64                  `protobuf:"varint,3,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
 	Facts           *v1.Facts              `protobuf:"bytes,4,opt,name=facts,proto3" json:"facts,omitempty"`
 	FactsUnixMillis int64                  `protobuf:"varint,5,opt,name=facts_unix_millis,json=factsUnixMillis,proto3" json:"facts_unix_millis,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// EncryptionKey is the agent's HPKE public key, EncryptionKeySig the
+	// CA's certification of it; empty for agents enrolled before.
+	EncryptionKey    []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	EncryptionKeySig []byte `protobuf:"bytes,31,opt,name=encryption_key_sig,json=encryptionKeySig,proto3" json:"encryption_key_sig,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgentRecord) Reset() {
@@ -2418,6 +2460,20 @@ func (x *AgentRecord) GetFactsUnixMillis() int64 {
 		return x.FactsUnixMillis
 	}
 	return 0
+}
+
+func (x *AgentRecord) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
+func (x *AgentRecord) GetEncryptionKeySig() []byte {
+	if x != nil {
+		return x.EncryptionKeySig
+	}
+	return nil
 }
 
 // OperatorRecord is one operator.
@@ -2671,12 +2727,17 @@ func (x *TokenRecord) GetCreatedBy() string {
 
 // ClusterRecord holds the CA and the cluster id.
 type ClusterRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	CaCertPem     []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
-	CaKeyPem      []byte                 `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	CaCertPem []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	// CaKeyPem is empty since the CA key is stored sealed: CaKeySealed is
+	// the key's PEM under the data key, DataKeyWrapped the data key under
+	// the key-encryption key kept outside Raft (internal/sealbox.Wrap).
+	CaKeyPem       []byte `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
+	CaKeySealed    []byte `protobuf:"bytes,30,opt,name=ca_key_sealed,json=caKeySealed,proto3" json:"ca_key_sealed,omitempty"`
+	DataKeyWrapped []byte `protobuf:"bytes,31,opt,name=data_key_wrapped,json=dataKeyWrapped,proto3" json:"data_key_wrapped,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterRecord) Reset() {
@@ -2730,18 +2791,33 @@ func (x *ClusterRecord) GetCaKeyPem() []byte {
 	return nil
 }
 
+func (x *ClusterRecord) GetCaKeySealed() []byte {
+	if x != nil {
+		return x.CaKeySealed
+	}
+	return nil
+}
+
+func (x *ClusterRecord) GetDataKeyWrapped() []byte {
+	if x != nil {
+		return x.DataKeyWrapped
+	}
+	return nil
+}
+
 var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\x94\x01\n" +
+	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\xbb\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
 	"\vapi_address\x18\x04 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
-	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\"\xe8\x01\n" +
+	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\"\xfa\x01\n" +
 	"\fJoinResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12 \n" +
@@ -2750,7 +2826,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"cluster_id\x18\x04 \x01(\tR\tclusterId\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12,\n" +
 	"\x04role\x18\x06 \x01(\x0e2\x18.kctl.controller.v1.RoleR\x04role\x12#\n" +
-	"\roperator_role\x18\a \x01(\tR\foperatorRole\"2\n" +
+	"\roperator_role\x18\a \x01(\tR\foperatorRole\x12\x10\n" +
+	"\x03kek\x18\x1e \x01(\fR\x03kek\"2\n" +
 	"\x17RenewCertificateRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"L\n" +
 	"\x18RenewCertificateResponse\x12\x19\n" +
@@ -2798,7 +2875,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x15AddControllerResponse\"-\n" +
 	"\x17RemoveControllerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18RemoveControllerResponse\"\xa4\x01\n" +
+	"\x18RemoveControllerResponse\"\xf9\x01\n" +
 	"\tAgentInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1e\n" +
@@ -2806,7 +2883,9 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"controller\x18\x03 \x01(\tR\n" +
 	"controller\x121\n" +
 	"\x15last_seen_unix_millis\x18\x04 \x01(\x03R\x12lastSeenUnixMillis\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\x13\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12,\n" +
+	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\"\x13\n" +
 	"\x11ListAgentsRequest\"K\n" +
 	"\x12ListAgentsResponse\x125\n" +
 	"\x06agents\x18\x01 \x03(\v2\x1d.kctl.controller.v1.AgentInfoR\x06agents\"*\n" +
@@ -2873,13 +2952,15 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"controller\x18\x01 \x01(\tR\n" +
 	"controller\x12.\n" +
 	"\x13written_unix_millis\x18\x02 \x01(\x03R\x11writtenUnixMillis\x129\n" +
-	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\xb6\x01\n" +
+	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\x8b\x02\n" +
 	"\vAgentRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aserials\x18\x02 \x03(\tR\aserials\x12!\n" +
 	"\fcreated_unix\x18\x03 \x01(\x03R\vcreatedUnix\x12*\n" +
 	"\x05facts\x18\x04 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12*\n" +
-	"\x11facts_unix_millis\x18\x05 \x01(\x03R\x0ffactsUnixMillis\"u\n" +
+	"\x11facts_unix_millis\x18\x05 \x01(\x03R\x0ffactsUnixMillis\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12,\n" +
+	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\"u\n" +
 	"\x0eOperatorRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -2903,13 +2984,15 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12\x1b\n" +
 	"\tuses_left\x18\a \x01(\rR\busesLeft\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\b \x01(\tR\tcreatedBy\"l\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\"\xba\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
 	"\vca_cert_pem\x18\x02 \x01(\fR\tcaCertPem\x12\x1c\n" +
 	"\n" +
-	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem*T\n" +
+	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x12\"\n" +
+	"\rca_key_sealed\x18\x1e \x01(\fR\vcaKeySealed\x12(\n" +
+	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fROLE_CONTROLLER\x10\x01\x12\x0e\n" +
