@@ -7,6 +7,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
@@ -81,3 +82,6 @@ func (c *Controller) loadKEK() error {
 	c.kek = b
 	return nil
 }
+
+// CA returns the cluster CA, its key opened with this controller's KEK.
+func (c *Controller) CA() (*pki.CA, error) { return c.ca() }

@@ -197,3 +197,25 @@ func CheckOperationSealed(op *agentv1.Operation) error {
 	})
 	return err
 }
+
+// SealOperation seals op's secrets to agent's public key, as SealRequest
+// does for a request (kctl's direct commands, tests): op is changed in
+// place.
+func SealOperation(op *agentv1.Operation, agent string, pub []byte) error {
+	values := map[string]string{}
+	VisitOperation(op, func(path string, f Field) {
+		if v := f.Get(); v != "" {
+			values[path] = v
+			f.Set(Placeholder + path)
+		}
+	})
+	if len(values) == 0 {
+		return nil
+	}
+	ct, err := Seal(agent, pub, encodeBundle(values))
+	if err != nil {
+		return err
+	}
+	op.SealedSecrets = ct
+	return nil
+}

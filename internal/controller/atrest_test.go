@@ -1,0 +1,119 @@
+package controller_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/ecdsa"
+	"encoding/hex"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/sealbox"
+	"github.com/kctl-dev/kctl/internal/testenv"
+)
+
+// No file of any controller's data dir (raft.db with its log, snapshots,
+// everything else) holds the cluster CA's private key in any encoding
+// (PEM, DER, base64 of DER, the raw scalar in binary or hex), nor a
+// secret sent sealed to an agent, while the commands carrying them are
+// still in Raft; each controller has the same key-encryption key, 0600,
+// and opens the CA with it.
+func TestAtRest_NoFileHoldsTheCAKeyOrASecret(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	rt := &countingRuntime{}
+	tc.startAgent("web-1", rt, 0)
+	ops, canaries := canaryOps()
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[0].API, pair(t, []byte(tc.Admin.Cert), []byte(tc.Admin.Key))))
+	agents, err := admin.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
+	if err != nil || len(agents.GetAgents()) != 1 {
+		t.Fatalf("ListAgents = %v, %v", agents, err)
+	}
+	pub := agents.GetAgents()[0].GetEncryptionKey()
+	for kind, op := range ops {
+		op = proto.Clone(op).(*agentv1.Operation)
+		if err := sealbox.SealOperation(op, "web-1", pub); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: "web-1", Operation: op, Wait: true}); err != nil {
+			t.Fatalf("SendCommand(%s) = %v", kind, err)
+		}
+	}
+	for _, n := range tc.Nodes {
+		if err := n.C.Store().Snapshot(); err != nil {
+			t.Fatalf("snapshot on %s: %v", n.Name, err)
+		}
+	}
+
+	ca := clusterCA(t, tc)
+	keyPEM, err := ca.KeyPEM()
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := pki.ParseKey(keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	caPub := ca.Cert.PublicKey.(*ecdsa.PublicKey)
+	scalar := key.D.FillBytes(make([]byte, 32))
+	raw := map[string][]byte{"the CA key's scalar": scalar, "the CA key's scalar in hex": []byte(hex.EncodeToString(scalar))}
+	for _, c := range canaries {
+		raw["canary "+c] = []byte(c)
+	}
+	var kek []byte
+	for _, n := range tc.Nodes {
+		hits, files, err := testenv.FindPrivateKeyInDir(caPub, n.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range hits {
+			t.Errorf("%s's data dir holds the CA key: %s", n.Name, h)
+		}
+		sawRaft, sawSnapshot := false, false
+		err = filepath.WalkDir(n.Dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			rel, _ := filepath.Rel(n.Dir, path)
+			sawRaft = sawRaft || filepath.Base(rel) == "raft.db"
+			sawSnapshot = sawSnapshot || filepath.Base(rel) == "state.bin"
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			for what, v := range raw {
+				if bytes.Contains(b, v) {
+					t.Errorf("%s's %s holds %s", n.Name, rel, what)
+				}
+			}
+			return nil
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if files < 3 || !sawRaft || !sawSnapshot {
+			t.Fatalf("%s: read %d files (raft.db: %v, a snapshot: %v): nothing to check", n.Name, files, sawRaft, sawSnapshot)
+		}
+		st, err := os.Stat(filepath.Join(n.Dir, "kek"))
+		if err != nil || st.Mode().Perm() != 0o600 {
+			t.Fatalf("%s's kek file: %v, %v; want 0600", n.Name, st, err)
+		}
+		b, _ := os.ReadFile(filepath.Join(n.Dir, "kek"))
+		if kek != nil && !bytes.Equal(b, kek) {
+			t.Errorf("%s's kek differs from the first controller's", n.Name)
+		}
+		kek = b
+		if _, err := n.C.CA(); err != nil {
+			t.Errorf("%s cannot open the CA: %v", n.Name, err)
+		}
+	}
+}
