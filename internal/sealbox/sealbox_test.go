@@ -265,3 +265,22 @@ func BenchmarkSealPerHost(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N)/hosts, "µs/host")
 }
+
+// BenchmarkOpenOperation is an agent's cost to open one operation's
+// secrets (it does so for each secret-bearing operation: pull, boot).
+func BenchmarkOpenOperation(b *testing.B) {
+	k := mustKey(b)
+	op := &agentv1.Operation{Op: &agentv1.Operation_BootApp{BootApp: &agentv1.BootApp{Container: &specv1.Container{
+		SecretEnv: []*specv1.KeyValue{{Key: "A", Value: "secret-a"}, {Key: "B", Value: "secret-b"}, {Key: "C", Value: "secret-c"}},
+		Files:     []*specv1.File{{Path: "/k", Content: make([]byte, 2048)}}}}}}
+	if err := sealbox.SealOperation(op, "h1", k.PublicKey()); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		o := proto.Clone(op).(*agentv1.Operation)
+		if err := sealbox.OpenOperation(o, "h1", k); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
