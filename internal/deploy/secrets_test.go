@@ -158,3 +158,52 @@ func TestSecrets_PlaintextRefusedBeforeAnythingIsWritten(t *testing.T) {
 		}
 	}
 }
+
+// A rollback after a deploy has ended (its sealed record deleted) runs on
+// secrets kctl seals afresh to each agent: the agents open the values of
+// the rollback's request, and no table holds them before or after.
+func TestSecrets_RollbackIsSealedAfresh(t *testing.T) {
+	agents := newFakeAgents("h1", "h2")
+	h := newMemHarness(t, agents)
+	h.start()
+	ctx := context.Background()
+	svc := h.service("alice")
+	req, secrets := canaryRequest()
+	resp, err := svc.Submit(ctx, &deployv1.SubmitRequest{Request: req})
+	if err != nil {
+		t.Fatalf("Submit = %v", err)
+	}
+	if got := h.waitDeploy(t, resp.GetDeploy().GetId()); got.GetDeploy().GetState() != deployv1.State_STATE_SUCCEEDED {
+		t.Fatalf("deploy = %v", got.GetDeploy().GetState())
+	}
+	if n := len(schema.Secrets.Raw(h.store.View(), "")); n != 0 {
+		t.Fatalf("%d sealed records after the deploy, want 0", n)
+	}
+
+	rb, _ := canaryRequest()
+	rb.Command, rb.SkipPull, rb.SkipProxyBoot = "rollback", true, true
+	agents.mu.Lock()
+	clear(agents.sent)
+	agents.mu.Unlock()
+	resp, err = svc.Submit(ctx, &deployv1.SubmitRequest{Request: rb})
+	if err != nil {
+		t.Fatalf("Submit(rollback) = %v", err)
+	}
+	if got := h.waitDeploy(t, resp.GetDeploy().GetId()); got.GetDeploy().GetState() != deployv1.State_STATE_SUCCEEDED {
+		t.Fatalf("rollback = %v (%s)", got.GetDeploy().GetState(), got.GetDeploy().GetError())
+	}
+	agents.mu.Lock()
+	var received []string
+	for _, op := range agents.sent {
+		received = append(received, containsAny(op, secrets)...)
+	}
+	agents.mu.Unlock()
+	for _, s := range []string{"canary-env-h1", "canary-env-h2"} {
+		if !strings.Contains(strings.Join(received, " "), s) {
+			t.Errorf("the rollback's boot never delivered %q", s)
+		}
+	}
+	if all := holding(h.store.View(), secrets); len(all) > 0 {
+		t.Errorf("the store holds secrets: %v", all)
+	}
+}
