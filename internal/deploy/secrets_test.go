@@ -99,6 +99,9 @@ func TestSecrets_NoTableEverHoldsThemAndTheSealedRecordOnlyWhileRunning(t *testi
 	if schema.Secrets.Has(h.store, id) {
 		t.Errorf("the %s record outlives the deploy", schema.Secrets.Name())
 	}
+	if rec, _, _ := schema.Deploys.Get(h.store, id); len(rec.GetRequest().GetSealedSecrets()) > 0 {
+		t.Errorf("the deploy record keeps the sealed bundles after the deploy")
+	}
 
 	list, err := svc.List(ctx, &deployv1.ListRequest{})
 	if err != nil {
