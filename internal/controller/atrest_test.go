@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/testenv"
@@ -114,6 +116,49 @@ func TestAtRest_NoFileHoldsTheCAKeyOrASecret(t *testing.T) {
 		kek = b
 		if _, err := n.C.CA(); err != nil {
 			t.Errorf("%s cannot open the CA: %v", n.Name, err)
+		}
+	}
+}
+
+// An agent without an encryption key (enrolled before agents had one)
+// refuses an operation carrying sealed secrets with a result that says to
+// re-enrol it, and its runtime never sees the operation.
+func TestSecrets_AgentWithoutKeyRefusesThem(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	dir := filepath.Join(t.TempDir(), "web-1")
+	rt := &countingRuntime{}
+	_, stop := tc.startAgentWith("web-1", rt, func(c *agent.Config) { c.DataDir = dir }, 0)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	admin := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[0].API, pair(t, []byte(tc.Admin.Cert), []byte(tc.Admin.Key))))
+	agents, err := admin.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
+	if err != nil || len(agents.GetAgents()) != 1 {
+		t.Fatalf("ListAgents = %v, %v", agents, err)
+	}
+	stop()
+	if err := os.Remove(filepath.Join(dir, sealbox.KeyFile)); err != nil {
+		t.Fatal(err)
+	}
+	rt2 := &countingRuntime{}
+	tc.startAgentWith("web-1", rt2, func(c *agent.Config) { c.DataDir = dir }, 0)
+	ops, _ := canaryOps()
+	op := proto.Clone(ops["BootApp"]).(*agentv1.Operation)
+	if err := sealbox.SealOperation(op, "web-1", agents.GetAgents()[0].GetEncryptionKey()); err != nil {
+		t.Fatal(err)
+	}
+	resp, err := admin.SendCommand(ctx, &controllerv1.SendCommandRequest{Agent: "web-1", Operation: op, Wait: true})
+	if err != nil {
+		t.Fatalf("SendCommand = %v", err)
+	}
+	res := resp.GetCommand().GetResult()
+	if res.GetOk() || !strings.Contains(res.GetError(), "re-enrol") {
+		t.Errorf("result = %v, want a refusal saying to re-enrol the agent", res)
+	}
+	rt2.mu.Lock()
+	defer rt2.mu.Unlock()
+	for _, o := range rt2.ops {
+		if o.GetBootApp() != nil {
+			t.Errorf("the runtime received the operation: %v", o)
 		}
 	}
 }
