@@ -25,11 +25,20 @@ type KeyFunc func(host string) ([]byte, error)
 // is changed in place; on error it may be half-sealed and must not be sent.
 func SealRequest(req *deployv1.Request, key KeyFunc) error {
 	bundles := map[string]map[string]string{}
+	// A request built in memory may share one message between fields (the
+	// same registry credentials for the service and an accessory): the
+	// second visit then finds the first one's placeholder, whose value
+	// sealed is the first's.
+	sealedValue := map[string]string{} // placeholder → value
 	VisitRequestHosts(req, func(path string, hosts []string, f Field) {
 		v := f.Get()
 		if v == "" {
 			return
 		}
+		if real, ok := sealedValue[v]; ok {
+			v = real
+		}
+		sealedValue[Placeholder+path] = v
 		for _, h := range hosts {
 			if bundles[h] == nil {
 				bundles[h] = map[string]string{}
@@ -203,8 +212,13 @@ func CheckOperationSealed(op *agentv1.Operation) error {
 // place.
 func SealOperation(op *agentv1.Operation, agent string, pub []byte) error {
 	values := map[string]string{}
+	sealedValue := map[string]string{} // placeholder → value (shared messages, as in SealRequest)
 	VisitOperation(op, func(path string, f Field) {
 		if v := f.Get(); v != "" {
+			if real, ok := sealedValue[v]; ok {
+				v = real
+			}
+			sealedValue[Placeholder+path] = v
 			values[path] = v
 			f.Set(Placeholder + path)
 		}

@@ -284,3 +284,26 @@ func BenchmarkOpenOperation(b *testing.B) {
 		}
 	}
 }
+
+// A request that shares one message between fields (the service's and an
+// accessory's registry credentials, as kctl builds them) seals the real
+// value under both paths, never one path's placeholder under another.
+func TestSealRequest_SharedMessages(t *testing.T) {
+	k := mustKey(t)
+	auth := &specv1.RegistryAuth{Server: "reg", Username: "reg-user", Password: "reg-password"}
+	req := &deployv1.Request{Registry: auth, Accessories: []*deployv1.Accessory{{Name: "db", Registry: auth,
+		Hosts: []*deployv1.HostContainer{{Host: "h1", Container: &specv1.Container{Name: "db"}}}}}}
+	if err := sealbox.SealRequest(req, func(string) ([]byte, error) { return k.PublicKey(), nil }); err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"registry", "accessories/0/registry"} {
+		op := &agentv1.Operation{Op: &agentv1.Operation_PullImage{PullImage: &agentv1.PullImage{Auth: &specv1.RegistryAuth{
+			Username: sealbox.Placeholder + path + "/username", Password: sealbox.Placeholder + path + "/password"}}}, SealedSecrets: req.GetSealedSecrets()["h1"]}
+		if err := sealbox.OpenOperation(op, "h1", k); err != nil {
+			t.Fatalf("OpenOperation(%s) = %v", path, err)
+		}
+		if a := op.GetPullImage().GetAuth(); a.GetUsername() != "reg-user" || a.GetPassword() != "reg-password" {
+			t.Errorf("%s opened to %q/%q, want reg-user/reg-password", path, a.GetUsername(), a.GetPassword())
+		}
+	}
+}
