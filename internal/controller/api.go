@@ -197,8 +197,11 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
 		}
 		if role == pki.RoleController {
-			// Over the pinned mTLS join only, to controllers only.
-			resp.Kek = c.kek
+			// Over the pinned mTLS join only, to controllers only. (The CA
+			// signed above, so this controller holds the KEK.)
+			if resp.Kek, err = c.currentKEK(); err != nil {
+				return nil, err
+			}
 		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},

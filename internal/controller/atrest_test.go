@@ -162,3 +162,42 @@ func TestSecrets_AgentWithoutKeyRefusesThem(t *testing.T) {
 		}
 	}
 }
+
+// A controller started without its key-encryption key (kept on storage
+// mounted later, or lost) serves but cannot use the CA, says where the KEK
+// belongs, and can as soon as the file is there, without a restart.
+func TestAtRest_ControllerWithoutKEKCannotSignUntilItIsThere(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	kekPath := filepath.Join(tc.Nodes[0].Dir, "kek")
+	kek, err := os.ReadFile(kekPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tc.Kill(0)
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.Remove(kekPath))
+	tc.Restart(0)
+	waitFor(t, 30*time.Second, "the restarted controller to replay the cluster state", func() error {
+		_, err := tc.Nodes[0].C.CA()
+		if err != nil && strings.Contains(err.Error(), "not yet received") {
+			return err
+		}
+		return nil
+	})
+	if _, err := tc.Nodes[0].C.CA(); err == nil || !strings.Contains(err.Error(), kekPath) {
+		t.Fatalf("CA() without the KEK = %v, want an error naming %s", err, kekPath)
+	}
+	must(os.WriteFile(kekPath, sealbox.NewSymmetricKey(), 0o600))
+	if _, err := tc.Nodes[0].C.CA(); err == nil || !strings.Contains(err.Error(), "does not open") {
+		t.Fatalf("CA() with a wrong KEK = %v, want an error saying it does not open the data key", err)
+	}
+	must(os.WriteFile(kekPath, kek, 0o600))
+	if _, err := tc.Nodes[0].C.CA(); err != nil {
+		t.Fatalf("CA() with the KEK back = %v", err)
+	}
+}

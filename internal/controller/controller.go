@@ -76,6 +76,9 @@ type Config struct {
 	Name string
 	// DataDir holds Raft state and the node's key and certificates.
 	DataDir string
+	// KEKFile is where the key-encryption key is kept (keys.go); default
+	// DataDir/kek.
+	KEKFile string
 	// APIListener and RaftListener are owned by the caller; Close closes
 	// them.
 	APIListener, RaftListener net.Listener
@@ -123,9 +126,11 @@ type Controller struct {
 	// controllers a --join response named.
 	init      *initState
 	joinPeers []string
-	// kek is the key-encryption key (keys.go); nil only for a cluster
-	// made before it existed, whose CA key Raft holds in plaintext.
-	kek []byte
+	// kekMu guards kek, the key-encryption key (keys.go); nil while its
+	// file is absent (a cluster made before it existed, whose CA key Raft
+	// holds in plaintext, or a KEK kept on storage not yet mounted).
+	kekMu sync.Mutex
+	kek   []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 

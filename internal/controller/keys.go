@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"os"
@@ -41,12 +42,21 @@ func (c *Controller) caKeyPEM(rec *controllerv1.ClusterRecord) ([]byte, error) {
 	if len(rec.GetCaKeySealed()) == 0 {
 		return rec.GetCaKeyPem(), nil // a cluster made before keys were sealed
 	}
-	if len(c.kek) == 0 {
-		return nil, fmt.Errorf("controller: no key-encryption key in %s: this controller cannot use the CA (copy the kek file from another controller, 0600)", c.path(kekFile))
-	}
-	dek, err := sealbox.Unwrap(c.kek, rec.GetDataKeyWrapped(), dataKeyAAD(rec.GetClusterId()))
+	kek, err := c.currentKEK()
 	if err != nil {
-		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key: %w", c.path(kekFile), err)
+		return nil, err
+	}
+	if len(kek) == 0 {
+		return nil, fmt.Errorf("controller: no key-encryption key in %s: this controller cannot use the CA until it is there (copy it from another controller, 0600)", c.kekPath())
+	}
+	dek, err := sealbox.Unwrap(kek, rec.GetDataKeyWrapped(), dataKeyAAD(rec.GetClusterId()))
+	if err != nil {
+		c.kekMu.Lock()
+		if bytes.Equal(c.kek, kek) {
+			c.kek = nil // read the file again next time
+		}
+		c.kekMu.Unlock()
+		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key: %w", c.kekPath(), err)
 	}
 	key, err := sealbox.Unwrap(dek, rec.GetCaKeySealed(), caKeyAAD(rec.GetClusterId()))
 	if err != nil {
@@ -60,28 +70,57 @@ func (c *Controller) saveKEK(kek []byte) error {
 	if len(kek) != sealbox.SymmetricKeySize {
 		return fmt.Errorf("%w: a key-encryption key of %d bytes", ErrJoin, len(kek))
 	}
-	if err := atomicfile.WriteFile(c.path(kekFile), kek, 0o600); err != nil {
+	if err := atomicfile.WriteFile(c.kekPath(), kek, 0o600); err != nil {
 		return fmt.Errorf("%w: %w", ErrDataDir, err)
 	}
+	c.kekMu.Lock()
 	c.kek = kek
+	c.kekMu.Unlock()
 	return nil
 }
 
-// loadKEK reads the data dir's KEK; a data dir made before it existed has
-// none.
+// currentKEK returns the KEK, reading it from its file if this controller
+// started without it (kept on storage mounted later, --kek-file): until it
+// is there, the controller serves Raft and the API but cannot sign.
+func (c *Controller) currentKEK() ([]byte, error) {
+	c.kekMu.Lock()
+	kek := c.kek
+	c.kekMu.Unlock()
+	if len(kek) > 0 {
+		return kek, nil
+	}
+	if err := c.loadKEK(); err != nil {
+		return nil, err
+	}
+	c.kekMu.Lock()
+	defer c.kekMu.Unlock()
+	return c.kek, nil
+}
+
+// loadKEK reads the KEK file; a data dir made before it existed has none.
 func (c *Controller) loadKEK() error {
-	b, err := os.ReadFile(c.path(kekFile))
+	b, err := os.ReadFile(c.kekPath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
 		return nil
 	case err != nil:
 		return fmt.Errorf("%w: %w", ErrDataDir, err)
 	case len(b) != sealbox.SymmetricKeySize:
-		return fmt.Errorf("%w: %s holds %d bytes, not a key-encryption key", ErrDataDir, c.path(kekFile), len(b))
+		return fmt.Errorf("%w: %s holds %d bytes, not a key-encryption key", ErrDataDir, c.kekPath(), len(b))
 	}
+	c.kekMu.Lock()
 	c.kek = b
+	c.kekMu.Unlock()
 	return nil
 }
 
 // CA returns the cluster CA, its key opened with this controller's KEK.
 func (c *Controller) CA() (*pki.CA, error) { return c.ca() }
+
+// kekPath is where the KEK is kept: --kek-file, or the data dir's kek.
+func (c *Controller) kekPath() string {
+	if c.cfg.KEKFile != "" {
+		return c.cfg.KEKFile
+	}
+	return c.path(kekFile)
+}
