@@ -526,7 +526,9 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
 	pres := s.c.disp.Presence(v)
-	return &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
+	info := agentInfo(rec.GetName(), pres[rec.GetName()])
+	info.EncryptionKey, info.EncryptionKeySig = rec.GetEncryptionKey(), rec.GetEncryptionKeySig()
+	return &controllerv1.DescribeAgentResponse{Agent: info, Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}, nil
 }
 
 // RemoveAgent deletes an agent, its pending commands, and revokes its
