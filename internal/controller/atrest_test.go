@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/ecdsa"
+	"encoding/base64"
 	"encoding/hex"
 	"io/fs"
 	"os"
@@ -12,11 +13,14 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
+	"github.com/kctl-dev/kctl/internal/controller"
+	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/testenv"
@@ -199,5 +203,58 @@ func TestAtRest_ControllerWithoutKEKCannotSignUntilItIsThere(t *testing.T) {
 	must(os.WriteFile(kekPath, kek, 0o600))
 	if _, err := tc.Nodes[0].C.CA(); err != nil {
 		t.Fatalf("CA() with the KEK back = %v", err)
+	}
+}
+
+// With --autolock no controller writes the key-encryption key: the admin
+// credentials --init wrote hold it (unlock_key), a joining controller gets
+// it in memory, and a restarted controller is locked (cannot use the CA)
+// until an admin unlocks it with the right key, over real mutual TLS.
+func TestAutolock_RestartedControllerIsLockedUntilUnlocked(t *testing.T) {
+	tc := &testCluster{Cluster: controllertest.NewCluster(t, 2, controllertest.WithConfig(func(c *controller.Config) { c.Autolock = true })), t: t}
+	for _, n := range tc.Nodes {
+		if _, err := os.Stat(filepath.Join(n.Dir, "kek")); !os.IsNotExist(err) {
+			t.Errorf("%s wrote its kek file under --autolock (%v)", n.Name, err)
+		}
+	}
+	key, err := base64.StdEncoding.DecodeString(tc.Admin.UnlockKey)
+	if err != nil || len(key) != sealbox.SymmetricKeySize {
+		t.Fatalf("admin credentials unlock_key = %q (%v), want a base64 key", tc.Admin.UnlockKey, err)
+	}
+	if _, err := tc.Nodes[1].C.CA(); err != nil {
+		t.Fatalf("the joined controller cannot use the CA: %v", err)
+	}
+	tc.Kill(1)
+	tc.Restart(1)
+	waitFor(t, 30*time.Second, "the restarted controller to replay the cluster state", func() error {
+		_, err := tc.Nodes[1].C.CA()
+		if err != nil && strings.Contains(err.Error(), "not yet received") {
+			return err
+		}
+		return nil
+	})
+	if _, err := tc.Nodes[1].C.CA(); err == nil || !strings.Contains(err.Error(), "kctl cluster unlock") {
+		t.Fatalf("CA() after a restart = %v, want locked, saying to run kctl cluster unlock", err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	deployer := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[1].API, enrolled(t, tc, controllerv1.Role_ROLE_OPERATOR, "dee", "deployer")))
+	_, err = deployer.Unlock(ctx, &controllerv1.UnlockRequest{Key: key})
+	wantCode(t, "Unlock as deployer", err, codes.PermissionDenied, "may not call")
+	admin := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[1].API, pair(t, []byte(tc.Admin.Cert), []byte(tc.Admin.Key))))
+	_, err = admin.Unlock(ctx, &controllerv1.UnlockRequest{Key: sealbox.NewSymmetricKey()})
+	wantCode(t, "Unlock with a wrong key", err, codes.InvalidArgument, "not this cluster's unlock key")
+	if _, err := tc.Nodes[1].C.CA(); err == nil {
+		t.Fatal("a wrong key unlocked the controller")
+	}
+	resp, err := admin.Unlock(ctx, &controllerv1.UnlockRequest{Key: key})
+	if err != nil || resp.GetController() != tc.Nodes[1].Name {
+		t.Fatalf("Unlock = %v, %v", resp, err)
+	}
+	if _, err := tc.Nodes[1].C.CA(); err != nil {
+		t.Fatalf("CA() after unlock = %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(tc.Nodes[1].Dir, "kek")); !os.IsNotExist(err) {
+		t.Errorf("unlock wrote the kek file under --autolock (%v)", err)
 	}
 }

@@ -48,6 +48,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
+	f.BoolVar(&a.cfg.Autolock, "autolock", false, "keep the key-encryption key in memory only: after each restart, `kctl cluster unlock` (the key is in the admin credentials --init writes)")
 	f.StringVar(&a.cfg.KEKFile, "kek-file", "", "the key-encryption key that opens the CA key sealed in Raft (0600; default DATA_DIR/kek): put it on other storage than the data dir so a copy of the data dir alone reveals no key")
 	return cmd
 }

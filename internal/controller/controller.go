@@ -79,6 +79,10 @@ type Config struct {
 	// KEKFile is where the key-encryption key is kept (keys.go); default
 	// DataDir/kek.
 	KEKFile string
+	// Autolock keeps the key-encryption key in memory only: after a
+	// restart the controller cannot sign until an admin runs
+	// `kctl cluster unlock` (keys.go).
+	Autolock bool
 	// APIListener and RaftListener are owned by the caller; Close closes
 	// them.
 	APIListener, RaftListener net.Listener

@@ -2,13 +2,21 @@ package controller
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"os"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
+	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/rpcerr"
+	"github.com/kctl-dev/kctl/internal/schema"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
@@ -46,6 +54,9 @@ func (c *Controller) caKeyPEM(rec *controllerv1.ClusterRecord) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(kek) == 0 && c.cfg.Autolock {
+		return nil, fmt.Errorf("controller: %s is locked (--autolock) and cannot use the CA: an admin must run `kctl cluster unlock`", c.cfg.Name)
+	}
 	if len(kek) == 0 {
 		return nil, fmt.Errorf("controller: no key-encryption key in %s: this controller cannot use the CA until it is there (copy it from another controller, 0600)", c.kekPath())
 	}
@@ -65,13 +76,16 @@ func (c *Controller) caKeyPEM(rec *controllerv1.ClusterRecord) ([]byte, error) {
 	return key, nil
 }
 
-// saveKEK keeps kek and writes it to the data dir (0600).
+// saveKEK keeps kek and writes it to its file (0600), unless --autolock
+// keeps it in memory only.
 func (c *Controller) saveKEK(kek []byte) error {
 	if len(kek) != sealbox.SymmetricKeySize {
 		return fmt.Errorf("%w: a key-encryption key of %d bytes", ErrJoin, len(kek))
 	}
-	if err := atomicfile.WriteFile(c.kekPath(), kek, 0o600); err != nil {
-		return fmt.Errorf("%w: %w", ErrDataDir, err)
+	if !c.cfg.Autolock {
+		if err := atomicfile.WriteFile(c.kekPath(), kek, 0o600); err != nil {
+			return fmt.Errorf("%w: %w", ErrDataDir, err)
+		}
 	}
 	c.kekMu.Lock()
 	c.kek = kek
@@ -98,7 +112,14 @@ func (c *Controller) currentKEK() ([]byte, error) {
 }
 
 // loadKEK reads the KEK file; a data dir made before it existed has none.
+// With --autolock there must be none: the KEK arrives by Unlock.
 func (c *Controller) loadKEK() error {
+	if c.cfg.Autolock {
+		if _, err := os.Stat(c.kekPath()); err == nil {
+			return fmt.Errorf("%w: --autolock keeps the key-encryption key in memory only, but %s holds it: keep a copy off this machine (it is the unlock key), then remove the file", ErrDataDir, c.kekPath())
+		}
+		return nil
+	}
 	b, err := os.ReadFile(c.kekPath())
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -123,4 +144,38 @@ func (c *Controller) kekPath() string {
 		return c.cfg.KEKFile
 	}
 	return c.path(kekFile)
+}
+
+// openDataKey reports whether kek opens rec's data key.
+func openDataKey(rec *controllerv1.ClusterRecord, kek []byte) error {
+	_, err := sealbox.Unwrap(kek, rec.GetDataKeyWrapped(), dataKeyAAD(rec.GetClusterId()))
+	return err
+}
+
+// Unlock takes the key-encryption key of a controller started with
+// --autolock (or one whose KEK file is missing), after checking that it
+// opens the cluster's data key, and audits it. Errors: InvalidArgument
+// (not the key), FailedPrecondition (a cluster whose CA key is not
+// sealed), Unavailable (no cluster state yet).
+func (s *api) Unlock(ctx context.Context, req *controllerv1.UnlockRequest) (*controllerv1.UnlockResponse, error) {
+	c := s.c
+	rec, err := c.clusterRecord()
+	if err != nil {
+		return nil, status.Error(codes.Unavailable, err.Error())
+	}
+	if len(rec.GetCaKeySealed()) == 0 {
+		return nil, status.Error(codes.FailedPrecondition, "controller: this cluster's CA key is not sealed: there is nothing to unlock")
+	}
+	if len(req.GetKey()) != sealbox.SymmetricKeySize || openDataKey(rec, req.GetKey()) != nil {
+		return nil, status.Error(codes.InvalidArgument, "controller: that is not this cluster's unlock key (the unlock_key of the admin credentials --init wrote)")
+	}
+	if err := c.saveKEK(req.GetKey()); err != nil {
+		return nil, rpcerr.Status(err)
+	}
+	e := &deployv1.AuditEntry{UnixMillis: c.cfg.Clock.Now().UnixMilli(), Operator: caller(ctx), Action: "unlocked controller " + c.cfg.Name, Result: "ok"}
+	if _, err := c.apply(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{schema.Audit.Append(e)}}); err != nil {
+		c.log.Warn("recording the unlock in the audit failed", "err", err)
+	}
+	c.log.Info("unlocked", "by", caller(ctx))
+	return &controllerv1.UnlockResponse{Controller: c.cfg.Name}, nil
 }

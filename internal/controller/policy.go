@@ -33,6 +33,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/RemoveAgent":      admin,
 	"/kctl.controller.v1.ControllerService/ListOperators":    anyOperator,
 	"/kctl.controller.v1.ControllerService/RemoveOperator":   admin,
+	"/kctl.controller.v1.ControllerService/Unlock":           admin,
 	"/kctl.controller.v1.ControllerService/SendCommand":      deployer,
 	"/kctl.controller.v1.ControllerService/GetCommand":       deployer,
 	"/kctl.controller.v1.InternalService/Apply":              controllers,

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -108,6 +109,11 @@ func (c *Controller) initCredentials() ([]byte, error) {
 		ClusterID: clusterID, Name: "admin", Role: string(pki.OperatorAdmin),
 		Controllers: []string{c.cfg.APIAddress},
 		CA:          string(ca.CertPEM), Cert: string(adminCert), Key: string(adminKey),
+	}
+	if c.cfg.Autolock {
+		// The one copy of the unlock key: the operator keeps it off the
+		// controllers with the admin credentials.
+		f.UnlockKey = base64.StdEncoding.EncodeToString(c.kek)
 	}
 	yb, err := f.Marshal()
 	if err != nil {

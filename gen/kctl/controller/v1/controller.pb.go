@@ -2805,6 +2805,96 @@ func (x *ClusterRecord) GetDataKeyWrapped() []byte {
 	return nil
 }
 
+// UnlockRequest carries the key-encryption key (the unlock key).
+type UnlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
+}
+
+func (x *UnlockRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// UnlockResponse names the controller that is now unlocked.
+type UnlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Controller    string                 `protobuf:"bytes,1,opt,name=controller,proto3" json:"controller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockResponse) Reset() {
+	*x = UnlockResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockResponse) ProtoMessage() {}
+
+func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
+func (*UnlockResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *UnlockResponse) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
 var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
@@ -2992,7 +3082,13 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x12\"\n" +
 	"\rca_key_sealed\x18\x1e \x01(\fR\vcaKeySealed\x12(\n" +
-	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped*T\n" +
+	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped\"!\n" +
+	"\rUnlockRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\"0\n" +
+	"\x0eUnlockResponse\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x01 \x01(\tR\n" +
+	"controller*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fROLE_CONTROLLER\x10\x01\x12\x0e\n" +
@@ -3002,7 +3098,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x16\n" +
-	"\x12COMMAND_STATE_DONE\x10\x022\xd4\v\n" +
+	"\x12COMMAND_STATE_DONE\x10\x022\xa5\f\n" +
 	"\x11ControllerService\x12I\n" +
 	"\x04Join\x12\x1f.kctl.controller.v1.JoinRequest\x1a .kctl.controller.v1.JoinResponse\x12m\n" +
 	"\x10RenewCertificate\x12+.kctl.controller.v1.RenewCertificateRequest\x1a,.kctl.controller.v1.RenewCertificateResponse\x12^\n" +
@@ -3018,7 +3114,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\rDescribeAgent\x12(.kctl.controller.v1.DescribeAgentRequest\x1a).kctl.controller.v1.DescribeAgentResponse\x12^\n" +
 	"\vRemoveAgent\x12&.kctl.controller.v1.RemoveAgentRequest\x1a'.kctl.controller.v1.RemoveAgentResponse\x12d\n" +
 	"\rListOperators\x12(.kctl.controller.v1.ListOperatorsRequest\x1a).kctl.controller.v1.ListOperatorsResponse\x12g\n" +
-	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12^\n" +
+	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12O\n" +
+	"\x06Unlock\x12!.kctl.controller.v1.UnlockRequest\x1a\".kctl.controller.v1.UnlockResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\xb9\x01\n" +
@@ -3039,7 +3136,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -3089,9 +3186,11 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*NodeRecord)(nil),               // 45: kctl.controller.v1.NodeRecord
 	(*TokenRecord)(nil),              // 46: kctl.controller.v1.TokenRecord
 	(*ClusterRecord)(nil),            // 47: kctl.controller.v1.ClusterRecord
-	(*v1.Facts)(nil),                 // 48: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 49: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 50: kctl.agent.v1.Result
+	(*UnlockRequest)(nil),            // 48: kctl.controller.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 49: kctl.controller.v1.UnlockResponse
+	(*v1.Facts)(nil),                 // 50: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 51: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 52: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	0,  // 0: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
@@ -3102,16 +3201,16 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	15, // 5: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
 	20, // 6: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
 	20, // 7: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	48, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	50, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
 	27, // 9: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	49, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	51, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
 	36, // 11: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	36, // 12: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	49, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	51, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 14: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	50, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	52, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
 	41, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	48, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	50, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 18: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	2,  // 19: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	4,  // 20: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3126,29 +3225,31 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	25, // 29: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
 	28, // 30: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
 	30, // 31: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	32, // 32: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	34, // 33: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	37, // 34: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	39, // 35: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	3,  // 36: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	5,  // 37: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	7,  // 38: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	10, // 39: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	12, // 40: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	14, // 41: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	17, // 42: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	19, // 43: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	22, // 44: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	24, // 45: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	26, // 46: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	29, // 47: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	31, // 48: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	33, // 49: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	35, // 50: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	38, // 51: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	40, // 52: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
+	48, // 32: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	32, // 33: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	34, // 34: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	37, // 35: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	39, // 36: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	3,  // 37: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	5,  // 38: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	7,  // 39: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	10, // 40: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	12, // 41: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	14, // 42: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	17, // 43: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	19, // 44: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	22, // 45: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	24, // 46: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	26, // 47: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	29, // 48: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	31, // 49: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	49, // 50: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	33, // 51: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	35, // 52: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	38, // 53: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	40, // 54: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -3165,7 +3266,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
