@@ -40,6 +40,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 var (
@@ -67,6 +68,9 @@ const (
 	caFile          = "ca.crt"
 	controllersFile = "controllers.json"
 	journalFile     = "journal.bin"
+	// encKeyFile holds the agent's encryption key (internal/sealbox): the
+	// deploy secrets sealed to this agent open only with it.
+	encKeyFile = sealbox.KeyFile
 )
 
 // Config configures an Agent.
@@ -111,6 +115,9 @@ type Agent struct {
 	log   *slog.Logger
 	creds *pki.Credentials
 	jr    *journal
+	// enc opens the secrets kctl sealed to this agent; nil for an agent
+	// enrolled before agents had encryption keys (it refuses secrets).
+	enc *sealbox.PrivateKey
 
 	// mu guards controllers and connected.
 	mu          sync.Mutex
@@ -223,6 +230,14 @@ func (a *Agent) loadOrJoin(ctx context.Context) error {
 			return fmt.Errorf("%w: %s holds the credentials of agent %q, not %q (use another --data-dir)", ErrDataDir, a.cfg.DataDir, id.Name, a.cfg.Name)
 		}
 		a.creds = creds
+		enc, err := sealbox.LoadKey(a.path(encKeyFile))
+		switch {
+		case errors.Is(err, sealbox.ErrNoKey):
+			a.log.Warn("this agent was enrolled before agents had encryption keys: it refuses deploys that carry secrets until it is re-enrolled")
+		case err != nil:
+			return fmt.Errorf("%w: encryption key %s is unusable: %w", ErrDataDir, a.path(encKeyFile), err)
+		}
+		a.enc = enc
 		return nil
 	}
 	for _, err := range []error{err1, err2, err3} {
@@ -250,7 +265,18 @@ func (a *Agent) join(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("agent: csr: %w", err)
 	}
-	resp, err := ctlclient.Join(ctx, a.controllers, tok, &controllerv1.JoinRequest{Token: a.cfg.Token, CsrPem: csrPEM, Name: a.cfg.Name}, a.cfg.DialTimeout)
+	// The encryption key is made (and kept) before joining, so the key the
+	// CA certifies is the one on disk.
+	var enc *sealbox.PrivateKey
+	if a.cfg.InMemory {
+		enc, err = sealbox.GenerateKey()
+	} else {
+		enc, _, err = sealbox.LoadOrCreateKey(a.path(encKeyFile))
+	}
+	if err != nil {
+		return fmt.Errorf("%w: encryption key: %w", ErrDataDir, err)
+	}
+	resp, err := ctlclient.Join(ctx, a.controllers, tok, &controllerv1.JoinRequest{Token: a.cfg.Token, CsrPem: csrPEM, Name: a.cfg.Name, EncryptionKey: enc.PublicKey()}, a.cfg.DialTimeout)
 	if err != nil {
 		return fmt.Errorf("agent: %w", err)
 	}
@@ -259,6 +285,7 @@ func (a *Agent) join(ctx context.Context) error {
 		return fmt.Errorf("agent: controller returned unusable credentials: %w", err)
 	}
 	a.creds = creds
+	a.enc = enc
 	if !a.cfg.InMemory {
 		for _, f := range []struct {
 			name string

@@ -17,6 +17,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/agent/selfupgrade"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -194,7 +195,13 @@ func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, conn *grpc.Cl
 		if up != nil {
 			return a.upgrade(rctx, conn, up)
 		}
-		r, err := a.cfg.Runtime.Do(rctx, cmd.GetOperation())
+		op := cmd.GetOperation()
+		// Secrets arrive sealed to this agent: opened here, in memory, for
+		// the runtime only.
+		if err := sealbox.OpenOperation(op, a.cfg.Name, a.enc); err != nil {
+			return &agentv1.Result{Ok: false, Error: err.Error()}, false
+		}
+		r, err := a.cfg.Runtime.Do(rctx, op)
 		if err != nil {
 			return &agentv1.Result{Ok: false, Error: err.Error()}, false
 		}

@@ -28,6 +28,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/version"
 )
 
@@ -177,7 +178,15 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		case pki.RoleController:
 			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}})
 		case pki.RoleAgent:
-			record = schema.Agents.Put(name, &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()})
+			ar := &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
+			if pub := req.GetEncryptionKey(); len(pub) > 0 {
+				sig, err := ca.CertifyEncryptionKey(name, pub)
+				if err != nil {
+					return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+				}
+				ar.EncryptionKey, ar.EncryptionKeySig = pub, sig
+			}
+			record = schema.Agents.Put(name, ar)
 		default:
 			record = schema.Operators.Put(name, &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()})
 		}
@@ -186,6 +195,13 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		resp = &controllerv1.JoinResponse{
 			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
+		}
+		if role == pki.RoleController {
+			// Over the pinned mTLS join only, to controllers only. (The CA
+			// signed above, so this controller holds the KEK.)
+			if resp.Kek, err = c.currentKEK(); err != nil {
+				return nil, err
+			}
 		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
@@ -493,7 +509,11 @@ func (s *api) ListAgents(ctx context.Context, _ *controllerv1.ListAgentsRequest)
 	pres := s.c.disp.Presence(v)
 	resp := &controllerv1.ListAgentsResponse{}
 	for _, r := range schema.Agents.Raw(v, "") {
-		resp.Agents = append(resp.Agents, agentInfo(r.Key, pres[r.Key]))
+		info := agentInfo(r.Key, pres[r.Key])
+		if rec, _, ok := schema.Agents.Get(v, r.Key); ok {
+			info.EncryptionKey, info.EncryptionKeySig = rec.GetEncryptionKey(), rec.GetEncryptionKeySig()
+		}
+		resp.Agents = append(resp.Agents, info)
 	}
 	resp.Agents = append(resp.Agents, pendingAgents(v, s.c.cfg.Clock.Now())...)
 	return resp, nil
@@ -524,7 +544,9 @@ func (s *api) DescribeAgent(ctx context.Context, req *controllerv1.DescribeAgent
 		return nil, status.Errorf(codes.NotFound, "controller: no agent %q (kctl agents)", req.GetName())
 	}
 	pres := s.c.disp.Presence(v)
-	resp := &controllerv1.DescribeAgentResponse{Agent: agentInfo(rec.GetName(), pres[rec.GetName()]), Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}
+	info := agentInfo(rec.GetName(), pres[rec.GetName()])
+	info.EncryptionKey, info.EncryptionKeySig = rec.GetEncryptionKey(), rec.GetEncryptionKeySig()
+	resp := &controllerv1.DescribeAgentResponse{Agent: info, Facts: rec.GetFacts(), FactsUnixMillis: rec.GetFactsUnixMillis()}
 	if req.GetFresh() && resp.GetAgent().GetStatus() == "connected" {
 		if f := s.c.freshFacts(ctx, rec.GetName()); f != nil {
 			resp.Facts, resp.FactsUnixMillis = f, s.c.cfg.Clock.Now().UnixMilli()
@@ -602,6 +624,9 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 func (s *api) SendCommand(ctx context.Context, req *controllerv1.SendCommandRequest) (*controllerv1.SendCommandResponse, error) {
 	if req.GetOperation().GetOp() == nil {
 		return nil, status.Error(codes.InvalidArgument, "controller: no operation")
+	}
+	if err := sealbox.CheckOperationSealed(req.GetOperation()); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "controller: "+err.Error())
 	}
 	id, err := s.c.sendCommand(ctx, req.GetAgent(), req.GetId(), req.GetOperation())
 	if err != nil {

@@ -14,7 +14,6 @@ import (
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/status"
-	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
@@ -49,15 +48,7 @@ func pair(t testing.TB, certPEM, keyPEM []byte) tls.Certificate {
 // clusterCA loads the cluster's real CA from a controller's Raft state.
 func clusterCA(t testing.TB, tc *testCluster) *pki.CA {
 	t.Helper()
-	r, ok := tc.Nodes[0].C.Store().Get("cluster", "ca")
-	if !ok {
-		t.Fatal("no CA in the store")
-	}
-	var rec controllerv1.ClusterRecord
-	if err := proto.Unmarshal(r.Value, &rec); err != nil {
-		t.Fatal(err)
-	}
-	ca, err := pki.LoadCA(rec.GetCaCertPem(), rec.GetCaKeyPem())
+	ca, err := tc.Nodes[0].C.CA()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -51,6 +51,8 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
 	f.DurationVar(&a.cfg.AuditRetention.MaxAge, "audit-retain-age", 0, "drop audit entries older than this behind a signed checkpoint (0: keep)")
 	f.IntVar(&a.cfg.AuditRetention.MaxEntries, "audit-retain-count", 0, "keep at most this many audit entries, dropping the oldest behind a signed checkpoint (0: keep all)")
+	f.BoolVar(&a.cfg.Autolock, "autolock", false, "keep the key-encryption key in memory only: after each restart, `kctl cluster unlock` (the key is in the admin credentials --init writes)")
+	f.StringVar(&a.cfg.KEKFile, "kek-file", "", "the key-encryption key that opens the CA key sealed in Raft (0600; default DATA_DIR/kek): put it on other storage than the data dir so a copy of the data dir alone reveals no key")
 	return cmd
 }
 

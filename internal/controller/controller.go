@@ -67,6 +67,9 @@ const (
 	nodeCertFile = "node.crt"
 	caCertFile   = "ca.crt"
 	adminFile    = "admin.kctl.yaml"
+	// kekFile holds the key-encryption key (0600), outside Raft: it wraps
+	// the data key that seals the CA's private key in Raft (keys.go).
+	kekFile = "kek"
 )
 
 // Config configures a controller.
@@ -75,6 +78,13 @@ type Config struct {
 	Name string
 	// DataDir holds Raft state and the node's key and certificates.
 	DataDir string
+	// KEKFile is where the key-encryption key is kept (keys.go); default
+	// DataDir/kek.
+	KEKFile string
+	// Autolock keeps the key-encryption key in memory only: after a
+	// restart the controller cannot sign until an admin runs
+	// `kctl cluster unlock` (keys.go).
+	Autolock bool
 	// APIListener and RaftListener are owned by the caller; Close closes
 	// them.
 	APIListener, RaftListener net.Listener
@@ -134,6 +144,11 @@ type Controller struct {
 	// controllers a --join response named.
 	init      *initState
 	joinPeers []string
+	// kekMu guards kek, the key-encryption key (keys.go); nil while its
+	// file is absent (a cluster made before it existed, whose CA key Raft
+	// holds in plaintext, or a KEK kept on storage not yet mounted).
+	kekMu sync.Mutex
+	kek   []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 

@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
 	"encoding/hex"
 	"fmt"
 	"net"
@@ -15,6 +16,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // initState is what --init creates before Raft runs; bootstrap records it.
@@ -81,6 +83,9 @@ func (c *Controller) initCredentials() ([]byte, error) {
 	if c.creds, err = pki.NewCredentials(certPEM, keyPEM, ca.CertPEM); err != nil {
 		return nil, err
 	}
+	if err := c.saveKEK(sealbox.NewSymmetricKey()); err != nil {
+		return nil, err
+	}
 
 	adminKey, err := pki.NewKey()
 	if err != nil {
@@ -104,6 +109,11 @@ func (c *Controller) initCredentials() ([]byte, error) {
 		ClusterID: clusterID, Name: "admin", Role: string(pki.OperatorAdmin),
 		Controllers: []string{c.cfg.APIAddress},
 		CA:          string(ca.CertPEM), Cert: string(adminCert), Key: string(adminKey),
+	}
+	if c.cfg.Autolock {
+		// The one copy of the unlock key: the operator keeps it off the
+		// controllers with the admin credentials.
+		f.UnlockKey = base64.StdEncoding.EncodeToString(c.kek)
 	}
 	yb, err := f.Marshal()
 	if err != nil {
@@ -134,9 +144,13 @@ func (c *Controller) bootstrap(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	rec, err := sealCARecord(c.kek, c.init.ca.ClusterID(), c.init.ca.CertPEM, keyPEM)
+	if err != nil {
+		return err
+	}
 	now := time.Now().Unix()
 	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
-		schema.Cluster.Put(schema.KeyCA, &controllerv1.ClusterRecord{ClusterId: c.init.ca.ClusterID(), CaCertPem: c.init.ca.CertPEM, CaKeyPem: keyPEM}),
+		schema.Cluster.Put(schema.KeyCA, rec),
 		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
 		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
 	}})
@@ -161,7 +175,7 @@ func (c *Controller) loadCredentials() error {
 		return fmt.Errorf("%w: %s holds the state of controller %q, not %q (pass --name %s or another --data-dir)", ErrDataDir, c.cfg.DataDir, id.Name, c.cfg.Name, id.Name)
 	}
 	c.creds = creds
-	return nil
+	return c.loadKEK()
 }
 
 // joinCredentials exchanges the token and a CSR for a certificate.
@@ -192,6 +206,13 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
 	}
 	c.joinPeers = resp.GetControllers()
+	if kek := resp.GetKek(); len(kek) > 0 {
+		if err := c.saveKEK(kek); err != nil {
+			return err
+		}
+	} else {
+		c.log.Warn("the cluster sent no key-encryption key: its CA key is stored in plaintext in Raft (a cluster made by an older controller)")
+	}
 	return c.saveNode(keyPEM, resp.GetCertPem(), resp.GetCaPem())
 }
 

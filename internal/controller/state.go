@@ -116,7 +116,11 @@ func (c *Controller) ca() (*pki.CA, error) {
 	if err != nil {
 		return nil, err
 	}
-	return pki.LoadCA(rec.GetCaCertPem(), rec.GetCaKeyPem())
+	keyPEM, err := c.caKeyPEM(rec)
+	if err != nil {
+		return nil, err
+	}
+	return pki.LoadCA(rec.GetCaCertPem(), keyPEM)
 }
 
 // controllerAddrs lists every controller's API address.

@@ -21,6 +21,9 @@ type File struct {
 	CA          string   `yaml:"ca"`
 	Cert        string   `yaml:"cert"`
 	Key         string   `yaml:"key"`
+	// UnlockKey is the cluster's key-encryption key, base64, in the admin
+	// credentials of a cluster made with --autolock (kctl cluster unlock).
+	UnlockKey string `yaml:"unlock_key,omitempty"`
 }
 
 // LoadFile reads a credentials file.

@@ -167,7 +167,13 @@ func (h *harness) waitDeploy(node int, id string) *deployv1.GetResponse {
 	}
 }
 
+// request is plainRequest with its secrets sealed to the fake agents.
 func request(service string, roles map[string][]string, order ...string) *deployv1.Request {
+	return sealed(plainRequest(service, roles, order...))
+}
+
+// plainRequest is a deploy request with plaintext secrets.
+func plainRequest(service string, roles map[string][]string, order ...string) *deployv1.Request {
 	req := &deployv1.Request{
 		Command: "deploy", Service: service, Version: "v2", Repository: "reg/" + service, Image: "reg/" + service + ":v2",
 		LatestTag: "latest", PrimaryRole: order[0], RetainContainers: 5,

@@ -9,10 +9,42 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
+
+// agentKeys are the fake agents' encryption keys, one per host name.
+var agentKeys = struct {
+	sync.Mutex
+	m map[string]*sealbox.PrivateKey
+}{m: map[string]*sealbox.PrivateKey{}}
+
+// keyFor returns host's agent's encryption key, made on first use.
+func keyFor(host string) *sealbox.PrivateKey {
+	agentKeys.Lock()
+	defer agentKeys.Unlock()
+	k, ok := agentKeys.m[host]
+	if !ok {
+		var err error
+		if k, err = sealbox.GenerateKey(); err != nil {
+			panic(err)
+		}
+		agentKeys.m[host] = k
+	}
+	return k
+}
+
+// sealed seals req's secrets to the fake agents, as kctl does, and
+// returns it.
+func sealed(req *deployv1.Request) *deployv1.Request {
+	if err := sealbox.SealRequest(req, func(h string) ([]byte, error) { return keyFor(h).PublicKey(), nil }); err != nil {
+		panic(err)
+	}
+	return req
+}
 
 // fakeAgents runs operations in-process. Like a real agent (its journal),
 // it runs each command id once however often it is sent; unlike one, it
@@ -76,6 +108,12 @@ func (f *fakeAgents) Send(ctx context.Context, agent, id string, op *agentv1.Ope
 	if _, ok := f.states[agent]; !ok {
 		f.mu.Unlock()
 		return fmt.Errorf("no agent %s", agent)
+	}
+	// Like a real agent, open the secrets sealed to it.
+	op = proto.Clone(op).(*agentv1.Operation)
+	if err := sealbox.OpenOperation(op, agent, keyFor(agent)); err != nil {
+		f.mu.Unlock()
+		return err
 	}
 	f.sent[agent+"/"+id] = op
 	f.deliveries[f.stepKey(agent, op)]++

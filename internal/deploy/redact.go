@@ -9,7 +9,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
-	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // Secret-bearing fields are container secret env values and file contents
@@ -36,115 +36,27 @@ const refPrefix = "kctl-secret-ref:"
 // deploy's Secrets record does not hold.
 var ErrSecretRef = errors.New("deploy: unresolvable secret reference")
 
-// secretField is one secret-bearing field: a string or a bytes field.
-type secretField struct {
-	str *string
-	b   *[]byte
-}
-
-func (f secretField) get() string {
-	if f.str != nil {
-		return *f.str
-	}
-	return string(*f.b)
-}
-
-func (f secretField) set(v string) {
-	if f.str != nil {
-		*f.str = v
-		return
-	}
-	*f.b = []byte(v)
-}
+// secretField is one secret-bearing field (the walker is internal/sealbox's,
+// shared with kctl, which seals, and the agent, which opens).
+type secretField = sealbox.Field
 
 // visitFunc is called with every secret-bearing field and its path.
-type visitFunc func(path string, f secretField)
+type visitFunc = sealbox.VisitFunc
 
-func visitContainer(c *specv1.Container, path string, visit visitFunc) {
-	if c == nil {
-		return
-	}
-	for i, kv := range c.GetSecretEnv() {
-		visit(fmt.Sprintf("%s/secret_env/%d", path, i), secretField{str: &kv.Value})
-	}
-	for i, f := range c.GetFiles() {
-		visit(fmt.Sprintf("%s/files/%d", path, i), secretField{b: &f.Content})
-	}
-}
+// visitRequest visits every secret-bearing field of req.
+func visitRequest(req *deployv1.Request, visit visitFunc) { sealbox.VisitRequest(req, visit) }
 
-func visitAuth(a *specv1.RegistryAuth, path string, visit visitFunc) {
-	if a == nil {
-		return
-	}
-	visit(path+"/username", secretField{str: &a.Username})
-	visit(path+"/password", secretField{str: &a.Password})
-}
-
-func visitProxy(p *specv1.ProxyDeploy, path string, visit visitFunc) {
-	for i, f := range p.GetFiles() {
-		visit(fmt.Sprintf("%s/files/%d", path, i), secretField{b: &f.Content})
-	}
-}
-
-// visitRequest visits every secret-bearing field of req. Paths index into
-// the request's lists, so a path names one field of one stored record
-// whatever binary reads it.
-func visitRequest(req *deployv1.Request, visit visitFunc) {
-	visitAuth(req.GetRegistry(), "registry", visit)
-	for i, role := range req.GetRoles() {
-		for j, hc := range role.GetHosts() {
-			visitContainer(hc.GetContainer(), fmt.Sprintf("roles/%d/hosts/%d", i, j), visit)
-		}
-		visitProxy(role.GetProxy(), fmt.Sprintf("roles/%d/proxy", i), visit)
-	}
-	for i, a := range req.GetAccessories() {
-		for j, hc := range a.GetHosts() {
-			visitContainer(hc.GetContainer(), fmt.Sprintf("accessories/%d/hosts/%d", i, j), visit)
-		}
-		visitProxy(a.GetProxy(), fmt.Sprintf("accessories/%d/proxy", i), visit)
-		visitAuth(a.GetRegistry(), fmt.Sprintf("accessories/%d/registry", i), visit)
-	}
-	for i, ph := range req.GetProxyHosts() {
-		visitContainer(ph.GetBoot().GetContainer(), fmt.Sprintf("proxy_hosts/%d", i), visit)
-	}
-	for i, ph := range req.GetLifecycle().GetPhases() {
-		for j, s := range ph.GetSteps() {
-			visitOperation(s.GetOp(), func(path string, f secretField) {
-				visit(fmt.Sprintf("lifecycle/%d/%d/%s", i, j, path), f)
-			})
-		}
-	}
-}
-
-// visitOperation visits every secret-bearing field of op (paths are those
-// within op: only Redact's walk of a request needs them).
-func visitOperation(op *agentv1.Operation, visit visitFunc) {
-	switch o := op.GetOp().(type) {
-	case *agentv1.Operation_PullImage:
-		visitAuth(o.PullImage.GetAuth(), "auth", visit)
-	case *agentv1.Operation_BootApp:
-		visitContainer(o.BootApp.GetContainer(), "container", visit)
-		visitProxy(o.BootApp.GetProxy(), "proxy", visit)
-	case *agentv1.Operation_BootProxy:
-		visitAuth(o.BootProxy.GetAuth(), "auth", visit)
-		visitContainer(o.BootProxy.GetBoot().GetContainer(), "container", visit)
-	case *agentv1.Operation_AppControl:
-		visitProxy(o.AppControl.GetProxy(), "proxy", visit)
-	case *agentv1.Operation_BootAccessory:
-		visitAuth(o.BootAccessory.GetAuth(), "auth", visit)
-		visitContainer(o.BootAccessory.GetContainer(), "container", visit)
-		visitProxy(o.BootAccessory.GetProxy(), "proxy", visit)
-	}
-}
+// visitOperation visits every secret-bearing field of op.
+func visitOperation(op *agentv1.Operation, visit visitFunc) { sealbox.VisitOperation(op, visit) }
 
 // redactField replaces a secret: strings by Redacted, file contents by
 // nothing. An empty value stays empty.
 func redactField(_ string, f secretField) {
 	switch {
-	case f.b != nil:
-		*f.b = nil
-	case *f.str != "":
-		*f.str = Redacted
+	case f.IsBytes():
+		f.Set("")
+	case f.Get() != "":
+		f.Set(Redacted)
 	}
 }
 
@@ -156,6 +68,7 @@ func RedactOperation(op *agentv1.Operation) *agentv1.Operation {
 	}
 	op = proto.Clone(op).(*agentv1.Operation)
 	visitOperation(op, redactField)
+	op.SealedSecrets = nil
 	return op
 }
 
@@ -164,6 +77,7 @@ func RedactOperation(op *agentv1.Operation) *agentv1.Operation {
 func Redact(req *deployv1.Request) *deployv1.Request {
 	r := proto.Clone(req).(*deployv1.Request)
 	visitRequest(r, redactField)
+	r.SealedSecrets = nil
 	return r
 }
 
@@ -173,7 +87,7 @@ func Redact(req *deployv1.Request) *deployv1.Request {
 func sealPlan(plan *deployv1.Plan, req *deployv1.Request) (*deployv1.Plan, error) {
 	paths := map[string]string{} // value → first path holding it
 	visitRequest(req, func(path string, f secretField) {
-		if v := f.get(); v != "" {
+		if v := f.Get(); v != "" {
 			if _, ok := paths[v]; !ok {
 				paths[v] = path
 			}
@@ -184,7 +98,7 @@ func sealPlan(plan *deployv1.Plan, req *deployv1.Request) (*deployv1.Plan, error
 	for _, ph := range out.GetPhases() {
 		for _, s := range ph.GetSteps() {
 			visitOperation(s.GetOp(), func(_ string, f secretField) {
-				v := f.get()
+				v := f.Get()
 				if v == "" {
 					return
 				}
@@ -194,10 +108,10 @@ func sealPlan(plan *deployv1.Plan, req *deployv1.Request) (*deployv1.Plan, error
 					// does not hold would be a scheduler bug. Fail the
 					// submit rather than store the value.
 					err = fmt.Errorf("deploy: step %s carries a secret the request does not hold", s.GetId())
-					f.set(Redacted)
+					f.Set(Redacted)
 					return
 				}
-				f.set(refPrefix + path)
+				f.Set(refPrefix + path)
 			})
 		}
 	}
@@ -208,11 +122,11 @@ func sealPlan(plan *deployv1.Plan, req *deployv1.Request) (*deployv1.Plan, error
 // replaced by the value req (the deploy's Secrets record) holds there.
 func resolveOperation(op *agentv1.Operation, req *deployv1.Request) (*agentv1.Operation, error) {
 	values := map[string]string{}
-	visitRequest(req, func(path string, f secretField) { values[path] = f.get() })
+	visitRequest(req, func(path string, f secretField) { values[path] = f.Get() })
 	op = proto.Clone(op).(*agentv1.Operation)
 	var err error
 	visitOperation(op, func(_ string, f secretField) {
-		v := f.get()
+		v := f.Get()
 		if v == "" {
 			return
 		}
@@ -226,7 +140,7 @@ func resolveOperation(op *agentv1.Operation, req *deployv1.Request) (*agentv1.Op
 			err = fmt.Errorf("%w: %s", ErrSecretRef, path)
 			return
 		}
-		f.set(val)
+		f.Set(val)
 	})
 	if err != nil {
 		return nil, err

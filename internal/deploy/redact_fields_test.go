@@ -36,6 +36,7 @@ var notSecret = map[string]string{
 	"kctl.spec.v1.Container.secret_env>kctl.spec.v1.KeyValue.key": "the variable's name, shown in plans",
 	"kctl.spec.v1.Container.secret_keys":                          "the names of env.secret entries",
 	"kctl.spec.v1.RegistryAuth.server":                            "the registry's host name",
+	"kctl.agent.v1.Operation.sealed_secrets":                      "ciphertext only the agent opens (internal/sealbox); RedactOperation drops it all the same",
 }
 
 // secretLooking matches the field names that suggest a secret.

@@ -16,6 +16,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // Runner drives deploys. It runs only on the Raft leader: Run starts when
@@ -326,6 +327,10 @@ func (r *Runner) runStep(ctx context.Context, rec *deployv1.Record, req *deployv
 		msg := "internal error: " + err.Error()
 		r.saveStep(ctx, rec, s, deployv1.State_STATE_FAILED, "", msg, "")
 		return deployv1.State_STATE_FAILED, msg
+	}
+	if sealbox.HasPlaceholders(op) {
+		// Only the host's agent can open its bundle.
+		op.SealedSecrets = req.GetSealedSecrets()[s.GetHost()]
 	}
 	cmdID := commandID(rec.GetId(), s.GetId())
 	// Record the step as running while sending it: the two writes share a

@@ -23,6 +23,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/scheduler"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // Service implements deployv1.DeployService on every controller.
@@ -83,6 +84,11 @@ func (s *Service) submit(ctx context.Context, req *deployv1.Request) (*deployv1.
 	operator, err := s.caller(ctx)
 	if err != nil {
 		return nil, err
+	}
+	// Controllers store and forward secrets only sealed to each host's
+	// agent: a plaintext value is refused before anything is written.
+	if err := sealbox.CheckSealed(req); err != nil {
+		return nil, status.Error(codes.InvalidArgument, "deploy: "+err.Error())
 	}
 	plan, err := scheduler.Plan(req, s.Agents)
 	switch {

@@ -15,6 +15,10 @@ type agentJSON struct {
 	Controller string `json:"controller"`
 	LastSeen   string `json:"last_seen"`
 	Version    string `json:"version"`
+	// EncryptionKey reports whether the agent has a certified encryption
+	// key; one enrolled before keys existed cannot receive secrets until it
+	// is re-enrolled.
+	EncryptionKey bool `json:"encryption_key"`
 }
 
 func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
@@ -22,7 +26,7 @@ func toAgentJSON(a *controllerv1.AgentInfo) agentJSON {
 	if a.GetLastSeenUnixMillis() > 0 {
 		ls = time.UnixMilli(a.GetLastSeenUnixMillis()).UTC().Format(time.RFC3339)
 	}
-	return agentJSON{a.GetName(), a.GetStatus(), a.GetController(), ls, a.GetVersion()}
+	return agentJSON{a.GetName(), a.GetStatus(), a.GetController(), ls, a.GetVersion(), len(a.GetEncryptionKeySig()) > 0}
 }
 
 // newAgentsCmd lists the agents; its subcommands add, describe, remove, ping and upgrade them.

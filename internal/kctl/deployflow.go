@@ -68,6 +68,9 @@ func (g *globals) runDeploy(cmd *cobra.Command, f *deployFlags, o requestOptions
 // submit records the deploy, waiting for the lock with --lock-wait as Kamal
 // does (only behind automatic locks).
 func (g *globals) submit(cmd *cobra.Command, f *deployFlags, req *deployv1.Request) (*deployv1.Record, error) {
+	if err := g.sealSecrets(cmd.Context(), req); err != nil {
+		return nil, err
+	}
 	var rec *deployv1.Record
 	err := withLockWait(cmd, lockWaitFlags{f.lockWait, f.lockWaitTimeout, f.lockWaitInterval}, func(ctx context.Context) error {
 		return g.deployClient(ctx, func(ctx context.Context, c deployv1.DeployServiceClient) error {

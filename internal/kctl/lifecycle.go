@@ -127,6 +127,9 @@ func (g *globals) runAction(cmd *cobra.Command, p *project, call actionFunc, req
 	if g.planned != nil {
 		return g.planned(req)
 	}
+	if err := g.sealSecrets(cmd.Context(), req); err != nil {
+		return err
+	}
 	var rec *deployv1.Record
 	err := withLockWait(cmd, g.lock, func(ctx context.Context) error {
 		return g.lifecycleClient(ctx, func(ctx context.Context, c opsv1.LifecycleServiceClient) error {

@@ -13,6 +13,8 @@ import (
 	"net"
 	"strings"
 	"time"
+
+	"github.com/kctl-dev/kctl/internal/sealbox"
 )
 
 // Validity defaults. Sign takes the validity as a parameter; a zero or
@@ -108,6 +110,12 @@ func LoadCA(certPEM, keyPEM []byte) (*CA, error) {
 
 // KeyPEM returns the CA's private key, PEM-encoded, for storage in Raft.
 func (ca *CA) KeyPEM() ([]byte, error) { return marshalKey(ca.key) }
+
+// CertifyEncryptionKey signs the statement that pub is agent's encryption
+// key (internal/sealbox.Certify); kctl verifies it before sealing secrets.
+func (ca *CA) CertifyEncryptionKey(agent string, pub []byte) ([]byte, error) {
+	return sealbox.Certify(ca.key, agent, pub)
+}
 
 // ClusterID returns the cluster the CA belongs to (its O).
 func (ca *CA) ClusterID() string { return ca.clusterID }

@@ -43,8 +43,9 @@ var (
 	// Deploys maps a deploy's id to the deploy, secrets replaced by
 	// references into its Secrets record.
 	Deploys = Table[*deployv1.Record]{name: "deploys"}
-	// Secrets maps a deploy's id to its request with secrets; deleted when
-	// the deploy ends.
+	// Secrets maps a deploy's id to its request with its secrets sealed by
+	// kctl to each host's agent (placeholders and per-host ciphertext,
+	// internal/sealbox); deleted when the deploy ends.
 	Secrets = Table[*deployv1.Request]{name: "deploy-secrets"}
 	// Steps maps StepKey(deploy id, step id) to a step's progress.
 	Steps = Table[*deployv1.StepRecord]{name: "deploy-steps"}

@@ -219,12 +219,39 @@ func (l *loop) finish() (ok, failed int64, last any) {
 	return l.ok.Load(), l.failed.Load(), l.lastErr.Load()
 }
 
+// projectSecret is the value of key in the project's .kamal/secrets.
+func projectSecret(t *testing.T, p *project, key string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(p.Dir, ".kamal", "secrets"))
+	must(t, err)
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, key+"="); ok {
+			return v
+		}
+	}
+	t.Fatalf("no %s in .kamal/secrets", key)
+	return ""
+}
+
 func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 	e, p := newDeployEnv(t)
 	hooksLog := filepath.Join(e.dir, "hooks.log")
 	os.MkdirAll(filepath.Join(p.Dir, ".kamal", "hooks"), 0o755)
+	// Mid-deploy (pre-app-boot runs as the boot group starts, the deploy's
+	// records and commands in Raft), the hook greps every controller's
+	// data dir, raft.db included, for the secrets.
+	appSecret := projectSecret(t, p, "APP_SECRET")
+	midScan, midHits := filepath.Join(e.dir, "mid-deploy.scanned"), filepath.Join(e.dir, "mid-deploy.hits")
+	var ctlDirs []string
+	for _, c := range e.ctls {
+		ctlDirs = append(ctlDirs, c.dir)
+	}
 	for _, h := range []string{"pre-connect", "pre-build", "pre-deploy", "pre-app-boot", "post-app-boot", "post-deploy"} {
 		script := fmt.Sprintf("#!/bin/sh\necho \"%s $KAMAL_COMMAND $KAMAL_VERSION secret=${APP_SECRET:+set}\" >> %s\n", h, hooksLog)
+		if h == "pre-app-boot" {
+			script += fmt.Sprintf("grep -rlaF -e %s -e %s %s >> %s\nfind %s -type f | wc -l >> %s\n",
+				appSecret, p.reg.Password, strings.Join(ctlDirs, " "), midHits, strings.Join(ctlDirs, " "), midScan)
+		}
 		must(t, os.WriteFile(filepath.Join(p.Dir, ".kamal", "hooks", h), []byte(script), 0o755))
 	}
 
@@ -240,6 +267,12 @@ func TestE2E_DeployRedeployRollbackAudit(t *testing.T) {
 		t.Errorf("hooks ran:\n%s\nwant, in Kamal's order with secrets only where Kamal passes them:\n%s", hooksRan, wantHooks)
 	}
 	must(t, os.RemoveAll(filepath.Join(p.Dir, ".kamal", "hooks")))
+	if scanned, _ := os.ReadFile(midScan); len(strings.TrimSpace(string(scanned))) == 0 || strings.TrimSpace(string(scanned)) == "0" {
+		t.Errorf("the mid-deploy scan read no controller file (%q)", scanned)
+	}
+	if hits, _ := os.ReadFile(midHits); len(hits) > 0 {
+		t.Errorf("mid-deploy, controller files hold a secret:\n%s", hits)
+	}
 	if !strings.Contains(out, "Finished all in") {
 		t.Errorf("deploy output lacks the summary:\n%s", out)
 	}

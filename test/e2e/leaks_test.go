@@ -1,20 +1,26 @@
 package e2e
 
 import (
+	"crypto/ecdsa"
 	"encoding/json"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // wantNoSecrets fails t if a secret value appears anywhere an operator or
-// an attacker with the controllers' disks could read it outside Raft:
-// outputs (what kctl printed, by a name for the message), every
-// controller's log, and every file of every controller's data directory
-// except the Raft log and snapshots (raft/raft.db, raft/snapshots/), which
-// hold a deploy's secrets while it runs.
+// an attacker with the controllers' disks could read it: outputs (what kctl
+// printed, by a name for the message), every controller's log, and every
+// file of every controller's data directory, the Raft log and snapshots
+// (raft/raft.db, raft/snapshots/) included: kctl seals secrets to each
+// agent, so controllers only ever hold ciphertext. Nor may any controller
+// file hold the cluster CA's private key in any encoding (PEM, DER, base64
+// of DER). On each agent, only its 0600 env files may hold a secret.
 //
 // Each secret must be a real value (8+ characters, no whitespace: a value
 // read back with its trailing newline could never match), and it is looked
@@ -41,10 +47,7 @@ func (e *env) wantNoSecrets(t *testing.T, secrets []string, outputs map[string]s
 				return err
 			}
 			rel, _ := filepath.Rel(c.dir, path)
-			if rel == filepath.Join("raft", "snapshots") {
-				return filepath.SkipDir
-			}
-			if d.IsDir() || rel == filepath.Join("raft", "raft.db") {
+			if d.IsDir() {
 				return nil
 			}
 			b, err := os.ReadFile(path)
@@ -59,6 +62,53 @@ func (e *env) wantNoSecrets(t *testing.T, secrets []string, outputs map[string]s
 	}
 	if len(e.ctls) == 0 || files == 0 {
 		t.Fatalf("leak check read %d controllers and %d data dir files: nothing to check", len(e.ctls), files)
+	}
+	if _, ok := sites[e.ctls[0].name+"'s data dir: "+filepath.Join("raft", "raft.db")]; !ok {
+		t.Fatalf("leak check did not read %s's raft.db", e.ctls[0].name)
+	}
+	f, err := ctlclient.LoadFile(e.creds)
+	must(t, err)
+	creds, err := f.Credentials()
+	must(t, err)
+	caPub := creds.CACert().PublicKey.(*ecdsa.PublicKey)
+	for _, c := range e.ctls {
+		hits, _, err := testenv.FindPrivateKeyInDir(caPub, c.dir)
+		must(t, err)
+		for _, h := range hits {
+			t.Errorf("%s's data dir holds the cluster CA's private key: %s", c.name, h)
+		}
+	}
+	agentFiles := 0
+	for _, name := range e.hosts {
+		dir := filepath.Join(e.dir, name)
+		err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+			if err != nil || d.IsDir() {
+				return err
+			}
+			b, err := os.ReadFile(path)
+			if err != nil {
+				return err
+			}
+			agentFiles++
+			for _, f := range forms {
+				if !strings.Contains(string(b), f) {
+					continue
+				}
+				st, err := d.Info()
+				if err != nil {
+					return err
+				}
+				if rel, _ := filepath.Rel(dir, path); !strings.HasSuffix(path, ".env") || st.Mode().Perm() != 0o600 {
+					t.Errorf("a secret value is in agent %s's %s (mode %v): only 0600 env files may hold one", name, rel, st.Mode().Perm())
+				}
+				break
+			}
+			return nil
+		})
+		must(t, err)
+	}
+	if len(e.hosts) == 0 || agentFiles == 0 {
+		t.Fatalf("leak check read %d agents and %d agent files: nothing to check", len(e.hosts), agentFiles)
 	}
 	for name, text := range sites {
 		for _, f := range forms {

@@ -59,6 +59,7 @@ type Cluster struct {
 	raft      func(*raftstore.Config)
 	clock     clock.Clock
 	retention controller.AuditRetention
+	tweak     func(*controller.Config)
 }
 
 // Option adjusts a Cluster.
@@ -66,6 +67,9 @@ type Option func(*Cluster)
 
 // WithRaft tweaks every node's Raft config after the test defaults.
 func WithRaft(f func(*raftstore.Config)) Option { return func(c *Cluster) { c.raft = f } }
+
+// WithConfig adjusts every node's controller config (--autolock, say).
+func WithConfig(f func(*controller.Config)) Option { return func(c *Cluster) { c.tweak = f } }
 
 // WithClock gives every node clk for its safety timers (Config.Clock): a
 // test passes a clock.Fake and advances it.
@@ -138,7 +142,7 @@ func NewCluster(t testing.TB, n int, opts ...Option) *Cluster {
 // Config returns node i's controller config, without listeners.
 func (tc *Cluster) Config(i int) controller.Config {
 	n := tc.Nodes[i]
-	return controller.Config{
+	cfg := controller.Config{
 		Name: n.Name, DataDir: n.Dir, HeartbeatInterval: tc.HeartbeatInterval, PresenceInterval: 300 * time.Millisecond,
 		Logger: tc.Logger.With("node", n.Name), Clock: tc.clock, AuditRetention: tc.retention,
 		Raft: func(c *raftstore.Config) {
@@ -149,6 +153,10 @@ func (tc *Cluster) Config(i int) controller.Config {
 			}
 		},
 	}
+	if tc.tweak != nil {
+		tc.tweak(&cfg)
+	}
+	return cfg
 }
 
 // Restart starts node i again from its data directory (after Kill).

@@ -233,7 +233,11 @@ type Operation struct {
 	//	*Operation_AppControl
 	//	*Operation_ListVersions
 	//	*Operation_AgentUpgrade
-	Op            isOperation_Op `protobuf_oneof:"op"`
+	Op isOperation_Op `protobuf_oneof:"op"`
+	// SealedSecrets is the host's sealed bundle of the deploy's secrets
+	// (internal/sealbox) when the operation's secret fields hold
+	// placeholders; only the agent can open it.
+	SealedSecrets []byte `protobuf:"bytes,100,opt,name=sealed_secrets,json=sealedSecrets,proto3" json:"sealed_secrets,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -406,6 +410,13 @@ func (x *Operation) GetAgentUpgrade() *AgentUpgrade {
 		if x, ok := x.Op.(*Operation_AgentUpgrade); ok {
 			return x.AgentUpgrade
 		}
+	}
+	return nil
+}
+
+func (x *Operation) GetSealedSecrets() []byte {
+	if x != nil {
+		return x.SealedSecrets
 	}
 	return nil
 }
@@ -1833,7 +1844,7 @@ var File_kctl_agent_v1_ops_proto protoreflect.FileDescriptor
 
 const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\n" +
-	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\xb4\a\n" +
+	"\x17kctl/agent/v1/ops.proto\x12\rkctl.agent.v1\x1a\x17kctl/spec/v1/spec.proto\"\xdb\a\n" +
 	"\tOperation\x12)\n" +
 	"\x04noop\x18\x01 \x01(\v2\x13.kctl.agent.v1.NoopH\x00R\x04noop\x12?\n" +
 	"\fgather_facts\x18\x02 \x01(\v2\x1a.kctl.agent.v1.GatherFactsH\x00R\vgatherFacts\x12E\n" +
@@ -1855,7 +1866,8 @@ const file_kctl_agent_v1_ops_proto_rawDesc = "" +
 	"\vapp_control\x18\r \x01(\v2\x19.kctl.agent.v1.AppControlH\x00R\n" +
 	"appControl\x12B\n" +
 	"\rlist_versions\x18\x0e \x01(\v2\x1b.kctl.agent.v1.ListVersionsH\x00R\flistVersions\x12B\n" +
-	"\ragent_upgrade\x18\x14 \x01(\v2\x1b.kctl.agent.v1.AgentUpgradeH\x00R\fagentUpgradeB\x04\n" +
+	"\ragent_upgrade\x18\x14 \x01(\v2\x1b.kctl.agent.v1.AgentUpgradeH\x00R\fagentUpgrade\x12%\n" +
+	"\x0esealed_secrets\x18d \x01(\fR\rsealedSecretsB\x04\n" +
 	"\x02op\":\n" +
 	"\fAgentUpgrade\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\tR\x06sha256\x12\x12\n" +

@@ -419,8 +419,11 @@ type JoinRequest struct {
 	// Name of the joining node; operator tokens carry their own name.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// For controllers: the API and Raft addresses other nodes reach it at.
-	ApiAddress    string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	RaftAddress   string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	ApiAddress  string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	RaftAddress string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// EncryptionKey is a joining agent's HPKE public key (internal/sealbox);
+	// the CA certifies it and kctl seals secrets to it.
+	EncryptionKey []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -490,16 +493,26 @@ func (x *JoinRequest) GetRaftAddress() string {
 	return ""
 }
 
+func (x *JoinRequest) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
 // JoinResponse carries the signed certificate.
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	Controllers   []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	Role          Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
-	OperatorRole  string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CertPem      []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem        []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	Controllers  []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	ClusterId    string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Name         string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Role         Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
+	OperatorRole string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	// Kek is the key-encryption key that wraps the cluster's data key, sent
+	// to joining controllers only (over the pinned mTLS join).
+	Kek           []byte `protobuf:"bytes,30,opt,name=kek,proto3" json:"kek,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -581,6 +594,13 @@ func (x *JoinResponse) GetOperatorRole() string {
 		return x.OperatorRole
 	}
 	return ""
+}
+
+func (x *JoinResponse) GetKek() []byte {
+	if x != nil {
+		return x.Kek
+	}
+	return nil
 }
 
 // RenewCertificateRequest carries a CSR for the caller's identity.
@@ -1423,8 +1443,12 @@ type AgentInfo struct {
 	Controller         string `protobuf:"bytes,3,opt,name=controller,proto3" json:"controller,omitempty"`
 	LastSeenUnixMillis int64  `protobuf:"varint,4,opt,name=last_seen_unix_millis,json=lastSeenUnixMillis,proto3" json:"last_seen_unix_millis,omitempty"`
 	Version            string `protobuf:"bytes,5,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// EncryptionKey is the agent's HPKE public key and EncryptionKeySig the
+	// cluster CA's certification of it (internal/sealbox.Verify).
+	EncryptionKey    []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	EncryptionKeySig []byte `protobuf:"bytes,31,opt,name=encryption_key_sig,json=encryptionKeySig,proto3" json:"encryption_key_sig,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgentInfo) Reset() {
@@ -1490,6 +1514,20 @@ func (x *AgentInfo) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AgentInfo) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
+func (x *AgentInfo) GetEncryptionKeySig() []byte {
+	if x != nil {
+		return x.EncryptionKeySig
+	}
+	return nil
 }
 
 // ListAgentsRequest is empty.
@@ -2648,8 +2686,12 @@ type AgentRecord struct {
 	CreatedUnix     int64                  `protobuf:"varint,3,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
 	Facts           *v1.Facts              `protobuf:"bytes,4,opt,name=facts,proto3" json:"facts,omitempty"`
 	FactsUnixMillis int64                  `protobuf:"varint,5,opt,name=facts_unix_millis,json=factsUnixMillis,proto3" json:"facts_unix_millis,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// EncryptionKey is the agent's HPKE public key, EncryptionKeySig the
+	// CA's certification of it; empty for agents enrolled before.
+	EncryptionKey    []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
+	EncryptionKeySig []byte `protobuf:"bytes,31,opt,name=encryption_key_sig,json=encryptionKeySig,proto3" json:"encryption_key_sig,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
 }
 
 func (x *AgentRecord) Reset() {
@@ -2715,6 +2757,20 @@ func (x *AgentRecord) GetFactsUnixMillis() int64 {
 		return x.FactsUnixMillis
 	}
 	return 0
+}
+
+func (x *AgentRecord) GetEncryptionKey() []byte {
+	if x != nil {
+		return x.EncryptionKey
+	}
+	return nil
+}
+
+func (x *AgentRecord) GetEncryptionKeySig() []byte {
+	if x != nil {
+		return x.EncryptionKeySig
+	}
+	return nil
 }
 
 // OperatorRecord is one operator.
@@ -2968,12 +3024,17 @@ func (x *TokenRecord) GetCreatedBy() string {
 
 // ClusterRecord holds the CA and the cluster id.
 type ClusterRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	ClusterId     string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	CaCertPem     []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
-	CaKeyPem      []byte                 `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	ClusterId string                 `protobuf:"bytes,1,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	CaCertPem []byte                 `protobuf:"bytes,2,opt,name=ca_cert_pem,json=caCertPem,proto3" json:"ca_cert_pem,omitempty"`
+	// CaKeyPem is empty since the CA key is stored sealed: CaKeySealed is
+	// the key's PEM under the data key, DataKeyWrapped the data key under
+	// the key-encryption key kept outside Raft (internal/sealbox.Wrap).
+	CaKeyPem       []byte `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
+	CaKeySealed    []byte `protobuf:"bytes,30,opt,name=ca_key_sealed,json=caKeySealed,proto3" json:"ca_key_sealed,omitempty"`
+	DataKeyWrapped []byte `protobuf:"bytes,31,opt,name=data_key_wrapped,json=dataKeyWrapped,proto3" json:"data_key_wrapped,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *ClusterRecord) Reset() {
@@ -3027,6 +3088,110 @@ func (x *ClusterRecord) GetCaKeyPem() []byte {
 	return nil
 }
 
+func (x *ClusterRecord) GetCaKeySealed() []byte {
+	if x != nil {
+		return x.CaKeySealed
+	}
+	return nil
+}
+
+func (x *ClusterRecord) GetDataKeyWrapped() []byte {
+	if x != nil {
+		return x.DataKeyWrapped
+	}
+	return nil
+}
+
+// UnlockRequest carries the key-encryption key (the unlock key).
+type UnlockRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Key           []byte                 `protobuf:"bytes,1,opt,name=key,proto3" json:"key,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockRequest) Reset() {
+	*x = UnlockRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockRequest) ProtoMessage() {}
+
+func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
+func (*UnlockRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+}
+
+func (x *UnlockRequest) GetKey() []byte {
+	if x != nil {
+		return x.Key
+	}
+	return nil
+}
+
+// UnlockResponse names the controller that is now unlocked.
+type UnlockResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Controller    string                 `protobuf:"bytes,1,opt,name=controller,proto3" json:"controller,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockResponse) Reset() {
+	*x = UnlockResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockResponse) ProtoMessage() {}
+
+func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
+func (*UnlockResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+}
+
+func (x *UnlockResponse) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
 var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
@@ -3051,14 +3216,15 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
 	"\x05prune\x18\x03 \x01(\v2\x14.kctl.agent.v1.PruneR\x05prune\"U\n" +
 	"\x16AgentOperationResponse\x12;\n" +
-	"\acommand\x18\x01 \x01(\v2!.kctl.controller.v1.CommandRecordR\acommand\"\x94\x01\n" +
+	"\acommand\x18\x01 \x01(\v2!.kctl.controller.v1.CommandRecordR\acommand\"\xbb\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
 	"\vapi_address\x18\x04 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
-	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\"\xe8\x01\n" +
+	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\"\xfa\x01\n" +
 	"\fJoinResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12 \n" +
@@ -3067,7 +3233,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"cluster_id\x18\x04 \x01(\tR\tclusterId\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12,\n" +
 	"\x04role\x18\x06 \x01(\x0e2\x18.kctl.controller.v1.RoleR\x04role\x12#\n" +
-	"\roperator_role\x18\a \x01(\tR\foperatorRole\"2\n" +
+	"\roperator_role\x18\a \x01(\tR\foperatorRole\x12\x10\n" +
+	"\x03kek\x18\x1e \x01(\fR\x03kek\"2\n" +
 	"\x17RenewCertificateRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"L\n" +
 	"\x18RenewCertificateResponse\x12\x19\n" +
@@ -3115,7 +3282,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x15AddControllerResponse\"-\n" +
 	"\x17RemoveControllerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18RemoveControllerResponse\"\xa4\x01\n" +
+	"\x18RemoveControllerResponse\"\xf9\x01\n" +
 	"\tAgentInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1e\n" +
@@ -3123,7 +3290,9 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"controller\x18\x03 \x01(\tR\n" +
 	"controller\x121\n" +
 	"\x15last_seen_unix_millis\x18\x04 \x01(\x03R\x12lastSeenUnixMillis\x12\x18\n" +
-	"\aversion\x18\x05 \x01(\tR\aversion\"\x13\n" +
+	"\aversion\x18\x05 \x01(\tR\aversion\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12,\n" +
+	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\"\x13\n" +
 	"\x11ListAgentsRequest\"K\n" +
 	"\x12ListAgentsResponse\x125\n" +
 	"\x06agents\x18\x01 \x03(\v2\x1d.kctl.controller.v1.AgentInfoR\x06agents\"@\n" +
@@ -3191,13 +3360,15 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"controller\x18\x01 \x01(\tR\n" +
 	"controller\x12.\n" +
 	"\x13written_unix_millis\x18\x02 \x01(\x03R\x11writtenUnixMillis\x129\n" +
-	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\xb6\x01\n" +
+	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\x8b\x02\n" +
 	"\vAgentRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aserials\x18\x02 \x03(\tR\aserials\x12!\n" +
 	"\fcreated_unix\x18\x03 \x01(\x03R\vcreatedUnix\x12*\n" +
 	"\x05facts\x18\x04 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12*\n" +
-	"\x11facts_unix_millis\x18\x05 \x01(\x03R\x0ffactsUnixMillis\"u\n" +
+	"\x11facts_unix_millis\x18\x05 \x01(\x03R\x0ffactsUnixMillis\x12%\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12,\n" +
+	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\"u\n" +
 	"\x0eOperatorRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
@@ -3221,13 +3392,21 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12\x1b\n" +
 	"\tuses_left\x18\a \x01(\rR\busesLeft\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\b \x01(\tR\tcreatedBy\"l\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\"\xba\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
 	"\vca_cert_pem\x18\x02 \x01(\fR\tcaCertPem\x12\x1c\n" +
 	"\n" +
-	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem*T\n" +
+	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x12\"\n" +
+	"\rca_key_sealed\x18\x1e \x01(\fR\vcaKeySealed\x12(\n" +
+	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped\"!\n" +
+	"\rUnlockRequest\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\fR\x03key\"0\n" +
+	"\x0eUnlockResponse\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x01 \x01(\tR\n" +
+	"controller*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fROLE_CONTROLLER\x10\x01\x12\x0e\n" +
@@ -3237,7 +3416,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x16\n" +
-	"\x12COMMAND_STATE_DONE\x10\x022\xe4\r\n" +
+	"\x12COMMAND_STATE_DONE\x10\x022\xb5\x0e\n" +
 	"\x11ControllerService\x12I\n" +
 	"\x04Join\x12\x1f.kctl.controller.v1.JoinRequest\x1a .kctl.controller.v1.JoinResponse\x12m\n" +
 	"\x10RenewCertificate\x12+.kctl.controller.v1.RenewCertificateRequest\x1a,.kctl.controller.v1.RenewCertificateResponse\x12^\n" +
@@ -3253,7 +3432,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\rDescribeAgent\x12(.kctl.controller.v1.DescribeAgentRequest\x1a).kctl.controller.v1.DescribeAgentResponse\x12^\n" +
 	"\vRemoveAgent\x12&.kctl.controller.v1.RemoveAgentRequest\x1a'.kctl.controller.v1.RemoveAgentResponse\x12d\n" +
 	"\rListOperators\x12(.kctl.controller.v1.ListOperatorsRequest\x1a).kctl.controller.v1.ListOperatorsResponse\x12g\n" +
-	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12^\n" +
+	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12O\n" +
+	"\x06Unlock\x12!.kctl.controller.v1.UnlockRequest\x1a\".kctl.controller.v1.UnlockResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
@@ -3277,7 +3457,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 51)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -3332,15 +3512,17 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*NodeRecord)(nil),               // 50: kctl.controller.v1.NodeRecord
 	(*TokenRecord)(nil),              // 51: kctl.controller.v1.TokenRecord
 	(*ClusterRecord)(nil),            // 52: kctl.controller.v1.ClusterRecord
-	(*v1.PullImage)(nil),             // 53: kctl.agent.v1.PullImage
-	(*v1.Prune)(nil),                 // 54: kctl.agent.v1.Prune
-	(*v1.Facts)(nil),                 // 55: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 56: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 57: kctl.agent.v1.Result
+	(*UnlockRequest)(nil),            // 53: kctl.controller.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 54: kctl.controller.v1.UnlockResponse
+	(*v1.PullImage)(nil),             // 55: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 56: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 57: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 58: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 59: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	53, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
-	54, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	55, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	56, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
 	41, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
 	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
@@ -3350,16 +3532,16 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
 	25, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
 	25, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	55, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	57, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
 	32, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	56, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	58, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
 	41, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	41, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	56, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	58, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	57, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	59, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
 	46, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	55, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	57, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	7,  // 22: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	9,  // 23: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3374,35 +3556,37 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	30, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
 	33, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
 	35, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	37, // 35: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	39, // 36: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	2,  // 37: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
-	4,  // 38: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
-	5,  // 39: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
-	42, // 40: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	44, // 41: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	8,  // 42: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	10, // 43: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	12, // 44: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	15, // 45: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	17, // 46: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	19, // 47: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	22, // 48: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	24, // 49: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	27, // 50: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	29, // 51: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	31, // 52: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	34, // 53: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	36, // 54: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	38, // 55: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	40, // 56: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	3,  // 57: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
-	6,  // 58: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
-	6,  // 59: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
-	43, // 60: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	45, // 61: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	42, // [42:62] is the sub-list for method output_type
-	22, // [22:42] is the sub-list for method input_type
+	53, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	37, // 36: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	39, // 37: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	2,  // 38: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
+	4,  // 39: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
+	5,  // 40: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
+	42, // 41: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	44, // 42: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	8,  // 43: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 44: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	12, // 45: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	15, // 46: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	17, // 47: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	19, // 48: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	22, // 49: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	24, // 50: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	27, // 51: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	29, // 52: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	31, // 53: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	34, // 54: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	36, // 55: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	54, // 56: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	38, // 57: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	40, // 58: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 59: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 60: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 61: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	43, // 62: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	45, // 63: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	43, // [43:64] is the sub-list for method output_type
+	22, // [22:43] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -3419,7 +3603,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   51,
+			NumMessages:   53,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

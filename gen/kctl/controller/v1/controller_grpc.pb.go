@@ -32,6 +32,7 @@ const (
 	ControllerService_RemoveAgent_FullMethodName      = "/kctl.controller.v1.ControllerService/RemoveAgent"
 	ControllerService_ListOperators_FullMethodName    = "/kctl.controller.v1.ControllerService/ListOperators"
 	ControllerService_RemoveOperator_FullMethodName   = "/kctl.controller.v1.ControllerService/RemoveOperator"
+	ControllerService_Unlock_FullMethodName           = "/kctl.controller.v1.ControllerService/Unlock"
 	ControllerService_SendCommand_FullMethodName      = "/kctl.controller.v1.ControllerService/SendCommand"
 	ControllerService_GetCommand_FullMethodName       = "/kctl.controller.v1.ControllerService/GetCommand"
 	ControllerService_PingAgent_FullMethodName        = "/kctl.controller.v1.ControllerService/PingAgent"
@@ -82,6 +83,9 @@ type ControllerServiceClient interface {
 	ListOperators(ctx context.Context, in *ListOperatorsRequest, opts ...grpc.CallOption) (*ListOperatorsResponse, error)
 	// RemoveOperator deletes an operator and revokes its certificates.
 	RemoveOperator(ctx context.Context, in *RemoveOperatorRequest, opts ...grpc.CallOption) (*RemoveOperatorResponse, error)
+	// Unlock gives a controller started with --autolock the key-encryption
+	// key, which it keeps in memory only, so it can open the CA key.
+	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -240,6 +244,16 @@ func (c *controllerServiceClient) RemoveOperator(ctx context.Context, in *Remove
 	return out, nil
 }
 
+func (c *controllerServiceClient) Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockResponse)
+	err := c.cc.Invoke(ctx, ControllerService_Unlock_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerServiceClient) SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendCommandResponse)
@@ -333,6 +347,9 @@ type ControllerServiceServer interface {
 	ListOperators(context.Context, *ListOperatorsRequest) (*ListOperatorsResponse, error)
 	// RemoveOperator deletes an operator and revokes its certificates.
 	RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error)
+	// Unlock gives a controller started with --autolock the key-encryption
+	// key, which it keeps in memory only, so it can open the CA key.
+	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -399,6 +416,9 @@ func (UnimplementedControllerServiceServer) ListOperators(context.Context, *List
 }
 func (UnimplementedControllerServiceServer) RemoveOperator(context.Context, *RemoveOperatorRequest) (*RemoveOperatorResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RemoveOperator not implemented")
+}
+func (UnimplementedControllerServiceServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method Unlock not implemented")
 }
 func (UnimplementedControllerServiceServer) SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendCommand not implemented")
@@ -670,6 +690,24 @@ func _ControllerService_RemoveOperator_Handler(srv interface{}, ctx context.Cont
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_Unlock_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).Unlock(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_Unlock_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).Unlock(ctx, req.(*UnlockRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControllerService_SendCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SendCommandRequest)
 	if err := dec(in); err != nil {
@@ -818,6 +856,10 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RemoveOperator",
 			Handler:    _ControllerService_RemoveOperator_Handler,
+		},
+		{
+			MethodName: "Unlock",
+			Handler:    _ControllerService_Unlock_Handler,
 		},
 		{
 			MethodName: "SendCommand",

@@ -179,7 +179,12 @@ type Request struct {
 	Message string `protobuf:"bytes,19,opt,name=message,proto3" json:"message,omitempty"`
 	// Lifecycle, when set, makes this a lifecycle command (`app stop`,
 	// `proxy reboot`, …): its phases are the plan, instead of a deploy's.
-	Lifecycle     *Lifecycle `protobuf:"bytes,20,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	Lifecycle *Lifecycle `protobuf:"bytes,20,opt,name=lifecycle,proto3" json:"lifecycle,omitempty"`
+	// SealedSecrets maps a host to the secret values its operations need,
+	// sealed by kctl to that host's agent's certified encryption key
+	// (internal/sealbox); every secret field above then holds a placeholder.
+	// Controllers cannot open it.
+	SealedSecrets map[string][]byte `protobuf:"bytes,21,rep,name=sealed_secrets,json=sealedSecrets,proto3" json:"sealed_secrets,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -350,6 +355,13 @@ func (x *Request) GetMessage() string {
 func (x *Request) GetLifecycle() *Lifecycle {
 	if x != nil {
 		return x.Lifecycle
+	}
+	return nil
+}
+
+func (x *Request) GetSealedSecrets() map[string][]byte {
+	if x != nil {
+		return x.SealedSecrets
 	}
 	return nil
 }
@@ -2826,7 +2838,7 @@ var File_kctl_deploy_v1_deploy_proto protoreflect.FileDescriptor
 
 const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"\n" +
-	"\x1bkctl/deploy/v1/deploy.proto\x12\x0ekctl.deploy.v1\x1a\x17kctl/agent/v1/ops.proto\x1a\x17kctl/spec/v1/spec.proto\"\xf6\x05\n" +
+	"\x1bkctl/deploy/v1/deploy.proto\x12\x0ekctl.deploy.v1\x1a\x17kctl/agent/v1/ops.proto\x1a\x17kctl/spec/v1/spec.proto\"\x8b\a\n" +
 	"\aRequest\x12\x18\n" +
 	"\acommand\x18\x01 \x01(\tR\acommand\x12\x18\n" +
 	"\aservice\x18\x02 \x01(\tR\aservice\x12 \n" +
@@ -2853,7 +2865,11 @@ const file_kctl_deploy_v1_deploy_proto_rawDesc = "" +
 	"skip_prune\x18\x11 \x01(\bR\tskipPrune\x12\x18\n" +
 	"\anetwork\x18\x12 \x01(\tR\anetwork\x12\x18\n" +
 	"\amessage\x18\x13 \x01(\tR\amessage\x127\n" +
-	"\tlifecycle\x18\x14 \x01(\v2\x19.kctl.deploy.v1.LifecycleR\tlifecycle\"r\n" +
+	"\tlifecycle\x18\x14 \x01(\v2\x19.kctl.deploy.v1.LifecycleR\tlifecycle\x12Q\n" +
+	"\x0esealed_secrets\x18\x15 \x03(\v2*.kctl.deploy.v1.Request.SealedSecretsEntryR\rsealedSecrets\x1a@\n" +
+	"\x12SealedSecretsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value:\x028\x01\"r\n" +
 	"\tLifecycle\x12-\n" +
 	"\x06phases\x18\x01 \x03(\v2\x15.kctl.deploy.v1.PhaseR\x06phases\x126\n" +
 	"\adesired\x18\x02 \x03(\v2\x1c.kctl.deploy.v1.DesiredStateR\adesired\"\x9c\x03\n" +
@@ -3079,7 +3095,7 @@ func file_kctl_deploy_v1_deploy_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_deploy_v1_deploy_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 39)
+var file_kctl_deploy_v1_deploy_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
 	(State)(0),                  // 0: kctl.deploy.v1.State
 	(DesiredState_State)(0),     // 1: kctl.deploy.v1.DesiredState.State
@@ -3121,81 +3137,83 @@ var file_kctl_deploy_v1_deploy_proto_goTypes = []any{
 	(*VersionsRequest)(nil),     // 37: kctl.deploy.v1.VersionsRequest
 	(*HostList)(nil),            // 38: kctl.deploy.v1.HostList
 	(*VersionsResponse)(nil),    // 39: kctl.deploy.v1.VersionsResponse
-	nil,                         // 40: kctl.deploy.v1.VersionsRequest.RolesEntry
-	(*v1.RegistryAuth)(nil),     // 41: kctl.spec.v1.RegistryAuth
-	(*v1.ProxyDeploy)(nil),      // 42: kctl.spec.v1.ProxyDeploy
-	(*v1.Readiness)(nil),        // 43: kctl.spec.v1.Readiness
-	(*v1.StopPolicy)(nil),       // 44: kctl.spec.v1.StopPolicy
-	(*v1.Container)(nil),        // 45: kctl.spec.v1.Container
-	(*v1.ProxyBoot)(nil),        // 46: kctl.spec.v1.ProxyBoot
-	(*v11.Operation)(nil),       // 47: kctl.agent.v1.Operation
+	nil,                         // 40: kctl.deploy.v1.Request.SealedSecretsEntry
+	nil,                         // 41: kctl.deploy.v1.VersionsRequest.RolesEntry
+	(*v1.RegistryAuth)(nil),     // 42: kctl.spec.v1.RegistryAuth
+	(*v1.ProxyDeploy)(nil),      // 43: kctl.spec.v1.ProxyDeploy
+	(*v1.Readiness)(nil),        // 44: kctl.spec.v1.Readiness
+	(*v1.StopPolicy)(nil),       // 45: kctl.spec.v1.StopPolicy
+	(*v1.Container)(nil),        // 46: kctl.spec.v1.Container
+	(*v1.ProxyBoot)(nil),        // 47: kctl.spec.v1.ProxyBoot
+	(*v11.Operation)(nil),       // 48: kctl.agent.v1.Operation
 }
 var file_kctl_deploy_v1_deploy_proto_depIdxs = []int32{
 	5,  // 0: kctl.deploy.v1.Request.roles:type_name -> kctl.deploy.v1.Role
 	7,  // 1: kctl.deploy.v1.Request.boot:type_name -> kctl.deploy.v1.Boot
-	41, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
+	42, // 2: kctl.deploy.v1.Request.registry:type_name -> kctl.spec.v1.RegistryAuth
 	8,  // 3: kctl.deploy.v1.Request.proxy_hosts:type_name -> kctl.deploy.v1.ProxyHost
 	9,  // 4: kctl.deploy.v1.Request.accessories:type_name -> kctl.deploy.v1.Accessory
 	3,  // 5: kctl.deploy.v1.Request.lifecycle:type_name -> kctl.deploy.v1.Lifecycle
-	11, // 6: kctl.deploy.v1.Lifecycle.phases:type_name -> kctl.deploy.v1.Phase
-	4,  // 7: kctl.deploy.v1.Lifecycle.desired:type_name -> kctl.deploy.v1.DesiredState
-	1,  // 8: kctl.deploy.v1.DesiredState.state:type_name -> kctl.deploy.v1.DesiredState.State
-	42, // 9: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	43, // 10: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
-	44, // 11: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
-	6,  // 12: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
-	45, // 13: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
-	46, // 14: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
-	6,  // 15: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
-	42, // 16: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
-	41, // 17: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
-	11, // 18: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
-	12, // 19: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
-	47, // 20: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
-	2,  // 21: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
-	10, // 22: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
-	0,  // 23: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
-	0,  // 24: kctl.deploy.v1.StepRecord.state:type_name -> kctl.deploy.v1.State
-	2,  // 25: kctl.deploy.v1.SubmitRequest.request:type_name -> kctl.deploy.v1.Request
-	13, // 26: kctl.deploy.v1.SubmitResponse.deploy:type_name -> kctl.deploy.v1.Record
-	13, // 27: kctl.deploy.v1.GetResponse.deploy:type_name -> kctl.deploy.v1.Record
-	14, // 28: kctl.deploy.v1.GetResponse.steps:type_name -> kctl.deploy.v1.StepRecord
-	13, // 29: kctl.deploy.v1.ListResponse.deploys:type_name -> kctl.deploy.v1.Record
-	13, // 30: kctl.deploy.v1.WatchResponse.deploy:type_name -> kctl.deploy.v1.Record
-	14, // 31: kctl.deploy.v1.WatchResponse.steps:type_name -> kctl.deploy.v1.StepRecord
-	13, // 32: kctl.deploy.v1.CancelResponse.deploy:type_name -> kctl.deploy.v1.Record
-	15, // 33: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
-	15, // 34: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
-	16, // 35: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
-	17, // 36: kctl.deploy.v1.AuditResponse.links:type_name -> kctl.deploy.v1.AuditLink
-	18, // 37: kctl.deploy.v1.AuditResponse.checkpoint:type_name -> kctl.deploy.v1.AuditCheckpoint
-	40, // 38: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
-	38, // 39: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
-	19, // 40: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
-	21, // 41: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
-	23, // 42: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
-	25, // 43: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
-	27, // 44: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
-	29, // 45: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
-	31, // 46: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
-	33, // 47: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
-	35, // 48: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
-	37, // 49: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
-	20, // 50: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
-	22, // 51: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
-	24, // 52: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
-	26, // 53: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
-	28, // 54: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
-	30, // 55: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
-	32, // 56: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
-	34, // 57: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
-	36, // 58: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
-	39, // 59: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
-	50, // [50:60] is the sub-list for method output_type
-	40, // [40:50] is the sub-list for method input_type
-	40, // [40:40] is the sub-list for extension type_name
-	40, // [40:40] is the sub-list for extension extendee
-	0,  // [0:40] is the sub-list for field type_name
+	40, // 6: kctl.deploy.v1.Request.sealed_secrets:type_name -> kctl.deploy.v1.Request.SealedSecretsEntry
+	11, // 7: kctl.deploy.v1.Lifecycle.phases:type_name -> kctl.deploy.v1.Phase
+	4,  // 8: kctl.deploy.v1.Lifecycle.desired:type_name -> kctl.deploy.v1.DesiredState
+	1,  // 9: kctl.deploy.v1.DesiredState.state:type_name -> kctl.deploy.v1.DesiredState.State
+	43, // 10: kctl.deploy.v1.Role.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	44, // 11: kctl.deploy.v1.Role.readiness:type_name -> kctl.spec.v1.Readiness
+	45, // 12: kctl.deploy.v1.Role.stop:type_name -> kctl.spec.v1.StopPolicy
+	6,  // 13: kctl.deploy.v1.Role.hosts:type_name -> kctl.deploy.v1.HostContainer
+	46, // 14: kctl.deploy.v1.HostContainer.container:type_name -> kctl.spec.v1.Container
+	47, // 15: kctl.deploy.v1.ProxyHost.boot:type_name -> kctl.spec.v1.ProxyBoot
+	6,  // 16: kctl.deploy.v1.Accessory.hosts:type_name -> kctl.deploy.v1.HostContainer
+	43, // 17: kctl.deploy.v1.Accessory.proxy:type_name -> kctl.spec.v1.ProxyDeploy
+	42, // 18: kctl.deploy.v1.Accessory.registry:type_name -> kctl.spec.v1.RegistryAuth
+	11, // 19: kctl.deploy.v1.Plan.phases:type_name -> kctl.deploy.v1.Phase
+	12, // 20: kctl.deploy.v1.Phase.steps:type_name -> kctl.deploy.v1.Step
+	48, // 21: kctl.deploy.v1.Step.op:type_name -> kctl.agent.v1.Operation
+	2,  // 22: kctl.deploy.v1.Record.request:type_name -> kctl.deploy.v1.Request
+	10, // 23: kctl.deploy.v1.Record.plan:type_name -> kctl.deploy.v1.Plan
+	0,  // 24: kctl.deploy.v1.Record.state:type_name -> kctl.deploy.v1.State
+	0,  // 25: kctl.deploy.v1.StepRecord.state:type_name -> kctl.deploy.v1.State
+	2,  // 26: kctl.deploy.v1.SubmitRequest.request:type_name -> kctl.deploy.v1.Request
+	13, // 27: kctl.deploy.v1.SubmitResponse.deploy:type_name -> kctl.deploy.v1.Record
+	13, // 28: kctl.deploy.v1.GetResponse.deploy:type_name -> kctl.deploy.v1.Record
+	14, // 29: kctl.deploy.v1.GetResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	13, // 30: kctl.deploy.v1.ListResponse.deploys:type_name -> kctl.deploy.v1.Record
+	13, // 31: kctl.deploy.v1.WatchResponse.deploy:type_name -> kctl.deploy.v1.Record
+	14, // 32: kctl.deploy.v1.WatchResponse.steps:type_name -> kctl.deploy.v1.StepRecord
+	13, // 33: kctl.deploy.v1.CancelResponse.deploy:type_name -> kctl.deploy.v1.Record
+	15, // 34: kctl.deploy.v1.LockStatusResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	15, // 35: kctl.deploy.v1.AcquireLockResponse.lock:type_name -> kctl.deploy.v1.LockRecord
+	16, // 36: kctl.deploy.v1.AuditResponse.entries:type_name -> kctl.deploy.v1.AuditEntry
+	17, // 37: kctl.deploy.v1.AuditResponse.links:type_name -> kctl.deploy.v1.AuditLink
+	18, // 38: kctl.deploy.v1.AuditResponse.checkpoint:type_name -> kctl.deploy.v1.AuditCheckpoint
+	41, // 39: kctl.deploy.v1.VersionsRequest.roles:type_name -> kctl.deploy.v1.VersionsRequest.RolesEntry
+	38, // 40: kctl.deploy.v1.VersionsRequest.RolesEntry.value:type_name -> kctl.deploy.v1.HostList
+	19, // 41: kctl.deploy.v1.DeployService.Submit:input_type -> kctl.deploy.v1.SubmitRequest
+	21, // 42: kctl.deploy.v1.DeployService.Get:input_type -> kctl.deploy.v1.GetRequest
+	23, // 43: kctl.deploy.v1.DeployService.List:input_type -> kctl.deploy.v1.ListRequest
+	25, // 44: kctl.deploy.v1.DeployService.Watch:input_type -> kctl.deploy.v1.WatchRequest
+	27, // 45: kctl.deploy.v1.DeployService.Cancel:input_type -> kctl.deploy.v1.CancelRequest
+	29, // 46: kctl.deploy.v1.DeployService.LockStatus:input_type -> kctl.deploy.v1.LockStatusRequest
+	31, // 47: kctl.deploy.v1.DeployService.AcquireLock:input_type -> kctl.deploy.v1.AcquireLockRequest
+	33, // 48: kctl.deploy.v1.DeployService.ReleaseLock:input_type -> kctl.deploy.v1.ReleaseLockRequest
+	35, // 49: kctl.deploy.v1.DeployService.Audit:input_type -> kctl.deploy.v1.AuditRequest
+	37, // 50: kctl.deploy.v1.DeployService.Versions:input_type -> kctl.deploy.v1.VersionsRequest
+	20, // 51: kctl.deploy.v1.DeployService.Submit:output_type -> kctl.deploy.v1.SubmitResponse
+	22, // 52: kctl.deploy.v1.DeployService.Get:output_type -> kctl.deploy.v1.GetResponse
+	24, // 53: kctl.deploy.v1.DeployService.List:output_type -> kctl.deploy.v1.ListResponse
+	26, // 54: kctl.deploy.v1.DeployService.Watch:output_type -> kctl.deploy.v1.WatchResponse
+	28, // 55: kctl.deploy.v1.DeployService.Cancel:output_type -> kctl.deploy.v1.CancelResponse
+	30, // 56: kctl.deploy.v1.DeployService.LockStatus:output_type -> kctl.deploy.v1.LockStatusResponse
+	32, // 57: kctl.deploy.v1.DeployService.AcquireLock:output_type -> kctl.deploy.v1.AcquireLockResponse
+	34, // 58: kctl.deploy.v1.DeployService.ReleaseLock:output_type -> kctl.deploy.v1.ReleaseLockResponse
+	36, // 59: kctl.deploy.v1.DeployService.Audit:output_type -> kctl.deploy.v1.AuditResponse
+	39, // 60: kctl.deploy.v1.DeployService.Versions:output_type -> kctl.deploy.v1.VersionsResponse
+	51, // [51:61] is the sub-list for method output_type
+	41, // [41:51] is the sub-list for method input_type
+	41, // [41:41] is the sub-list for extension type_name
+	41, // [41:41] is the sub-list for extension extendee
+	0,  // [0:41] is the sub-list for field type_name
 }
 
 func init() { file_kctl_deploy_v1_deploy_proto_init() }
@@ -3209,7 +3227,7 @@ func file_kctl_deploy_v1_deploy_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_deploy_v1_deploy_proto_rawDesc), len(file_kctl_deploy_v1_deploy_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   39,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},
