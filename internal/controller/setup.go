@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -157,7 +158,9 @@ func (c *Controller) loadCredentials() error {
 	if err != nil {
 		return fmt.Errorf("%w: stored credentials are unusable: %w", ErrDataDir, err)
 	}
-	if id := creds.Identity(); id.Name != c.cfg.Name || id.Role != pki.RoleController {
+	if id := creds.Identity(); id.Role != pki.RoleController {
+		return fmt.Errorf("%w: %s holds the certificate of %s %q, not of a controller (it joined with a wrong token): remove that %s (kctl agents remove %s) and start over with an empty --data-dir and a controller token", ErrDataDir, c.cfg.DataDir, id.Role, id.Name, id.Role, id.Name)
+	} else if id.Name != c.cfg.Name {
 		return fmt.Errorf("%w: %s holds the state of controller %q, not %q (pass --name %s or another --data-dir)", ErrDataDir, c.cfg.DataDir, id.Name, c.cfg.Name, id.Name)
 	}
 	c.creds = creds
@@ -181,53 +184,37 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, &controllerv1.JoinRequest{
+	req := &controllerv1.JoinRequest{
 		Token: c.cfg.Token, CsrPem: csr, Name: c.cfg.Name,
 		ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress,
-	}, 0)
+	}
+	// An unreachable cluster or a leader change is retried with the same
+	// key: a Join that committed but whose answer was lost is answered
+	// again without using the token up (api.go Join). A refusal is final.
+	var resp *controllerv1.JoinResponse
+	for {
+		resp, err = ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, req, 0)
+		if err == nil || !errors.Is(err, ctlclient.ErrUnreachable) {
+			break
+		}
+		c.log.Warn("join failed; will retry", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrJoin, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	if resp.GetRole() != controllerv1.Role_ROLE_CONTROLLER {
+		return fmt.Errorf("%w: the token is not a controller token: make one with `kctl token create --role controller`", ErrJoin)
 	}
 	if c.creds, err = pki.NewCredentials(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
 	}
 	c.joinPeers = resp.GetControllers()
 	return c.saveNode(keyPEM, resp.GetCertPem(), resp.GetCaPem())
-}
-
-// becomeVoter asks the cluster to add this node as a voter, then waits
-// until it has received the cluster state.
-func (c *Controller) becomeVoter(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cl := ctlclient.NewClient(c.creds, append(c.cfg.JoinAddrs, c.joinPeers...), 5*time.Second)
-	var err error
-	for {
-		err = cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
-			_, err := cc.AddController(ctx, &controllerv1.AddControllerRequest{})
-			return err
-		})
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: the cluster did not add this controller: %w", ErrJoin, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	for {
-		if _, err := c.clusterRecord(); err == nil {
-			if _, _, ok := schema.Nodes.Get(c.store.View(), c.cfg.Name); ok {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: added as a voter but the cluster state did not arrive", ErrJoin)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // renewLoop renews this controller's certificate before it expires: a
@@ -272,7 +259,7 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf)); err != nil {
+	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf), pki.Serial(c.creds.Leaf())); err != nil {
 		return err
 	}
 	if err := c.creds.Update(certPEM, keyPEM); err != nil {

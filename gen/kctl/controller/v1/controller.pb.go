@@ -824,10 +824,13 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 
 // ClusterStatusResponse describes the cluster.
 type ClusterStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leader        string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
-	Nodes         []*ControllerNode      `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Leader    string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Nodes     []*ControllerNode      `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	ClusterId string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Problems lists why the cluster is unhealthy (a node unreachable,
+	// lagging or unable to write its disk; no quorum); empty when healthy.
+	Problems      []string `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -883,6 +886,13 @@ func (x *ClusterStatusResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *ClusterStatusResponse) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 // ControllerNode is one controller.
 type ControllerNode struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -894,7 +904,22 @@ type ControllerNode struct {
 	Voter bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Version is the controller's build version (internal/version), empty
 	// when it did not answer.
-	Version       string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	// The node's own view (NodeStatus), zero when it did not answer.
+	Term uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	// LastContactMillis is how long ago the node last heard from the leader
+	// (0 on the leader).
+	LastContactMillis int64  `protobuf:"varint,8,opt,name=last_contact_millis,json=lastContactMillis,proto3" json:"last_contact_millis,omitempty"`
+	AppliedIndex      uint64 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Lag is how many entries the node's applied index trails the leader's.
+	Lag           uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	SnapshotIndex uint64 `protobuf:"varint,11,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
+	DiskFreeBytes uint64 `protobuf:"varint,12,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	// Serving is false while the node catches up, after it was removed, or
+	// while it cannot write its data directory.
+	Serving bool `protobuf:"varint,13,opt,name=serving,proto3" json:"serving,omitempty"`
+	// Problem says why the node is unhealthy, empty when it is healthy.
+	Problem       string `protobuf:"bytes,14,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -971,16 +996,260 @@ func (x *ControllerNode) GetVersion() string {
 	return ""
 }
 
-// AddControllerRequest is empty: the caller's certificate names it.
-type AddControllerRequest struct {
+func (x *ControllerNode) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetLastContactMillis() int64 {
+	if x != nil {
+		return x.LastContactMillis
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *ControllerNode) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+// NodeStatusRequest is empty.
+type NodeStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatusRequest) Reset() {
+	*x = NodeStatusRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatusRequest) ProtoMessage() {}
+
+func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
+func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
+}
+
+// NodeStatusResponse is one controller's own health.
+type NodeStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// State is the Raft state: leader, follower, candidate or shutdown.
+	State             string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Term              uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	LastContactMillis int64  `protobuf:"varint,4,opt,name=last_contact_millis,json=lastContactMillis,proto3" json:"last_contact_millis,omitempty"`
+	AppliedIndex      uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex      uint64 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	CommitIndex       uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	SnapshotIndex     uint64 `protobuf:"varint,8,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
+	DiskFreeBytes     uint64 `protobuf:"varint,9,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	// DiskError is set when the last write to the data directory failed.
+	DiskError string `protobuf:"bytes,10,opt,name=disk_error,json=diskError,proto3" json:"disk_error,omitempty"`
+	Serving   bool   `protobuf:"varint,11,opt,name=serving,proto3" json:"serving,omitempty"`
+	// Current is true once the node has applied its own node record: it
+	// holds the state up to its join.
+	Current       bool   `protobuf:"varint,12,opt,name=current,proto3" json:"current,omitempty"`
+	Version       string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatusResponse) Reset() {
+	*x = NodeStatusResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatusResponse) ProtoMessage() {}
+
+func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
+func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
+}
+
+func (x *NodeStatusResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetLastContactMillis() int64 {
+	if x != nil {
+		return x.LastContactMillis
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetLastLogIndex() uint64 {
+	if x != nil {
+		return x.LastLogIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetDiskError() string {
+	if x != nil {
+		return x.DiskError
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *NodeStatusResponse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *NodeStatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// AddControllerRequest: the caller's certificate names it; it reports how
+// far it has caught up, and the leader promotes it to voter once it is
+// current.
+type AddControllerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AppliedIndex is the caller's applied Raft index.
+	AppliedIndex uint64 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Current is true once the caller has applied its own node record.
+	Current       bool `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddControllerRequest) Reset() {
 	*x = AddControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -992,7 +1261,7 @@ func (x *AddControllerRequest) String() string {
 func (*AddControllerRequest) ProtoMessage() {}
 
 func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1005,19 +1274,34 @@ func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerRequest.ProtoReflect.Descriptor instead.
 func (*AddControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
 }
 
-// AddControllerResponse is empty.
+func (x *AddControllerRequest) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *AddControllerRequest) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// AddControllerResponse says whether the caller now votes.
 type AddControllerResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Voter         bool                   `protobuf:"varint,1,opt,name=voter,proto3" json:"voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddControllerResponse) Reset() {
 	*x = AddControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1029,7 +1313,7 @@ func (x *AddControllerResponse) String() string {
 func (*AddControllerResponse) ProtoMessage() {}
 
 func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1042,7 +1326,14 @@ func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerResponse.ProtoReflect.Descriptor instead.
 func (*AddControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *AddControllerResponse) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
 }
 
 // RemoveControllerRequest names a controller.
@@ -1055,7 +1346,7 @@ type RemoveControllerRequest struct {
 
 func (x *RemoveControllerRequest) Reset() {
 	*x = RemoveControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1067,7 +1358,7 @@ func (x *RemoveControllerRequest) String() string {
 func (*RemoveControllerRequest) ProtoMessage() {}
 
 func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1080,7 +1371,7 @@ func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *RemoveControllerRequest) GetName() string {
@@ -1099,7 +1390,7 @@ type RemoveControllerResponse struct {
 
 func (x *RemoveControllerResponse) Reset() {
 	*x = RemoveControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1111,7 +1402,7 @@ func (x *RemoveControllerResponse) String() string {
 func (*RemoveControllerResponse) ProtoMessage() {}
 
 func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1124,7 +1415,63 @@ func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+}
+
+// RemovedNodeRecord marks a controller name as removed from the cluster:
+// certificates for that name issued before the removal are refused on the
+// Raft port even when their serials were never recorded. A new join under
+// the name deletes it.
+type RemovedNodeRecord struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RemovedUnixMillis int64                  `protobuf:"varint,2,opt,name=removed_unix_millis,json=removedUnixMillis,proto3" json:"removed_unix_millis,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RemovedNodeRecord) Reset() {
+	*x = RemovedNodeRecord{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedNodeRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedNodeRecord) ProtoMessage() {}
+
+func (x *RemovedNodeRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedNodeRecord.ProtoReflect.Descriptor instead.
+func (*RemovedNodeRecord) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *RemovedNodeRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemovedNodeRecord) GetRemovedUnixMillis() int64 {
+	if x != nil {
+		return x.RemovedUnixMillis
+	}
+	return 0
 }
 
 // AgentInfo is one agent as `kctl agents` shows it.
@@ -1142,7 +1489,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1154,7 +1501,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1167,7 +1514,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *AgentInfo) GetName() string {
@@ -1214,7 +1561,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1226,7 +1573,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1239,7 +1586,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
 }
 
 // ListAgentsResponse lists agents.
@@ -1252,7 +1599,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1264,7 +1611,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1277,7 +1624,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1297,7 +1644,7 @@ type DescribeAgentRequest struct {
 
 func (x *DescribeAgentRequest) Reset() {
 	*x = DescribeAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1309,7 +1656,7 @@ func (x *DescribeAgentRequest) String() string {
 func (*DescribeAgentRequest) ProtoMessage() {}
 
 func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1322,7 +1669,7 @@ func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *DescribeAgentRequest) GetName() string {
@@ -1344,7 +1691,7 @@ type DescribeAgentResponse struct {
 
 func (x *DescribeAgentResponse) Reset() {
 	*x = DescribeAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1356,7 +1703,7 @@ func (x *DescribeAgentResponse) String() string {
 func (*DescribeAgentResponse) ProtoMessage() {}
 
 func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1369,7 +1716,7 @@ func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *DescribeAgentResponse) GetAgent() *AgentInfo {
@@ -1403,7 +1750,7 @@ type RemoveAgentRequest struct {
 
 func (x *RemoveAgentRequest) Reset() {
 	*x = RemoveAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1415,7 +1762,7 @@ func (x *RemoveAgentRequest) String() string {
 func (*RemoveAgentRequest) ProtoMessage() {}
 
 func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1428,7 +1775,7 @@ func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *RemoveAgentRequest) GetName() string {
@@ -1447,7 +1794,7 @@ type RemoveAgentResponse struct {
 
 func (x *RemoveAgentResponse) Reset() {
 	*x = RemoveAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1459,7 +1806,7 @@ func (x *RemoveAgentResponse) String() string {
 func (*RemoveAgentResponse) ProtoMessage() {}
 
 func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1472,7 +1819,7 @@ func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
 }
 
 // OperatorInfo is one operator.
@@ -1487,7 +1834,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1499,7 +1846,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1512,7 +1859,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *OperatorInfo) GetName() string {
@@ -1545,7 +1892,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1557,7 +1904,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1570,7 +1917,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
 }
 
 // ListOperatorsResponse lists operators.
@@ -1583,7 +1930,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1595,7 +1942,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1608,7 +1955,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -1628,7 +1975,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1640,7 +1987,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1653,7 +2000,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveOperatorRequest) GetName() string {
@@ -1672,7 +2019,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1684,7 +2031,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1697,7 +2044,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
 }
 
 // SendCommandRequest addresses an operation to an agent.
@@ -1714,7 +2061,7 @@ type SendCommandRequest struct {
 
 func (x *SendCommandRequest) Reset() {
 	*x = SendCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1726,7 +2073,7 @@ func (x *SendCommandRequest) String() string {
 func (*SendCommandRequest) ProtoMessage() {}
 
 func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1739,7 +2086,7 @@ func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandRequest.ProtoReflect.Descriptor instead.
 func (*SendCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *SendCommandRequest) GetAgent() string {
@@ -1780,7 +2127,7 @@ type SendCommandResponse struct {
 
 func (x *SendCommandResponse) Reset() {
 	*x = SendCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1792,7 +2139,7 @@ func (x *SendCommandResponse) String() string {
 func (*SendCommandResponse) ProtoMessage() {}
 
 func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1805,7 +2152,7 @@ func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandResponse.ProtoReflect.Descriptor instead.
 func (*SendCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *SendCommandResponse) GetCommand() *CommandRecord {
@@ -1826,7 +2173,7 @@ type GetCommandRequest struct {
 
 func (x *GetCommandRequest) Reset() {
 	*x = GetCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1838,7 +2185,7 @@ func (x *GetCommandRequest) String() string {
 func (*GetCommandRequest) ProtoMessage() {}
 
 func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1851,7 +2198,7 @@ func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandRequest.ProtoReflect.Descriptor instead.
 func (*GetCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *GetCommandRequest) GetAgent() string {
@@ -1878,7 +2225,7 @@ type GetCommandResponse struct {
 
 func (x *GetCommandResponse) Reset() {
 	*x = GetCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1890,7 +2237,7 @@ func (x *GetCommandResponse) String() string {
 func (*GetCommandResponse) ProtoMessage() {}
 
 func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1903,7 +2250,7 @@ func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandResponse.ProtoReflect.Descriptor instead.
 func (*GetCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *GetCommandResponse) GetCommand() *CommandRecord {
@@ -1932,7 +2279,7 @@ type CommandRecord struct {
 
 func (x *CommandRecord) Reset() {
 	*x = CommandRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1944,7 +2291,7 @@ func (x *CommandRecord) String() string {
 func (*CommandRecord) ProtoMessage() {}
 
 func (x *CommandRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1957,7 +2304,7 @@ func (x *CommandRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRecord.ProtoReflect.Descriptor instead.
 func (*CommandRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
 }
 
 func (x *CommandRecord) GetId() string {
@@ -2035,7 +2382,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2047,7 +2394,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2060,7 +2407,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2088,7 +2435,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2100,7 +2447,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2113,7 +2460,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2139,7 +2486,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2151,7 +2498,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2164,7 +2511,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
 }
 
 // ReadIndexResponse carries the leader's applied index.
@@ -2177,7 +2524,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2189,7 +2536,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2202,7 +2549,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2225,7 +2572,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2584,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2597,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -2294,7 +2641,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2653,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2666,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -2357,7 +2704,7 @@ type AgentRecord struct {
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2716,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2729,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -2433,7 +2780,7 @@ type OperatorRecord struct {
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2792,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2805,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -2505,7 +2852,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2864,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2877,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -2570,22 +2917,26 @@ func (x *NodeRecord) GetVoter() bool {
 
 // TokenRecord is a join token; only a hash of its secret is kept.
 type TokenRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	SecretHash    []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
-	Role          Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	OperatorRole  string                 `protobuf:"bytes,5,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
-	ExpiresUnix   int64                  `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
-	UsesLeft      uint32                 `protobuf:"varint,7,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash   []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	Role         Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
+	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	OperatorRole string                 `protobuf:"bytes,5,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	ExpiresUnix  int64                  `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	UsesLeft     uint32                 `protobuf:"varint,7,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	CreatedBy    string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Joined holds a digest of each use (name and public key): a retried
+	// Join from the same joiner gets a certificate without using the token
+	// again.
+	Joined        []string `protobuf:"bytes,9,rep,name=joined,proto3" json:"joined,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2948,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2961,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -2669,6 +3020,13 @@ func (x *TokenRecord) GetCreatedBy() string {
 	return ""
 }
 
+func (x *TokenRecord) GetJoined() []string {
+	if x != nil {
+		return x.Joined
+	}
+	return nil
+}
+
 // ClusterRecord holds the CA and the cluster id.
 type ClusterRecord struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -2681,7 +3039,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +3051,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +3064,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -2781,24 +3139,57 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RevokeTokenResponse\"\x16\n" +
-	"\x14ClusterStatusRequest\"\x88\x01\n" +
+	"\x14ClusterStatusRequest\"\xa4\x01\n" +
 	"\x15ClusterStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x128\n" +
 	"\x05nodes\x18\x02 \x03(\v2\".kctl.controller.v1.ControllerNodeR\x05nodes\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xa7\x01\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\"\xa5\x03\n" +
 	"\x0eControllerNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\tR\aversion\"\x16\n" +
-	"\x14AddControllerRequest\"\x17\n" +
-	"\x15AddControllerResponse\"-\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\x12\x12\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\x12.\n" +
+	"\x13last_contact_millis\x18\b \x01(\x03R\x11lastContactMillis\x12#\n" +
+	"\rapplied_index\x18\t \x01(\x04R\fappliedIndex\x12\x10\n" +
+	"\x03lag\x18\n" +
+	" \x01(\x04R\x03lag\x12%\n" +
+	"\x0esnapshot_index\x18\v \x01(\x04R\rsnapshotIndex\x12&\n" +
+	"\x0fdisk_free_bytes\x18\f \x01(\x04R\rdiskFreeBytes\x12\x18\n" +
+	"\aserving\x18\r \x01(\bR\aserving\x12\x18\n" +
+	"\aproblem\x18\x0e \x01(\tR\aproblem\"\x13\n" +
+	"\x11NodeStatusRequest\"\xac\x03\n" +
+	"\x12NodeStatusResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12.\n" +
+	"\x13last_contact_millis\x18\x04 \x01(\x03R\x11lastContactMillis\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12$\n" +
+	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12%\n" +
+	"\x0esnapshot_index\x18\b \x01(\x04R\rsnapshotIndex\x12&\n" +
+	"\x0fdisk_free_bytes\x18\t \x01(\x04R\rdiskFreeBytes\x12\x1d\n" +
+	"\n" +
+	"disk_error\x18\n" +
+	" \x01(\tR\tdiskError\x12\x18\n" +
+	"\aserving\x18\v \x01(\bR\aserving\x12\x18\n" +
+	"\acurrent\x18\f \x01(\bR\acurrent\x12\x18\n" +
+	"\aversion\x18\r \x01(\tR\aversion\"U\n" +
+	"\x14AddControllerRequest\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\bR\acurrent\"-\n" +
+	"\x15AddControllerResponse\x12\x14\n" +
+	"\x05voter\x18\x01 \x01(\bR\x05voter\"-\n" +
 	"\x17RemoveControllerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18RemoveControllerResponse\"\xa4\x01\n" +
+	"\x18RemoveControllerResponse\"W\n" +
+	"\x11RemovedNodeRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x13removed_unix_millis\x18\x02 \x01(\x03R\x11removedUnixMillis\"\xa4\x01\n" +
 	"\tAgentInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1e\n" +
@@ -2892,7 +3283,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
 	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x84\x02\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x9c\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -2903,7 +3294,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12\x1b\n" +
 	"\tuses_left\x18\a \x01(\rR\busesLeft\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\b \x01(\tR\tcreatedBy\"l\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06joined\x18\t \x03(\tR\x06joined\"l\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -2938,10 +3330,12 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
-	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\xb9\x01\n" +
+	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\x96\x02\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
-	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
+	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponse\x12[\n" +
+	"\n" +
+	"NodeStatus\x12%.kctl.controller.v1.NodeStatusRequest\x1a&.kctl.controller.v1.NodeStatusResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_kctl_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -2956,7 +3350,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 49)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -2974,41 +3368,44 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*ClusterStatusRequest)(nil),     // 13: kctl.controller.v1.ClusterStatusRequest
 	(*ClusterStatusResponse)(nil),    // 14: kctl.controller.v1.ClusterStatusResponse
 	(*ControllerNode)(nil),           // 15: kctl.controller.v1.ControllerNode
-	(*AddControllerRequest)(nil),     // 16: kctl.controller.v1.AddControllerRequest
-	(*AddControllerResponse)(nil),    // 17: kctl.controller.v1.AddControllerResponse
-	(*RemoveControllerRequest)(nil),  // 18: kctl.controller.v1.RemoveControllerRequest
-	(*RemoveControllerResponse)(nil), // 19: kctl.controller.v1.RemoveControllerResponse
-	(*AgentInfo)(nil),                // 20: kctl.controller.v1.AgentInfo
-	(*ListAgentsRequest)(nil),        // 21: kctl.controller.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 22: kctl.controller.v1.ListAgentsResponse
-	(*DescribeAgentRequest)(nil),     // 23: kctl.controller.v1.DescribeAgentRequest
-	(*DescribeAgentResponse)(nil),    // 24: kctl.controller.v1.DescribeAgentResponse
-	(*RemoveAgentRequest)(nil),       // 25: kctl.controller.v1.RemoveAgentRequest
-	(*RemoveAgentResponse)(nil),      // 26: kctl.controller.v1.RemoveAgentResponse
-	(*OperatorInfo)(nil),             // 27: kctl.controller.v1.OperatorInfo
-	(*ListOperatorsRequest)(nil),     // 28: kctl.controller.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),    // 29: kctl.controller.v1.ListOperatorsResponse
-	(*RemoveOperatorRequest)(nil),    // 30: kctl.controller.v1.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),   // 31: kctl.controller.v1.RemoveOperatorResponse
-	(*SendCommandRequest)(nil),       // 32: kctl.controller.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),      // 33: kctl.controller.v1.SendCommandResponse
-	(*GetCommandRequest)(nil),        // 34: kctl.controller.v1.GetCommandRequest
-	(*GetCommandResponse)(nil),       // 35: kctl.controller.v1.GetCommandResponse
-	(*CommandRecord)(nil),            // 36: kctl.controller.v1.CommandRecord
-	(*ApplyRequest)(nil),             // 37: kctl.controller.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 38: kctl.controller.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),         // 39: kctl.controller.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 40: kctl.controller.v1.ReadIndexResponse
-	(*AgentPresence)(nil),            // 41: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 42: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 43: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 44: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 45: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 46: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 47: kctl.controller.v1.ClusterRecord
-	(*v1.Facts)(nil),                 // 48: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 49: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 50: kctl.agent.v1.Result
+	(*NodeStatusRequest)(nil),        // 16: kctl.controller.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),       // 17: kctl.controller.v1.NodeStatusResponse
+	(*AddControllerRequest)(nil),     // 18: kctl.controller.v1.AddControllerRequest
+	(*AddControllerResponse)(nil),    // 19: kctl.controller.v1.AddControllerResponse
+	(*RemoveControllerRequest)(nil),  // 20: kctl.controller.v1.RemoveControllerRequest
+	(*RemoveControllerResponse)(nil), // 21: kctl.controller.v1.RemoveControllerResponse
+	(*RemovedNodeRecord)(nil),        // 22: kctl.controller.v1.RemovedNodeRecord
+	(*AgentInfo)(nil),                // 23: kctl.controller.v1.AgentInfo
+	(*ListAgentsRequest)(nil),        // 24: kctl.controller.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 25: kctl.controller.v1.ListAgentsResponse
+	(*DescribeAgentRequest)(nil),     // 26: kctl.controller.v1.DescribeAgentRequest
+	(*DescribeAgentResponse)(nil),    // 27: kctl.controller.v1.DescribeAgentResponse
+	(*RemoveAgentRequest)(nil),       // 28: kctl.controller.v1.RemoveAgentRequest
+	(*RemoveAgentResponse)(nil),      // 29: kctl.controller.v1.RemoveAgentResponse
+	(*OperatorInfo)(nil),             // 30: kctl.controller.v1.OperatorInfo
+	(*ListOperatorsRequest)(nil),     // 31: kctl.controller.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),    // 32: kctl.controller.v1.ListOperatorsResponse
+	(*RemoveOperatorRequest)(nil),    // 33: kctl.controller.v1.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),   // 34: kctl.controller.v1.RemoveOperatorResponse
+	(*SendCommandRequest)(nil),       // 35: kctl.controller.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),      // 36: kctl.controller.v1.SendCommandResponse
+	(*GetCommandRequest)(nil),        // 37: kctl.controller.v1.GetCommandRequest
+	(*GetCommandResponse)(nil),       // 38: kctl.controller.v1.GetCommandResponse
+	(*CommandRecord)(nil),            // 39: kctl.controller.v1.CommandRecord
+	(*ApplyRequest)(nil),             // 40: kctl.controller.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 41: kctl.controller.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),         // 42: kctl.controller.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 43: kctl.controller.v1.ReadIndexResponse
+	(*AgentPresence)(nil),            // 44: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 45: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 46: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 47: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 48: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 49: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 50: kctl.controller.v1.ClusterRecord
+	(*v1.Facts)(nil),                 // 51: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 52: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 53: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	0,  // 0: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
@@ -3017,18 +3414,18 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	0,  // 3: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
 	8,  // 4: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
 	15, // 5: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
-	20, // 6: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
-	20, // 7: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	48, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
-	27, // 9: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	49, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
-	36, // 11: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	36, // 12: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	49, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	23, // 6: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
+	23, // 7: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
+	51, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	30, // 9: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
+	52, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	39, // 11: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	39, // 12: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	52, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 14: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	50, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	41, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	48, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	53, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	44, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	51, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 18: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	2,  // 19: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	4,  // 20: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3036,36 +3433,38 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	9,  // 22: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
 	11, // 23: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
 	13, // 24: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
-	16, // 25: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
-	18, // 26: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
-	21, // 27: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
-	23, // 28: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
-	25, // 29: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
-	28, // 30: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
-	30, // 31: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	32, // 32: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	34, // 33: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	37, // 34: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	39, // 35: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	3,  // 36: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	5,  // 37: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	7,  // 38: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	10, // 39: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	12, // 40: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	14, // 41: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	17, // 42: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	19, // 43: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	22, // 44: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	24, // 45: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	26, // 46: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	29, // 47: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	31, // 48: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	33, // 49: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	35, // 50: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	38, // 51: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	40, // 52: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
+	18, // 25: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
+	20, // 26: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
+	24, // 27: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
+	26, // 28: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
+	28, // 29: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
+	31, // 30: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
+	33, // 31: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
+	35, // 32: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	37, // 33: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	40, // 34: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	42, // 35: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	16, // 36: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
+	3,  // 37: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	5,  // 38: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	7,  // 39: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	10, // 40: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	12, // 41: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	14, // 42: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	19, // 43: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	21, // 44: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	25, // 45: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	27, // 46: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	29, // 47: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	32, // 48: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	34, // 49: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	36, // 50: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	38, // 51: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	41, // 52: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	43, // 53: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	17, // 54: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -3082,7 +3481,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   49,
 			NumExtensions: 0,
 			NumServices:   2,
 		},
