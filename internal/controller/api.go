@@ -158,15 +158,15 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		if retry && !table.Has(v, name) {
 			return nil, status.Errorf(codes.FailedPrecondition, "controller: %s %q joined with this token and was removed since: ask an admin for a new token", role, name)
 		}
-		if role == pki.RoleController && (req.GetApiAddress() == "" || req.GetRaftAddress() == "") {
-			return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
-		}
 		if csrRole != "" && csrRole != role && (csrRole == pki.RoleController || role == pki.RoleController) {
 			// A controller with another token, or anyone else with a
 			// controller token: refused before anything is used up, so
 			// no phantom identity is left behind.
 			return nil, status.Errorf(codes.FailedPrecondition, "controller: this is %s token, but a%s asks to join with it: make a token with `kctl token create --role %s`",
 				article(role), article(csrRole)[1:], csrRole)
+		}
+		if role == pki.RoleController && (req.GetApiAddress() == "" || req.GetRaftAddress() == "") {
+			return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
 		}
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
 		var certPEM []byte

@@ -260,3 +260,7 @@ func (c *Controller) gateStream(srv any, ss grpc.ServerStream, info *grpc.Stream
 	}
 	return handler(srv, ss)
 }
+
+// Serving reports whether this controller serves: it has caught up, was
+// not removed and can write its data directory.
+func (c *Controller) Serving() bool { return c.serving() }
