@@ -374,4 +374,3 @@ func TestRenewal_RepeatedRenewalKeepsTheCurrentCertificate(t *testing.T) {
 		t.Fatalf("a call with the certificate in use after 6 renewals = %v", err)
 	}
 }
-
