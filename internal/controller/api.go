@@ -212,9 +212,6 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		rec.UsesLeft--
 		rec.Joined = append(rec.Joined, digest)
 		muts := []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record}
-		if role == pki.RoleController && schema.RemovedNodes.Has(v, name) {
-			muts = append(muts, schema.RemovedNodes.Delete(name)) // a replacement
-		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
 			Mutations:     muts,

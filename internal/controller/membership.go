@@ -94,8 +94,10 @@ func (c *Controller) removedFromCluster() bool {
 }
 
 // verifyRaftPeer authorizes a Raft peer's certificate: a controller of
-// this cluster, not revoked, and not of a controller removed after the
-// certificate was issued. A name this node does not know yet is accepted:
+// this cluster, not revoked, and not issued before its name was removed
+// (RemovedNodes, kept when a replacement joins under the name: the old
+// node's certificates stay refused, even those whose serials its record
+// no longer listed). A name this node does not know yet is accepted:
 // it may have joined after the state this node has applied (the leader
 // itself, while this node catches up); only the leader issues certificates.
 func (c *Controller) verifyRaftPeer(st *raftstore.Store, leaf *x509.Certificate) error {
@@ -113,7 +115,7 @@ func (c *Controller) verifyRaftPeer(st *raftstore.Store, leaf *x509.Certificate)
 	if schema.Revoked.Has(v, pki.Serial(leaf)) {
 		return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
 	}
-	if rm, _, ok := schema.RemovedNodes.Get(v, id.Name); ok && leaf.NotBefore.Before(time.UnixMilli(rm.GetRemovedUnixMillis())) {
+	if rm, _, ok := schema.RemovedNodes.Get(v, id.Name); ok && pki.IssuedAt(leaf).Before(time.UnixMilli(rm.GetRemovedUnixMillis())) {
 		return fmt.Errorf("controller: raft peer %s was removed from the cluster (kctl cluster remove)", id)
 	}
 	return nil

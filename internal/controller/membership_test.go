@@ -228,6 +228,51 @@ func TestMembership_JoinRetryIsIdempotent(t *testing.T) {
 	}
 }
 
+// A controller that joined but does not keep up (here: never runs Raft)
+// is a nonvoter until it reports it is current: with one voter of three
+// down, the cluster still commits.
+func TestMembership_SlowJoinerCostsNoQuorum(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	tok, err := pki.ParseToken(tc.Token(controllerv1.Role_ROLE_CONTROLLER, "", "", 1, time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _ := pki.NewKey()
+	csr, _ := pki.NewCSR(key, pki.Identity{Role: pki.RoleController, Name: "c9"})
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	r, err := ctlclient.Join(ctx, tc.LiveAddrs(), tok, &controllerv1.JoinRequest{
+		Token: tok.String(), CsrPem: csr, Name: "c9", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c9, err := pki.NewCredentials(r.GetCertPem(), key, r.GetCaPem())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// c9 asks to vote while far behind: it is added, as a nonvoter.
+	var voter bool
+	if err := tc.Client(c9).Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		r, err := cc.AddController(ctx, &controllerv1.AddControllerRequest{AppliedIndex: 1})
+		voter = r.GetVoter()
+		return err
+	}); err != nil {
+		t.Fatalf("AddController = %v", err)
+	}
+	if voter {
+		t.Fatal("a controller far behind was made a voter")
+	}
+	servers, err := tc.Nodes[tc.Leader()].C.Store().Servers()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == "c9" && !s.Voter }) {
+		t.Fatalf("configuration = %v, want c9 as a nonvoter", servers)
+	}
+	tc.Kill(tc.Follower())
+	tc.Token(controllerv1.Role_ROLE_AGENT, "", "", 1, time.Hour) // commits with 2 of 3 voters
+}
+
 // raftRefuses reports whether the Raft port at addr refuses creds: the
 // connection ends instead of waiting for a Raft RPC.
 func raftRefuses(t testing.TB, addr string, creds *pki.Credentials) bool {
@@ -248,6 +293,25 @@ func raftRefuses(t testing.TB, addr string, creds *pki.Credentials) bool {
 func TestMembership_RemoveDeadAndReplace(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
 	old := tc.Nodes[2].C.Credentials()
+	// c3 also holds a certificate whose serial its record no longer lists
+	// (renewed five times, never installed): only membership refuses it.
+	var stale *pki.Credentials
+	for n := range 5 {
+		key, _ := pki.NewKey()
+		csr, _ := pki.NewCSR(key, old.Identity())
+		if err := tc.Client(old, 2).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+			r, err := cc.RenewCertificate(ctx, &controllerv1.RenewCertificateRequest{CsrPem: csr})
+			if err == nil && n == 0 {
+				stale, err = pki.NewCredentials(r.GetCertPem(), key, r.GetCaPem())
+			}
+			return err
+		}); err != nil {
+			t.Fatalf("renewal %d = %v", n, err)
+		}
+	}
+	if slices.Contains(serialsOf(tc, old.Identity()), pki.Serial(stale.Leaf())) {
+		t.Fatal("the first renewal is still listed after five")
+	}
 	tc.Kill(2)
 	err := tc.AdminClient(0, 1).Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
 		_, err := cc.RemoveController(ctx, &controllerv1.RemoveControllerRequest{Name: "c3"})
@@ -268,6 +332,9 @@ func TestMembership_RemoveDeadAndReplace(t *testing.T) {
 		for _, i := range []int{0, 1} {
 			if !raftRefuses(t, tc.Nodes[i].Raft, old) {
 				t.Fatalf("%s: %s's Raft port accepted the removed c3's certificate", when, tc.Nodes[i].Name)
+			}
+			if !raftRefuses(t, tc.Nodes[i].Raft, stale) {
+				t.Fatalf("%s: %s's Raft port accepted the removed c3's unlisted certificate", when, tc.Nodes[i].Name)
 			}
 		}
 	}

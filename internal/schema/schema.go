@@ -37,7 +37,7 @@ var (
 	// Presence maps a controller's name to the agent sessions it holds.
 	Presence = Table[*controllerv1.PresenceRecord]{name: "presence"}
 	// RemovedNodes maps the name of a controller removed from the cluster
-	// (and not joined again since) to when it was removed.
+	// to when it was last removed (kept when a replacement joins).
 	RemovedNodes = Table[*controllerv1.RemovedNodeRecord]{name: "removed-nodes"}
 )
 

@@ -1420,8 +1420,8 @@ func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
 
 // RemovedNodeRecord marks a controller name as removed from the cluster:
 // certificates for that name issued before the removal are refused on the
-// Raft port even when their serials were never recorded. A new join under
-// the name deletes it.
+// Raft port even when their serials are no longer recorded. A replacement
+// joining under the name keeps it (its certificates are issued later).
 type RemovedNodeRecord struct {
 	state             protoimpl.MessageState `protogen:"open.v1"`
 	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
