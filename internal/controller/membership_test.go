@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
 	"github.com/kctl-dev/kctl/internal/controller"
@@ -125,6 +126,28 @@ func TestMembership_JoinBusyClusterServes(t *testing.T) {
 		}
 		return nil
 	})
+	// c4 holds agent sessions and delivers commands.
+	roundTrip := func(agentName, payload string) {
+		t.Helper()
+		a := tc.startAgent(agentName, &countingRuntime{}, i)
+		waitFor(t, 10*time.Second, agentName+" on c4", func() error {
+			if got := a.Connected(); got != tc.Nodes[i].API {
+				return fmt.Errorf("%s connected to %q", agentName, got)
+			}
+			return nil
+		})
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		l := tc.Nodes[tc.Leader()].C
+		id, err := l.SendCommand(ctx, agentName, &agentv1.Operation{Op: &agentv1.Operation_Noop{Noop: &agentv1.Noop{Payload: payload}}})
+		if err != nil {
+			t.Fatalf("SendCommand = %v", err)
+		}
+		if rec, err := l.WaitResult(ctx, id); err != nil || rec.GetResult().GetDetail() != payload {
+			t.Fatalf("WaitResult = %v, %v; want the payload", rec.GetResult(), err)
+		}
+	}
+	roundTrip("web-1", "after-join")
 	// A restart (replaying the log from a snapshot older than its join)
 	// serves again.
 	tc.Kill(i)
@@ -135,6 +158,7 @@ func TestMembership_JoinBusyClusterServes(t *testing.T) {
 		}
 		return healthy(statusOf(t, tc, i), "c1", "c2", "c3", "c4")
 	})
+	roundTrip("web-2", "after-restart")
 }
 
 // A controller joining with an agent token, and an agent enrolling with a
