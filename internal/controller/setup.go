@@ -167,6 +167,10 @@ func (c *Controller) loadCredentials() error {
 	return nil
 }
 
+// joinRetryFor bounds how long a join retries a cluster that does not
+// answer (an election, a restarting node) before it gives up.
+const joinRetryFor = 15 * time.Second
+
 // joinCredentials exchanges the token and a CSR for a certificate.
 func (c *Controller) joinCredentials(ctx context.Context) error {
 	if c.cfg.Token == "" {
@@ -192,9 +196,10 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	// key: a Join that committed but whose answer was lost is answered
 	// again without using the token up (api.go Join). A refusal is final.
 	var resp *controllerv1.JoinResponse
+	giveUp := time.Now().Add(joinRetryFor)
 	for {
 		resp, err = ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, req, 0)
-		if err == nil || !errors.Is(err, ctlclient.ErrUnreachable) {
+		if err == nil || !errors.Is(err, ctlclient.ErrUnreachable) || time.Now().After(giveUp) {
 			break
 		}
 		c.log.Warn("join failed; will retry", "err", err)
