@@ -58,6 +58,15 @@ var (
 	ErrClosed = errors.New("controller: closed")
 )
 
+// Raft timing of a controller (Config.Raft may change it): hashicorp/raft's
+// defaults (1 s, 1 s, 500 ms) halved, so a new leader is elected within
+// about 1-2 s of losing the old one on a LAN. See docs/operations.md.
+const (
+	RaftHeartbeatTimeout   = 500 * time.Millisecond
+	RaftElectionTimeout    = 500 * time.Millisecond
+	RaftLeaderLeaseTimeout = 250 * time.Millisecond
+)
+
 // Files under Config.DataDir.
 const (
 	nodeKeyFile  = "node.key"
@@ -372,6 +381,10 @@ func (c *Controller) openStore() error {
 			return c.verifyRaftPeer(opened.Load(), leaf)
 		},
 		Logger: c.log.With("component", "raft"),
+		// Failover timing (docs/operations.md): a follower that hears
+		// nothing from the leader for 500-1000 ms stands for election;
+		// a leader that cannot reach a quorum for 250 ms steps down.
+		HeartbeatTimeout: RaftHeartbeatTimeout, ElectionTimeout: RaftElectionTimeout, LeaderLeaseTimeout: RaftLeaderLeaseTimeout,
 	}
 	if c.cfg.Raft != nil {
 		c.cfg.Raft(&rc)

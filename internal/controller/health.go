@@ -128,7 +128,7 @@ func (c *Controller) remoteStatus(ctx context.Context, addr string) (*controller
 	}
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	return controllerv1.NewInternalServiceClient(cc).NodeStatus(ctx, &controllerv1.NodeStatusRequest{}, grpc.WaitForReady(true))
+	return controllerv1.NewInternalServiceClient(cc).NodeStatus(ctx, &controllerv1.NodeStatusRequest{})
 }
 
 // ClusterStatus reports every controller of the Raft configuration: its
