@@ -212,6 +212,14 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		rec.UsesLeft--
 		rec.Joined = append(rec.Joined, digest)
 		muts := []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record}
+		if rm, _, ok := schema.RemovedNodes.Get(v, name); ok && role == pki.RoleController {
+			// A replacement under a removed name: its certificate must not
+			// look older than the removal (certificate times are whole
+			// seconds; another leader's clock may differ).
+			if at := pki.IssuedAt(leaf).UnixMilli(); at < rm.GetRemovedUnixMillis() {
+				muts = append(muts, schema.RemovedNodes.Put(name, &controllerv1.RemovedNodeRecord{Name: name, RemovedUnixMillis: at}))
+			}
+		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
 			Mutations:     muts,
