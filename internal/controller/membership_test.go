@@ -186,12 +186,31 @@ func TestMembership_WrongRoleTokenFailsAtOnce(t *testing.T) {
 		t.Fatal("the refused controller stored a certificate")
 	}
 	// The agent token still enrols an agent.
-	a, err := agent.New(ctx, agent.Config{Name: "web-1", DataDir: filepath.Join(t.TempDir(), "web-1"), Controllers: tc.LiveAddrs(),
+	agentDir := filepath.Join(t.TempDir(), "web-1")
+	a, err := agent.New(ctx, agent.Config{Name: "web-1", DataDir: agentDir, Controllers: tc.LiveAddrs(),
 		Token: agentTok, Runtime: &countingRuntime{}, Version: "test", Logger: tc.Logger, DialTimeout: 2 * time.Second})
 	if err != nil {
 		t.Fatalf("agent with the unused agent token = %v", err)
 	}
 	_ = a
+	// A data directory holding an agent's certificate (what an agent
+	// token gave a controller before) is named for what it is.
+	dir := tc.Nodes[tc.AddNode("web-1")].Dir
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(os.MkdirAll(dir, 0o700))
+	for from, to := range map[string]string{"agent.crt": "node.crt", "agent.key": "node.key", "ca.crt": "ca.crt"} {
+		b, err := os.ReadFile(filepath.Join(agentDir, from))
+		must(err)
+		must(os.WriteFile(filepath.Join(dir, to), b, 0o600))
+	}
+	if err := tc.StartErr(ctx, len(tc.Nodes)-1, nil); err == nil || !strings.Contains(err.Error(), `holds the certificate of agent "web-1", not of a controller`) {
+		t.Fatalf("restart of a data dir holding an agent's certificate = %v, want it named", err)
+	}
 	// An agent with a controller token is refused; the token still works.
 	ctrlTok := tc.Token(controllerv1.Role_ROLE_CONTROLLER, "", "", 1, time.Hour)
 	_, err = agent.New(ctx, agent.Config{Name: "web-2", DataDir: filepath.Join(t.TempDir(), "web-2"), Controllers: tc.LiveAddrs(),
