@@ -60,7 +60,7 @@ var (
 
 // Raft timing of a controller (Config.Raft may change it): hashicorp/raft's
 // defaults (1 s, 1 s, 500 ms) halved, so a new leader is elected within
-// about 1-2 s of losing the old one on a LAN. See docs/operations.md.
+// about 1-2 s of losing the old one on a LAN. See docs/membership.md.
 const (
 	RaftHeartbeatTimeout   = 500 * time.Millisecond
 	RaftElectionTimeout    = 500 * time.Millisecond
@@ -381,7 +381,7 @@ func (c *Controller) openStore() error {
 			return c.verifyRaftPeer(opened.Load(), leaf)
 		},
 		Logger: c.log.With("component", "raft"),
-		// Failover timing (docs/operations.md): a follower that hears
+		// Failover timing (docs/membership.md): a follower that hears
 		// nothing from the leader for 500-1000 ms stands for election;
 		// a leader that cannot reach a quorum for 250 ms steps down.
 		HeartbeatTimeout: RaftHeartbeatTimeout, ElectionTimeout: RaftElectionTimeout, LeaderLeaseTimeout: RaftLeaderLeaseTimeout,

@@ -159,7 +159,7 @@ func (c *Controller) loadCredentials() error {
 		return fmt.Errorf("%w: stored credentials are unusable: %w", ErrDataDir, err)
 	}
 	if id := creds.Identity(); id.Role != pki.RoleController {
-		return fmt.Errorf("%w: %s holds the certificate of %s %q, not of a controller (it joined with a wrong token): remove that %s (kctl agents remove %s) and start over with an empty --data-dir and a controller token", ErrDataDir, c.cfg.DataDir, id.Role, id.Name, id.Role, id.Name)
+		return fmt.Errorf("%w: %s holds the certificate of %s %q, not of a controller (it joined with a wrong token): remove it (kctl %ss remove %s) and start over with an empty --data-dir and a controller token", ErrDataDir, c.cfg.DataDir, id.Role, id.Name, id.Role, id.Name)
 	} else if id.Name != c.cfg.Name {
 		return fmt.Errorf("%w: %s holds the state of controller %q, not %q (pass --name %s or another --data-dir)", ErrDataDir, c.cfg.DataDir, id.Name, c.cfg.Name, id.Name)
 	}
