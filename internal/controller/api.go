@@ -6,14 +6,11 @@ import (
 	"encoding/hex"
 	"errors"
 	"slices"
-	"sort"
 	"strings"
-	"sync"
 	"time"
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/proto"
@@ -126,6 +123,10 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if err := c.linearize(ctx); err != nil {
 		return nil, rpcerr.Status(err)
 	}
+	csrRole, joinKey, err := joinDigest(req)
+	if err != nil {
+		return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+	}
 	tid := tokenID(tok.Secret)
 	var resp *controllerv1.JoinResponse
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
@@ -135,9 +136,6 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
 			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
-		}
-		if rec.GetUsesLeft() == 0 {
-			return nil, status.Error(codes.Unauthenticated, "controller: token already used up: ask an admin for a new one (kctl token create --uses N)")
 		}
 		role := roleOf(rec.GetRole())
 		name := req.GetName()
@@ -149,16 +147,31 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		if err := validName(name); err != nil {
 			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
 		}
+		digest := joinKey(name)
+		retry := slices.Contains(rec.GetJoined(), digest)
+		if !retry && rec.GetUsesLeft() == 0 {
+			return nil, status.Error(codes.Unauthenticated, "controller: token already used up: ask an admin for a new one (kctl token create --uses N)")
+		}
 		table := tableFor(role)
-		if table.Has(v, name) {
+		if !retry && table.Has(v, name) {
 			return nil, status.Errorf(codes.AlreadyExists, "controller: a %s named %q already exists: pick another name, or remove the old one first", role, name)
+		}
+		if retry && !table.Has(v, name) {
+			return nil, status.Errorf(codes.FailedPrecondition, "controller: %s %q joined with this token and was removed since: ask an admin for a new token", role, name)
+		}
+		if csrRole != "" && csrRole != role && (csrRole == pki.RoleController || role == pki.RoleController) {
+			// A controller with another token, or anyone else with a
+			// controller token: refused before anything is used up, so
+			// no phantom identity is left behind.
+			return nil, status.Errorf(codes.FailedPrecondition, "controller: this is %s token, but a%s asks to join with it: make a token with `kctl token create --role %s`",
+				article(role), article(csrRole)[1:], csrRole)
+		}
+		if role == pki.RoleController && (req.GetApiAddress() == "" || req.GetRaftAddress() == "") {
+			return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
 		}
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
 		var certPEM []byte
 		if role == pki.RoleController {
-			if req.GetApiAddress() == "" || req.GetRaftAddress() == "" {
-				return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
-			}
 			dns, ips := sans(req.GetApiAddress(), req.GetRaftAddress())
 			certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(role), dns, ips)
 		} else {
@@ -173,6 +186,20 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		serial := pki.Serial(leaf)
 		now := time.Now()
+		resp = &controllerv1.JoinResponse{
+			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
+			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
+		}
+		if retry {
+			// The same joiner (same name, same key, same token) asks
+			// again, e.g. after the leader changed before it heard the
+			// answer: record the new certificate, use nothing up.
+			mut, pre, err := addSerialMutation(v, role, name, serial)
+			if err != nil {
+				return nil, err
+			}
+			return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{pre}, Mutations: []*raftcmdv1.Mutation{mut}}, nil
+		}
 		var record *raftcmdv1.Mutation
 		switch role {
 		case pki.RoleController:
@@ -192,9 +219,15 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		rec = proto.Clone(rec).(*controllerv1.TokenRecord)
 		rec.UsesLeft--
-		resp = &controllerv1.JoinResponse{
-			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
-			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
+		rec.Joined = append(rec.Joined, digest)
+		muts := []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record}
+		if rm, _, ok := schema.RemovedNodes.Get(v, name); ok && role == pki.RoleController {
+			// A replacement under a removed name: its certificate must not
+			// look older than the removal (certificate times are whole
+			// seconds; another leader's clock may differ).
+			if at := pki.IssuedAt(leaf).UnixMilli(); at < rm.GetRemovedUnixMillis() {
+				muts = append(muts, schema.RemovedNodes.Put(name, &controllerv1.RemovedNodeRecord{Name: name, RemovedUnixMillis: at}))
+			}
 		}
 		if role == pki.RoleController {
 			// Over the pinned mTLS join only, to controllers only. (The CA
@@ -205,7 +238,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{schema.Tokens.IfVersion(tid, ver), table.IfAbsent(name)},
-			Mutations:     []*raftcmdv1.Mutation{schema.Tokens.Put(tid, rec), record},
+			Mutations:     muts,
 		}, nil
 	})
 	if err != nil {
@@ -215,26 +248,27 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	return resp, nil
 }
 
-// addSerial records a renewed certificate's serial for an identity.
-func (c *Controller) addSerial(ctx context.Context, role pki.Role, name, serial string) error {
+// addSerial records a renewed certificate's serial for an identity,
+// keeping keep (the serial of the certificate in use).
+func (c *Controller) addSerial(ctx context.Context, role pki.Role, name, serial, keep string) error {
 	switch role {
 	case pki.RoleController:
-		return updateSerials(ctx, c, schema.Nodes, name, serial, func(r *controllerv1.NodeRecord) *[]string { return &r.Serials })
+		return updateSerials(ctx, c, schema.Nodes, name, serial, keep, func(r *controllerv1.NodeRecord) *[]string { return &r.Serials })
 	case pki.RoleAgent:
-		return updateSerials(ctx, c, schema.Agents, name, serial, func(r *controllerv1.AgentRecord) *[]string { return &r.Serials })
+		return updateSerials(ctx, c, schema.Agents, name, serial, keep, func(r *controllerv1.AgentRecord) *[]string { return &r.Serials })
 	}
-	return updateSerials(ctx, c, schema.Operators, name, serial, func(r *controllerv1.OperatorRecord) *[]string { return &r.Serials })
+	return updateSerials(ctx, c, schema.Operators, name, serial, keep, func(r *controllerv1.OperatorRecord) *[]string { return &r.Serials })
 }
 
 // updateSerials adds serial to the serials of the record name in t.
-func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial string, serials func(M) *[]string) error {
+func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial, keep string, serials func(M) *[]string) error {
 	return c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
 		rec, ver, ok := t.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", t.Name(), name)
 		}
 		s := serials(rec)
-		*s = addSerial(*s, serial)
+		*s = addSerial(*s, serial, keep)
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{t.IfVersion(name, ver)},
 			Mutations:     []*raftcmdv1.Mutation{t.Put(name, rec)},
@@ -269,7 +303,7 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	if err := c.addSerial(ctx, id.Role, id.Name, pki.Serial(leaf)); err != nil {
+	if err := c.addSerial(ctx, id.Role, id.Name, pki.Serial(leaf), peerSerial(ctx)); err != nil {
 		return nil, rpcerr.Status(err)
 	}
 	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
@@ -371,82 +405,20 @@ func (s *api) RevokeToken(ctx context.Context, req *controllerv1.RevokeTokenRequ
 	return &controllerv1.RevokeTokenResponse{}, rpcerr.Status(err)
 }
 
-// ClusterStatus reports the Raft configuration, the leader and whether
-// each controller answers. Errors: Unavailable (Raft is closed).
-func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRequest) (*controllerv1.ClusterStatusResponse, error) {
-	c := s.c
-	servers, err := c.store.Servers()
-	if err != nil {
-		return nil, status.Errorf(codes.Unavailable, "controller: %v", err)
-	}
-	leader, _ := c.store.Leader()
-	resp := &controllerv1.ClusterStatusResponse{Leader: leader, ClusterId: c.clusterID}
-	v := c.store.View()
-	var wg sync.WaitGroup
-	for _, sv := range servers {
-		rec, _, _ := schema.Nodes.Get(v, sv.ID)
-		n := &controllerv1.ControllerNode{Name: sv.ID, Address: rec.GetApiAddress(), RaftAddress: sv.Address, Voter: sv.Voter, State: "follower"}
-		if sv.ID == leader {
-			n.State = "leader"
-		}
-		if sv.ID == c.cfg.Name {
-			n.Version = version.Version
-		}
-		resp.Nodes = append(resp.Nodes, n)
-		if sv.ID != c.cfg.Name && n.Address != "" {
-			wg.Go(func() {
-				var ok bool
-				if ok, n.Version = c.probe(ctx, n.Address); !ok {
-					n.State = "unreachable"
-				}
-			})
-		}
-	}
-	wg.Wait()
-	sort.Slice(resp.Nodes, func(i, j int) bool { return resp.Nodes[i].GetName() < resp.Nodes[j].GetName() })
-	return resp, nil
-}
-
-// probe reports whether the controller at addr answers a health check, and
-// the version it announces.
-func (c *Controller) probe(ctx context.Context, addr string) (bool, string) {
-	cc, err := c.peers.connAddr(addr)
-	if err != nil {
-		return false, ""
-	}
-	ctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	var md metadata.MD
-	r, err := healthpb.NewHealthClient(cc).Check(ctx, &healthpb.HealthCheckRequest{}, grpc.WaitForReady(true), grpc.Header(&md))
-	v := md.Get(ctlclient.VersionHeader)
-	return err == nil && r.GetStatus() == healthpb.HealthCheckResponse_SERVING, strings.Join(v, "")
-}
-
-// AddController marks the calling controller as a voter; the leader adds
-// it to the Raft configuration. It returns once the configuration holds it.
-// Errors: NotFound (unknown controller), DeadlineExceeded.
-func (s *api) AddController(ctx context.Context, _ *controllerv1.AddControllerRequest) (*controllerv1.AddControllerResponse, error) {
-	c := s.c
+// AddController adds the calling controller to the Raft configuration as
+// a nonvoter and promotes it to voter once it reports it is current
+// (membership.go). Errors: NotFound (unknown controller), Unavailable (no
+// leader), DeadlineExceeded.
+func (s *api) AddController(ctx context.Context, req *controllerv1.AddControllerRequest) (*controllerv1.AddControllerResponse, error) {
 	id, err := pki.RemoteIdentity(ctx)
 	if err != nil {
 		return nil, err
 	}
-	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
-		rec, ver, ok := schema.Nodes.Get(v, id.Name)
-		if !ok {
-			return nil, status.Errorf(codes.NotFound, "controller: %s has not joined", id.Name)
-		}
-		if rec.GetVoter() {
-			return nil, nil
-		}
-		rec.Voter = true
-		return &raftcmdv1.Command{Preconditions: []*raftcmdv1.Precondition{schema.Nodes.IfVersion(id.Name, ver)}, Mutations: []*raftcmdv1.Mutation{schema.Nodes.Put(id.Name, rec)}}, nil
-	})
+	voter, err := s.c.addController(ctx, id, req)
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	c.poke()
-	return &controllerv1.AddControllerResponse{}, c.waitMembership(ctx, id.Name, true)
+	return &controllerv1.AddControllerResponse{Voter: voter}, nil
 }
 
 // waitMembership waits until the Raft configuration does (or does not)
@@ -480,7 +452,8 @@ func (s *api) RemoveController(ctx context.Context, req *controllerv1.RemoveCont
 		if len(schema.Nodes.Raw(v, "")) <= 1 {
 			return nil, status.Error(codes.FailedPrecondition, "controller: cannot remove the last controller")
 		}
-		muts := []*raftcmdv1.Mutation{schema.Nodes.Delete(name), schema.Presence.Delete(name)}
+		muts := []*raftcmdv1.Mutation{schema.Nodes.Delete(name), schema.Presence.Delete(name),
+			schema.RemovedNodes.Put(name, &controllerv1.RemovedNodeRecord{Name: name, RemovedUnixMillis: time.Now().UnixMilli()})}
 		for _, sr := range rec.GetSerials() {
 			muts = append(muts, schema.Revoked.Put(sr, &emptypb.Empty{}))
 		}

@@ -98,7 +98,13 @@ func (a *runArgs) run(ctx context.Context, stdout, stderr io.Writer) error {
 		return err
 	}
 	cfg.APIListener, cfg.RaftListener = apiLn, raftLn
-	startCtx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	// A joiner catches up before it serves: on a busy cluster with a large
+	// state that may take a while.
+	startTimeout := 90 * time.Second
+	if len(cfg.JoinAddrs) > 0 {
+		startTimeout = 10 * time.Minute
+	}
+	startCtx, cancel := context.WithTimeout(ctx, startTimeout)
 	defer cancel()
 	c, err := Start(startCtx, cfg)
 	if err != nil {

@@ -46,7 +46,6 @@ import (
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/relay"
-	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 var (
@@ -59,6 +58,15 @@ var (
 	ErrNoLeader = errors.New("controller: no leader")
 	// ErrClosed is returned after Close.
 	ErrClosed = errors.New("controller: closed")
+)
+
+// Raft timing of a controller (Config.Raft may change it): hashicorp/raft's
+// defaults (1 s, 1 s, 500 ms) halved, so a new leader is elected within
+// about 1-2 s of losing the old one on a LAN. See docs/membership.md.
+const (
+	RaftHeartbeatTimeout   = 500 * time.Millisecond
+	RaftElectionTimeout    = 500 * time.Millisecond
+	RaftLeaderLeaseTimeout = 250 * time.Millisecond
 )
 
 // Files under Config.DataDir.
@@ -151,6 +159,14 @@ type Controller struct {
 	kek   []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
+	// seenIndex is the applied index at which this node first saw its own
+	// node record (memberFile; 0: not yet), membership.go.
+	seenIndex atomic.Uint64
+	// diskErr holds the last failed write to the data dir (health.go).
+	diskErr atomic.Pointer[string]
+	// catchingUp is set while a joining controller has not caught up: it
+	// refuses most calls (health.go gated).
+	catchingUp atomic.Bool
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -170,6 +186,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	c.catchingUp.Store(len(cfg.JoinAddrs) > 0)
 	ok := false
 	defer func() {
 		if !ok {
@@ -187,6 +204,7 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	}
 	c.serve()
 	if len(c.cfg.JoinAddrs) > 0 { // not when --resume resumed
+		c.log.Info("catching up with the cluster")
 		if err := c.becomeVoter(ctx); err != nil {
 			c.Close()
 			ok = true // Close cleaned up
@@ -201,6 +219,8 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 		c.log.Info("wrote admin credentials", "path", path)
 	}
 	ok = true
+	c.observeSelf()
+	c.updateServing()
 	c.log.Info("controller serving", "api", cfg.APIAddress, "raft", cfg.RaftAddress, "cluster", c.clusterID)
 	return c, nil
 }
@@ -265,6 +285,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 		return nil, err
 	}
 	c.clusterID = c.creds.ClusterID()
+	c.loadMember()
 	c.peers = newPeerPool(c)
 	if c.blobs, err = blobstore.Open(c.path("blobs"), cfg.BlobBytes); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrDataDir, err)
@@ -282,6 +303,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
 		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
+		Removed: c.removedFromCluster,
 	}, dispatcherCluster{Store: c.store, c: c})
 	c.grpc = c.newServer()
 	return adminCreds, nil
@@ -300,8 +322,8 @@ func (c *Controller) newServer() *grpc.Server {
 	cfg := c.cfg
 	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
-		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce, c.auditUnary),
-		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor(), c.auditStream),
+		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.announce, c.auditUnary),
+		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.auditStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
@@ -343,6 +365,8 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
+	c.wg.Go(func() { c.membershipLoop(c.ctx) })
+	c.wg.Go(func() { c.diskLoop(c.ctx) })
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
@@ -401,21 +425,13 @@ func (c *Controller) openStore() error {
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
 		ClientTLS: c.creds.ClientTLS(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {
-			id, err := pki.IdentityFromCert(leaf)
-			if err != nil {
-				return err
-			}
-			if id.Role != pki.RoleController || id.ClusterID != c.clusterID {
-				return fmt.Errorf("controller: raft peer %s is not a controller of this cluster", id)
-			}
-			if st := opened.Load(); st != nil {
-				if revoked := schema.Revoked.Has(st.View(), pki.Serial(leaf)); revoked {
-					return fmt.Errorf("controller: raft peer %s was removed from the cluster", id)
-				}
-			}
-			return nil
+			return c.verifyRaftPeer(opened.Load(), leaf)
 		},
 		Logger: c.log.With("component", "raft"),
+		// Failover timing (docs/membership.md): a follower that hears
+		// nothing from the leader for 500-1000 ms stands for election;
+		// a leader that cannot reach a quorum for 250 ms steps down.
+		HeartbeatTimeout: RaftHeartbeatTimeout, ElectionTimeout: RaftElectionTimeout, LeaderLeaseTimeout: RaftLeaderLeaseTimeout,
 	}
 	if c.cfg.Raft != nil {
 		c.cfg.Raft(&rc)

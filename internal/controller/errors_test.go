@@ -78,9 +78,16 @@ func TestAPI_BadInputIsRefusedClearly(t *testing.T) {
 		{"controller Join without addresses", func() error {
 			tok := mustToken(t, tc, controllerv1.Role_ROLE_CONTROLLER, "", "")
 			key, _ := pki.NewKey()
-			_, err := cc.Join(ctx, &controllerv1.JoinRequest{Token: tok.String(), CsrPem: mustCSR(t, key), Name: "c9"})
+			csr, _ := pki.NewCSR(key, pki.Identity{Role: pki.RoleController, Name: "c9"})
+			_, err := cc.Join(ctx, &controllerv1.JoinRequest{Token: tok.String(), CsrPem: csr, Name: "c9"})
 			return err
 		}, codes.InvalidArgument, "API and Raft addresses"},
+		{"agent Join with a controller token", func() error {
+			tok := mustToken(t, tc, controllerv1.Role_ROLE_CONTROLLER, "", "")
+			key, _ := pki.NewKey()
+			_, err := cc.Join(ctx, &controllerv1.JoinRequest{Token: tok.String(), CsrPem: mustCSR(t, key), Name: "web-9"})
+			return err
+		}, codes.FailedPrecondition, "this is a controller token, but an agent asks to join with it"},
 		{"Join with a bad CSR", func() error {
 			tok := mustToken(t, tc, controllerv1.Role_ROLE_AGENT, "", "")
 			_, err := cc.Join(ctx, &controllerv1.JoinRequest{Token: tok.String(), CsrPem: []byte("not a csr"), Name: "web-9"})

@@ -2,7 +2,6 @@ package controller
 
 import (
 	"context"
-	"slices"
 	"sync"
 	"time"
 
@@ -80,49 +79,6 @@ func (c *Controller) reconcileMembership(ctx context.Context) {
 		case <-ch:
 		case <-c.pokeCh:
 		case <-t.C:
-		}
-	}
-}
-
-func (c *Controller) reconcileOnce(ctx context.Context) {
-	servers, err := c.store.Servers()
-	if err != nil {
-		return
-	}
-	v := c.store.View()
-	want := map[string]*controllerv1.NodeRecord{}
-	for _, n := range schema.Nodes.Values(v, "") {
-		if n.GetVoter() {
-			want[n.GetName()] = n
-		}
-	}
-	if len(want) == 0 {
-		return // state not written yet
-	}
-	for name, n := range want {
-		if slices.ContainsFunc(servers, func(s raftstore.Server) bool { return s.ID == name && s.Address == n.GetRaftAddress() && s.Voter }) {
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.store.AddVoter(actx, name, n.GetRaftAddress())
-		cancel()
-		if err != nil {
-			c.log.Warn("adding voter failed; will retry", "node", name, "err", err)
-		} else {
-			c.log.Info("added voter", "node", name, "raft", n.GetRaftAddress())
-		}
-	}
-	for _, s := range servers {
-		if ok := schema.Nodes.Has(v, s.ID); ok {
-			continue
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		err := c.store.RemoveServer(actx, s.ID)
-		cancel()
-		if err != nil {
-			c.log.Warn("removing server failed; will retry", "node", s.ID, "err", err)
-		} else {
-			c.log.Info("removed server", "node", s.ID)
 		}
 	}
 }

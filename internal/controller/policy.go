@@ -52,6 +52,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/Prune":       audited(deployerOnly),
 	"/kctl.controller.v1.InternalService/Apply":         controllers,
 	"/kctl.controller.v1.InternalService/ReadIndex":     controllers,
+	"/kctl.controller.v1.InternalService/NodeStatus":    controllers,
 	"/kctl.agent.v1.SessionService/Session":             agents,
 	"/kctl.deploy.v1.DeployService/Submit":              audited(deployer),
 	"/kctl.deploy.v1.DeployService/Cancel":              audited(deployer),

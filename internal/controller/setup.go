@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -171,12 +172,18 @@ func (c *Controller) loadCredentials() error {
 	if err != nil {
 		return fmt.Errorf("%w: stored credentials are unusable: %w", ErrDataDir, err)
 	}
-	if id := creds.Identity(); id.Name != c.cfg.Name || id.Role != pki.RoleController {
+	if id := creds.Identity(); id.Role != pki.RoleController {
+		return fmt.Errorf("%w: %s holds the certificate of %s %q, not of a controller (it joined with a wrong token): remove it (kctl %ss remove %s) and start over with an empty --data-dir and a controller token", ErrDataDir, c.cfg.DataDir, id.Role, id.Name, id.Role, id.Name)
+	} else if id.Name != c.cfg.Name {
 		return fmt.Errorf("%w: %s holds the state of controller %q, not %q (pass --name %s or another --data-dir)", ErrDataDir, c.cfg.DataDir, id.Name, c.cfg.Name, id.Name)
 	}
 	c.creds = creds
 	return c.loadKEK()
 }
+
+// joinRetryFor bounds how long a join retries a cluster that does not
+// answer (an election, a restarting node) before it gives up.
+const joinRetryFor = 15 * time.Second
 
 // joinCredentials exchanges the token and a CSR for a certificate.
 func (c *Controller) joinCredentials(ctx context.Context) error {
@@ -195,12 +202,32 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	resp, err := ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, &controllerv1.JoinRequest{
+	req := &controllerv1.JoinRequest{
 		Token: c.cfg.Token, CsrPem: csr, Name: c.cfg.Name,
 		ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress,
-	}, 0)
+	}
+	// An unreachable cluster or a leader change is retried with the same
+	// key: a Join that committed but whose answer was lost is answered
+	// again without using the token up (api.go Join). A refusal is final.
+	var resp *controllerv1.JoinResponse
+	giveUp := time.Now().Add(joinRetryFor)
+	for {
+		resp, err = ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, req, 0)
+		if err == nil || !errors.Is(err, ctlclient.ErrUnreachable) || time.Now().After(giveUp) {
+			break
+		}
+		c.log.Warn("join failed; will retry", "err", err)
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%w: %w", ErrJoin, err)
+		case <-time.After(500 * time.Millisecond):
+		}
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	if resp.GetRole() != controllerv1.Role_ROLE_CONTROLLER {
+		return fmt.Errorf("%w: the token is not a controller token: make one with `kctl token create --role controller`", ErrJoin)
 	}
 	if c.creds, err = pki.NewCredentials(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
@@ -214,41 +241,6 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 		c.log.Warn("the cluster sent no key-encryption key: its CA key is stored in plaintext in Raft (a cluster made by an older controller)")
 	}
 	return c.saveNode(keyPEM, resp.GetCertPem(), resp.GetCaPem())
-}
-
-// becomeVoter asks the cluster to add this node as a voter, then waits
-// until it has received the cluster state.
-func (c *Controller) becomeVoter(ctx context.Context) error {
-	ctx, cancel := context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
-	cl := ctlclient.NewClient(c.creds, append(c.cfg.JoinAddrs, c.joinPeers...), 5*time.Second)
-	var err error
-	for {
-		err = cl.Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
-			_, err := cc.AddController(ctx, &controllerv1.AddControllerRequest{})
-			return err
-		})
-		if err == nil {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: the cluster did not add this controller: %w", ErrJoin, err)
-		case <-time.After(200 * time.Millisecond):
-		}
-	}
-	for {
-		if _, err := c.clusterRecord(); err == nil {
-			if _, _, ok := schema.Nodes.Get(c.store.View(), c.cfg.Name); ok {
-				return nil
-			}
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w: added as a voter but the cluster state did not arrive", ErrJoin)
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
 }
 
 // renewLoop renews this controller's certificate before it expires: a
@@ -293,7 +285,7 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf)); err != nil {
+	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf), pki.Serial(c.creds.Leaf())); err != nil {
 		return err
 	}
 	if err := c.creds.Update(certPEM, keyPEM); err != nil {

@@ -35,10 +35,18 @@ func newID() string {
 	return hex.EncodeToString(b)
 }
 
-func addSerial(serials []string, s string) []string {
+// addSerial adds s to serials, keeping at most maxSerials: the oldest go
+// first, but never keep, the certificate the caller presents. Renewing
+// again and again without installing the result must not revoke the
+// certificate still in use.
+func addSerial(serials []string, s, keep string) []string {
 	serials = append(slices.Clone(serials), s)
-	if len(serials) > maxSerials {
-		serials = serials[len(serials)-maxSerials:]
+	for len(serials) > maxSerials {
+		i := 0
+		if serials[0] == keep {
+			i = 1
+		}
+		serials = slices.Delete(serials, i, i+1)
 	}
 	return serials
 }

@@ -70,6 +70,11 @@ type Config struct {
 	// OnRemoved is called once when this controller's node record is
 	// deleted (it was removed from the cluster), after its sessions end.
 	OnRemoved func()
+	// Removed, when set, decides whether this controller was removed from
+	// the cluster (the controller knows its own certificate and whether it
+	// has seen its own node record); by default, a missing node record once
+	// the cluster state has arrived means removed.
+	Removed func() bool
 }
 
 // Dispatcher serves agent sessions on one controller. New starts nothing;
@@ -350,12 +355,18 @@ func (d *Dispatcher) checkRemoved() {
 	if d.removed.Load() {
 		return
 	}
-	v := d.cluster.View()
-	if !schema.Cluster.Has(v, schema.KeyCA) {
-		return // no state yet (joining)
-	}
-	if schema.Nodes.Has(v, d.cfg.Name) {
-		return
+	if d.cfg.Removed != nil {
+		if !d.cfg.Removed() {
+			return
+		}
+	} else {
+		v := d.cluster.View()
+		if !schema.Cluster.Has(v, schema.KeyCA) {
+			return // no state yet (joining)
+		}
+		if schema.Nodes.Has(v, d.cfg.Name) {
+			return
+		}
 	}
 	d.removed.Store(true)
 	d.log.Error("this controller was removed from the cluster; its agents move to the others (stop it, or join it again with a new data dir)")

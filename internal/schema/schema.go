@@ -36,6 +36,9 @@ var (
 	Commands = Table[*controllerv1.CommandRecord]{name: "commands"}
 	// Presence maps a controller's name to the agent sessions it holds.
 	Presence = Table[*controllerv1.PresenceRecord]{name: "presence"}
+	// RemovedNodes maps the name of a controller removed from the cluster
+	// to when it was last removed (kept when a replacement joins).
+	RemovedNodes = Table[*controllerv1.RemovedNodeRecord]{name: "removed-nodes"}
 )
 
 // The deploy service's tables (internal/deploy).

@@ -76,10 +76,14 @@ func (e *env) mustKctl(args ...string) string {
 }
 
 type clusterStatus struct {
-	Leader string `json:"leader"`
-	Nodes  []struct {
-		Name, Address, State string
-		Voter                bool
+	Leader   string   `json:"leader"`
+	Healthy  bool     `json:"healthy"`
+	Problems []string `json:"problems"`
+	Nodes    []struct {
+		Name, Address, State, Version, Problem string
+		Voter                                  bool
+		AppliedIndex                           uint64 `json:"applied_index"`
+		Lag                                    uint64 `json:"lag"`
 	} `json:"nodes"`
 }
 
@@ -91,6 +95,10 @@ type agentRow struct {
 func (e *env) status() (clusterStatus, error) {
 	var st clusterStatus
 	out, err := e.kctl("cluster", "status", "-o", "json")
+	// An unhealthy cluster exits 1 after printing its status.
+	if jerr := json.Unmarshal([]byte(out), &st); jerr == nil && st.Nodes != nil {
+		return st, nil
+	}
 	if err != nil {
 		return st, err
 	}

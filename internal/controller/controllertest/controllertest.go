@@ -351,3 +351,45 @@ func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() error
 		time.Sleep(20 * time.Millisecond) // polling interval, not a wait for an event
 	}
 }
+
+// AddNode appends a node named name with an empty data directory and new
+// addresses, not started; start it with Join. A name already used by an
+// earlier node makes a replacement.
+func (tc *Cluster) AddNode(name string) int {
+	tc.t.Helper()
+	tc.Nodes = append(tc.Nodes, &Node{Name: name, Dir: filepath.Join(tc.t.TempDir(), name), API: FreeAddr(tc.t), Raft: FreeAddr(tc.t)})
+	return len(tc.Nodes) - 1
+}
+
+// Join starts node i with --join and token: it returns once the node is a
+// voter that has caught up (controller.Start).
+func (tc *Cluster) Join(i int, token string) {
+	tc.t.Helper()
+	tc.start(i, false, token)
+}
+
+// StartErr starts node i with cfg tweaked by tweak (listeners are set) and
+// returns Start's error instead of failing the test; on success the node
+// runs as tc.Nodes[i].
+func (tc *Cluster) StartErr(ctx context.Context, i int, tweak func(*controller.Config)) error {
+	tc.t.Helper()
+	n := tc.Nodes[i]
+	cfg := tc.Config(i)
+	if tweak != nil {
+		tweak(&cfg)
+	}
+	var err error
+	if cfg.APIListener, err = net.Listen("tcp", n.API); err != nil {
+		return err
+	}
+	if cfg.RaftListener, err = net.Listen("tcp", n.Raft); err != nil {
+		cfg.APIListener.Close()
+		return err
+	}
+	c, err := controller.Start(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	n.C = c
+	return nil
+}

@@ -1130,10 +1130,13 @@ func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
 
 // ClusterStatusResponse describes the cluster.
 type ClusterStatusResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Leader        string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
-	Nodes         []*ControllerNode      `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	state     protoimpl.MessageState `protogen:"open.v1"`
+	Leader    string                 `protobuf:"bytes,1,opt,name=leader,proto3" json:"leader,omitempty"`
+	Nodes     []*ControllerNode      `protobuf:"bytes,2,rep,name=nodes,proto3" json:"nodes,omitempty"`
+	ClusterId string                 `protobuf:"bytes,3,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	// Problems lists why the cluster is unhealthy (a node unreachable,
+	// lagging or unable to write its disk; no quorum); empty when healthy.
+	Problems      []string `protobuf:"bytes,4,rep,name=problems,proto3" json:"problems,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1189,6 +1192,13 @@ func (x *ClusterStatusResponse) GetClusterId() string {
 	return ""
 }
 
+func (x *ClusterStatusResponse) GetProblems() []string {
+	if x != nil {
+		return x.Problems
+	}
+	return nil
+}
+
 // ControllerNode is one controller.
 type ControllerNode struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -1200,7 +1210,22 @@ type ControllerNode struct {
 	Voter bool   `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
 	// Version is the controller's build version (internal/version), empty
 	// when it did not answer.
-	Version       string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	Version string `protobuf:"bytes,6,opt,name=version,proto3" json:"version,omitempty"`
+	// The node's own view (NodeStatus), zero when it did not answer.
+	Term uint64 `protobuf:"varint,7,opt,name=term,proto3" json:"term,omitempty"`
+	// LastContactMillis is how long ago the node last heard from the leader
+	// (0 on the leader).
+	LastContactMillis int64  `protobuf:"varint,8,opt,name=last_contact_millis,json=lastContactMillis,proto3" json:"last_contact_millis,omitempty"`
+	AppliedIndex      uint64 `protobuf:"varint,9,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Lag is how many entries the node's applied index trails the leader's.
+	Lag           uint64 `protobuf:"varint,10,opt,name=lag,proto3" json:"lag,omitempty"`
+	SnapshotIndex uint64 `protobuf:"varint,11,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
+	DiskFreeBytes uint64 `protobuf:"varint,12,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	// Serving is false while the node catches up, after it was removed, or
+	// while it cannot write its data directory.
+	Serving bool `protobuf:"varint,13,opt,name=serving,proto3" json:"serving,omitempty"`
+	// Problem says why the node is unhealthy, empty when it is healthy.
+	Problem       string `protobuf:"bytes,14,opt,name=problem,proto3" json:"problem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1277,16 +1302,260 @@ func (x *ControllerNode) GetVersion() string {
 	return ""
 }
 
-// AddControllerRequest is empty: the caller's certificate names it.
-type AddControllerRequest struct {
+func (x *ControllerNode) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetLastContactMillis() int64 {
+	if x != nil {
+		return x.LastContactMillis
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetLag() uint64 {
+	if x != nil {
+		return x.Lag
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *ControllerNode) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *ControllerNode) GetProblem() string {
+	if x != nil {
+		return x.Problem
+	}
+	return ""
+}
+
+// NodeStatusRequest is empty.
+type NodeStatusRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatusRequest) Reset() {
+	*x = NodeStatusRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatusRequest) ProtoMessage() {}
+
+func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
+func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+}
+
+// NodeStatusResponse is one controller's own health.
+type NodeStatusResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Name  string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	// State is the Raft state: leader, follower, candidate or shutdown.
+	State             string `protobuf:"bytes,2,opt,name=state,proto3" json:"state,omitempty"`
+	Term              uint64 `protobuf:"varint,3,opt,name=term,proto3" json:"term,omitempty"`
+	LastContactMillis int64  `protobuf:"varint,4,opt,name=last_contact_millis,json=lastContactMillis,proto3" json:"last_contact_millis,omitempty"`
+	AppliedIndex      uint64 `protobuf:"varint,5,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	LastLogIndex      uint64 `protobuf:"varint,6,opt,name=last_log_index,json=lastLogIndex,proto3" json:"last_log_index,omitempty"`
+	CommitIndex       uint64 `protobuf:"varint,7,opt,name=commit_index,json=commitIndex,proto3" json:"commit_index,omitempty"`
+	SnapshotIndex     uint64 `protobuf:"varint,8,opt,name=snapshot_index,json=snapshotIndex,proto3" json:"snapshot_index,omitempty"`
+	DiskFreeBytes     uint64 `protobuf:"varint,9,opt,name=disk_free_bytes,json=diskFreeBytes,proto3" json:"disk_free_bytes,omitempty"`
+	// DiskError is set when the last write to the data directory failed.
+	DiskError string `protobuf:"bytes,10,opt,name=disk_error,json=diskError,proto3" json:"disk_error,omitempty"`
+	Serving   bool   `protobuf:"varint,11,opt,name=serving,proto3" json:"serving,omitempty"`
+	// Current is true once the node has applied its own node record: it
+	// holds the state up to its join.
+	Current       bool   `protobuf:"varint,12,opt,name=current,proto3" json:"current,omitempty"`
+	Version       string `protobuf:"bytes,13,opt,name=version,proto3" json:"version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NodeStatusResponse) Reset() {
+	*x = NodeStatusResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NodeStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NodeStatusResponse) ProtoMessage() {}
+
+func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
+func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *NodeStatusResponse) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetState() string {
+	if x != nil {
+		return x.State
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetTerm() uint64 {
+	if x != nil {
+		return x.Term
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetLastContactMillis() int64 {
+	if x != nil {
+		return x.LastContactMillis
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetLastLogIndex() uint64 {
+	if x != nil {
+		return x.LastLogIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetCommitIndex() uint64 {
+	if x != nil {
+		return x.CommitIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetSnapshotIndex() uint64 {
+	if x != nil {
+		return x.SnapshotIndex
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetDiskFreeBytes() uint64 {
+	if x != nil {
+		return x.DiskFreeBytes
+	}
+	return 0
+}
+
+func (x *NodeStatusResponse) GetDiskError() string {
+	if x != nil {
+		return x.DiskError
+	}
+	return ""
+}
+
+func (x *NodeStatusResponse) GetServing() bool {
+	if x != nil {
+		return x.Serving
+	}
+	return false
+}
+
+func (x *NodeStatusResponse) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+func (x *NodeStatusResponse) GetVersion() string {
+	if x != nil {
+		return x.Version
+	}
+	return ""
+}
+
+// AddControllerRequest: the caller's certificate names it; it reports how
+// far it has caught up, and the leader promotes it to voter once it is
+// current.
+type AddControllerRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// AppliedIndex is the caller's applied Raft index.
+	AppliedIndex uint64 `protobuf:"varint,1,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	// Current is true once the caller has applied its own node record.
+	Current       bool `protobuf:"varint,2,opt,name=current,proto3" json:"current,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddControllerRequest) Reset() {
 	*x = AddControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1298,7 +1567,7 @@ func (x *AddControllerRequest) String() string {
 func (*AddControllerRequest) ProtoMessage() {}
 
 func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1311,19 +1580,34 @@ func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerRequest.ProtoReflect.Descriptor instead.
 func (*AddControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
 }
 
-// AddControllerResponse is empty.
+func (x *AddControllerRequest) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *AddControllerRequest) GetCurrent() bool {
+	if x != nil {
+		return x.Current
+	}
+	return false
+}
+
+// AddControllerResponse says whether the caller now votes.
 type AddControllerResponse struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
+	Voter         bool                   `protobuf:"varint,1,opt,name=voter,proto3" json:"voter,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AddControllerResponse) Reset() {
 	*x = AddControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1335,7 +1619,7 @@ func (x *AddControllerResponse) String() string {
 func (*AddControllerResponse) ProtoMessage() {}
 
 func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1348,7 +1632,14 @@ func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerResponse.ProtoReflect.Descriptor instead.
 func (*AddControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *AddControllerResponse) GetVoter() bool {
+	if x != nil {
+		return x.Voter
+	}
+	return false
 }
 
 // RemoveControllerRequest names a controller.
@@ -1361,7 +1652,7 @@ type RemoveControllerRequest struct {
 
 func (x *RemoveControllerRequest) Reset() {
 	*x = RemoveControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1373,7 +1664,7 @@ func (x *RemoveControllerRequest) String() string {
 func (*RemoveControllerRequest) ProtoMessage() {}
 
 func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1386,7 +1677,7 @@ func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *RemoveControllerRequest) GetName() string {
@@ -1405,7 +1696,7 @@ type RemoveControllerResponse struct {
 
 func (x *RemoveControllerResponse) Reset() {
 	*x = RemoveControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1417,7 +1708,7 @@ func (x *RemoveControllerResponse) String() string {
 func (*RemoveControllerResponse) ProtoMessage() {}
 
 func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1430,7 +1721,63 @@ func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
+}
+
+// RemovedNodeRecord marks a controller name as removed from the cluster:
+// certificates for that name issued before the removal are refused on the
+// Raft port even when their serials are no longer recorded. A replacement
+// joining under the name keeps it (its certificates are issued later).
+type RemovedNodeRecord struct {
+	state             protoimpl.MessageState `protogen:"open.v1"`
+	Name              string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	RemovedUnixMillis int64                  `protobuf:"varint,2,opt,name=removed_unix_millis,json=removedUnixMillis,proto3" json:"removed_unix_millis,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *RemovedNodeRecord) Reset() {
+	*x = RemovedNodeRecord{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RemovedNodeRecord) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RemovedNodeRecord) ProtoMessage() {}
+
+func (x *RemovedNodeRecord) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RemovedNodeRecord.ProtoReflect.Descriptor instead.
+func (*RemovedNodeRecord) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
+}
+
+func (x *RemovedNodeRecord) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *RemovedNodeRecord) GetRemovedUnixMillis() int64 {
+	if x != nil {
+		return x.RemovedUnixMillis
+	}
+	return 0
 }
 
 // AgentInfo is one agent as `kctl agents` shows it.
@@ -1453,7 +1800,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1812,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1825,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AgentInfo) GetName() string {
@@ -1539,7 +1886,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1551,7 +1898,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1564,7 +1911,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
 }
 
 // ListAgentsResponse lists agents.
@@ -1577,7 +1924,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1589,7 +1936,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1602,7 +1949,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -1625,7 +1972,7 @@ type DescribeAgentRequest struct {
 
 func (x *DescribeAgentRequest) Reset() {
 	*x = DescribeAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1637,7 +1984,7 @@ func (x *DescribeAgentRequest) String() string {
 func (*DescribeAgentRequest) ProtoMessage() {}
 
 func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1650,7 +1997,7 @@ func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *DescribeAgentRequest) GetName() string {
@@ -1679,7 +2026,7 @@ type DescribeAgentResponse struct {
 
 func (x *DescribeAgentResponse) Reset() {
 	*x = DescribeAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1691,7 +2038,7 @@ func (x *DescribeAgentResponse) String() string {
 func (*DescribeAgentResponse) ProtoMessage() {}
 
 func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1704,7 +2051,7 @@ func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *DescribeAgentResponse) GetAgent() *AgentInfo {
@@ -1738,7 +2085,7 @@ type RemoveAgentRequest struct {
 
 func (x *RemoveAgentRequest) Reset() {
 	*x = RemoveAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1750,7 +2097,7 @@ func (x *RemoveAgentRequest) String() string {
 func (*RemoveAgentRequest) ProtoMessage() {}
 
 func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1763,7 +2110,7 @@ func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *RemoveAgentRequest) GetName() string {
@@ -1782,7 +2129,7 @@ type RemoveAgentResponse struct {
 
 func (x *RemoveAgentResponse) Reset() {
 	*x = RemoveAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1794,7 +2141,7 @@ func (x *RemoveAgentResponse) String() string {
 func (*RemoveAgentResponse) ProtoMessage() {}
 
 func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1807,7 +2154,7 @@ func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
 }
 
 // OperatorInfo is one operator.
@@ -1822,7 +2169,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1834,7 +2181,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1847,7 +2194,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *OperatorInfo) GetName() string {
@@ -1880,7 +2227,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1892,7 +2239,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1905,7 +2252,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
 }
 
 // ListOperatorsResponse lists operators.
@@ -1918,7 +2265,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2277,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2290,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -1963,7 +2310,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1975,7 +2322,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1988,7 +2335,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveOperatorRequest) GetName() string {
@@ -2007,7 +2354,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2019,7 +2366,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2032,7 +2379,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
 }
 
 // SendCommandRequest addresses an operation to an agent.
@@ -2049,7 +2396,7 @@ type SendCommandRequest struct {
 
 func (x *SendCommandRequest) Reset() {
 	*x = SendCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2061,7 +2408,7 @@ func (x *SendCommandRequest) String() string {
 func (*SendCommandRequest) ProtoMessage() {}
 
 func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2074,7 +2421,7 @@ func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandRequest.ProtoReflect.Descriptor instead.
 func (*SendCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *SendCommandRequest) GetAgent() string {
@@ -2115,7 +2462,7 @@ type SendCommandResponse struct {
 
 func (x *SendCommandResponse) Reset() {
 	*x = SendCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2127,7 +2474,7 @@ func (x *SendCommandResponse) String() string {
 func (*SendCommandResponse) ProtoMessage() {}
 
 func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2140,7 +2487,7 @@ func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandResponse.ProtoReflect.Descriptor instead.
 func (*SendCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *SendCommandResponse) GetCommand() *CommandRecord {
@@ -2161,7 +2508,7 @@ type GetCommandRequest struct {
 
 func (x *GetCommandRequest) Reset() {
 	*x = GetCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2520,7 @@ func (x *GetCommandRequest) String() string {
 func (*GetCommandRequest) ProtoMessage() {}
 
 func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2533,7 @@ func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandRequest.ProtoReflect.Descriptor instead.
 func (*GetCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *GetCommandRequest) GetAgent() string {
@@ -2213,7 +2560,7 @@ type GetCommandResponse struct {
 
 func (x *GetCommandResponse) Reset() {
 	*x = GetCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2225,7 +2572,7 @@ func (x *GetCommandResponse) String() string {
 func (*GetCommandResponse) ProtoMessage() {}
 
 func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2238,7 +2585,7 @@ func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandResponse.ProtoReflect.Descriptor instead.
 func (*GetCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *GetCommandResponse) GetCommand() *CommandRecord {
@@ -2267,7 +2614,7 @@ type CommandRecord struct {
 
 func (x *CommandRecord) Reset() {
 	*x = CommandRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2279,7 +2626,7 @@ func (x *CommandRecord) String() string {
 func (*CommandRecord) ProtoMessage() {}
 
 func (x *CommandRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2292,7 +2639,7 @@ func (x *CommandRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRecord.ProtoReflect.Descriptor instead.
 func (*CommandRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *CommandRecord) GetId() string {
@@ -2370,7 +2717,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2382,7 +2729,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2395,7 +2742,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2423,7 +2770,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2435,7 +2782,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2448,7 +2795,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2474,7 +2821,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2486,7 +2833,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2499,7 +2846,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
 }
 
 // ReadIndexResponse carries the leader's applied index.
@@ -2512,7 +2859,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2524,7 +2871,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2537,7 +2884,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2560,7 +2907,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2572,7 +2919,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2585,7 +2932,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -2629,7 +2976,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2641,7 +2988,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2654,7 +3001,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -2696,7 +3043,7 @@ type AgentRecord struct {
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2708,7 +3055,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2721,7 +3068,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -2786,7 +3133,7 @@ type OperatorRecord struct {
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2798,7 +3145,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2811,7 +3158,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -2858,7 +3205,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2870,7 +3217,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2883,7 +3230,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -2923,22 +3270,26 @@ func (x *NodeRecord) GetVoter() bool {
 
 // TokenRecord is a join token; only a hash of its secret is kept.
 type TokenRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
-	SecretHash    []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
-	Role          Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
-	Name          string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
-	OperatorRole  string                 `protobuf:"bytes,5,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
-	ExpiresUnix   int64                  `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
-	UsesLeft      uint32                 `protobuf:"varint,7,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
-	CreatedBy     string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	Id           string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	SecretHash   []byte                 `protobuf:"bytes,2,opt,name=secret_hash,json=secretHash,proto3" json:"secret_hash,omitempty"`
+	Role         Role                   `protobuf:"varint,3,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
+	Name         string                 `protobuf:"bytes,4,opt,name=name,proto3" json:"name,omitempty"`
+	OperatorRole string                 `protobuf:"bytes,5,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	ExpiresUnix  int64                  `protobuf:"varint,6,opt,name=expires_unix,json=expiresUnix,proto3" json:"expires_unix,omitempty"`
+	UsesLeft     uint32                 `protobuf:"varint,7,opt,name=uses_left,json=usesLeft,proto3" json:"uses_left,omitempty"`
+	CreatedBy    string                 `protobuf:"bytes,8,opt,name=created_by,json=createdBy,proto3" json:"created_by,omitempty"`
+	// Joined holds a digest of each use (name and public key): a retried
+	// Join from the same joiner gets a certificate without using the token
+	// again.
+	Joined        []string `protobuf:"bytes,9,rep,name=joined,proto3" json:"joined,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2950,7 +3301,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2963,7 +3314,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -3022,6 +3373,13 @@ func (x *TokenRecord) GetCreatedBy() string {
 	return ""
 }
 
+func (x *TokenRecord) GetJoined() []string {
+	if x != nil {
+		return x.Joined
+	}
+	return nil
+}
+
 // ClusterRecord holds the CA and the cluster id.
 type ClusterRecord struct {
 	state     protoimpl.MessageState `protogen:"open.v1"`
@@ -3039,7 +3397,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3051,7 +3409,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3064,7 +3422,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -3112,7 +3470,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3124,7 +3482,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3137,7 +3495,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *UnlockRequest) GetKey() []byte {
@@ -3157,7 +3515,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3169,7 +3527,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3182,7 +3540,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *UnlockResponse) GetController() string {
@@ -3265,24 +3623,57 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x12RevokeTokenRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x15\n" +
 	"\x13RevokeTokenResponse\"\x16\n" +
-	"\x14ClusterStatusRequest\"\x88\x01\n" +
+	"\x14ClusterStatusRequest\"\xa4\x01\n" +
 	"\x15ClusterStatusResponse\x12\x16\n" +
 	"\x06leader\x18\x01 \x01(\tR\x06leader\x128\n" +
 	"\x05nodes\x18\x02 \x03(\v2\".kctl.controller.v1.ControllerNodeR\x05nodes\x12\x1d\n" +
 	"\n" +
-	"cluster_id\x18\x03 \x01(\tR\tclusterId\"\xa7\x01\n" +
+	"cluster_id\x18\x03 \x01(\tR\tclusterId\x12\x1a\n" +
+	"\bproblems\x18\x04 \x03(\tR\bproblems\"\xa5\x03\n" +
 	"\x0eControllerNode\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aaddress\x18\x02 \x01(\tR\aaddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x14\n" +
 	"\x05state\x18\x04 \x01(\tR\x05state\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12\x18\n" +
-	"\aversion\x18\x06 \x01(\tR\aversion\"\x16\n" +
-	"\x14AddControllerRequest\"\x17\n" +
-	"\x15AddControllerResponse\"-\n" +
+	"\aversion\x18\x06 \x01(\tR\aversion\x12\x12\n" +
+	"\x04term\x18\a \x01(\x04R\x04term\x12.\n" +
+	"\x13last_contact_millis\x18\b \x01(\x03R\x11lastContactMillis\x12#\n" +
+	"\rapplied_index\x18\t \x01(\x04R\fappliedIndex\x12\x10\n" +
+	"\x03lag\x18\n" +
+	" \x01(\x04R\x03lag\x12%\n" +
+	"\x0esnapshot_index\x18\v \x01(\x04R\rsnapshotIndex\x12&\n" +
+	"\x0fdisk_free_bytes\x18\f \x01(\x04R\rdiskFreeBytes\x12\x18\n" +
+	"\aserving\x18\r \x01(\bR\aserving\x12\x18\n" +
+	"\aproblem\x18\x0e \x01(\tR\aproblem\"\x13\n" +
+	"\x11NodeStatusRequest\"\xac\x03\n" +
+	"\x12NodeStatusResponse\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12\x14\n" +
+	"\x05state\x18\x02 \x01(\tR\x05state\x12\x12\n" +
+	"\x04term\x18\x03 \x01(\x04R\x04term\x12.\n" +
+	"\x13last_contact_millis\x18\x04 \x01(\x03R\x11lastContactMillis\x12#\n" +
+	"\rapplied_index\x18\x05 \x01(\x04R\fappliedIndex\x12$\n" +
+	"\x0elast_log_index\x18\x06 \x01(\x04R\flastLogIndex\x12!\n" +
+	"\fcommit_index\x18\a \x01(\x04R\vcommitIndex\x12%\n" +
+	"\x0esnapshot_index\x18\b \x01(\x04R\rsnapshotIndex\x12&\n" +
+	"\x0fdisk_free_bytes\x18\t \x01(\x04R\rdiskFreeBytes\x12\x1d\n" +
+	"\n" +
+	"disk_error\x18\n" +
+	" \x01(\tR\tdiskError\x12\x18\n" +
+	"\aserving\x18\v \x01(\bR\aserving\x12\x18\n" +
+	"\acurrent\x18\f \x01(\bR\acurrent\x12\x18\n" +
+	"\aversion\x18\r \x01(\tR\aversion\"U\n" +
+	"\x14AddControllerRequest\x12#\n" +
+	"\rapplied_index\x18\x01 \x01(\x04R\fappliedIndex\x12\x18\n" +
+	"\acurrent\x18\x02 \x01(\bR\acurrent\"-\n" +
+	"\x15AddControllerResponse\x12\x14\n" +
+	"\x05voter\x18\x01 \x01(\bR\x05voter\"-\n" +
 	"\x17RemoveControllerRequest\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\"\x1a\n" +
-	"\x18RemoveControllerResponse\"\xf9\x01\n" +
+	"\x18RemoveControllerResponse\"W\n" +
+	"\x11RemovedNodeRecord\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12.\n" +
+	"\x13removed_unix_millis\x18\x02 \x01(\x03R\x11removedUnixMillis\"\xf9\x01\n" +
 	"\tAgentInfo\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\tR\x06status\x12\x1e\n" +
@@ -3381,7 +3772,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
 	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x84\x02\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x9c\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -3392,7 +3783,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fexpires_unix\x18\x06 \x01(\x03R\vexpiresUnix\x12\x1b\n" +
 	"\tuses_left\x18\a \x01(\rR\busesLeft\x12\x1d\n" +
 	"\n" +
-	"created_by\x18\b \x01(\tR\tcreatedBy\"\xba\x01\n" +
+	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x16\n" +
+	"\x06joined\x18\t \x03(\tR\x06joined\"\xba\x01\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -3439,10 +3831,12 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
 	"\tPingAgent\x12$.kctl.controller.v1.PingAgentRequest\x1a%.kctl.controller.v1.PingAgentResponse\x12]\n" +
 	"\tPullImage\x12$.kctl.controller.v1.PullImageRequest\x1a*.kctl.controller.v1.AgentOperationResponse\x12U\n" +
-	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\xb9\x01\n" +
+	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\x96\x02\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
-	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
+	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponse\x12[\n" +
+	"\n" +
+	"NodeStatus\x12%.kctl.controller.v1.NodeStatusRequest\x1a&.kctl.controller.v1.NodeStatusResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_kctl_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -3457,7 +3851,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 53)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -3480,68 +3874,71 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*ClusterStatusRequest)(nil),     // 18: kctl.controller.v1.ClusterStatusRequest
 	(*ClusterStatusResponse)(nil),    // 19: kctl.controller.v1.ClusterStatusResponse
 	(*ControllerNode)(nil),           // 20: kctl.controller.v1.ControllerNode
-	(*AddControllerRequest)(nil),     // 21: kctl.controller.v1.AddControllerRequest
-	(*AddControllerResponse)(nil),    // 22: kctl.controller.v1.AddControllerResponse
-	(*RemoveControllerRequest)(nil),  // 23: kctl.controller.v1.RemoveControllerRequest
-	(*RemoveControllerResponse)(nil), // 24: kctl.controller.v1.RemoveControllerResponse
-	(*AgentInfo)(nil),                // 25: kctl.controller.v1.AgentInfo
-	(*ListAgentsRequest)(nil),        // 26: kctl.controller.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 27: kctl.controller.v1.ListAgentsResponse
-	(*DescribeAgentRequest)(nil),     // 28: kctl.controller.v1.DescribeAgentRequest
-	(*DescribeAgentResponse)(nil),    // 29: kctl.controller.v1.DescribeAgentResponse
-	(*RemoveAgentRequest)(nil),       // 30: kctl.controller.v1.RemoveAgentRequest
-	(*RemoveAgentResponse)(nil),      // 31: kctl.controller.v1.RemoveAgentResponse
-	(*OperatorInfo)(nil),             // 32: kctl.controller.v1.OperatorInfo
-	(*ListOperatorsRequest)(nil),     // 33: kctl.controller.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),    // 34: kctl.controller.v1.ListOperatorsResponse
-	(*RemoveOperatorRequest)(nil),    // 35: kctl.controller.v1.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),   // 36: kctl.controller.v1.RemoveOperatorResponse
-	(*SendCommandRequest)(nil),       // 37: kctl.controller.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),      // 38: kctl.controller.v1.SendCommandResponse
-	(*GetCommandRequest)(nil),        // 39: kctl.controller.v1.GetCommandRequest
-	(*GetCommandResponse)(nil),       // 40: kctl.controller.v1.GetCommandResponse
-	(*CommandRecord)(nil),            // 41: kctl.controller.v1.CommandRecord
-	(*ApplyRequest)(nil),             // 42: kctl.controller.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 43: kctl.controller.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),         // 44: kctl.controller.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 45: kctl.controller.v1.ReadIndexResponse
-	(*AgentPresence)(nil),            // 46: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 47: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 48: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 49: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 50: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 51: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 52: kctl.controller.v1.ClusterRecord
-	(*UnlockRequest)(nil),            // 53: kctl.controller.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 54: kctl.controller.v1.UnlockResponse
-	(*v1.PullImage)(nil),             // 55: kctl.agent.v1.PullImage
-	(*v1.Prune)(nil),                 // 56: kctl.agent.v1.Prune
-	(*v1.Facts)(nil),                 // 57: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 58: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 59: kctl.agent.v1.Result
+	(*NodeStatusRequest)(nil),        // 21: kctl.controller.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),       // 22: kctl.controller.v1.NodeStatusResponse
+	(*AddControllerRequest)(nil),     // 23: kctl.controller.v1.AddControllerRequest
+	(*AddControllerResponse)(nil),    // 24: kctl.controller.v1.AddControllerResponse
+	(*RemoveControllerRequest)(nil),  // 25: kctl.controller.v1.RemoveControllerRequest
+	(*RemoveControllerResponse)(nil), // 26: kctl.controller.v1.RemoveControllerResponse
+	(*RemovedNodeRecord)(nil),        // 27: kctl.controller.v1.RemovedNodeRecord
+	(*AgentInfo)(nil),                // 28: kctl.controller.v1.AgentInfo
+	(*ListAgentsRequest)(nil),        // 29: kctl.controller.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 30: kctl.controller.v1.ListAgentsResponse
+	(*DescribeAgentRequest)(nil),     // 31: kctl.controller.v1.DescribeAgentRequest
+	(*DescribeAgentResponse)(nil),    // 32: kctl.controller.v1.DescribeAgentResponse
+	(*RemoveAgentRequest)(nil),       // 33: kctl.controller.v1.RemoveAgentRequest
+	(*RemoveAgentResponse)(nil),      // 34: kctl.controller.v1.RemoveAgentResponse
+	(*OperatorInfo)(nil),             // 35: kctl.controller.v1.OperatorInfo
+	(*ListOperatorsRequest)(nil),     // 36: kctl.controller.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),    // 37: kctl.controller.v1.ListOperatorsResponse
+	(*RemoveOperatorRequest)(nil),    // 38: kctl.controller.v1.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),   // 39: kctl.controller.v1.RemoveOperatorResponse
+	(*SendCommandRequest)(nil),       // 40: kctl.controller.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),      // 41: kctl.controller.v1.SendCommandResponse
+	(*GetCommandRequest)(nil),        // 42: kctl.controller.v1.GetCommandRequest
+	(*GetCommandResponse)(nil),       // 43: kctl.controller.v1.GetCommandResponse
+	(*CommandRecord)(nil),            // 44: kctl.controller.v1.CommandRecord
+	(*ApplyRequest)(nil),             // 45: kctl.controller.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 46: kctl.controller.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),         // 47: kctl.controller.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 48: kctl.controller.v1.ReadIndexResponse
+	(*AgentPresence)(nil),            // 49: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 50: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 51: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 52: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 53: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 54: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 55: kctl.controller.v1.ClusterRecord
+	(*UnlockRequest)(nil),            // 56: kctl.controller.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 57: kctl.controller.v1.UnlockResponse
+	(*v1.PullImage)(nil),             // 58: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 59: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 60: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 61: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 62: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	55, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
-	56, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
-	41, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	58, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	59, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	44, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
 	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
 	13, // 5: kctl.controller.v1.CreateTokenResponse.info:type_name -> kctl.controller.v1.TokenInfo
 	0,  // 6: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
 	13, // 7: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
 	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
-	25, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
-	25, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	57, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
-	32, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	58, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
-	41, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	41, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	58, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	28, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
+	28, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
+	60, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	35, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
+	61, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	44, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	44, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	61, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	59, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	46, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	57, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	62, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	49, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	60, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	7,  // 22: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	9,  // 23: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3549,44 +3946,46 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	14, // 25: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
 	16, // 26: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
 	18, // 27: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
-	21, // 28: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
-	23, // 29: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
-	26, // 30: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
-	28, // 31: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
-	30, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
-	33, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
-	35, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	53, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
-	37, // 36: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	39, // 37: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	23, // 28: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
+	25, // 29: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
+	29, // 30: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
+	31, // 31: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
+	33, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
+	36, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
+	38, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
+	56, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	40, // 36: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	42, // 37: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
 	2,  // 38: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
 	4,  // 39: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
 	5,  // 40: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
-	42, // 41: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	44, // 42: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	8,  // 43: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	10, // 44: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	12, // 45: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	15, // 46: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	17, // 47: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	19, // 48: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	22, // 49: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	24, // 50: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	27, // 51: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	29, // 52: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	31, // 53: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	34, // 54: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	36, // 55: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	54, // 56: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
-	38, // 57: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	40, // 58: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	3,  // 59: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
-	6,  // 60: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
-	6,  // 61: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
-	43, // 62: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	45, // 63: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	43, // [43:64] is the sub-list for method output_type
-	22, // [22:43] is the sub-list for method input_type
+	45, // 41: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	47, // 42: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	21, // 43: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
+	8,  // 44: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 45: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	12, // 46: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	15, // 47: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	17, // 48: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	19, // 49: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	24, // 50: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	26, // 51: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	30, // 52: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	32, // 53: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	34, // 54: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	37, // 55: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	39, // 56: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	57, // 57: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	41, // 58: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	43, // 59: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 60: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 61: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 62: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	46, // 63: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	48, // 64: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	22, // 65: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
+	44, // [44:66] is the sub-list for method output_type
+	22, // [22:44] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -3603,7 +4002,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   53,
+			NumMessages:   56,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -66,8 +66,9 @@ type ControllerServiceClient interface {
 	// ClusterStatus reports the Raft configuration and the leader.
 	ClusterStatus(ctx context.Context, in *ClusterStatusRequest, opts ...grpc.CallOption) (*ClusterStatusResponse, error)
 	// AddController adds a joined controller to the Raft configuration as a
-	// voter. Called by the joining controller itself once its Raft transport
-	// listens.
+	// nonvoter, and promotes it to voter once it reports it is current.
+	// Called by the joining controller itself, repeatedly, once its Raft
+	// transport listens.
 	AddController(ctx context.Context, in *AddControllerRequest, opts ...grpc.CallOption) (*AddControllerResponse, error)
 	// RemoveController removes a controller from the Raft configuration and
 	// revokes its certificate. Errors: NotFound, FailedPrecondition (last one).
@@ -330,8 +331,9 @@ type ControllerServiceServer interface {
 	// ClusterStatus reports the Raft configuration and the leader.
 	ClusterStatus(context.Context, *ClusterStatusRequest) (*ClusterStatusResponse, error)
 	// AddController adds a joined controller to the Raft configuration as a
-	// voter. Called by the joining controller itself once its Raft transport
-	// listens.
+	// nonvoter, and promotes it to voter once it reports it is current.
+	// Called by the joining controller itself, repeatedly, once its Raft
+	// transport listens.
 	AddController(context.Context, *AddControllerRequest) (*AddControllerResponse, error)
 	// RemoveController removes a controller from the Raft configuration and
 	// revokes its certificate. Errors: NotFound, FailedPrecondition (last one).
@@ -887,8 +889,9 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	InternalService_Apply_FullMethodName     = "/kctl.controller.v1.InternalService/Apply"
-	InternalService_ReadIndex_FullMethodName = "/kctl.controller.v1.InternalService/ReadIndex"
+	InternalService_Apply_FullMethodName      = "/kctl.controller.v1.InternalService/Apply"
+	InternalService_ReadIndex_FullMethodName  = "/kctl.controller.v1.InternalService/ReadIndex"
+	InternalService_NodeStatus_FullMethodName = "/kctl.controller.v1.InternalService/NodeStatus"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -905,6 +908,9 @@ type InternalServiceClient interface {
 	// ReadIndex verifies leadership with a quorum and returns the leader's
 	// applied index; a follower waits for it before a linearizable read.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// NodeStatus reports this controller's own Raft and disk health; the
+	// controller answering ClusterStatus asks every other one.
+	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
 }
 
 type internalServiceClient struct {
@@ -935,6 +941,16 @@ func (c *internalServiceClient) ReadIndex(ctx context.Context, in *ReadIndexRequ
 	return out, nil
 }
 
+func (c *internalServiceClient) NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(NodeStatusResponse)
+	err := c.cc.Invoke(ctx, InternalService_NodeStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -949,6 +965,9 @@ type InternalServiceServer interface {
 	// ReadIndex verifies leadership with a quorum and returns the leader's
 	// applied index; a follower waits for it before a linearizable read.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// NodeStatus reports this controller's own Raft and disk health; the
+	// controller answering ClusterStatus asks every other one.
+	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -964,6 +983,9 @@ func (UnimplementedInternalServiceServer) Apply(context.Context, *ApplyRequest) 
 }
 func (UnimplementedInternalServiceServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedInternalServiceServer) NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method NodeStatus not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -1022,6 +1044,24 @@ func _InternalService_ReadIndex_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_NodeStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(NodeStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).NodeStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_NodeStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).NodeStatus(ctx, req.(*NodeStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1036,6 +1076,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _InternalService_ReadIndex_Handler,
+		},
+		{
+			MethodName: "NodeStatus",
+			Handler:    _InternalService_NodeStatus_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
