@@ -122,15 +122,23 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if tok.CADigest != ca.Digest() {
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
+	// A token refused lately is refused from memory; the rest reach the
+	// store at a bounded rate (limits.go).
+	tid := tokenID(tok.Secret)
+	if err := c.joins.refused(tid); err != nil {
+		return nil, err
+	}
+	if err := c.joins.admit(ctx); err != nil {
+		return nil, err
+	}
 	if err := c.linearize(ctx); err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	tid := tokenID(tok.Secret)
 	var resp *controllerv1.JoinResponse
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
 		rec, ver, ok := schema.Tokens.Get(v, tid)
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
-			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
+			return nil, errUnknownToken
 		}
 		if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
 			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
@@ -193,6 +201,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}, nil
 	})
 	if err != nil {
+		c.joins.remember(tid, err)
 		return nil, rpcerr.Status(err)
 	}
 	c.log.Info("joined", "role", resp.GetRole(), "name", resp.GetName())
@@ -528,6 +537,7 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 		return nil, rpcerr.Status(err)
 	}
 	s.c.disp.Kick(name)
+	s.c.barrier(ctx)
 	return &controllerv1.RemoveAgentResponse{}, nil
 }
 
@@ -569,6 +579,7 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
+	s.c.barrier(ctx)
 	return &controllerv1.RemoveOperatorResponse{}, nil
 }
 

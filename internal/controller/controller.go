@@ -41,6 +41,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
+	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/relay"
@@ -97,6 +98,10 @@ type Config struct {
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
+	// MaxConns and MaxConnsPerSource cap the API listener's connections
+	// in all (default: half the open-file limit, at most 8192) and per
+	// source address (default 256); see internal/netlimit.
+	MaxConns, MaxConnsPerSource int
 	// Clock drives the timers that guard safety: garbage collection of
 	// commands and tokens, token expiry, certificate renewal and the deploy
 	// runner's (clock.Real when nil). Raft, gRPC, TLS and presence keep the
@@ -116,6 +121,9 @@ type Controller struct {
 	disp      *dispatcher.Dispatcher
 	peers     *peerPool
 	auth      *pki.Authorizer
+	apiLn     *netlimit.Listener
+	joins     *joinGate
+	live      liveness
 	// init is set by --init until bootstrap records it; joinPeers are the
 	// controllers a --join response named.
 	init      *initState
@@ -139,7 +147,8 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1), joins: newJoinGate()}
+	c.live.last = map[string]time.Time{}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	ok := false
 	defer func() {
@@ -197,6 +206,9 @@ func (cfg *Config) setDefaults() error {
 		cfg.PresenceInterval = 2 * time.Second
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = defaultMaxConns()
+	}
 	if cfg.GRPCBufferSize == 0 {
 		cfg.GRPCBufferSize = 4 << 10
 	}
@@ -260,9 +272,13 @@ const (
 func (c *Controller) newServer() *grpc.Server {
 	cfg := c.cfg
 	s := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
-		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
-		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
+		// A handshake has handshakeTimeout; a connection with a client
+		// certificate is evicted last when the caps are reached.
+		grpc.Creds(netlimit.Credentials(credentials.NewTLS(c.creds.ServerTLS()), handshakeTimeout)),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.MaxRecvMsgSize(maxRecvMsgBytes),
+		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.limitUnary, c.announce),
+		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor(), c.limitStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
@@ -276,7 +292,8 @@ func (c *Controller) newServer() *grpc.Server {
 		// pingTimeout closes the connection and ends its streams, so a
 		// dropped kctl ends its remote exec within pingAfter+pingTimeout
 		// (docs/streams.md). Presence is still the dispatcher's watchdog.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingAfter, Timeout: pingTimeout}),
+		// A connection without a stream for maxConnIdle is closed.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingAfter, Timeout: pingTimeout, MaxConnectionIdle: maxConnIdle}),
 	)
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
@@ -294,14 +311,16 @@ func (c *Controller) newServer() *grpc.Server {
 // serve starts serving the API and the background work: the leadership
 // loop, the dispatcher and certificate renewal.
 func (c *Controller) serve() {
+	c.apiLn = c.apiListener()
 	c.wg.Go(func() {
-		if err := c.grpc.Serve(c.cfg.APIListener); err != nil {
+		if err := c.grpc.Serve(c.apiLn); err != nil {
 			c.log.Error("api server stopped", "err", err)
 		}
 	})
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
+	c.wg.Go(func() { c.livenessLoop(c.ctx) })
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
@@ -442,3 +461,10 @@ func (d dispatcherCluster) Write(ctx context.Context, cmd *raftcmdv1.Command) (*
 
 // Controllers lists every controller's API address.
 func (d dispatcherCluster) Controllers() []string { return d.c.controllerAddrs() }
+
+// Alive reports whether the controller answered a probe lately.
+func (d dispatcherCluster) Alive(name string) bool { return d.c.alive(name) }
+
+// Connections reports the API listener's connections held now, evicted and
+// refused since the start (tests, benchmarks).
+func (c *Controller) Connections() (held int, evicted, refused int64) { return c.apiLn.Stats() }

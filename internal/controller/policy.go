@@ -37,6 +37,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/GetCommand":       deployer,
 	"/kctl.controller.v1.InternalService/Apply":              controllers,
 	"/kctl.controller.v1.InternalService/ReadIndex":          controllers,
+	"/kctl.controller.v1.InternalService/WaitApplied":        controllers,
 	"/kctl.agent.v1.SessionService/Session":                  agents,
 	"/kctl.deploy.v1.DeployService/Submit":                   deployer,
 	"/kctl.deploy.v1.DeployService/Cancel":                   deployer,

@@ -2212,6 +2212,97 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+// WaitAppliedRequest names the index to wait for.
+type WaitAppliedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitAppliedRequest) Reset() {
+	*x = WaitAppliedRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitAppliedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitAppliedRequest) ProtoMessage() {}
+
+func (x *WaitAppliedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitAppliedRequest.ProtoReflect.Descriptor instead.
+func (*WaitAppliedRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+}
+
+func (x *WaitAppliedRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// WaitAppliedResponse carries the controller's applied index (at least the
+// one asked for).
+type WaitAppliedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitAppliedResponse) Reset() {
+	*x = WaitAppliedResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitAppliedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitAppliedResponse) ProtoMessage() {}
+
+func (x *WaitAppliedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitAppliedResponse.ProtoReflect.Descriptor instead.
+func (*WaitAppliedResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+}
+
+func (x *WaitAppliedResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 // AgentPresence is one agent as seen by one controller.
 type AgentPresence struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -2225,7 +2316,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2237,7 +2328,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2250,7 +2341,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -2294,7 +2385,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2306,7 +2397,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2319,7 +2410,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -2357,7 +2448,7 @@ type AgentRecord struct {
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2369,7 +2460,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2382,7 +2473,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -2433,7 +2524,7 @@ type OperatorRecord struct {
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2445,7 +2536,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2458,7 +2549,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -2505,7 +2596,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2517,7 +2608,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2530,7 +2621,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -2585,7 +2676,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2597,7 +2688,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2610,7 +2701,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -2681,7 +2772,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2693,7 +2784,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2706,7 +2797,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -2862,6 +2953,10 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"*\n" +
+	"\x12WaitAppliedRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"+\n" +
+	"\x13WaitAppliedResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x8e\x01\n" +
 	"\rAgentPresence\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -2938,10 +3033,11 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
-	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\xb9\x01\n" +
+	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse2\x99\x02\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
-	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
+	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponse\x12^\n" +
+	"\vWaitApplied\x12&.kctl.controller.v1.WaitAppliedRequest\x1a'.kctl.controller.v1.WaitAppliedResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_kctl_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -2956,7 +3052,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 46)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 48)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -2999,16 +3095,18 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*ApplyResponse)(nil),            // 38: kctl.controller.v1.ApplyResponse
 	(*ReadIndexRequest)(nil),         // 39: kctl.controller.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),        // 40: kctl.controller.v1.ReadIndexResponse
-	(*AgentPresence)(nil),            // 41: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 42: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 43: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 44: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 45: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 46: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 47: kctl.controller.v1.ClusterRecord
-	(*v1.Facts)(nil),                 // 48: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 49: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 50: kctl.agent.v1.Result
+	(*WaitAppliedRequest)(nil),       // 41: kctl.controller.v1.WaitAppliedRequest
+	(*WaitAppliedResponse)(nil),      // 42: kctl.controller.v1.WaitAppliedResponse
+	(*AgentPresence)(nil),            // 43: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 44: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 45: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 46: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 47: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 48: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 49: kctl.controller.v1.ClusterRecord
+	(*v1.Facts)(nil),                 // 50: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 51: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 52: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	0,  // 0: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
@@ -3019,16 +3117,16 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	15, // 5: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
 	20, // 6: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
 	20, // 7: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	48, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	50, // 8: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
 	27, // 9: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	49, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	51, // 10: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
 	36, // 11: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	36, // 12: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	49, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	51, // 13: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 14: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	50, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	41, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	48, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	52, // 15: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	43, // 16: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	50, // 17: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 18: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	2,  // 19: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	4,  // 20: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3047,25 +3145,27 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	34, // 33: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
 	37, // 34: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
 	39, // 35: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	3,  // 36: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	5,  // 37: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	7,  // 38: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	10, // 39: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	12, // 40: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	14, // 41: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	17, // 42: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	19, // 43: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	22, // 44: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	24, // 45: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	26, // 46: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	29, // 47: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	31, // 48: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	33, // 49: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	35, // 50: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	38, // 51: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	40, // 52: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	36, // [36:53] is the sub-list for method output_type
-	19, // [19:36] is the sub-list for method input_type
+	41, // 36: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
+	3,  // 37: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	5,  // 38: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	7,  // 39: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	10, // 40: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	12, // 41: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	14, // 42: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	17, // 43: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	19, // 44: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	22, // 45: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	24, // 46: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	26, // 47: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	29, // 48: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	31, // 49: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	33, // 50: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	35, // 51: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	38, // 52: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	40, // 53: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	42, // 54: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
+	37, // [37:55] is the sub-list for method output_type
+	19, // [19:37] is the sub-list for method input_type
 	19, // [19:19] is the sub-list for extension type_name
 	19, // [19:19] is the sub-list for extension extendee
 	0,  // [0:19] is the sub-list for field type_name
@@ -3082,7 +3182,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   46,
+			NumMessages:   48,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -715,8 +715,9 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	InternalService_Apply_FullMethodName     = "/kctl.controller.v1.InternalService/Apply"
-	InternalService_ReadIndex_FullMethodName = "/kctl.controller.v1.InternalService/ReadIndex"
+	InternalService_Apply_FullMethodName       = "/kctl.controller.v1.InternalService/Apply"
+	InternalService_ReadIndex_FullMethodName   = "/kctl.controller.v1.InternalService/ReadIndex"
+	InternalService_WaitApplied_FullMethodName = "/kctl.controller.v1.InternalService/WaitApplied"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -733,6 +734,11 @@ type InternalServiceClient interface {
 	// ReadIndex verifies leadership with a quorum and returns the leader's
 	// applied index; a follower waits for it before a linearizable read.
 	ReadIndex(ctx context.Context, in *ReadIndexRequest, opts ...grpc.CallOption) (*ReadIndexResponse, error)
+	// WaitApplied returns once this controller has applied index (or its
+	// deadline passes: DeadlineExceeded). A removal (operator, agent) waits
+	// for every reachable controller so the revocation holds everywhere
+	// before it returns.
+	WaitApplied(ctx context.Context, in *WaitAppliedRequest, opts ...grpc.CallOption) (*WaitAppliedResponse, error)
 }
 
 type internalServiceClient struct {
@@ -763,6 +769,16 @@ func (c *internalServiceClient) ReadIndex(ctx context.Context, in *ReadIndexRequ
 	return out, nil
 }
 
+func (c *internalServiceClient) WaitApplied(ctx context.Context, in *WaitAppliedRequest, opts ...grpc.CallOption) (*WaitAppliedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WaitAppliedResponse)
+	err := c.cc.Invoke(ctx, InternalService_WaitApplied_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -777,6 +793,11 @@ type InternalServiceServer interface {
 	// ReadIndex verifies leadership with a quorum and returns the leader's
 	// applied index; a follower waits for it before a linearizable read.
 	ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error)
+	// WaitApplied returns once this controller has applied index (or its
+	// deadline passes: DeadlineExceeded). A removal (operator, agent) waits
+	// for every reachable controller so the revocation holds everywhere
+	// before it returns.
+	WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -792,6 +813,9 @@ func (UnimplementedInternalServiceServer) Apply(context.Context, *ApplyRequest) 
 }
 func (UnimplementedInternalServiceServer) ReadIndex(context.Context, *ReadIndexRequest) (*ReadIndexResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method ReadIndex not implemented")
+}
+func (UnimplementedInternalServiceServer) WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WaitApplied not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -850,6 +874,24 @@ func _InternalService_ReadIndex_Handler(srv interface{}, ctx context.Context, de
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_WaitApplied_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitAppliedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).WaitApplied(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_WaitApplied_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).WaitApplied(ctx, req.(*WaitAppliedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -864,6 +906,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "ReadIndex",
 			Handler:    _InternalService_ReadIndex_Handler,
+		},
+		{
+			MethodName: "WaitApplied",
+			Handler:    _InternalService_WaitApplied_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,120 @@
+package netlimit
+
+import (
+	"net"
+	"testing"
+	"time"
+)
+
+// accepted dials n connections from src to ln and returns both ends.
+func dialN(t *testing.T, l *Listener, src string, n int) (clients []net.Conn, servers []net.Conn) {
+	t.Helper()
+	for range n {
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}, Timeout: 5 * time.Second}
+		c, err := d.Dial("tcp", l.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		clients = append(clients, c)
+		s, err := l.Accept()
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		servers = append(servers, s)
+	}
+	return clients, servers
+}
+
+// closedByServer reports whether the server closed c's connection.
+func closedByServer(c net.Conn) bool {
+	_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+	_, err := c.Read(make([]byte, 1))
+	return err != nil && !isTimeout(err)
+}
+
+func isTimeout(err error) bool {
+	ne, ok := err.(net.Error)
+	return ok && ne.Timeout()
+}
+
+func TestListener_PerSourceCapEvictsTheOldestUnauthenticated(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{MaxConns: 100, MaxPerSource: 2})
+	defer l.Close()
+	_, a := dialN(t, l, "127.0.0.2", 2)
+	a[0].(*Conn).setState(stateAuthed) // the older one holds a certificate
+	dialN(t, l, "127.0.0.2", 1)
+	if held, evicted, _ := l.Stats(); held != 2 || evicted != 1 {
+		t.Fatalf("Stats = held %d evicted %d, want 2 and 1", held, evicted)
+	}
+	// The unauthenticated second connection went, not the authenticated first.
+	if _, ok := l.conns[a[1].(*Conn)]; ok {
+		t.Errorf("the unauthenticated connection is still held")
+	}
+	if _, ok := l.conns[a[0].(*Conn)]; !ok {
+		t.Errorf("the authenticated connection was evicted")
+	}
+	// Another source is not affected by the first one's cap.
+	dialN(t, l, "127.0.0.3", 2)
+	if held, _, _ := l.Stats(); held != 4 {
+		t.Errorf("held = %d, want 4", held)
+	}
+}
+
+func TestListener_GlobalCapEvictsAcrossSourcesAndRefusesWhenAllAuthenticated(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{MaxConns: 3, MaxPerSource: 3})
+	defer l.Close()
+	cs, _ := dialN(t, l, "127.0.0.4", 3)
+	// A newcomer from another source evicts the oldest (no certificate).
+	dialN(t, l, "127.0.0.5", 1)
+	if !closedByServer(cs[0]) {
+		t.Errorf("the oldest connection was not closed")
+	}
+	if held, evicted, _ := l.Stats(); held != 3 || evicted != 1 {
+		t.Fatalf("Stats = held %d evicted %d, want 3 and 1", held, evicted)
+	}
+	// All authenticated: a newcomer is refused.
+	l.mu.Lock()
+	for c := range l.conns {
+		c.state = stateAuthed
+	}
+	l.mu.Unlock()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.6")}}
+	c, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { _, _ = l.Accept() }() // closes the newcomer, waits for the next
+	if !closedByServer(c) {
+		t.Errorf("the newcomer was not refused")
+	}
+	if _, _, refused := l.Stats(); refused != 1 {
+		t.Errorf("refused = %d, want 1", refused)
+	}
+}
+
+func TestBucket(t *testing.T) {
+	b := NewBucket(1000, 3)
+	for i := range 3 {
+		if !b.Allow() {
+			t.Fatalf("Allow #%d = false, want true (burst 3)", i)
+		}
+	}
+	if b.Allow() {
+		t.Fatal("Allow past the burst = true")
+	}
+	b.last = b.last.Add(-time.Second) // a second passes
+	if !b.Allow() {
+		t.Fatal("Allow after the refill = false")
+	}
+}
