@@ -99,7 +99,7 @@ type Config struct {
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
 	// MaxConns and MaxConnsPerSource cap the API listener's connections
-	// in all (default: half the open-file limit, at most 8192) and per
+	// in all (default: half the open-file limit, at most 4096) and per
 	// source address (default 256); see internal/netlimit.
 	MaxConns, MaxConnsPerSource int
 	// Clock drives the timers that guard safety: garbage collection of

@@ -271,13 +271,14 @@ func (c *Controller) apiListener() *netlimit.Listener {
 	return netlimit.Listen(c.cfg.APIListener, netlimit.Config{MaxConns: c.cfg.MaxConns, MaxPerSource: c.cfg.MaxConnsPerSource})
 }
 
-// defaultMaxConns is half the open-file limit, at most 8192.
+// defaultMaxConns is half the open-file limit, at most
+// netlimit.DefaultMaxConns (4096: a flood that fills it costs ~100 MiB).
 func defaultMaxConns() int {
 	var lim syscall.Rlimit
 	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
 		return netlimit.DefaultMaxConns
 	}
-	return int(max(64, min(8192, lim.Cur/2)))
+	return int(max(64, min(netlimit.DefaultMaxConns, lim.Cur/2)))
 }
 
 // liveness tracks which other controllers answered a probe lately, for

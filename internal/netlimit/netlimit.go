@@ -16,6 +16,7 @@ package netlimit
 
 import (
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -52,12 +53,19 @@ type Listener struct {
 	net.Listener
 	cfg Config
 
-	// mu guards the fields that follow.
+	// mu guards the fields that follow and every Conn's state.
 	mu      sync.Mutex
-	conns   map[*Conn]struct{}
-	bySrc   map[string]int
+	held    int
+	bySrc   map[string]*source
 	evicted int64
 	refused int64
+}
+
+// source is the connections of one source address, oldest first.
+type source struct {
+	conns []*Conn
+	// open counts those not authenticated (evictable).
+	open int
 }
 
 // Listen wraps ln with cfg's caps.
@@ -68,7 +76,7 @@ func Listen(ln net.Listener, cfg Config) *Listener {
 	if cfg.MaxPerSource <= 0 {
 		cfg.MaxPerSource = DefaultMaxPerSource
 	}
-	return &Listener{Listener: ln, cfg: cfg, conns: map[*Conn]struct{}{}, bySrc: map[string]int{}}
+	return &Listener{Listener: ln, cfg: cfg, bySrc: map[string]*source{}}
 }
 
 // Stats reports the connections held now and, since the start, how many
@@ -76,7 +84,7 @@ func Listen(ln net.Listener, cfg Config) *Listener {
 func (l *Listener) Stats() (held int, evicted, refused int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return len(l.conns), l.evicted, l.refused
+	return l.held, l.evicted, l.refused
 }
 
 // Accept returns the next connection within the caps; a connection over a
@@ -87,11 +95,10 @@ func (l *Listener) Accept() (net.Conn, error) {
 		if err != nil {
 			return nil, err
 		}
-		c := &Conn{Conn: nc, l: l, src: sourceOf(nc.RemoteAddr()), at: time.Now()}
+		c := &Conn{Conn: nc, l: l, src: sourceOf(nc.RemoteAddr())}
 		victims, ok := l.admit(c)
 		for _, v := range victims {
-			v.Conn.Close() // release() runs when the server closes it too
-			v.release()
+			v.Conn.Close() // the server's own Close of v then finds it gone
 		}
 		if ok {
 			return c, nil
@@ -101,59 +108,87 @@ func (l *Listener) Accept() (net.Conn, error) {
 }
 
 // admit registers c, choosing the connections to evict to make room; ok is
-// false when there is no room.
+// false when there is no room. At the per-source cap the victim is the
+// source's own oldest unauthenticated connection; at the global cap, that
+// of the source holding the most unauthenticated connections, so a flood
+// from many addresses evicts its own and a lone operator keeps its slot.
 func (l *Listener) admit(c *Conn) (victims []*Conn, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.bySrc[c.src] >= l.cfg.MaxPerSource {
-		v := l.victimLocked(c.src)
+	src := l.bySrc[c.src]
+	if src != nil && len(src.conns) >= l.cfg.MaxPerSource {
+		v := l.victimLocked(src)
 		if v == nil {
 			l.refused++
 			return nil, false
 		}
 		victims = append(victims, v)
-		l.dropLocked(v)
 	}
-	if len(l.conns) >= l.cfg.MaxConns {
-		v := l.victimLocked("")
+	if l.held >= l.cfg.MaxConns {
+		var most *source
+		for _, s := range l.bySrc {
+			if most == nil || s.open > most.open {
+				most = s
+			}
+		}
+		v := l.victimLocked(most)
 		if v == nil {
 			l.refused++
 			return victims, false
 		}
 		victims = append(victims, v)
-		l.dropLocked(v)
 	}
-	l.conns[c] = struct{}{}
-	l.bySrc[c.src]++
+	if src = l.bySrc[c.src]; src == nil { // (an eviction may have emptied it)
+		src = &source{}
+		l.bySrc[c.src] = src
+	}
+	src.conns = append(src.conns, c)
+	src.open++
+	l.held++
 	return victims, true
 }
 
-// victimLocked returns the oldest connection of the lowest state below
-// stateAuthed (from src, or any source when src is "").
-func (l *Listener) victimLocked(src string) *Conn {
+// victimLocked removes and returns s's oldest connection still in its
+// handshake, else its oldest without a client certificate; nil if none.
+func (l *Listener) victimLocked(s *source) *Conn {
+	if s == nil || s.open == 0 {
+		return nil
+	}
 	var best *Conn
-	for c := range l.conns {
-		if (src != "" && c.src != src) || c.state >= stateAuthed {
-			continue
+	for _, c := range s.conns {
+		if c.state == stateNew {
+			best = c
+			break
 		}
-		if best == nil || c.state < best.state || (c.state == best.state && c.at.Before(best.at)) {
+		if c.state == stateAnon && best == nil {
 			best = c
 		}
 	}
-	if best != nil {
-		l.evicted++
+	if best == nil {
+		return nil
 	}
+	l.evicted++
+	l.dropLocked(best)
 	return best
 }
 
+// dropLocked forgets c (once).
 func (l *Listener) dropLocked(c *Conn) {
-	if _, ok := l.conns[c]; !ok {
+	if c.dropped {
 		return
 	}
-	delete(l.conns, c)
-	if l.bySrc[c.src]--; l.bySrc[c.src] <= 0 {
+	c.dropped = true
+	s := l.bySrc[c.src]
+	if i := slices.Index(s.conns, c); i >= 0 {
+		s.conns = slices.Delete(s.conns, i, i+1)
+	}
+	if c.state != stateAuthed {
+		s.open--
+	}
+	if len(s.conns) == 0 {
 		delete(l.bySrc, c.src)
 	}
+	l.held--
 }
 
 func sourceOf(a net.Addr) string {
@@ -170,32 +205,37 @@ func sourceOf(a net.Addr) string {
 // Conn is a connection accepted by a Listener.
 type Conn struct {
 	net.Conn
-	l     *Listener
-	src   string
-	at    time.Time
-	state int // guarded by l.mu
-	once  sync.Once
+	l   *Listener
+	src string
+	// state and dropped are guarded by l.mu.
+	state   int
+	dropped bool
 }
 
 // Close closes the connection and frees its slot.
 func (c *Conn) Close() error {
 	err := c.Conn.Close()
-	c.release()
+	c.l.mu.Lock()
+	c.l.dropLocked(c)
+	c.l.mu.Unlock()
 	return err
 }
 
-func (c *Conn) release() {
-	c.once.Do(func() {
-		c.l.mu.Lock()
-		c.l.dropLocked(c)
-		c.l.mu.Unlock()
-	})
-}
-
-func (c *Conn) setState(s int) {
+func (c *Conn) setState(st int) {
 	c.l.mu.Lock()
-	c.state = s
-	c.l.mu.Unlock()
+	defer c.l.mu.Unlock()
+	if c.dropped || c.state == st {
+		return
+	}
+	if src := c.l.bySrc[c.src]; src != nil {
+		if c.state != stateAuthed && st == stateAuthed {
+			src.open--
+		}
+		if c.state == stateAuthed && st != stateAuthed {
+			src.open++
+		}
+	}
+	c.state = st
 }
 
 // Credentials wraps gRPC transport credentials (TLS): a server handshake

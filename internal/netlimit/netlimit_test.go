@@ -1,7 +1,9 @@
 package netlimit
 
 import (
+	"fmt"
 	"net"
+	"slices"
 	"testing"
 	"time"
 )
@@ -53,10 +55,10 @@ func TestListener_PerSourceCapEvictsTheOldestUnauthenticated(t *testing.T) {
 		t.Fatalf("Stats = held %d evicted %d, want 2 and 1", held, evicted)
 	}
 	// The unauthenticated second connection went, not the authenticated first.
-	if _, ok := l.conns[a[1].(*Conn)]; ok {
+	if !a[1].(*Conn).dropped {
 		t.Errorf("the unauthenticated connection is still held")
 	}
-	if _, ok := l.conns[a[0].(*Conn)]; !ok {
+	if a[0].(*Conn).dropped {
 		t.Errorf("the authenticated connection was evicted")
 	}
 	// Another source is not affected by the first one's cap.
@@ -83,11 +85,14 @@ func TestListener_GlobalCapEvictsAcrossSourcesAndRefusesWhenAllAuthenticated(t *
 		t.Fatalf("Stats = held %d evicted %d, want 3 and 1", held, evicted)
 	}
 	// All authenticated: a newcomer is refused.
-	l.mu.Lock()
-	for c := range l.conns {
-		c.state = stateAuthed
+	for _, src := range []string{"127.0.0.4", "127.0.0.5"} {
+		l.mu.Lock()
+		conns := slices.Clone(l.bySrc[src].conns)
+		l.mu.Unlock()
+		for _, c := range conns {
+			c.setState(stateAuthed)
+		}
 	}
-	l.mu.Unlock()
 	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.6")}}
 	c, err := d.Dial("tcp", l.Addr().String())
 	if err != nil {
@@ -116,5 +121,26 @@ func TestBucket(t *testing.T) {
 	b.last = b.last.Add(-time.Second) // a second passes
 	if !b.Allow() {
 		t.Fatal("Allow after the refill = false")
+	}
+}
+
+// At the global cap a flood from many sources evicts its own connections,
+// not a lone source's.
+func TestListener_GlobalCapSparesTheLoneSource(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{MaxConns: 10, MaxPerSource: 10})
+	defer l.Close()
+	_, lone := dialN(t, l, "127.0.0.7", 1) // the operator, still in its handshake
+	for i := range 30 {
+		dialN(t, l, fmt.Sprintf("127.0.1.%d", 1+i%3), 1)
+	}
+	if lone[0].(*Conn).dropped {
+		t.Fatal("the lone source's connection was evicted by the flood")
+	}
+	if held, evicted, _ := l.Stats(); held != 10 || evicted != 21 {
+		t.Errorf("Stats = held %d evicted %d, want 10 and 21", held, evicted)
 	}
 }
