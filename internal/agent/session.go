@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -194,7 +195,7 @@ func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, cmd *agentv1.
 		}
 		return r, true
 	})
-	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {
+	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: wirelimit.FitResult(res)}}}); err != nil {
 		ss.cancel(err)
 	}
 }

@@ -38,6 +38,20 @@ import (
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
+)
+
+// Limits of the dispatcher's own (what an agent may send is bounded in
+// internal/wirelimit).
+const (
+	// SessionBurst and SessionEvery bound how often one agent may start a
+	// session on a controller (each start may write facts and presence):
+	// SessionBurst at once, then one per SessionEvery.
+	SessionBurst = 5
+	SessionEvery = 2 * time.Second
+	// GoneRetention is how long an agent whose session ended stays in the
+	// presence record (as disconnected, with when it was last seen).
+	GoneRetention = time.Hour
 )
 
 // Cluster is what the dispatcher needs of its controller and the store.
@@ -234,7 +248,7 @@ func (d *Dispatcher) welcome(stream agentv1.SessionService_SessionServer, name s
 	if hello.GetName() != name {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), name)
 	}
-	if err := validateHello(hello); err != nil {
+	if err := wirelimit.ValidateHello(hello); err != nil {
 		return nil, nil, err
 	}
 	now := time.Now().UnixMilli()
@@ -285,7 +299,7 @@ func (d *Dispatcher) serve(s *session) error {
 				return err
 			}
 		case *agentv1.SessionRequest_Result:
-			if err := validateResult(msg.Result); err != nil {
+			if err := wirelimit.ValidateResult(msg.Result); err != nil {
 				return err
 			}
 			d.results.submit(s, msg.Result)
