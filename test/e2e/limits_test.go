@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -188,21 +189,24 @@ func TestE2E_LimitsIdleConnectionFlood(t *testing.T) {
 	})
 	// For 8 s (handshake deadlines expire, the flood dials again), an
 	// operator is served.
-	var worst time.Duration
+	var took []time.Duration
 	maxRSS, calls := 0, 0
 	for end := time.Now().Add(8 * time.Second); time.Now().Before(end); calls++ {
 		start := time.Now()
 		_, err := e.kctl("--timeout", "10s", "agents")
-		took := time.Since(start)
+		d := time.Since(start)
 		if err != nil {
-			t.Fatalf("kctl agents #%d under the flood (after %v; controller holds %d files): %v", calls, took, openFiles(pid), err)
+			t.Fatalf("kctl agents #%d under the flood (after %v; controller holds %d files): %v", calls, d, openFiles(pid), err)
 		}
-		worst = max(worst, took)
+		took = append(took, d)
 		rss, err := rssMiB(pid)
 		must(t, err)
 		maxRSS = max(maxRSS, rss)
 	}
-	t.Logf("%d calls of kctl agents under the flood: slowest %v; controller: %d files now, RSS up to %d MiB", calls, worst.Round(time.Millisecond), openFiles(pid), maxRSS)
+	slices.Sort(took)
+	worst := took[len(took)-1]
+	t.Logf("%d calls of kctl agents under the flood: median %v, slowest %v; controller: %d files now, RSS up to %d MiB",
+		calls, took[len(took)/2].Round(time.Millisecond), worst.Round(time.Millisecond), openFiles(pid), maxRSS)
 	// The target is 1 s; the bound is generous for a loaded 2-core machine.
 	if worst > 3*time.Second {
 		t.Errorf("kctl agents took up to %v under the flood, want < 3s", worst)
