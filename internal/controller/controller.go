@@ -369,7 +369,7 @@ func (c *Controller) openStore() error {
 		NodeID:    c.cfg.Name,
 		DataDir:   c.cfg.DataDir,
 		Advertise: c.cfg.RaftAddress,
-		Listener:  c.cfg.RaftListener,
+		Listener:  netlimit.Listen(c.cfg.RaftListener, netlimit.Config{MaxConns: maxRaftConns, MaxPerSource: maxRaftConnsPerSource}),
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
 		ClientTLS: c.creds.ClientTLS(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {

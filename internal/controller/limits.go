@@ -50,6 +50,10 @@ const (
 	// barrierTimeout bounds how long a removal waits for the other
 	// controllers to apply it.
 	barrierTimeout = 3 * time.Second
+	// maxRaftConns and maxRaftConnsPerSource cap the Raft listener's
+	// connections (a few per peer), which the transport marks
+	// authenticated once the peer's certificate checks out.
+	maxRaftConns, maxRaftConnsPerSource = 256, 32
 )
 
 // msgLimits bounds the size of each message received per method (the

@@ -221,6 +221,11 @@ func (c *Conn) Close() error {
 	return err
 }
 
+// Authenticated marks the connection as holding a verified client
+// certificate, for listeners whose TLS is not done by Credentials (the Raft
+// transport): it is evicted last.
+func (c *Conn) Authenticated() { c.setState(stateAuthed) }
+
 func (c *Conn) setState(st int) {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()

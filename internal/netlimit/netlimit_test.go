@@ -144,3 +144,27 @@ func TestListener_GlobalCapSparesTheLoneSource(t *testing.T) {
 		t.Errorf("Stats = held %d evicted %d, want 10 and 21", held, evicted)
 	}
 }
+
+func TestConn_AuthenticatedIsEvictedLast(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{MaxConns: 10, MaxPerSource: 1})
+	defer l.Close()
+	_, s := dialN(t, l, "127.0.0.8", 1)
+	s[0].(interface{ Authenticated() }).Authenticated() // as the Raft transport does
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.8")}}
+	c, err := d.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	go func() { _, _ = l.Accept() }()
+	if !closedByServer(c) {
+		t.Errorf("a second connection from the source was admitted past the cap")
+	}
+	if s[0].(*Conn).dropped {
+		t.Errorf("the authenticated connection was evicted")
+	}
+}
