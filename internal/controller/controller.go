@@ -87,9 +87,10 @@ type Config struct {
 	Token     string
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
-	// PresenceInterval is how often a controller records the sessions it
-	// holds in Raft (default 2s; connects and disconnects are recorded
-	// within ~100 ms).
+	// PresenceInterval is how often a controller probes the others'
+	// liveness and checks its presence record for a change to write
+	// (default 2s); connects and disconnects are recorded within ~100 ms,
+	// and nothing is written while nothing changes.
 	PresenceInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
