@@ -278,6 +278,7 @@ func (c *Controller) newServer() *grpc.Server {
 		grpc.Creds(netlimit.Credentials(credentials.NewTLS(c.creds.ServerTLS()), handshakeTimeout)),
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.MaxRecvMsgSize(maxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
 		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.limitUnary, c.announce),
 		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor(), c.limitStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),

@@ -32,6 +32,10 @@ const (
 	// handshakeTimeout bounds a new connection's TLS handshake and HTTP/2
 	// preface.
 	handshakeTimeout = 5 * time.Second
+	// maxStreamsPerConn bounds the concurrent streams of one connection
+	// (more wait for a slot): an anonymous connection cannot hold a
+	// million health watches.
+	maxStreamsPerConn = 1024
 	// maxConnIdle closes a connection that carried no stream for so long.
 	maxConnIdle = 5 * time.Minute
 	// joinRate/joinBurst bound the Join calls that reach the store (the

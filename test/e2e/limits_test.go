@@ -175,11 +175,13 @@ func TestE2E_LimitsIdleConnectionFlood(t *testing.T) {
 	flood := testenv.BuildBinary(t, "./test/flood")
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	// Two processes (each has its own open-file limit), 10,500 each.
+	// Two processes (each has its own open-file limit), 10,500 each, at
+	// the API; a third at the Raft port.
 	for i := range 2 {
 		cmd := exec.CommandContext(ctx, flood, "-addr", c.api, "-conns", "10500", "-sources", "100", "-base", fmt.Sprint(1+i), "-for", "40s")
 		testenv.Start(t, fmt.Sprintf("flood%d", i), cmd)
 	}
+	testenv.Start(t, "flood-raft", exec.CommandContext(ctx, flood, "-addr", c.raft, "-conns", "3000", "-sources", "100", "-base", "3", "-for", "40s"))
 	pid := c.p.Pid()
 	waitFor(t, 60*time.Second, "the flood to fill the controller", func() error {
 		if n := openFiles(pid); n < 4000 {
@@ -213,5 +215,9 @@ func TestE2E_LimitsIdleConnectionFlood(t *testing.T) {
 	}
 	if maxRSS > 200 {
 		t.Errorf("controller RSS reached %d MiB under the flood, want ≤ 200", maxRSS)
+	}
+	// Rejected connections are not logged one by one (a disk filler).
+	if n := len(c.p.Output()); n > 256<<10 {
+		t.Errorf("the controller logged %d bytes under the flood, want < 256 KiB", n)
 	}
 }

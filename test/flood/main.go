@@ -85,7 +85,7 @@ func run(addr string, conns, sources, base int, dur time.Duration) error {
 				}
 				select {
 				case <-ctx.Done():
-				case <-time.After(200 * time.Millisecond):
+				case <-time.After(time.Second):
 				}
 			}
 		})
