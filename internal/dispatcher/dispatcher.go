@@ -359,6 +359,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer sweep.Stop()
 	watchdog := time.NewTicker(d.cfg.HeartbeatInterval)
 	defer watchdog.Stop()
+	// Replace the record a previous run of this controller left (its
+	// sessions are gone) soon, not at the first tick.
+	d.markDirty()
 	// Catch up with what was applied before the watch started.
 	d.checkRemoved()
 	d.scan()
