@@ -122,13 +122,19 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if tok.CADigest != ca.Digest() {
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
-	// A token refused lately is refused from memory; the rest reach the
-	// store at a bounded rate (limits.go).
+	// Answer from memory what needs no read on the leader: a token
+	// refused lately, or one this controller holds as expired or used up
+	// (both final). A token it does not hold is bogus, revoked or just
+	// created: those reach the leader at a bounded rate (limits.go).
 	tid := tokenID(tok.Secret)
 	if err := c.joins.refused(tid); err != nil {
 		return nil, err
 	}
-	if err := c.joins.admit(ctx); err != nil {
+	if rec, _, ok := schema.Tokens.Get(c.store.View(), tid); ok && pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
+		if err := c.tokenUsable(rec); err != nil {
+			return nil, err
+		}
+	} else if err := c.joins.admit(ctx); err != nil {
 		return nil, err
 	}
 	if err := c.linearize(ctx); err != nil {
@@ -140,11 +146,8 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
 			return nil, errUnknownToken
 		}
-		if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
-			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
-		}
-		if rec.GetUsesLeft() == 0 {
-			return nil, status.Error(codes.Unauthenticated, "controller: token already used up: ask an admin for a new one (kctl token create --uses N)")
+		if err := c.tokenUsable(rec); err != nil {
+			return nil, err
 		}
 		role := roleOf(rec.GetRole())
 		name := req.GetName()

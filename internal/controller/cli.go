@@ -48,8 +48,9 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
-	f.IntVar(&a.cfg.MaxConns, "max-connections", 0, "API connections held at most (default: half the open-file limit, at most 4096)")
-	f.IntVar(&a.cfg.MaxConnsPerSource, "max-connections-per-source", 0, "API connections held at most per source address (default 256)")
+	f.IntVar(&a.cfg.MaxConns, "max-connections", 0, "API connections held at most (default: the open-file limit less 1024, at most 16384)")
+	f.IntVar(&a.cfg.MaxUnauthenticatedConns, "max-unauthenticated-connections", 0, "API connections without a client certificate held at most (default 4096)")
+	f.IntVar(&a.cfg.MaxConnsPerSource, "max-connections-per-source", 0, "API connections without a client certificate held at most per source address (default 256)")
 	return cmd
 }
 

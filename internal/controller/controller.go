@@ -99,10 +99,12 @@ type Config struct {
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
-	// MaxConns and MaxConnsPerSource cap the API listener's connections
-	// in all (default: half the open-file limit, at most 4096) and per
-	// source address (default 256); see internal/netlimit.
-	MaxConns, MaxConnsPerSource int
+	// MaxConns caps the API listener's connections in all (default: the
+	// open-file limit less 1024, at most 16384); MaxUnauthenticatedConns
+	// and MaxConnsPerSource cap those without a client certificate, in all
+	// (default 4096) and per source address (default 256); see
+	// internal/netlimit.
+	MaxConns, MaxUnauthenticatedConns, MaxConnsPerSource int
 	// Clock drives the timers that guard safety: garbage collection of
 	// commands and tokens, token expiry, certificate renewal and the deploy
 	// runner's (clock.Real when nil). Raft, gRPC, TLS and presence keep the
@@ -371,7 +373,9 @@ func (c *Controller) openStore() error {
 		NodeID:    c.cfg.Name,
 		DataDir:   c.cfg.DataDir,
 		Advertise: c.cfg.RaftAddress,
-		Listener:  netlimit.Listen(c.cfg.RaftListener, netlimit.Config{MaxConns: maxRaftConns, MaxPerSource: maxRaftConnsPerSource}),
+		Listener: netlimit.Listen(c.cfg.RaftListener, netlimit.Config{
+			MaxConns: maxRaftConns, MaxUnauthenticated: maxRaftConns, MaxPerSource: maxRaftConnsPerSource,
+		}),
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
 		ClientTLS: c.creds.ClientTLS(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {

@@ -54,9 +54,10 @@ const (
 	// barrierTimeout bounds how long a removal waits for the other
 	// controllers to apply it.
 	barrierTimeout = 3 * time.Second
-	// maxRaftConns and maxRaftConnsPerSource cap the Raft listener's
-	// connections (a few per peer), which the transport marks
-	// authenticated once the peer's certificate checks out.
+	// maxRaftConns caps the Raft listener's connections (a few per peer),
+	// maxRaftConnsPerSource those per source address still in their
+	// handshake (the transport marks a peer authenticated once its
+	// certificate checks out).
 	maxRaftConns, maxRaftConnsPerSource = 256, 32
 )
 
@@ -232,6 +233,17 @@ func (g *joinGate) refused(tid string) error {
 	return b.err
 }
 
+// tokenUsable refuses an expired or used-up token (both final).
+func (c *Controller) tokenUsable(rec *controllerv1.TokenRecord) error {
+	if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
+		return status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
+	}
+	if rec.GetUsesLeft() == 0 {
+		return status.Error(codes.Unauthenticated, "controller: token already used up: ask an admin for a new one (kctl token create --uses N)")
+	}
+	return nil
+}
+
 // errUnknownToken refuses a token the cluster does not hold.
 var errUnknownToken = status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
 
@@ -276,17 +288,19 @@ func (g *joinGate) admit(ctx context.Context) error {
 
 // apiListener wraps the API listener with the connection caps.
 func (c *Controller) apiListener() *netlimit.Listener {
-	return netlimit.Listen(c.cfg.APIListener, netlimit.Config{MaxConns: c.cfg.MaxConns, MaxPerSource: c.cfg.MaxConnsPerSource})
+	return netlimit.Listen(c.cfg.APIListener, netlimit.Config{
+		MaxConns: c.cfg.MaxConns, MaxUnauthenticated: c.cfg.MaxUnauthenticatedConns, MaxPerSource: c.cfg.MaxConnsPerSource,
+	})
 }
 
-// defaultMaxConns is half the open-file limit, at most
-// netlimit.DefaultMaxConns (4096: a flood that fills it costs ~100 MiB).
+// defaultMaxConns is the open-file limit less 1024 (Raft, its log and
+// snapshots, peers), at least 256 and at most netlimit.DefaultMaxConns.
 func defaultMaxConns() int {
 	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		return netlimit.DefaultMaxConns
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur < 1024+256 {
+		return 256
 	}
-	return int(max(64, min(netlimit.DefaultMaxConns, lim.Cur/2)))
+	return int(min(netlimit.DefaultMaxConns, lim.Cur-1024))
 }
 
 // liveness tracks which other controllers answered a probe lately, for

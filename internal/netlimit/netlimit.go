@@ -1,20 +1,25 @@
 // Package netlimit bounds what the network can make a server hold: a
-// net.Listener that caps connections in all and per source address, gRPC
-// transport credentials that give each TLS handshake a deadline and tell
-// the listener who is authenticated, and a token bucket.
+// net.Listener that caps connections, gRPC transport credentials that give
+// each TLS handshake a deadline and tell the listener who authenticated
+// (with which certificate), and a token bucket.
 //
-// When a cap is reached the listener does not simply refuse the newcomer,
-// which would let a flood of idle connections lock out an operator: it
-// evicts the oldest connection that has not authenticated (first one still
-// in its handshake, then one that finished it without a client
-// certificate), from the same source when the per-source cap is hit, from
-// any source when the global cap is. Only when every connection holds a
-// verified client certificate is a new one refused. A flood therefore
-// cycles through its own connections while agents, operators and
-// controllers keep theirs, and a new operator connection gets a slot.
+// The caps are on unauthenticated connections (still in their handshake,
+// or done without a client certificate), in all and per source address;
+// on the connections of one client certificate; and on all connections (a
+// ceiling below the open-file limit). At a cap the listener does not
+// simply refuse the newcomer, which would let a flood of idle connections
+// lock out an operator: it evicts the oldest unauthenticated connection
+// (one still in its handshake first) of the same source at the per-source
+// cap, else of the source holding the most. A flood from many addresses
+// therefore cycles through its own connections while agents, operators and
+// controllers keep theirs, and a lone operator's new connection keeps its
+// slot. Only when every connection is authenticated and the ceiling is
+// reached is a newcomer refused; a certificate over its cap fails its
+// handshake.
 package netlimit
 
 import (
+	"fmt"
 	"net"
 	"slices"
 	"sync"
@@ -25,17 +30,27 @@ import (
 
 // Config configures a Listener.
 type Config struct {
-	// MaxConns caps the connections held in all (default 4096).
+	// MaxConns caps the connections held in all (default 16384).
 	MaxConns int
-	// MaxPerSource caps the connections held per source IP address
-	// (default 256).
+	// MaxUnauthenticated caps the unauthenticated connections in all
+	// (default 4096: a flood that fills it costs a controller ~100 MiB).
+	MaxUnauthenticated int
+	// MaxPerSource caps the unauthenticated connections per source IP
+	// address (default 256). Authenticated ones are not counted: many
+	// agents may share an address (NAT).
 	MaxPerSource int
+	// MaxPerCert caps the connections authenticated with one client
+	// certificate (default 64; with Credentials): one enrolled identity
+	// cannot fill the listener with connections it is never evicted from.
+	MaxPerCert int
 }
 
 // Defaults of Config.
 const (
-	DefaultMaxConns     = 4096
-	DefaultMaxPerSource = 256
+	DefaultMaxConns           = 16384
+	DefaultMaxUnauthenticated = 4096
+	DefaultMaxPerSource       = 256
+	DefaultMaxPerCert         = 64
 	// DefaultHandshakeTimeout is how long a new connection has to finish
 	// its TLS handshake.
 	DefaultHandshakeTimeout = 5 * time.Second
@@ -55,8 +70,10 @@ type Listener struct {
 
 	// mu guards the fields that follow and every Conn's state.
 	mu      sync.Mutex
-	held    int
+	held    int // connections
+	open    int // unauthenticated connections
 	bySrc   map[string]*source
+	byCert  map[string]int
 	evicted int64
 	refused int64
 }
@@ -73,10 +90,16 @@ func Listen(ln net.Listener, cfg Config) *Listener {
 	if cfg.MaxConns <= 0 {
 		cfg.MaxConns = DefaultMaxConns
 	}
+	if cfg.MaxUnauthenticated <= 0 {
+		cfg.MaxUnauthenticated = min(DefaultMaxUnauthenticated, cfg.MaxConns)
+	}
 	if cfg.MaxPerSource <= 0 {
 		cfg.MaxPerSource = DefaultMaxPerSource
 	}
-	return &Listener{Listener: ln, cfg: cfg, bySrc: map[string]*source{}}
+	if cfg.MaxPerCert <= 0 {
+		cfg.MaxPerCert = DefaultMaxPerCert
+	}
+	return &Listener{Listener: ln, cfg: cfg, bySrc: map[string]*source{}, byCert: map[string]int{}}
 }
 
 // Stats reports the connections held now and, since the start, how many
@@ -107,24 +130,15 @@ func (l *Listener) Accept() (net.Conn, error) {
 	}
 }
 
-// admit registers c, choosing the connections to evict to make room; ok is
-// false when there is no room. At the per-source cap the victim is the
-// source's own oldest unauthenticated connection; at the global cap, that
-// of the source holding the most unauthenticated connections, so a flood
-// from many addresses evicts its own and a lone operator keeps its slot.
+// admit registers c (unauthenticated), choosing the connections to evict
+// to make room; ok is false when there is no room (see the package doc).
 func (l *Listener) admit(c *Conn) (victims []*Conn, ok bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	src := l.bySrc[c.src]
-	if src != nil && len(src.conns) >= l.cfg.MaxPerSource {
-		v := l.victimLocked(src)
-		if v == nil {
-			l.refused++
-			return nil, false
-		}
-		victims = append(victims, v)
+	if src := l.bySrc[c.src]; src != nil && src.open >= l.cfg.MaxPerSource {
+		victims = append(victims, l.victimLocked(src))
 	}
-	if l.held >= l.cfg.MaxConns {
+	if l.open >= l.cfg.MaxUnauthenticated || l.held >= l.cfg.MaxConns {
 		var most *source
 		for _, s := range l.bySrc {
 			if most == nil || s.open > most.open {
@@ -138,12 +152,14 @@ func (l *Listener) admit(c *Conn) (victims []*Conn, ok bool) {
 		}
 		victims = append(victims, v)
 	}
-	if src = l.bySrc[c.src]; src == nil { // (an eviction may have emptied it)
+	src := l.bySrc[c.src]
+	if src == nil {
 		src = &source{}
 		l.bySrc[c.src] = src
 	}
 	src.conns = append(src.conns, c)
 	src.open++
+	l.open++
 	l.held++
 	return victims, true
 }
@@ -184,9 +200,15 @@ func (l *Listener) dropLocked(c *Conn) {
 	}
 	if c.state != stateAuthed {
 		s.open--
+		l.open--
 	}
 	if len(s.conns) == 0 {
 		delete(l.bySrc, c.src)
+	}
+	if c.cert != "" {
+		if l.byCert[c.cert]--; l.byCert[c.cert] <= 0 {
+			delete(l.byCert, c.cert)
+		}
 	}
 	l.held--
 }
@@ -207,8 +229,9 @@ type Conn struct {
 	net.Conn
 	l   *Listener
 	src string
-	// state and dropped are guarded by l.mu.
+	// state, cert and dropped are guarded by l.mu.
 	state   int
+	cert    string // the client certificate's key, once authenticated
 	dropped bool
 }
 
@@ -226,6 +249,23 @@ func (c *Conn) Close() error {
 // transport): it is evicted last.
 func (c *Conn) Authenticated() { c.setState(stateAuthed) }
 
+// authenticate marks the connection authenticated with the certificate
+// cert, unless MaxPerCert connections already hold it.
+func (c *Conn) authenticate(cert string) bool {
+	c.l.mu.Lock()
+	if !c.dropped && c.cert == "" {
+		if c.l.byCert[cert] >= c.l.cfg.MaxPerCert {
+			c.l.mu.Unlock()
+			return false
+		}
+		c.l.byCert[cert]++
+		c.cert = cert
+	}
+	c.l.mu.Unlock()
+	c.setState(stateAuthed)
+	return true
+}
+
 func (c *Conn) setState(st int) {
 	c.l.mu.Lock()
 	defer c.l.mu.Unlock()
@@ -235,9 +275,11 @@ func (c *Conn) setState(st int) {
 	if src := c.l.bySrc[c.src]; src != nil {
 		if c.state != stateAuthed && st == stateAuthed {
 			src.open--
+			c.l.open--
 		}
 		if c.state == stateAuthed && st != stateAuthed {
 			src.open++
+			c.l.open++
 		}
 	}
 	c.state = st
@@ -268,11 +310,16 @@ func (c *creds) ServerHandshake(raw net.Conn) (net.Conn, credentials.AuthInfo, e
 		return nil, nil, err
 	}
 	if lc, ok := raw.(*Conn); ok {
-		st := stateAnon
-		if ti, ok := info.(credentials.TLSInfo); ok && len(ti.State.VerifiedChains) > 0 {
-			st = stateAuthed
+		ti, ok := info.(credentials.TLSInfo)
+		if !ok || len(ti.State.VerifiedChains) == 0 {
+			lc.setState(stateAnon)
+			return conn, info, nil
 		}
-		lc.setState(st)
+		leaf := ti.State.VerifiedChains[0][0]
+		if !lc.authenticate(leaf.Issuer.String() + "/" + leaf.SerialNumber.Text(16)) {
+			conn.Close()
+			return nil, nil, fmt.Errorf("netlimit: %d connections already hold this client certificate", lc.l.cfg.MaxPerCert)
+		}
 	}
 	return conn, info, nil
 }

@@ -48,23 +48,25 @@ func TestListener_PerSourceCapEvictsTheOldestUnauthenticated(t *testing.T) {
 	}
 	l := Listen(ln, Config{MaxConns: 100, MaxPerSource: 2})
 	defer l.Close()
-	_, a := dialN(t, l, "127.0.0.2", 2)
-	a[0].(*Conn).setState(stateAuthed) // the older one holds a certificate
+	_, a := dialN(t, l, "127.0.0.2", 1)
+	a[0].(*Conn).setState(stateAuthed) // the oldest holds a certificate: not counted
+	_, b := dialN(t, l, "127.0.0.2", 2)
+	a = append(a, b...)
 	dialN(t, l, "127.0.0.2", 1)
-	if held, evicted, _ := l.Stats(); held != 2 || evicted != 1 {
-		t.Fatalf("Stats = held %d evicted %d, want 2 and 1", held, evicted)
+	if held, evicted, _ := l.Stats(); held != 3 || evicted != 1 {
+		t.Fatalf("Stats = held %d evicted %d, want 3 and 1", held, evicted)
 	}
-	// The unauthenticated second connection went, not the authenticated first.
-	if !a[1].(*Conn).dropped {
-		t.Errorf("the unauthenticated connection is still held")
+	// The oldest unauthenticated connection went, not the authenticated one.
+	if !a[1].(*Conn).dropped || a[2].(*Conn).dropped {
+		t.Errorf("evicted: #1 %v, #2 %v; want #1 only", a[1].(*Conn).dropped, a[2].(*Conn).dropped)
 	}
 	if a[0].(*Conn).dropped {
 		t.Errorf("the authenticated connection was evicted")
 	}
 	// Another source is not affected by the first one's cap.
 	dialN(t, l, "127.0.0.3", 2)
-	if held, _, _ := l.Stats(); held != 4 {
-		t.Errorf("held = %d, want 4", held)
+	if held, _, _ := l.Stats(); held != 5 {
+		t.Errorf("held = %d, want 5", held)
 	}
 }
 
@@ -150,7 +152,7 @@ func TestConn_AuthenticatedIsEvictedLast(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := Listen(ln, Config{MaxConns: 10, MaxPerSource: 1})
+	l := Listen(ln, Config{MaxConns: 1})
 	defer l.Close()
 	_, s := dialN(t, l, "127.0.0.8", 1)
 	s[0].(interface{ Authenticated() }).Authenticated() // as the Raft transport does
@@ -162,9 +164,31 @@ func TestConn_AuthenticatedIsEvictedLast(t *testing.T) {
 	defer c.Close()
 	go func() { _, _ = l.Accept() }()
 	if !closedByServer(c) {
-		t.Errorf("a second connection from the source was admitted past the cap")
+		t.Errorf("a second connection was admitted past the ceiling")
 	}
 	if s[0].(*Conn).dropped {
 		t.Errorf("the authenticated connection was evicted")
+	}
+}
+
+func TestConn_CapPerCertificate(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := Listen(ln, Config{MaxPerCert: 2})
+	defer l.Close()
+	_, s := dialN(t, l, "127.0.0.9", 3)
+	for i, want := range []bool{true, true, false} {
+		if got := s[i].(*Conn).authenticate("ca/serial-1"); got != want {
+			t.Errorf("authenticate #%d with one certificate = %v, want %v", i, got, want)
+		}
+	}
+	if !s[2].(*Conn).authenticate("ca/serial-2") {
+		t.Errorf("another certificate refused")
+	}
+	s[0].Close()
+	if got := l.byCert["ca/serial-1"]; got != 1 {
+		t.Errorf("connections holding serial-1 after a close = %d, want 1", got)
 	}
 }
