@@ -41,6 +41,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 var (
@@ -505,5 +506,5 @@ func (a *Agent) facts(ctx context.Context) *agentv1.Facts {
 	if f.GetAgentVersion() == "" {
 		f.AgentVersion = a.cfg.Version
 	}
-	return f
+	return wirelimit.FitFacts(f)
 }

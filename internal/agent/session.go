@@ -18,6 +18,7 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/agent/selfupgrade"
 	"github.com/kctl-dev/kctl/internal/sealbox"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -210,7 +211,7 @@ func (a *Agent) runCommand(ctx context.Context, ss *sessionStream, conn *grpc.Cl
 		}
 		return r, true
 	})
-	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: res}}}); err != nil {
+	if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Result{Result: &agentv1.CommandResult{Id: cmd.GetId(), Result: wirelimit.FitResult(res)}}}); err != nil {
 		ss.cancel(err)
 	}
 	if up != nil && res.GetOk() && up.GetSha256() != selfupgrade.RunningDigest() {

@@ -64,6 +64,7 @@ type RunFunc func(ctx context.Context, args []string, stdout, stderr io.Writer) 
 // SIGTERM cancel, prints its error once and returns the exit status for
 // main's os.Exit: 0, 1 on an error, or an ExitError's code.
 func Main(run RunFunc) int {
+	raiseFileLimit()
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := run(ctx, os.Args[1:], os.Stdout, os.Stderr); err != nil {
@@ -82,3 +83,16 @@ func Main(run RunFunc) int {
 type ExitError struct{ Code int }
 
 func (e *ExitError) Error() string { return fmt.Sprintf("exit status %d", e.Code) }
+
+// raiseFileLimit raises the open-file soft limit to the hard limit, so a
+// controller's connection caps (internal/netlimit), not the kernel, decide
+// when connections are refused. (Go does this by itself since 1.19 and
+// restores the old limit for child processes; this makes it explicit.)
+func raiseFileLimit() {
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Cur >= lim.Max {
+		return
+	}
+	lim.Cur = lim.Max
+	_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim)
+}

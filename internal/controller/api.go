@@ -120,22 +120,36 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if tok.CADigest != ca.Digest() {
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
-	if err := c.linearize(ctx); err != nil {
-		return nil, rpcerr.Status(err)
+	// Answer from memory what needs no read on the leader: a token
+	// refused lately, or one this controller holds as expired or used up
+	// (both final). A token it does not hold is bogus, revoked or just
+	// created: those reach the leader at a bounded rate (limits.go).
+	tid := tokenID(tok.Secret)
+	if err := c.joins.refused(tid); err != nil {
+		return nil, err
 	}
 	csrRole, joinKey, err := joinDigest(req)
 	if err != nil {
 		return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
 	}
-	tid := tokenID(tok.Secret)
+	if rec, _, ok := schema.Tokens.Get(c.store.View(), tid); ok && pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
+		if err := c.tokenUsable(rec, joinKey, req.GetName()); err != nil {
+			return nil, err
+		}
+	} else if err := c.joins.admit(ctx); err != nil {
+		return nil, err
+	}
+	if err := c.linearize(ctx); err != nil {
+		return nil, rpcerr.Status(err)
+	}
 	var resp *controllerv1.JoinResponse
 	err = c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
 		rec, ver, ok := schema.Tokens.Get(v, tid)
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
-			return nil, status.Error(codes.Unauthenticated, "controller: unknown or revoked token: ask an admin for a new one (kctl token create)")
+			return nil, errUnknownToken
 		}
-		if c.cfg.Clock.Now().Unix() >= rec.GetExpiresUnix() {
-			return nil, status.Errorf(codes.Unauthenticated, "controller: token expired at %s: ask an admin for a new one (kctl token create)", time.Unix(rec.GetExpiresUnix(), 0).UTC().Format(time.RFC3339))
+		if err := c.tokenUsable(rec, joinKey, req.GetName()); err != nil {
+			return nil, err
 		}
 		role := roleOf(rec.GetRole())
 		name := req.GetName()
@@ -242,6 +256,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		}, nil
 	})
 	if err != nil {
+		c.joins.remember(tid, err)
 		return nil, rpcerr.Status(err)
 	}
 	c.log.Info("joined", "role", resp.GetRole(), "name", resp.GetName())
@@ -547,6 +562,7 @@ func (s *api) RemoveAgent(ctx context.Context, req *controllerv1.RemoveAgentRequ
 		return nil, rpcerr.Status(err)
 	}
 	s.c.disp.Kick(name)
+	s.c.barrier(ctx)
 	return &controllerv1.RemoveAgentResponse{}, nil
 }
 
@@ -588,6 +604,7 @@ func (s *api) RemoveOperator(ctx context.Context, req *controllerv1.RemoveOperat
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
+	s.c.barrier(ctx)
 	return &controllerv1.RemoveOperatorResponse{}, nil
 }
 

@@ -53,6 +53,9 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.IntVar(&a.cfg.AuditRetention.MaxEntries, "audit-retain-count", 0, "keep at most this many audit entries, dropping the oldest behind a signed checkpoint (0: keep all)")
 	f.BoolVar(&a.cfg.Autolock, "autolock", false, "keep the key-encryption key in memory only: after each restart, `kctl cluster unlock` (the key is in the admin credentials --init writes)")
 	f.StringVar(&a.cfg.KEKFile, "kek-file", "", "the key-encryption key that opens the CA key sealed in Raft (0600; default DATA_DIR/kek): put it on other storage than the data dir so a copy of the data dir alone reveals no key")
+	f.IntVar(&a.cfg.MaxConns, "max-connections", 0, "API connections held at most (default: the open-file limit less 1024, at most 16384)")
+	f.IntVar(&a.cfg.MaxUnauthenticatedConns, "max-unauthenticated-connections", 0, "API connections without a client certificate held at most (default 4096)")
+	f.IntVar(&a.cfg.MaxConnsPerSource, "max-connections-per-source", 0, "API connections without a client certificate held at most per source address (default 256)")
 	return cmd
 }
 

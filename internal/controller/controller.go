@@ -43,6 +43,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
+	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/relay"
@@ -110,9 +111,10 @@ type Config struct {
 	Resume bool
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
-	// PresenceInterval is how often a controller records the sessions it
-	// holds in Raft (default 2s; connects and disconnects are recorded
-	// within ~100 ms).
+	// PresenceInterval is how often a controller probes the others'
+	// liveness and checks its presence record for a change to write
+	// (default 2s); connects and disconnects are recorded within ~100 ms,
+	// and nothing is written while nothing changes.
 	PresenceInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -127,6 +129,12 @@ type Config struct {
 	// GRPCBufferSize sets the server's per-connection read and write
 	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
 	GRPCBufferSize int
+	// MaxConns caps the API listener's connections in all (default: the
+	// open-file limit less 1024, at most 16384); MaxUnauthenticatedConns
+	// and MaxConnsPerSource cap those without a client certificate, in all
+	// (default 4096) and per source address (default 256); see
+	// internal/netlimit.
+	MaxConns, MaxUnauthenticatedConns, MaxConnsPerSource int
 	// Clock drives the timers that guard safety: garbage collection of
 	// commands and tokens, token expiry, certificate renewal and the deploy
 	// runner's (clock.Real when nil). Raft, gRPC, TLS and presence keep the
@@ -148,6 +156,9 @@ type Controller struct {
 	auth      *pki.Authorizer
 	auditor   *auditor
 	blobs     *blobstore.Store
+	apiLn     *netlimit.Listener
+	joins     *joinGate
+	live      liveness
 	// init is set by --init until bootstrap records it; joinPeers are the
 	// controllers a --join response named.
 	init      *initState
@@ -184,7 +195,8 @@ func Start(ctx context.Context, cfg Config) (*Controller, error) {
 	if err := cfg.setDefaults(); err != nil {
 		return nil, err
 	}
-	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1)}
+	c := &Controller{cfg: cfg, log: cfg.Logger.With("controller", cfg.Name), pokeCh: make(chan struct{}, 1), joins: newJoinGate()}
+	c.live.last = map[string]time.Time{}
 	c.ctx, c.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	c.catchingUp.Store(len(cfg.JoinAddrs) > 0)
 	ok := false
@@ -248,6 +260,9 @@ func (cfg *Config) setDefaults() error {
 	cfg.Clock = clock.Or(cfg.Clock)
 	if cfg.BlobBytes == 0 {
 		cfg.BlobBytes = DefaultBlobBytes
+	}
+	if cfg.MaxConns == 0 {
+		cfg.MaxConns = defaultMaxConns()
 	}
 	if cfg.GRPCBufferSize == 0 {
 		cfg.GRPCBufferSize = 4 << 10
@@ -321,9 +336,14 @@ const (
 func (c *Controller) newServer() *grpc.Server {
 	cfg := c.cfg
 	s := grpc.NewServer(
-		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
-		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.announce, c.auditUnary),
-		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.auditStream),
+		// A handshake has handshakeTimeout; a connection with a client
+		// certificate is evicted last when the caps are reached.
+		grpc.Creds(netlimit.Credentials(credentials.NewTLS(c.creds.ServerTLS()), handshakeTimeout)),
+		grpc.ConnectionTimeout(handshakeTimeout),
+		grpc.MaxRecvMsgSize(maxRecvMsgBytes),
+		grpc.MaxConcurrentStreams(maxStreamsPerConn),
+		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.limitUnary, c.announce, c.auditUnary),
+		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.limitStream, c.auditStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
@@ -337,7 +357,8 @@ func (c *Controller) newServer() *grpc.Server {
 		// pingTimeout closes the connection and ends its streams, so a
 		// dropped kctl ends its remote exec within pingAfter+pingTimeout
 		// (docs/streams.md). Presence is still the dispatcher's watchdog.
-		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingAfter, Timeout: pingTimeout}),
+		// A connection without a stream for maxConnIdle is closed.
+		grpc.KeepaliveParams(keepalive.ServerParameters{Time: pingAfter, Timeout: pingTimeout, MaxConnectionIdle: maxConnIdle}),
 	)
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
@@ -357,8 +378,9 @@ func (c *Controller) newServer() *grpc.Server {
 // serve starts serving the API and the background work: the leadership
 // loop, the dispatcher and certificate renewal.
 func (c *Controller) serve() {
+	c.apiLn = c.apiListener()
 	c.wg.Go(func() {
-		if err := c.grpc.Serve(c.cfg.APIListener); err != nil {
+		if err := c.grpc.Serve(c.apiLn); err != nil {
 			c.log.Error("api server stopped", "err", err)
 		}
 	})
@@ -367,6 +389,7 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
 	c.wg.Go(func() { c.membershipLoop(c.ctx) })
 	c.wg.Go(func() { c.diskLoop(c.ctx) })
+	c.wg.Go(func() { c.livenessLoop(c.ctx) })
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
@@ -421,7 +444,9 @@ func (c *Controller) openStore() error {
 		NodeID:    c.cfg.Name,
 		DataDir:   c.cfg.DataDir,
 		Advertise: c.cfg.RaftAddress,
-		Listener:  c.cfg.RaftListener,
+		Listener: netlimit.Listen(c.cfg.RaftListener, netlimit.Config{
+			MaxConns: maxRaftConns, MaxUnauthenticated: maxRaftConns, MaxPerSource: maxRaftConnsPerSource,
+		}),
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
 		ClientTLS: c.creds.ClientTLS(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {
@@ -505,3 +530,10 @@ func (d dispatcherCluster) Write(ctx context.Context, cmd *raftcmdv1.Command) (*
 
 // Controllers lists every controller's API address.
 func (d dispatcherCluster) Controllers() []string { return d.c.controllerAddrs() }
+
+// Alive reports whether the controller answered a probe lately.
+func (d dispatcherCluster) Alive(name string) bool { return d.c.alive(name) }
+
+// Connections reports the API listener's connections held now, evicted and
+// refused since the start (tests, benchmarks).
+func (c *Controller) Connections() (held int, evicted, refused int64) { return c.apiLn.Stats() }

@@ -53,6 +53,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.InternalService/Apply":         controllers,
 	"/kctl.controller.v1.InternalService/ReadIndex":     controllers,
 	"/kctl.controller.v1.InternalService/NodeStatus":    controllers,
+	"/kctl.controller.v1.InternalService/WaitApplied":   controllers,
 	"/kctl.agent.v1.SessionService/Session":             agents,
 	"/kctl.deploy.v1.DeployService/Submit":              audited(deployer),
 	"/kctl.deploy.v1.DeployService/Cancel":              audited(deployer),

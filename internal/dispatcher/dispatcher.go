@@ -9,13 +9,14 @@
 //
 // Presence is not a Raft write per heartbeat: each controller keeps its
 // sessions in memory and records them as one PresenceRecord per controller,
-// at once (debounced) when a session starts or ends and every
-// PresenceInterval otherwise. Presence merges the records: an agent is
-// connected if a controller whose record is fresh (written within the
-// grace) lists it as connected. A controller that dies stops refreshing its
-// record; its agents reconnect elsewhere within seconds and the new
-// controller's record wins. No leader ever marks an agent down, so a leader
-// change cannot flap healthy agents.
+// only when it changes (debounced): a session starts or ends, an agent
+// gone longer than GoneRetention is dropped. Presence merges the records:
+// an agent is connected if a live controller (Cluster.Alive: answered a
+// probe within the grace, no Raft involved) lists it as connected; of two
+// such, the later session wins. A controller that dies stops being alive;
+// its agents reconnect elsewhere within seconds and the new controller's
+// record wins. No leader ever marks an agent down, so a leader change
+// cannot flap healthy agents.
 package dispatcher
 
 import (
@@ -33,9 +34,24 @@ import (
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
+)
+
+// Limits of the dispatcher's own (what an agent may send is bounded in
+// internal/wirelimit).
+const (
+	// SessionBurst and SessionEvery bound how often one agent may start a
+	// session on a controller (each start may write facts and presence):
+	// SessionBurst at once, then one per SessionEvery.
+	SessionBurst = 5
+	SessionEvery = 2 * time.Second
+	// GoneRetention is how long an agent whose session ended stays in the
+	// presence record (as disconnected, with when it was last seen).
+	GoneRetention = time.Hour
 )
 
 // Cluster is what the dispatcher needs of its controller and the store.
@@ -55,6 +71,9 @@ type Cluster interface {
 	Write(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error)
 	// Controllers lists every controller's API address, for the agents.
 	Controllers() []string
+	// Alive reports whether the controller named name answered recently
+	// (in memory; the dispatcher asks about other controllers only).
+	Alive(name string) bool
 }
 
 // Config configures a Dispatcher.
@@ -63,7 +82,8 @@ type Config struct {
 	Name string
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
-	// PresenceInterval is how often presence is recorded (default 2s).
+	// PresenceInterval is how often presence is checked for a change to
+	// record (default 2s): expired gone agents, a failed write.
 	PresenceInterval time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
@@ -98,6 +118,8 @@ type Dispatcher struct {
 	sessions map[string]*session
 	// gone remembers agents whose session ended here (name → last seen).
 	gone map[string]*controllerv1.AgentPresence
+	// starts bounds how often each agent may start a session here.
+	starts map[string]*netlimit.Bucket
 
 	dirty chan struct{} // signalled when presence changed
 	// closing is set by Close: the presence record is left as it was (as
@@ -128,10 +150,23 @@ func New(cfg Config, cluster Cluster) *Dispatcher {
 	d := &Dispatcher{
 		cfg: cfg, cluster: cluster, log: cfg.Logger,
 		sessions: map[string]*session{}, gone: map[string]*controllerv1.AgentPresence{}, dirty: make(chan struct{}, 1),
+		starts: map[string]*netlimit.Bucket{},
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.results = newResultWriter(d)
 	return d
+}
+
+// admitSession takes a token from name's session bucket.
+func (d *Dispatcher) admitSession(name string) bool {
+	d.mu.Lock()
+	b := d.starts[name]
+	if b == nil {
+		b = netlimit.NewBucket(1/SessionEvery.Seconds(), SessionBurst)
+		d.starts[name] = b
+	}
+	d.mu.Unlock()
+	return b.Allow()
 }
 
 func (d *Dispatcher) markDirty() {
@@ -183,6 +218,9 @@ func (d *Dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 	if d.removed.Load() || d.closing.Load() {
 		return status.Error(codes.Unavailable, "controller: this controller is leaving the cluster; connect to another one")
 	}
+	if !d.admitSession(id.Name) {
+		return status.Errorf(codes.ResourceExhausted, "controller: agent %s starts sessions too often (at most %d at once, then one per %s); retry later", id.Name, SessionBurst, SessionEvery)
+	}
 	s, hello, err := d.welcome(stream, id.Name)
 	if err != nil {
 		return err
@@ -215,8 +253,12 @@ func (d *Dispatcher) welcome(stream agentv1.SessionService_SessionServer, name s
 	if hello.GetName() != name {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), name)
 	}
-	s := &session{name: name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}}
-	s.lastSeen.Store(time.Now().UnixMilli())
+	if err := wirelimit.ValidateHello(hello); err != nil {
+		return nil, nil, err
+	}
+	now := time.Now().UnixMilli()
+	s := &session{name: name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}, since: now}
+	s.lastSeen.Store(now)
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
 		Controller: d.cfg.Name, HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(),
 	}}}); err != nil {
@@ -262,6 +304,9 @@ func (d *Dispatcher) serve(s *session) error {
 				return err
 			}
 		case *agentv1.SessionRequest_Result:
+			if err := wirelimit.ValidateResult(msg.Result); err != nil {
+				return err
+			}
 			d.results.submit(s, msg.Result)
 		}
 	}
@@ -281,7 +326,9 @@ func (d *Dispatcher) Kick(name string) {
 	d.mu.Lock()
 	s := d.sessions[name]
 	delete(d.gone, name)
+	delete(d.starts, name)
 	d.mu.Unlock()
+	d.markDirty()
 	if s != nil {
 		s.cancel(status.Error(codes.Unauthenticated, "pki: certificate revoked: agent removed"))
 	}
@@ -317,6 +364,9 @@ func (d *Dispatcher) Run(ctx context.Context) {
 	defer sweep.Stop()
 	watchdog := time.NewTicker(d.cfg.HeartbeatInterval)
 	defer watchdog.Stop()
+	// Replace the record a previous run of this controller left (its
+	// sessions are gone) soon, not at the first tick.
+	d.markDirty()
 	// Catch up with what was applied before the watch started.
 	d.checkRemoved()
 	d.scan()
@@ -369,6 +419,7 @@ func (d *Dispatcher) checkRemoved() {
 		}
 	}
 	d.removed.Store(true)
+	d.markDirty()
 	d.log.Error("this controller was removed from the cluster; its agents move to the others (stop it, or join it again with a new data dir)")
 	d.cancelAll(status.Error(codes.Unavailable, "controller: this controller was removed from the cluster; connect to another one"))
 	if d.cfg.OnRemoved != nil {

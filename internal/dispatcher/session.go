@@ -20,6 +20,7 @@ type session struct {
 	// session, not two.
 	dead     atomic.Pointer[error]
 	lastSeen atomic.Int64 // unix millis
+	since    int64        // unix millis: when the session started
 	// sendMu serializes stream.Send.
 	sendMu sync.Mutex
 	// mu guards sent.

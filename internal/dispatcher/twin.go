@@ -14,6 +14,8 @@ type MemCluster struct {
 	*raftstore.MemStore
 	// Addrs is what Controllers returns.
 	Addrs []string
+	// Dead names the controllers Alive reports dead.
+	Dead map[string]bool
 }
 
 var _ Cluster = (*MemCluster)(nil)
@@ -30,3 +32,6 @@ func (m *MemCluster) Write(ctx context.Context, cmd *raftcmdv1.Command) (*raftcm
 
 // Controllers returns Addrs.
 func (m *MemCluster) Controllers() []string { return m.Addrs }
+
+// Alive reports whether name is not in Dead.
+func (m *MemCluster) Alive(name string) bool { return !m.Dead[name] }

@@ -413,6 +413,15 @@ func (s *Store) WaitForIndex(ctx context.Context, idx uint64) error {
 	}
 }
 
+// LastContact is when this node last heard from the leader (now on the
+// leader; zero before any contact).
+func (s *Store) LastContact() time.Time {
+	if s.raft.State() == raft.Leader {
+		return time.Now()
+	}
+	return s.raft.LastContact()
+}
+
 // Watch returns a channel that receives a value after state changes
 // (coalesced: one value may stand for many applies) and a func that stops
 // the watch. Re-read the state (View) on each notification. The channel is

@@ -39,6 +39,30 @@ type tlsStreamLayer struct {
 	pending map[net.Conn]struct{}
 	live    map[*trackedConn]struct{}
 	wg      sync.WaitGroup
+
+	// rejectMu guards the rejection log's rate: a flood of bad
+	// connections logs one line per rejectLogEvery with a count, not one
+	// per connection.
+	rejectMu      sync.Mutex
+	rejectLast    time.Time
+	rejectDropped int
+}
+
+const rejectLogEvery = 10 * time.Second
+
+// logReject logs a rejected inbound connection, at most once per
+// rejectLogEvery (with how many went unlogged since).
+func (s *tlsStreamLayer) logReject(msg string, remote net.Addr, err error) {
+	s.rejectMu.Lock()
+	if time.Since(s.rejectLast) < rejectLogEvery {
+		s.rejectDropped++
+		s.rejectMu.Unlock()
+		return
+	}
+	dropped := s.rejectDropped
+	s.rejectLast, s.rejectDropped = time.Now(), 0
+	s.rejectMu.Unlock()
+	s.logger.Warn(msg, "remote", remote.String(), "err", err, "more_rejected_unlogged", dropped)
 }
 
 var _ raft.StreamLayer = (*tlsStreamLayer)(nil)
@@ -183,14 +207,19 @@ func (s *tlsStreamLayer) handshake(raw net.Conn) {
 	ctx, cancel := context.WithTimeout(context.Background(), handshakeTimeout)
 	defer cancel()
 	if err := conn.HandshakeContext(ctx); err != nil {
-		s.logger.Warn("raft peer rejected: TLS handshake failed", "remote", raw.RemoteAddr().String(), "err", err)
+		s.logReject("raft peer rejected: TLS handshake failed", raw.RemoteAddr(), err)
 		_ = raw.Close()
 		return
 	}
 	if err := s.check(conn.ConnectionState()); err != nil {
-		s.logger.Warn("raft peer rejected", "remote", raw.RemoteAddr().String(), "err", err)
+		s.logReject("raft peer rejected", raw.RemoteAddr(), err)
 		_ = conn.Close()
 		return
+	}
+	// A connection-capping listener (internal/netlimit) evicts an
+	// authenticated peer last.
+	if a, ok := raw.(interface{ Authenticated() }); ok {
+		a.Authenticated()
 	}
 	_ = raw.SetDeadline(time.Time{})
 	tc := s.track(conn)

@@ -2894,6 +2894,97 @@ func (x *ReadIndexResponse) GetIndex() uint64 {
 	return 0
 }
 
+// WaitAppliedRequest names the index to wait for.
+type WaitAppliedRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitAppliedRequest) Reset() {
+	*x = WaitAppliedRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitAppliedRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitAppliedRequest) ProtoMessage() {}
+
+func (x *WaitAppliedRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitAppliedRequest.ProtoReflect.Descriptor instead.
+func (*WaitAppliedRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+}
+
+func (x *WaitAppliedRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+// WaitAppliedResponse carries the controller's applied index (at least the
+// one asked for).
+type WaitAppliedResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Index         uint64                 `protobuf:"varint,1,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaitAppliedResponse) Reset() {
+	*x = WaitAppliedResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaitAppliedResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaitAppliedResponse) ProtoMessage() {}
+
+func (x *WaitAppliedResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaitAppliedResponse.ProtoReflect.Descriptor instead.
+func (*WaitAppliedResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+}
+
+func (x *WaitAppliedResponse) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
 // AgentPresence is one agent as seen by one controller.
 type AgentPresence struct {
 	state              protoimpl.MessageState `protogen:"open.v1"`
@@ -2907,7 +2998,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2919,7 +3010,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2932,7 +3023,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -2976,7 +3067,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2988,7 +3079,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3001,7 +3092,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -3043,7 +3134,7 @@ type AgentRecord struct {
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3055,7 +3146,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3068,7 +3159,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -3133,7 +3224,7 @@ type OperatorRecord struct {
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3145,7 +3236,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3158,7 +3249,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -3205,7 +3296,7 @@ type NodeRecord struct {
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3217,7 +3308,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3230,7 +3321,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -3289,7 +3380,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3301,7 +3392,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3314,7 +3405,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -3397,7 +3488,7 @@ type ClusterRecord struct {
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3409,7 +3500,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3422,7 +3513,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{53}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -3470,7 +3561,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3482,7 +3573,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3495,7 +3586,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *UnlockRequest) GetKey() []byte {
@@ -3515,7 +3606,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3527,7 +3618,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3540,7 +3631,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *UnlockResponse) GetController() string {
@@ -3740,6 +3831,10 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"*\n" +
+	"\x12WaitAppliedRequest\x12\x14\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"+\n" +
+	"\x13WaitAppliedResponse\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"\x8e\x01\n" +
 	"\rAgentPresence\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
@@ -3831,12 +3926,13 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
 	"\tPingAgent\x12$.kctl.controller.v1.PingAgentRequest\x1a%.kctl.controller.v1.PingAgentResponse\x12]\n" +
 	"\tPullImage\x12$.kctl.controller.v1.PullImageRequest\x1a*.kctl.controller.v1.AgentOperationResponse\x12U\n" +
-	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\x96\x02\n" +
+	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\xf6\x02\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
 	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponse\x12[\n" +
 	"\n" +
-	"NodeStatus\x12%.kctl.controller.v1.NodeStatusRequest\x1a&.kctl.controller.v1.NodeStatusResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
+	"NodeStatus\x12%.kctl.controller.v1.NodeStatusRequest\x1a&.kctl.controller.v1.NodeStatusResponse\x12^\n" +
+	"\vWaitApplied\x12&.kctl.controller.v1.WaitAppliedRequest\x1a'.kctl.controller.v1.WaitAppliedResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_kctl_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -3851,7 +3947,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 56)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -3902,24 +3998,26 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*ApplyResponse)(nil),            // 46: kctl.controller.v1.ApplyResponse
 	(*ReadIndexRequest)(nil),         // 47: kctl.controller.v1.ReadIndexRequest
 	(*ReadIndexResponse)(nil),        // 48: kctl.controller.v1.ReadIndexResponse
-	(*AgentPresence)(nil),            // 49: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 50: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 51: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 52: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 53: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 54: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 55: kctl.controller.v1.ClusterRecord
-	(*UnlockRequest)(nil),            // 56: kctl.controller.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 57: kctl.controller.v1.UnlockResponse
-	(*v1.PullImage)(nil),             // 58: kctl.agent.v1.PullImage
-	(*v1.Prune)(nil),                 // 59: kctl.agent.v1.Prune
-	(*v1.Facts)(nil),                 // 60: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 61: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 62: kctl.agent.v1.Result
+	(*WaitAppliedRequest)(nil),       // 49: kctl.controller.v1.WaitAppliedRequest
+	(*WaitAppliedResponse)(nil),      // 50: kctl.controller.v1.WaitAppliedResponse
+	(*AgentPresence)(nil),            // 51: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 52: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 53: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 54: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 55: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 56: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 57: kctl.controller.v1.ClusterRecord
+	(*UnlockRequest)(nil),            // 58: kctl.controller.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 59: kctl.controller.v1.UnlockResponse
+	(*v1.PullImage)(nil),             // 60: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 61: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 62: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 63: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 64: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	58, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
-	59, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	60, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	61, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
 	44, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
 	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
@@ -3929,16 +4027,16 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
 	28, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
 	28, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	60, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	62, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
 	35, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	61, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	63, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
 	44, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	44, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	61, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	63, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	62, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	49, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	60, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	64, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	51, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	62, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
 	7,  // 22: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
 	9,  // 23: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
@@ -3953,7 +4051,7 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	33, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
 	36, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
 	38, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	56, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	58, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
 	40, // 36: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
 	42, // 37: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
 	2,  // 38: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
@@ -3962,30 +4060,32 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	45, // 41: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
 	47, // 42: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
 	21, // 43: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
-	8,  // 44: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	10, // 45: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	12, // 46: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	15, // 47: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	17, // 48: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	19, // 49: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	24, // 50: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	26, // 51: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	30, // 52: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	32, // 53: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	34, // 54: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	37, // 55: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	39, // 56: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	57, // 57: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
-	41, // 58: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	43, // 59: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	3,  // 60: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
-	6,  // 61: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
-	6,  // 62: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
-	46, // 63: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	48, // 64: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	22, // 65: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
-	44, // [44:66] is the sub-list for method output_type
-	22, // [22:44] is the sub-list for method input_type
+	49, // 44: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
+	8,  // 45: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 46: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	12, // 47: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	15, // 48: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	17, // 49: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	19, // 50: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	24, // 51: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	26, // 52: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	30, // 53: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	32, // 54: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	34, // 55: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	37, // 56: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	39, // 57: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	59, // 58: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	41, // 59: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	43, // 60: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 61: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 62: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 63: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	46, // 64: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	48, // 65: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	22, // 66: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
+	50, // 67: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
+	45, // [45:68] is the sub-list for method output_type
+	22, // [22:45] is the sub-list for method input_type
 	22, // [22:22] is the sub-list for extension type_name
 	22, // [22:22] is the sub-list for extension extendee
 	0,  // [0:22] is the sub-list for field type_name
@@ -4002,7 +4102,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   56,
+			NumMessages:   58,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -889,9 +889,10 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 }
 
 const (
-	InternalService_Apply_FullMethodName      = "/kctl.controller.v1.InternalService/Apply"
-	InternalService_ReadIndex_FullMethodName  = "/kctl.controller.v1.InternalService/ReadIndex"
-	InternalService_NodeStatus_FullMethodName = "/kctl.controller.v1.InternalService/NodeStatus"
+	InternalService_Apply_FullMethodName       = "/kctl.controller.v1.InternalService/Apply"
+	InternalService_ReadIndex_FullMethodName   = "/kctl.controller.v1.InternalService/ReadIndex"
+	InternalService_NodeStatus_FullMethodName  = "/kctl.controller.v1.InternalService/NodeStatus"
+	InternalService_WaitApplied_FullMethodName = "/kctl.controller.v1.InternalService/WaitApplied"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -911,6 +912,11 @@ type InternalServiceClient interface {
 	// NodeStatus reports this controller's own Raft and disk health; the
 	// controller answering ClusterStatus asks every other one.
 	NodeStatus(ctx context.Context, in *NodeStatusRequest, opts ...grpc.CallOption) (*NodeStatusResponse, error)
+	// WaitApplied returns once this controller has applied index (or its
+	// deadline passes: DeadlineExceeded). A removal (operator, agent) waits
+	// for every reachable controller so the revocation holds everywhere
+	// before it returns.
+	WaitApplied(ctx context.Context, in *WaitAppliedRequest, opts ...grpc.CallOption) (*WaitAppliedResponse, error)
 }
 
 type internalServiceClient struct {
@@ -951,6 +957,16 @@ func (c *internalServiceClient) NodeStatus(ctx context.Context, in *NodeStatusRe
 	return out, nil
 }
 
+func (c *internalServiceClient) WaitApplied(ctx context.Context, in *WaitAppliedRequest, opts ...grpc.CallOption) (*WaitAppliedResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(WaitAppliedResponse)
+	err := c.cc.Invoke(ctx, InternalService_WaitApplied_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -968,6 +984,11 @@ type InternalServiceServer interface {
 	// NodeStatus reports this controller's own Raft and disk health; the
 	// controller answering ClusterStatus asks every other one.
 	NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error)
+	// WaitApplied returns once this controller has applied index (or its
+	// deadline passes: DeadlineExceeded). A removal (operator, agent) waits
+	// for every reachable controller so the revocation holds everywhere
+	// before it returns.
+	WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -986,6 +1007,9 @@ func (UnimplementedInternalServiceServer) ReadIndex(context.Context, *ReadIndexR
 }
 func (UnimplementedInternalServiceServer) NodeStatus(context.Context, *NodeStatusRequest) (*NodeStatusResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method NodeStatus not implemented")
+}
+func (UnimplementedInternalServiceServer) WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method WaitApplied not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -1062,6 +1086,24 @@ func _InternalService_NodeStatus_Handler(srv interface{}, ctx context.Context, d
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_WaitApplied_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(WaitAppliedRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).WaitApplied(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_WaitApplied_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).WaitApplied(ctx, req.(*WaitAppliedRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1080,6 +1122,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "NodeStatus",
 			Handler:    _InternalService_NodeStatus_Handler,
+		},
+		{
+			MethodName: "WaitApplied",
+			Handler:    _InternalService_WaitApplied_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},

@@ -1,0 +1,149 @@
+// Package wirelimit holds the limits on what an agent sends over its
+// session (Hello, command results): the controller's dispatcher refuses a
+// message over them (Validate*), the agent makes its messages fit (Fit*), so
+// a large result is trimmed rather than refused and redelivered forever.
+// It is a leaf: the agent links no server code through it.
+package wirelimit
+
+import (
+	"fmt"
+	"unicode"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+
+	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+)
+
+// Limits on what an agent sends over its session. Every field that is
+// stored (facts, results) or copied into the presence record (version) is
+// bounded here; the controller's interceptor bounds every message as a
+// whole (internal/controller/limits.go), and the dispatcher bounds how
+// often an agent starts a session.
+const (
+	// MaxVersionBytes bounds Hello.version.
+	MaxVersionBytes = 128
+	// MaxFactsBytes bounds the facts of a Hello or a result.
+	MaxFactsBytes = 256 << 10
+	// MaxCommandIDBytes bounds a result's command id.
+	MaxCommandIDBytes = 256
+	// MaxResultErrorBytes bounds a result's one-line error.
+	MaxResultErrorBytes = 4 << 10
+	// MaxResultDetailBytes bounds a result's detail (log lines).
+	MaxResultDetailBytes = 64 << 10
+	// MaxResultVersions and MaxResultStringBytes bound a result's version
+	// list and each of its strings (versions, container id).
+	MaxResultVersions    = 1024
+	MaxResultStringBytes = 256
+)
+
+func invalid(format string, args ...any) error {
+	return status.Errorf(codes.InvalidArgument, "controller: "+format, args...)
+}
+
+// ValidateHello checks every field of a Hello (the name is checked against
+// the certificate by the caller).
+func ValidateHello(h *agentv1.Hello) error {
+	if n := len(h.GetVersion()); n > MaxVersionBytes {
+		return invalid("Hello.version is %d bytes, over the limit of %d", n, MaxVersionBytes)
+	}
+	for _, r := range h.GetVersion() {
+		if !unicode.IsPrint(r) {
+			return invalid("Hello.version holds a non-printable character %q", r)
+		}
+	}
+	return validateFacts("Hello.facts", h.GetFacts())
+}
+
+func validateFacts(field string, f *agentv1.Facts) error {
+	if n := proto.Size(f); n > MaxFactsBytes {
+		return invalid("%s is %d bytes, over the limit of %d", field, n, MaxFactsBytes)
+	}
+	return nil
+}
+
+// ValidateResult checks every field of a command result.
+func ValidateResult(r *agentv1.CommandResult) error {
+	if n := len(r.GetId()); n == 0 || n > MaxCommandIDBytes {
+		return invalid("CommandResult.id is %d bytes, want 1 to %d", n, MaxCommandIDBytes)
+	}
+	res := r.GetResult()
+	checks := []struct {
+		field  string
+		n, max int
+	}{
+		{"error", len(res.GetError()), MaxResultErrorBytes},
+		{"detail", len(res.GetDetail()), MaxResultDetailBytes},
+		{"container_id", len(res.GetContainerId()), MaxResultStringBytes},
+		{"versions", len(res.GetVersions()), MaxResultVersions},
+	}
+	for _, c := range checks {
+		if c.n > c.max {
+			return invalid("CommandResult.result.%s is %d long, over the limit of %d", c.field, c.n, c.max)
+		}
+	}
+	for i, v := range res.GetVersions() {
+		if len(v) > MaxResultStringBytes {
+			return invalid("CommandResult.result.versions[%d] is %d bytes, over the limit of %d", i, len(v), MaxResultStringBytes)
+		}
+	}
+	return validateFacts(fmt.Sprintf("CommandResult %s facts", r.GetId()), res.GetFacts())
+}
+
+// FitFacts trims f to MaxFactsBytes: images, then containers, are dropped
+// from the end until it fits.
+func FitFacts(f *agentv1.Facts) *agentv1.Facts {
+	if f == nil || proto.Size(f) <= MaxFactsBytes {
+		return f
+	}
+	f = proto.CloneOf(f)
+	for proto.Size(f) > MaxFactsBytes && len(f.Images) > 0 {
+		f.Images = f.Images[:len(f.Images)/2]
+	}
+	for proto.Size(f) > MaxFactsBytes && len(f.Containers) > 0 {
+		f.Containers = f.Containers[:len(f.Containers)/2]
+	}
+	if proto.Size(f) > MaxFactsBytes {
+		f = &agentv1.Facts{Hostname: trim(f.GetHostname(), 253), Os: trim(f.GetOs(), 256), Arch: trim(f.GetArch(), 64), DockerVersion: trim(f.GetDockerVersion(), 256), AgentVersion: trim(f.GetAgentVersion(), MaxVersionBytes)}
+	}
+	return f
+}
+
+// FitResult trims r to the limits: the error's head, the detail's tail (the
+// last log lines), the first versions, the facts (FitFacts).
+func FitResult(r *agentv1.Result) *agentv1.Result {
+	if r == nil {
+		return nil
+	}
+	fits := len(r.GetError()) <= MaxResultErrorBytes && len(r.GetDetail()) <= MaxResultDetailBytes &&
+		len(r.GetContainerId()) <= MaxResultStringBytes && len(r.GetVersions()) <= MaxResultVersions &&
+		proto.Size(r.GetFacts()) <= MaxFactsBytes
+	for _, v := range r.GetVersions() {
+		fits = fits && len(v) <= MaxResultStringBytes
+	}
+	if fits {
+		return r
+	}
+	r = proto.CloneOf(r)
+	r.Error = trim(r.Error, MaxResultErrorBytes)
+	if n := len(r.Detail); n > MaxResultDetailBytes {
+		r.Detail = r.Detail[n-MaxResultDetailBytes:]
+	}
+	r.ContainerId = trim(r.ContainerId, MaxResultStringBytes)
+	if len(r.Versions) > MaxResultVersions {
+		r.Versions = r.Versions[:MaxResultVersions]
+	}
+	for i, v := range r.Versions {
+		r.Versions[i] = trim(v, MaxResultStringBytes)
+	}
+	r.Facts = FitFacts(r.Facts)
+	return r
+}
+
+func trim(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n]
+}
