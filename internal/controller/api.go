@@ -128,12 +128,16 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if err := c.joins.refused(tid); err != nil {
 		return nil, err
 	}
-	csrRole, joinKey, err := joinDigest(req)
-	if err != nil {
-		return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
+	// The CSR is parsed only once the token is known: a used-up token may
+	// admit a retry of the same joiner (name and key).
+	lazyKey := func(name string) string {
+		if _, jk, err := joinDigest(req); err == nil {
+			return jk(name)
+		}
+		return ""
 	}
 	if rec, _, ok := schema.Tokens.Get(c.store.View(), tid); ok && pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
-		if err := c.tokenUsable(rec, joinKey, req.GetName()); err != nil {
+		if err := c.tokenUsable(rec, lazyKey, req.GetName()); err != nil {
 			return nil, err
 		}
 	} else if err := c.joins.admit(ctx); err != nil {
@@ -148,8 +152,12 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		if !ok || !pki.SecretMatches(rec.GetSecretHash(), tok.Secret) {
 			return nil, errUnknownToken
 		}
-		if err := c.tokenUsable(rec, joinKey, req.GetName()); err != nil {
+		if err := c.tokenUsable(rec, lazyKey, req.GetName()); err != nil {
 			return nil, err
+		}
+		csrRole, joinKey, err := joinDigest(req)
+		if err != nil {
+			return nil, status.Errorf(codes.InvalidArgument, "controller: %v", err)
 		}
 		role := roleOf(rec.GetRole())
 		name := req.GetName()
