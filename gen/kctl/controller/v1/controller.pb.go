@@ -133,10 +133,14 @@ type JoinRequest struct {
 	// Name of the joining node; operator tokens carry their own name.
 	Name string `protobuf:"bytes,3,opt,name=name,proto3" json:"name,omitempty"`
 	// For controllers: the API and Raft addresses other nodes reach it at.
-	ApiAddress    string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
-	RaftAddress   string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	ApiAddress  string `protobuf:"bytes,4,opt,name=api_address,json=apiAddress,proto3" json:"api_address,omitempty"`
+	RaftAddress string `protobuf:"bytes,5,opt,name=raft_address,json=raftAddress,proto3" json:"raft_address,omitempty"`
+	// ProtocolVersion is the joining node's protocol version
+	// (internal/protocol); 0 (older builds) means 1. A controller older than
+	// the cluster's version is refused.
+	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -204,18 +208,28 @@ func (x *JoinRequest) GetRaftAddress() string {
 	return ""
 }
 
+func (x *JoinRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
 // JoinResponse carries the signed certificate.
 type JoinResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
-	Controllers   []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
-	ClusterId     string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
-	Name          string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
-	Role          Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
-	OperatorRole  string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	CertPem      []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	CaPem        []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	Controllers  []string               `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	ClusterId    string                 `protobuf:"bytes,4,opt,name=cluster_id,json=clusterId,proto3" json:"cluster_id,omitempty"`
+	Name         string                 `protobuf:"bytes,5,opt,name=name,proto3" json:"name,omitempty"`
+	Role         Role                   `protobuf:"varint,6,opt,name=role,proto3,enum=kctl.controller.v1.Role" json:"role,omitempty"`
+	OperatorRole string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
+	// ProtocolVersion is the cluster's protocol version (the lowest of its
+	// voters'); 0 from older clusters means 1.
+	ProtocolVersion uint32 `protobuf:"varint,8,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JoinResponse) Reset() {
@@ -295,6 +309,13 @@ func (x *JoinResponse) GetOperatorRole() string {
 		return x.OperatorRole
 	}
 	return ""
+}
+
+func (x *JoinResponse) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // RenewCertificateRequest carries a CSR for the caller's identity.
@@ -2219,8 +2240,10 @@ type AgentPresence struct {
 	Connected          bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
 	LastSeenUnixMillis int64                  `protobuf:"varint,3,opt,name=last_seen_unix_millis,json=lastSeenUnixMillis,proto3" json:"last_seen_unix_millis,omitempty"`
 	Version            string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// ProtocolVersion is the agent's protocol version (0: an older build).
+	ProtocolVersion uint32 `protobuf:"varint,5,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AgentPresence) Reset() {
@@ -2279,6 +2302,13 @@ func (x *AgentPresence) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AgentPresence) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // PresenceRecord is one controller's view of the sessions it holds, written
@@ -2498,9 +2528,13 @@ type NodeRecord struct {
 	Serials     []string               `protobuf:"bytes,4,rep,name=serials,proto3" json:"serials,omitempty"`
 	// Voter is set once the node asked to join the Raft configuration
 	// (AddController); the leader reconciles the configuration to it.
-	Voter         bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Voter bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// ProtocolVersion is the controller's protocol version
+	// (internal/protocol), recorded when it joins and whenever it starts with
+	// another build; 0 (an older build) means 1.
+	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeRecord) Reset() {
@@ -2566,6 +2600,13 @@ func (x *NodeRecord) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *NodeRecord) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // TokenRecord is a join token; only a hash of its secret is kept.
@@ -2734,14 +2775,15 @@ var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\x94\x01\n" +
+	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\xbf\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
 	"\x04name\x18\x03 \x01(\tR\x04name\x12\x1f\n" +
 	"\vapi_address\x18\x04 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
-	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\"\xe8\x01\n" +
+	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\x12)\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\"\x93\x02\n" +
 	"\fJoinResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12 \n" +
@@ -2750,7 +2792,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"cluster_id\x18\x04 \x01(\tR\tclusterId\x12\x12\n" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12,\n" +
 	"\x04role\x18\x06 \x01(\x0e2\x18.kctl.controller.v1.RoleR\x04role\x12#\n" +
-	"\roperator_role\x18\a \x01(\tR\foperatorRole\"2\n" +
+	"\roperator_role\x18\a \x01(\tR\foperatorRole\x12)\n" +
+	"\x10protocol_version\x18\b \x01(\rR\x0fprotocolVersion\"2\n" +
 	"\x17RenewCertificateRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"L\n" +
 	"\x18RenewCertificateResponse\x12\x19\n" +
@@ -2862,12 +2905,13 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x06result\x18\x02 \x01(\fR\x06result\"\x12\n" +
 	"\x10ReadIndexRequest\")\n" +
 	"\x11ReadIndexResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x8e\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xb9\x01\n" +
 	"\rAgentPresence\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x121\n" +
 	"\x15last_seen_unix_millis\x18\x03 \x01(\x03R\x12lastSeenUnixMillis\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\x9b\x01\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12)\n" +
+	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersion\"\x9b\x01\n" +
 	"\x0ePresenceRecord\x12\x1e\n" +
 	"\n" +
 	"controller\x18\x01 \x01(\tR\n" +
@@ -2884,7 +2928,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12!\n" +
-	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\x94\x01\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\xbf\x01\n" +
 	"\n" +
 	"NodeRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
@@ -2892,7 +2936,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
 	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x84\x02\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12)\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\"\x84\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
