@@ -16,6 +16,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	"github.com/kctl-dev/kctl/internal/protocol"
 )
 
 // errHeartbeatTimeout ends a session whose controller stopped answering.
@@ -84,6 +85,7 @@ func (a *Agent) handshake(sctx context.Context, cancel context.CancelCauseFunc, 
 	}
 	hello := &agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{
 		Name: a.cfg.Name, Version: a.cfg.Version, Facts: a.facts(sctx),
+		ProtocolVersion: uint32(protocol.Current()),
 	}}}
 	if err := stream.Send(hello); err != nil {
 		if errors.Is(err, io.EOF) {

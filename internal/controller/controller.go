@@ -84,6 +84,13 @@ type Config struct {
 	Init      bool
 	JoinAddrs []string
 	Token     string
+	// Restore, with Init, starts the new cluster from a backup file (kctl
+	// cluster snapshot save) instead of an empty state (restore.go).
+	Restore string
+	// ForceNewCluster resumes from DataDir as the only member of a new
+	// one-node cluster, for a cluster that lost its quorum for good
+	// (restore.go).
+	ForceNewCluster bool
 	// HeartbeatInterval is the agents' heartbeat interval (default 5s).
 	HeartbeatInterval time.Duration
 	// PresenceInterval is how often a controller records the sessions it
@@ -120,6 +127,9 @@ type Controller struct {
 	// controllers a --join response named.
 	init      *initState
 	joinPeers []string
+	// takeOver is set by --restore and --force-new-cluster until
+	// recordTakeOver records it.
+	takeOver *takeOverState
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 
@@ -219,6 +229,8 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 		return nil, err
 	}
 	switch {
+	case cfg.Init && cfg.Restore != "":
+		adminCreds, err = c.restoreCredentials()
 	case cfg.Init:
 		adminCreds, err = c.initCredentials()
 	case len(cfg.JoinAddrs) > 0:
@@ -234,12 +246,23 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	if err := c.openStore(); err != nil {
 		return nil, err
 	}
-	if cfg.Init {
+	if cfg.ForceNewCluster {
+		c.takeOver = &takeOverState{action: "cluster forced to a new one-node cluster", detail: "controller run --force-new-cluster on " + cfg.Name}
+	}
+	switch {
+	case c.takeOver != nil:
+		if err := c.recordTakeOver(ctx); err != nil {
+			return nil, err
+		}
+	case cfg.Init:
 		if err := c.bootstrap(ctx); err != nil {
 			return nil, err
 		}
 	}
-	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
+	if err := c.checkProtocol(); err != nil {
+		return nil, err
+	}
+	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Explain: c.explainRevoked, Roots: c.creds.CAPool()}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
 		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
@@ -261,8 +284,8 @@ func (c *Controller) newServer() *grpc.Server {
 	cfg := c.cfg
 	s := grpc.NewServer(
 		grpc.Creds(credentials.NewTLS(c.creds.ServerTLS())),
-		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.announce),
-		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor()),
+		grpc.ChainUnaryInterceptor(c.auth.UnaryInterceptor(), c.haltedUnary, c.announce),
+		grpc.ChainStreamInterceptor(c.auth.StreamInterceptor(), c.haltedStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
@@ -280,6 +303,7 @@ func (c *Controller) newServer() *grpc.Server {
 	)
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
+	controllerv1.RegisterBackupServiceServer(s, &backupAPI{c: c})
 	agentv1.RegisterSessionServiceServer(s, c.disp)
 	deploys := c.deployService()
 	deployv1.RegisterDeployServiceServer(s, deploys)
@@ -302,6 +326,8 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
+	c.wg.Go(func() { c.watchHalt(c.ctx) })
+	c.wg.Go(func() { c.recordProtocol(c.ctx) })
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a
@@ -370,6 +396,7 @@ func (c *Controller) openStore() error {
 		},
 		Logger: c.log.With("component", "raft"),
 	}
+	rc.ForceNewCluster = c.cfg.ForceNewCluster
 	if c.cfg.Raft != nil {
 		c.cfg.Raft(&rc)
 	}

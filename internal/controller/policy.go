@@ -35,6 +35,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/RemoveOperator":   admin,
 	"/kctl.controller.v1.ControllerService/SendCommand":      deployer,
 	"/kctl.controller.v1.ControllerService/GetCommand":       deployer,
+	"/kctl.controller.v1.BackupService/SaveSnapshot":         admin,
 	"/kctl.controller.v1.InternalService/Apply":              controllers,
 	"/kctl.controller.v1.InternalService/ReadIndex":          controllers,
 	"/kctl.agent.v1.SessionService/Session":                  agents,

@@ -14,6 +14,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
 
@@ -137,7 +138,7 @@ func (c *Controller) bootstrap(ctx context.Context) error {
 	now := time.Now().Unix()
 	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
 		schema.Cluster.Put(schema.KeyCA, &controllerv1.ClusterRecord{ClusterId: c.init.ca.ClusterID(), CaCertPem: c.init.ca.CertPEM, CaKeyPem: keyPEM}),
-		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
+		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true, ProtocolVersion: uint32(protocol.Current())}),
 		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
 	}})
 	return err
@@ -184,9 +185,14 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	resp, err := ctlclient.Join(ctx, c.cfg.JoinAddrs, tok, &controllerv1.JoinRequest{
 		Token: c.cfg.Token, CsrPem: csr, Name: c.cfg.Name,
 		ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress,
+		ProtocolVersion: uint32(protocol.Current()), ProtocolOldest: uint32(protocol.Oldest()),
 	}, 0)
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	// A cluster older than versioning does not check; this side does.
+	if err := protocol.CheckCluster("the cluster", protocol.Normalize(resp.GetProtocolVersion())); err != nil {
+		return fmt.Errorf("%w: refusing to join: %w", ErrJoin, err)
 	}
 	if c.creds, err = pki.NewCredentials(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)

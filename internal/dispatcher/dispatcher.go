@@ -34,6 +34,7 @@ import (
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
@@ -141,7 +142,7 @@ func (d *Dispatcher) remove(s *session) {
 	d.mu.Lock()
 	if d.sessions[s.name] == s {
 		delete(d.sessions, s.name)
-		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
+		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version, ProtocolVersion: s.protocol}
 	}
 	d.mu.Unlock()
 	d.markDirty()
@@ -183,7 +184,7 @@ func (d *Dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 		return err
 	}
 	d.register(s)
-	d.log.Info("agent connected", "agent", s.name, "version", s.version)
+	d.log.Info("agent connected", "agent", s.name, "version", s.version, "protocol", protocol.Normalize(s.protocol))
 	var endErr error
 	defer func() {
 		s.cancel(endErr)
@@ -210,7 +211,7 @@ func (d *Dispatcher) welcome(stream agentv1.SessionService_SessionServer, name s
 	if hello.GetName() != name {
 		return nil, nil, status.Errorf(codes.InvalidArgument, "controller: Hello names %q but the certificate names %q", hello.GetName(), name)
 	}
-	s := &session{name: name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}}
+	s := &session{name: name, version: hello.GetVersion(), protocol: hello.GetProtocolVersion(), stream: stream, d: d, sent: map[string]time.Time{}}
 	s.lastSeen.Store(time.Now().UnixMilli())
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
 		Controller: d.cfg.Name, HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(),

@@ -8,6 +8,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
@@ -23,6 +24,9 @@ type Presence struct {
 	LastSeenUnixMillis int64
 	// Version is the agent's version.
 	Version string
+	// Protocol is the agent's protocol version (internal/protocol; 1 for
+	// builds older than versioning).
+	Protocol int
 }
 
 // Grace is how long a controller's presence record stays authoritative
@@ -42,7 +46,7 @@ func (d *Dispatcher) Presence(v *raftstore.Snapshot) map[string]Presence {
 	for _, pr := range schema.Presence.Values(v, "") {
 		fresh := now.Sub(time.UnixMilli(pr.GetWrittenUnixMillis())) <= grace
 		for _, a := range pr.GetAgents() {
-			p := Presence{Connected: a.GetConnected() && fresh, Controller: pr.GetController(), LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion()}
+			p := Presence{Connected: a.GetConnected() && fresh, Controller: pr.GetController(), LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion(), Protocol: protocol.Normalize(a.GetProtocolVersion())}
 			cur, ok := out[a.GetName()]
 			switch {
 			case !ok,
@@ -84,7 +88,7 @@ func (d *Dispatcher) presenceRecord(now time.Time) *controllerv1.PresenceRecord 
 	rec := &controllerv1.PresenceRecord{Controller: d.cfg.Name, WrittenUnixMillis: now.UnixMilli()}
 	d.mu.Lock()
 	for _, s := range d.sessions {
-		rec.Agents = append(rec.Agents, &controllerv1.AgentPresence{Name: s.name, Connected: true, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version})
+		rec.Agents = append(rec.Agents, &controllerv1.AgentPresence{Name: s.name, Connected: true, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version, ProtocolVersion: s.protocol})
 	}
 	for name, g := range d.gone {
 		if now.Sub(time.UnixMilli(g.GetLastSeenUnixMillis())) > time.Hour {

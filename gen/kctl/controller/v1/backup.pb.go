@@ -140,7 +140,7 @@ type isSaveSnapshotResponse_Part interface {
 }
 
 type SaveSnapshotResponse_Header struct {
-	// Header comes first (sha256 and size unset).
+	// Header comes first (sha256, size, applied_index and records unset).
 	Header *BackupHeader `protobuf:"bytes,1,opt,name=header,proto3,oneof"`
 }
 
@@ -162,9 +162,13 @@ func (*SaveSnapshotResponse_Trailer) isSaveSnapshotResponse_Part() {}
 
 // BackupTrailer closes a snapshot stream.
 type BackupTrailer struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Sha256        []byte                 `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
-	Size          uint64                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Sha256 and Size are of every chunk sent.
+	Sha256 []byte `protobuf:"bytes,1,opt,name=sha256,proto3" json:"sha256,omitempty"`
+	Size   uint64 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	// AppliedIndex and Records describe the state sent.
+	AppliedIndex  uint64 `protobuf:"varint,3,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
+	Records       uint64 `protobuf:"varint,4,opt,name=records,proto3" json:"records,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -209,6 +213,20 @@ func (x *BackupTrailer) GetSha256() []byte {
 func (x *BackupTrailer) GetSize() uint64 {
 	if x != nil {
 		return x.Size
+	}
+	return 0
+}
+
+func (x *BackupTrailer) GetAppliedIndex() uint64 {
+	if x != nil {
+		return x.AppliedIndex
+	}
+	return 0
+}
+
+func (x *BackupTrailer) GetRecords() uint64 {
+	if x != nil {
+		return x.Records
 	}
 	return 0
 }
@@ -350,10 +368,12 @@ const file_kctl_controller_v1_backup_proto_rawDesc = "" +
 	"\x06header\x18\x01 \x01(\v2 .kctl.controller.v1.BackupHeaderH\x00R\x06header\x12\x16\n" +
 	"\x05chunk\x18\x02 \x01(\fH\x00R\x05chunk\x12=\n" +
 	"\atrailer\x18\x03 \x01(\v2!.kctl.controller.v1.BackupTrailerH\x00R\atrailerB\x06\n" +
-	"\x04part\";\n" +
+	"\x04part\"z\n" +
 	"\rBackupTrailer\x12\x16\n" +
 	"\x06sha256\x18\x01 \x01(\fR\x06sha256\x12\x12\n" +
-	"\x04size\x18\x02 \x01(\x04R\x04size\"\xbd\x02\n" +
+	"\x04size\x18\x02 \x01(\x04R\x04size\x12#\n" +
+	"\rapplied_index\x18\x03 \x01(\x04R\fappliedIndex\x12\x18\n" +
+	"\arecords\x18\x04 \x01(\x04R\arecords\"\xbd\x02\n" +
 	"\fBackupHeader\x12\x16\n" +
 	"\x06format\x18\x01 \x01(\rR\x06format\x12)\n" +
 	"\x10protocol_version\x18\x02 \x01(\rR\x0fprotocolVersion\x12\x1d\n" +

@@ -139,8 +139,12 @@ type JoinRequest struct {
 	// (internal/protocol); 0 (older builds) means 1. A controller older than
 	// the cluster's version is refused.
 	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// ProtocolOldest is the oldest cluster version the joining node
+	// understands; a cluster older than that refuses it before issuing
+	// anything.
+	ProtocolOldest uint32 `protobuf:"varint,7,opt,name=protocol_oldest,json=protocolOldest,proto3" json:"protocol_oldest,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -211,6 +215,13 @@ func (x *JoinRequest) GetRaftAddress() string {
 func (x *JoinRequest) GetProtocolVersion() uint32 {
 	if x != nil {
 		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *JoinRequest) GetProtocolOldest() uint32 {
+	if x != nil {
+		return x.ProtocolOldest
 	}
 	return 0
 }
@@ -2775,7 +2786,7 @@ var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
-	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\xbf\x01\n" +
+	"#kctl/controller/v1/controller.proto\x12\x12kctl.controller.v1\x1a\x17kctl/agent/v1/ops.proto\"\xe8\x01\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
@@ -2783,7 +2794,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\vapi_address\x18\x04 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\x12)\n" +
-	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\"\x93\x02\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\x12'\n" +
+	"\x0fprotocol_oldest\x18\a \x01(\rR\x0eprotocolOldest\"\x93\x02\n" +
 	"\fJoinResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12 \n" +
