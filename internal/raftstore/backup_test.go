@@ -9,6 +9,7 @@ import (
 	"time"
 
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/protocol"
 )
 
 func putN(t *testing.T, c *TestCluster, table string, from, to int) {
@@ -165,4 +166,60 @@ func TestStore_ForceNewClusterFromSurvivor(t *testing.T) {
 	c.Kill(0)
 	c.Restart(0)
 	c.WaitForLeader(t)
+}
+
+// A committed command of a format newer than this build halts every
+// replica that reads it: nothing after it is applied, nothing is served,
+// no snapshot is persisted, and a restart halts again at the same entry
+// (the refusal is not a silent skip).
+func TestCluster_NewerFormatHaltsEveryReplica(t *testing.T) {
+	c := NewTestCluster(t, 3)
+	putN(t, c, "t", 0, 5)
+	leader := c.WaitForLeader(t)
+	before := leader.AppliedIndex()
+	newer := EncodeCommand(&raftcmdv1.Command{Format: uint32(protocol.Current() + 1), Mutations: []*raftcmdv1.Mutation{mPut("t", "future", "x")}})
+	if err := ProposeRaw(leader, newer); err == nil || !errors.Is(err, ErrIncompatible) {
+		// The leader's own FSM halts on it, so its Apply reports why.
+		t.Logf("ProposeRaw = %v", err)
+	}
+	c.WaitFor(t, "every replica halts", func() error {
+		for i := range 3 {
+			if err := c.Store(i).Halted(); !errors.Is(err, ErrIncompatible) {
+				return fmt.Errorf("%s: Halted() = %v", c.ID(i), err)
+			}
+		}
+		return nil
+	})
+	for i := range 3 {
+		s := c.Store(i)
+		if _, ok := s.Get("t", "future"); ok {
+			t.Errorf("%s applied the newer command", c.ID(i))
+		}
+		if s.AppliedIndex() != before {
+			t.Errorf("%s applied index %d, want %d (the last entry it understood)", c.ID(i), s.AppliedIndex(), before)
+		}
+		if s.IsLeader() {
+			t.Errorf("%s claims ready leadership while halted", c.ID(i))
+		}
+		if _, err := s.Apply(context.Background(), &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "x", "1")}}); !errors.Is(err, ErrIncompatible) {
+			t.Errorf("%s: Apply = %v, want ErrIncompatible", c.ID(i), err)
+		}
+		if err := s.ConsistentRead(context.Background()); !errors.Is(err, ErrIncompatible) {
+			t.Errorf("%s: ConsistentRead = %v, want ErrIncompatible", c.ID(i), err)
+		}
+		if err := s.Snapshot(); err == nil {
+			t.Errorf("%s: Snapshot succeeded while halted", c.ID(i))
+		}
+	}
+	c.Kill(1)
+	c.Restart(1)
+	c.WaitFor(t, "the restarted replica halts again", func() error {
+		if err := c.Store(1).Halted(); !errors.Is(err, ErrIncompatible) {
+			return fmt.Errorf("Halted() = %v", err)
+		}
+		return nil
+	})
+	if _, ok := c.Store(1).Get("t", "future"); ok {
+		t.Errorf("the restarted replica applied the newer command")
+	}
 }

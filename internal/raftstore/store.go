@@ -479,7 +479,9 @@ func (s *Store) establish(gen uint64) {
 	if err := s.fsm.haltErr(); err != nil {
 		// A halted node must not lead: its state lags the log.
 		s.logger.Error("raftstore: elected while halted; transferring leadership", "err", err)
-		_ = s.raft.LeadershipTransfer().Error()
+		// Not waited for: the transfer may never finish (every peer may be
+		// halted too), and Close must not hang on it.
+		s.raft.LeadershipTransfer()
 		return
 	}
 	for {
@@ -543,14 +545,11 @@ func (s *Store) Halted() error { return s.fsm.haltErr() }
 func (s *Store) onHalt(err error) {
 	s.logger.Error("raftstore: stopped applying the log: this controller's build is too old for the cluster's data", "err", err)
 	s.notify.applied()
-	go func() {
-		if s.isClosed() || s.raft.State() != raft.Leader {
-			return
-		}
-		if err := s.raft.LeadershipTransfer().Error(); err != nil {
-			s.logger.Warn("raftstore: halted leader could not transfer leadership", "err", err)
-		}
-	}()
+	if s.raft.State() == raft.Leader {
+		// On its own goroutine: this runs on the FSM goroutine, which
+		// must not block on raft's main loop. Not waited for.
+		go s.raft.LeadershipTransfer()
+	}
 }
 
 // Leader returns the ID and raft address of the leader this node knows of
