@@ -265,7 +265,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Explain: c.explainRevoked, Roots: c.creds.CAPool()}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
-		Logger: c.log, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
+		Logger: c.log, Joining: len(cfg.JoinAddrs) > 0, OnRemoved: func() { c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING) },
 	}, dispatcherCluster{Store: c.store, c: c})
 	c.grpc = c.newServer()
 	return adminCreds, nil

@@ -71,6 +71,10 @@ type Config struct {
 	// OnRemoved is called once when this controller's node record is
 	// deleted (it was removed from the cluster), after its sessions end.
 	OnRemoved func()
+	// Joining is set on a controller's first start with --join: it may
+	// install a snapshot older than its own node record first, so a
+	// missing record means "removed" only once it has seen its record.
+	Joining bool
 }
 
 // Dispatcher serves agent sessions on one controller. New starts nothing;
@@ -103,6 +107,11 @@ type Dispatcher struct {
 	// removed is set once this controller's node record is deleted (kctl
 	// cluster remove): it hands its agents to the other controllers.
 	removed atomic.Bool
+	// seenSelf is set once this controller's node record was seen (from
+	// the start unless Config.Joining: a joining controller may first
+	// install a snapshot older than its own record, e.g. after a restore or
+	// --force-new-cluster, whose log starts at a snapshot).
+	seenSelf atomic.Bool
 	// lastScan is the store index up to which new commands were delivered
 	// (Run's goroutine only).
 	lastScan uint64
@@ -127,6 +136,7 @@ func New(cfg Config, cluster Cluster) *Dispatcher {
 	}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
 	d.results = newResultWriter(d)
+	d.seenSelf.Store(!cfg.Joining)
 	return d
 }
 
@@ -356,7 +366,11 @@ func (d *Dispatcher) checkRemoved() {
 		return // no state yet (joining)
 	}
 	if schema.Nodes.Has(v, d.cfg.Name) {
+		d.seenSelf.Store(true)
 		return
+	}
+	if !d.seenSelf.Load() {
+		return // not yet caught up to its own join
 	}
 	d.removed.Store(true)
 	d.log.Error("this controller was removed from the cluster; its agents move to the others (stop it, or join it again with a new data dir)")

@@ -25,7 +25,6 @@ func newClusterSnapshotCmd(g *globals) *cobra.Command {
 }
 
 func newClusterSnapshotSaveCmd(g *globals) *cobra.Command {
-	var timeout time.Duration
 	cmd := &cobra.Command{
 		Use:   "save FILE",
 		Short: "Save a consistent backup of every Raft table to FILE (admin)",
@@ -43,9 +42,14 @@ Treat the file like the CA key: it is written with mode 0600.
 The file starts with a header (format, protocol version, cluster id, Raft
 index, SHA-256 of the state); ` + "`controller run --init --restore FILE`" + ` checks it
 before restoring. The write is atomic: FILE appears complete or not at all.
-Saving is audited.`,
+Saving is audited. It may take up to --timeout, or 10 minutes when
+--timeout is not given.`,
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
+			timeout := 10 * time.Minute
+			if cmd.Flags().Changed("timeout") {
+				timeout = g.deadline
+			}
 			hdr, err := saveSnapshot(cmd.Context(), g, args[0], timeout)
 			if err != nil {
 				return err
@@ -55,7 +59,6 @@ Saving is audited.`,
 			return nil
 		},
 	}
-	cmd.Flags().DurationVar(&timeout, "timeout", 10*time.Minute, "give up after this long")
 	return cmd
 }
 
