@@ -116,6 +116,10 @@ func TestE2E_RollingUpgradeFromBase(t *testing.T) {
 		if err != nil {
 			return err
 		}
+		if s == "failed" {
+			out, _ := e.kctlIn(p.Dir, "deploys", "show", id)
+			return testenv.Stop(fmt.Errorf("deploy %s failed:\n%s", id, out))
+		}
 		if s != "succeeded" {
 			return fmt.Errorf("deploy %s is %s", id, s)
 		}
