@@ -96,10 +96,20 @@ func TestE2E_RollingUpgradeFromBase(t *testing.T) {
 	if out, err := e.kctlIn(p.Dir, "deploy", "--version", "v1"); err != nil {
 		t.Fatalf("deploy v1 on BASE: %v\n%s", err, out)
 	}
-	p.slowStart(t, "15s")
+	p.slowStart(t, "8s")
 	id, err := e.kctlIn(p.Dir, "deploy", "--version", "v2", "--detach")
 	must(t, err)
 	id = strings.TrimSpace(id)
+	// The upgrade starts while the deploy is inside its boot step.
+	testenv.WaitFor(t, 60*time.Second, func() error {
+		if len(containersNamed(t, engineName(e.agent, p.service+"-web-v2"))) == 0 {
+			return fmt.Errorf("no %s-web-v2 yet", p.service)
+		}
+		return nil
+	})
+	if show := e.deployShow(p, id); show.State != "running" || len(show.unfinished()) == 0 {
+		t.Fatalf("before the upgrade: deploy %s is %s with unfinished steps %v; want running", id, show.State, show.unfinished())
+	}
 
 	// Replace the controllers one at a time: stop the BASE process, start
 	// the current build on the same data dir and addresses.
