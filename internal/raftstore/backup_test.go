@@ -67,6 +67,7 @@ func TestStore_WriteStateSeedRestoresEverything(t *testing.T) {
 	}
 
 	// A fresh cluster whose first node is seeded with the state.
+	seeded := false
 	dst := NewTestCluster(t, 0, WithConfig(func(i int, c *Config) {
 		if i == 0 && !seeded {
 			if _, err := Seed(c.DataDir, c.NodeID, c.NodeID, bytes.NewReader(buf.Bytes())); err != nil {
@@ -111,8 +112,6 @@ func TestStore_WriteStateSeedRestoresEverything(t *testing.T) {
 		t.Errorf("Seed of a truncated state succeeded")
 	}
 }
-
-var seeded bool
 
 func TestStore_ForceNewClusterFromSurvivor(t *testing.T) {
 	force := false

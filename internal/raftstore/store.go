@@ -105,6 +105,9 @@ type Store struct {
 	leaderChanged chan struct{}
 	leaderSubs    map[chan bool]struct{}
 
+	// haltCh wakes the leader loop when the FSM halts.
+	haltCh chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -137,6 +140,7 @@ func Open(cfg Config) (*Store, error) {
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
 		closed:        make(chan struct{}),
+		haltCh:        make(chan struct{}, 1),
 	}
 	s.fsm = newFSM(s.notifyApplied)
 	s.fsm.onHalt = s.onHalt
@@ -460,6 +464,12 @@ func (s *Store) leaderLoop() {
 		select {
 		case <-s.closed:
 			return
+		case <-s.haltCh:
+			if s.raft.State() == raft.Leader {
+				// Not waited for: the transfer may never finish (every
+				// peer may be halted too), and Close must not hang on it.
+				s.raft.LeadershipTransfer()
+			}
 		case isLeader := <-s.raft.LeaderCh():
 			s.leaderMu.Lock()
 			s.leaderGen++
@@ -545,10 +555,11 @@ func (s *Store) Halted() error { return s.fsm.haltErr() }
 func (s *Store) onHalt(err error) {
 	s.logger.Error("raftstore: stopped applying the log: this controller's build is too old for the cluster's data", "err", err)
 	s.notify.applied()
-	if s.raft.State() == raft.Leader {
-		// On its own goroutine: this runs on the FSM goroutine, which
-		// must not block on raft's main loop. Not waited for.
-		go s.raft.LeadershipTransfer()
+	// The leader loop hands leadership away: this runs on the FSM
+	// goroutine, possibly while Open still starts raft.
+	select {
+	case s.haltCh <- struct{}{}:
+	default:
 	}
 }
 
