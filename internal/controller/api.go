@@ -156,11 +156,11 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
 		var certPEM []byte
 		if role == pki.RoleController {
-			if err := checkJoinProtocol(v, req); err != nil {
-				return nil, err
-			}
 			if req.GetApiAddress() == "" || req.GetRaftAddress() == "" {
 				return nil, status.Error(codes.InvalidArgument, "controller: a joining controller must send its API and Raft addresses")
+			}
+			if err := checkJoinProtocol(v, req); err != nil {
+				return nil, err
 			}
 			dns, ips := sans(req.GetApiAddress(), req.GetRaftAddress())
 			certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(role), dns, ips)
