@@ -504,6 +504,8 @@ func TestProtocol_JoinRefusals(t *testing.T) {
 // says why in its health (NOT_SERVING) and in every call's error.
 func TestProtocol_NewerCommandStopsServing(t *testing.T) {
 	tc := newTestCluster(t, 3, nil)
+	runAgent(t, tc, "web-1", 0, 1, 2)
+	waitConnected(t, tc.AdminClient(), "web-1")
 	l := tc.Leader()
 	_ = raftstore.ProposeRaw(tc.Nodes[l].C.Store(), raftstore.EncodeCommand(&raftcmdv1.Command{
 		Format: uint32(protocol.Current() + 1), Mutations: []*raftcmdv1.Mutation{schema.Tokens.Delete("x")},
@@ -521,6 +523,12 @@ func TestProtocol_NewerCommandStopsServing(t *testing.T) {
 			}
 			if r.GetStatus() != healthpb.HealthCheckResponse_NOT_SERVING {
 				return fmt.Errorf("status %v", r.GetStatus())
+			}
+			return nil
+		})
+		waitFor(t, 10*time.Second, tc.Nodes[i].Name+" ends its agent sessions", func() error {
+			if n := tc.Nodes[i].C.Sessions(); n != 0 {
+				return fmt.Errorf("%d sessions", n)
 			}
 			return nil
 		})

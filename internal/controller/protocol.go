@@ -93,8 +93,9 @@ func (c *Controller) recordProtocol(ctx context.Context) {
 
 // watchHalt stops serving once the store halts: this node met a log entry
 // or a snapshot its build cannot read. It says so in the log and in its
-// health (NOT_SERVING) and refuses every call (refuseHalted) until it is
-// upgraded and restarted.
+// health (NOT_SERVING), ends its agent sessions (they reconnect elsewhere)
+// and refuses every call (refuseHalted) until it is upgraded and
+// restarted.
 func (c *Controller) watchHalt(ctx context.Context) {
 	ch, stop := c.store.Watch()
 	defer stop()
@@ -102,6 +103,8 @@ func (c *Controller) watchHalt(ctx context.Context) {
 		if err := c.store.Halted(); err != nil {
 			c.log.Error("this controller cannot read the cluster's data and stopped serving: upgrade it and restart it", "err", err)
 			c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			// Agents move to a controller that can serve them.
+			c.disp.Close()
 			return
 		}
 		select {
