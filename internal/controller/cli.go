@@ -47,7 +47,7 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&a.raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
 	f.StringVar(&a.cfg.Restore, "restore", "", "with --init: start the new cluster from this backup file (kctl cluster snapshot save): same CA, tables and tokens; an empty --data-dir")
-	f.BoolVar(&a.cfg.ForceNewCluster, "force-new-cluster", false, "disaster recovery: resume from --data-dir as the only member of a new one-node cluster (the others are lost for good; they re-join with fresh data dirs)")
+	f.BoolVar(&a.cfg.ForceNewCluster, "force-new-cluster", false, "disaster recovery, for one start only: resume from --data-dir as the only member of a new one-node cluster (the others are lost for good; they re-join with fresh data dirs)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
 	return cmd
