@@ -19,10 +19,13 @@
 // Compatibility: a log entry is one type byte followed by a message. Type 1 is
 // a Command. A replica that meets an unknown entry type, or a committed
 // Command with anything it does not know (a field, a precondition check, a
-// mutation op), panics rather than diverge from newer replicas, unless the
-// writer marked it ignorable (type byte high bit, or Command.ignore_unknown),
-// in which case the unknown part is skipped. Roll new fields and mutation
-// kinds out by upgrading every controller before anything writes them.
+// mutation op) or a newer format, stops applying the log (raftstore halts:
+// it serves nothing until upgraded) rather than diverge from newer replicas,
+// unless the writer marked it ignorable (type byte high bit, or
+// Command.ignore_unknown), in which case the unknown part is skipped. Roll
+// new fields and mutation kinds out by upgrading every controller before
+// anything writes them (internal/protocol gates writers on the cluster's
+// version).
 
 package raftcmdv1
 
