@@ -27,6 +27,10 @@ build: ## Build controller, agent and kctl into bin/, stamped with VERSION
 test: ## Run every test: unit, real Docker, real binaries, race detector
 	./scripts/test.sh
 
+.PHONY: test-upgrade
+test-upgrade: ## Rolling upgrade from test/upgrade/BASE (builds that commit; several minutes)
+	KCTL_UPGRADE=1 go test -count=1 -timeout 20m -run 'TestE2E_RollingUpgradeFromBase' -v ./test/e2e/
+
 .PHONY: lint
 lint: ## gofmt, go vet, buf lint and format
 	test -z "$$(gofmt -l $$(git ls-files '*.go'))"

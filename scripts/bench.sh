@@ -17,3 +17,5 @@ echo "== bench/fleet: one deploy over 100 simulated agents, boot limit 10"
 go run ./bench/fleet -n 100 -runs 9
 echo "== bench/streams: logs, logs -f and exec cat through two controllers vs the docker CLI"
 go test -run '^$' -bench Streams -benchtime 1x ./bench/streams/
+echo "== bench/backup: snapshot save and restore, 100k audit entries and 1,000 agents"
+go test -run '^$' -bench Backup -benchtime 1x -count 3 ./bench/backup/

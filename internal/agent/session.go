@@ -17,6 +17,7 @@ import (
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
 	"github.com/kctl-dev/kctl/internal/agent/selfupgrade"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
@@ -90,6 +91,7 @@ func (a *Agent) handshake(sctx context.Context, cancel context.CancelCauseFunc, 
 	}
 	hello := &agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Hello{Hello: &agentv1.Hello{
 		Name: a.cfg.Name, Version: a.cfg.Version, Facts: a.facts(sctx),
+		ProtocolVersion: uint32(protocol.Current()),
 	}}}
 	if err := stream.Send(hello); err != nil {
 		if errors.Is(err, io.EOF) {

@@ -22,6 +22,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -194,6 +195,9 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		id := pki.Identity{ClusterID: c.clusterID, Role: role, Name: name, OperatorRole: pki.OperatorRole(rec.GetOperatorRole())}
 		var certPEM []byte
 		if role == pki.RoleController {
+			if err := checkJoinProtocol(v, req); err != nil {
+				return nil, err
+			}
 			dns, ips := sans(req.GetApiAddress(), req.GetRaftAddress())
 			certPEM, err = ca.SignWithSANs(req.GetCsrPem(), id, pki.DefaultValidity(role), dns, ips)
 		} else {
@@ -211,6 +215,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		resp = &controllerv1.JoinResponse{
 			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
+			ProtocolVersion: uint32(clusterProtocol(v)),
 		}
 		if retry {
 			// The same joiner (same name, same key, same token) asks
@@ -225,7 +230,8 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		var record *raftcmdv1.Mutation
 		switch role {
 		case pki.RoleController:
-			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial}})
+			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial},
+				ProtocolVersion: uint32(protocol.Normalize(req.GetProtocolVersion()))})
 		case pki.RoleAgent:
 			ar := &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
 			if pub := req.GetEncryptionKey(); len(pub) > 0 {

@@ -35,7 +35,7 @@ type runArgs struct {
 
 func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	var a runArgs
-	cmd := cli.NewRunCmd("run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init | --join ADDR --token TOKEN]",
+	cmd := cli.NewRunCmd("run --name NAME --data-dir DIR --listen ADDR --raft-listen ADDR [--init [--restore FILE] | --join ADDR --token TOKEN | --force-new-cluster]",
 		"Start or join a cluster (first start), or resume from the data dir, and serve until stopped", &a.DaemonFlags,
 		"this controller's name (its Raft server ID)", "directory for Raft state, keys and certificates",
 		"join token (kctl token create --role controller)",
@@ -46,6 +46,8 @@ func newRunCmd(stdout, stderr io.Writer) *cobra.Command {
 	f.StringVar(&a.advertise, "advertise", "", "API address others reach this node at (default --listen)")
 	f.StringVar(&a.raftAdvertise, "raft-advertise", "", "Raft address others reach this node at (default --raft-listen)")
 	f.BoolVar(&a.cfg.Init, "init", false, "start a new cluster (first start only)")
+	f.StringVar(&a.cfg.Restore, "restore", "", "with --init: start the new cluster from this backup file (kctl cluster snapshot save): same CA, tables and tokens; an empty --data-dir")
+	f.BoolVar(&a.cfg.ForceNewCluster, "force-new-cluster", false, "disaster recovery, for one start only: resume from --data-dir as the only member of a new one-node cluster (the others are lost for good; they re-join with fresh data dirs)")
 	f.StringVar(&a.join, "join", "", "join the cluster of the controller at ADDR[,ADDR] (first start only)")
 	f.BoolVar(&a.cfg.Resume, "resume", false, "with --init or --join: when the data dir already holds this controller's state, resume instead of refusing (service units pass the same flags at every start)")
 	f.DurationVar(&a.cfg.HeartbeatInterval, "heartbeat-interval", 5*time.Second, "agents' heartbeat interval")
@@ -73,6 +75,12 @@ func (a *runArgs) config(stderr io.Writer) (Config, error) {
 	}
 	if cfg.Init && a.join != "" {
 		return cfg, errors.New("controller: --init and --join exclude each other: --init starts a new cluster, --join enters an existing one")
+	}
+	if cfg.Restore != "" && !cfg.Init {
+		return cfg, errors.New("controller: --restore needs --init: a restore starts a new cluster in an empty --data-dir")
+	}
+	if cfg.ForceNewCluster && (cfg.Init || a.join != "") {
+		return cfg, errors.New("controller: --force-new-cluster resumes from an existing --data-dir: it excludes --init and --join")
 	}
 	if a.join != "" {
 		cfg.JoinAddrs = strings.Split(a.join, ",")

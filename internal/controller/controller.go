@@ -105,6 +105,13 @@ type Config struct {
 	Init      bool
 	JoinAddrs []string
 	Token     string
+	// Restore, with Init, starts the new cluster from a backup file (kctl
+	// cluster snapshot save) instead of an empty state (restore.go).
+	Restore string
+	// ForceNewCluster resumes from DataDir as the only member of a new
+	// one-node cluster, for a cluster that lost its quorum for good
+	// (restore.go).
+	ForceNewCluster bool
 	// Resume makes Init and JoinAddrs first-start-only: when DataDir
 	// already holds this node's state they are ignored and the node
 	// resumes (service units pass the same flags at every start).
@@ -163,6 +170,9 @@ type Controller struct {
 	// controllers a --join response named.
 	init      *initState
 	joinPeers []string
+	// takeOver is set by --restore and --force-new-cluster until
+	// recordTakeOver records it.
+	takeOver *takeOverState
 	// kekMu guards kek, the key-encryption key (keys.go); nil while its
 	// file is absent (a cluster made before it existed, whose CA key Raft
 	// holds in plaintext, or a KEK kept on storage not yet mounted).
@@ -289,6 +299,8 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 		return nil, err
 	}
 	switch {
+	case cfg.Init && cfg.Restore != "":
+		adminCreds, err = c.restoreCredentials()
 	case cfg.Init:
 		adminCreds, err = c.initCredentials()
 	case len(cfg.JoinAddrs) > 0:
@@ -308,12 +320,23 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	if err := c.openStore(); err != nil {
 		return nil, err
 	}
-	if cfg.Init {
+	if cfg.ForceNewCluster {
+		c.takeOver = &takeOverState{action: "cluster forced to a new one-node cluster", detail: "controller run --force-new-cluster on " + cfg.Name}
+	}
+	switch {
+	case c.takeOver != nil:
+		if err := c.recordTakeOver(ctx); err != nil {
+			return nil, err
+		}
+	case cfg.Init:
 		if err := c.bootstrap(ctx); err != nil {
 			return nil, err
 		}
 	}
-	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
+	if err := c.checkProtocol(); err != nil {
+		return nil, err
+	}
+	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Explain: c.explainRevoked, Roots: c.creds.CAPool()}
 	c.auditor = &auditor{apply: c.apply}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
@@ -342,8 +365,8 @@ func (c *Controller) newServer() *grpc.Server {
 		grpc.ConnectionTimeout(handshakeTimeout),
 		grpc.MaxRecvMsgSize(maxRecvMsgBytes),
 		grpc.MaxConcurrentStreams(maxStreamsPerConn),
-		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.limitUnary, c.announce, c.auditUnary),
-		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.limitStream, c.auditStream),
+		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.haltedUnary, c.limitUnary, c.announce, c.auditUnary),
+		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.haltedStream, c.limitStream, c.auditStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
@@ -362,6 +385,7 @@ func (c *Controller) newServer() *grpc.Server {
 	)
 	controllerv1.RegisterControllerServiceServer(s, &api{c: c})
 	controllerv1.RegisterInternalServiceServer(s, &internalAPI{c: c})
+	controllerv1.RegisterBackupServiceServer(s, &backupAPI{c: c})
 	agentv1.RegisterSessionServiceServer(s, c.disp)
 	deploys := c.deployService()
 	deployv1.RegisterDeployServiceServer(s, deploys)
@@ -387,6 +411,8 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
+	c.wg.Go(func() { c.watchHalt(c.ctx) })
+	c.wg.Go(func() { c.recordProtocol(c.ctx) })
 	c.wg.Go(func() { c.membershipLoop(c.ctx) })
 	c.wg.Go(func() { c.diskLoop(c.ctx) })
 	c.wg.Go(func() { c.livenessLoop(c.ctx) })
@@ -458,6 +484,7 @@ func (c *Controller) openStore() error {
 		// a leader that cannot reach a quorum for 250 ms steps down.
 		HeartbeatTimeout: RaftHeartbeatTimeout, ElectionTimeout: RaftElectionTimeout, LeaderLeaseTimeout: RaftLeaderLeaseTimeout,
 	}
+	rc.ForceNewCluster = c.cfg.ForceNewCluster
 	if c.cfg.Raft != nil {
 		c.cfg.Raft(&rc)
 	}

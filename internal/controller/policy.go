@@ -48,6 +48,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/SendCommand": audited(admin),
 	"/kctl.controller.v1.ControllerService/GetCommand":  deployer,
 	"/kctl.controller.v1.ControllerService/PingAgent":   anyOperator,
+	"/kctl.controller.v1.BackupService/SaveSnapshot":    audited(admin),
 	"/kctl.controller.v1.ControllerService/PullImage":   audited(deployerOnly),
 	"/kctl.controller.v1.ControllerService/Prune":       audited(deployerOnly),
 	"/kctl.controller.v1.InternalService/Apply":         controllers,

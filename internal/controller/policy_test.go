@@ -21,7 +21,7 @@ import (
 // entry for a method that no longer exists is a stale grant.
 func TestPolicy_CoversEveryMethod(t *testing.T) {
 	served := map[string]bool{}
-	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, agentv1.SessionService_ServiceDesc, deployv1.DeployService_ServiceDesc, opsv1.LifecycleService_ServiceDesc,
+	for _, sd := range []grpc.ServiceDesc{controllerv1.ControllerService_ServiceDesc, controllerv1.InternalService_ServiceDesc, controllerv1.BackupService_ServiceDesc, agentv1.SessionService_ServiceDesc, deployv1.DeployService_ServiceDesc, opsv1.LifecycleService_ServiceDesc,
 		streamv1.StreamService_ServiceDesc, streamv1.RelayService_ServiceDesc, streamv1.TunnelService_ServiceDesc,
 		fleetv1.BlobService_ServiceDesc, fleetv1.UpgradeService_ServiceDesc} {
 		for _, m := range sd.Methods {

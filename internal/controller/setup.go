@@ -16,6 +16,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/schema"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 )
@@ -152,7 +153,7 @@ func (c *Controller) bootstrap(ctx context.Context) error {
 	now := time.Now().Unix()
 	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
 		schema.Cluster.Put(schema.KeyCA, rec),
-		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true}),
+		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true, ProtocolVersion: uint32(protocol.Current())}),
 		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
 	}})
 	return err
@@ -205,6 +206,7 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	req := &controllerv1.JoinRequest{
 		Token: c.cfg.Token, CsrPem: csr, Name: c.cfg.Name,
 		ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress,
+		ProtocolVersion: uint32(protocol.Current()), ProtocolOldest: uint32(protocol.Oldest()),
 	}
 	// An unreachable cluster or a leader change is retried with the same
 	// key: a Join that committed but whose answer was lost is answered
@@ -225,6 +227,10 @@ func (c *Controller) joinCredentials(ctx context.Context) error {
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrJoin, err)
+	}
+	// A cluster older than versioning does not check; this side does.
+	if err := protocol.CheckCluster("the cluster", protocol.Normalize(resp.GetProtocolVersion())); err != nil {
+		return fmt.Errorf("%w: refusing to join: %w", ErrJoin, err)
 	}
 	if resp.GetRole() != controllerv1.Role_ROLE_CONTROLLER {
 		return fmt.Errorf("%w: the token is not a controller token: make one with `kctl token create --role controller`", ErrJoin)

@@ -36,6 +36,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
 	"github.com/kctl-dev/kctl/internal/wirelimit"
@@ -181,7 +182,7 @@ func (d *Dispatcher) remove(s *session) {
 	d.mu.Lock()
 	if d.sessions[s.name] == s {
 		delete(d.sessions, s.name)
-		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version}
+		d.gone[s.name] = &controllerv1.AgentPresence{Name: s.name, Connected: false, LastSeenUnixMillis: s.lastSeen.Load(), Version: s.version, ProtocolVersion: s.protocol}
 	}
 	d.mu.Unlock()
 	d.markDirty()
@@ -226,7 +227,7 @@ func (d *Dispatcher) Session(stream agentv1.SessionService_SessionServer) error 
 		return err
 	}
 	d.register(s)
-	d.log.Info("agent connected", "agent", s.name, "version", s.version)
+	d.log.Info("agent connected", "agent", s.name, "version", s.version, "protocol", protocol.Normalize(s.protocol))
 	var endErr error
 	defer func() {
 		s.cancel(endErr)
@@ -257,7 +258,7 @@ func (d *Dispatcher) welcome(stream agentv1.SessionService_SessionServer, name s
 		return nil, nil, err
 	}
 	now := time.Now().UnixMilli()
-	s := &session{name: name, version: hello.GetVersion(), stream: stream, d: d, sent: map[string]time.Time{}, since: now}
+	s := &session{name: name, version: hello.GetVersion(), protocol: hello.GetProtocolVersion(), stream: stream, d: d, sent: map[string]time.Time{}, since: now}
 	s.lastSeen.Store(now)
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
 		Controller: d.cfg.Name, HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(),

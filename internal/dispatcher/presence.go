@@ -10,6 +10,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
@@ -26,6 +27,9 @@ type Presence struct {
 	LastSeenUnixMillis int64
 	// Version is the agent's version.
 	Version string
+	// Protocol is the agent's protocol version (internal/protocol; 1 for
+	// builds older than versioning).
+	Protocol int
 }
 
 // Grace is how long a controller that stopped answering probes stays
@@ -47,11 +51,11 @@ func (d *Dispatcher) Presence(v *raftstore.Snapshot) map[string]Presence {
 		}
 		alive := d.cluster.Alive(pr.GetController())
 		for _, a := range pr.GetAgents() {
-			merge(out, a.GetName(), Presence{Connected: a.GetConnected() && alive, Controller: pr.GetController(), LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion()})
+			merge(out, a.GetName(), Presence{Connected: a.GetConnected() && alive, Controller: pr.GetController(), LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion(), Protocol: protocol.Normalize(a.GetProtocolVersion())})
 		}
 	}
 	for _, a := range d.presenceRecord(time.Now(), true).GetAgents() {
-		merge(out, a.GetName(), Presence{Connected: a.GetConnected(), Controller: d.cfg.Name, LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion()})
+		merge(out, a.GetName(), Presence{Connected: a.GetConnected(), Controller: d.cfg.Name, LastSeenUnixMillis: a.GetLastSeenUnixMillis(), Version: a.GetVersion(), Protocol: protocol.Normalize(a.GetProtocolVersion())})
 	}
 	return out
 }
@@ -105,7 +109,7 @@ func (d *Dispatcher) presenceRecord(now time.Time, live bool) *controllerv1.Pres
 		if live {
 			seen = s.lastSeen.Load()
 		}
-		rec.Agents = append(rec.Agents, &controllerv1.AgentPresence{Name: s.name, Connected: true, LastSeenUnixMillis: seen, Version: s.version})
+		rec.Agents = append(rec.Agents, &controllerv1.AgentPresence{Name: s.name, Connected: true, LastSeenUnixMillis: seen, Version: s.version, ProtocolVersion: s.protocol})
 	}
 	for name, g := range d.gone {
 		if now.Sub(time.UnixMilli(g.GetLastSeenUnixMillis())) > GoneRetention {

@@ -12,8 +12,10 @@ import (
 // session is one agent's stream on this controller.
 type session struct {
 	name, version string
-	stream        agentv1.SessionService_SessionServer
-	d             *Dispatcher
+	// protocol is the agent's protocol version (0: an older build).
+	protocol uint32
+	stream   agentv1.SessionService_SessionServer
+	d        *Dispatcher
 	// dead holds why the session was ended (kicked, replaced, silent). The
 	// handler, blocked in Recv, returns it on the agent's next message (or
 	// when keepalive or shutdown closes the connection): one goroutine per

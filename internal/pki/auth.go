@@ -79,6 +79,9 @@ type Authorizer struct {
 	// is revoked. It consults Raft state and is called on every call and
 	// stream message, so it must be fast. nil means nothing is revoked.
 	Revoked func(id Identity, serial string) bool
+	// Explain, if set, adds why a revoked certificate is refused to the
+	// error (e.g. an identity unknown to a cluster restored from a backup).
+	Explain func(id Identity, serial string) string
 	// Now is the clock for validity checks; nil means time.Now.
 	Now func() time.Time
 	// Roots, if set, verifies forwarded certificates (ForwardedCertKey):
@@ -266,6 +269,11 @@ func (a *Authorizer) check(id Identity, leaf *x509.Certificate) error {
 		serial = Serial(leaf)
 	}
 	if a.Revoked != nil && a.Revoked(id, serial) {
+		if a.Explain != nil {
+			if why := a.Explain(id, serial); why != "" {
+				return status.Errorf(codes.Unauthenticated, "pki: certificate revoked: %s: %s", id, why)
+			}
+		}
 		return status.Errorf(codes.Unauthenticated, "pki: certificate revoked: %s", id)
 	}
 	return nil

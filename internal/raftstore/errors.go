@@ -29,6 +29,10 @@ var (
 	// ErrDataDirInUse is returned by Open when another process holds the
 	// data directory's log store.
 	ErrDataDirInUse = errors.New("raftstore: data dir in use")
+	// ErrIncompatible is returned once this node met a log entry or a
+	// snapshot written by a newer build (a newer command format, entry type
+	// or field): it stops applying the log and serving until upgraded.
+	ErrIncompatible = errors.New("raftstore: the cluster's data needs a newer build")
 	// ErrPeerRejected is returned when a raft peer's certificate fails
 	// verification.
 	ErrPeerRejected = errors.New("raftstore: peer rejected")

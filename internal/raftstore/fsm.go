@@ -8,12 +8,14 @@ import (
 	"fmt"
 	"io"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	iradix "github.com/hashicorp/go-immutable-radix"
 	"github.com/hashicorp/raft"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/auditchain"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -37,6 +39,9 @@ const MaxCommandBytes = 8 << 20
 
 const snapshotMagic = "KCTLRS1\n"
 
+// snapshotFormat is the snapshot stream's format (SnapshotHeader.format).
+const snapshotFormat = 1
+
 // requestEntry remembers the result of a command that carried a request_id.
 type requestEntry struct {
 	unixNanos int64
@@ -55,6 +60,13 @@ type fsm struct {
 	onApply func()
 	// puts remembers recent writes (Store.PutSince).
 	puts putLog
+
+	// halted is set when a committed entry needs a newer build (see
+	// halt): from then on nothing is applied and no snapshot is taken, so
+	// this replica never serves or persists a state it could not build.
+	halted atomic.Pointer[error]
+	// onHalt is called once when the FSM halts (may be nil).
+	onHalt func(error)
 }
 
 var (
@@ -89,13 +101,28 @@ func (f *fsm) Apply(l *raft.Log) interface{} {
 // ApplyBatch applies committed entries in one transaction and publishes the
 // resulting state once. Responses are *raftcmdv1.Result for commands and nil
 // for other entry types.
+//
+// An entry this build cannot understand (a newer command format, entry type
+// or field) halts the FSM: the entries before it in the batch are applied,
+// it and every later entry are not (their responses are nil), and the
+// store refuses to serve (ErrIncompatible) until the controller is
+// upgraded and restarted, when the log replays from the last snapshot.
 func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
+	out := make([]interface{}, len(logs))
+	if f.halted.Load() != nil {
+		return out
+	}
 	cur := f.state()
 	tx := newTxn(cur)
-	out := make([]interface{}, len(logs))
+	var haltErr error
 	for i, l := range logs {
 		if l.Type == raft.LogCommand {
-			out[i] = tx.applyEntry(l.Index, l.Data)
+			res, err := tx.applyEntry(l.Index, l.Data)
+			if err != nil {
+				haltErr = err
+				break
+			}
+			out[i] = res
 		}
 		tx.index = l.Index
 	}
@@ -104,8 +131,38 @@ func (f *fsm) ApplyBatch(logs []*raft.Log) []interface{} {
 	// finds its puts in the log.
 	f.puts.add(tx.puts)
 	f.publish(st)
+	if haltErr != nil {
+		f.halt(haltErr)
+	}
 	return out
 }
+
+// halt stops the FSM for good (until a Restore it understands).
+func (f *fsm) halt(err error) {
+	if f.halted.CompareAndSwap(nil, &err) && f.onHalt != nil {
+		f.onHalt(err)
+	}
+}
+
+// haltErr returns why the FSM halted, or nil.
+func (f *fsm) haltErr() error {
+	if p := f.halted.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// needsUpgrade is a committed entry this build cannot understand.
+type needsUpgrade struct {
+	index uint64
+	what  string
+}
+
+func (e *needsUpgrade) Error() string {
+	return fmt.Sprintf("raftstore: log entry %d: %s: upgrade this controller (it stopped applying the log and serves nothing until then)", e.index, e.what)
+}
+
+func (e *needsUpgrade) Is(target error) bool { return target == ErrIncompatible }
 
 // txn is a transaction over a state, spanning one batch of entries.
 type txn struct {
@@ -125,44 +182,59 @@ func (t *txn) commit() *state {
 
 // applyEntry decodes and applies one command entry. An entry that cannot be
 // decoded panics: skipping it would make this replica diverge from the others.
-func (t *txn) applyEntry(index uint64, data []byte) *raftcmdv1.Result {
+// One that a newer build wrote (unknown type, field or format) returns a
+// *needsUpgrade error and changes nothing.
+func (t *txn) applyEntry(index uint64, data []byte) (*raftcmdv1.Result, error) {
 	if len(data) == 0 {
 		panic(fmt.Sprintf("raftstore: empty log entry at index %d", index))
 	}
 	typ := data[0]
 	if typ&^entryIgnoreUnknown != entryCommand {
 		if typ&entryIgnoreUnknown != 0 {
-			return &raftcmdv1.Result{Index: index, Conflict: fmt.Sprintf("ignored unknown entry type %d", typ&^entryIgnoreUnknown)}
+			return &raftcmdv1.Result{Index: index, Conflict: fmt.Sprintf("ignored unknown entry type %d", typ&^entryIgnoreUnknown)}, nil
 		}
-		panic(fmt.Sprintf("raftstore: unknown log entry type %d at index %d: upgrade this controller", typ, index))
+		return nil, &needsUpgrade{index, fmt.Sprintf("unknown entry type %d", typ)}
 	}
 	cmd := new(raftcmdv1.Command)
 	if err := proto.Unmarshal(data[1:], cmd); err != nil {
 		panic(fmt.Sprintf("raftstore: undecodable command at index %d: %v", index, err))
 	}
+	if err := checkFormat(cmd); err != nil {
+		return nil, &needsUpgrade{index, err.Error()}
+	}
 	return t.applyCommand(index, cmd)
 }
 
-func (t *txn) applyCommand(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
+// checkFormat refuses a command whose format is newer than this build.
+func checkFormat(cmd *raftcmdv1.Command) error {
+	if f := protocol.Normalize(cmd.GetFormat()); f > protocol.Current() {
+		return fmt.Errorf("command format %d is newer than this build's protocol version %d", f, protocol.Current())
+	}
+	return nil
+}
+
+func (t *txn) applyCommand(index uint64, cmd *raftcmdv1.Command) (*raftcmdv1.Result, error) {
 	if id := cmd.GetRequestId(); id != "" {
 		if v, ok := t.requests.Get([]byte(id)); ok {
-			return proto.Clone(v.(*requestEntry).result).(*raftcmdv1.Result)
+			return proto.Clone(v.(*requestEntry).result).(*raftcmdv1.Result), nil
+		}
+	}
+	if err := checkCommand(cmd); err != nil {
+		var u *unknownError
+		if errors.As(err, &u) {
+			return nil, &needsUpgrade{index, "command " + u.Error()}
 		}
 	}
 	res := t.apply(index, cmd)
 	if id := cmd.GetRequestId(); id != "" {
 		t.remember(id, cmd.GetUnixNanos(), res)
 	}
-	return res
+	return res, nil
 }
 
 func (t *txn) apply(index uint64, cmd *raftcmdv1.Command) *raftcmdv1.Result {
 	res := &raftcmdv1.Result{Index: index}
 	if err := checkCommand(cmd); err != nil {
-		var u *unknownError
-		if errors.As(err, &u) {
-			panic(fmt.Sprintf("raftstore: command at index %d: %v: upgrade this controller", index, err))
-		}
 		res.Conflict = "invalid command: " + err.Error()
 		return res
 	}
@@ -381,6 +453,10 @@ func checkCommand(cmd *raftcmdv1.Command) error {
 
 // Snapshot captures the current immutable state: O(1), no copying.
 func (f *fsm) Snapshot() (raft.FSMSnapshot, error) {
+	if err := f.haltErr(); err != nil {
+		// The state lags raft's applied index: never persist it.
+		return nil, err
+	}
 	return &fsmSnapshot{st: f.state()}, nil
 }
 
@@ -389,10 +465,14 @@ func (f *fsm) Restore(rc io.ReadCloser) error {
 	defer rc.Close()
 	st, err := readSnapshot(rc)
 	if err != nil {
+		if errors.Is(err, ErrIncompatible) {
+			f.halt(err)
+		}
 		return fmt.Errorf("raftstore: restore: %w", err)
 	}
 	f.puts.reset(st.index)
 	f.publish(st)
+	f.halted.Store(nil) // a state this build understands replaces it all
 	return nil
 }
 
@@ -416,7 +496,7 @@ func writeSnapshot(w io.Writer, st *state) error {
 		return err
 	}
 	opts := protodelim.MarshalOptions{MarshalOptions: proto.MarshalOptions{Deterministic: true}}
-	hdr := &raftcmdv1.SnapshotHeader{Format: 1, AppliedIndex: st.index, Records: uint64(st.records.Len()), Requests: uint64(st.requests.Len())}
+	hdr := &raftcmdv1.SnapshotHeader{Format: snapshotFormat, AppliedIndex: st.index, Records: uint64(st.records.Len()), Requests: uint64(st.requests.Len())}
 	if _, err := opts.MarshalTo(bw, hdr); err != nil {
 		return err
 	}
@@ -454,8 +534,8 @@ func readSnapshot(r io.Reader) (*state, error) {
 	if err := opts.UnmarshalFrom(br, hdr); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
-	if hdr.GetFormat() != 1 {
-		return nil, fmt.Errorf("unknown snapshot format %d", hdr.GetFormat())
+	if hdr.GetFormat() != snapshotFormat {
+		return nil, fmt.Errorf("%w: snapshot format %d, this build reads format %d: upgrade this controller", ErrIncompatible, hdr.GetFormat(), snapshotFormat)
 	}
 	st := emptyState()
 	records, requests, expiry := st.records.Txn(), st.requests.Txn(), st.expiry.Txn()

@@ -2,6 +2,7 @@ package raftstore
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"strings"
 	"testing"
@@ -9,6 +10,8 @@ import (
 
 	"github.com/hashicorp/raft"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/protocol"
+	"google.golang.org/protobuf/encoding/protodelim"
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
@@ -222,7 +225,6 @@ func TestFSM_RequestDedupe(t *testing.T) {
 func TestFSM_UndecodableEntryPanics(t *testing.T) {
 	tests := map[string][]byte{
 		"empty":            {},
-		"unknown type":     {7, 1, 2},
 		"garbage protobuf": {entryCommand, 0xff, 0xff, 0xff},
 	}
 	for name, data := range tests {
@@ -266,15 +268,18 @@ func TestFSM_UnknownTypesPolicy(t *testing.T) {
 		"unknown field in a put":     {Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1"), unknownPut}},
 		"unknown field in a command": withUnknown(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1")}}),
 	}
+	t.Run("unknown entry type halts", func(t *testing.T) {
+		h := newHarness(t)
+		h.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "before", "1")}})
+		h.applyRaw([]byte{7, 1, 2})
+		assertHalted(t, h, 1)
+	})
 	for name, c := range cases {
-		t.Run(name+" panics", func(t *testing.T) {
+		t.Run(name+" halts", func(t *testing.T) {
 			h := newHarness(t)
-			defer func() {
-				if r := recover(); r == nil || !strings.Contains(fmt.Sprint(r), "upgrade this controller") {
-					t.Errorf("recover() = %v, want a panic asking for an upgrade", r)
-				}
-			}()
+			h.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "before", "1")}})
 			h.apply(c)
+			assertHalted(t, h, 1)
 		})
 		t.Run(name+" is refused by the leader", func(t *testing.T) {
 			if err := checkCommand(c); err == nil {
@@ -362,3 +367,74 @@ func TestFSM_SnapshotRoundTrip(t *testing.T) {
 type nopCloser struct{ *bytes.Reader }
 
 func (nopCloser) Close() error { return nil }
+
+// assertHalted checks that h's FSM halted asking for an upgrade, holds the
+// state of the first good entries (index good), applies nothing more and
+// refuses to snapshot.
+func assertHalted(t *testing.T, h *fsmHarness, good uint64) {
+	t.Helper()
+	err := h.f.haltErr()
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(fmt.Sprint(err), "upgrade this controller") {
+		t.Fatalf("haltErr() = %v, want ErrIncompatible asking for an upgrade", err)
+	}
+	if got := h.f.state().index; got != good {
+		t.Errorf("state index = %d, want %d (the last entry applied before the halt)", got, good)
+	}
+	if r := h.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "after", "1")}}); r != nil {
+		t.Errorf("Apply after the halt = %v, want nil (not applied)", r)
+	}
+	if _, ok := h.view().Get("t", "after"); ok {
+		t.Errorf("an entry after the halt was applied")
+	}
+	if _, ok := h.view().Get("t", "a"); ok {
+		t.Errorf("the refused entry was (partly) applied")
+	}
+	if _, err := h.f.Snapshot(); err == nil {
+		t.Errorf("Snapshot() of a halted FSM succeeded; want an error (its state lags the log)")
+	}
+}
+
+func TestFSM_NewerFormatHalts(t *testing.T) {
+	h := newHarness(t)
+	h.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "before", "1")}})
+	// The current format applies.
+	if r := h.apply(&raftcmdv1.Command{Format: uint32(protocol.Current()), Mutations: []*raftcmdv1.Mutation{mPut("t", "current", "1")}}); !r.GetApplied() {
+		t.Fatalf("format %d: %v, want applied", protocol.Current(), r)
+	}
+	h.apply(&raftcmdv1.Command{Format: uint32(protocol.Current() + 1), Mutations: []*raftcmdv1.Mutation{mPut("t", "a", "1")}})
+	assertHalted(t, h, 2)
+	if err := checkFormat(&raftcmdv1.Command{Format: uint32(protocol.Current() + 1)}); err == nil {
+		t.Errorf("checkFormat accepted a newer format: the leader would propose it")
+	}
+
+	// A snapshot this build reads (from an upgraded leader, or a restore)
+	// replaces the state and lifts the halt.
+	var buf bytes.Buffer
+	g := newHarness(t)
+	g.apply(&raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{mPut("t", "x", "1")}})
+	if err := writeSnapshot(&buf, g.f.state()); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.f.Restore(nopCloser{bytes.NewReader(buf.Bytes())}); err != nil {
+		t.Fatal(err)
+	}
+	if err := h.f.haltErr(); err != nil {
+		t.Errorf("still halted after a restore: %v", err)
+	}
+}
+
+func TestFSM_NewerSnapshotFormatRefused(t *testing.T) {
+	var buf bytes.Buffer
+	buf.WriteString(snapshotMagic)
+	if _, err := protodelim.MarshalTo(&buf, &raftcmdv1.SnapshotHeader{Format: snapshotFormat + 1}); err != nil {
+		t.Fatal(err)
+	}
+	h := newHarness(t)
+	err := h.f.Restore(nopCloser{bytes.NewReader(buf.Bytes())})
+	if !errors.Is(err, ErrIncompatible) || !strings.Contains(err.Error(), "upgrade this controller") {
+		t.Fatalf("Restore(format %d) = %v, want ErrIncompatible asking for an upgrade", snapshotFormat+1, err)
+	}
+	if h.f.haltErr() == nil {
+		t.Errorf("not halted after refusing a newer snapshot")
+	}
+}

@@ -53,7 +53,10 @@ func (m *MemStore) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv
 	defer m.mu.Unlock()
 	m.index++
 	res := m.fsm.Apply(&raft.Log{Index: m.index, Type: raft.LogCommand, Data: append([]byte{entryCommand}, body...)})
-	return res.(*raftcmdv1.Result), nil
+	if r, ok := res.(*raftcmdv1.Result); ok {
+		return r, nil
+	}
+	return nil, m.fsm.haltErr()
 }
 
 // View returns an immutable view of the current state.

@@ -60,6 +60,14 @@ type Config struct {
 	SnapshotThreshold, TrailingLogs uint64
 	// SnapshotRetain is how many snapshots are kept on disk (default 2).
 	SnapshotRetain int
+
+	// ForceNewCluster recovers a cluster that lost its quorum for good:
+	// before starting, Open rewrites the local configuration to this node
+	// alone (raft.RecoverCluster), so it elects itself leader of a one-node
+	// cluster holding every entry of its local log, committed or not;
+	// entries it never received are lost. Use it on one survivor only, and
+	// never while a quorum of the old configuration could still run.
+	ForceNewCluster bool
 }
 
 // Server is one member of the raft configuration.
@@ -97,6 +105,9 @@ type Store struct {
 	leaderChanged chan struct{}
 	leaderSubs    map[chan bool]struct{}
 
+	// haltCh wakes the leader loop when the FSM halts.
+	haltCh chan struct{}
+
 	closeOnce sync.Once
 	closeErr  error
 	closed    chan struct{}
@@ -129,8 +140,10 @@ func Open(cfg Config) (*Store, error) {
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
 		closed:        make(chan struct{}),
+		haltCh:        make(chan struct{}, 1),
 	}
 	s.fsm = newFSM(s.notifyApplied)
+	s.fsm.onHalt = s.onHalt
 	s.trans = cfg.Transport
 	if s.trans == nil {
 		s.stream = newTLSStreamLayer(cfg.Listener, stringAddr(cfg.Advertise), cfg.ServerTLS, cfg.ClientTLS, cfg.VerifyPeer, logger)
@@ -141,6 +154,17 @@ func Open(cfg Config) (*Store, error) {
 			Logger:  hl.Named("transport"),
 		})
 		s.trans = s.ownTrans
+	}
+	if cfg.ForceNewCluster {
+		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: s.trans.LocalAddr()}}}
+		logger.Warn("raftstore: forcing a new one-node cluster from the local state", "address", s.trans.LocalAddr())
+		if err := raft.RecoverCluster(cfg.raftConfig(hl), newFSM(nil), logs, bolt, snaps, s.trans, conf); err != nil {
+			if s.ownTrans != nil {
+				s.ownTrans.Close()
+			}
+			bolt.Close()
+			return nil, fmt.Errorf("raftstore: force new cluster: %w", err)
+		}
 	}
 	r, err := raft.NewRaft(cfg.raftConfig(hl), s.fsm, logs, bolt, snaps, s.trans)
 	if err != nil {
@@ -295,6 +319,12 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 	if err := checkCommand(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
 	}
+	if err := checkFormat(cmd); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)
+	}
+	if err := s.fsm.haltErr(); err != nil {
+		return nil, err
+	}
 	if s.raft.State() != raft.Leader {
 		return nil, s.notLeader()
 	}
@@ -306,6 +336,7 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 			Preconditions: cmd.GetPreconditions(),
 			Mutations:     cmd.GetMutations(),
 			IgnoreUnknown: cmd.GetIgnoreUnknown(),
+			Format:        cmd.GetFormat(),
 		}
 	}
 	if id := c.GetRequestId(); id != "" {
@@ -333,6 +364,11 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 		return nil, err
 	}
 	res, ok := f.Response().(*raftcmdv1.Result)
+	if !ok && f.Response() == nil {
+		if err := s.fsm.haltErr(); err != nil {
+			return nil, err
+		}
+	}
 	if !ok {
 		return nil, fmt.Errorf("raftstore: apply: unexpected FSM response %T", f.Response())
 	}
@@ -437,6 +473,12 @@ func (s *Store) leaderLoop() {
 		select {
 		case <-s.closed:
 			return
+		case <-s.haltCh:
+			if s.raft.State() == raft.Leader {
+				// Not waited for: the transfer may never finish (every
+				// peer may be halted too), and Close must not hang on it.
+				s.raft.LeadershipTransfer()
+			}
 		case isLeader := <-s.raft.LeaderCh():
 			s.leaderMu.Lock()
 			s.leaderGen++
@@ -453,6 +495,14 @@ func (s *Store) leaderLoop() {
 
 func (s *Store) establish(gen uint64) {
 	defer s.wg.Done()
+	if err := s.fsm.haltErr(); err != nil {
+		// A halted node must not lead: its state lags the log.
+		s.logger.Error("raftstore: elected while halted; transferring leadership", "err", err)
+		// Not waited for: the transfer may never finish (every peer may be
+		// halted too), and Close must not hang on it.
+		s.raft.LeadershipTransfer()
+		return
+	}
 	for {
 		err := s.raft.Barrier(0).Error()
 		s.leaderMu.Lock()
@@ -501,7 +551,25 @@ func (s *Store) setReadyLocked(v bool) {
 func (s *Store) IsLeader() bool {
 	s.leaderMu.Lock()
 	defer s.leaderMu.Unlock()
-	return s.ready && s.raft.State() == raft.Leader
+	return s.ready && s.raft.State() == raft.Leader && s.fsm.haltErr() == nil
+}
+
+// Halted returns why this node stopped applying the log (an
+// ErrIncompatible: a committed entry or a snapshot needs a newer build), or
+// nil. A halted node serves nothing: its state lags the log.
+func (s *Store) Halted() error { return s.fsm.haltErr() }
+
+// onHalt logs why the FSM halted, wakes watchers (who check Halted) and
+// hands leadership away.
+func (s *Store) onHalt(err error) {
+	s.logger.Error("raftstore: stopped applying the log: this controller's build is too old for the cluster's data", "err", err)
+	s.notify.applied()
+	// The leader loop hands leadership away: this runs on the FSM
+	// goroutine, possibly while Open still starts raft.
+	select {
+	case s.haltCh <- struct{}{}:
+	default:
+	}
 }
 
 // Leader returns the ID and raft address of the leader this node knows of
@@ -536,6 +604,9 @@ func (s *Store) LeaderCh() <-chan bool {
 func (s *Store) ConsistentRead(ctx context.Context) error {
 	if s.isClosed() {
 		return ErrClosed
+	}
+	if err := s.fsm.haltErr(); err != nil {
+		return err
 	}
 	if s.raft.State() != raft.Leader {
 		return s.notLeader()

@@ -488,3 +488,19 @@ func (c *TestCluster) closeAll() {
 		}
 	}
 }
+
+// ProposeRaw proposes data as a log entry on leader s without any check,
+// as a newer build would (compatibility tests: entry types, fields or
+// command formats this build does not know), and waits for it to commit.
+func ProposeRaw(s *Store, data []byte) error {
+	return s.wait(context.Background(), s.raft.ApplyLog(raft.Log{Data: data}, 5*time.Second))
+}
+
+// EncodeCommand encodes cmd as a command log entry, unchecked.
+func EncodeCommand(cmd *raftcmdv1.Command) []byte {
+	b, err := proto.Marshal(cmd)
+	if err != nil {
+		panic(err)
+	}
+	return append([]byte{entryCommand}, b...)
+}

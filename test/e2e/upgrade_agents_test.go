@@ -30,9 +30,9 @@ func TestE2E_AgentSelfUpgrade(t *testing.T) {
 	dir := t.TempDir()
 	buildB := filepath.Join(dir, "agent-b")
 	verB := testenv.TestVersion() + "-b"
-	goBuild(t, buildB, "-ldflags", "-X github.com/kctl-dev/kctl/internal/version.Version="+verB, "./cmd/agent")
+	goBuildPkg(t, buildB, "-ldflags", "-X github.com/kctl-dev/kctl/internal/version.Version="+verB, "./cmd/agent")
 	buildC := filepath.Join(dir, "agent-c")
-	goBuild(t, buildC, "./test/agent-crash")
+	goBuildPkg(t, buildC, "./test/agent-crash")
 
 	l := p.startLoop()
 	out, err := e.kctl("agents", "upgrade", "--file", buildB, "--sha256", fileSHA(t, buildB), "--batch", "1")
@@ -89,7 +89,7 @@ func TestE2E_AgentSelfUpgrade(t *testing.T) {
 	}
 }
 
-func goBuild(t *testing.T, out string, args ...string) {
+func goBuildPkg(t *testing.T, out string, args ...string) {
 	t.Helper()
 	cmd := exec.Command("go", append([]string{"build", "-trimpath", "-o", out}, args...)...)
 	cmd.Dir = testenv.ModuleRoot(t)

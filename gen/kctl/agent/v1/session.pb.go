@@ -241,11 +241,14 @@ func (*SessionResponse_OpenTunnel) isSessionResponse_Msg() {}
 type Hello struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	// Name must equal the name in the agent's certificate.
-	Name          string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Version       string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
-	Facts         *Facts `protobuf:"bytes,3,opt,name=facts,proto3" json:"facts,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Name    string `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Version string `protobuf:"bytes,2,opt,name=version,proto3" json:"version,omitempty"`
+	Facts   *Facts `protobuf:"bytes,3,opt,name=facts,proto3" json:"facts,omitempty"`
+	// ProtocolVersion is the agent's protocol version (internal/protocol); 0
+	// from builds older than versioning means 1.
+	ProtocolVersion uint32 `protobuf:"varint,4,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *Hello) Reset() {
@@ -297,6 +300,13 @@ func (x *Hello) GetFacts() *Facts {
 		return x.Facts
 	}
 	return nil
+}
+
+func (x *Hello) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // Welcome accepts a session.
@@ -588,11 +598,12 @@ const file_kctl_agent_v1_session_proto_rawDesc = "" +
 	"\acommand\x18\x03 \x01(\v2\x16.kctl.agent.v1.CommandH\x00R\acommand\x12=\n" +
 	"\vopen_tunnel\x18\x04 \x01(\v2\x1a.kctl.stream.v1.OpenTunnelH\x00R\n" +
 	"openTunnelB\x05\n" +
-	"\x03msg\"a\n" +
+	"\x03msg\"\x8c\x01\n" +
 	"\x05Hello\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12*\n" +
-	"\x05facts\x18\x03 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\"\x87\x01\n" +
+	"\x05facts\x18\x03 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12)\n" +
+	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\x87\x01\n" +
 	"\aWelcome\x12\x1e\n" +
 	"\n" +
 	"controller\x18\x01 \x01(\tR\n" +

@@ -424,8 +424,16 @@ type JoinRequest struct {
 	// EncryptionKey is a joining agent's HPKE public key (internal/sealbox);
 	// the CA certifies it and kctl seals secrets to it.
 	EncryptionKey []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	// ProtocolVersion is the joining node's protocol version
+	// (internal/protocol); 0 (older builds) means 1. A controller older than
+	// the cluster's version is refused.
+	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	// ProtocolOldest is the oldest cluster version the joining node
+	// understands; a cluster older than that refuses it before issuing
+	// anything.
+	ProtocolOldest uint32 `protobuf:"varint,7,opt,name=protocol_oldest,json=protocolOldest,proto3" json:"protocol_oldest,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *JoinRequest) Reset() {
@@ -500,6 +508,20 @@ func (x *JoinRequest) GetEncryptionKey() []byte {
 	return nil
 }
 
+func (x *JoinRequest) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
+}
+
+func (x *JoinRequest) GetProtocolOldest() uint32 {
+	if x != nil {
+		return x.ProtocolOldest
+	}
+	return 0
+}
+
 // JoinResponse carries the signed certificate.
 type JoinResponse struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -512,9 +534,12 @@ type JoinResponse struct {
 	OperatorRole string                 `protobuf:"bytes,7,opt,name=operator_role,json=operatorRole,proto3" json:"operator_role,omitempty"`
 	// Kek is the key-encryption key that wraps the cluster's data key, sent
 	// to joining controllers only (over the pinned mTLS join).
-	Kek           []byte `protobuf:"bytes,30,opt,name=kek,proto3" json:"kek,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Kek []byte `protobuf:"bytes,30,opt,name=kek,proto3" json:"kek,omitempty"`
+	// ProtocolVersion is the cluster's protocol version (the lowest of its
+	// voters'); 0 from older clusters means 1.
+	ProtocolVersion uint32 `protobuf:"varint,8,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *JoinResponse) Reset() {
@@ -601,6 +626,13 @@ func (x *JoinResponse) GetKek() []byte {
 		return x.Kek
 	}
 	return nil
+}
+
+func (x *JoinResponse) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // RenewCertificateRequest carries a CSR for the caller's identity.
@@ -2992,8 +3024,10 @@ type AgentPresence struct {
 	Connected          bool                   `protobuf:"varint,2,opt,name=connected,proto3" json:"connected,omitempty"`
 	LastSeenUnixMillis int64                  `protobuf:"varint,3,opt,name=last_seen_unix_millis,json=lastSeenUnixMillis,proto3" json:"last_seen_unix_millis,omitempty"`
 	Version            string                 `protobuf:"bytes,4,opt,name=version,proto3" json:"version,omitempty"`
-	unknownFields      protoimpl.UnknownFields
-	sizeCache          protoimpl.SizeCache
+	// ProtocolVersion is the agent's protocol version (0: an older build).
+	ProtocolVersion uint32 `protobuf:"varint,5,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *AgentPresence) Reset() {
@@ -3052,6 +3086,13 @@ func (x *AgentPresence) GetVersion() string {
 		return x.Version
 	}
 	return ""
+}
+
+func (x *AgentPresence) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // PresenceRecord is one controller's view of the sessions it holds, written
@@ -3289,9 +3330,13 @@ type NodeRecord struct {
 	Serials     []string               `protobuf:"bytes,4,rep,name=serials,proto3" json:"serials,omitempty"`
 	// Voter is set once the node asked to join the Raft configuration
 	// (AddController); the leader reconciles the configuration to it.
-	Voter         bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Voter bool `protobuf:"varint,5,opt,name=voter,proto3" json:"voter,omitempty"`
+	// ProtocolVersion is the controller's protocol version
+	// (internal/protocol), recorded when it joins and whenever it starts with
+	// another build; 0 (an older build) means 1.
+	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *NodeRecord) Reset() {
@@ -3357,6 +3402,13 @@ func (x *NodeRecord) GetVoter() bool {
 		return x.Voter
 	}
 	return false
+}
+
+func (x *NodeRecord) GetProtocolVersion() uint32 {
+	if x != nil {
+		return x.ProtocolVersion
+	}
+	return 0
 }
 
 // TokenRecord is a join token; only a hash of its secret is kept.
@@ -3665,7 +3717,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\vdestination\x18\x02 \x01(\tR\vdestination\x12*\n" +
 	"\x05prune\x18\x03 \x01(\v2\x14.kctl.agent.v1.PruneR\x05prune\"U\n" +
 	"\x16AgentOperationResponse\x12;\n" +
-	"\acommand\x18\x01 \x01(\v2!.kctl.controller.v1.CommandRecordR\acommand\"\xbb\x01\n" +
+	"\acommand\x18\x01 \x01(\v2!.kctl.controller.v1.CommandRecordR\acommand\"\x8f\x02\n" +
 	"\vJoinRequest\x12\x14\n" +
 	"\x05token\x18\x01 \x01(\tR\x05token\x12\x17\n" +
 	"\acsr_pem\x18\x02 \x01(\fR\x06csrPem\x12\x12\n" +
@@ -3673,7 +3725,9 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\vapi_address\x18\x04 \x01(\tR\n" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x05 \x01(\tR\vraftAddress\x12%\n" +
-	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\"\xfa\x01\n" +
+	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12)\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\x12'\n" +
+	"\x0fprotocol_oldest\x18\a \x01(\rR\x0eprotocolOldest\"\xa5\x02\n" +
 	"\fJoinResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
 	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\x12 \n" +
@@ -3683,7 +3737,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x04name\x18\x05 \x01(\tR\x04name\x12,\n" +
 	"\x04role\x18\x06 \x01(\x0e2\x18.kctl.controller.v1.RoleR\x04role\x12#\n" +
 	"\roperator_role\x18\a \x01(\tR\foperatorRole\x12\x10\n" +
-	"\x03kek\x18\x1e \x01(\fR\x03kek\"2\n" +
+	"\x03kek\x18\x1e \x01(\fR\x03kek\x12)\n" +
+	"\x10protocol_version\x18\b \x01(\rR\x0fprotocolVersion\"2\n" +
 	"\x17RenewCertificateRequest\x12\x17\n" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"L\n" +
 	"\x18RenewCertificateResponse\x12\x19\n" +
@@ -3835,12 +3890,13 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x12WaitAppliedRequest\x12\x14\n" +
 	"\x05index\x18\x01 \x01(\x04R\x05index\"+\n" +
 	"\x13WaitAppliedResponse\x12\x14\n" +
-	"\x05index\x18\x01 \x01(\x04R\x05index\"\x8e\x01\n" +
+	"\x05index\x18\x01 \x01(\x04R\x05index\"\xb9\x01\n" +
 	"\rAgentPresence\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1c\n" +
 	"\tconnected\x18\x02 \x01(\bR\tconnected\x121\n" +
 	"\x15last_seen_unix_millis\x18\x03 \x01(\x03R\x12lastSeenUnixMillis\x12\x18\n" +
-	"\aversion\x18\x04 \x01(\tR\aversion\"\x9b\x01\n" +
+	"\aversion\x18\x04 \x01(\tR\aversion\x12)\n" +
+	"\x10protocol_version\x18\x05 \x01(\rR\x0fprotocolVersion\"\x9b\x01\n" +
 	"\x0ePresenceRecord\x12\x1e\n" +
 	"\n" +
 	"controller\x18\x01 \x01(\tR\n" +
@@ -3859,7 +3915,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12!\n" +
-	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\x94\x01\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\xbf\x01\n" +
 	"\n" +
 	"NodeRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
@@ -3867,7 +3923,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"apiAddress\x12!\n" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
 	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
-	"\x05voter\x18\x05 \x01(\bR\x05voter\"\x9c\x02\n" +
+	"\x05voter\x18\x05 \x01(\bR\x05voter\x12)\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\"\x9c\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +

@@ -19,10 +19,13 @@
 // Compatibility: a log entry is one type byte followed by a message. Type 1 is
 // a Command. A replica that meets an unknown entry type, or a committed
 // Command with anything it does not know (a field, a precondition check, a
-// mutation op), panics rather than diverge from newer replicas, unless the
-// writer marked it ignorable (type byte high bit, or Command.ignore_unknown),
-// in which case the unknown part is skipped. Roll new fields and mutation
-// kinds out by upgrading every controller before anything writes them.
+// mutation op) or a newer format, stops applying the log (raftstore halts:
+// it serves nothing until upgraded) rather than diverge from newer replicas,
+// unless the writer marked it ignorable (type byte high bit, or
+// Command.ignore_unknown), in which case the unknown part is skipped. Roll
+// new fields and mutation kinds out by upgrading every controller before
+// anything writes them (internal/protocol gates writers on the cluster's
+// version).
 
 package raftcmdv1
 
@@ -61,6 +64,11 @@ type Command struct {
 	// skip unknown mutations and preconditions and ignore unknown fields
 	// instead of panicking. Only for content whose loss is harmless.
 	IgnoreUnknown bool `protobuf:"varint,5,opt,name=ignore_unknown,json=ignoreUnknown,proto3" json:"ignore_unknown,omitempty"`
+	// format is the command encoding's version (internal/protocol); 0 means
+	// 1. A replica whose build does not know the format refuses it: it stops
+	// applying, logs why and stops serving (raftstore's halt) instead of
+	// diverging. Writers set it only when the cluster's version allows.
+	Format        uint32 `protobuf:"varint,6,opt,name=format,proto3" json:"format,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -128,6 +136,13 @@ func (x *Command) GetIgnoreUnknown() bool {
 		return x.IgnoreUnknown
 	}
 	return false
+}
+
+func (x *Command) GetFormat() uint32 {
+	if x != nil {
+		return x.Format
+	}
+	return 0
 }
 
 // Precondition is a check on one record before a command applies.
@@ -807,7 +822,8 @@ func (x *Result) GetAppendedKeys() []string {
 // then header.requests SnapshotRequest messages in request_id order.
 type SnapshotHeader struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// format is 1.
+	// format is 1. A snapshot of another format is refused with an error
+	// asking for an upgrade.
 	Format uint32 `protobuf:"varint,1,opt,name=format,proto3" json:"format,omitempty"`
 	// applied_index is the last log index applied to the state.
 	AppliedIndex  uint64 `protobuf:"varint,2,opt,name=applied_index,json=appliedIndex,proto3" json:"applied_index,omitempty"`
@@ -1017,7 +1033,7 @@ var File_kctl_raftcmd_v1_raftcmd_proto protoreflect.FileDescriptor
 
 const file_kctl_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"\n" +
-	"\x1dkctl/raftcmd/v1/raftcmd.proto\x12\x0fkctl.raftcmd.v1\"\xec\x01\n" +
+	"\x1dkctl/raftcmd/v1/raftcmd.proto\x12\x0fkctl.raftcmd.v1\"\x84\x02\n" +
 	"\aCommand\x12\x1d\n" +
 	"\n" +
 	"unix_nanos\x18\x01 \x01(\x03R\tunixNanos\x12\x1d\n" +
@@ -1025,7 +1041,8 @@ const file_kctl_raftcmd_v1_raftcmd_proto_rawDesc = "" +
 	"request_id\x18\x02 \x01(\tR\trequestId\x12C\n" +
 	"\rpreconditions\x18\x03 \x03(\v2\x1d.kctl.raftcmd.v1.PreconditionR\rpreconditions\x127\n" +
 	"\tmutations\x18\x04 \x03(\v2\x19.kctl.raftcmd.v1.MutationR\tmutations\x12%\n" +
-	"\x0eignore_unknown\x18\x05 \x01(\bR\rignoreUnknown\"\x91\x01\n" +
+	"\x0eignore_unknown\x18\x05 \x01(\bR\rignoreUnknown\x12\x16\n" +
+	"\x06format\x18\x06 \x01(\rR\x06format\"\x91\x01\n" +
 	"\fPrecondition\x12\x14\n" +
 	"\x05table\x18\x01 \x01(\tR\x05table\x12\x10\n" +
 	"\x03key\x18\x02 \x01(\tR\x03key\x12\x1a\n" +
