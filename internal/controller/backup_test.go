@@ -281,6 +281,8 @@ func TestBackup_SaveWhileWritingThenRestore(t *testing.T) {
 	tc.KillAll()
 
 	cfg := tc.Config(0)
+	// The backup's CA key opens with a copy of an old controller's KEK.
+	cfg.KEKFile = filepath.Join(cfg.DataDir, "kek")
 	cfg.DataDir, cfg.Init, cfg.Restore = filepath.Join(t.TempDir(), "restored-c1"), true, bad
 	if _, err := startNode(t, cfg, tc.Nodes[0].API, tc.Nodes[0].Raft); err == nil || !strings.Contains(err.Error(), "SHA-256") {
 		t.Fatalf("restore from a damaged file = %v, want a checksum error", err)

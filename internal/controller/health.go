@@ -43,7 +43,7 @@ const (
 
 // serving reports whether this node should serve.
 func (c *Controller) serving() bool {
-	return c.current() && !c.removedFromCluster() && c.diskErr.Load() == nil
+	return c.current() && !c.removedFromCluster() && c.diskErr.Load() == nil && c.store.Halted() == nil
 }
 
 // updateServing sets the health status from serving.

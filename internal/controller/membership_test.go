@@ -21,6 +21,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
 )
@@ -244,7 +245,7 @@ func TestMembership_JoinRetryIsIdempotent(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		return ctlclient.Join(ctx, tc.LiveAddrs(), tok, &controllerv1.JoinRequest{
-			Token: tok.String(), CsrPem: csr, Name: "c9", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}, 0)
+			Token: tok.String(), CsrPem: csr, Name: "c9", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2", ProtocolVersion: uint32(protocol.Current())}, 0)
 	}
 	key, _ := pki.NewKey()
 	r1, err := join(key)
@@ -285,7 +286,7 @@ func TestMembership_SlowJoinerCostsNoQuorum(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	r, err := ctlclient.Join(ctx, tc.LiveAddrs(), tok, &controllerv1.JoinRequest{
-		Token: tok.String(), CsrPem: csr, Name: "c9", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2"}, 0)
+		Token: tok.String(), CsrPem: csr, Name: "c9", ApiAddress: "127.0.0.1:1", RaftAddress: "127.0.0.1:2", ProtocolVersion: uint32(protocol.Current())}, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

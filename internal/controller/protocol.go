@@ -7,7 +7,6 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
-	healthpb "google.golang.org/grpc/health/grpc_health_v1"
 	"google.golang.org/grpc/status"
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
@@ -102,7 +101,7 @@ func (c *Controller) watchHalt(ctx context.Context) {
 	for {
 		if err := c.store.Halted(); err != nil {
 			c.log.Error("this controller cannot read the cluster's data and stopped serving: upgrade it and restart it", "err", err)
-			c.health.SetServingStatus("", healthpb.HealthCheckResponse_NOT_SERVING)
+			c.updateServing() // NOT_SERVING: serving() sees the halt
 			// Agents move to a controller that can serve them.
 			c.disp.Close()
 			return

@@ -59,7 +59,14 @@ func (c *Controller) restoreCredentials() ([]byte, error) {
 	if rec.GetClusterId() != hdr.GetClusterId() {
 		return nil, fmt.Errorf("controller: --restore %s: the header names cluster %q, the state holds cluster %q", c.cfg.Restore, hdr.GetClusterId(), rec.GetClusterId())
 	}
-	ca, err := pki.LoadCA(rec.GetCaCertPem(), rec.GetCaKeyPem())
+	// The CA key is sealed in the backup as in Raft: it opens only with a
+	// key-encryption key of the cluster (--kek-file: a copy of an old
+	// controller's DATA_DIR/kek), so a stolen backup alone reveals no key.
+	caKey, err := c.caKeyPEM(rec)
+	if err != nil {
+		return nil, fmt.Errorf("controller: --restore: the backup's CA key is sealed and does not open: %w (pass --kek-file with a copy of one of the cluster's controllers' DATA_DIR/kek)", err)
+	}
+	ca, err := pki.LoadCA(rec.GetCaCertPem(), caKey)
 	if err != nil {
 		return nil, fmt.Errorf("controller: --restore: the backup's CA: %w", err)
 	}

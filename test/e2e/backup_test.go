@@ -110,7 +110,7 @@ func TestE2E_BackupWhileWritingRestoreElsewhere(t *testing.T) {
 	}
 	// Restored at c1's addresses, in another data dir.
 	dir := filepath.Join(e.dir, "restored-c1")
-	e.start("restored-c1", "controller", "run", "--name", "c1", "--data-dir", dir, "--listen", cs[0].api, "--raft-listen", cs[0].raft, "--init", "--restore", path, "--heartbeat-interval", "1s")
+	e.start("restored-c1", "controller", "run", "--name", "c1", "--data-dir", dir, "--listen", cs[0].api, "--raft-listen", cs[0].raft, "--init", "--restore", path, "--kek-file", filepath.Join(cs[0].dir, "kek"), "--heartbeat-interval", "1s")
 	// The old admin credentials still work (same CA); the agent reconnects
 	// without enrolling again.
 	e.waitAgent("web-1", "connected")
