@@ -447,6 +447,11 @@ func (s *api) AddController(ctx context.Context, req *controllerv1.AddController
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
+	if !voter {
+		// A catching-up joiner asks every 200 ms: only the promotion
+		// (and the Join before it) is worth an audit entry.
+		skipAudit(ctx)
+	}
 	return &controllerv1.AddControllerResponse{Voter: voter}, nil
 }
 

@@ -72,6 +72,14 @@ func enrichAudit(ctx context.Context, cmd *raftcmdv1.Command) {
 	}
 }
 
+// skipAudit tells the interceptor that this call changed nothing worth an
+// entry (a repeated poll).
+func skipAudit(ctx context.Context) {
+	if m, ok := ctx.Value(auditMarkKey{}).(*auditMark); ok {
+		m.wrote.Store(true)
+	}
+}
+
 // noteAudited records in ctx's mark that cmd appended to the audit.
 func noteAudited(ctx context.Context, cmd *raftcmdv1.Command) {
 	m, ok := ctx.Value(auditMarkKey{}).(*auditMark)

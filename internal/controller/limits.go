@@ -82,6 +82,8 @@ var msgLimits = map[string]int{
 	"/kctl.stream.v1.StreamService/ServerExec": 1 << 20,
 	"/kctl.stream.v1.RelayService/Relay":       1 << 20,
 	"/kctl.stream.v1.TunnelService/Tunnel":     1 << 20,
+	// Blob chunks (blobChunk) and their framing.
+	"/kctl.fleet.v1.BlobService/Put": blobChunk + 1<<10,
 }
 
 func msgLimit(method string) int {

@@ -1,9 +1,13 @@
 package e2e
 
 import (
+	"fmt"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // TestE2E_ServerExecAndDetach: server exec is refused by an agent started
@@ -35,10 +39,15 @@ func TestE2E_ServerExecAndDetach(t *testing.T) {
 	if code != 4 || !strings.Contains(out, "from-the-host") {
 		t.Fatalf("admin server exec = %d\n%s%s, want exit 4 and the output", code, out, errOut)
 	}
-	audit := s.mustKctl("audit", "-o", "json")
-	if !strings.Contains(audit, "exit 4") || !strings.Contains(audit, "in: host") || !strings.Contains(audit, "from-the-host") {
-		t.Fatalf("audit lacks the server exec:\n%s", audit)
-	}
+	// The exec's end is audited as the stream ends, after kctl has its
+	// exit code: poll.
+	testenv.WaitFor(t, 15*time.Second, func() error {
+		audit := s.mustKctl("audit", "-o", "json")
+		if !strings.Contains(audit, "exit 4") || !strings.Contains(audit, "in: host") || !strings.Contains(audit, "from-the-host") {
+			return fmt.Errorf("audit lacks the server exec:\n%s", audit)
+		}
+		return nil
+	})
 
 	// --detach excludes -i and --reuse (Kamal).
 	for _, flag := range []string{"-i", "--reuse"} {
