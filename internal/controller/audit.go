@@ -148,6 +148,7 @@ func (c *Controller) auditCall(ctx context.Context, method string, req, resp any
 	// even if the caller went away.
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	defer context.AfterFunc(c.ctx, cancel)() // but not past the controller's Close
 	if werr := c.auditor.record(wctx, e); werr != nil {
 		c.log.Error("recording a call in the audit failed", "err", werr, "method", method, "caller", e.GetOperator())
 	}

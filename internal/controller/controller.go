@@ -528,6 +528,7 @@ func (c *Controller) Close() error {
 		select {
 		case <-stopped:
 		case <-time.After(200 * time.Millisecond):
+			c.cancel() // handlers still writing (an audit entry without quorum) give up
 			c.grpc.Stop()
 			<-stopped
 		}

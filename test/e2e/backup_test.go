@@ -130,7 +130,7 @@ func TestE2E_BackupWhileWritingRestoreElsewhere(t *testing.T) {
 	again := filepath.Join(e.dir, "backup", "restored.kctl")
 	e.mustKctl("cluster", "snapshot", "save", again)
 	restored := readBackupState(t, again)
-	changes := map[string]bool{"nodes": true, "revoked": true, "presence": true, "operators": true, "audit": true, "agents": true}
+	changes := map[string]bool{"nodes": true, "revoked": true, "presence": true, "operators": true, "audit": true, "audit-chain": true, "chain-heads": true, "agents": true}
 	tables := map[string]int{}
 	backup.Each(func(table string, r raftstore.Record) bool {
 		tables[table]++
@@ -144,9 +144,9 @@ func TestE2E_BackupWhileWritingRestoreElsewhere(t *testing.T) {
 		return true
 	})
 	t.Logf("tables compared: %v", tables)
-	for _, r := range backup.List("audit", "") {
-		if got, ok := restored.Get("audit", r.Key); !ok || !bytes.Equal(got.Value, r.Value) {
-			t.Errorf("audit/%s not restored", r.Key)
+	for _, r := range append(backup.List("audit", ""), backup.List("audit-chain", "")...) {
+		if got, ok := restored.Get(r.Table, r.Key); !ok || !bytes.Equal(got.Value, r.Value) {
+			t.Errorf("%s/%s not restored", r.Table, r.Key)
 		}
 	}
 	for _, r := range backup.List("agents", "") {
