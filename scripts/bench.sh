@@ -19,3 +19,5 @@ echo "== bench/streams: logs, logs -f and exec cat through two controllers vs th
 go test -run '^$' -bench Streams -benchtime 1x ./bench/streams/
 echo "== bench/backup: snapshot save and restore, 100k audit entries and 1,000 agents"
 go test -run '^$' -bench Backup -benchtime 1x -count 3 ./bench/backup/
+echo "== bench/backup: a controller joining a 3-node cluster holding that state"
+go test -run '^$' -bench Join -benchtime 1x ./bench/backup/

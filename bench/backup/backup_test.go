@@ -32,13 +32,19 @@ const (
 	agents       = 1_000
 )
 
-// fill writes the state through the leader, 1,000 mutations per command.
-func fill(b *testing.B, c *controller.Controller) {
+// fill writes the state through the leader, 1,000 mutations per command;
+// leader returns the current leader (it may change on a loaded machine).
+func fill(b *testing.B, leader func() *controller.Controller) {
 	ctx := context.Background()
 	apply := func(muts []*raftcmdv1.Mutation) {
-		if _, err := c.Store().Apply(ctx, &raftcmdv1.Command{Mutations: muts}); err != nil {
-			b.Fatal(err)
+		var err error
+		for range 20 {
+			if _, err = leader().Store().Apply(ctx, &raftcmdv1.Command{Mutations: muts}); err == nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond) // a new leader being elected
 		}
+		b.Fatal(err)
 	}
 	var muts []*raftcmdv1.Mutation
 	for i := range agents {
@@ -71,7 +77,7 @@ func fill(b *testing.B, c *controller.Controller) {
 func BenchmarkBackup(b *testing.B) {
 	tc := controllertest.NewCluster(b, 1)
 	c := tc.Nodes[0].C
-	fill(b, c)
+	fill(b, func() *controller.Controller { return c })
 	dir := b.TempDir()
 	path := filepath.Join(dir, "backup.kctl")
 	admin := tc.AdminClient()
