@@ -61,7 +61,7 @@ func run() error {
 	if *child {
 		return runAgents(strings.Split(*addrs, ","), *token, *prefix, *agentsDir, *count)
 	}
-	fmt.Printf("%-6s %16s %14s %10s %10s %10s %14s\n", "N", "session KiB/agt", "total KiB/agt", "ack p50", "ack p99", "ack all", "reconnect all")
+	fmt.Printf("%-6s %16s %14s %10s %10s %10s %11s %14s\n", "N", "session KiB/agt", "total KiB/agt", "ack p50", "ack p99", "ack all", "new leader", "reconnect all")
 	for _, s := range strings.Split(*ns, ",") {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil {
@@ -71,7 +71,7 @@ func run() error {
 		if err != nil {
 			return fmt.Errorf("N=%d: %w", n, err)
 		}
-		fmt.Printf("%-6d %16.1f %14.1f %10s %10s %10s %14s\n", n, r.sessionKiB, r.kibPerAgent, r.p50, r.p99, r.all, r.reconnect)
+		fmt.Printf("%-6d %16.1f %14.1f %10s %10s %10s %11s %14s\n", n, r.sessionKiB, r.kibPerAgent, r.p50, r.p99, r.all, r.newLeader, r.reconnect)
 	}
 	return nil
 }
@@ -87,7 +87,7 @@ func raiseFDLimit() {
 type result struct {
 	kibPerAgent, sessionKiB float64
 	p50, p99, all           time.Duration
-	reconnect               time.Duration
+	reconnect, newLeader    time.Duration
 }
 
 func heap() uint64 {
@@ -145,7 +145,7 @@ func benchN(n int) (result, error) {
 	if r.p50, r.p99, r.all, err = s.fanOut(ctx, leader); err != nil {
 		return r, err
 	}
-	r.reconnect, err = s.reconnect(leader)
+	r.newLeader, r.reconnect, err = s.reconnect(leader)
 	return r, err
 }
 
@@ -282,9 +282,9 @@ func (s *spine) fanOut(ctx context.Context, leader *controller.Controller) (p50,
 	return lat[len(lat)/2].Round(time.Millisecond), lat[len(lat)*99/100].Round(time.Millisecond), lat[len(lat)-1].Round(time.Millisecond), nil
 }
 
-// reconnect stops the leader and returns the time until every agent holds
-// a session on a survivor again.
-func (s *spine) reconnect(leader *controller.Controller) (time.Duration, error) {
+// reconnect stops the leader and returns the times until a survivor leads
+// and until every agent holds a session on a survivor again.
+func (s *spine) reconnect(leader *controller.Controller) (newLeader, all time.Duration, err error) {
 	var rest []*controller.Controller
 	for _, c := range s.nodes {
 		if c != leader {
@@ -294,10 +294,14 @@ func (s *spine) reconnect(leader *controller.Controller) (time.Duration, error) 
 	start := time.Now()
 	leader.Close()
 	s.nodes = rest
-	if err := s.waitSessions(5*time.Minute, s.n); err != nil {
-		return 0, fmt.Errorf("reconnecting: %w", err)
+	if err := poll(time.Minute, func() bool { return slices.ContainsFunc(rest, (*controller.Controller).IsLeader) }); err != nil {
+		return 0, 0, fmt.Errorf("electing a new leader: %w", err)
 	}
-	return time.Since(start).Round(time.Millisecond), nil
+	newLeader = time.Since(start).Round(time.Millisecond)
+	if err := s.waitSessions(5*time.Minute, s.n); err != nil {
+		return 0, 0, fmt.Errorf("reconnecting: %w", err)
+	}
+	return newLeader, time.Since(start).Round(time.Millisecond), nil
 }
 
 // poll waits until cond holds, checking every 5ms: the reconnect time is
