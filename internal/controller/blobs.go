@@ -20,7 +20,7 @@ import (
 
 // blobChunk is the size of the chunks blobs travel in (PutRequest,
 // GetResponse); a received chunk may not exceed it.
-const blobChunk = 1 << 20
+const blobChunk = blobstore.Chunk
 
 // DefaultBlobBytes bounds a controller's blob store (Config.BlobBytes).
 const DefaultBlobBytes = 4 << 30
@@ -145,31 +145,7 @@ func (c *Controller) copyBlobTo(ctx context.Context, node, digest string) error 
 	defer f.Close()
 	ctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
 	defer cancel()
-	st, err := fleetv1.NewBlobServiceClient(cc).Put(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&fleetv1.PutRequest{Msg: &fleetv1.PutRequest_Header{Header: &fleetv1.PutHeader{Sha256: digest, Size: size, Copy: true}}}); err != nil {
-		_, err = st.CloseAndRecv()
-		return err
-	}
-	buf := make([]byte, blobChunk)
-	for {
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			if err := st.Send(&fleetv1.PutRequest{Msg: &fleetv1.PutRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-				_, err = st.CloseAndRecv()
-				return err
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-	_, err = st.CloseAndRecv()
+	_, err = blobstore.Upload(ctx, fleetv1.NewBlobServiceClient(cc), digest, size, true, f)
 	return err
 }
 

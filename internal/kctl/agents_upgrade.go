@@ -18,6 +18,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	fleetv1 "github.com/kctl-dev/kctl/gen/kctl/fleet/v1"
+	"github.com/kctl-dev/kctl/internal/blobstore"
 )
 
 // agentsUpgradeArgs are agents upgrade's flags.
@@ -155,31 +156,7 @@ func uploadBlob(ctx context.Context, cc grpc.ClientConnInterface, b upgradeBinar
 		return err
 	}
 	defer f.Close()
-	st, err := fleetv1.NewBlobServiceClient(cc).Put(ctx)
-	if err != nil {
-		return err
-	}
-	if err := st.Send(&fleetv1.PutRequest{Msg: &fleetv1.PutRequest_Header{Header: &fleetv1.PutHeader{Sha256: b.sha256, Size: b.size}}}); err != nil {
-		_, err = st.CloseAndRecv()
-		return err
-	}
-	buf := make([]byte, 1<<20)
-	for {
-		n, rerr := f.Read(buf)
-		if n > 0 {
-			if err := st.Send(&fleetv1.PutRequest{Msg: &fleetv1.PutRequest_Chunk{Chunk: buf[:n]}}); err != nil {
-				_, err = st.CloseAndRecv()
-				return err
-			}
-		}
-		if errors.Is(rerr, io.EOF) {
-			break
-		}
-		if rerr != nil {
-			return rerr
-		}
-	}
-	_, err = st.CloseAndRecv()
+	_, err = blobstore.Upload(ctx, fleetv1.NewBlobServiceClient(cc), b.sha256, b.size, false, f)
 	return err
 }
 
