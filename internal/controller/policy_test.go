@@ -115,6 +115,8 @@ func TestPolicy_AuditsEveryChange(t *testing.T) {
 		"/kctl.fleet.v1.BlobService/Put":                         true,
 		"/kctl.controller.v1.ControllerService/Unlock":           true,
 		"/kctl.fleet.v1.UpgradeService/UpgradeAgent":             true,
+		"/kctl.controller.v1.ControllerService/UnlockKey":        true,
+		"/kctl.controller.v1.ControllerService/RotateDataKey":    true,
 	}
 	for m, a := range controller.Policy {
 		if a.Audit != changes[m] {

@@ -76,6 +76,7 @@ type Store struct {
 	raft   *raft.Raft
 	fsm    *fsm
 	bolt   *raftboltdb.BoltStore
+	logs   raft.LogStore // the cache over bolt that raft uses (purge.go)
 	snaps  raft.SnapshotStore
 	trans  raft.Transport
 	// ownTrans is the transport Open created (closed by Close), stream its
@@ -125,6 +126,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg:           cfg,
 		logger:        logger,
 		bolt:          bolt,
+		logs:          logs,
 		snaps:         snaps,
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
