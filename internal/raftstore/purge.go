@@ -11,14 +11,14 @@ import (
 
 // Purge removes this node's older state from its disk: it takes a snapshot
 // of the current state, deletes every log entry the snapshot covers (not
-// only those beyond TrailingLogs) and every older snapshot. The controller
+// only those beyond TrailingLogs) and every older snapshot, and rewrites
+// raft.db compacted (boltSwap.rewrite: bbolt leaves deleted entries in its
+// free pages). The controller
 // calls it after replacing key material in the state (a data key or
 // key-encryption key rotation, the sealing of a CA key that an older
 // build stored in plaintext), so the old values leave raft.db and the
-// snapshot directory. Entries after the snapshot and raft.db's free pages
-// are not rewritten here: the freed pages are overwritten as bbolt reuses
-// them (docs/security.md). A follower that lagged behind the purged
-// entries is sent the snapshot instead.
+// snapshot directory (docs/security.md). A follower that lagged behind the
+// purged entries is sent the snapshot instead.
 func (s *Store) Purge() error {
 	if s.isClosed() {
 		return ErrClosed
@@ -42,6 +42,9 @@ func (s *Store) Purge() error {
 		if err := s.logs.DeleteRange(first, newest.Index); err != nil {
 			return fmt.Errorf("raftstore: purge: delete log entries %d-%d: %w", first, newest.Index, err)
 		}
+	}
+	if err := s.bolt.rewrite(); err != nil {
+		return fmt.Errorf("raftstore: purge: %w", err)
 	}
 	// The file store lists every snapshot it retains, newest first; one
 	// being written meanwhile is newer and not listed.
