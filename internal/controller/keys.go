@@ -167,7 +167,7 @@ func (s *api) Unlock(ctx context.Context, req *controllerv1.UnlockRequest) (*con
 		return nil, status.Error(codes.FailedPrecondition, "controller: this cluster's CA key is not sealed: there is nothing to unlock")
 	}
 	if len(req.GetKey()) != sealbox.SymmetricKeySize || openDataKey(rec, req.GetKey()) != nil {
-		return nil, status.Error(codes.InvalidArgument, "controller: that is not this cluster's unlock key (the unlock_key of the admin credentials --init wrote)")
+		return nil, status.Error(codes.InvalidArgument, "controller: that is not this cluster's unlock key (the unlock_key of the admin credentials --init wrote, or the key `kctl cluster unlock-key --rotate` printed last)")
 	}
 	if err := c.saveKEK(req.GetKey()); err != nil {
 		return nil, rpcerr.Status(err)
