@@ -42,6 +42,10 @@ import (
 // this controller's Raft storage covered.
 const purgedFile = "purged"
 
+// purgeRetry is the pause after a failed purge (a snapshot already in
+// progress, a full disk) before the next write tries again.
+const purgeRetry = 10 * time.Second
+
 // keyDeliveryTimeout bounds how long a rotation waits for each controller
 // to take the new key.
 const keyDeliveryTimeout = 10 * time.Second
@@ -292,13 +296,16 @@ func (c *Controller) purgeLoop(ctx context.Context) {
 	ch, stop := c.store.Watch()
 	defer stop()
 	purged := c.readPurged()
+	var retryAt time.Time
 	for {
-		if v := schema.Cluster.Version(c.store.View(), schema.KeyCA); v > purged {
+		if v := schema.Cluster.Version(c.store.View(), schema.KeyCA); v > purged && !c.cfg.Clock.Now().Before(retryAt) {
 			rec, _, _ := schema.Cluster.Get(c.store.View(), schema.KeyCA)
 			if len(rec.GetCaKeyPem()) == 0 {
 				if err := c.store.Purge(); err != nil {
-					c.log.Warn("purging the Raft log after a key change failed; retrying at the next change", "err", err)
+					retryAt = c.cfg.Clock.Now().Add(purgeRetry)
+					c.log.Warn("purging the Raft log after a key change failed; retrying", "err", err, "in", purgeRetry)
 				} else {
+					retryAt = time.Time{}
 					purged = v
 					if err := atomicfile.WriteFile(c.path(purgedFile), []byte(strconv.FormatUint(v, 10)), 0o600); err != nil {
 						c.log.Warn("recording the purge failed", "err", err)
@@ -306,10 +313,15 @@ func (c *Controller) purgeLoop(ctx context.Context) {
 				}
 			}
 		}
+		var retry <-chan time.Time
+		if !retryAt.IsZero() {
+			retry = c.cfg.Clock.After(retryAt.Sub(c.cfg.Clock.Now()))
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-ch:
+		case <-retry:
 		}
 	}
 }
