@@ -295,22 +295,28 @@ func (c *Controller) sealPlaintextCAKey(ctx context.Context) {
 func (c *Controller) purgeLoop(ctx context.Context) {
 	ch, stop := c.store.Watch()
 	defer stop()
-	purged := c.readPurged()
+	purged, fresh := c.readPurged()
 	var retryAt time.Time
 	for {
-		if v := schema.Cluster.Version(c.store.View(), schema.KeyCA); v > purged && !c.cfg.Clock.Now().Before(retryAt) {
-			rec, _, _ := schema.Cluster.Get(c.store.View(), schema.KeyCA)
-			if len(rec.GetCaKeyPem()) == 0 {
-				if err := c.store.Purge(); err != nil {
-					retryAt = c.cfg.Clock.Now().Add(purgeRetry)
-					c.log.Warn("purging the Raft log after a key change failed; retrying", "err", err, "in", purgeRetry)
-				} else {
-					retryAt = time.Time{}
-					purged = v
-					if err := atomicfile.WriteFile(c.path(purgedFile), []byte(strconv.FormatUint(v, 10)), 0o600); err != nil {
-						c.log.Warn("recording the purge failed", "err", err)
-					}
-				}
+		rec, v, ok := schema.Cluster.Get(c.store.View(), schema.KeyCA)
+		sealed := ok && len(rec.GetCaKeyPem()) == 0
+		switch {
+		case ok && fresh:
+			// A data dir this build made holds nothing older than the
+			// first record it sees, unless that is a plaintext one.
+			fresh = false
+			if sealed {
+				purged = v
+				c.writePurged(v)
+			}
+		case sealed && v > purged && !c.cfg.Clock.Now().Before(retryAt):
+			if err := c.store.Purge(); err != nil {
+				retryAt = c.cfg.Clock.Now().Add(purgeRetry)
+				c.log.Warn("purging the Raft log after a key change failed; retrying", "err", err, "in", purgeRetry)
+			} else {
+				retryAt = time.Time{}
+				purged = v
+				c.writePurged(v)
 			}
 		}
 		var retry <-chan time.Time
@@ -326,11 +332,35 @@ func (c *Controller) purgeLoop(ctx context.Context) {
 	}
 }
 
-func (c *Controller) readPurged() uint64 {
+func (c *Controller) writePurged(v uint64) {
+	if err := atomicfile.WriteFile(c.path(purgedFile), []byte(strconv.FormatUint(v, 10)), 0o600); err != nil {
+		c.log.Warn("recording the purge failed", "err", err)
+	}
+}
+
+// markFreshDataDir records that this build made the data dir (--init or a
+// join): purgeLoop then takes the first sealed record it sees as purged.
+func (c *Controller) markFreshDataDir() error {
+	if err := atomicfile.WriteFile(c.path(purgedFile), []byte(freshMark), 0o600); err != nil {
+		return fmt.Errorf("%w: %w", ErrDataDir, err)
+	}
+	return nil
+}
+
+// freshMark is the purged file's content in a data dir this build made.
+const freshMark = "new"
+
+// readPurged returns the version the last purge covered, or fresh for a
+// data dir this build made that has not seen a record yet.
+func (c *Controller) readPurged() (v uint64, fresh bool) {
 	b, err := os.ReadFile(c.path(purgedFile))
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	v, _ := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
-	return v
+	s := strings.TrimSpace(string(b))
+	if s == freshMark {
+		return 0, true
+	}
+	v, _ = strconv.ParseUint(s, 10, 64)
+	return v, false
 }
