@@ -1,10 +1,12 @@
 package controller
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,16 +215,8 @@ func (c *Controller) eachPeer(ctx context.Context, fn func(context.Context, cont
 		})
 	}
 	wg.Wait()
-	sortDeliveries(out)
+	slices.SortFunc(out, func(a, b *controllerv1.KeyDelivery) int { return cmp.Compare(a.GetController(), b.GetController()) })
 	return out
-}
-
-func sortDeliveries(ds []*controllerv1.KeyDelivery) {
-	for i := 1; i < len(ds); i++ {
-		for j := i; j > 0 && ds[j].GetController() < ds[j-1].GetController(); j-- {
-			ds[j], ds[j-1] = ds[j-1], ds[j]
-		}
-	}
 }
 
 // ReceiveKEK takes the new KEK from the controller that rotated it (see

@@ -67,7 +67,7 @@ func (c *Controller) caKeyPEM(rec *controllerv1.ClusterRecord) ([]byte, error) {
 			c.kek = nil // read the file again next time
 		}
 		c.kekMu.Unlock()
-		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key: %w", c.kekPath(), err)
+		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key (rotated while this controller was away? give it the new key with `kctl cluster unlock --key-file FILE`): %w", c.kekPath(), err)
 	}
 	key, err := sealbox.Unwrap(dek, rec.GetCaKeySealed(), caKeyAAD(rec.GetClusterId()))
 	if err != nil {
