@@ -246,39 +246,57 @@ func (s *internalAPI) ReceiveKEK(ctx context.Context, req *controllerv1.ReceiveK
 // Raft command; every controller then purges the plaintext from its disk
 // (purgeLoop). A leader started with --autolock and no key leaves it to a
 // leader without --autolock: it would make an unlock key nobody has seen.
+// A failed attempt is retried while this controller leads.
 func (c *Controller) sealPlaintextCAKey(ctx context.Context) {
+	warned := false
+	for {
+		done, err := c.trySealPlaintextCAKey(ctx)
+		if done {
+			return
+		}
+		if err != nil && !warned {
+			c.log.Warn("cannot seal the CA key stored in plaintext yet; retrying", "err", err)
+			warned = true
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-c.cfg.Clock.After(purgeRetry):
+		}
+	}
+}
+
+// trySealPlaintextCAKey makes one attempt; done means there is nothing
+// (more) to do.
+func (c *Controller) trySealPlaintextCAKey(ctx context.Context) (done bool, err error) {
 	rec, version, ok := schema.Cluster.Get(c.store.View(), schema.KeyCA)
 	if !ok || len(rec.GetCaKeySealed()) > 0 || len(rec.GetCaKeyPem()) == 0 {
-		return
+		return true, nil
 	}
 	kek, err := c.currentKEK()
 	if err != nil {
-		c.log.Warn("cannot seal the CA key stored in plaintext", "err", err)
-		return
+		return false, err
 	}
 	if len(kek) == 0 {
 		if c.cfg.Autolock {
-			c.log.Warn("this cluster's CA key is stored in plaintext in Raft (made by an older build); a controller started without --autolock seals it when it leads")
-			return
+			return false, errors.New("this cluster's CA key is stored in plaintext in Raft (made by an older build); a controller started without --autolock seals it when it leads")
 		}
 		kek = sealbox.NewSymmetricKey()
 		if err := c.saveKEK(kek); err != nil {
-			c.log.Warn("cannot seal the CA key stored in plaintext", "err", err)
-			return
+			return false, err
 		}
 	}
 	next, err := sealCARecord(kek, rec.GetClusterId(), rec.GetCaCertPem(), rec.GetCaKeyPem())
 	if err != nil {
-		c.log.Warn("cannot seal the CA key stored in plaintext", "err", err)
-		return
+		return false, err
 	}
 	res, err := c.applyKeys(ctx, version, next, "sealed the CA key stored in plaintext by an older build")
 	if err != nil {
-		c.log.Warn("cannot seal the CA key stored in plaintext", "err", err)
-		return
+		return false, err
 	}
 	c.deliverKEK(ctx, kek, res.GetIndex())
-	c.log.Info("sealed the CA key stored in plaintext; the Raft log and older snapshots are purged")
+	c.log.Info("sealed the CA key stored in plaintext; every controller now purges it from its Raft log and snapshots")
+	return true, nil
 }
 
 // purgeLoop purges this controller's Raft log and older snapshots whenever
