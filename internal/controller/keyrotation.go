@@ -162,7 +162,7 @@ func (c *Controller) deliverKEK(ctx context.Context, kek []byte, index uint64) [
 	}
 	out := []*controllerv1.KeyDelivery{self}
 	out = append(out, c.eachPeer(ctx, func(ctx context.Context, cl controllerv1.InternalServiceClient) error {
-		_, err := cl.ReceiveKEK(ctx, &controllerv1.ReceiveKEKRequest{Kek: kek, Index: index}, grpc.WaitForReady(true))
+		_, err := cl.ReceiveKEK(ctx, &controllerv1.ReceiveKEKRequest{Kek: kek, Index: index})
 		return err
 	})...)
 	for _, d := range out {
@@ -178,7 +178,7 @@ func (c *Controller) deliverKEK(ctx context.Context, kek []byte, index uint64) [
 func (c *Controller) waitPurged(ctx context.Context, index uint64) []*controllerv1.KeyDelivery {
 	out := []*controllerv1.KeyDelivery{{Controller: c.cfg.Name}}
 	return append(out, c.eachPeer(ctx, func(ctx context.Context, cl controllerv1.InternalServiceClient) error {
-		_, err := cl.WaitApplied(ctx, &controllerv1.WaitAppliedRequest{Index: index}, grpc.WaitForReady(true))
+		_, err := cl.WaitApplied(ctx, &controllerv1.WaitAppliedRequest{Index: index})
 		return err
 	})...)
 }

@@ -314,3 +314,44 @@ func TestKeys_PlaintextCAKeyIsSealedAtStart(t *testing.T) {
 	wantAudited(t, tc, "sealed the CA key stored in plaintext")
 	enrolled(t, tc, controllerv1.Role_ROLE_OPERATOR, "after", "viewer")
 }
+
+// A controller down during a rotation keeps the old KEK in its kek file:
+// the rotation names it, it cannot sign after its restart (the error says
+// why), and Unlock with the new key repairs it, writing its kek file.
+func TestKeys_ControllerDownDuringRotationIsRepairedByUnlock(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	tc.Kill(2)
+	admin := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[0].API, pair(t, []byte(tc.Admin.Cert), []byte(tc.Admin.Key))))
+	resp, err := admin.UnlockKey(ctx, &controllerv1.UnlockKeyRequest{Rotate: true})
+	if err != nil {
+		t.Fatalf("UnlockKey(rotate) with c3 down = %v", err)
+	}
+	for _, d := range resp.GetControllers() {
+		if (d.GetController() == tc.Nodes[2].Name) != (d.GetError() != "") {
+			t.Errorf("delivery to %s: %q", d.GetController(), d.GetError())
+		}
+	}
+	tc.Restart(2)
+	waitFor(t, 30*time.Second, "c3 to replay the rotation", func() error {
+		rec, _, ok := schema.Cluster.Get(tc.Nodes[2].C.Store().View(), schema.KeyCA)
+		if !ok || !proto.Equal(rec, clusterRecord(t, tc, 0)) {
+			return fmt.Errorf("not yet")
+		}
+		return nil
+	})
+	if _, err := tc.Nodes[2].C.CA(); err == nil || !strings.Contains(err.Error(), "kctl cluster unlock") {
+		t.Fatalf("CA() on c3 with the old kek file = %v, want an error saying to unlock it", err)
+	}
+	c3 := controllerv1.NewControllerServiceClient(rawConn(t, tc.Nodes[2].API, pair(t, []byte(tc.Admin.Cert), []byte(tc.Admin.Key))))
+	if _, err := c3.Unlock(ctx, &controllerv1.UnlockRequest{Key: resp.GetUnlockKey()}); err != nil {
+		t.Fatalf("Unlock c3 with the new key = %v", err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(tc.Nodes[2].Dir, "kek")); !bytes.Equal(b, resp.GetUnlockKey()) {
+		t.Error("Unlock did not write c3's kek file")
+	}
+	if _, err := tc.Nodes[2].C.CA(); err != nil {
+		t.Fatalf("CA() on c3 after unlock = %v", err)
+	}
+}
