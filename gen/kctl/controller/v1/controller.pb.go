@@ -3832,7 +3832,8 @@ func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
 
 type RotateDataKeyResponse struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// Controllers reports each controller's compaction after the rotation.
+	// Controllers says which controllers applied the new record (each then
+	// purges its Raft log and older snapshots on its own).
 	Controllers   []*KeyDelivery `protobuf:"bytes,1,rep,name=controllers,proto3" json:"controllers,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
