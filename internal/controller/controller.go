@@ -416,6 +416,7 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.membershipLoop(c.ctx) })
 	c.wg.Go(func() { c.diskLoop(c.ctx) })
 	c.wg.Go(func() { c.livenessLoop(c.ctx) })
+	c.wg.Go(func() { c.purgeLoop(c.ctx) })
 }
 
 // checkDataDir refuses --init/--join on an initialized directory and a

@@ -67,7 +67,7 @@ func (c *Controller) caKeyPEM(rec *controllerv1.ClusterRecord) ([]byte, error) {
 			c.kek = nil // read the file again next time
 		}
 		c.kekMu.Unlock()
-		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key: %w", c.kekPath(), err)
+		return nil, fmt.Errorf("controller: the key-encryption key in %s does not open this cluster's data key (rotated while this controller was away? give it the new key with `kctl cluster unlock --key-file FILE`): %w", c.kekPath(), err)
 	}
 	key, err := sealbox.Unwrap(dek, rec.GetCaKeySealed(), caKeyAAD(rec.GetClusterId()))
 	if err != nil {
@@ -167,7 +167,7 @@ func (s *api) Unlock(ctx context.Context, req *controllerv1.UnlockRequest) (*con
 		return nil, status.Error(codes.FailedPrecondition, "controller: this cluster's CA key is not sealed: there is nothing to unlock")
 	}
 	if len(req.GetKey()) != sealbox.SymmetricKeySize || openDataKey(rec, req.GetKey()) != nil {
-		return nil, status.Error(codes.InvalidArgument, "controller: that is not this cluster's unlock key (the unlock_key of the admin credentials --init wrote)")
+		return nil, status.Error(codes.InvalidArgument, "controller: that is not this cluster's unlock key (the unlock_key of the admin credentials --init wrote, or the key `kctl cluster unlock-key --rotate` printed last)")
 	}
 	if err := c.saveKEK(req.GetKey()); err != nil {
 		return nil, rpcerr.Status(err)

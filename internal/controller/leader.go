@@ -51,6 +51,7 @@ func (c *Controller) leadershipLoop(ctx context.Context) {
 				wg.Go(func() { c.collectGarbage(lctx) })
 				wg.Go(func() { c.runDeploys(lctx) })
 				wg.Go(func() { c.retainAudit(lctx) })
+				wg.Go(func() { c.sealPlaintextCAKey(lctx) })
 			}
 		}
 	}

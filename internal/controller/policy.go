@@ -42,6 +42,10 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/ListOperators":    anyOperator,
 	"/kctl.controller.v1.ControllerService/RemoveOperator":   audited(admin),
 	"/kctl.controller.v1.ControllerService/Unlock":           audited(admin),
+	// UnlockKey shows the unlock key (and rotates it): audited even when
+	// it only shows it.
+	"/kctl.controller.v1.ControllerService/UnlockKey":     audited(admin),
+	"/kctl.controller.v1.ControllerService/RotateDataKey": audited(admin),
 	// SendCommand runs any agent operation outside any deploy and past
 	// the deploy lock: a debugging tool, for admins. kctl uses the typed
 	// calls below.
@@ -55,6 +59,7 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.InternalService/ReadIndex":     controllers,
 	"/kctl.controller.v1.InternalService/NodeStatus":    controllers,
 	"/kctl.controller.v1.InternalService/WaitApplied":   controllers,
+	"/kctl.controller.v1.InternalService/ReceiveKEK":    controllers,
 	"/kctl.agent.v1.SessionService/Session":             agents,
 	"/kctl.deploy.v1.DeployService/Submit":              audited(deployer),
 	"/kctl.deploy.v1.DeployService/Cancel":              audited(deployer),

@@ -116,6 +116,8 @@ func TestPolicy_AuditsEveryChange(t *testing.T) {
 		"/kctl.controller.v1.ControllerService/Unlock":           true,
 		"/kctl.controller.v1.BackupService/SaveSnapshot":         true,
 		"/kctl.fleet.v1.UpgradeService/UpgradeAgent":             true,
+		"/kctl.controller.v1.ControllerService/UnlockKey":        true,
+		"/kctl.controller.v1.ControllerService/RotateDataKey":    true,
 	}
 	for m, a := range controller.Policy {
 		if a.Audit != changes[m] {

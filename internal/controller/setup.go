@@ -55,7 +55,7 @@ func (c *Controller) saveNode(keyPEM, certPEM, caPEM []byte) error {
 			return fmt.Errorf("%w: %w", ErrDataDir, err)
 		}
 	}
-	return nil
+	return c.markFreshDataDir()
 }
 
 // initCredentials creates the cluster CA, this node's certificate and the

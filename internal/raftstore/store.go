@@ -83,7 +83,8 @@ type Store struct {
 	logger *slog.Logger
 	raft   *raft.Raft
 	fsm    *fsm
-	bolt   *raftboltdb.BoltStore
+	bolt   *boltSwap
+	logs   raft.LogStore // the cache over bolt that raft uses (purge.go)
 	snaps  raft.SnapshotStore
 	trans  raft.Transport
 	// ownTrans is the transport Open created (closed by Close), stream its
@@ -136,6 +137,7 @@ func Open(cfg Config) (*Store, error) {
 		cfg:           cfg,
 		logger:        logger,
 		bolt:          bolt,
+		logs:          logs,
 		snaps:         snaps,
 		leaderChanged: make(chan struct{}),
 		leaderSubs:    make(map[chan bool]struct{}),
@@ -208,13 +210,13 @@ func (cfg *Config) check() error {
 
 // openStorage opens the log store (bbolt), the snapshot store and the log
 // cache under cfg.DataDir/raft.
-func openStorage(cfg Config, hl hclog.Logger) (*raftboltdb.BoltStore, *raft.FileSnapshotStore, raft.LogStore, error) {
+func openStorage(cfg Config, hl hclog.Logger) (*boltSwap, *raft.FileSnapshotStore, raft.LogStore, error) {
 	dir := filepath.Join(cfg.DataDir, "raft")
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, nil, nil, fmt.Errorf("raftstore: create data dir: %w", err)
 	}
 	dbPath := filepath.Join(dir, "raft.db")
-	bolt, err := raftboltdb.New(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
+	bolt, err := openBoltSwap(raftboltdb.Options{Path: dbPath, BoltOptions: &bbolt.Options{Timeout: time.Second}})
 	if errors.Is(err, bbolt.ErrTimeout) {
 		return nil, nil, nil, fmt.Errorf("%w: %s is locked by another process (is another controller running with this data dir?)", ErrDataDirInUse, dbPath)
 	}

@@ -40,6 +40,9 @@ type env struct {
 	agentArgs [][]string
 	// procs are every process start started, in order.
 	procs []*testenv.Proc
+	// controllerArgs are extra `controller run` flags startCluster passes
+	// to every controller (keys_test.go: --autolock).
+	controllerArgs []string
 }
 
 // newEnv gates the test (testenv.SkipShort), marks it parallel (each env has
@@ -136,7 +139,7 @@ func (e *env) startCluster(n int) []*ctl {
 	}
 	e.ctls = cs
 	c1 := cs[0]
-	c1.p = e.start(c1.name, "controller", "run", "--name", c1.name, "--data-dir", c1.dir, "--listen", c1.api, "--raft-listen", c1.raft, "--init", "--heartbeat-interval", "1s")
+	c1.p = e.start(c1.name, "controller", append([]string{"run", "--name", c1.name, "--data-dir", c1.dir, "--listen", c1.api, "--raft-listen", c1.raft, "--init", "--heartbeat-interval", "1s"}, e.controllerArgs...)...)
 	e.creds = filepath.Join(c1.dir, "admin.kctl.yaml")
 	testenv.WaitFor(t, 30*time.Second, func() error {
 		_, err := os.Stat(e.creds)
@@ -148,7 +151,7 @@ func (e *env) startCluster(n int) []*ctl {
 	if n > 1 {
 		tok := strings.TrimSpace(e.mustKctl("token", "create", "--role", "controller", "--uses", fmt.Sprint(n-1)))
 		for _, c := range cs[1:] {
-			c.p = e.start(c.name, "controller", "run", "--name", c.name, "--data-dir", c.dir, "--listen", c.api, "--raft-listen", c.raft, "--join", c1.api, "--token", tok, "--heartbeat-interval", "1s")
+			c.p = e.start(c.name, "controller", append([]string{"run", "--name", c.name, "--data-dir", c.dir, "--listen", c.api, "--raft-listen", c.raft, "--join", c1.api, "--token", tok, "--heartbeat-interval", "1s"}, e.controllerArgs...)...)
 		}
 	}
 	testenv.WaitFor(t, 60*time.Second, func() error {

@@ -3693,6 +3693,329 @@ func (x *UnlockResponse) GetController() string {
 	return ""
 }
 
+type UnlockKeyRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Rotate replaces the key before returning it.
+	Rotate        bool `protobuf:"varint,1,opt,name=rotate,proto3" json:"rotate,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockKeyRequest) Reset() {
+	*x = UnlockKeyRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockKeyRequest) ProtoMessage() {}
+
+func (x *UnlockKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockKeyRequest.ProtoReflect.Descriptor instead.
+func (*UnlockKeyRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{58}
+}
+
+func (x *UnlockKeyRequest) GetRotate() bool {
+	if x != nil {
+		return x.Rotate
+	}
+	return false
+}
+
+// UnlockKeyResponse carries the key-encryption key and, after a rotation,
+// which controllers hold the new one.
+type UnlockKeyResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	UnlockKey     []byte                 `protobuf:"bytes,1,opt,name=unlock_key,json=unlockKey,proto3" json:"unlock_key,omitempty"`
+	Controllers   []*KeyDelivery         `protobuf:"bytes,2,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *UnlockKeyResponse) Reset() {
+	*x = UnlockKeyResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *UnlockKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*UnlockKeyResponse) ProtoMessage() {}
+
+func (x *UnlockKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use UnlockKeyResponse.ProtoReflect.Descriptor instead.
+func (*UnlockKeyResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{59}
+}
+
+func (x *UnlockKeyResponse) GetUnlockKey() []byte {
+	if x != nil {
+		return x.UnlockKey
+	}
+	return nil
+}
+
+func (x *UnlockKeyResponse) GetControllers() []*KeyDelivery {
+	if x != nil {
+		return x.Controllers
+	}
+	return nil
+}
+
+// KeyDelivery says whether a controller took a new key; error is empty if
+// it did.
+type KeyDelivery struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Controller    string                 `protobuf:"bytes,1,opt,name=controller,proto3" json:"controller,omitempty"`
+	Error         string                 `protobuf:"bytes,2,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *KeyDelivery) Reset() {
+	*x = KeyDelivery{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *KeyDelivery) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*KeyDelivery) ProtoMessage() {}
+
+func (x *KeyDelivery) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use KeyDelivery.ProtoReflect.Descriptor instead.
+func (*KeyDelivery) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{60}
+}
+
+func (x *KeyDelivery) GetController() string {
+	if x != nil {
+		return x.Controller
+	}
+	return ""
+}
+
+func (x *KeyDelivery) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+type RotateDataKeyRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDataKeyRequest) Reset() {
+	*x = RotateDataKeyRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDataKeyRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDataKeyRequest) ProtoMessage() {}
+
+func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
+func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{61}
+}
+
+type RotateDataKeyResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Controllers says which controllers applied the new record (each then
+	// purges its Raft log and older snapshots on its own).
+	Controllers   []*KeyDelivery `protobuf:"bytes,1,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateDataKeyResponse) Reset() {
+	*x = RotateDataKeyResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateDataKeyResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateDataKeyResponse) ProtoMessage() {}
+
+func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
+func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{62}
+}
+
+func (x *RotateDataKeyResponse) GetControllers() []*KeyDelivery {
+	if x != nil {
+		return x.Controllers
+	}
+	return nil
+}
+
+type ReceiveKEKRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Kek           []byte                 `protobuf:"bytes,1,opt,name=kek,proto3" json:"kek,omitempty"`
+	Index         uint64                 `protobuf:"varint,2,opt,name=index,proto3" json:"index,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveKEKRequest) Reset() {
+	*x = ReceiveKEKRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveKEKRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveKEKRequest) ProtoMessage() {}
+
+func (x *ReceiveKEKRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveKEKRequest.ProtoReflect.Descriptor instead.
+func (*ReceiveKEKRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{63}
+}
+
+func (x *ReceiveKEKRequest) GetKek() []byte {
+	if x != nil {
+		return x.Kek
+	}
+	return nil
+}
+
+func (x *ReceiveKEKRequest) GetIndex() uint64 {
+	if x != nil {
+		return x.Index
+	}
+	return 0
+}
+
+type ReceiveKEKResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ReceiveKEKResponse) Reset() {
+	*x = ReceiveKEKResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ReceiveKEKResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ReceiveKEKResponse) ProtoMessage() {}
+
+func (x *ReceiveKEKResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ReceiveKEKResponse.ProtoReflect.Descriptor instead.
+func (*ReceiveKEKResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{64}
+}
+
 var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
 
 const file_kctl_controller_v1_controller_proto_rawDesc = "" +
@@ -3950,7 +4273,25 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x0eUnlockResponse\x12\x1e\n" +
 	"\n" +
 	"controller\x18\x01 \x01(\tR\n" +
-	"controller*T\n" +
+	"controller\"*\n" +
+	"\x10UnlockKeyRequest\x12\x16\n" +
+	"\x06rotate\x18\x01 \x01(\bR\x06rotate\"u\n" +
+	"\x11UnlockKeyResponse\x12\x1d\n" +
+	"\n" +
+	"unlock_key\x18\x01 \x01(\fR\tunlockKey\x12A\n" +
+	"\vcontrollers\x18\x02 \x03(\v2\x1f.kctl.controller.v1.KeyDeliveryR\vcontrollers\"C\n" +
+	"\vKeyDelivery\x12\x1e\n" +
+	"\n" +
+	"controller\x18\x01 \x01(\tR\n" +
+	"controller\x12\x14\n" +
+	"\x05error\x18\x02 \x01(\tR\x05error\"\x16\n" +
+	"\x14RotateDataKeyRequest\"Z\n" +
+	"\x15RotateDataKeyResponse\x12A\n" +
+	"\vcontrollers\x18\x01 \x03(\v2\x1f.kctl.controller.v1.KeyDeliveryR\vcontrollers\";\n" +
+	"\x11ReceiveKEKRequest\x12\x10\n" +
+	"\x03kek\x18\x01 \x01(\fR\x03kek\x12\x14\n" +
+	"\x05index\x18\x02 \x01(\x04R\x05index\"\x14\n" +
+	"\x12ReceiveKEKResponse*T\n" +
 	"\x04Role\x12\x14\n" +
 	"\x10ROLE_UNSPECIFIED\x10\x00\x12\x13\n" +
 	"\x0fROLE_CONTROLLER\x10\x01\x12\x0e\n" +
@@ -3960,7 +4301,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x16\n" +
-	"\x12COMMAND_STATE_DONE\x10\x022\xb5\x0e\n" +
+	"\x12COMMAND_STATE_DONE\x10\x022\xf5\x0f\n" +
 	"\x11ControllerService\x12I\n" +
 	"\x04Join\x12\x1f.kctl.controller.v1.JoinRequest\x1a .kctl.controller.v1.JoinResponse\x12m\n" +
 	"\x10RenewCertificate\x12+.kctl.controller.v1.RenewCertificateRequest\x1a,.kctl.controller.v1.RenewCertificateResponse\x12^\n" +
@@ -3977,19 +4318,23 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\vRemoveAgent\x12&.kctl.controller.v1.RemoveAgentRequest\x1a'.kctl.controller.v1.RemoveAgentResponse\x12d\n" +
 	"\rListOperators\x12(.kctl.controller.v1.ListOperatorsRequest\x1a).kctl.controller.v1.ListOperatorsResponse\x12g\n" +
 	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12O\n" +
-	"\x06Unlock\x12!.kctl.controller.v1.UnlockRequest\x1a\".kctl.controller.v1.UnlockResponse\x12^\n" +
+	"\x06Unlock\x12!.kctl.controller.v1.UnlockRequest\x1a\".kctl.controller.v1.UnlockResponse\x12X\n" +
+	"\tUnlockKey\x12$.kctl.controller.v1.UnlockKeyRequest\x1a%.kctl.controller.v1.UnlockKeyResponse\x12d\n" +
+	"\rRotateDataKey\x12(.kctl.controller.v1.RotateDataKeyRequest\x1a).kctl.controller.v1.RotateDataKeyResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
 	"\tPingAgent\x12$.kctl.controller.v1.PingAgentRequest\x1a%.kctl.controller.v1.PingAgentResponse\x12]\n" +
 	"\tPullImage\x12$.kctl.controller.v1.PullImageRequest\x1a*.kctl.controller.v1.AgentOperationResponse\x12U\n" +
-	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\xf6\x02\n" +
+	"\x05Prune\x12 .kctl.controller.v1.PruneRequest\x1a*.kctl.controller.v1.AgentOperationResponse2\xd3\x03\n" +
 	"\x0fInternalService\x12L\n" +
 	"\x05Apply\x12 .kctl.controller.v1.ApplyRequest\x1a!.kctl.controller.v1.ApplyResponse\x12X\n" +
 	"\tReadIndex\x12$.kctl.controller.v1.ReadIndexRequest\x1a%.kctl.controller.v1.ReadIndexResponse\x12[\n" +
 	"\n" +
 	"NodeStatus\x12%.kctl.controller.v1.NodeStatusRequest\x1a&.kctl.controller.v1.NodeStatusResponse\x12^\n" +
-	"\vWaitApplied\x12&.kctl.controller.v1.WaitAppliedRequest\x1a'.kctl.controller.v1.WaitAppliedResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
+	"\vWaitApplied\x12&.kctl.controller.v1.WaitAppliedRequest\x1a'.kctl.controller.v1.WaitAppliedResponse\x12[\n" +
+	"\n" +
+	"ReceiveKEK\x12%.kctl.controller.v1.ReceiveKEKRequest\x1a&.kctl.controller.v1.ReceiveKEKResponseB>Z<github.com/kctl-dev/kctl/gen/kctl/controller/v1;controllerv1b\x06proto3"
 
 var (
 	file_kctl_controller_v1_controller_proto_rawDescOnce sync.Once
@@ -4004,7 +4349,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 58)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -4066,15 +4411,22 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*ClusterRecord)(nil),            // 57: kctl.controller.v1.ClusterRecord
 	(*UnlockRequest)(nil),            // 58: kctl.controller.v1.UnlockRequest
 	(*UnlockResponse)(nil),           // 59: kctl.controller.v1.UnlockResponse
-	(*v1.PullImage)(nil),             // 60: kctl.agent.v1.PullImage
-	(*v1.Prune)(nil),                 // 61: kctl.agent.v1.Prune
-	(*v1.Facts)(nil),                 // 62: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 63: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 64: kctl.agent.v1.Result
+	(*UnlockKeyRequest)(nil),         // 60: kctl.controller.v1.UnlockKeyRequest
+	(*UnlockKeyResponse)(nil),        // 61: kctl.controller.v1.UnlockKeyResponse
+	(*KeyDelivery)(nil),              // 62: kctl.controller.v1.KeyDelivery
+	(*RotateDataKeyRequest)(nil),     // 63: kctl.controller.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),    // 64: kctl.controller.v1.RotateDataKeyResponse
+	(*ReceiveKEKRequest)(nil),        // 65: kctl.controller.v1.ReceiveKEKRequest
+	(*ReceiveKEKResponse)(nil),       // 66: kctl.controller.v1.ReceiveKEKResponse
+	(*v1.PullImage)(nil),             // 67: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 68: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 69: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 70: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 71: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	60, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
-	61, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	67, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	68, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
 	44, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
 	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
@@ -4084,68 +4436,76 @@ var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
 	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
 	28, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
 	28, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	62, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	69, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
 	35, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	63, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	70, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
 	44, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	44, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	63, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	70, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
 	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	64, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	71, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
 	51, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	62, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	69, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
 	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
-	7,  // 22: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
-	9,  // 23: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
-	11, // 24: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
-	14, // 25: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
-	16, // 26: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
-	18, // 27: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
-	23, // 28: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
-	25, // 29: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
-	29, // 30: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
-	31, // 31: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
-	33, // 32: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
-	36, // 33: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
-	38, // 34: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	58, // 35: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
-	40, // 36: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	42, // 37: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	2,  // 38: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
-	4,  // 39: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
-	5,  // 40: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
-	45, // 41: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	47, // 42: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	21, // 43: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
-	49, // 44: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
-	8,  // 45: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	10, // 46: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	12, // 47: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	15, // 48: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	17, // 49: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	19, // 50: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	24, // 51: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	26, // 52: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	30, // 53: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	32, // 54: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	34, // 55: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	37, // 56: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	39, // 57: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	59, // 58: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
-	41, // 59: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	43, // 60: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	3,  // 61: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
-	6,  // 62: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
-	6,  // 63: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
-	46, // 64: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	48, // 65: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	22, // 66: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
-	50, // 67: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
-	45, // [45:68] is the sub-list for method output_type
-	22, // [22:45] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	62, // 22: kctl.controller.v1.UnlockKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
+	62, // 23: kctl.controller.v1.RotateDataKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
+	7,  // 24: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
+	9,  // 25: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
+	11, // 26: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
+	14, // 27: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
+	16, // 28: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
+	18, // 29: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
+	23, // 30: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
+	25, // 31: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
+	29, // 32: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
+	31, // 33: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
+	33, // 34: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
+	36, // 35: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
+	38, // 36: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
+	58, // 37: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	60, // 38: kctl.controller.v1.ControllerService.UnlockKey:input_type -> kctl.controller.v1.UnlockKeyRequest
+	63, // 39: kctl.controller.v1.ControllerService.RotateDataKey:input_type -> kctl.controller.v1.RotateDataKeyRequest
+	40, // 40: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	42, // 41: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	2,  // 42: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
+	4,  // 43: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
+	5,  // 44: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
+	45, // 45: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	47, // 46: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	21, // 47: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
+	49, // 48: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
+	65, // 49: kctl.controller.v1.InternalService.ReceiveKEK:input_type -> kctl.controller.v1.ReceiveKEKRequest
+	8,  // 50: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 51: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	12, // 52: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	15, // 53: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	17, // 54: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	19, // 55: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	24, // 56: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	26, // 57: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	30, // 58: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	32, // 59: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	34, // 60: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	37, // 61: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	39, // 62: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	59, // 63: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	61, // 64: kctl.controller.v1.ControllerService.UnlockKey:output_type -> kctl.controller.v1.UnlockKeyResponse
+	64, // 65: kctl.controller.v1.ControllerService.RotateDataKey:output_type -> kctl.controller.v1.RotateDataKeyResponse
+	41, // 66: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	43, // 67: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 68: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 69: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 70: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	46, // 71: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	48, // 72: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	22, // 73: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
+	50, // 74: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
+	66, // 75: kctl.controller.v1.InternalService.ReceiveKEK:output_type -> kctl.controller.v1.ReceiveKEKResponse
+	50, // [50:76] is the sub-list for method output_type
+	24, // [24:50] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_kctl_controller_v1_controller_proto_init() }
@@ -4159,7 +4519,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   58,
+			NumMessages:   65,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -33,6 +33,8 @@ const (
 	ControllerService_ListOperators_FullMethodName    = "/kctl.controller.v1.ControllerService/ListOperators"
 	ControllerService_RemoveOperator_FullMethodName   = "/kctl.controller.v1.ControllerService/RemoveOperator"
 	ControllerService_Unlock_FullMethodName           = "/kctl.controller.v1.ControllerService/Unlock"
+	ControllerService_UnlockKey_FullMethodName        = "/kctl.controller.v1.ControllerService/UnlockKey"
+	ControllerService_RotateDataKey_FullMethodName    = "/kctl.controller.v1.ControllerService/RotateDataKey"
 	ControllerService_SendCommand_FullMethodName      = "/kctl.controller.v1.ControllerService/SendCommand"
 	ControllerService_GetCommand_FullMethodName       = "/kctl.controller.v1.ControllerService/GetCommand"
 	ControllerService_PingAgent_FullMethodName        = "/kctl.controller.v1.ControllerService/PingAgent"
@@ -87,6 +89,18 @@ type ControllerServiceClient interface {
 	// Unlock gives a controller started with --autolock the key-encryption
 	// key, which it keeps in memory only, so it can open the CA key.
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
+	// UnlockKey returns the key-encryption key (the unlock key with
+	// --autolock); with rotate it first replaces it: the data key is
+	// re-wrapped under a new KEK in one Raft command and every other
+	// controller receives the new KEK (InternalService.ReceiveKEK). Errors:
+	// FailedPrecondition (this controller is locked or holds no KEK; the CA
+	// key is not sealed yet), Aborted (a concurrent rotation won).
+	UnlockKey(ctx context.Context, in *UnlockKeyRequest, opts ...grpc.CallOption) (*UnlockKeyResponse, error)
+	// RotateDataKey seals everything sealed under the data key (the CA key)
+	// under a new data key in one Raft command, then every controller
+	// snapshots and compacts its log so the old ciphertext leaves its disk.
+	// Errors: as UnlockKey.
+	RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -255,6 +269,26 @@ func (c *controllerServiceClient) Unlock(ctx context.Context, in *UnlockRequest,
 	return out, nil
 }
 
+func (c *controllerServiceClient) UnlockKey(ctx context.Context, in *UnlockKeyRequest, opts ...grpc.CallOption) (*UnlockKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(UnlockKeyResponse)
+	err := c.cc.Invoke(ctx, ControllerService_UnlockKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controllerServiceClient) RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateDataKeyResponse)
+	err := c.cc.Invoke(ctx, ControllerService_RotateDataKey_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerServiceClient) SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendCommandResponse)
@@ -352,6 +386,18 @@ type ControllerServiceServer interface {
 	// Unlock gives a controller started with --autolock the key-encryption
 	// key, which it keeps in memory only, so it can open the CA key.
 	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
+	// UnlockKey returns the key-encryption key (the unlock key with
+	// --autolock); with rotate it first replaces it: the data key is
+	// re-wrapped under a new KEK in one Raft command and every other
+	// controller receives the new KEK (InternalService.ReceiveKEK). Errors:
+	// FailedPrecondition (this controller is locked or holds no KEK; the CA
+	// key is not sealed yet), Aborted (a concurrent rotation won).
+	UnlockKey(context.Context, *UnlockKeyRequest) (*UnlockKeyResponse, error)
+	// RotateDataKey seals everything sealed under the data key (the CA key)
+	// under a new data key in one Raft command, then every controller
+	// snapshots and compacts its log so the old ciphertext leaves its disk.
+	// Errors: as UnlockKey.
+	RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -421,6 +467,12 @@ func (UnimplementedControllerServiceServer) RemoveOperator(context.Context, *Rem
 }
 func (UnimplementedControllerServiceServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Unlock not implemented")
+}
+func (UnimplementedControllerServiceServer) UnlockKey(context.Context, *UnlockKeyRequest) (*UnlockKeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method UnlockKey not implemented")
+}
+func (UnimplementedControllerServiceServer) RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateDataKey not implemented")
 }
 func (UnimplementedControllerServiceServer) SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendCommand not implemented")
@@ -710,6 +762,42 @@ func _ControllerService_Unlock_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_UnlockKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(UnlockKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).UnlockKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_UnlockKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).UnlockKey(ctx, req.(*UnlockKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControllerService_RotateDataKey_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateDataKeyRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).RotateDataKey(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_RotateDataKey_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).RotateDataKey(ctx, req.(*RotateDataKeyRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControllerService_SendCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SendCommandRequest)
 	if err := dec(in); err != nil {
@@ -864,6 +952,14 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _ControllerService_Unlock_Handler,
 		},
 		{
+			MethodName: "UnlockKey",
+			Handler:    _ControllerService_UnlockKey_Handler,
+		},
+		{
+			MethodName: "RotateDataKey",
+			Handler:    _ControllerService_RotateDataKey_Handler,
+		},
+		{
 			MethodName: "SendCommand",
 			Handler:    _ControllerService_SendCommand_Handler,
 		},
@@ -893,6 +989,7 @@ const (
 	InternalService_ReadIndex_FullMethodName   = "/kctl.controller.v1.InternalService/ReadIndex"
 	InternalService_NodeStatus_FullMethodName  = "/kctl.controller.v1.InternalService/NodeStatus"
 	InternalService_WaitApplied_FullMethodName = "/kctl.controller.v1.InternalService/WaitApplied"
+	InternalService_ReceiveKEK_FullMethodName  = "/kctl.controller.v1.InternalService/ReceiveKEK"
 )
 
 // InternalServiceClient is the client API for InternalService service.
@@ -917,6 +1014,12 @@ type InternalServiceClient interface {
 	// for every reachable controller so the revocation holds everywhere
 	// before it returns.
 	WaitApplied(ctx context.Context, in *WaitAppliedRequest, opts ...grpc.CallOption) (*WaitAppliedResponse, error)
+	// ReceiveKEK gives this controller the cluster's new key-encryption key
+	// after a rotation (or the migration of a cluster whose CA key was in
+	// plaintext): it waits until it has applied index, checks that the key
+	// opens the data key and keeps it (its kek file, or memory only with
+	// --autolock). Errors: InvalidArgument (not the key), DeadlineExceeded.
+	ReceiveKEK(ctx context.Context, in *ReceiveKEKRequest, opts ...grpc.CallOption) (*ReceiveKEKResponse, error)
 }
 
 type internalServiceClient struct {
@@ -967,6 +1070,16 @@ func (c *internalServiceClient) WaitApplied(ctx context.Context, in *WaitApplied
 	return out, nil
 }
 
+func (c *internalServiceClient) ReceiveKEK(ctx context.Context, in *ReceiveKEKRequest, opts ...grpc.CallOption) (*ReceiveKEKResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(ReceiveKEKResponse)
+	err := c.cc.Invoke(ctx, InternalService_ReceiveKEK_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // InternalServiceServer is the server API for InternalService service.
 // All implementations must embed UnimplementedInternalServiceServer
 // for forward compatibility.
@@ -989,6 +1102,12 @@ type InternalServiceServer interface {
 	// for every reachable controller so the revocation holds everywhere
 	// before it returns.
 	WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error)
+	// ReceiveKEK gives this controller the cluster's new key-encryption key
+	// after a rotation (or the migration of a cluster whose CA key was in
+	// plaintext): it waits until it has applied index, checks that the key
+	// opens the data key and keeps it (its kek file, or memory only with
+	// --autolock). Errors: InvalidArgument (not the key), DeadlineExceeded.
+	ReceiveKEK(context.Context, *ReceiveKEKRequest) (*ReceiveKEKResponse, error)
 	mustEmbedUnimplementedInternalServiceServer()
 }
 
@@ -1010,6 +1129,9 @@ func (UnimplementedInternalServiceServer) NodeStatus(context.Context, *NodeStatu
 }
 func (UnimplementedInternalServiceServer) WaitApplied(context.Context, *WaitAppliedRequest) (*WaitAppliedResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method WaitApplied not implemented")
+}
+func (UnimplementedInternalServiceServer) ReceiveKEK(context.Context, *ReceiveKEKRequest) (*ReceiveKEKResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method ReceiveKEK not implemented")
 }
 func (UnimplementedInternalServiceServer) mustEmbedUnimplementedInternalServiceServer() {}
 func (UnimplementedInternalServiceServer) testEmbeddedByValue()                         {}
@@ -1104,6 +1226,24 @@ func _InternalService_WaitApplied_Handler(srv interface{}, ctx context.Context, 
 	return interceptor(ctx, in, info, handler)
 }
 
+func _InternalService_ReceiveKEK_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(ReceiveKEKRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(InternalServiceServer).ReceiveKEK(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: InternalService_ReceiveKEK_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(InternalServiceServer).ReceiveKEK(ctx, req.(*ReceiveKEKRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // InternalService_ServiceDesc is the grpc.ServiceDesc for InternalService service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -1126,6 +1266,10 @@ var InternalService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "WaitApplied",
 			Handler:    _InternalService_WaitApplied_Handler,
+		},
+		{
+			MethodName: "ReceiveKEK",
+			Handler:    _InternalService_ReceiveKEK_Handler,
 		},
 	},
 	Streams:  []grpc.StreamDesc{},
