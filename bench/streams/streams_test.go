@@ -5,7 +5,8 @@
 //
 //	go test -run '^$' -bench Streams -benchtime 1x ./bench/streams/
 //
-// BENCH_EXEC_MIB sets the exec cat size (default 256).
+// BENCH_EXEC_MIB sets the exec cat size (default 256); BENCH_STREAMS=exec,logs
+// runs those parts only (exec, logs, follow).
 package streams
 
 import (
@@ -51,6 +52,8 @@ type env struct {
 	project string
 	kenv    []string
 	ctr     string
+	// procs are c1, c2 and the agent, for their CPU time.
+	procs map[string]*testenv.Proc
 }
 
 func run(env []string, dir, bin string, args ...string) (string, error) {
@@ -78,7 +81,8 @@ func newEnv(b *testing.B) *env {
 	kctl := filepath.Join(e.bin, "kctl")
 	c1api, c2api := testenv.FreeAddr(b), testenv.FreeAddr(b)
 	c1 := filepath.Join(e.work, "c1")
-	testenv.Start(b, "c1", exec.Command(ctl, "run", "--name", "c1", "--data-dir", c1, "--listen", c1api, "--raft-listen", testenv.FreeAddr(b), "--init", "--heartbeat-interval", "1s"))
+	e.procs = map[string]*testenv.Proc{}
+	e.procs["c1"] = testenv.Start(b, "c1", exec.Command(ctl, "run", "--name", "c1", "--data-dir", c1, "--listen", c1api, "--raft-listen", testenv.FreeAddr(b), "--init", "--heartbeat-interval", "1s"))
 	creds := filepath.Join(c1, "admin.kctl.yaml")
 	testenv.WaitFor(b, 30*time.Second, func() error { _, err := os.Stat(creds); return err })
 	admin := []string{"KCTL_CREDENTIALS=" + creds}
@@ -91,10 +95,10 @@ func newEnv(b *testing.B) *env {
 		})
 		return tok
 	}
-	testenv.Start(b, "c2", exec.Command(ctl, "run", "--name", "c2", "--data-dir", filepath.Join(e.work, "c2"), "--listen", c2api, "--raft-listen", testenv.FreeAddr(b), "--join", c1api, "--token", token("controller"), "--heartbeat-interval", "1s"))
+	e.procs["c2"] = testenv.Start(b, "c2", exec.Command(ctl, "run", "--name", "c2", "--data-dir", filepath.Join(e.work, "c2"), "--listen", c2api, "--raft-listen", testenv.FreeAddr(b), "--join", c1api, "--token", token("controller"), "--heartbeat-interval", "1s"))
 	prefix := dockertest.Prefix(b)
 	host := "web-" + prefix
-	testenv.Start(b, "agent", exec.Command(filepath.Join(e.bin, "agent"), "run", "--name", host, "--data-dir", filepath.Join(e.work, "agent"), "--controller", c1api, "--token", token("agent"), "--shared-engine"))
+	e.procs["agent"] = testenv.Start(b, "agent", exec.Command(filepath.Join(e.bin, "agent"), "run", "--name", host, "--data-dir", filepath.Join(e.work, "agent"), "--controller", c1api, "--token", token("agent"), "--shared-engine"))
 
 	// kctl's credentials name c2 only.
 	b2, err := os.ReadFile(creds)
@@ -175,9 +179,16 @@ func BenchmarkStreams(b *testing.B) {
 	for b.Loop() {
 	}
 	b.StopTimer()
-	e.execCat()
-	e.logsTail()
-	e.logsFollow()
+	parts := []struct {
+		name string
+		fn   func()
+	}{{"exec", e.execCat}, {"logs", e.logsTail}, {"follow", e.logsFollow}}
+	only := os.Getenv("BENCH_STREAMS") // e.g. "exec,keys": these parts only
+	for _, p := range parts {
+		if only == "" || slices.Contains(strings.Split(only, ","), p.name) {
+			p.fn()
+		}
+	}
 }
 
 // execCat: `app exec --reuse "/app zero N"` vs `docker exec` of the same.
@@ -190,11 +201,18 @@ func (e *env) execCat() {
 	arg := fmt.Sprintf("/app zero %d", mib<<20)
 	timed(b, e.kctl("app", "exec", "--reuse", "/app zero 1024")) // warm up
 	var kt, dt []time.Duration
+	cpu0 := e.cpuSnap()
+	var kcpu time.Duration
 	for range 3 {
-		kt = append(kt, timed(b, e.kctl("app", "exec", "--reuse", arg)))
+		cmd := e.kctl("app", "exec", "--reuse", arg)
+		kt = append(kt, timed(b, cmd))
+		kcpu += cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
 		dt = append(dt, timed(b, exec.Command("docker", "exec", e.ctr, "/app", "zero", strconv.Itoa(mib<<20))))
 	}
+	cpu1 := e.cpuSnap()
 	mbs := func(d time.Duration) float64 { return float64(mib<<20) / d.Seconds() / 1e6 }
+	fmt.Printf("exec cat CPU per MiB (3 runs): kctl %s, c2 %s, c1 %s, agent %s; load %s\n",
+		perMiB(kcpu, 3*mib), perMiB(cpu1["c2"]-cpu0["c2"], 3*mib), perMiB(cpu1["c1"]-cpu0["c1"], 3*mib), perMiB(cpu1["agent"]-cpu0["agent"], 3*mib), loadavg())
 	fmt.Printf("exec cat %d MiB (median of 3): kctl app exec %.0f MB/s (%s), docker exec %.0f MB/s (%s)\n",
 		mib, mbs(median(kt)), median(kt).Round(time.Millisecond), mbs(median(dt)), median(dt).Round(time.Millisecond))
 }
@@ -284,4 +302,36 @@ func (e *env) logsFollow() {
 	}
 	fmt.Printf("logs -f added latency over docker logs -f (%d lines): p50 %s, p99 %s (docker exec write → docker logs -f p50 %s)\n",
 		len(added), median(added).Round(100*time.Microsecond), quantile(added, 0.99).Round(100*time.Microsecond), median(docker).Round(time.Millisecond))
+}
+
+// cpuTime is the user+system CPU time pid has used (Linux /proc).
+func cpuTime(pid int) time.Duration {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+2:])
+	ut, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(ut+st) * 10 * time.Millisecond // USER_HZ is 100
+}
+
+// cpuSnap is the CPU time of c1, c2 and the agent.
+func (e *env) cpuSnap() map[string]time.Duration {
+	m := map[string]time.Duration{}
+	for n, p := range e.procs {
+		m[n] = cpuTime(p.Pid())
+	}
+	return m
+}
+
+func perMiB(d time.Duration, mib int) time.Duration {
+	return (d / time.Duration(mib)).Round(10 * time.Microsecond)
+}
+
+// loadavg is the machine's 1-minute load average.
+func loadavg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	return strings.Fields(string(b) + " ?")[0]
 }
