@@ -39,6 +39,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/wirelimit"
@@ -416,6 +417,7 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 		grpc.WithReadBufferSize(a.cfg.BufferSize),
 		grpc.WithWriteBufferSize(a.cfg.BufferSize),
 		grpc.WithSharedWriteBuffer(true),
+		grpcbuf.DialOption(),
 		// Fixed windows turn off gRPC's BDP estimation; 64 KiB capped a
 		// tunnel at a few MB/s. These bound what one stream (and the whole
 		// connection) may have in flight, so memory stays flat.

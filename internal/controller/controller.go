@@ -43,6 +43,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
@@ -347,6 +348,7 @@ func (c *Controller) newServer() *grpc.Server {
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
 		grpc.WriteBufferSize(cfg.GRPCBufferSize),
 		grpc.SharedWriteBuffer(true),
+		grpcbuf.ServerOption(),
 		// Fixed windows (no BDP estimation) bound what a stream or a
 		// connection has in flight; 64 KiB capped streams at a few MB/s.
 		grpc.InitialWindowSize(1<<20),
