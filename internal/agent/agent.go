@@ -96,8 +96,8 @@ type Config struct {
 	DialTimeout time.Duration
 	// MaxBackoff caps the reconnect backoff (default 8s).
 	MaxBackoff time.Duration
-	// BufferSize sets gRPC read and write buffer sizes (0: 4 KiB). Small
-	// buffers keep thousands of sessions cheap.
+	// BufferSize sets the gRPC read buffer size (0: 4 KiB). The write
+	// buffer is grpcbuf.WriteBuffer, shared (held only while flushing).
 	BufferSize int
 	// InMemory keeps the journal in memory only (benchmarks).
 	InMemory bool
@@ -415,7 +415,7 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(a.creds.ClientTLS(pki.RoleController))),
 		grpc.WithReadBufferSize(a.cfg.BufferSize),
-		grpc.WithWriteBufferSize(a.cfg.BufferSize),
+		grpc.WithWriteBufferSize(grpcbuf.WriteBuffer),
 		grpc.WithSharedWriteBuffer(true),
 		grpcbuf.DialOption(),
 		// Fixed windows turn off gRPC's BDP estimation; 64 KiB capped a

@@ -189,6 +189,7 @@ func (p *peerPool) connAddr(addr string) (*grpc.ClientConn, error) {
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.c.creds.ClientTLS(pki.RoleController))),
 		grpcbuf.DialOption(),
+		grpc.WithReadBufferSize(grpcbuf.ReadBuffer), grpc.WithWriteBufferSize(grpcbuf.WriteBuffer), grpc.WithSharedWriteBuffer(true),
 		// A relay notices a dead holder in ~13s (gRPC's minimum ping
 		// interval for clients is 10s, the server's MinTime).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: pingTimeout}))

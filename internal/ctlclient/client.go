@@ -94,7 +94,8 @@ func (c *Client) callOne(ctx context.Context, addr string, fn func(context.Conte
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(c.creds.ClientTLS(pki.RoleController))),
 		grpc.WithUnaryInterceptor(learn),
-		grpcbuf.DialOption())
+		grpcbuf.DialOption(),
+		grpc.WithReadBufferSize(grpcbuf.ReadBuffer), grpc.WithWriteBufferSize(grpcbuf.WriteBuffer), grpc.WithSharedWriteBuffer(true))
 	if err != nil {
 		return err
 	}

@@ -377,9 +377,10 @@ func pump(ctx context.Context, conn io.Writer, out io.Reader, closeWrite func() 
 	go func() {
 		var err error
 		if o.TTY {
-			_, err = io.Copy(stdout, out)
+			// Hide out's WriteTo: read as much as has arrived at once.
+			_, err = io.CopyBuffer(stdout, struct{ io.Reader }{out}, make([]byte, demuxBuffer))
 		} else {
-			_, err = stdcopy.StdCopy(stdout, stderr, out)
+			_, err = demux(stdout, stderr, out)
 		}
 		done <- err
 	}()
