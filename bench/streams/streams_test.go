@@ -375,8 +375,8 @@ func (e *env) logsTail() {
 		kt = append(kt, timed(b, e.kctl("app", "logs", "-n", "1000")))
 		dt = append(dt, timed(b, exec.Command("docker", "logs", "--tail", "1000", e.ctr)))
 	}
-	fmt.Printf("logs -n 1000 (median of 15): kctl app logs %s, docker logs --tail %s, ratio %.2f×\n",
-		median(kt).Round(time.Millisecond), median(dt).Round(time.Millisecond), float64(median(kt))/float64(median(dt)))
+	fmt.Printf("logs -n 1000 (median of 15, load %s): kctl app logs %s, docker logs --tail %s, ratio %.2f×\n",
+		loadavg(), median(kt).Round(time.Millisecond), median(dt).Round(time.Millisecond), float64(median(kt))/float64(median(dt)))
 }
 
 // follower runs a following command and reports when each marker line
@@ -442,8 +442,8 @@ func (e *env) logsFollow() {
 		}
 		added, docker = append(added, k.Sub(d)), append(docker, d.Sub(t0))
 	}
-	fmt.Printf("logs -f added latency over docker logs -f (%d lines): p50 %s, p99 %s (docker exec write → docker logs -f p50 %s)\n",
-		len(added), median(added).Round(100*time.Microsecond), quantile(added, 0.99).Round(100*time.Microsecond), median(docker).Round(time.Millisecond))
+	fmt.Printf("logs -f added latency over docker logs -f (%d lines, load %s): p50 %s, p99 %s (docker exec write → docker logs -f p50 %s)\n",
+		len(added), loadavg(), median(added).Round(100*time.Microsecond), quantile(added, 0.99).Round(100*time.Microsecond), median(docker).Round(time.Millisecond))
 }
 
 // cpuTime is the user+system CPU time pid has used (Linux /proc).
