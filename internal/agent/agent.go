@@ -39,6 +39,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/sealbox"
 	"github.com/kctl-dev/kctl/internal/wirelimit"
@@ -95,8 +96,8 @@ type Config struct {
 	DialTimeout time.Duration
 	// MaxBackoff caps the reconnect backoff (default 8s).
 	MaxBackoff time.Duration
-	// BufferSize sets gRPC read and write buffer sizes (0: 4 KiB). Small
-	// buffers keep thousands of sessions cheap.
+	// BufferSize sets the gRPC read buffer size (0: 4 KiB). The write
+	// buffer is grpcbuf.WriteBuffer, shared (held only while flushing).
 	BufferSize int
 	// InMemory keeps the journal in memory only (benchmarks).
 	InMemory bool
@@ -414,8 +415,9 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	return []grpc.DialOption{
 		grpc.WithTransportCredentials(credentials.NewTLS(a.creds.ClientTLS(pki.RoleController))),
 		grpc.WithReadBufferSize(a.cfg.BufferSize),
-		grpc.WithWriteBufferSize(a.cfg.BufferSize),
+		grpc.WithWriteBufferSize(grpcbuf.WriteBuffer),
 		grpc.WithSharedWriteBuffer(true),
+		grpcbuf.DialOption(),
 		// Fixed windows turn off gRPC's BDP estimation; 64 KiB capped a
 		// tunnel at a few MB/s. These bound what one stream (and the whole
 		// connection) may have in flight, so memory stays flat.

@@ -167,24 +167,48 @@ func (ss *sessionStream) send(m *agentv1.SessionRequest) error {
 	return ss.stream.Send(m)
 }
 
+// heartbeatDeadline is how long a controller may send nothing before the
+// agent ends the session and fails over: two missed acknowledgements and a
+// second of slack for a loaded controller (11 s at the default 5 s
+// interval). A controller that vanished without closing the connection (a
+// SIGSTOP, a partition) is noticed this way; gRPC keepalive would take
+// 20+10 s.
+func heartbeatDeadline(interval time.Duration) time.Duration { return 2*interval + time.Second }
+
 // heartbeat sends a heartbeat every interval and ends the session when the
-// controller has been silent for three.
+// controller has been silent for heartbeatDeadline. It checks four times
+// per interval, and a heartbeat whose Send blocks (the connection's flow
+// control window full of a stalled stream's output) does not hold up the
+// check: the next one is skipped instead.
 func (ss *sessionStream) heartbeat(sctx context.Context, interval time.Duration) {
-	t := time.NewTicker(interval)
+	deadline := heartbeatDeadline(interval)
+	t := time.NewTicker(max(interval/4, time.Millisecond))
 	defer t.Stop()
+	next := time.Now().Add(interval)
+	inFlight := make(chan struct{}, 1)
 	for {
 		select {
 		case <-sctx.Done():
 			return
 		case <-t.C:
 		}
-		if time.Since(time.Unix(0, ss.lastRecv.Load())) > 3*interval {
+		if time.Since(time.Unix(0, ss.lastRecv.Load())) > deadline {
 			ss.cancel(errHeartbeatTimeout)
 			return
 		}
-		if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
-			ss.cancel(err)
-			return
+		if time.Now().Before(next) {
+			continue
+		}
+		next = time.Now().Add(interval)
+		select {
+		case inFlight <- struct{}{}:
+			go func() {
+				defer func() { <-inFlight }()
+				if err := ss.send(&agentv1.SessionRequest{Msg: &agentv1.SessionRequest_Heartbeat{Heartbeat: &agentv1.Heartbeat{}}}); err != nil {
+					ss.cancel(err)
+				}
+			}()
+		default: // the last heartbeat is still being sent
 		}
 	}
 }

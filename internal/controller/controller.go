@@ -43,6 +43,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/clock"
 	"github.com/kctl-dev/kctl/internal/deploy"
 	"github.com/kctl-dev/kctl/internal/dispatcher"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
@@ -133,8 +134,9 @@ type Config struct {
 	// BlobBytes bounds the blob store (agent binaries) under DataDir/blobs
 	// (default DefaultBlobBytes).
 	BlobBytes int64
-	// GRPCBufferSize sets the server's per-connection read and write
-	// buffer sizes (default 4 KiB: thousands of agent sessions stay cheap).
+	// GRPCBufferSize sets the server's per-connection read buffer size
+	// (default 4 KiB: thousands of agent sessions stay cheap). The write
+	// buffer is grpcbuf.WriteBuffer, shared (held only while flushing).
 	GRPCBufferSize int
 	// MaxConns caps the API listener's connections in all (default: the
 	// open-file limit less 1024, at most 16384); MaxUnauthenticatedConns
@@ -368,8 +370,9 @@ func (c *Controller) newServer() *grpc.Server {
 		grpc.ChainUnaryInterceptor(c.gateUnary, c.auth.UnaryInterceptor(), c.haltedUnary, c.limitUnary, c.announce, c.auditUnary),
 		grpc.ChainStreamInterceptor(c.gateStream, c.auth.StreamInterceptor(), c.haltedStream, c.limitStream, c.auditStream),
 		grpc.ReadBufferSize(cfg.GRPCBufferSize),
-		grpc.WriteBufferSize(cfg.GRPCBufferSize),
+		grpc.WriteBufferSize(grpcbuf.WriteBuffer),
 		grpc.SharedWriteBuffer(true),
+		grpcbuf.ServerOption(),
 		// Fixed windows (no BDP estimation) bound what a stream or a
 		// connection has in flight; 64 KiB capped streams at a few MB/s.
 		grpc.InitialWindowSize(1<<20),

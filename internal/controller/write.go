@@ -17,6 +17,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
@@ -187,6 +188,8 @@ func (p *peerPool) connAddr(addr string) (*grpc.ClientConn, error) {
 		return cc, nil
 	}
 	cc, err := grpc.NewClient(addr, grpc.WithTransportCredentials(credentials.NewTLS(p.c.creds.ClientTLS(pki.RoleController))),
+		grpcbuf.DialOption(),
+		grpc.WithReadBufferSize(grpcbuf.ReadBuffer), grpc.WithWriteBufferSize(grpcbuf.WriteBuffer), grpc.WithSharedWriteBuffer(true),
 		// A relay notices a dead holder in ~13s (gRPC's minimum ping
 		// interval for clients is 10s, the server's MinTime).
 		grpc.WithKeepaliveParams(keepalive.ClientParameters{Time: 10 * time.Second, Timeout: pingTimeout}))

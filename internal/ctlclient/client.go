@@ -16,6 +16,7 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/apierr"
+	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/pki"
 )
 
@@ -92,7 +93,9 @@ func (c *Client) callOne(ctx context.Context, addr string, fn func(context.Conte
 	}
 	conn, err := grpc.NewClient(addr,
 		grpc.WithTransportCredentials(credentials.NewTLS(c.creds.ClientTLS(pki.RoleController))),
-		grpc.WithUnaryInterceptor(learn))
+		grpc.WithUnaryInterceptor(learn),
+		grpcbuf.DialOption(),
+		grpc.WithReadBufferSize(grpcbuf.ReadBuffer), grpc.WithWriteBufferSize(grpcbuf.WriteBuffer), grpc.WithSharedWriteBuffer(true))
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/term"
 
 	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 // execInteractive runs start with kctl's stdin attached: in raw mode with a
@@ -42,7 +43,7 @@ func (g *globals) execInteractive(cmd *cobra.Command, start *streamv1.ExecStart,
 				}
 			}()
 		}
-		buf := make([]byte, 32<<10)
+		buf := make([]byte, wirelimit.MaxStdinChunkBytes)
 		for {
 			n, err := stdin.Read(buf)
 			if n > 0 {

@@ -222,7 +222,7 @@ func TestProxyBootConfig_Deprecated(t *testing.T) {
 		if !strings.HasPrefix(out.String(), line) {
 			t.Errorf("proxy %v printed %q, want it to start with Kamal's deprecation line", tt.args, out.String())
 		}
-		if !tt.wantErr && !strings.Contains(out.String(), "\nHost web-1: --publish 80:80 --publish 443:443 --log-opt max-size=10m\n") {
+		if !tt.wantErr && !strings.Contains(out.String(), "\nHost web-1: --publish 80:80 --publish 443:443 --log-opt max-size=10m basecamp/kamal-proxy:v0.9.2\n") {
 			t.Errorf("proxy %v printed %q, want each proxy host", tt.args, out.String())
 		}
 	}

@@ -48,7 +48,7 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 				return err
 			}
 			for _, h := range proxyHosts(p) {
-				fmt.Fprintf(cmd.OutOrStdout(), "Host %s: %s\n", h, bootOptions(p.cfg.ProxyBoot(h).GetContainer()))
+				fmt.Fprintf(cmd.OutOrStdout(), "Host %s: %s\n", h, bootConfigLine(p.cfg.ProxyBoot(h).GetContainer()))
 			}
 			return nil
 		},
@@ -62,6 +62,20 @@ func newProxyBootConfigCmd(g *globals) *cobra.Command {
 	}
 	cmd.AddCommand(set, get, reset)
 	return cmd
+}
+
+// bootConfigLine is what Kamal's `proxy boot_config get` prints after
+// "Host h: " (lib/kamal/commands/proxy.rb boot_config: `echo "OPTIONS
+// IMAGE:VERSION RUN_COMMAND"`, stripped by capture): the boot options, the
+// image with its version, and the run command when it has options
+// (`kamal-proxy run --debug --metrics-port 9090`; without options Kamal
+// writes none).
+func bootConfigLine(c *specv1.Container) string {
+	parts := []string{bootOptions(c), c.GetImage()}
+	if run := c.GetCmd(); run != "" && run != "kamal-proxy run" {
+		parts = append(parts, run)
+	}
+	return strings.TrimSpace(strings.Join(parts, " "))
 }
 
 // bootOptions are the docker run options kamal-proxy boots with, as Kamal's

@@ -131,6 +131,9 @@ func writeOutput(out *streamv1.Output, stdout, stderr io.Writer) error {
 // spool file, then prints them in order under Kamal's "<Kind> Host: h"
 // header (none with raw). A host that failed prints its error.
 func eachHost(ctx context.Context, w io.Writer, targets []streamTarget, raw bool, fn func(ctx context.Context, t streamTarget, out io.Writer) error) error {
+	if len(targets) == 1 {
+		return oneHost(ctx, w, targets[0], raw, fn)
+	}
 	type result struct {
 		f   *os.File
 		err error
@@ -180,6 +183,59 @@ func eachHost(ctx context.Context, w io.Writer, targets []streamTarget, raw bool
 		return fmt.Errorf("failed on %d of %d hosts: %s", len(failed), len(targets), strings.Join(failed, ", "))
 	}
 	return nil
+}
+
+// oneHost is eachHost for one target: its output streams to w as it
+// arrives (no spool, and no wait for the end), under the header, which is
+// written with the first byte.
+func oneHost(ctx context.Context, w io.Writer, t streamTarget, raw bool, fn func(ctx context.Context, t streamTarget, out io.Writer) error) error {
+	hw := &headerWriter{w: w}
+	if !raw {
+		hw.header = fmt.Sprintf("%s Host: %s\n", t.kind, t.host)
+	}
+	err := fn(ctx, t, hw)
+	if c := status.Code(err); hw.n == 0 && (c == codes.PermissionDenied || c == codes.Unauthenticated) {
+		return err // the caller may not do this at all
+	}
+	if _, werr := hw.Write(nil); werr != nil {
+		return werr
+	}
+	if err != nil {
+		fmt.Fprintf(w, "%s\n", err)
+	}
+	if !raw {
+		if hw.n > 0 {
+			fmt.Fprintln(w)
+		}
+		fmt.Fprintln(w)
+	}
+	if err != nil {
+		return fmt.Errorf("failed on 1 of 1 hosts: %s", t.host)
+	}
+	return nil
+}
+
+// headerWriter writes header before the first write (a nil write writes
+// just the header) and counts the bytes written after it.
+type headerWriter struct {
+	w      io.Writer
+	header string
+	n      int64
+}
+
+func (h *headerWriter) Write(p []byte) (int, error) {
+	if h.header != "" {
+		if _, err := io.WriteString(h.w, h.header); err != nil {
+			return 0, err
+		}
+		h.header = ""
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	n, err := h.w.Write(p)
+	h.n += int64(n)
+	return n, err
 }
 
 // linePrefixer writes whole lines to w, each prefixed, under mu: the

@@ -12,6 +12,7 @@ import (
 
 	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 // upstream is the agent's side of a stream: a local tunnel or a relay
@@ -245,11 +246,18 @@ func pump(ctx context.Context, up upstream, recv func() (*streamv1.ExecInput, er
 	// The upstream's Recv does not watch ctx (a tunnel belongs to another
 	// RPC): end it when ctx ends, so the agent learns at once.
 	defer context.AfterFunc(ctx, up.Close)()
+	// bad is an input refused by checkInput: it ends the stream.
+	bad := make(chan error, 1)
 	if recv != nil {
 		go func() {
 			for {
 				in, err := recv()
 				if err != nil {
+					return
+				}
+				if err := checkInput(in); err != nil {
+					bad <- err
+					cancel()
 					return
 				}
 				if err := up.Send(in); err != nil {
@@ -264,6 +272,11 @@ func pump(ctx context.Context, up upstream, recv func() (*streamv1.ExecInput, er
 			return nil, nil
 		}
 		if err != nil {
+			select {
+			case err := <-bad:
+				return nil, err
+			default:
+			}
 			if ctx.Err() != nil {
 				return nil, status.FromContextError(ctx.Err()).Err()
 			}
@@ -279,6 +292,19 @@ func pump(ctx context.Context, up upstream, recv func() (*streamv1.ExecInput, er
 			return e, nil
 		}
 	}
+}
+
+// checkInput refuses an operator's input over its limits
+// (wirelimit.ValidateExecInput: e.g. a stdin chunk over
+// MaxStdinChunkBytes) or a second start.
+func checkInput(in *streamv1.ExecInput) error {
+	if in.GetStart() != nil {
+		return status.Error(codes.InvalidArgument, "relay: an exec starts once")
+	}
+	if err := wirelimit.ValidateExecInput(in); err != nil {
+		return status.Error(codes.InvalidArgument, "relay: "+err.Error())
+	}
+	return nil
 }
 
 // cut explains an upstream that broke mid-stream.

@@ -26,6 +26,7 @@ import (
 	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/pki/pkitest"
+	"github.com/kctl-dev/kctl/internal/wirelimit"
 )
 
 // identityCtx returns a context whose verified TLS peer is id, as an
@@ -398,5 +399,66 @@ func TestLimits_OversizedRequestsAreRefused(t *testing.T) {
 	req := &streamv1.LogsRequest{Agent: "web-1", Target: &streamv1.Target{Kind: streamv1.Target_KIND_APP}, Grep: strings.Repeat("x", maxLogsRequestBytes)}
 	if err := (streamAPI{}).Logs(req, nil); status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "over the limit") {
 		t.Errorf("Logs(%d-byte grep) = %v, want InvalidArgument over the limit", len(req.Grep), err)
+	}
+}
+
+// execStreamFake is an operator's Exec call: in feeds its inputs.
+type execStreamFake struct {
+	ctx context.Context
+	in  chan *streamv1.ExecInput
+	out chan *streamv1.Output
+}
+
+func (e *execStreamFake) Context() context.Context { return e.ctx }
+func (e *execStreamFake) Recv() (*streamv1.ExecInput, error) {
+	select {
+	case m := <-e.in:
+		return m, nil
+	case <-e.ctx.Done():
+		return nil, status.FromContextError(e.ctx.Err()).Err()
+	}
+}
+func (e *execStreamFake) Send(o *streamv1.Output) error {
+	select {
+	case e.out <- o:
+		return nil
+	case <-e.ctx.Done():
+		return status.FromContextError(e.ctx.Err()).Err()
+	}
+}
+
+// An operator's stdin chunk over wirelimit.MaxStdinChunkBytes ends the
+// exec with a clear InvalidArgument, and never reaches the agent; a chunk
+// at the limit passes.
+func TestExec_OversizedStdinChunkIsRefused(t *testing.T) {
+	ca := pkitest.NewTestCA(t)
+	c := newCluster(t, ca, "c1", "web-1")
+	ctx, cancel := context.WithCancel(identityCtx(t, ca, ca.Identity(pki.RoleOperator, "alice", pki.OperatorDeployer)))
+	defer cancel()
+	es := &execStreamFake{ctx: ctx, in: make(chan *streamv1.ExecInput, 4), out: make(chan *streamv1.Output, 4)}
+	es.in <- &streamv1.ExecInput{Msg: &streamv1.ExecInput_Start{Start: &streamv1.ExecStart{
+		Agent: "web-1", Target: &streamv1.Target{Kind: streamv1.Target_KIND_APP, Service: "web"}, Reuse: true, Interactive: true, Command: []string{"cat"},
+	}}}
+	done := make(chan error, 1)
+	go func() { done <- c.s.exec(es, false) }()
+	a := c.nextTunnel(t)
+	if m := wait(t, a.down, "the open"); m.GetOpen().GetExec() == nil {
+		t.Fatalf("agent got %v, want the exec open", m)
+	}
+	es.in <- &streamv1.ExecInput{Msg: &streamv1.ExecInput_Stdin{Stdin: make([]byte, wirelimit.MaxStdinChunkBytes)}}
+	if m := wait(t, a.down, "the stdin chunk at the limit"); len(m.GetInput().GetStdin()) != wirelimit.MaxStdinChunkBytes {
+		t.Fatalf("agent got %v, want the stdin chunk", m)
+	}
+	es.in <- &streamv1.ExecInput{Msg: &streamv1.ExecInput_Stdin{Stdin: make([]byte, wirelimit.MaxStdinChunkBytes+1)}}
+	err := wait(t, done, "the exec to end")
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "stdin chunk") || !strings.Contains(err.Error(), "over the limit") {
+		t.Fatalf("exec = %v, want InvalidArgument: a stdin chunk over the limit", err)
+	}
+	select {
+	case m := <-a.down:
+		t.Fatalf("the agent got %v after the refused chunk", m)
+	case <-a.ctx.Done(): // the tunnel was closed
+	case <-time.After(5 * time.Second):
+		t.Fatal("the tunnel was not closed")
 	}
 }

@@ -2,7 +2,8 @@
 // session (Hello, command results): the controller's dispatcher refuses a
 // message over them (Validate*), the agent makes its messages fit (Fit*), so
 // a large result is trimmed rather than refused and redelivered forever.
-// It is a leaf: the agent links no server code through it.
+// It also bounds an operator's exec inputs (ValidateExecInput).
+// It is a leaf: the agent and kctl link no server code through it.
 package wirelimit
 
 import (
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 )
 
 // Limits on what an agent sends over its session. Every field that is
@@ -146,4 +148,39 @@ func trim(s string, n int) string {
 		return s
 	}
 	return s[:n]
+}
+
+// Limits on an operator's exec inputs after the start (checked by the
+// controller kctl reaches, internal/relay): kctl sends stdin in chunks of
+// at most MaxStdinChunkBytes, well under the stream's 1 MiB message limit.
+const (
+	// MaxStdinChunkBytes bounds one stdin message of an exec.
+	MaxStdinChunkBytes = 64 << 10
+	// MaxSignalNameBytes bounds a signal's name (INT, TERM, WINCH, …).
+	MaxSignalNameBytes = 16
+	// MaxTermDimension bounds a terminal's rows and columns.
+	MaxTermDimension = 10000
+)
+
+// ValidateExecInput checks one input of an exec session after its start:
+// stdin, close stdin, resize or signal.
+func ValidateExecInput(in *streamv1.ExecInput) error {
+	switch m := in.GetMsg().(type) {
+	case *streamv1.ExecInput_Stdin:
+		if n := len(m.Stdin); n > MaxStdinChunkBytes {
+			return fmt.Errorf("a stdin chunk of %d bytes is over the limit of %d (send stdin in smaller writes)", n, MaxStdinChunkBytes)
+		}
+	case *streamv1.ExecInput_Signal:
+		if n := len(m.Signal.GetName()); n == 0 || n > MaxSignalNameBytes {
+			return fmt.Errorf("a signal name of %d bytes, want 1 to %d", n, MaxSignalNameBytes)
+		}
+	case *streamv1.ExecInput_Resize:
+		if r, c := m.Resize.GetRows(), m.Resize.GetCols(); r > MaxTermDimension || c > MaxTermDimension {
+			return fmt.Errorf("a terminal of %d×%d is over the limit of %d×%d", r, c, MaxTermDimension, MaxTermDimension)
+		}
+	case *streamv1.ExecInput_CloseStdin:
+	default:
+		return fmt.Errorf("an exec input of an unknown kind %T", m)
+	}
+	return nil
 }

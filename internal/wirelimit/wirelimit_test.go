@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	agentv1 "github.com/kctl-dev/kctl/gen/kctl/agent/v1"
+	streamv1 "github.com/kctl-dev/kctl/gen/kctl/stream/v1"
 )
 
 func TestValidate_EveryFieldHasALimit(t *testing.T) {
@@ -71,5 +72,30 @@ func TestFit_ResultsAndFactsFitTheLimits(t *testing.T) {
 	small := &agentv1.Result{Ok: true, Detail: "d"}
 	if FitResult(small) != small {
 		t.Errorf("FitResult copied a result that fits")
+	}
+}
+
+func TestValidateExecInput(t *testing.T) {
+	ok := []*streamv1.ExecInput{
+		{Msg: &streamv1.ExecInput_Stdin{Stdin: make([]byte, MaxStdinChunkBytes)}},
+		{Msg: &streamv1.ExecInput_CloseStdin{CloseStdin: &streamv1.CloseStdin{}}},
+		{Msg: &streamv1.ExecInput_Resize{Resize: &streamv1.TermSize{Rows: 50, Cols: 200}}},
+		{Msg: &streamv1.ExecInput_Signal{Signal: &streamv1.Signal{Name: "INT"}}},
+	}
+	for _, in := range ok {
+		if err := ValidateExecInput(in); err != nil {
+			t.Errorf("ValidateExecInput(%v) = %v, want nil", in, err)
+		}
+	}
+	bad := map[string]*streamv1.ExecInput{
+		"stdin chunk of 65537 bytes is over the limit": {Msg: &streamv1.ExecInput_Stdin{Stdin: make([]byte, MaxStdinChunkBytes+1)}},
+		"signal name":     {Msg: &streamv1.ExecInput_Signal{Signal: &streamv1.Signal{Name: strings.Repeat("X", 17)}}},
+		"terminal of":     {Msg: &streamv1.ExecInput_Resize{Resize: &streamv1.TermSize{Rows: 1, Cols: MaxTermDimension + 1}}},
+		"an unknown kind": {},
+	}
+	for want, in := range bad {
+		if err := ValidateExecInput(in); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("ValidateExecInput(%v) = %v, want an error with %q", in, err, want)
+		}
 	}
 }

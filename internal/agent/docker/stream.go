@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/docker/docker/api/types/container"
-	"github.com/docker/docker/pkg/stdcopy"
 
 	specv1 "github.com/kctl-dev/kctl/gen/kctl/spec/v1"
 	"github.com/kctl-dev/kctl/internal/agent/exec"
@@ -89,7 +88,7 @@ func (r *Runtime) Logs(ctx context.Context, containerID string, o LogsOptions, w
 	if in.Config != nil && in.Config.Tty {
 		_, err = io.Copy(sw, rc)
 	} else {
-		_, err = stdcopy.StdCopy(sw, sw, rc)
+		_, err = demux(sw, sw, rc)
 	}
 	if pw != nil {
 		pw.Close()
@@ -377,9 +376,10 @@ func pump(ctx context.Context, conn io.Writer, out io.Reader, closeWrite func() 
 	go func() {
 		var err error
 		if o.TTY {
-			_, err = io.Copy(stdout, out)
+			// Hide out's WriteTo: read as much as has arrived at once.
+			_, err = io.CopyBuffer(stdout, struct{ io.Reader }{out}, make([]byte, demuxBuffer))
 		} else {
-			_, err = stdcopy.StdCopy(stdout, stderr, out)
+			_, err = demux(stdout, stderr, out)
 		}
 		done <- err
 	}()
