@@ -26,6 +26,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
+	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
 // Node is one controller of a Cluster.
@@ -95,15 +96,11 @@ func Logger(t testing.TB) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// FreeAddr returns a loopback address with a port free right now.
+// FreeAddr is testenv.FreeAddr: a loopback address with a port free right
+// now, outside the ephemeral range.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testenv.FreeAddr(t)
 }
 
 // NewCluster starts n controllers: the first with --init, the others
