@@ -155,7 +155,7 @@ func Open(cfg Config) (*Store, error) {
 			Timeout: 10 * time.Second,
 			Logger:  hl.Named("transport"),
 		})
-		s.trans = s.ownTrans
+		s.trans = noPipeline{s.ownTrans}
 	}
 	if cfg.ForceNewCluster {
 		conf := raft.Configuration{Servers: []raft.Server{{Suffrage: raft.Voter, ID: raft.ServerID(cfg.NodeID), Address: s.trans.LocalAddr()}}}
@@ -807,4 +807,22 @@ func (s *Store) Close() error {
 		}
 	})
 	return s.closeErr
+}
+
+// noPipeline is the network transport without pipelined replication.
+// hashicorp/raft's pipeline can deadlock: when a follower answers an
+// AppendEntries with Success=false, pipelineDecode returns and nothing reads
+// the pipeline's responses any more; the next pipelineSend then blocks for
+// good, so that follower never receives another entry (heartbeats go on, so
+// no election heals it) and Raft.Shutdown never returns (seen here: a test
+// cluster's Close hanging 17 minutes; grafana/pyroscope#5518 describes the
+// same). Without a pipeline, raft replicates with one AppendEntries in
+// flight per follower, each carrying up to MaxAppendEntries entries.
+type noPipeline struct {
+	*raft.NetworkTransport
+}
+
+// AppendEntriesPipeline makes raft use synchronous replication.
+func (noPipeline) AppendEntriesPipeline(raft.ServerID, raft.ServerAddress) (raft.AppendPipeline, error) {
+	return nil, raft.ErrPipelineReplicationNotSupported
 }

@@ -254,7 +254,10 @@ func (s *tlsStreamLayer) Accept() (net.Conn, error) {
 	}
 }
 
-// Close stops accepting, closes the listener and aborts pending handshakes.
+// Close stops accepting, closes the listener, aborts pending handshakes and
+// closes every connection it made or accepted: raft's transport leaves its
+// pooled connections open on Close, and each would keep a handler
+// goroutine, here and at the peer, until the process exits.
 func (s *tlsStreamLayer) Close() error {
 	var err error
 	s.closeOnce.Do(func() {
@@ -266,6 +269,7 @@ func (s *tlsStreamLayer) Close() error {
 		}
 		s.mu.Unlock()
 		s.wg.Wait()
+		s.closeLive()
 	})
 	return err
 }
