@@ -167,7 +167,9 @@ type Controller struct {
 	// file is absent (a cluster made before it existed, whose CA key Raft
 	// holds in plaintext, or a KEK kept on storage not yet mounted).
 	kekMu sync.Mutex
-	kek   []byte
+	// trustMu serializes following the cluster's CA (carotate.go).
+	trustMu sync.Mutex
+	kek     []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 	// seenIndex is the applied index at which this node first saw its own
@@ -313,7 +315,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 			return nil, err
 		}
 	}
-	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Roots: c.creds.CAPool()}
+	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, RootsFunc: c.creds.CAPool}
 	c.auditor = &auditor{apply: c.apply}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
@@ -387,6 +389,7 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.leadershipLoop(c.ctx) })
 	c.wg.Go(func() { c.disp.Run(c.ctx) })
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
+	c.wg.Go(func() { c.caLoop(c.ctx) })
 	c.wg.Go(func() { c.membershipLoop(c.ctx) })
 	c.wg.Go(func() { c.diskLoop(c.ctx) })
 	c.wg.Go(func() { c.livenessLoop(c.ctx) })

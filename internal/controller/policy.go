@@ -42,6 +42,8 @@ var Policy = pki.Policy{
 	"/kctl.controller.v1.ControllerService/ListOperators":    anyOperator,
 	"/kctl.controller.v1.ControllerService/RemoveOperator":   audited(admin),
 	"/kctl.controller.v1.ControllerService/Unlock":           audited(admin),
+	"/kctl.controller.v1.ControllerService/RotateCA":         audited(admin),
+	"/kctl.controller.v1.ControllerService/CAStatus":         {Roles: []pki.Role{pki.RoleOperator}},
 	// SendCommand runs any agent operation outside any deploy and past
 	// the deploy lock: a debugging tool, for admins. kctl uses the typed
 	// calls below.

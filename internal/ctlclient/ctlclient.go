@@ -26,6 +26,11 @@ var (
 // given.
 const ControllersHeader = "kctl-controllers"
 
+// CATrustHeader is the response header in which controllers announce the
+// cluster's pki.TrustID; a client whose credentials differ renews its
+// certificate (a CA rotation, docs/pki.md).
+const CATrustHeader = "kctl-ca-trust"
+
 // DefaultTimeout bounds one attempt to reach one controller.
 const DefaultTimeout = 5 * time.Second
 

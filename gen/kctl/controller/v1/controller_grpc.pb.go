@@ -33,6 +33,8 @@ const (
 	ControllerService_ListOperators_FullMethodName    = "/kctl.controller.v1.ControllerService/ListOperators"
 	ControllerService_RemoveOperator_FullMethodName   = "/kctl.controller.v1.ControllerService/RemoveOperator"
 	ControllerService_Unlock_FullMethodName           = "/kctl.controller.v1.ControllerService/Unlock"
+	ControllerService_RotateCA_FullMethodName         = "/kctl.controller.v1.ControllerService/RotateCA"
+	ControllerService_CAStatus_FullMethodName         = "/kctl.controller.v1.ControllerService/CAStatus"
 	ControllerService_SendCommand_FullMethodName      = "/kctl.controller.v1.ControllerService/SendCommand"
 	ControllerService_GetCommand_FullMethodName       = "/kctl.controller.v1.ControllerService/GetCommand"
 	ControllerService_PingAgent_FullMethodName        = "/kctl.controller.v1.ControllerService/PingAgent"
@@ -87,6 +89,12 @@ type ControllerServiceClient interface {
 	// Unlock gives a controller started with --autolock the key-encryption
 	// key, which it keeps in memory only, so it can open the CA key.
 	Unlock(ctx context.Context, in *UnlockRequest, opts ...grpc.CallOption) (*UnlockResponse, error)
+	// RotateCA starts a CA rotation (admin, audited). Errors:
+	// FailedPrecondition (a rotation is already in progress).
+	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
+	// CAStatus reports the CA, a rotation in progress and who still holds a
+	// certificate from the old CA.
+	CAStatus(ctx context.Context, in *CAStatusRequest, opts ...grpc.CallOption) (*CAStatusResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -255,6 +263,26 @@ func (c *controllerServiceClient) Unlock(ctx context.Context, in *UnlockRequest,
 	return out, nil
 }
 
+func (c *controllerServiceClient) RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateCAResponse)
+	err := c.cc.Invoke(ctx, ControllerService_RotateCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controllerServiceClient) CAStatus(ctx context.Context, in *CAStatusRequest, opts ...grpc.CallOption) (*CAStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CAStatusResponse)
+	err := c.cc.Invoke(ctx, ControllerService_CAStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerServiceClient) SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendCommandResponse)
@@ -352,6 +380,12 @@ type ControllerServiceServer interface {
 	// Unlock gives a controller started with --autolock the key-encryption
 	// key, which it keeps in memory only, so it can open the CA key.
 	Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error)
+	// RotateCA starts a CA rotation (admin, audited). Errors:
+	// FailedPrecondition (a rotation is already in progress).
+	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
+	// CAStatus reports the CA, a rotation in progress and who still holds a
+	// certificate from the old CA.
+	CAStatus(context.Context, *CAStatusRequest) (*CAStatusResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -421,6 +455,12 @@ func (UnimplementedControllerServiceServer) RemoveOperator(context.Context, *Rem
 }
 func (UnimplementedControllerServiceServer) Unlock(context.Context, *UnlockRequest) (*UnlockResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method Unlock not implemented")
+}
+func (UnimplementedControllerServiceServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateCA not implemented")
+}
+func (UnimplementedControllerServiceServer) CAStatus(context.Context, *CAStatusRequest) (*CAStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CAStatus not implemented")
 }
 func (UnimplementedControllerServiceServer) SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendCommand not implemented")
@@ -710,6 +750,42 @@ func _ControllerService_Unlock_Handler(srv interface{}, ctx context.Context, dec
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_RotateCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateCARequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).RotateCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_RotateCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).RotateCA(ctx, req.(*RotateCARequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControllerService_CAStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CAStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).CAStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_CAStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).CAStatus(ctx, req.(*CAStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControllerService_SendCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SendCommandRequest)
 	if err := dec(in); err != nil {
@@ -862,6 +938,14 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Unlock",
 			Handler:    _ControllerService_Unlock_Handler,
+		},
+		{
+			MethodName: "RotateCA",
+			Handler:    _ControllerService_RotateCA_Handler,
+		},
+		{
+			MethodName: "CAStatus",
+			Handler:    _ControllerService_CAStatus_Handler,
 		},
 		{
 			MethodName: "SendCommand",
