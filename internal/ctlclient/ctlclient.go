@@ -19,6 +19,10 @@ var (
 	// ErrOtherCluster is returned when a controller's certificate is not
 	// from the CA in the credentials.
 	ErrOtherCluster = errors.New("controller belongs to another cluster")
+	// ErrCARotated is returned when the cluster rotated its CA and the
+	// credentials were issued by the retired one (offline for the whole
+	// grace period): the operator must enrol again with a new token.
+	ErrCARotated = errors.New("the cluster's CA was rotated while these credentials were unused for the whole grace period")
 )
 
 // ControllersHeader is the response header in which controllers announce

@@ -4,6 +4,6 @@ import "github.com/spf13/cobra"
 
 func newClusterCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{Use: "cluster", Short: "Show and change the controller cluster"}
-	cmd.AddCommand(newClusterStatusCmd(g), newClusterRemoveCmd(g), newClusterUnlockCmd(g))
+	cmd.AddCommand(newClusterStatusCmd(g), newClusterRemoveCmd(g), newClusterUnlockCmd(g), newClusterCACmd(g))
 	return cmd
 }
