@@ -204,3 +204,6 @@ func shortMsg(st *status.Status) string {
 	}
 	return m
 }
+
+// Credentials returns the client's credentials (updated by a renewal).
+func (c *Client) Credentials() *pki.Credentials { return c.creds }
