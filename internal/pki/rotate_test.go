@@ -98,21 +98,22 @@ func TestCARotation_CrossSignedTrust(t *testing.T) {
 	op := pki.Identity{ClusterID: "cl-1", Role: pki.RoleOperator, Name: "alice", OperatorRole: pki.OperatorAdmin}
 
 	server := rotationCreds(t, newCA, ctl, newCA.CertPEM, oldCA.CertPEM, cross)
+	srvTLS := server.ServerTLS() // made once: it follows SetTrust
 	oldClient := rotationCreds(t, oldCA, op, oldCA.CertPEM)
 	newClient := rotationCreds(t, newCA, op, newCA.CertPEM, oldCA.CertPEM, cross)
 	if got := len(server.CACerts()); got != 2 {
 		t.Fatalf("the rotation bundle holds %d CAs, want 2 (the cross-signed certificate is no root)", got)
 	}
-	if err := handshake(t, server.ServerTLS(), oldClient.ClientTLS(pki.RoleController)); err != nil {
+	if err := handshake(t, srvTLS, oldClient.ClientTLS(pki.RoleController)); err != nil {
 		t.Errorf("old-CA client to a new-CA controller during the rotation: %v", err)
 	}
-	if err := handshake(t, server.ServerTLS(), newClient.ClientTLS(pki.RoleController)); err != nil {
+	if err := handshake(t, srvTLS, newClient.ClientTLS(pki.RoleController)); err != nil {
 		t.Errorf("new-CA client during the rotation: %v", err)
 	}
-	if err := handshake(t, server.ServerTLS(), pki.PinnedClientTLS(oldCA.Digest())); err != nil {
+	if err := handshake(t, srvTLS, pki.PinnedClientTLS(oldCA.Digest())); err != nil {
 		t.Errorf("a pre-rotation token pinning the old CA during the rotation: %v", err)
 	}
-	if err := handshake(t, server.ServerTLS(), pki.PinnedClientTLS(newCA.Digest())); err != nil {
+	if err := handshake(t, srvTLS, pki.PinnedClientTLS(newCA.Digest())); err != nil {
 		t.Errorf("a token pinning the new CA: %v", err)
 	}
 	// Without the cross-signed certificate the old-CA client refuses.
@@ -131,20 +132,20 @@ func TestCARotation_CrossSignedTrust(t *testing.T) {
 	if err := server.SetTrust(newCA.CertPEM); err != nil {
 		t.Fatal(err)
 	}
-	err = handshake(t, server.ServerTLS(), oldClient.ClientTLS(pki.RoleController))
+	err = handshake(t, srvTLS, oldClient.ClientTLS(pki.RoleController))
 	if !errors.Is(err, pki.ErrCARotated) {
 		t.Errorf("old-CA client after the rotation = %v, want ErrCARotated", err)
 	}
-	if err := handshake(t, server.ServerTLS(), pki.PinnedClientTLS(oldCA.Digest())); !errors.Is(err, pki.ErrCADigestMismatch) {
+	if err := handshake(t, srvTLS, pki.PinnedClientTLS(oldCA.Digest())); !errors.Is(err, pki.ErrCADigestMismatch) {
 		t.Errorf("a pre-rotation token after the rotation = %v, want ErrCADigestMismatch", err)
 	}
-	if err := handshake(t, server.ServerTLS(), newClient.ClientTLS(pki.RoleController)); err != nil {
+	if err := handshake(t, srvTLS, newClient.ClientTLS(pki.RoleController)); err != nil {
 		t.Errorf("new-CA client after the rotation: %v", err)
 	}
 	// The controller refuses an old-CA client certificate (ServerTLS
 	// follows SetTrust without a new config).
 	oldClientNewTrust := rotationCreds(t, oldCA, op, newCA.CertPEM, oldCA.CertPEM, cross)
-	if err := handshake(t, server.ServerTLS(), oldClientNewTrust.ClientTLS(pki.RoleController)); err == nil {
+	if err := handshake(t, srvTLS, oldClientNewTrust.ClientTLS(pki.RoleController)); err == nil {
 		t.Error("a controller that dropped the old CA accepted an old-CA client certificate")
 	}
 	if pki.TrustID(newCA.Cert.Raw, oldCA.Cert.Raw) != pki.TrustID(oldCA.Cert.Raw, newCA.Cert.Raw) || server.TrustID() != pki.TrustID(newCA.Cert.Raw) {
