@@ -252,7 +252,7 @@ func (c *Credentials) ClientTLS(serverRole Role) *tls.Config {
 			leaf, err := verifyChain(cs.PeerCertificates, tb.Pool, time.Now())
 			if err != nil {
 				if tb.rotatedPeer(cs.PeerCertificates) {
-					return fmt.Errorf("%w: %s", ErrCARotated, RotatedHint)
+					return fmt.Errorf("%w: %w: %s", ErrUntrusted, ErrCARotated, RotatedHint)
 				}
 				return err
 			}

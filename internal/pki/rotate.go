@@ -15,7 +15,7 @@ import (
 
 // ErrCARotated: the peer's CA is another CA of the same cluster, the one
 // that replaced the CA these credentials trust (docs/pki.md, CA rotation).
-var ErrCARotated = errors.New("pki: the cluster's CA was rotated and these credentials come from the retired CA")
+var ErrCARotated = errors.New("the peer is from another CA of this cluster: the cluster's CA was rotated and these credentials come from the retired CA")
 
 // RotatedHint is the advice that goes with ErrCARotated.
 const RotatedHint = "enrol again with a new token (an admin runs `kctl token create ...`, then `kctl login` or `agent join`)"
