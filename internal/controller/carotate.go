@@ -14,6 +14,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/auditchain"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -163,6 +164,19 @@ func (s *api) RotateCA(ctx context.Context, req *controllerv1.RotateCARequest) (
 			a.EncryptionKeySig = sig
 			cmd.Preconditions = append(cmd.Preconditions, schema.Agents.IfVersion(a.GetName(), aver))
 			cmd.Mutations = append(cmd.Mutations, schema.Agents.Put(a.GetName(), a))
+		}
+		// The audit checkpoint is signed by the CA: sign it again with the
+		// new one, which kctl audit verify checks it against.
+		if old, cver, ok := schema.AuditCheckpoint.Get(v, schema.KeyCheckpoint); ok && len(old.GetSignature()) > 0 {
+			cp := auditchain.Checkpoint{Seq: old.GetSeq(), Hash: old.GetHash(), Dropped: old.GetDropped(), UnixMillis: old.GetUnixMillis()}
+			sig, err := newCA.SignDigest(auditchain.CheckpointDigest(cp))
+			if err != nil {
+				return nil, err
+			}
+			re := proto.Clone(old).(*deployv1.AuditCheckpoint)
+			re.Signature = sig
+			cmd.Preconditions = append(cmd.Preconditions, schema.AuditCheckpoint.IfVersion(schema.KeyCheckpoint, cver))
+			cmd.Mutations = append(cmd.Mutations, schema.AuditCheckpoint.Put(schema.KeyCheckpoint, re))
 		}
 		cmd.Mutations = append(cmd.Mutations, schema.Audit.Append(&deployv1.AuditEntry{
 			UnixMillis: now.UnixMilli(), Operator: caller(ctx), Result: "ok",
