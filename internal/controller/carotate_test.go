@@ -249,3 +249,30 @@ func agentConnected(cl *ctlclient.Client, name string) error {
 	}
 	return fmt.Errorf("%s not listed", name)
 }
+
+// kctl renews an operator certificate that reached its renewal time after
+// its next successful call, and hands the new one to be saved.
+func TestCARotation_OperatorRenewsBeforeExpiry(t *testing.T) {
+	tc := newTestCluster(t, 1, nil)
+	alice := tc.OperatorClient("alice", pki.OperatorViewer)
+	old := alice.Credentials().Leaf()
+	var saved []byte
+	alice.Renewed = func(cert, _, _ []byte) error { saved = cert; return nil }
+	if _, err := listAgents(alice); err != nil {
+		t.Fatal(err)
+	}
+	if saved != nil {
+		t.Fatal("renewed a fresh certificate")
+	}
+	alice.Now = func() time.Time { return pki.RenewalTime(old).Add(time.Minute) }
+	if _, err := listAgents(alice); err != nil {
+		t.Fatal(err)
+	}
+	leaf := alice.Credentials().Leaf()
+	if pki.Serial(leaf) == pki.Serial(old) || saved == nil {
+		t.Fatalf("after a call past the renewal time: serial %s (old %s), saved %v", pki.Serial(leaf), pki.Serial(old), saved != nil)
+	}
+	if _, err := listAgents(alice); err != nil {
+		t.Errorf("a call with the renewed certificate: %v", err)
+	}
+}
