@@ -114,6 +114,7 @@ func TestPolicy_AuditsEveryChange(t *testing.T) {
 		"/kctl.stream.v1.StreamService/ServerExec":               true,
 		"/kctl.fleet.v1.BlobService/Put":                         true,
 		"/kctl.controller.v1.ControllerService/Unlock":           true,
+		"/kctl.controller.v1.ControllerService/RotateCA":         true,
 		"/kctl.fleet.v1.UpgradeService/UpgradeAgent":             true,
 	}
 	for m, a := range controller.Policy {
