@@ -3,6 +3,7 @@ package controller
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -15,6 +16,7 @@ import (
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
 	"github.com/kctl-dev/kctl/internal/auditchain"
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/schema"
@@ -275,12 +277,56 @@ func (c *Controller) followTrust(ctx context.Context) {
 		c.log.Info("trusting the cluster's CAs", "trust", id, "cas", len(c.creds.CACerts()))
 	}
 	if !c.creds.OnCurrentCA() {
-		if err := c.renewSelf(ctx); err != nil {
+		err := c.renewSelf(ctx)
+		if err != nil {
+			// No CA key here (locked, no KEK): another controller signs.
+			err = errors.Join(err, c.renewFromPeer(ctx))
+		}
+		if err != nil && !c.creds.OnCurrentCA() {
 			c.log.Warn("renewing the certificate from the new CA failed; will retry", "err", err)
 			return
 		}
 		c.log.Info("certificate re-issued by the new CA")
 	}
+}
+
+// renewFromPeer renews this controller's certificate through the
+// RenewCertificate RPC of another controller.
+func (c *Controller) renewFromPeer(ctx context.Context) error {
+	keyPEM, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(keyPEM, c.creds.Identity())
+	if err != nil {
+		return err
+	}
+	var addrs []string
+	for _, a := range c.controllerAddrs() {
+		if a != c.cfg.APIAddress {
+			addrs = append(addrs, a)
+		}
+	}
+	if len(addrs) == 0 {
+		return errors.New("controller: no other controller to renew from")
+	}
+	var resp *controllerv1.RenewCertificateResponse
+	if err := ctlclient.NewClient(c.creds, addrs, 2*time.Second).Call(ctx, func(ctx context.Context, cc controllerv1.ControllerServiceClient) (err error) {
+		resp, err = cc.RenewCertificate(ctx, &controllerv1.RenewCertificateRequest{CsrPem: csr})
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := c.creds.UpdateTrust(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(c.path(caCertFile), resp.GetCaPem(), 0o600); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(c.path(nodeKeyFile), keyPEM, 0o600); err != nil {
+		return err
+	}
+	return atomicfile.WriteFile(c.path(nodeCertFile), resp.GetCertPem(), 0o600)
 }
 
 // completeRotation drops the old CA once the grace period is over.

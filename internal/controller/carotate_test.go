@@ -276,3 +276,32 @@ func TestCARotation_OperatorRenewsBeforeExpiry(t *testing.T) {
 		t.Errorf("a call with the renewed certificate: %v", err)
 	}
 }
+
+// A controller that cannot open the CA key (no key-encryption key here)
+// gets its new certificate from another controller.
+func TestCARotation_ControllerWithoutTheKeyRenewsFromAPeer(t *testing.T) {
+	tc := newTestCluster(t, 3, nil)
+	tc.Kill(2)
+	if err := os.Remove(filepath.Join(tc.Nodes[2].Dir, "kek")); err != nil {
+		t.Fatal(err)
+	}
+	tc.Restart(2)
+	if _, err := tc.Nodes[2].C.CA(); err == nil {
+		t.Fatal("c3 opens the CA key without its key-encryption key")
+	}
+	admin := tc.AdminClient()
+	admin.Renewed = func(_, _, _ []byte) error { return nil }
+	if err := admin.Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		_, err := cc.RotateCA(ctx, &controllerv1.RotateCARequest{GraceMillis: time.Hour.Milliseconds()})
+		return err
+	}); err != nil {
+		t.Fatalf("RotateCA = %v", err)
+	}
+	waitFor(t, 20*time.Second, "c3 on the new CA", func() error {
+		cr := tc.Nodes[2].C.Credentials()
+		if !cr.OnCurrentCA() || len(cr.CACerts()) != 2 {
+			return fmt.Errorf("c3: on the current CA %v, %d CAs trusted", cr.OnCurrentCA(), len(cr.CACerts()))
+		}
+		return filesOnCA(tc.Nodes[2].Dir, "node.crt", "node.key", "ca.crt", pki.Digest(cr.CACert().Raw))
+	})
+}
