@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -388,7 +389,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if established {
 			backoff = 0
 		}
-		a.log.Info("session ended", "controller", addr, "err", err)
+		if err != nil && strings.Contains(err.Error(), pki.ErrCARotated.Error()) {
+			a.log.Error("the cluster's CA was rotated while this agent was offline for the whole grace period: "+
+				"enrol again with a new token (an admin runs `kctl token create --role agent`; then `agent run --token TOKEN` with a new --data-dir)",
+				"controller", addr)
+		} else {
+			a.log.Info("session ended", "controller", addr, "err", err)
+		}
 		// Try the next controller immediately once after an established
 		// session ends; back off while nothing answers.
 		if backoff == 0 && established {

@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -304,4 +306,63 @@ func TestCARotation_ControllerWithoutTheKeyRenewsFromAPeer(t *testing.T) {
 		}
 		return filesOnCA(tc.Nodes[2].Dir, "node.crt", "node.key", "ca.crt", pki.Digest(cr.CACert().Raw))
 	})
+}
+
+// lockedBuffer is a log sink safe for concurrent writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// An agent offline for the whole grace period is told to enrol again.
+func TestCARotation_AgentOfflineForTheGracePeriodIsToldToEnrolAgain(t *testing.T) {
+	tc, clk := fakeClockCluster(t)
+	dir := filepath.Join(t.TempDir(), "web-1")
+	_, stop := tc.startAgentWith("web-1", &countingRuntime{}, func(c *agent.Config) { c.DataDir = dir }, 0)
+	admin := tc.AdminClient()
+	admin.Renewed = func(cert, key, ca []byte) error { // tc.Token uses tc.Admin
+		tc.Admin.Cert, tc.Admin.Key, tc.Admin.CA = string(cert), string(key), string(ca)
+		return nil
+	}
+	waitFor(t, 20*time.Second, "web-1 connected", func() error { return agentConnected(admin, "web-1") })
+	stop()
+	if err := admin.Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		_, err := cc.RotateCA(ctx, &controllerv1.RotateCARequest{GraceMillis: time.Minute.Milliseconds()})
+		return err
+	}); err != nil {
+		t.Fatalf("RotateCA = %v", err)
+	}
+	caStatus(t, admin) // the admin renews after it
+	clk.Advance(2 * time.Minute)
+	waitFor(t, 20*time.Second, "the old CA retired", func() error {
+		if st := caStatus(t, admin); st.GetRotating() {
+			return errors.New("still rotating")
+		}
+		return nil
+	})
+	var logs lockedBuffer
+	tc.startAgentWith("web-1", &countingRuntime{}, func(c *agent.Config) {
+		c.DataDir, c.Logger = dir, slog.New(slog.NewTextHandler(&logs, nil))
+	}, 0)
+	waitFor(t, 20*time.Second, "the agent's advice", func() error {
+		if s := logs.String(); !strings.Contains(s, "enrol again with a new token") || !strings.Contains(s, "kctl token create --role agent") {
+			return fmt.Errorf("agent log: %q", s)
+		}
+		return nil
+	})
+	if err := agentConnected(admin, "web-1"); err == nil {
+		t.Error("the agent with an old-CA certificate is connected")
+	}
 }
