@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"google.golang.org/grpc/codes"
@@ -50,11 +51,27 @@ func recordBundle(rec *controllerv1.ClusterRecord) []byte {
 	return b.Bytes()
 }
 
+// trustIDCache memoizes recordTrustID for the last bundle: it is asked on
+// every unary call and every agent heartbeat, and parsing verifies
+// signatures.
+var trustIDCache struct {
+	sync.Mutex
+	bundle []byte
+	id     string
+}
+
 func recordTrustID(rec *controllerv1.ClusterRecord) string {
-	tb, err := pki.ParseTrustBundle(recordBundle(rec))
+	b := recordBundle(rec)
+	trustIDCache.Lock()
+	defer trustIDCache.Unlock()
+	if trustIDCache.bundle != nil && bytes.Equal(trustIDCache.bundle, b) {
+		return trustIDCache.id
+	}
+	tb, err := pki.ParseTrustBundle(b)
 	if err != nil {
 		return ""
 	}
+	trustIDCache.bundle, trustIDCache.id = b, tb.ID
 	return tb.ID
 }
 
