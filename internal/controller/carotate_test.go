@@ -2,6 +2,7 @@ package controller_test
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -14,7 +15,9 @@ import (
 
 	controllerv1 "github.com/kctl-dev/kctl/gen/kctl/controller/v1"
 	"github.com/kctl-dev/kctl/internal/agent"
+	"github.com/kctl-dev/kctl/internal/auditchain"
 	"github.com/kctl-dev/kctl/internal/clock"
+	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/pki"
@@ -364,5 +367,39 @@ func TestCARotation_AgentOfflineForTheGracePeriodIsToldToEnrolAgain(t *testing.T
 	})
 	if err := agentConnected(admin, "web-1"); err == nil {
 		t.Error("the agent with an old-CA certificate is connected")
+	}
+}
+
+// The audit checkpoint (signed by the CA) is signed again by the new CA in
+// the rotation, so the chain verifies once the old CA is gone.
+func TestCARotation_AuditCheckpointSignedByTheNewCA(t *testing.T) {
+	clk := clock.NewFake(time.Now())
+	tc := &testCluster{Cluster: controllertest.NewCluster(t, 1, controllertest.WithClock(clk),
+		controllertest.WithAuditRetention(controller.AuditRetention{MaxEntries: 3})), t: t}
+	for i := range 6 {
+		tc.Token(controllerv1.Role_ROLE_AGENT, "", "", uint32(i+1), time.Hour)
+	}
+	st := tc.Nodes[0].C.Store()
+	waitFor(t, 10*time.Second, "a checkpoint", func() error {
+		clk.Advance(time.Minute)
+		if _, _, ok := schema.AuditCheckpoint.Get(st.View(), schema.KeyCheckpoint); !ok {
+			return errors.New("none yet")
+		}
+		return nil
+	})
+	admin := tc.AdminClient()
+	admin.Renewed = func(_, _, _ []byte) error { return nil }
+	if err := admin.Call(context.Background(), func(ctx context.Context, cc controllerv1.ControllerServiceClient) error {
+		_, err := cc.RotateCA(ctx, &controllerv1.RotateCARequest{GraceMillis: time.Hour.Milliseconds()})
+		return err
+	}); err != nil {
+		t.Fatalf("RotateCA = %v", err)
+	}
+	cp, _, _ := schema.AuditCheckpoint.Get(st.View(), schema.KeyCheckpoint)
+	newCA := tc.Nodes[0].C.Credentials().CACert()
+	key, _ := newCA.PublicKey.(*ecdsa.PublicKey)
+	digest := auditchain.CheckpointDigest(auditchain.Checkpoint{Seq: cp.GetSeq(), Hash: cp.GetHash(), Dropped: cp.GetDropped(), UnixMillis: cp.GetUnixMillis()})
+	if !ecdsa.VerifyASN1(key, digest, cp.GetSignature()) {
+		t.Error("the audit checkpoint is not signed by the new CA after the rotation")
 	}
 }
