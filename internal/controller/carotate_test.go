@@ -1,6 +1,7 @@
 package controller_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/ecdsa"
 	"errors"
@@ -20,6 +21,7 @@ import (
 	"github.com/kctl-dev/kctl/internal/controller"
 	"github.com/kctl-dev/kctl/internal/controller/controllertest"
 	"github.com/kctl-dev/kctl/internal/ctlclient"
+	"github.com/kctl-dev/kctl/internal/kctl"
 	"github.com/kctl-dev/kctl/internal/pki"
 	"github.com/kctl-dev/kctl/internal/schema"
 	"github.com/kctl-dev/kctl/internal/sealbox"
@@ -401,5 +403,27 @@ func TestCARotation_AuditCheckpointSignedByTheNewCA(t *testing.T) {
 	digest := auditchain.CheckpointDigest(auditchain.Checkpoint{Seq: cp.GetSeq(), Hash: cp.GetHash(), Dropped: cp.GetDropped(), UnixMillis: cp.GetUnixMillis()})
 	if !ecdsa.VerifyASN1(key, digest, cp.GetSignature()) {
 		t.Error("the audit checkpoint is not signed by the new CA after the rotation")
+	}
+	// kctl with the admin file (still on the old CA): the status shows the
+	// rotation, and kctl saves the renewed credentials; audit verify passes.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	var out, errb bytes.Buffer
+	if err := kctl.Run(ctx, []string{"--credentials", tc.AdminPath, "cluster", "ca", "status"}, &out, &errb); err != nil {
+		t.Fatalf("kctl cluster ca status = %v, %s", err, errb.String())
+	}
+	if s := out.String(); !strings.Contains(s, "rotating from "+pki.Digest(tc.Nodes[0].C.Credentials().CACerts()[1].Raw)) || !strings.Contains(s, "ROLE") {
+		t.Errorf("kctl cluster ca status printed %q", s)
+	}
+	f, err := ctlclient.LoadFile(tc.AdminPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cr, err := f.Credentials(); err != nil || !cr.OnCurrentCA() || !cr.CACert().Equal(newCA) {
+		t.Errorf("the admin credentials file after a kctl command: %v (want renewed from the new CA)", err)
+	}
+	out.Reset()
+	if err := kctl.Run(ctx, []string{"--credentials", tc.AdminPath, "audit", "verify"}, &out, &errb); err != nil {
+		t.Errorf("kctl audit verify after the rotation = %v, %s", err, errb.String())
 	}
 }
