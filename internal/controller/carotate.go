@@ -151,7 +151,7 @@ func (s *api) RotateCA(ctx context.Context, req *controllerv1.RotateCARequest) (
 				time.UnixMilli(rec.GetRotationStartedUnixMillis()+rec.GetRotationGraceMillis()).UTC().Format(time.RFC3339))
 		}
 		if !bytes.Equal(rec.GetCaCertPem(), oldCA.CertPEM) {
-			return nil, errConflict
+			return nil, status.Error(codes.FailedPrecondition, "controller: the CA changed while the rotation was prepared (another rotation?): see kctl cluster ca status")
 		}
 		next := proto.Clone(rec).(*controllerv1.ClusterRecord)
 		if len(kek) > 0 {

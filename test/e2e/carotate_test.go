@@ -88,7 +88,9 @@ func TestE2E_CARotation(t *testing.T) {
 	var notConnected atomic.Value
 	var wg sync.WaitGroup
 	wg.Go(func() { // the agents stay connected throughout
-		for !stopPoll.Load() {
+		tick := time.NewTicker(200 * time.Millisecond)
+		defer tick.Stop()
+		for ; !stopPoll.Load(); <-tick.C {
 			as, err := e.agents()
 			if err == nil {
 				for _, h := range hosts {
@@ -97,7 +99,6 @@ func TestE2E_CARotation(t *testing.T) {
 					}
 				}
 			}
-			time.Sleep(200 * time.Millisecond) // the polling pace, not a wait for a condition
 		}
 	})
 
