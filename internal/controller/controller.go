@@ -451,7 +451,7 @@ func (c *Controller) openStore() error {
 			MaxConns: maxRaftConns, MaxUnauthenticated: maxRaftConns, MaxPerSource: maxRaftConnsPerSource,
 		}),
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
-		ClientTLS: c.creds.ClientTLS(pki.RoleController),
+		ClientTLS: c.creds.ClientTLSPreferOld(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {
 			return c.verifyRaftPeer(opened.Load(), leaf)
 		},

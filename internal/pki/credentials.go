@@ -20,6 +20,9 @@ import (
 type Credentials struct {
 	trust atomic.Pointer[TrustBundle] // never nil after NewCredentials
 	cur   atomic.Pointer[loadedCert]  // never nil after NewCredentials
+	// prev is the certificate of the old CA after a renewal from the new
+	// one, kept while the bundle trusts the old CA (ClientTLSPreferOld).
+	prev atomic.Pointer[loadedCert]
 }
 
 // loadedCert is one immutable certificate generation.
@@ -121,9 +124,17 @@ func (c *Credentials) UpdateTrust(certPEM, keyPEM, bundlePEM []byte) error {
 	if err != nil {
 		return err
 	}
-	old := c.cur.Load().id
+	oldLC := c.cur.Load()
+	old := oldLC.id
 	if lc.id.ClusterID != old.ClusterID || lc.id.Role != old.Role || lc.id.Name != old.Name {
 		return fmt.Errorf("%w: have %s, got %s", ErrIdentityChanged, old, lc.id)
+	}
+	if oi := tb.issuer(oldLC.leaf); oi != nil && oi != tb.issuer(lc.leaf) {
+		keep := *oldLC
+		keep.tls.Certificate = chainFor(keep.leaf, tb)
+		c.prev.Store(&keep) // a renewal from a new CA: keep the old CA's
+	} else if p := c.prev.Load(); p != nil && tb.issuer(p.leaf) == nil {
+		c.prev.Store(nil)
 	}
 	c.trust.Store(tb)
 	c.cur.Store(lc)
@@ -143,6 +154,9 @@ func (c *Credentials) SetTrust(bundlePEM []byte) error {
 	}
 	lc := *c.cur.Load()
 	lc.tls.Certificate = chainFor(lc.leaf, tb)
+	if p := c.prev.Load(); p != nil && tb.issuer(p.leaf) == nil {
+		c.prev.Store(nil) // the old CA is retired
+	}
 	c.trust.Store(tb)
 	c.cur.Store(&lc)
 	return nil
@@ -263,6 +277,24 @@ func (c *Credentials) ClientTLS(serverRole Role) *tls.Config {
 			return c.checkPeer(id, []Role{serverRole})
 		},
 	}
+}
+
+// ClientTLSPreferOld is ClientTLS that, during a CA rotation, presents the
+// certificate of the old CA (while it is valid and still trusted) rather
+// than the new one, so a server that has not learnt of the rotation yet
+// accepts it: Go's verifier cannot take the cross-signed path on the server
+// side (the CAs are MaxPathLen 0). The Raft transport uses it, so a
+// controller that lags behind the rotation still gets the log that tells
+// it. Once the old CA is retired it presents the current certificate.
+func (c *Credentials) ClientTLSPreferOld(serverRole Role) *tls.Config {
+	cfg := c.ClientTLS(serverRole)
+	cfg.GetClientCertificate = func(*tls.CertificateRequestInfo) (*tls.Certificate, error) {
+		if p := c.prev.Load(); p != nil && time.Now().Before(p.leaf.NotAfter) {
+			return &p.tls, nil
+		}
+		return &c.cur.Load().tls, nil
+	}
+	return cfg
 }
 
 func (c *Credentials) checkPeer(id Identity, roles []Role) error {
