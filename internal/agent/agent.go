@@ -26,6 +26,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -121,6 +122,9 @@ type Agent struct {
 	// enrolled before agents had encryption keys (it refuses secrets).
 	enc *sealbox.PrivateKey
 
+	// renewNow wakes renewLoop: the cluster's CA trust differs from ours
+	// (a CA rotation).
+	renewNow chan struct{}
 	// mu guards controllers and connected.
 	mu          sync.Mutex
 	controllers []string
@@ -162,7 +166,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg.BufferSize = 4 << 10
 	}
 	cfg.Clock = clock.Or(cfg.Clock)
-	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.Name), sessionCh: make(chan struct{}, 1), restart: make(chan struct{})}
+	a := &Agent{cfg: cfg, log: cfg.Logger.With("agent", cfg.Name), sessionCh: make(chan struct{}, 1), restart: make(chan struct{}), renewNow: make(chan struct{}, 1)}
 	if !cfg.InMemory {
 		if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 			return nil, fmt.Errorf("%w: %w (check --data-dir %s)", ErrDataDir, err, cfg.DataDir)
@@ -386,7 +390,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		if established {
 			backoff = 0
 		}
-		a.log.Info("session ended", "controller", addr, "err", err)
+		if err != nil && strings.Contains(err.Error(), pki.ErrCARotated.Error()) {
+			a.log.Error("the cluster's CA was rotated while this agent was offline for the whole grace period: "+
+				"enrol again with a new token (an admin runs `kctl token create --role agent`; then `agent run --token TOKEN` with a new --data-dir)",
+				"controller", addr)
+		} else {
+			a.log.Info("session ended", "controller", addr, "err", err)
+		}
 		// Try the next controller immediately once after an established
 		// session ends; back off while nothing answers.
 		if backoff == 0 && established {
@@ -427,21 +437,39 @@ func (a *Agent) dialOptions() []grpc.DialOption {
 	}
 }
 
-// renewLoop renews the certificate once NeedsRenewal says so.
+// renewLoop renews the certificate once NeedsRenewal says so, or at once
+// when a controller announces CA trust that differs from ours (a CA
+// rotation: the renewal brings a certificate and the bundle of the new CA).
 func (a *Agent) renewLoop(ctx context.Context) {
 	t := a.cfg.Clock.NewTicker(time.Minute)
 	defer t.Stop()
+	rotate := false
 	for {
-		if pki.NeedsRenewal(a.creds.Leaf(), a.cfg.Clock.Now()) {
+		if rotate || pki.NeedsRenewal(a.creds.Leaf(), a.cfg.Clock.Now()) {
 			if err := a.renew(ctx); err != nil {
 				a.log.Warn("certificate renewal failed; will retry", "err", err)
 			}
 		}
+		rotate = false
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C():
+		case <-a.renewNow:
+			rotate = true
 		}
+	}
+}
+
+// checkTrust asks renewLoop to renew now when the cluster's CA trust (from
+// a Welcome or HeartbeatAck) is not ours.
+func (a *Agent) checkTrust(trust string) {
+	if trust == "" || (trust == a.creds.TrustID() && a.creds.OnCurrentCA()) {
+		return
+	}
+	select {
+	case a.renewNow <- struct{}{}:
+	default:
 	}
 }
 
@@ -466,10 +494,15 @@ func (a *Agent) renew(ctx context.Context) error {
 			last = err
 			continue
 		}
-		if err := a.creds.Update(resp.GetCertPem(), keyPEM); err != nil {
+		if err := a.creds.UpdateTrust(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
 			return err
 		}
 		if !a.cfg.InMemory {
+			if len(resp.GetCaPem()) > 0 {
+				if err := atomicfile.WriteFile(a.path(caFile), resp.GetCaPem(), 0o600); err != nil {
+					return err
+				}
+			}
 			if err := atomicfile.WriteFile(a.path(keyFile), keyPEM, 0o600); err != nil {
 				return err
 			}

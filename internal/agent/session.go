@@ -64,6 +64,7 @@ func (a *Agent) session(ctx context.Context, addr string) (established bool, err
 		switch msg := m.GetMsg().(type) {
 		case *agentv1.SessionResponse_HeartbeatAck:
 			a.learn(msg.HeartbeatAck.GetControllers())
+			a.checkTrust(msg.HeartbeatAck.GetCaTrust())
 		case *agentv1.SessionResponse_Command:
 			// Commands run to completion even if the session ends (the
 			// session does not wait for them: reconnecting comes first);
@@ -109,6 +110,7 @@ func (a *Agent) handshake(sctx context.Context, cancel context.CancelCauseFunc, 
 		return nil, nil, errors.New("agent: controller did not welcome the session")
 	}
 	a.learn(welcome.GetControllers())
+	a.checkTrust(welcome.GetCaTrust())
 	return stream, welcome, nil
 }
 

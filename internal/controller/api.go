@@ -41,7 +41,7 @@ type api struct {
 // learn every controller's address.
 func (c *Controller) announce(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 	_ = grpc.SetHeader(ctx, metadata.Pairs(ctlclient.ControllersHeader, strings.Join(c.controllerAddrs(), ","),
-		ctlclient.VersionHeader, version.Version))
+		ctlclient.VersionHeader, version.Version, ctlclient.CATrustHeader, c.CATrust()))
 	return handler(ctx, req)
 }
 
@@ -118,7 +118,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 	if err != nil {
 		return nil, status.Errorf(codes.Unavailable, "%v", err)
 	}
-	if tok.CADigest != ca.Digest() {
+	if tok.CADigest != ca.Digest() && !c.trustsOldCA(tok.CADigest) {
 		return nil, status.Error(codes.InvalidArgument, "controller: the token's CA digest does not match this cluster's CA: the token is for another cluster")
 	}
 	// Answer from memory what needs no read on the leader: a token
@@ -213,7 +213,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		serial := pki.Serial(leaf)
 		now := time.Now()
 		resp = &controllerv1.JoinResponse{
-			CertPem: certPEM, CaPem: ca.CertPEM, Controllers: c.controllerAddrs(),
+			CertPem: certPEM, CaPem: c.trustBundle(), Controllers: c.controllerAddrs(),
 			ClusterId: c.clusterID, Name: name, Role: rec.GetRole(), OperatorRole: rec.GetOperatorRole(),
 			ProtocolVersion: uint32(clusterProtocol(v)),
 		}
@@ -231,9 +231,9 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 		switch role {
 		case pki.RoleController:
 			record = schema.Nodes.Put(name, &controllerv1.NodeRecord{Name: name, ApiAddress: req.GetApiAddress(), RaftAddress: req.GetRaftAddress(), Serials: []string{serial},
-				ProtocolVersion: uint32(protocol.Normalize(req.GetProtocolVersion()))})
+				ProtocolVersion: uint32(protocol.Normalize(req.GetProtocolVersion())), IssuerDigest: ca.Digest()})
 		case pki.RoleAgent:
-			ar := &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix()}
+			ar := &controllerv1.AgentRecord{Name: name, Serials: []string{serial}, CreatedUnix: now.Unix(), IssuerDigest: ca.Digest()}
 			if pub := req.GetEncryptionKey(); len(pub) > 0 {
 				sig, err := ca.CertifyEncryptionKey(name, pub)
 				if err != nil {
@@ -243,7 +243,7 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 			}
 			record = schema.Agents.Put(name, ar)
 		default:
-			record = schema.Operators.Put(name, &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix()})
+			record = schema.Operators.Put(name, &controllerv1.OperatorRecord{Name: name, Role: rec.GetOperatorRole(), Serials: []string{serial}, CreatedUnix: now.Unix(), IssuerDigest: ca.Digest()})
 		}
 		rec = proto.Clone(rec).(*controllerv1.TokenRecord)
 		rec.UsesLeft--
@@ -280,24 +280,33 @@ func (s *api) Join(ctx context.Context, req *controllerv1.JoinRequest) (*control
 // addSerial records a renewed certificate's serial for an identity,
 // keeping keep (the serial of the certificate in use).
 func (c *Controller) addSerial(ctx context.Context, role pki.Role, name, serial, keep string) error {
+	return c.addSerialFrom(ctx, role, name, serial, keep, "")
+}
+
+// addSerialFrom is addSerial that also records the digest of the issuing
+// CA (when not ""), for `kctl cluster ca status`.
+func (c *Controller) addSerialFrom(ctx context.Context, role pki.Role, name, serial, keep, issuer string) error {
 	switch role {
 	case pki.RoleController:
-		return updateSerials(ctx, c, schema.Nodes, name, serial, keep, func(r *controllerv1.NodeRecord) *[]string { return &r.Serials })
+		return updateSerials(ctx, c, schema.Nodes, name, serial, keep, func(r *controllerv1.NodeRecord) (*[]string, *string) { return &r.Serials, &r.IssuerDigest }, issuer)
 	case pki.RoleAgent:
-		return updateSerials(ctx, c, schema.Agents, name, serial, keep, func(r *controllerv1.AgentRecord) *[]string { return &r.Serials })
+		return updateSerials(ctx, c, schema.Agents, name, serial, keep, func(r *controllerv1.AgentRecord) (*[]string, *string) { return &r.Serials, &r.IssuerDigest }, issuer)
 	}
-	return updateSerials(ctx, c, schema.Operators, name, serial, keep, func(r *controllerv1.OperatorRecord) *[]string { return &r.Serials })
+	return updateSerials(ctx, c, schema.Operators, name, serial, keep, func(r *controllerv1.OperatorRecord) (*[]string, *string) { return &r.Serials, &r.IssuerDigest }, issuer)
 }
 
 // updateSerials adds serial to the serials of the record name in t.
-func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial, keep string, serials func(M) *[]string) error {
+func updateSerials[M proto.Message](ctx context.Context, c *Controller, t schema.Table[M], name, serial, keep string, serials func(M) (*[]string, *string), issuer string) error {
 	return c.update(ctx, func(v *raftstore.Snapshot) (*raftcmdv1.Command, error) {
 		rec, ver, ok := t.Get(v, name)
 		if !ok {
 			return nil, status.Errorf(codes.Unauthenticated, "controller: %s %q no longer exists", t.Name(), name)
 		}
-		s := serials(rec)
+		s, iss := serials(rec)
 		*s = addSerial(*s, serial, keep)
+		if issuer != "" {
+			*iss = issuer
+		}
 		return &raftcmdv1.Command{
 			Preconditions: []*raftcmdv1.Precondition{t.IfVersion(name, ver)},
 			Mutations:     []*raftcmdv1.Mutation{t.Put(name, rec)},
@@ -332,10 +341,10 @@ func (s *api) RenewCertificate(ctx context.Context, req *controllerv1.RenewCerti
 	if err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	if err := c.addSerial(ctx, id.Role, id.Name, pki.Serial(leaf), peerSerial(ctx)); err != nil {
+	if err := c.addSerialFrom(ctx, id.Role, id.Name, pki.Serial(leaf), peerSerial(ctx), ca.Digest()); err != nil {
 		return nil, rpcerr.Status(err)
 	}
-	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: ca.CertPEM}, nil
+	return &controllerv1.RenewCertificateResponse{CertPem: certPEM, CaPem: c.trustBundle()}, nil
 }
 
 // CreateToken makes a join token. Errors: InvalidArgument, AlreadyExists

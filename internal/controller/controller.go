@@ -179,7 +179,9 @@ type Controller struct {
 	// file is absent (a cluster made before it existed, whose CA key Raft
 	// holds in plaintext, or a KEK kept on storage not yet mounted).
 	kekMu sync.Mutex
-	kek   []byte
+	// trustMu serializes following the cluster's CA (carotate.go).
+	trustMu sync.Mutex
+	kek     []byte
 	// pokeCh wakes the membership reconciler.
 	pokeCh chan struct{}
 	// seenIndex is the applied index at which this node first saw its own
@@ -338,7 +340,7 @@ func (c *Controller) setUp(ctx context.Context) (adminCreds []byte, err error) {
 	if err := c.checkProtocol(); err != nil {
 		return nil, err
 	}
-	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Explain: c.explainRevoked, Roots: c.creds.CAPool()}
+	c.auth = &pki.Authorizer{Policy: Policy, ClusterID: c.clusterID, Revoked: c.revoked, Explain: c.explainRevoked, RootsFunc: c.creds.CAPool}
 	c.auditor = &auditor{apply: c.apply}
 	c.disp = dispatcher.New(dispatcher.Config{
 		Name: cfg.Name, HeartbeatInterval: cfg.HeartbeatInterval, PresenceInterval: cfg.PresenceInterval,
@@ -416,6 +418,7 @@ func (c *Controller) serve() {
 	c.wg.Go(func() { c.renewLoop(c.ctx) })
 	c.wg.Go(func() { c.watchHalt(c.ctx) })
 	c.wg.Go(func() { c.recordProtocol(c.ctx) })
+	c.wg.Go(func() { c.caLoop(c.ctx) })
 	c.wg.Go(func() { c.membershipLoop(c.ctx) })
 	c.wg.Go(func() { c.diskLoop(c.ctx) })
 	c.wg.Go(func() { c.livenessLoop(c.ctx) })
@@ -478,7 +481,7 @@ func (c *Controller) openStore() error {
 			MaxConns: maxRaftConns, MaxUnauthenticated: maxRaftConns, MaxPerSource: maxRaftConnsPerSource,
 		}),
 		ServerTLS: c.creds.ServerTLSForRoles(pki.RoleController),
-		ClientTLS: c.creds.ClientTLS(pki.RoleController),
+		ClientTLS: c.creds.ClientTLSPreferOld(pki.RoleController),
 		VerifyPeer: func(leaf *x509.Certificate) error {
 			return c.verifyRaftPeer(opened.Load(), leaf)
 		},

@@ -46,6 +46,8 @@ var Policy = pki.Policy{
 	// it only shows it.
 	"/kctl.controller.v1.ControllerService/UnlockKey":     audited(admin),
 	"/kctl.controller.v1.ControllerService/RotateDataKey": audited(admin),
+	"/kctl.controller.v1.ControllerService/RotateCA":      audited(admin),
+	"/kctl.controller.v1.ControllerService/CAStatus":      {Roles: []pki.Role{pki.RoleOperator}},
 	// SendCommand runs any agent operation outside any deploy and past
 	// the deploy lock: a debugging tool, for admins. kctl uses the typed
 	// calls below.

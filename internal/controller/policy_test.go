@@ -115,6 +115,7 @@ func TestPolicy_AuditsEveryChange(t *testing.T) {
 		"/kctl.fleet.v1.BlobService/Put":                         true,
 		"/kctl.controller.v1.ControllerService/Unlock":           true,
 		"/kctl.controller.v1.BackupService/SaveSnapshot":         true,
+		"/kctl.controller.v1.ControllerService/RotateCA":         true,
 		"/kctl.fleet.v1.UpgradeService/UpgradeAgent":             true,
 		"/kctl.controller.v1.ControllerService/UnlockKey":        true,
 		"/kctl.controller.v1.ControllerService/RotateDataKey":    true,

@@ -153,8 +153,8 @@ func (c *Controller) bootstrap(ctx context.Context) error {
 	now := time.Now().Unix()
 	_, err = c.applyOK(ctx, &raftcmdv1.Command{Mutations: []*raftcmdv1.Mutation{
 		schema.Cluster.Put(schema.KeyCA, rec),
-		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true, ProtocolVersion: uint32(protocol.Current())}),
-		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now}),
+		schema.Nodes.Put(c.cfg.Name, &controllerv1.NodeRecord{Name: c.cfg.Name, ApiAddress: c.cfg.APIAddress, RaftAddress: c.cfg.RaftAddress, Serials: []string{c.init.nodeSerial}, Voter: true, ProtocolVersion: uint32(protocol.Current()), IssuerDigest: c.init.ca.Digest()}),
+		schema.Operators.Put("admin", &controllerv1.OperatorRecord{Name: "admin", Role: string(pki.OperatorAdmin), Serials: []string{c.init.adminSerial}, CreatedUnix: now, IssuerDigest: c.init.ca.Digest()}),
 	}})
 	return err
 }
@@ -291,10 +291,14 @@ func (c *Controller) renewSelf(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.addSerial(ctx, pki.RoleController, id.Name, pki.Serial(leaf), pki.Serial(c.creds.Leaf())); err != nil {
+	if err := c.addSerialFrom(ctx, pki.RoleController, id.Name, pki.Serial(leaf), pki.Serial(c.creds.Leaf()), ca.Digest()); err != nil {
 		return err
 	}
-	if err := c.creds.Update(certPEM, keyPEM); err != nil {
+	bundle := c.trustBundle()
+	if err := c.creds.UpdateTrust(certPEM, keyPEM, bundle); err != nil {
+		return err
+	}
+	if err := atomicfile.WriteFile(c.path(caCertFile), bundle, 0o600); err != nil {
 		return err
 	}
 	if err := atomicfile.WriteFile(c.path(nodeKeyFile), keyPEM, 0o600); err != nil {

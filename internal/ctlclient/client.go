@@ -30,6 +30,19 @@ type Client struct {
 	// Learned, if set, is called with the full address list when a
 	// controller announces addresses the client did not know.
 	Learned func(addrs []string)
+	// Renewed, if set, turns on renewal: after a call that succeeded, the
+	// client renews its certificate when it is due (pki.NeedsRenewal) or
+	// the controller announced CA trust other than the credentials' (a CA
+	// rotation), and calls Renewed with the new certificate, key and CA
+	// bundle to save them. A failed renewal is only reported to Warn.
+	Renewed func(certPEM, keyPEM, caPEM []byte) error
+	// Warn, if set, receives a renewal failure.
+	Warn func(err error)
+	// Now is the clock for renewal; nil means time.Now.
+	Now func() time.Time
+
+	serverTrust string // the last CATrustHeader seen
+	renewing    bool
 }
 
 // NewClient returns a client for the given controllers.
@@ -66,6 +79,9 @@ func (c *Client) CallConn(ctx context.Context, fn func(ctx context.Context, conn
 		}
 		st, _ := status.FromError(err)
 		msg := st.Message()
+		if strings.Contains(msg, pki.ErrCARotated.Error()) {
+			return fmt.Errorf("%w: %s", ErrCARotated, pki.RotatedHint)
+		}
 		if strings.Contains(msg, "unknown authority") || strings.Contains(msg, pki.ErrUntrusted.Error()) || strings.Contains(msg, pki.ErrWrongCluster.Error()) {
 			return fmt.Errorf("%w: %s does not present a certificate from this credentials file's CA (use the credentials of the cluster it belongs to, or kctl login again)", ErrOtherCluster, addr)
 		}
@@ -89,6 +105,9 @@ func (c *Client) callOne(ctx context.Context, addr string, fn func(context.Conte
 		if vals := md.Get(ControllersHeader); len(vals) > 0 {
 			c.learn(strings.Split(vals[0], ","))
 		}
+		if vals := md.Get(CATrustHeader); len(vals) > 0 {
+			c.serverTrust = vals[0]
+		}
 		return err
 	}
 	conn, err := grpc.NewClient(addr,
@@ -107,7 +126,53 @@ func (c *Client) callOne(ctx context.Context, addr string, fn func(context.Conte
 	if err := waitConnect(cctx, conn); err != nil {
 		return status.Errorf(codes.DeadlineExceeded, "timed out connecting after %s", c.timeout)
 	}
-	return fn(ctx, conn)
+	if err := fn(ctx, conn); err != nil {
+		return err
+	}
+	c.maybeRenew(ctx, conn)
+	return nil
+}
+
+// maybeRenew renews the certificate over conn when it is due or the
+// cluster's CA trust is not the credentials'.
+func (c *Client) maybeRenew(ctx context.Context, conn *grpc.ClientConn) {
+	if c.Renewed == nil || c.renewing {
+		return
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	rotated := c.serverTrust != "" && (c.serverTrust != c.creds.TrustID() || !c.creds.OnCurrentCA())
+	if !rotated && !pki.NeedsRenewal(c.creds.Leaf(), now()) {
+		return
+	}
+	c.renewing = true
+	defer func() { c.renewing = false }()
+	if err := c.renew(ctx, conn); err != nil && c.Warn != nil {
+		c.Warn(fmt.Errorf("renewing the certificate failed (kctl tries again on the next command): %w", err))
+	}
+}
+
+func (c *Client) renew(ctx context.Context, conn *grpc.ClientConn) error {
+	keyPEM, err := pki.NewKey()
+	if err != nil {
+		return err
+	}
+	csr, err := pki.NewCSR(keyPEM, c.creds.Identity())
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	resp, err := controllerv1.NewControllerServiceClient(conn).RenewCertificate(ctx, &controllerv1.RenewCertificateRequest{CsrPem: csr})
+	if err != nil {
+		return err
+	}
+	if err := c.creds.UpdateTrust(resp.GetCertPem(), keyPEM, resp.GetCaPem()); err != nil {
+		return err
+	}
+	return c.Renewed(resp.GetCertPem(), keyPEM, resp.GetCaPem())
 }
 
 func (c *Client) learn(addrs []string) {
@@ -142,3 +207,6 @@ func shortMsg(st *status.Status) string {
 	}
 	return m
 }
+
+// Credentials returns the client's credentials (updated by a renewal).
+func (c *Client) Credentials() *pki.Credentials { return c.creds }

@@ -261,11 +261,20 @@ func (d *Dispatcher) welcome(stream agentv1.SessionService_SessionServer, name s
 	s := &session{name: name, version: hello.GetVersion(), protocol: hello.GetProtocolVersion(), stream: stream, d: d, sent: map[string]time.Time{}, since: now}
 	s.lastSeen.Store(now)
 	if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_Welcome{Welcome: &agentv1.Welcome{
-		Controller: d.cfg.Name, HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(),
+		Controller: d.cfg.Name, HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(), CaTrust: d.caTrust(),
 	}}}); err != nil {
 		return nil, nil, err
 	}
 	return s, hello, nil
+}
+
+// caTrust is the cluster's pki.TrustID when the Cluster reports it (a CA
+// rotation: agents whose trust differs renew at once).
+func (d *Dispatcher) caTrust() string {
+	if t, ok := d.cluster.(interface{ CATrust() string }); ok {
+		return t.CATrust()
+	}
+	return ""
 }
 
 func (d *Dispatcher) heartbeatMillis() uint32 { return uint32(d.cfg.HeartbeatInterval.Milliseconds()) }
@@ -300,7 +309,7 @@ func (d *Dispatcher) serve(s *session) error {
 		switch msg := m.GetMsg().(type) {
 		case *agentv1.SessionRequest_Heartbeat:
 			if err := s.send(&agentv1.SessionResponse{Msg: &agentv1.SessionResponse_HeartbeatAck{HeartbeatAck: &agentv1.HeartbeatAck{
-				HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(),
+				HeartbeatIntervalMillis: d.heartbeatMillis(), Controllers: d.cluster.Controllers(), CaTrust: d.caTrust(),
 			}}}); err != nil {
 				return err
 			}

@@ -21,7 +21,7 @@ func newClusterRemoveCmd(g *globals) *cobra.Command {
 			return err
 		}
 		fmt.Fprintf(g.stdout, "%s's certificate is now refused on the API and Raft ports.\n", args[0])
-		fmt.Fprintf(g.stdout, "%s held a copy of the cluster CA key (every controller does): rotate the CA to make that copy worthless.\n", args[0])
+		fmt.Fprintf(g.stdout, "%s held a copy of the cluster CA key (every controller does): rotate the CA (kctl cluster ca rotate) to make that copy worthless.\n", args[0])
 		fmt.Fprintf(g.stdout, "to replace it, start a controller with an empty --data-dir and a new token (kctl token create --role controller).\n")
 		return nil
 	}

@@ -91,6 +91,15 @@ func (g *globals) client() (*ctlclient.Client, error) {
 		f.Controllers = addrs
 		_ = f.Save(path) // best effort: the next run knows every controller
 	}
+	// Renewal before expiry, and at once after a CA rotation.
+	cl.Renewed = func(certPEM, keyPEM, caPEM []byte) error {
+		f.Cert, f.Key = string(certPEM), string(keyPEM)
+		if len(caPEM) > 0 {
+			f.CA = string(caPEM)
+		}
+		return f.Save(path)
+	}
+	cl.Warn = func(err error) { fmt.Fprintln(os.Stderr, "kctl: warning:", err) }
 	return cl, nil
 }
 

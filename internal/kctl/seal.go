@@ -27,6 +27,18 @@ func (g *globals) sealSecrets(ctx context.Context, req *deployv1.Request) error 
 	if !hasSecrets(req) {
 		return nil
 	}
+	var agents []*controllerv1.AgentInfo
+	err := g.call(ctx, func(ctx context.Context, c controllerv1.ControllerServiceClient) error {
+		resp, err := c.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
+		agents = resp.GetAgents()
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	// Read after the call: during a CA rotation the call renewed the
+	// credentials, whose bundle then holds the new CA that certified the
+	// agents' keys again.
 	f, err := ctlclient.LoadFile(g.credentialsPath())
 	if err != nil {
 		return fmt.Errorf("cannot read credentials: %w", err)
@@ -35,20 +47,12 @@ func (g *globals) sealSecrets(ctx context.Context, req *deployv1.Request) error 
 	if err != nil {
 		return fmt.Errorf("credentials file %s is unusable: %w (kctl login again)", g.credentialsPath(), err)
 	}
-	var agents []*controllerv1.AgentInfo
-	err = g.call(ctx, func(ctx context.Context, c controllerv1.ControllerServiceClient) error {
-		resp, err := c.ListAgents(ctx, &controllerv1.ListAgentsRequest{})
-		agents = resp.GetAgents()
-		return err
-	})
-	if err != nil {
-		return err
-	}
-	return sealRequest(req, creds.CACert(), agents)
+	return sealRequest(req, creds.CACerts(), agents)
 }
 
-// sealRequest seals req's secrets to agents, each key verified against ca.
-func sealRequest(req *deployv1.Request, ca *x509.Certificate, agents []*controllerv1.AgentInfo) error {
+// sealRequest seals req's secrets to agents, each key verified against one
+// of cas (the credentials' trusted CAs: two during a CA rotation).
+func sealRequest(req *deployv1.Request, cas []*x509.Certificate, agents []*controllerv1.AgentInfo) error {
 	byName := map[string]*controllerv1.AgentInfo{}
 	for _, a := range agents {
 		byName[a.GetName()] = a
@@ -58,7 +62,13 @@ func sealRequest(req *deployv1.Request, ca *x509.Certificate, agents []*controll
 		if !ok {
 			return nil, fmt.Errorf("cannot seal secrets for %s: no agent of that name is enrolled (see `kctl agents`)", host)
 		}
-		if err := sealbox.Verify(ca, host, a.GetEncryptionKey(), a.GetEncryptionKeySig()); err != nil {
+		var err error
+		for _, ca := range cas {
+			if err = sealbox.Verify(ca, host, a.GetEncryptionKey(), a.GetEncryptionKeySig()); err == nil {
+				break
+			}
+		}
+		if err != nil {
 			return nil, fmt.Errorf("cannot seal secrets for %s: %w", host, err)
 		}
 		return a.GetEncryptionKey(), nil

@@ -1,6 +1,7 @@
 package kctl
 
 import (
+	"crypto/x509"
 	"errors"
 	"strings"
 	"testing"
@@ -33,7 +34,7 @@ func TestSealRequest_OnlyToCertifiedKeys(t *testing.T) {
 	good := &controllerv1.AgentInfo{Name: "h1", EncryptionKey: k1.PublicKey(), EncryptionKeySig: sig1}
 
 	sealed := proto.Clone(req).(*deployv1.Request)
-	if err := sealRequest(sealed, ca.Cert, []*controllerv1.AgentInfo{good}); err != nil {
+	if err := sealRequest(sealed, []*x509.Certificate{ca.Cert}, []*controllerv1.AgentInfo{good}); err != nil {
 		t.Fatalf("sealRequest(certified) = %v", err)
 	}
 	if b, _ := proto.Marshal(sealed); strings.Contains(string(b), "canary-9b1c") {
@@ -41,6 +42,12 @@ func TestSealRequest_OnlyToCertifiedKeys(t *testing.T) {
 	}
 	if _, err := k1.Open("h1", sealed.GetSealedSecrets()["h1"]); err != nil {
 		t.Fatalf("h1 cannot open its bundle: %v", err)
+	}
+	// During a CA rotation the credentials trust two CAs: a key certified
+	// by either is accepted (the new CA certified every key again).
+	rotated := &controllerv1.AgentInfo{Name: "h1", EncryptionKey: k1.PublicKey(), EncryptionKeySig: foreignSig}
+	if err := sealRequest(proto.Clone(req).(*deployv1.Request), []*x509.Certificate{foreign.Cert, ca.Cert}, []*controllerv1.AgentInfo{rotated}); err != nil {
+		t.Errorf("sealRequest(key certified by the other trusted CA) = %v", err)
 	}
 
 	for name, c := range map[string]struct {
@@ -53,12 +60,12 @@ func TestSealRequest_OnlyToCertifiedKeys(t *testing.T) {
 		"no key (old agent)": {[]*controllerv1.AgentInfo{{Name: "h1"}}, sealbox.ErrNoKey},
 		"another agent's":    {[]*controllerv1.AgentInfo{{Name: "h1", EncryptionKey: k1.PublicKey(), EncryptionKeySig: mustCertify(t, ca, "h2", k1)}}, sealbox.ErrCertification},
 	} {
-		err := sealRequest(proto.Clone(req).(*deployv1.Request), ca.Cert, c.agents)
+		err := sealRequest(proto.Clone(req).(*deployv1.Request), []*x509.Certificate{ca.Cert}, c.agents)
 		if !errors.Is(err, c.want) || !strings.Contains(err.Error(), "h1") {
 			t.Errorf("sealRequest(%s) = %v, want %v naming h1", name, err, c.want)
 		}
 	}
-	if err := sealRequest(proto.Clone(req).(*deployv1.Request), ca.Cert, nil); err == nil || !strings.Contains(err.Error(), "no agent") {
+	if err := sealRequest(proto.Clone(req).(*deployv1.Request), []*x509.Certificate{ca.Cert}, nil); err == nil || !strings.Contains(err.Error(), "no agent") {
 		t.Errorf("sealRequest(no agent) = %v, want an error naming the missing agent", err)
 	}
 }

@@ -87,6 +87,9 @@ type Authorizer struct {
 	// Roots, if set, verifies forwarded certificates (ForwardedCertKey):
 	// they must chain to it and be valid at Now. Use Credentials.CAPool().
 	Roots *x509.CertPool
+	// RootsFunc, if set, is used instead of Roots (a pool that changes
+	// during a CA rotation: Credentials.CAPool).
+	RootsFunc func() *x509.CertPool
 }
 
 // caller is the authenticated caller of one call or stream, stored in its
@@ -239,9 +242,13 @@ func (a *Authorizer) forwardedCert(der []byte) (*x509.Certificate, error) {
 	if err != nil {
 		return nil, status.Errorf(codes.PermissionDenied, "pki: forwarded certificate: %v", err)
 	}
-	if a.Roots != nil {
+	roots := a.Roots
+	if a.RootsFunc != nil {
+		roots = a.RootsFunc()
+	}
+	if roots != nil {
 		if _, err := fc.Verify(x509.VerifyOptions{
-			Roots:       a.Roots,
+			Roots:       roots,
 			CurrentTime: a.now(),
 			KeyUsages:   []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 		}); err != nil {

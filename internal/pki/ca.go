@@ -129,17 +129,20 @@ func Digest(caCertDER []byte) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// VerifyCADigest parses a PEM CA certificate and checks that its digest is
-// caDigest (a joiner does this with the CA certificate the Join RPC returns).
+// VerifyCADigest parses a PEM CA certificate (or a trust bundle, during a
+// CA rotation) and checks that its digest (one of its CAs') is caDigest (a
+// joiner does this with the CA certificate the Join RPC returns).
 func VerifyCADigest(caPEM []byte, caDigest string) (*x509.Certificate, error) {
-	c, err := ParseCertificate(caPEM)
+	tb, err := ParseTrustBundle(caPEM)
 	if err != nil {
 		return nil, err
 	}
-	if Digest(c.Raw) != strings.ToLower(caDigest) {
-		return nil, ErrCADigestMismatch
+	for _, c := range tb.CAs {
+		if Digest(c.Raw) == strings.ToLower(caDigest) {
+			return c, nil
+		}
 	}
-	return c, nil
+	return nil, ErrCADigestMismatch
 }
 
 // Sign issues a certificate for id from a CSR. It ignores the CSR's subject

@@ -318,7 +318,10 @@ type Welcome struct {
 	HeartbeatIntervalMillis uint32 `protobuf:"varint,2,opt,name=heartbeat_interval_millis,json=heartbeatIntervalMillis,proto3" json:"heartbeat_interval_millis,omitempty"`
 	// Controllers are the API addresses of every controller in the cluster, so
 	// the agent can fail over to controllers it was not told about.
-	Controllers   []string `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	Controllers []string `protobuf:"bytes,3,rep,name=controllers,proto3" json:"controllers,omitempty"`
+	// CaTrust identifies the CAs the cluster trusts (pki.TrustID); an agent
+	// whose credentials differ renews its certificate now (a CA rotation).
+	CaTrust       string `protobuf:"bytes,40,opt,name=ca_trust,json=caTrust,proto3" json:"ca_trust,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -374,6 +377,13 @@ func (x *Welcome) GetControllers() []string {
 	return nil
 }
 
+func (x *Welcome) GetCaTrust() string {
+	if x != nil {
+		return x.CaTrust
+	}
+	return ""
+}
+
 // Heartbeat keeps a session alive.
 type Heartbeat struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -416,8 +426,10 @@ type HeartbeatAck struct {
 	state                   protoimpl.MessageState `protogen:"open.v1"`
 	HeartbeatIntervalMillis uint32                 `protobuf:"varint,1,opt,name=heartbeat_interval_millis,json=heartbeatIntervalMillis,proto3" json:"heartbeat_interval_millis,omitempty"`
 	Controllers             []string               `protobuf:"bytes,2,rep,name=controllers,proto3" json:"controllers,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// CaTrust: see Welcome.
+	CaTrust       string `protobuf:"bytes,40,opt,name=ca_trust,json=caTrust,proto3" json:"ca_trust,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *HeartbeatAck) Reset() {
@@ -462,6 +474,13 @@ func (x *HeartbeatAck) GetControllers() []string {
 		return x.Controllers
 	}
 	return nil
+}
+
+func (x *HeartbeatAck) GetCaTrust() string {
+	if x != nil {
+		return x.CaTrust
+	}
+	return ""
 }
 
 // Command asks the agent to carry out one operation. A command may be
@@ -603,17 +622,19 @@ const file_kctl_agent_v1_session_proto_rawDesc = "" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aversion\x18\x02 \x01(\tR\aversion\x12*\n" +
 	"\x05facts\x18\x03 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12)\n" +
-	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\x87\x01\n" +
+	"\x10protocol_version\x18\x04 \x01(\rR\x0fprotocolVersion\"\xa2\x01\n" +
 	"\aWelcome\x12\x1e\n" +
 	"\n" +
 	"controller\x18\x01 \x01(\tR\n" +
 	"controller\x12:\n" +
 	"\x19heartbeat_interval_millis\x18\x02 \x01(\rR\x17heartbeatIntervalMillis\x12 \n" +
-	"\vcontrollers\x18\x03 \x03(\tR\vcontrollers\"\v\n" +
-	"\tHeartbeat\"l\n" +
+	"\vcontrollers\x18\x03 \x03(\tR\vcontrollers\x12\x19\n" +
+	"\bca_trust\x18( \x01(\tR\acaTrust\"\v\n" +
+	"\tHeartbeat\"\x87\x01\n" +
 	"\fHeartbeatAck\x12:\n" +
 	"\x19heartbeat_interval_millis\x18\x01 \x01(\rR\x17heartbeatIntervalMillis\x12 \n" +
-	"\vcontrollers\x18\x02 \x03(\tR\vcontrollers\"k\n" +
+	"\vcontrollers\x18\x02 \x03(\tR\vcontrollers\x12\x19\n" +
+	"\bca_trust\x18( \x01(\tR\acaTrust\"k\n" +
 	"\aCommand\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x126\n" +
 	"\toperation\x18\x02 \x01(\v2\x18.kctl.agent.v1.OperationR\toperation\x12\x18\n" +

@@ -682,9 +682,11 @@ func (x *RenewCertificateRequest) GetCsrPem() []byte {
 
 // RenewCertificateResponse carries the new certificate.
 type RenewCertificateResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	CertPem       []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
-	CaPem         []byte                 `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
+	state   protoimpl.MessageState `protogen:"open.v1"`
+	CertPem []byte                 `protobuf:"bytes,1,opt,name=cert_pem,json=certPem,proto3" json:"cert_pem,omitempty"`
+	// CaPem is the trust bundle: the current CA first, then during a CA
+	// rotation the old CA and the cross-signed certificate.
+	CaPem         []byte `protobuf:"bytes,2,opt,name=ca_pem,json=caPem,proto3" json:"ca_pem,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -733,6 +735,300 @@ func (x *RenewCertificateResponse) GetCaPem() []byte {
 	return nil
 }
 
+// RotateCARequest starts a CA rotation.
+type RotateCARequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// GraceMillis is how long both CAs are trusted; 0 means 24 h.
+	GraceMillis   int64 `protobuf:"varint,1,opt,name=grace_millis,json=graceMillis,proto3" json:"grace_millis,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *RotateCARequest) Reset() {
+	*x = RotateCARequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCARequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCARequest) ProtoMessage() {}
+
+func (x *RotateCARequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCARequest.ProtoReflect.Descriptor instead.
+func (*RotateCARequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *RotateCARequest) GetGraceMillis() int64 {
+	if x != nil {
+		return x.GraceMillis
+	}
+	return 0
+}
+
+// RotateCAResponse describes the rotation started.
+type RotateCAResponse struct {
+	state            protoimpl.MessageState `protogen:"open.v1"`
+	OldCaDigest      string                 `protobuf:"bytes,1,opt,name=old_ca_digest,json=oldCaDigest,proto3" json:"old_ca_digest,omitempty"`
+	NewCaDigest      string                 `protobuf:"bytes,2,opt,name=new_ca_digest,json=newCaDigest,proto3" json:"new_ca_digest,omitempty"`
+	RetireUnixMillis int64                  `protobuf:"varint,3,opt,name=retire_unix_millis,json=retireUnixMillis,proto3" json:"retire_unix_millis,omitempty"`
+	unknownFields    protoimpl.UnknownFields
+	sizeCache        protoimpl.SizeCache
+}
+
+func (x *RotateCAResponse) Reset() {
+	*x = RotateCAResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *RotateCAResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*RotateCAResponse) ProtoMessage() {}
+
+func (x *RotateCAResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use RotateCAResponse.ProtoReflect.Descriptor instead.
+func (*RotateCAResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{10}
+}
+
+func (x *RotateCAResponse) GetOldCaDigest() string {
+	if x != nil {
+		return x.OldCaDigest
+	}
+	return ""
+}
+
+func (x *RotateCAResponse) GetNewCaDigest() string {
+	if x != nil {
+		return x.NewCaDigest
+	}
+	return ""
+}
+
+func (x *RotateCAResponse) GetRetireUnixMillis() int64 {
+	if x != nil {
+		return x.RetireUnixMillis
+	}
+	return 0
+}
+
+// CAStatusRequest asks for the CA status.
+type CAStatusRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CAStatusRequest) Reset() {
+	*x = CAStatusRequest{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CAStatusRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CAStatusRequest) ProtoMessage() {}
+
+func (x *CAStatusRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CAStatusRequest.ProtoReflect.Descriptor instead.
+func (*CAStatusRequest) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{11}
+}
+
+// CAHolder is one controller, agent or operator and the CA that issued its
+// latest certificate.
+type CAHolder struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Role  string                 `protobuf:"bytes,1,opt,name=role,proto3" json:"role,omitempty"`
+	Name  string                 `protobuf:"bytes,2,opt,name=name,proto3" json:"name,omitempty"`
+	// OnNewCA is true when its latest certificate is from the current CA.
+	OnNewCa       bool `protobuf:"varint,3,opt,name=on_new_ca,json=onNewCa,proto3" json:"on_new_ca,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CAHolder) Reset() {
+	*x = CAHolder{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CAHolder) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CAHolder) ProtoMessage() {}
+
+func (x *CAHolder) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CAHolder.ProtoReflect.Descriptor instead.
+func (*CAHolder) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{12}
+}
+
+func (x *CAHolder) GetRole() string {
+	if x != nil {
+		return x.Role
+	}
+	return ""
+}
+
+func (x *CAHolder) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *CAHolder) GetOnNewCa() bool {
+	if x != nil {
+		return x.OnNewCa
+	}
+	return false
+}
+
+// CAStatusResponse is the CA status.
+type CAStatusResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	CaDigest string                 `protobuf:"bytes,1,opt,name=ca_digest,json=caDigest,proto3" json:"ca_digest,omitempty"`
+	// Rotating is true during a grace period; OldCaDigest is the CA retired
+	// at RetireUnixMillis.
+	Rotating          bool        `protobuf:"varint,2,opt,name=rotating,proto3" json:"rotating,omitempty"`
+	OldCaDigest       string      `protobuf:"bytes,3,opt,name=old_ca_digest,json=oldCaDigest,proto3" json:"old_ca_digest,omitempty"`
+	StartedUnixMillis int64       `protobuf:"varint,4,opt,name=started_unix_millis,json=startedUnixMillis,proto3" json:"started_unix_millis,omitempty"`
+	RetireUnixMillis  int64       `protobuf:"varint,5,opt,name=retire_unix_millis,json=retireUnixMillis,proto3" json:"retire_unix_millis,omitempty"`
+	Holders           []*CAHolder `protobuf:"bytes,6,rep,name=holders,proto3" json:"holders,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
+}
+
+func (x *CAStatusResponse) Reset() {
+	*x = CAStatusResponse{}
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CAStatusResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CAStatusResponse) ProtoMessage() {}
+
+func (x *CAStatusResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CAStatusResponse.ProtoReflect.Descriptor instead.
+func (*CAStatusResponse) Descriptor() ([]byte, []int) {
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{13}
+}
+
+func (x *CAStatusResponse) GetCaDigest() string {
+	if x != nil {
+		return x.CaDigest
+	}
+	return ""
+}
+
+func (x *CAStatusResponse) GetRotating() bool {
+	if x != nil {
+		return x.Rotating
+	}
+	return false
+}
+
+func (x *CAStatusResponse) GetOldCaDigest() string {
+	if x != nil {
+		return x.OldCaDigest
+	}
+	return ""
+}
+
+func (x *CAStatusResponse) GetStartedUnixMillis() int64 {
+	if x != nil {
+		return x.StartedUnixMillis
+	}
+	return 0
+}
+
+func (x *CAStatusResponse) GetRetireUnixMillis() int64 {
+	if x != nil {
+		return x.RetireUnixMillis
+	}
+	return 0
+}
+
+func (x *CAStatusResponse) GetHolders() []*CAHolder {
+	if x != nil {
+		return x.Holders
+	}
+	return nil
+}
+
 // CreateTokenRequest describes a token.
 type CreateTokenRequest struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -750,7 +1046,7 @@ type CreateTokenRequest struct {
 
 func (x *CreateTokenRequest) Reset() {
 	*x = CreateTokenRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -762,7 +1058,7 @@ func (x *CreateTokenRequest) String() string {
 func (*CreateTokenRequest) ProtoMessage() {}
 
 func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[9]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -775,7 +1071,7 @@ func (x *CreateTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenRequest.ProtoReflect.Descriptor instead.
 func (*CreateTokenRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{9}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
 }
 
 func (x *CreateTokenRequest) GetRole() Role {
@@ -824,7 +1120,7 @@ type CreateTokenResponse struct {
 
 func (x *CreateTokenResponse) Reset() {
 	*x = CreateTokenResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -836,7 +1132,7 @@ func (x *CreateTokenResponse) String() string {
 func (*CreateTokenResponse) ProtoMessage() {}
 
 func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[10]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -849,7 +1145,7 @@ func (x *CreateTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateTokenResponse.ProtoReflect.Descriptor instead.
 func (*CreateTokenResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{10}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
 }
 
 func (x *CreateTokenResponse) GetToken() string {
@@ -882,7 +1178,7 @@ type TokenInfo struct {
 
 func (x *TokenInfo) Reset() {
 	*x = TokenInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -894,7 +1190,7 @@ func (x *TokenInfo) String() string {
 func (*TokenInfo) ProtoMessage() {}
 
 func (x *TokenInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[11]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -907,7 +1203,7 @@ func (x *TokenInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenInfo.ProtoReflect.Descriptor instead.
 func (*TokenInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{11}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
 }
 
 func (x *TokenInfo) GetId() string {
@@ -968,7 +1264,7 @@ type ListTokensRequest struct {
 
 func (x *ListTokensRequest) Reset() {
 	*x = ListTokensRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -980,7 +1276,7 @@ func (x *ListTokensRequest) String() string {
 func (*ListTokensRequest) ProtoMessage() {}
 
 func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[12]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -993,7 +1289,7 @@ func (x *ListTokensRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensRequest.ProtoReflect.Descriptor instead.
 func (*ListTokensRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{12}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
 }
 
 // ListTokensResponse lists tokens.
@@ -1006,7 +1302,7 @@ type ListTokensResponse struct {
 
 func (x *ListTokensResponse) Reset() {
 	*x = ListTokensResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1018,7 +1314,7 @@ func (x *ListTokensResponse) String() string {
 func (*ListTokensResponse) ProtoMessage() {}
 
 func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[13]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1031,7 +1327,7 @@ func (x *ListTokensResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTokensResponse.ProtoReflect.Descriptor instead.
 func (*ListTokensResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{13}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
 }
 
 func (x *ListTokensResponse) GetTokens() []*TokenInfo {
@@ -1051,7 +1347,7 @@ type RevokeTokenRequest struct {
 
 func (x *RevokeTokenRequest) Reset() {
 	*x = RevokeTokenRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1063,7 +1359,7 @@ func (x *RevokeTokenRequest) String() string {
 func (*RevokeTokenRequest) ProtoMessage() {}
 
 func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[14]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1076,7 +1372,7 @@ func (x *RevokeTokenRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenRequest.ProtoReflect.Descriptor instead.
 func (*RevokeTokenRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{14}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *RevokeTokenRequest) GetId() string {
@@ -1095,7 +1391,7 @@ type RevokeTokenResponse struct {
 
 func (x *RevokeTokenResponse) Reset() {
 	*x = RevokeTokenResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1107,7 +1403,7 @@ func (x *RevokeTokenResponse) String() string {
 func (*RevokeTokenResponse) ProtoMessage() {}
 
 func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[15]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1120,7 +1416,7 @@ func (x *RevokeTokenResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RevokeTokenResponse.ProtoReflect.Descriptor instead.
 func (*RevokeTokenResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{15}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
 }
 
 // ClusterStatusRequest is empty.
@@ -1132,7 +1428,7 @@ type ClusterStatusRequest struct {
 
 func (x *ClusterStatusRequest) Reset() {
 	*x = ClusterStatusRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1144,7 +1440,7 @@ func (x *ClusterStatusRequest) String() string {
 func (*ClusterStatusRequest) ProtoMessage() {}
 
 func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[16]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1157,7 +1453,7 @@ func (x *ClusterStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusRequest.ProtoReflect.Descriptor instead.
 func (*ClusterStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{16}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
 }
 
 // ClusterStatusResponse describes the cluster.
@@ -1175,7 +1471,7 @@ type ClusterStatusResponse struct {
 
 func (x *ClusterStatusResponse) Reset() {
 	*x = ClusterStatusResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1187,7 +1483,7 @@ func (x *ClusterStatusResponse) String() string {
 func (*ClusterStatusResponse) ProtoMessage() {}
 
 func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[17]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1200,7 +1496,7 @@ func (x *ClusterStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterStatusResponse.ProtoReflect.Descriptor instead.
 func (*ClusterStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{17}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ClusterStatusResponse) GetLeader() string {
@@ -1264,7 +1560,7 @@ type ControllerNode struct {
 
 func (x *ControllerNode) Reset() {
 	*x = ControllerNode{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1276,7 +1572,7 @@ func (x *ControllerNode) String() string {
 func (*ControllerNode) ProtoMessage() {}
 
 func (x *ControllerNode) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[18]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1289,7 +1585,7 @@ func (x *ControllerNode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ControllerNode.ProtoReflect.Descriptor instead.
 func (*ControllerNode) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{18}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ControllerNode) GetName() string {
@@ -1399,7 +1695,7 @@ type NodeStatusRequest struct {
 
 func (x *NodeStatusRequest) Reset() {
 	*x = NodeStatusRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1411,7 +1707,7 @@ func (x *NodeStatusRequest) String() string {
 func (*NodeStatusRequest) ProtoMessage() {}
 
 func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[19]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1424,7 +1720,7 @@ func (x *NodeStatusRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusRequest.ProtoReflect.Descriptor instead.
 func (*NodeStatusRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{19}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
 }
 
 // NodeStatusResponse is one controller's own health.
@@ -1453,7 +1749,7 @@ type NodeStatusResponse struct {
 
 func (x *NodeStatusResponse) Reset() {
 	*x = NodeStatusResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1465,7 +1761,7 @@ func (x *NodeStatusResponse) String() string {
 func (*NodeStatusResponse) ProtoMessage() {}
 
 func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[20]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1478,7 +1774,7 @@ func (x *NodeStatusResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeStatusResponse.ProtoReflect.Descriptor instead.
 func (*NodeStatusResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{20}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *NodeStatusResponse) GetName() string {
@@ -1587,7 +1883,7 @@ type AddControllerRequest struct {
 
 func (x *AddControllerRequest) Reset() {
 	*x = AddControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1599,7 +1895,7 @@ func (x *AddControllerRequest) String() string {
 func (*AddControllerRequest) ProtoMessage() {}
 
 func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[21]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1612,7 +1908,7 @@ func (x *AddControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerRequest.ProtoReflect.Descriptor instead.
 func (*AddControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{21}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *AddControllerRequest) GetAppliedIndex() uint64 {
@@ -1639,7 +1935,7 @@ type AddControllerResponse struct {
 
 func (x *AddControllerResponse) Reset() {
 	*x = AddControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1947,7 @@ func (x *AddControllerResponse) String() string {
 func (*AddControllerResponse) ProtoMessage() {}
 
 func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[22]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1960,7 @@ func (x *AddControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AddControllerResponse.ProtoReflect.Descriptor instead.
 func (*AddControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{22}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
 }
 
 func (x *AddControllerResponse) GetVoter() bool {
@@ -1684,7 +1980,7 @@ type RemoveControllerRequest struct {
 
 func (x *RemoveControllerRequest) Reset() {
 	*x = RemoveControllerRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1696,7 +1992,7 @@ func (x *RemoveControllerRequest) String() string {
 func (*RemoveControllerRequest) ProtoMessage() {}
 
 func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[23]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1709,7 +2005,7 @@ func (x *RemoveControllerRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerRequest.ProtoReflect.Descriptor instead.
 func (*RemoveControllerRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{23}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *RemoveControllerRequest) GetName() string {
@@ -1728,7 +2024,7 @@ type RemoveControllerResponse struct {
 
 func (x *RemoveControllerResponse) Reset() {
 	*x = RemoveControllerResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1740,7 +2036,7 @@ func (x *RemoveControllerResponse) String() string {
 func (*RemoveControllerResponse) ProtoMessage() {}
 
 func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[24]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1753,7 +2049,7 @@ func (x *RemoveControllerResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveControllerResponse.ProtoReflect.Descriptor instead.
 func (*RemoveControllerResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{24}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
 }
 
 // RemovedNodeRecord marks a controller name as removed from the cluster:
@@ -1770,7 +2066,7 @@ type RemovedNodeRecord struct {
 
 func (x *RemovedNodeRecord) Reset() {
 	*x = RemovedNodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1782,7 +2078,7 @@ func (x *RemovedNodeRecord) String() string {
 func (*RemovedNodeRecord) ProtoMessage() {}
 
 func (x *RemovedNodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[25]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1795,7 +2091,7 @@ func (x *RemovedNodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemovedNodeRecord.ProtoReflect.Descriptor instead.
 func (*RemovedNodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{25}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *RemovedNodeRecord) GetName() string {
@@ -1832,7 +2128,7 @@ type AgentInfo struct {
 
 func (x *AgentInfo) Reset() {
 	*x = AgentInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1844,7 +2140,7 @@ func (x *AgentInfo) String() string {
 func (*AgentInfo) ProtoMessage() {}
 
 func (x *AgentInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[26]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1857,7 +2153,7 @@ func (x *AgentInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentInfo.ProtoReflect.Descriptor instead.
 func (*AgentInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{26}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *AgentInfo) GetName() string {
@@ -1918,7 +2214,7 @@ type ListAgentsRequest struct {
 
 func (x *ListAgentsRequest) Reset() {
 	*x = ListAgentsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1930,7 +2226,7 @@ func (x *ListAgentsRequest) String() string {
 func (*ListAgentsRequest) ProtoMessage() {}
 
 func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[27]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1943,7 +2239,7 @@ func (x *ListAgentsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsRequest.ProtoReflect.Descriptor instead.
 func (*ListAgentsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{27}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
 }
 
 // ListAgentsResponse lists agents.
@@ -1956,7 +2252,7 @@ type ListAgentsResponse struct {
 
 func (x *ListAgentsResponse) Reset() {
 	*x = ListAgentsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1968,7 +2264,7 @@ func (x *ListAgentsResponse) String() string {
 func (*ListAgentsResponse) ProtoMessage() {}
 
 func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[28]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1981,7 +2277,7 @@ func (x *ListAgentsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListAgentsResponse.ProtoReflect.Descriptor instead.
 func (*ListAgentsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{28}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *ListAgentsResponse) GetAgents() []*AgentInfo {
@@ -2004,7 +2300,7 @@ type DescribeAgentRequest struct {
 
 func (x *DescribeAgentRequest) Reset() {
 	*x = DescribeAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2016,7 +2312,7 @@ func (x *DescribeAgentRequest) String() string {
 func (*DescribeAgentRequest) ProtoMessage() {}
 
 func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[29]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2029,7 +2325,7 @@ func (x *DescribeAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentRequest.ProtoReflect.Descriptor instead.
 func (*DescribeAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{29}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
 }
 
 func (x *DescribeAgentRequest) GetName() string {
@@ -2058,7 +2354,7 @@ type DescribeAgentResponse struct {
 
 func (x *DescribeAgentResponse) Reset() {
 	*x = DescribeAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2070,7 +2366,7 @@ func (x *DescribeAgentResponse) String() string {
 func (*DescribeAgentResponse) ProtoMessage() {}
 
 func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[30]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2083,7 +2379,7 @@ func (x *DescribeAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DescribeAgentResponse.ProtoReflect.Descriptor instead.
 func (*DescribeAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{30}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
 }
 
 func (x *DescribeAgentResponse) GetAgent() *AgentInfo {
@@ -2117,7 +2413,7 @@ type RemoveAgentRequest struct {
 
 func (x *RemoveAgentRequest) Reset() {
 	*x = RemoveAgentRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2129,7 +2425,7 @@ func (x *RemoveAgentRequest) String() string {
 func (*RemoveAgentRequest) ProtoMessage() {}
 
 func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[31]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2142,7 +2438,7 @@ func (x *RemoveAgentRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentRequest.ProtoReflect.Descriptor instead.
 func (*RemoveAgentRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{31}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *RemoveAgentRequest) GetName() string {
@@ -2161,7 +2457,7 @@ type RemoveAgentResponse struct {
 
 func (x *RemoveAgentResponse) Reset() {
 	*x = RemoveAgentResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2173,7 +2469,7 @@ func (x *RemoveAgentResponse) String() string {
 func (*RemoveAgentResponse) ProtoMessage() {}
 
 func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[32]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2186,7 +2482,7 @@ func (x *RemoveAgentResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveAgentResponse.ProtoReflect.Descriptor instead.
 func (*RemoveAgentResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{32}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
 }
 
 // OperatorInfo is one operator.
@@ -2201,7 +2497,7 @@ type OperatorInfo struct {
 
 func (x *OperatorInfo) Reset() {
 	*x = OperatorInfo{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2213,7 +2509,7 @@ func (x *OperatorInfo) String() string {
 func (*OperatorInfo) ProtoMessage() {}
 
 func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[33]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2226,7 +2522,7 @@ func (x *OperatorInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorInfo.ProtoReflect.Descriptor instead.
 func (*OperatorInfo) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{33}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
 }
 
 func (x *OperatorInfo) GetName() string {
@@ -2259,7 +2555,7 @@ type ListOperatorsRequest struct {
 
 func (x *ListOperatorsRequest) Reset() {
 	*x = ListOperatorsRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2271,7 +2567,7 @@ func (x *ListOperatorsRequest) String() string {
 func (*ListOperatorsRequest) ProtoMessage() {}
 
 func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[34]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2284,7 +2580,7 @@ func (x *ListOperatorsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsRequest.ProtoReflect.Descriptor instead.
 func (*ListOperatorsRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{34}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
 }
 
 // ListOperatorsResponse lists operators.
@@ -2297,7 +2593,7 @@ type ListOperatorsResponse struct {
 
 func (x *ListOperatorsResponse) Reset() {
 	*x = ListOperatorsResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2309,7 +2605,7 @@ func (x *ListOperatorsResponse) String() string {
 func (*ListOperatorsResponse) ProtoMessage() {}
 
 func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[35]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2322,7 +2618,7 @@ func (x *ListOperatorsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListOperatorsResponse.ProtoReflect.Descriptor instead.
 func (*ListOperatorsResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{35}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
 }
 
 func (x *ListOperatorsResponse) GetOperators() []*OperatorInfo {
@@ -2342,7 +2638,7 @@ type RemoveOperatorRequest struct {
 
 func (x *RemoveOperatorRequest) Reset() {
 	*x = RemoveOperatorRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2354,7 +2650,7 @@ func (x *RemoveOperatorRequest) String() string {
 func (*RemoveOperatorRequest) ProtoMessage() {}
 
 func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[36]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2367,7 +2663,7 @@ func (x *RemoveOperatorRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorRequest.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{36}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
 }
 
 func (x *RemoveOperatorRequest) GetName() string {
@@ -2386,7 +2682,7 @@ type RemoveOperatorResponse struct {
 
 func (x *RemoveOperatorResponse) Reset() {
 	*x = RemoveOperatorResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2398,7 +2694,7 @@ func (x *RemoveOperatorResponse) String() string {
 func (*RemoveOperatorResponse) ProtoMessage() {}
 
 func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[37]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2411,7 +2707,7 @@ func (x *RemoveOperatorResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RemoveOperatorResponse.ProtoReflect.Descriptor instead.
 func (*RemoveOperatorResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{37}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
 }
 
 // SendCommandRequest addresses an operation to an agent.
@@ -2428,7 +2724,7 @@ type SendCommandRequest struct {
 
 func (x *SendCommandRequest) Reset() {
 	*x = SendCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2440,7 +2736,7 @@ func (x *SendCommandRequest) String() string {
 func (*SendCommandRequest) ProtoMessage() {}
 
 func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[38]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2453,7 +2749,7 @@ func (x *SendCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandRequest.ProtoReflect.Descriptor instead.
 func (*SendCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{38}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
 }
 
 func (x *SendCommandRequest) GetAgent() string {
@@ -2494,7 +2790,7 @@ type SendCommandResponse struct {
 
 func (x *SendCommandResponse) Reset() {
 	*x = SendCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2506,7 +2802,7 @@ func (x *SendCommandResponse) String() string {
 func (*SendCommandResponse) ProtoMessage() {}
 
 func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[39]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2519,7 +2815,7 @@ func (x *SendCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use SendCommandResponse.ProtoReflect.Descriptor instead.
 func (*SendCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{39}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
 }
 
 func (x *SendCommandResponse) GetCommand() *CommandRecord {
@@ -2540,7 +2836,7 @@ type GetCommandRequest struct {
 
 func (x *GetCommandRequest) Reset() {
 	*x = GetCommandRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2552,7 +2848,7 @@ func (x *GetCommandRequest) String() string {
 func (*GetCommandRequest) ProtoMessage() {}
 
 func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[40]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2565,7 +2861,7 @@ func (x *GetCommandRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandRequest.ProtoReflect.Descriptor instead.
 func (*GetCommandRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{40}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
 }
 
 func (x *GetCommandRequest) GetAgent() string {
@@ -2592,7 +2888,7 @@ type GetCommandResponse struct {
 
 func (x *GetCommandResponse) Reset() {
 	*x = GetCommandResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2604,7 +2900,7 @@ func (x *GetCommandResponse) String() string {
 func (*GetCommandResponse) ProtoMessage() {}
 
 func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[41]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2617,7 +2913,7 @@ func (x *GetCommandResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use GetCommandResponse.ProtoReflect.Descriptor instead.
 func (*GetCommandResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{41}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
 }
 
 func (x *GetCommandResponse) GetCommand() *CommandRecord {
@@ -2646,7 +2942,7 @@ type CommandRecord struct {
 
 func (x *CommandRecord) Reset() {
 	*x = CommandRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2658,7 +2954,7 @@ func (x *CommandRecord) String() string {
 func (*CommandRecord) ProtoMessage() {}
 
 func (x *CommandRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[42]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2671,7 +2967,7 @@ func (x *CommandRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CommandRecord.ProtoReflect.Descriptor instead.
 func (*CommandRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{42}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
 }
 
 func (x *CommandRecord) GetId() string {
@@ -2749,7 +3045,7 @@ type ApplyRequest struct {
 
 func (x *ApplyRequest) Reset() {
 	*x = ApplyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2761,7 +3057,7 @@ func (x *ApplyRequest) String() string {
 func (*ApplyRequest) ProtoMessage() {}
 
 func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[43]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2774,7 +3070,7 @@ func (x *ApplyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyRequest.ProtoReflect.Descriptor instead.
 func (*ApplyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{43}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
 }
 
 func (x *ApplyRequest) GetCommand() []byte {
@@ -2802,7 +3098,7 @@ type ApplyResponse struct {
 
 func (x *ApplyResponse) Reset() {
 	*x = ApplyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2814,7 +3110,7 @@ func (x *ApplyResponse) String() string {
 func (*ApplyResponse) ProtoMessage() {}
 
 func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[44]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2827,7 +3123,7 @@ func (x *ApplyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ApplyResponse.ProtoReflect.Descriptor instead.
 func (*ApplyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{44}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
 }
 
 func (x *ApplyResponse) GetIndex() uint64 {
@@ -2853,7 +3149,7 @@ type ReadIndexRequest struct {
 
 func (x *ReadIndexRequest) Reset() {
 	*x = ReadIndexRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2865,7 +3161,7 @@ func (x *ReadIndexRequest) String() string {
 func (*ReadIndexRequest) ProtoMessage() {}
 
 func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[45]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2878,7 +3174,7 @@ func (x *ReadIndexRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexRequest.ProtoReflect.Descriptor instead.
 func (*ReadIndexRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{45}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
 }
 
 // ReadIndexResponse carries the leader's applied index.
@@ -2891,7 +3187,7 @@ type ReadIndexResponse struct {
 
 func (x *ReadIndexResponse) Reset() {
 	*x = ReadIndexResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2903,7 +3199,7 @@ func (x *ReadIndexResponse) String() string {
 func (*ReadIndexResponse) ProtoMessage() {}
 
 func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[46]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2916,7 +3212,7 @@ func (x *ReadIndexResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReadIndexResponse.ProtoReflect.Descriptor instead.
 func (*ReadIndexResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{46}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
 }
 
 func (x *ReadIndexResponse) GetIndex() uint64 {
@@ -2936,7 +3232,7 @@ type WaitAppliedRequest struct {
 
 func (x *WaitAppliedRequest) Reset() {
 	*x = WaitAppliedRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2948,7 +3244,7 @@ func (x *WaitAppliedRequest) String() string {
 func (*WaitAppliedRequest) ProtoMessage() {}
 
 func (x *WaitAppliedRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[47]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2961,7 +3257,7 @@ func (x *WaitAppliedRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppliedRequest.ProtoReflect.Descriptor instead.
 func (*WaitAppliedRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{47}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
 }
 
 func (x *WaitAppliedRequest) GetIndex() uint64 {
@@ -2982,7 +3278,7 @@ type WaitAppliedResponse struct {
 
 func (x *WaitAppliedResponse) Reset() {
 	*x = WaitAppliedResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2994,7 +3290,7 @@ func (x *WaitAppliedResponse) String() string {
 func (*WaitAppliedResponse) ProtoMessage() {}
 
 func (x *WaitAppliedResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[48]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3007,7 +3303,7 @@ func (x *WaitAppliedResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use WaitAppliedResponse.ProtoReflect.Descriptor instead.
 func (*WaitAppliedResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{48}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{53}
 }
 
 func (x *WaitAppliedResponse) GetIndex() uint64 {
@@ -3032,7 +3328,7 @@ type AgentPresence struct {
 
 func (x *AgentPresence) Reset() {
 	*x = AgentPresence{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3044,7 +3340,7 @@ func (x *AgentPresence) String() string {
 func (*AgentPresence) ProtoMessage() {}
 
 func (x *AgentPresence) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[49]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3057,7 +3353,7 @@ func (x *AgentPresence) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentPresence.ProtoReflect.Descriptor instead.
 func (*AgentPresence) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{49}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{54}
 }
 
 func (x *AgentPresence) GetName() string {
@@ -3108,7 +3404,7 @@ type PresenceRecord struct {
 
 func (x *PresenceRecord) Reset() {
 	*x = PresenceRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3120,7 +3416,7 @@ func (x *PresenceRecord) String() string {
 func (*PresenceRecord) ProtoMessage() {}
 
 func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[50]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3133,7 +3429,7 @@ func (x *PresenceRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PresenceRecord.ProtoReflect.Descriptor instead.
 func (*PresenceRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{50}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{55}
 }
 
 func (x *PresenceRecord) GetController() string {
@@ -3169,13 +3465,15 @@ type AgentRecord struct {
 	// CA's certification of it; empty for agents enrolled before.
 	EncryptionKey    []byte `protobuf:"bytes,30,opt,name=encryption_key,json=encryptionKey,proto3" json:"encryption_key,omitempty"`
 	EncryptionKeySig []byte `protobuf:"bytes,31,opt,name=encryption_key_sig,json=encryptionKeySig,proto3" json:"encryption_key_sig,omitempty"`
-	unknownFields    protoimpl.UnknownFields
-	sizeCache        protoimpl.SizeCache
+	// IssuerDigest is the digest of the CA that issued the latest certificate.
+	IssuerDigest  string `protobuf:"bytes,40,opt,name=issuer_digest,json=issuerDigest,proto3" json:"issuer_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AgentRecord) Reset() {
 	*x = AgentRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3187,7 +3485,7 @@ func (x *AgentRecord) String() string {
 func (*AgentRecord) ProtoMessage() {}
 
 func (x *AgentRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[51]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3200,7 +3498,7 @@ func (x *AgentRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AgentRecord.ProtoReflect.Descriptor instead.
 func (*AgentRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{51}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{56}
 }
 
 func (x *AgentRecord) GetName() string {
@@ -3252,20 +3550,29 @@ func (x *AgentRecord) GetEncryptionKeySig() []byte {
 	return nil
 }
 
+func (x *AgentRecord) GetIssuerDigest() string {
+	if x != nil {
+		return x.IssuerDigest
+	}
+	return ""
+}
+
 // OperatorRecord is one operator.
 type OperatorRecord struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
-	Role          string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
-	Serials       []string               `protobuf:"bytes,3,rep,name=serials,proto3" json:"serials,omitempty"`
-	CreatedUnix   int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	state       protoimpl.MessageState `protogen:"open.v1"`
+	Name        string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Role        string                 `protobuf:"bytes,2,opt,name=role,proto3" json:"role,omitempty"`
+	Serials     []string               `protobuf:"bytes,3,rep,name=serials,proto3" json:"serials,omitempty"`
+	CreatedUnix int64                  `protobuf:"varint,4,opt,name=created_unix,json=createdUnix,proto3" json:"created_unix,omitempty"`
+	// IssuerDigest is the digest of the CA that issued the latest certificate.
+	IssuerDigest  string `protobuf:"bytes,40,opt,name=issuer_digest,json=issuerDigest,proto3" json:"issuer_digest,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *OperatorRecord) Reset() {
 	*x = OperatorRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3277,7 +3584,7 @@ func (x *OperatorRecord) String() string {
 func (*OperatorRecord) ProtoMessage() {}
 
 func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[52]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3290,7 +3597,7 @@ func (x *OperatorRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperatorRecord.ProtoReflect.Descriptor instead.
 func (*OperatorRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{52}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{57}
 }
 
 func (x *OperatorRecord) GetName() string {
@@ -3321,6 +3628,13 @@ func (x *OperatorRecord) GetCreatedUnix() int64 {
 	return 0
 }
 
+func (x *OperatorRecord) GetIssuerDigest() string {
+	if x != nil {
+		return x.IssuerDigest
+	}
+	return ""
+}
+
 // NodeRecord is one controller.
 type NodeRecord struct {
 	state       protoimpl.MessageState `protogen:"open.v1"`
@@ -3335,13 +3649,15 @@ type NodeRecord struct {
 	// (internal/protocol), recorded when it joins and whenever it starts with
 	// another build; 0 (an older build) means 1.
 	ProtocolVersion uint32 `protobuf:"varint,6,opt,name=protocol_version,json=protocolVersion,proto3" json:"protocol_version,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// IssuerDigest is the digest of the CA that issued the latest certificate.
+	IssuerDigest  string `protobuf:"bytes,40,opt,name=issuer_digest,json=issuerDigest,proto3" json:"issuer_digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *NodeRecord) Reset() {
 	*x = NodeRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3353,7 +3669,7 @@ func (x *NodeRecord) String() string {
 func (*NodeRecord) ProtoMessage() {}
 
 func (x *NodeRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[53]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3366,7 +3682,7 @@ func (x *NodeRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use NodeRecord.ProtoReflect.Descriptor instead.
 func (*NodeRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{53}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{58}
 }
 
 func (x *NodeRecord) GetName() string {
@@ -3411,6 +3727,13 @@ func (x *NodeRecord) GetProtocolVersion() uint32 {
 	return 0
 }
 
+func (x *NodeRecord) GetIssuerDigest() string {
+	if x != nil {
+		return x.IssuerDigest
+	}
+	return ""
+}
+
 // TokenRecord is a join token; only a hash of its secret is kept.
 type TokenRecord struct {
 	state        protoimpl.MessageState `protogen:"open.v1"`
@@ -3432,7 +3755,7 @@ type TokenRecord struct {
 
 func (x *TokenRecord) Reset() {
 	*x = TokenRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3444,7 +3767,7 @@ func (x *TokenRecord) String() string {
 func (*TokenRecord) ProtoMessage() {}
 
 func (x *TokenRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[54]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3457,7 +3780,7 @@ func (x *TokenRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TokenRecord.ProtoReflect.Descriptor instead.
 func (*TokenRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{54}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{59}
 }
 
 func (x *TokenRecord) GetId() string {
@@ -3534,13 +3857,22 @@ type ClusterRecord struct {
 	CaKeyPem       []byte `protobuf:"bytes,3,opt,name=ca_key_pem,json=caKeyPem,proto3" json:"ca_key_pem,omitempty"`
 	CaKeySealed    []byte `protobuf:"bytes,30,opt,name=ca_key_sealed,json=caKeySealed,proto3" json:"ca_key_sealed,omitempty"`
 	DataKeyWrapped []byte `protobuf:"bytes,31,opt,name=data_key_wrapped,json=dataKeyWrapped,proto3" json:"data_key_wrapped,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// A CA rotation in progress (docs/pki.md): ca_cert_pem and the sealed key
+	// are already the new CA's; OldCaCertPem is still trusted and
+	// CrossCertPem (the new CA's key certified by the old CA) is presented so
+	// peers trusting only the old CA accept new certificates, until
+	// RotationStartedUnixMillis + RotationGraceMillis. Completion clears them.
+	OldCaCertPem              []byte `protobuf:"bytes,40,opt,name=old_ca_cert_pem,json=oldCaCertPem,proto3" json:"old_ca_cert_pem,omitempty"`
+	CrossCertPem              []byte `protobuf:"bytes,41,opt,name=cross_cert_pem,json=crossCertPem,proto3" json:"cross_cert_pem,omitempty"`
+	RotationStartedUnixMillis int64  `protobuf:"varint,42,opt,name=rotation_started_unix_millis,json=rotationStartedUnixMillis,proto3" json:"rotation_started_unix_millis,omitempty"`
+	RotationGraceMillis       int64  `protobuf:"varint,43,opt,name=rotation_grace_millis,json=rotationGraceMillis,proto3" json:"rotation_grace_millis,omitempty"`
+	unknownFields             protoimpl.UnknownFields
+	sizeCache                 protoimpl.SizeCache
 }
 
 func (x *ClusterRecord) Reset() {
 	*x = ClusterRecord{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3552,7 +3884,7 @@ func (x *ClusterRecord) String() string {
 func (*ClusterRecord) ProtoMessage() {}
 
 func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[55]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3565,7 +3897,7 @@ func (x *ClusterRecord) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ClusterRecord.ProtoReflect.Descriptor instead.
 func (*ClusterRecord) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{55}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{60}
 }
 
 func (x *ClusterRecord) GetClusterId() string {
@@ -3603,6 +3935,34 @@ func (x *ClusterRecord) GetDataKeyWrapped() []byte {
 	return nil
 }
 
+func (x *ClusterRecord) GetOldCaCertPem() []byte {
+	if x != nil {
+		return x.OldCaCertPem
+	}
+	return nil
+}
+
+func (x *ClusterRecord) GetCrossCertPem() []byte {
+	if x != nil {
+		return x.CrossCertPem
+	}
+	return nil
+}
+
+func (x *ClusterRecord) GetRotationStartedUnixMillis() int64 {
+	if x != nil {
+		return x.RotationStartedUnixMillis
+	}
+	return 0
+}
+
+func (x *ClusterRecord) GetRotationGraceMillis() int64 {
+	if x != nil {
+		return x.RotationGraceMillis
+	}
+	return 0
+}
+
 // UnlockRequest carries the key-encryption key (the unlock key).
 type UnlockRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -3613,7 +3973,7 @@ type UnlockRequest struct {
 
 func (x *UnlockRequest) Reset() {
 	*x = UnlockRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3625,7 +3985,7 @@ func (x *UnlockRequest) String() string {
 func (*UnlockRequest) ProtoMessage() {}
 
 func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[56]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3638,7 +3998,7 @@ func (x *UnlockRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockRequest.ProtoReflect.Descriptor instead.
 func (*UnlockRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{56}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{61}
 }
 
 func (x *UnlockRequest) GetKey() []byte {
@@ -3658,7 +4018,7 @@ type UnlockResponse struct {
 
 func (x *UnlockResponse) Reset() {
 	*x = UnlockResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3670,7 +4030,7 @@ func (x *UnlockResponse) String() string {
 func (*UnlockResponse) ProtoMessage() {}
 
 func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[57]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3683,7 +4043,7 @@ func (x *UnlockResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockResponse.ProtoReflect.Descriptor instead.
 func (*UnlockResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{57}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{62}
 }
 
 func (x *UnlockResponse) GetController() string {
@@ -3703,7 +4063,7 @@ type UnlockKeyRequest struct {
 
 func (x *UnlockKeyRequest) Reset() {
 	*x = UnlockKeyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3715,7 +4075,7 @@ func (x *UnlockKeyRequest) String() string {
 func (*UnlockKeyRequest) ProtoMessage() {}
 
 func (x *UnlockKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[58]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3728,7 +4088,7 @@ func (x *UnlockKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockKeyRequest.ProtoReflect.Descriptor instead.
 func (*UnlockKeyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{58}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{63}
 }
 
 func (x *UnlockKeyRequest) GetRotate() bool {
@@ -3750,7 +4110,7 @@ type UnlockKeyResponse struct {
 
 func (x *UnlockKeyResponse) Reset() {
 	*x = UnlockKeyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3762,7 +4122,7 @@ func (x *UnlockKeyResponse) String() string {
 func (*UnlockKeyResponse) ProtoMessage() {}
 
 func (x *UnlockKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[59]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3775,7 +4135,7 @@ func (x *UnlockKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use UnlockKeyResponse.ProtoReflect.Descriptor instead.
 func (*UnlockKeyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{59}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{64}
 }
 
 func (x *UnlockKeyResponse) GetUnlockKey() []byte {
@@ -3804,7 +4164,7 @@ type KeyDelivery struct {
 
 func (x *KeyDelivery) Reset() {
 	*x = KeyDelivery{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[65]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3816,7 +4176,7 @@ func (x *KeyDelivery) String() string {
 func (*KeyDelivery) ProtoMessage() {}
 
 func (x *KeyDelivery) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[60]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[65]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3829,7 +4189,7 @@ func (x *KeyDelivery) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use KeyDelivery.ProtoReflect.Descriptor instead.
 func (*KeyDelivery) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{60}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{65}
 }
 
 func (x *KeyDelivery) GetController() string {
@@ -3854,7 +4214,7 @@ type RotateDataKeyRequest struct {
 
 func (x *RotateDataKeyRequest) Reset() {
 	*x = RotateDataKeyRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[66]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3866,7 +4226,7 @@ func (x *RotateDataKeyRequest) String() string {
 func (*RotateDataKeyRequest) ProtoMessage() {}
 
 func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[61]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[66]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3879,7 +4239,7 @@ func (x *RotateDataKeyRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyRequest.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{61}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{66}
 }
 
 type RotateDataKeyResponse struct {
@@ -3893,7 +4253,7 @@ type RotateDataKeyResponse struct {
 
 func (x *RotateDataKeyResponse) Reset() {
 	*x = RotateDataKeyResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[67]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3905,7 +4265,7 @@ func (x *RotateDataKeyResponse) String() string {
 func (*RotateDataKeyResponse) ProtoMessage() {}
 
 func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[62]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[67]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3918,7 +4278,7 @@ func (x *RotateDataKeyResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RotateDataKeyResponse.ProtoReflect.Descriptor instead.
 func (*RotateDataKeyResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{62}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{67}
 }
 
 func (x *RotateDataKeyResponse) GetControllers() []*KeyDelivery {
@@ -3938,7 +4298,7 @@ type ReceiveKEKRequest struct {
 
 func (x *ReceiveKEKRequest) Reset() {
 	*x = ReceiveKEKRequest{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[68]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -3950,7 +4310,7 @@ func (x *ReceiveKEKRequest) String() string {
 func (*ReceiveKEKRequest) ProtoMessage() {}
 
 func (x *ReceiveKEKRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[63]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[68]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -3963,7 +4323,7 @@ func (x *ReceiveKEKRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveKEKRequest.ProtoReflect.Descriptor instead.
 func (*ReceiveKEKRequest) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{63}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{68}
 }
 
 func (x *ReceiveKEKRequest) GetKek() []byte {
@@ -3988,7 +4348,7 @@ type ReceiveKEKResponse struct {
 
 func (x *ReceiveKEKResponse) Reset() {
 	*x = ReceiveKEKResponse{}
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[69]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -4000,7 +4360,7 @@ func (x *ReceiveKEKResponse) String() string {
 func (*ReceiveKEKResponse) ProtoMessage() {}
 
 func (x *ReceiveKEKResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_kctl_controller_v1_controller_proto_msgTypes[64]
+	mi := &file_kctl_controller_v1_controller_proto_msgTypes[69]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -4013,7 +4373,7 @@ func (x *ReceiveKEKResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ReceiveKEKResponse.ProtoReflect.Descriptor instead.
 func (*ReceiveKEKResponse) Descriptor() ([]byte, []int) {
-	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{64}
+	return file_kctl_controller_v1_controller_proto_rawDescGZIP(), []int{69}
 }
 
 var File_kctl_controller_v1_controller_proto protoreflect.FileDescriptor
@@ -4066,7 +4426,25 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\acsr_pem\x18\x01 \x01(\fR\x06csrPem\"L\n" +
 	"\x18RenewCertificateResponse\x12\x19\n" +
 	"\bcert_pem\x18\x01 \x01(\fR\acertPem\x12\x15\n" +
-	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\"\xb0\x01\n" +
+	"\x06ca_pem\x18\x02 \x01(\fR\x05caPem\"4\n" +
+	"\x0fRotateCARequest\x12!\n" +
+	"\fgrace_millis\x18\x01 \x01(\x03R\vgraceMillis\"\x88\x01\n" +
+	"\x10RotateCAResponse\x12\"\n" +
+	"\rold_ca_digest\x18\x01 \x01(\tR\voldCaDigest\x12\"\n" +
+	"\rnew_ca_digest\x18\x02 \x01(\tR\vnewCaDigest\x12,\n" +
+	"\x12retire_unix_millis\x18\x03 \x01(\x03R\x10retireUnixMillis\"\x11\n" +
+	"\x0fCAStatusRequest\"N\n" +
+	"\bCAHolder\x12\x12\n" +
+	"\x04role\x18\x01 \x01(\tR\x04role\x12\x12\n" +
+	"\x04name\x18\x02 \x01(\tR\x04name\x12\x1a\n" +
+	"\ton_new_ca\x18\x03 \x01(\bR\aonNewCa\"\x85\x02\n" +
+	"\x10CAStatusResponse\x12\x1b\n" +
+	"\tca_digest\x18\x01 \x01(\tR\bcaDigest\x12\x1a\n" +
+	"\brotating\x18\x02 \x01(\bR\brotating\x12\"\n" +
+	"\rold_ca_digest\x18\x03 \x01(\tR\voldCaDigest\x12.\n" +
+	"\x13started_unix_millis\x18\x04 \x01(\x03R\x11startedUnixMillis\x12,\n" +
+	"\x12retire_unix_millis\x18\x05 \x01(\x03R\x10retireUnixMillis\x126\n" +
+	"\aholders\x18\x06 \x03(\v2\x1c.kctl.controller.v1.CAHolderR\aholders\"\xb0\x01\n" +
 	"\x12CreateTokenRequest\x12,\n" +
 	"\x04role\x18\x01 \x01(\x0e2\x18.kctl.controller.v1.RoleR\x04role\x12\x12\n" +
 	"\x04name\x18\x02 \x01(\tR\x04name\x12#\n" +
@@ -4225,7 +4603,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"controller\x18\x01 \x01(\tR\n" +
 	"controller\x12.\n" +
 	"\x13written_unix_millis\x18\x02 \x01(\x03R\x11writtenUnixMillis\x129\n" +
-	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\x8b\x02\n" +
+	"\x06agents\x18\x03 \x03(\v2!.kctl.controller.v1.AgentPresenceR\x06agents\"\xb0\x02\n" +
 	"\vAgentRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x18\n" +
 	"\aserials\x18\x02 \x03(\tR\aserials\x12!\n" +
@@ -4233,12 +4611,14 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x05facts\x18\x04 \x01(\v2\x14.kctl.agent.v1.FactsR\x05facts\x12*\n" +
 	"\x11facts_unix_millis\x18\x05 \x01(\x03R\x0ffactsUnixMillis\x12%\n" +
 	"\x0eencryption_key\x18\x1e \x01(\fR\rencryptionKey\x12,\n" +
-	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\"u\n" +
+	"\x12encryption_key_sig\x18\x1f \x01(\fR\x10encryptionKeySig\x12#\n" +
+	"\rissuer_digest\x18( \x01(\tR\fissuerDigest\"\x9a\x01\n" +
 	"\x0eOperatorRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x12\n" +
 	"\x04role\x18\x02 \x01(\tR\x04role\x12\x18\n" +
 	"\aserials\x18\x03 \x03(\tR\aserials\x12!\n" +
-	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\"\xbf\x01\n" +
+	"\fcreated_unix\x18\x04 \x01(\x03R\vcreatedUnix\x12#\n" +
+	"\rissuer_digest\x18( \x01(\tR\fissuerDigest\"\xe4\x01\n" +
 	"\n" +
 	"NodeRecord\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12\x1f\n" +
@@ -4247,7 +4627,8 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fraft_address\x18\x03 \x01(\tR\vraftAddress\x12\x18\n" +
 	"\aserials\x18\x04 \x03(\tR\aserials\x12\x14\n" +
 	"\x05voter\x18\x05 \x01(\bR\x05voter\x12)\n" +
-	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\"\x9c\x02\n" +
+	"\x10protocol_version\x18\x06 \x01(\rR\x0fprotocolVersion\x12#\n" +
+	"\rissuer_digest\x18( \x01(\tR\fissuerDigest\"\x9c\x02\n" +
 	"\vTokenRecord\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1f\n" +
 	"\vsecret_hash\x18\x02 \x01(\fR\n" +
@@ -4259,7 +4640,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\tuses_left\x18\a \x01(\rR\busesLeft\x12\x1d\n" +
 	"\n" +
 	"created_by\x18\b \x01(\tR\tcreatedBy\x12\x16\n" +
-	"\x06joined\x18\t \x03(\tR\x06joined\"\xba\x01\n" +
+	"\x06joined\x18\t \x03(\tR\x06joined\"\xfc\x02\n" +
 	"\rClusterRecord\x12\x1d\n" +
 	"\n" +
 	"cluster_id\x18\x01 \x01(\tR\tclusterId\x12\x1e\n" +
@@ -4267,7 +4648,11 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\n" +
 	"ca_key_pem\x18\x03 \x01(\fR\bcaKeyPem\x12\"\n" +
 	"\rca_key_sealed\x18\x1e \x01(\fR\vcaKeySealed\x12(\n" +
-	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped\"!\n" +
+	"\x10data_key_wrapped\x18\x1f \x01(\fR\x0edataKeyWrapped\x12%\n" +
+	"\x0fold_ca_cert_pem\x18( \x01(\fR\foldCaCertPem\x12$\n" +
+	"\x0ecross_cert_pem\x18) \x01(\fR\fcrossCertPem\x12?\n" +
+	"\x1crotation_started_unix_millis\x18* \x01(\x03R\x19rotationStartedUnixMillis\x122\n" +
+	"\x15rotation_grace_millis\x18+ \x01(\x03R\x13rotationGraceMillis\"!\n" +
 	"\rUnlockRequest\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\fR\x03key\"0\n" +
 	"\x0eUnlockResponse\x12\x1e\n" +
@@ -4301,7 +4686,7 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\fCommandState\x12\x1d\n" +
 	"\x19COMMAND_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15COMMAND_STATE_PENDING\x10\x01\x12\x16\n" +
-	"\x12COMMAND_STATE_DONE\x10\x022\xf5\x0f\n" +
+	"\x12COMMAND_STATE_DONE\x10\x022\xa3\x11\n" +
 	"\x11ControllerService\x12I\n" +
 	"\x04Join\x12\x1f.kctl.controller.v1.JoinRequest\x1a .kctl.controller.v1.JoinResponse\x12m\n" +
 	"\x10RenewCertificate\x12+.kctl.controller.v1.RenewCertificateRequest\x1a,.kctl.controller.v1.RenewCertificateResponse\x12^\n" +
@@ -4320,7 +4705,9 @@ const file_kctl_controller_v1_controller_proto_rawDesc = "" +
 	"\x0eRemoveOperator\x12).kctl.controller.v1.RemoveOperatorRequest\x1a*.kctl.controller.v1.RemoveOperatorResponse\x12O\n" +
 	"\x06Unlock\x12!.kctl.controller.v1.UnlockRequest\x1a\".kctl.controller.v1.UnlockResponse\x12X\n" +
 	"\tUnlockKey\x12$.kctl.controller.v1.UnlockKeyRequest\x1a%.kctl.controller.v1.UnlockKeyResponse\x12d\n" +
-	"\rRotateDataKey\x12(.kctl.controller.v1.RotateDataKeyRequest\x1a).kctl.controller.v1.RotateDataKeyResponse\x12^\n" +
+	"\rRotateDataKey\x12(.kctl.controller.v1.RotateDataKeyRequest\x1a).kctl.controller.v1.RotateDataKeyResponse\x12U\n" +
+	"\bRotateCA\x12#.kctl.controller.v1.RotateCARequest\x1a$.kctl.controller.v1.RotateCAResponse\x12U\n" +
+	"\bCAStatus\x12#.kctl.controller.v1.CAStatusRequest\x1a$.kctl.controller.v1.CAStatusResponse\x12^\n" +
 	"\vSendCommand\x12&.kctl.controller.v1.SendCommandRequest\x1a'.kctl.controller.v1.SendCommandResponse\x12[\n" +
 	"\n" +
 	"GetCommand\x12%.kctl.controller.v1.GetCommandRequest\x1a&.kctl.controller.v1.GetCommandResponse\x12X\n" +
@@ -4349,7 +4736,7 @@ func file_kctl_controller_v1_controller_proto_rawDescGZIP() []byte {
 }
 
 var file_kctl_controller_v1_controller_proto_enumTypes = make([]protoimpl.EnumInfo, 2)
-var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 65)
+var file_kctl_controller_v1_controller_proto_msgTypes = make([]protoimpl.MessageInfo, 70)
 var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(Role)(0),                        // 0: kctl.controller.v1.Role
 	(CommandState)(0),                // 1: kctl.controller.v1.CommandState
@@ -4362,150 +4749,160 @@ var file_kctl_controller_v1_controller_proto_goTypes = []any{
 	(*JoinResponse)(nil),             // 8: kctl.controller.v1.JoinResponse
 	(*RenewCertificateRequest)(nil),  // 9: kctl.controller.v1.RenewCertificateRequest
 	(*RenewCertificateResponse)(nil), // 10: kctl.controller.v1.RenewCertificateResponse
-	(*CreateTokenRequest)(nil),       // 11: kctl.controller.v1.CreateTokenRequest
-	(*CreateTokenResponse)(nil),      // 12: kctl.controller.v1.CreateTokenResponse
-	(*TokenInfo)(nil),                // 13: kctl.controller.v1.TokenInfo
-	(*ListTokensRequest)(nil),        // 14: kctl.controller.v1.ListTokensRequest
-	(*ListTokensResponse)(nil),       // 15: kctl.controller.v1.ListTokensResponse
-	(*RevokeTokenRequest)(nil),       // 16: kctl.controller.v1.RevokeTokenRequest
-	(*RevokeTokenResponse)(nil),      // 17: kctl.controller.v1.RevokeTokenResponse
-	(*ClusterStatusRequest)(nil),     // 18: kctl.controller.v1.ClusterStatusRequest
-	(*ClusterStatusResponse)(nil),    // 19: kctl.controller.v1.ClusterStatusResponse
-	(*ControllerNode)(nil),           // 20: kctl.controller.v1.ControllerNode
-	(*NodeStatusRequest)(nil),        // 21: kctl.controller.v1.NodeStatusRequest
-	(*NodeStatusResponse)(nil),       // 22: kctl.controller.v1.NodeStatusResponse
-	(*AddControllerRequest)(nil),     // 23: kctl.controller.v1.AddControllerRequest
-	(*AddControllerResponse)(nil),    // 24: kctl.controller.v1.AddControllerResponse
-	(*RemoveControllerRequest)(nil),  // 25: kctl.controller.v1.RemoveControllerRequest
-	(*RemoveControllerResponse)(nil), // 26: kctl.controller.v1.RemoveControllerResponse
-	(*RemovedNodeRecord)(nil),        // 27: kctl.controller.v1.RemovedNodeRecord
-	(*AgentInfo)(nil),                // 28: kctl.controller.v1.AgentInfo
-	(*ListAgentsRequest)(nil),        // 29: kctl.controller.v1.ListAgentsRequest
-	(*ListAgentsResponse)(nil),       // 30: kctl.controller.v1.ListAgentsResponse
-	(*DescribeAgentRequest)(nil),     // 31: kctl.controller.v1.DescribeAgentRequest
-	(*DescribeAgentResponse)(nil),    // 32: kctl.controller.v1.DescribeAgentResponse
-	(*RemoveAgentRequest)(nil),       // 33: kctl.controller.v1.RemoveAgentRequest
-	(*RemoveAgentResponse)(nil),      // 34: kctl.controller.v1.RemoveAgentResponse
-	(*OperatorInfo)(nil),             // 35: kctl.controller.v1.OperatorInfo
-	(*ListOperatorsRequest)(nil),     // 36: kctl.controller.v1.ListOperatorsRequest
-	(*ListOperatorsResponse)(nil),    // 37: kctl.controller.v1.ListOperatorsResponse
-	(*RemoveOperatorRequest)(nil),    // 38: kctl.controller.v1.RemoveOperatorRequest
-	(*RemoveOperatorResponse)(nil),   // 39: kctl.controller.v1.RemoveOperatorResponse
-	(*SendCommandRequest)(nil),       // 40: kctl.controller.v1.SendCommandRequest
-	(*SendCommandResponse)(nil),      // 41: kctl.controller.v1.SendCommandResponse
-	(*GetCommandRequest)(nil),        // 42: kctl.controller.v1.GetCommandRequest
-	(*GetCommandResponse)(nil),       // 43: kctl.controller.v1.GetCommandResponse
-	(*CommandRecord)(nil),            // 44: kctl.controller.v1.CommandRecord
-	(*ApplyRequest)(nil),             // 45: kctl.controller.v1.ApplyRequest
-	(*ApplyResponse)(nil),            // 46: kctl.controller.v1.ApplyResponse
-	(*ReadIndexRequest)(nil),         // 47: kctl.controller.v1.ReadIndexRequest
-	(*ReadIndexResponse)(nil),        // 48: kctl.controller.v1.ReadIndexResponse
-	(*WaitAppliedRequest)(nil),       // 49: kctl.controller.v1.WaitAppliedRequest
-	(*WaitAppliedResponse)(nil),      // 50: kctl.controller.v1.WaitAppliedResponse
-	(*AgentPresence)(nil),            // 51: kctl.controller.v1.AgentPresence
-	(*PresenceRecord)(nil),           // 52: kctl.controller.v1.PresenceRecord
-	(*AgentRecord)(nil),              // 53: kctl.controller.v1.AgentRecord
-	(*OperatorRecord)(nil),           // 54: kctl.controller.v1.OperatorRecord
-	(*NodeRecord)(nil),               // 55: kctl.controller.v1.NodeRecord
-	(*TokenRecord)(nil),              // 56: kctl.controller.v1.TokenRecord
-	(*ClusterRecord)(nil),            // 57: kctl.controller.v1.ClusterRecord
-	(*UnlockRequest)(nil),            // 58: kctl.controller.v1.UnlockRequest
-	(*UnlockResponse)(nil),           // 59: kctl.controller.v1.UnlockResponse
-	(*UnlockKeyRequest)(nil),         // 60: kctl.controller.v1.UnlockKeyRequest
-	(*UnlockKeyResponse)(nil),        // 61: kctl.controller.v1.UnlockKeyResponse
-	(*KeyDelivery)(nil),              // 62: kctl.controller.v1.KeyDelivery
-	(*RotateDataKeyRequest)(nil),     // 63: kctl.controller.v1.RotateDataKeyRequest
-	(*RotateDataKeyResponse)(nil),    // 64: kctl.controller.v1.RotateDataKeyResponse
-	(*ReceiveKEKRequest)(nil),        // 65: kctl.controller.v1.ReceiveKEKRequest
-	(*ReceiveKEKResponse)(nil),       // 66: kctl.controller.v1.ReceiveKEKResponse
-	(*v1.PullImage)(nil),             // 67: kctl.agent.v1.PullImage
-	(*v1.Prune)(nil),                 // 68: kctl.agent.v1.Prune
-	(*v1.Facts)(nil),                 // 69: kctl.agent.v1.Facts
-	(*v1.Operation)(nil),             // 70: kctl.agent.v1.Operation
-	(*v1.Result)(nil),                // 71: kctl.agent.v1.Result
+	(*RotateCARequest)(nil),          // 11: kctl.controller.v1.RotateCARequest
+	(*RotateCAResponse)(nil),         // 12: kctl.controller.v1.RotateCAResponse
+	(*CAStatusRequest)(nil),          // 13: kctl.controller.v1.CAStatusRequest
+	(*CAHolder)(nil),                 // 14: kctl.controller.v1.CAHolder
+	(*CAStatusResponse)(nil),         // 15: kctl.controller.v1.CAStatusResponse
+	(*CreateTokenRequest)(nil),       // 16: kctl.controller.v1.CreateTokenRequest
+	(*CreateTokenResponse)(nil),      // 17: kctl.controller.v1.CreateTokenResponse
+	(*TokenInfo)(nil),                // 18: kctl.controller.v1.TokenInfo
+	(*ListTokensRequest)(nil),        // 19: kctl.controller.v1.ListTokensRequest
+	(*ListTokensResponse)(nil),       // 20: kctl.controller.v1.ListTokensResponse
+	(*RevokeTokenRequest)(nil),       // 21: kctl.controller.v1.RevokeTokenRequest
+	(*RevokeTokenResponse)(nil),      // 22: kctl.controller.v1.RevokeTokenResponse
+	(*ClusterStatusRequest)(nil),     // 23: kctl.controller.v1.ClusterStatusRequest
+	(*ClusterStatusResponse)(nil),    // 24: kctl.controller.v1.ClusterStatusResponse
+	(*ControllerNode)(nil),           // 25: kctl.controller.v1.ControllerNode
+	(*NodeStatusRequest)(nil),        // 26: kctl.controller.v1.NodeStatusRequest
+	(*NodeStatusResponse)(nil),       // 27: kctl.controller.v1.NodeStatusResponse
+	(*AddControllerRequest)(nil),     // 28: kctl.controller.v1.AddControllerRequest
+	(*AddControllerResponse)(nil),    // 29: kctl.controller.v1.AddControllerResponse
+	(*RemoveControllerRequest)(nil),  // 30: kctl.controller.v1.RemoveControllerRequest
+	(*RemoveControllerResponse)(nil), // 31: kctl.controller.v1.RemoveControllerResponse
+	(*RemovedNodeRecord)(nil),        // 32: kctl.controller.v1.RemovedNodeRecord
+	(*AgentInfo)(nil),                // 33: kctl.controller.v1.AgentInfo
+	(*ListAgentsRequest)(nil),        // 34: kctl.controller.v1.ListAgentsRequest
+	(*ListAgentsResponse)(nil),       // 35: kctl.controller.v1.ListAgentsResponse
+	(*DescribeAgentRequest)(nil),     // 36: kctl.controller.v1.DescribeAgentRequest
+	(*DescribeAgentResponse)(nil),    // 37: kctl.controller.v1.DescribeAgentResponse
+	(*RemoveAgentRequest)(nil),       // 38: kctl.controller.v1.RemoveAgentRequest
+	(*RemoveAgentResponse)(nil),      // 39: kctl.controller.v1.RemoveAgentResponse
+	(*OperatorInfo)(nil),             // 40: kctl.controller.v1.OperatorInfo
+	(*ListOperatorsRequest)(nil),     // 41: kctl.controller.v1.ListOperatorsRequest
+	(*ListOperatorsResponse)(nil),    // 42: kctl.controller.v1.ListOperatorsResponse
+	(*RemoveOperatorRequest)(nil),    // 43: kctl.controller.v1.RemoveOperatorRequest
+	(*RemoveOperatorResponse)(nil),   // 44: kctl.controller.v1.RemoveOperatorResponse
+	(*SendCommandRequest)(nil),       // 45: kctl.controller.v1.SendCommandRequest
+	(*SendCommandResponse)(nil),      // 46: kctl.controller.v1.SendCommandResponse
+	(*GetCommandRequest)(nil),        // 47: kctl.controller.v1.GetCommandRequest
+	(*GetCommandResponse)(nil),       // 48: kctl.controller.v1.GetCommandResponse
+	(*CommandRecord)(nil),            // 49: kctl.controller.v1.CommandRecord
+	(*ApplyRequest)(nil),             // 50: kctl.controller.v1.ApplyRequest
+	(*ApplyResponse)(nil),            // 51: kctl.controller.v1.ApplyResponse
+	(*ReadIndexRequest)(nil),         // 52: kctl.controller.v1.ReadIndexRequest
+	(*ReadIndexResponse)(nil),        // 53: kctl.controller.v1.ReadIndexResponse
+	(*WaitAppliedRequest)(nil),       // 54: kctl.controller.v1.WaitAppliedRequest
+	(*WaitAppliedResponse)(nil),      // 55: kctl.controller.v1.WaitAppliedResponse
+	(*AgentPresence)(nil),            // 56: kctl.controller.v1.AgentPresence
+	(*PresenceRecord)(nil),           // 57: kctl.controller.v1.PresenceRecord
+	(*AgentRecord)(nil),              // 58: kctl.controller.v1.AgentRecord
+	(*OperatorRecord)(nil),           // 59: kctl.controller.v1.OperatorRecord
+	(*NodeRecord)(nil),               // 60: kctl.controller.v1.NodeRecord
+	(*TokenRecord)(nil),              // 61: kctl.controller.v1.TokenRecord
+	(*ClusterRecord)(nil),            // 62: kctl.controller.v1.ClusterRecord
+	(*UnlockRequest)(nil),            // 63: kctl.controller.v1.UnlockRequest
+	(*UnlockResponse)(nil),           // 64: kctl.controller.v1.UnlockResponse
+	(*UnlockKeyRequest)(nil),         // 65: kctl.controller.v1.UnlockKeyRequest
+	(*UnlockKeyResponse)(nil),        // 66: kctl.controller.v1.UnlockKeyResponse
+	(*KeyDelivery)(nil),              // 67: kctl.controller.v1.KeyDelivery
+	(*RotateDataKeyRequest)(nil),     // 68: kctl.controller.v1.RotateDataKeyRequest
+	(*RotateDataKeyResponse)(nil),    // 69: kctl.controller.v1.RotateDataKeyResponse
+	(*ReceiveKEKRequest)(nil),        // 70: kctl.controller.v1.ReceiveKEKRequest
+	(*ReceiveKEKResponse)(nil),       // 71: kctl.controller.v1.ReceiveKEKResponse
+	(*v1.PullImage)(nil),             // 72: kctl.agent.v1.PullImage
+	(*v1.Prune)(nil),                 // 73: kctl.agent.v1.Prune
+	(*v1.Facts)(nil),                 // 74: kctl.agent.v1.Facts
+	(*v1.Operation)(nil),             // 75: kctl.agent.v1.Operation
+	(*v1.Result)(nil),                // 76: kctl.agent.v1.Result
 }
 var file_kctl_controller_v1_controller_proto_depIdxs = []int32{
-	67, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
-	68, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
-	44, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	72, // 0: kctl.controller.v1.PullImageRequest.pull:type_name -> kctl.agent.v1.PullImage
+	73, // 1: kctl.controller.v1.PruneRequest.prune:type_name -> kctl.agent.v1.Prune
+	49, // 2: kctl.controller.v1.AgentOperationResponse.command:type_name -> kctl.controller.v1.CommandRecord
 	0,  // 3: kctl.controller.v1.JoinResponse.role:type_name -> kctl.controller.v1.Role
-	0,  // 4: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
-	13, // 5: kctl.controller.v1.CreateTokenResponse.info:type_name -> kctl.controller.v1.TokenInfo
-	0,  // 6: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
-	13, // 7: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
-	20, // 8: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
-	28, // 9: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
-	28, // 10: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
-	69, // 11: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
-	35, // 12: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
-	70, // 13: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
-	44, // 14: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	44, // 15: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
-	70, // 16: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
-	1,  // 17: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
-	71, // 18: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
-	51, // 19: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
-	69, // 20: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
-	0,  // 21: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
-	62, // 22: kctl.controller.v1.UnlockKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
-	62, // 23: kctl.controller.v1.RotateDataKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
-	7,  // 24: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
-	9,  // 25: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
-	11, // 26: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
-	14, // 27: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
-	16, // 28: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
-	18, // 29: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
-	23, // 30: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
-	25, // 31: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
-	29, // 32: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
-	31, // 33: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
-	33, // 34: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
-	36, // 35: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
-	38, // 36: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
-	58, // 37: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
-	60, // 38: kctl.controller.v1.ControllerService.UnlockKey:input_type -> kctl.controller.v1.UnlockKeyRequest
-	63, // 39: kctl.controller.v1.ControllerService.RotateDataKey:input_type -> kctl.controller.v1.RotateDataKeyRequest
-	40, // 40: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
-	42, // 41: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
-	2,  // 42: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
-	4,  // 43: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
-	5,  // 44: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
-	45, // 45: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
-	47, // 46: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
-	21, // 47: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
-	49, // 48: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
-	65, // 49: kctl.controller.v1.InternalService.ReceiveKEK:input_type -> kctl.controller.v1.ReceiveKEKRequest
-	8,  // 50: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
-	10, // 51: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
-	12, // 52: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
-	15, // 53: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
-	17, // 54: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
-	19, // 55: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
-	24, // 56: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
-	26, // 57: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
-	30, // 58: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
-	32, // 59: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
-	34, // 60: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
-	37, // 61: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
-	39, // 62: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
-	59, // 63: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
-	61, // 64: kctl.controller.v1.ControllerService.UnlockKey:output_type -> kctl.controller.v1.UnlockKeyResponse
-	64, // 65: kctl.controller.v1.ControllerService.RotateDataKey:output_type -> kctl.controller.v1.RotateDataKeyResponse
-	41, // 66: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
-	43, // 67: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
-	3,  // 68: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
-	6,  // 69: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
-	6,  // 70: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
-	46, // 71: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
-	48, // 72: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
-	22, // 73: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
-	50, // 74: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
-	66, // 75: kctl.controller.v1.InternalService.ReceiveKEK:output_type -> kctl.controller.v1.ReceiveKEKResponse
-	50, // [50:76] is the sub-list for method output_type
-	24, // [24:50] is the sub-list for method input_type
-	24, // [24:24] is the sub-list for extension type_name
-	24, // [24:24] is the sub-list for extension extendee
-	0,  // [0:24] is the sub-list for field type_name
+	14, // 4: kctl.controller.v1.CAStatusResponse.holders:type_name -> kctl.controller.v1.CAHolder
+	0,  // 5: kctl.controller.v1.CreateTokenRequest.role:type_name -> kctl.controller.v1.Role
+	18, // 6: kctl.controller.v1.CreateTokenResponse.info:type_name -> kctl.controller.v1.TokenInfo
+	0,  // 7: kctl.controller.v1.TokenInfo.role:type_name -> kctl.controller.v1.Role
+	18, // 8: kctl.controller.v1.ListTokensResponse.tokens:type_name -> kctl.controller.v1.TokenInfo
+	25, // 9: kctl.controller.v1.ClusterStatusResponse.nodes:type_name -> kctl.controller.v1.ControllerNode
+	33, // 10: kctl.controller.v1.ListAgentsResponse.agents:type_name -> kctl.controller.v1.AgentInfo
+	33, // 11: kctl.controller.v1.DescribeAgentResponse.agent:type_name -> kctl.controller.v1.AgentInfo
+	74, // 12: kctl.controller.v1.DescribeAgentResponse.facts:type_name -> kctl.agent.v1.Facts
+	40, // 13: kctl.controller.v1.ListOperatorsResponse.operators:type_name -> kctl.controller.v1.OperatorInfo
+	75, // 14: kctl.controller.v1.SendCommandRequest.operation:type_name -> kctl.agent.v1.Operation
+	49, // 15: kctl.controller.v1.SendCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	49, // 16: kctl.controller.v1.GetCommandResponse.command:type_name -> kctl.controller.v1.CommandRecord
+	75, // 17: kctl.controller.v1.CommandRecord.operation:type_name -> kctl.agent.v1.Operation
+	1,  // 18: kctl.controller.v1.CommandRecord.state:type_name -> kctl.controller.v1.CommandState
+	76, // 19: kctl.controller.v1.CommandRecord.result:type_name -> kctl.agent.v1.Result
+	56, // 20: kctl.controller.v1.PresenceRecord.agents:type_name -> kctl.controller.v1.AgentPresence
+	74, // 21: kctl.controller.v1.AgentRecord.facts:type_name -> kctl.agent.v1.Facts
+	0,  // 22: kctl.controller.v1.TokenRecord.role:type_name -> kctl.controller.v1.Role
+	67, // 23: kctl.controller.v1.UnlockKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
+	67, // 24: kctl.controller.v1.RotateDataKeyResponse.controllers:type_name -> kctl.controller.v1.KeyDelivery
+	7,  // 25: kctl.controller.v1.ControllerService.Join:input_type -> kctl.controller.v1.JoinRequest
+	9,  // 26: kctl.controller.v1.ControllerService.RenewCertificate:input_type -> kctl.controller.v1.RenewCertificateRequest
+	16, // 27: kctl.controller.v1.ControllerService.CreateToken:input_type -> kctl.controller.v1.CreateTokenRequest
+	19, // 28: kctl.controller.v1.ControllerService.ListTokens:input_type -> kctl.controller.v1.ListTokensRequest
+	21, // 29: kctl.controller.v1.ControllerService.RevokeToken:input_type -> kctl.controller.v1.RevokeTokenRequest
+	23, // 30: kctl.controller.v1.ControllerService.ClusterStatus:input_type -> kctl.controller.v1.ClusterStatusRequest
+	28, // 31: kctl.controller.v1.ControllerService.AddController:input_type -> kctl.controller.v1.AddControllerRequest
+	30, // 32: kctl.controller.v1.ControllerService.RemoveController:input_type -> kctl.controller.v1.RemoveControllerRequest
+	34, // 33: kctl.controller.v1.ControllerService.ListAgents:input_type -> kctl.controller.v1.ListAgentsRequest
+	36, // 34: kctl.controller.v1.ControllerService.DescribeAgent:input_type -> kctl.controller.v1.DescribeAgentRequest
+	38, // 35: kctl.controller.v1.ControllerService.RemoveAgent:input_type -> kctl.controller.v1.RemoveAgentRequest
+	41, // 36: kctl.controller.v1.ControllerService.ListOperators:input_type -> kctl.controller.v1.ListOperatorsRequest
+	43, // 37: kctl.controller.v1.ControllerService.RemoveOperator:input_type -> kctl.controller.v1.RemoveOperatorRequest
+	63, // 38: kctl.controller.v1.ControllerService.Unlock:input_type -> kctl.controller.v1.UnlockRequest
+	65, // 39: kctl.controller.v1.ControllerService.UnlockKey:input_type -> kctl.controller.v1.UnlockKeyRequest
+	68, // 40: kctl.controller.v1.ControllerService.RotateDataKey:input_type -> kctl.controller.v1.RotateDataKeyRequest
+	11, // 41: kctl.controller.v1.ControllerService.RotateCA:input_type -> kctl.controller.v1.RotateCARequest
+	13, // 42: kctl.controller.v1.ControllerService.CAStatus:input_type -> kctl.controller.v1.CAStatusRequest
+	45, // 43: kctl.controller.v1.ControllerService.SendCommand:input_type -> kctl.controller.v1.SendCommandRequest
+	47, // 44: kctl.controller.v1.ControllerService.GetCommand:input_type -> kctl.controller.v1.GetCommandRequest
+	2,  // 45: kctl.controller.v1.ControllerService.PingAgent:input_type -> kctl.controller.v1.PingAgentRequest
+	4,  // 46: kctl.controller.v1.ControllerService.PullImage:input_type -> kctl.controller.v1.PullImageRequest
+	5,  // 47: kctl.controller.v1.ControllerService.Prune:input_type -> kctl.controller.v1.PruneRequest
+	50, // 48: kctl.controller.v1.InternalService.Apply:input_type -> kctl.controller.v1.ApplyRequest
+	52, // 49: kctl.controller.v1.InternalService.ReadIndex:input_type -> kctl.controller.v1.ReadIndexRequest
+	26, // 50: kctl.controller.v1.InternalService.NodeStatus:input_type -> kctl.controller.v1.NodeStatusRequest
+	54, // 51: kctl.controller.v1.InternalService.WaitApplied:input_type -> kctl.controller.v1.WaitAppliedRequest
+	70, // 52: kctl.controller.v1.InternalService.ReceiveKEK:input_type -> kctl.controller.v1.ReceiveKEKRequest
+	8,  // 53: kctl.controller.v1.ControllerService.Join:output_type -> kctl.controller.v1.JoinResponse
+	10, // 54: kctl.controller.v1.ControllerService.RenewCertificate:output_type -> kctl.controller.v1.RenewCertificateResponse
+	17, // 55: kctl.controller.v1.ControllerService.CreateToken:output_type -> kctl.controller.v1.CreateTokenResponse
+	20, // 56: kctl.controller.v1.ControllerService.ListTokens:output_type -> kctl.controller.v1.ListTokensResponse
+	22, // 57: kctl.controller.v1.ControllerService.RevokeToken:output_type -> kctl.controller.v1.RevokeTokenResponse
+	24, // 58: kctl.controller.v1.ControllerService.ClusterStatus:output_type -> kctl.controller.v1.ClusterStatusResponse
+	29, // 59: kctl.controller.v1.ControllerService.AddController:output_type -> kctl.controller.v1.AddControllerResponse
+	31, // 60: kctl.controller.v1.ControllerService.RemoveController:output_type -> kctl.controller.v1.RemoveControllerResponse
+	35, // 61: kctl.controller.v1.ControllerService.ListAgents:output_type -> kctl.controller.v1.ListAgentsResponse
+	37, // 62: kctl.controller.v1.ControllerService.DescribeAgent:output_type -> kctl.controller.v1.DescribeAgentResponse
+	39, // 63: kctl.controller.v1.ControllerService.RemoveAgent:output_type -> kctl.controller.v1.RemoveAgentResponse
+	42, // 64: kctl.controller.v1.ControllerService.ListOperators:output_type -> kctl.controller.v1.ListOperatorsResponse
+	44, // 65: kctl.controller.v1.ControllerService.RemoveOperator:output_type -> kctl.controller.v1.RemoveOperatorResponse
+	64, // 66: kctl.controller.v1.ControllerService.Unlock:output_type -> kctl.controller.v1.UnlockResponse
+	66, // 67: kctl.controller.v1.ControllerService.UnlockKey:output_type -> kctl.controller.v1.UnlockKeyResponse
+	69, // 68: kctl.controller.v1.ControllerService.RotateDataKey:output_type -> kctl.controller.v1.RotateDataKeyResponse
+	12, // 69: kctl.controller.v1.ControllerService.RotateCA:output_type -> kctl.controller.v1.RotateCAResponse
+	15, // 70: kctl.controller.v1.ControllerService.CAStatus:output_type -> kctl.controller.v1.CAStatusResponse
+	46, // 71: kctl.controller.v1.ControllerService.SendCommand:output_type -> kctl.controller.v1.SendCommandResponse
+	48, // 72: kctl.controller.v1.ControllerService.GetCommand:output_type -> kctl.controller.v1.GetCommandResponse
+	3,  // 73: kctl.controller.v1.ControllerService.PingAgent:output_type -> kctl.controller.v1.PingAgentResponse
+	6,  // 74: kctl.controller.v1.ControllerService.PullImage:output_type -> kctl.controller.v1.AgentOperationResponse
+	6,  // 75: kctl.controller.v1.ControllerService.Prune:output_type -> kctl.controller.v1.AgentOperationResponse
+	51, // 76: kctl.controller.v1.InternalService.Apply:output_type -> kctl.controller.v1.ApplyResponse
+	53, // 77: kctl.controller.v1.InternalService.ReadIndex:output_type -> kctl.controller.v1.ReadIndexResponse
+	27, // 78: kctl.controller.v1.InternalService.NodeStatus:output_type -> kctl.controller.v1.NodeStatusResponse
+	55, // 79: kctl.controller.v1.InternalService.WaitApplied:output_type -> kctl.controller.v1.WaitAppliedResponse
+	71, // 80: kctl.controller.v1.InternalService.ReceiveKEK:output_type -> kctl.controller.v1.ReceiveKEKResponse
+	53, // [53:81] is the sub-list for method output_type
+	25, // [25:53] is the sub-list for method input_type
+	25, // [25:25] is the sub-list for extension type_name
+	25, // [25:25] is the sub-list for extension extendee
+	0,  // [0:25] is the sub-list for field type_name
 }
 
 func init() { file_kctl_controller_v1_controller_proto_init() }
@@ -4519,7 +4916,7 @@ func file_kctl_controller_v1_controller_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_kctl_controller_v1_controller_proto_rawDesc), len(file_kctl_controller_v1_controller_proto_rawDesc)),
 			NumEnums:      2,
-			NumMessages:   65,
+			NumMessages:   70,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

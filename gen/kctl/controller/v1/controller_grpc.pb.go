@@ -35,6 +35,8 @@ const (
 	ControllerService_Unlock_FullMethodName           = "/kctl.controller.v1.ControllerService/Unlock"
 	ControllerService_UnlockKey_FullMethodName        = "/kctl.controller.v1.ControllerService/UnlockKey"
 	ControllerService_RotateDataKey_FullMethodName    = "/kctl.controller.v1.ControllerService/RotateDataKey"
+	ControllerService_RotateCA_FullMethodName         = "/kctl.controller.v1.ControllerService/RotateCA"
+	ControllerService_CAStatus_FullMethodName         = "/kctl.controller.v1.ControllerService/CAStatus"
 	ControllerService_SendCommand_FullMethodName      = "/kctl.controller.v1.ControllerService/SendCommand"
 	ControllerService_GetCommand_FullMethodName       = "/kctl.controller.v1.ControllerService/GetCommand"
 	ControllerService_PingAgent_FullMethodName        = "/kctl.controller.v1.ControllerService/PingAgent"
@@ -101,6 +103,12 @@ type ControllerServiceClient interface {
 	// snapshots and compacts its log so the old ciphertext leaves its disk.
 	// Errors: as UnlockKey.
 	RotateDataKey(ctx context.Context, in *RotateDataKeyRequest, opts ...grpc.CallOption) (*RotateDataKeyResponse, error)
+	// RotateCA starts a CA rotation (admin, audited). Errors:
+	// FailedPrecondition (a rotation is already in progress).
+	RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error)
+	// CAStatus reports the CA, a rotation in progress and who still holds a
+	// certificate from the old CA.
+	CAStatus(ctx context.Context, in *CAStatusRequest, opts ...grpc.CallOption) (*CAStatusResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -289,6 +297,26 @@ func (c *controllerServiceClient) RotateDataKey(ctx context.Context, in *RotateD
 	return out, nil
 }
 
+func (c *controllerServiceClient) RotateCA(ctx context.Context, in *RotateCARequest, opts ...grpc.CallOption) (*RotateCAResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(RotateCAResponse)
+	err := c.cc.Invoke(ctx, ControllerService_RotateCA_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *controllerServiceClient) CAStatus(ctx context.Context, in *CAStatusRequest, opts ...grpc.CallOption) (*CAStatusResponse, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(CAStatusResponse)
+	err := c.cc.Invoke(ctx, ControllerService_CAStatus_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *controllerServiceClient) SendCommand(ctx context.Context, in *SendCommandRequest, opts ...grpc.CallOption) (*SendCommandResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(SendCommandResponse)
@@ -398,6 +426,12 @@ type ControllerServiceServer interface {
 	// snapshots and compacts its log so the old ciphertext leaves its disk.
 	// Errors: as UnlockKey.
 	RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error)
+	// RotateCA starts a CA rotation (admin, audited). Errors:
+	// FailedPrecondition (a rotation is already in progress).
+	RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error)
+	// CAStatus reports the CA, a rotation in progress and who still holds a
+	// certificate from the old CA.
+	CAStatus(context.Context, *CAStatusRequest) (*CAStatusResponse, error)
 	// SendCommand records a command for an agent in Raft; it is delivered at
 	// least once by whichever controller holds the agent's session. With
 	// wait, the call returns once the result is recorded (or the deadline
@@ -473,6 +507,12 @@ func (UnimplementedControllerServiceServer) UnlockKey(context.Context, *UnlockKe
 }
 func (UnimplementedControllerServiceServer) RotateDataKey(context.Context, *RotateDataKeyRequest) (*RotateDataKeyResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method RotateDataKey not implemented")
+}
+func (UnimplementedControllerServiceServer) RotateCA(context.Context, *RotateCARequest) (*RotateCAResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method RotateCA not implemented")
+}
+func (UnimplementedControllerServiceServer) CAStatus(context.Context, *CAStatusRequest) (*CAStatusResponse, error) {
+	return nil, status.Errorf(codes.Unimplemented, "method CAStatus not implemented")
 }
 func (UnimplementedControllerServiceServer) SendCommand(context.Context, *SendCommandRequest) (*SendCommandResponse, error) {
 	return nil, status.Errorf(codes.Unimplemented, "method SendCommand not implemented")
@@ -798,6 +838,42 @@ func _ControllerService_RotateDataKey_Handler(srv interface{}, ctx context.Conte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _ControllerService_RotateCA_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(RotateCARequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).RotateCA(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_RotateCA_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).RotateCA(ctx, req.(*RotateCARequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _ControllerService_CAStatus_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CAStatusRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ControllerServiceServer).CAStatus(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: ControllerService_CAStatus_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ControllerServiceServer).CAStatus(ctx, req.(*CAStatusRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _ControllerService_SendCommand_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(SendCommandRequest)
 	if err := dec(in); err != nil {
@@ -958,6 +1034,14 @@ var ControllerService_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "RotateDataKey",
 			Handler:    _ControllerService_RotateDataKey_Handler,
+		},
+		{
+			MethodName: "RotateCA",
+			Handler:    _ControllerService_RotateCA_Handler,
+		},
+		{
+			MethodName: "CAStatus",
+			Handler:    _ControllerService_CAStatus_Handler,
 		},
 		{
 			MethodName: "SendCommand",
