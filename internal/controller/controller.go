@@ -46,8 +46,10 @@ import (
 	"github.com/kctl-dev/kctl/internal/grpcbuf"
 	"github.com/kctl-dev/kctl/internal/netlimit"
 	"github.com/kctl-dev/kctl/internal/pki"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/raftstore"
 	"github.com/kctl-dev/kctl/internal/relay"
+	"github.com/kctl-dev/kctl/internal/schema"
 )
 
 var (
@@ -492,6 +494,11 @@ func (c *Controller) openStore() error {
 		HeartbeatTimeout: RaftHeartbeatTimeout, ElectionTimeout: RaftElectionTimeout, LeaderLeaseTimeout: RaftLeaderLeaseTimeout,
 	}
 	rc.ForceNewCluster = c.cfg.ForceNewCluster
+	rc.BeforeApply = func(cmd *raftcmdv1.Command) {
+		if !c.Supports(protocol.FeatureAuditChain) {
+			schema.Unchain(cmd) // controllers of an older build still run
+		}
+	}
 	if c.cfg.Raft != nil {
 		c.cfg.Raft(&rc)
 	}

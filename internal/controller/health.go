@@ -173,6 +173,18 @@ func (s *api) ClusterStatus(ctx context.Context, _ *controllerv1.ClusterStatusRe
 			voters++
 		}
 		st := stats[i]
+		if st == nil && status.Code(errs[i]) == codes.Unimplemented {
+			// A controller of an older build (a rolling upgrade): it
+			// answers, but reports nothing about itself; Raft knows its role.
+			n.State, n.Version = "follower", "older build"
+			if n.Name == leader {
+				n.State = "leader"
+			}
+			if n.GetVoter() {
+				healthyVoters++
+			}
+			continue
+		}
 		if st == nil {
 			n.State = "unreachable"
 			n.Problem = "unreachable"

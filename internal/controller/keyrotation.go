@@ -20,6 +20,7 @@ import (
 	deployv1 "github.com/kctl-dev/kctl/gen/kctl/deploy/v1"
 	raftcmdv1 "github.com/kctl-dev/kctl/gen/kctl/raftcmd/v1"
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/protocol"
 	"github.com/kctl-dev/kctl/internal/rpcerr"
 	"github.com/kctl-dev/kctl/internal/schema"
 	"github.com/kctl-dev/kctl/internal/sealbox"
@@ -272,6 +273,9 @@ func (c *Controller) trySealPlaintextCAKey(ctx context.Context) (done bool, err 
 	rec, version, ok := schema.Cluster.Get(c.store.View(), schema.KeyCA)
 	if !ok || len(rec.GetCaKeySealed()) > 0 || len(rec.GetCaKeyPem()) == 0 {
 		return true, nil
+	}
+	if !c.Supports(protocol.FeatureSealedCAKey) {
+		return false, fmt.Errorf("controllers of an older build could not open a sealed CA key: waiting until every controller is upgraded")
 	}
 	kek, err := c.currentKEK()
 	if err != nil {

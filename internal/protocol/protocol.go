@@ -38,6 +38,13 @@ const (
 	// FeatureVersioned is the first version that records protocol
 	// versions.
 	FeatureVersioned = V2
+	// FeatureAuditChain: audit entries are written hash-chained (a new
+	// Append field a V1 replica refuses); before, plain appends to the
+	// legacy audit table (schema.Unchain).
+	FeatureAuditChain = V2
+	// FeatureSealedCAKey: the CA key is stored sealed (a V1 controller
+	// could not open it to sign).
+	FeatureSealedCAKey = V2
 )
 
 // version and oldest are strings so that -ldflags -X can set them.

@@ -68,6 +68,11 @@ type Config struct {
 	// entries it never received are lost. Use it on one survivor only, and
 	// never while a quorum of the old configuration could still run.
 	ForceNewCluster bool
+
+	// BeforeApply, if set, may rewrite a command before Apply proposes it
+	// (the controller writes a format older replicas read while the
+	// cluster still has them: schema.Unchain). It is called on the leader.
+	BeforeApply func(*raftcmdv1.Command)
 }
 
 // Server is one member of the raft configuration.
@@ -317,6 +322,9 @@ func (s *Store) Apply(ctx context.Context, cmd *raftcmdv1.Command) (*raftcmdv1.R
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("raftstore: apply: %w", err)
+	}
+	if s.cfg.BeforeApply != nil {
+		s.cfg.BeforeApply(cmd)
 	}
 	if err := checkCommand(cmd); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrInvalidCommand, err)

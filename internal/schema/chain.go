@@ -27,6 +27,18 @@ type ChainRow[M proto.Message] struct {
 	Value M
 }
 
+// Unchain rewrites cmd's chained appends as plain appends to the chains'
+// legacy tables, for a cluster that still has controllers of a build that
+// predates chains (they refuse a chained Append): the entries stay readable
+// (Chain.Legacy) and the chain starts once every controller is upgraded.
+func Unchain(cmd *raftcmdv1.Command) {
+	for _, m := range cmd.GetMutations() {
+		if a := m.GetAppend(); a != nil && a.GetChain() && a.GetTable() == Audit.name {
+			a.Table, a.Chain = Audit.legacy.name, false
+		}
+	}
+}
+
 // Name is the chain's table name.
 func (c Chain[M]) Name() string { return c.name }
 
