@@ -81,12 +81,14 @@ func TestChaos(t *testing.T) {
 
 // scenarioResult is one line of KCTL_CHAOS_REPORT.
 type scenarioResult struct {
-	Seed       uint64         `json:"seed"`
-	Kind       string         `json:"kind"`
-	Ops        map[string]int `json:"ops"`
-	Violations []string       `json:"violations"`
-	Artifacts  string         `json:"artifacts,omitempty"`
-	Commit     string         `json:"commit"`
+	Seed uint64         `json:"seed"`
+	Kind string         `json:"kind"`
+	Ops  map[string]int `json:"ops"`
+	// Linearizable is porcupine's verdict: Ok, Illegal or Unknown (timed out).
+	Linearizable string   `json:"linearizable"`
+	Violations   []string `json:"violations"`
+	Artifacts    string   `json:"artifacts,omitempty"`
+	Commit       string   `json:"commit"`
 }
 
 func scenario(t *testing.T, bin string, seed uint64, kind string, dur time.Duration) {
@@ -154,9 +156,19 @@ func scenario(t *testing.T, bin string, seed uint64, kind string, dur time.Durat
 		violation("the workload made no progress: %v", res.Ops)
 	}
 
-	// Linearizability of the lock.
+	// Linearizability of the lock: the plain stale reads first (cheap, and
+	// they say what went wrong), then porcupine's search.
+	stale := h.staleReads()
+	for i, s := range stale {
+		if i == 5 {
+			violation("... and %d more stale reads", len(stale)-5)
+			break
+		}
+		violation("%s", s)
+	}
 	model := lockModel.ToModel()
 	result, info := porcupine.CheckOperationsVerbose(model, h.operations(), 2*time.Minute)
+	res.Linearizable = string(result)
 	switch result {
 	case porcupine.Illegal:
 		_ = porcupine.VisualizePath(model, info, filepath.Join(dir, "linearizability.html"))

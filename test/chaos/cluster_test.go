@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kctl-dev/kctl/internal/ctlclient"
 	"github.com/kctl-dev/kctl/internal/testenv"
 )
 
@@ -154,6 +155,16 @@ func newCluster(t *testing.T, bin, dir string, n int) *cluster {
 			}
 		}
 	}
+	// kctl on the host may ask any node, not only c1.
+	f, err := ctlclient.LoadFile(c.creds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.Controllers = c.addrs()
+	c.creds = filepath.Join(dir, "admin.kctl.yaml")
+	if err := f.Save(c.creds); err != nil {
+		t.Fatal(err)
+	}
 	c.waitHealthy(90 * time.Second)
 	return c
 }
@@ -206,6 +217,21 @@ func (c *cluster) waitHealthy(timeout time.Duration) {
 		}
 		return nil
 	})
+}
+
+// leader returns the node the cluster reports as leader, or nil.
+func (c *cluster) leader() *node {
+	out, _ := c.kctl(3*time.Second, "cluster", "status", "-o", "json")
+	var st clusterStatus
+	if json.Unmarshal([]byte(out), &st) != nil {
+		return nil
+	}
+	for _, nd := range c.nodes {
+		if nd.name == st.Leader {
+			return nd
+		}
+	}
+	return nil
 }
 
 // addrs are the nodes' API addresses.

@@ -65,7 +65,15 @@ func wait(ctx context.Context, d time.Duration) {
 // inject applies one fault and returns what undoes it.
 func (n *nemesis) inject(kind string) (heal func()) {
 	c, nodes := n.c, n.c.nodes
+	// Half the faults aim at the leader (a paused leader that wakes up
+	// believing it still leads; an isolated leader): the draw is made
+	// either way, so a seed's schedule stays the same.
 	pick := nodes[n.rng.IntN(len(nodes))]
+	if n.rng.IntN(2) == 0 {
+		if l := c.leader(); l != nil {
+			pick = l
+		}
+	}
 	others := func(x *node) []*node {
 		var o []*node
 		for _, nd := range nodes {

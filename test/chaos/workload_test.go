@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"math/rand/v2"
 	"os"
 	"sync"
@@ -248,7 +249,50 @@ var lockModel = porcupine.NondeterministicModel{
 		return s
 	},
 	DescribeState: func(state interface{}) string { return fmt.Sprintf("holder=%q", state.(string)) },
+	Hash: func(state interface{}) uint64 {
+		h := fnv.New64a()
+		h.Write([]byte(state.(string)))
+		return h.Sum64()
+	},
 }
+
+// staleReads finds the plainest violations without a search, to explain
+// what porcupine found (or decide when it runs out of time): a status that
+// returned holder m although another acquire succeeded after m's acquire
+// returned and before the status was called. Acquire messages are unique,
+// so the lock cannot be m's again once that other acquire took it.
+func (h *history) staleReads() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	acquired := map[string]op{}
+	var oks []op
+	for _, o := range h.ops {
+		if o.In.Op == "acquire" && o.Out.Kind == "ok" {
+			acquired[o.In.Msg] = o
+			oks = append(oks, o)
+		}
+	}
+	var out []string
+	for _, o := range h.ops {
+		if o.In.Op != "status" || o.Out.Kind != "ok" || o.Out.Holder == "" {
+			continue
+		}
+		a, ok := acquired[o.Out.Holder]
+		if !ok {
+			continue
+		}
+		for _, x := range oks {
+			if x.Call > a.Return && x.Return < o.Call {
+				out = append(out, fmt.Sprintf("stale read: status on %s called at %.3fs returned holder %s, but acquire %s succeeded on %s at %.3fs, after %s's returned at %.3fs",
+					o.In.Node, secs(o.Call), o.Out.Holder, x.In.Msg, x.In.Node, secs(x.Return), o.Out.Holder, secs(a.Return)))
+				break
+			}
+		}
+	}
+	return out
+}
+
+func secs(ns int64) float64 { return float64(ns) / 1e9 }
 
 // operations turns the history into porcupine's: an operation with an
 // unknown outcome may take effect at any time after its call, so it
