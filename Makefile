@@ -46,7 +46,7 @@ checkgenerate: proto ## Fail if the generated code is stale
 # each seed's fault kind drawn from it unless KIND is set; REPORT appends a
 # JSON line per scenario to that file (docs/reliability.md).
 SEED ?= 0
-RUNS ?= 7
+RUNS ?= 8
 KIND ?=
 DURATION ?= 15s
 REPORT ?=

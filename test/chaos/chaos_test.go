@@ -26,7 +26,7 @@ import (
 
 // ciSeeds are the short run of make test: one scenario of each fault kind
 // (see kindOf), about 20s each.
-var ciSeeds = []uint64{0, 1, 2, 3, 4, 5, 6}
+var ciSeeds = []uint64{0, 1, 2, 3, 4, 5, 6, 7}
 
 // kindOf is the fault kind a seed runs: seeds cycle through the kinds, so
 // a range of seeds covers every kind evenly.
@@ -119,7 +119,7 @@ func scenario(t *testing.T, bin string, seed uint64, kind string, dur time.Durat
 		t.Errorf("violation: %s", msg)
 	}
 
-	c := newCluster(t, bin, dir, 3)
+	c := newCluster(t, bin, dir, clusterSize(kind))
 	var names []string
 	for _, nd := range c.nodes {
 		names = append(names, nd.name)

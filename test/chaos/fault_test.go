@@ -18,10 +18,20 @@ const (
 	faultBridge  = "bridge"  // two nodes cut from each other, the third sees both
 	faultAsym    = "asym"    // one node's packets to the others dropped, or theirs to it: one way only
 	faultLoss    = "loss"    // every node drops a share of the packets it receives
+	faultSplit   = "split"   // a minority (2 of 5 nodes in a split scenario) cut from the majority
 	faultMixed   = "mixed"
 )
 
-var faultKinds = []string{faultKill, faultPause, faultIsolate, faultBridge, faultAsym, faultLoss}
+var faultKinds = []string{faultKill, faultPause, faultIsolate, faultBridge, faultAsym, faultLoss, faultSplit}
+
+// clusterSize is how many controllers a scenario of a kind runs: five for
+// a 2 | 3 split, else three.
+func clusterSize(kind string) int {
+	if kind == faultSplit {
+		return 5
+	}
+	return 3
+}
 
 // nemesis injects faults of one kind, drawn from its seeded source, until
 // ctx ends, then heals everything. Every step goes to the schedule log.
@@ -131,6 +141,22 @@ func (n *nemesis) inject(kind string) (heal func()) {
 		for _, o := range others(pick) {
 			check(c.net.drop(pick.net, o.net, out, !out))
 		}
+		return netHeal
+	case faultSplit:
+		// The minority: pick and, drawn from the rest, up to (n-1)/2 - 1 more.
+		minority := []*node{pick}
+		rest := others(pick)
+		n.rng.Shuffle(len(rest), func(i, j int) { rest[i], rest[j] = rest[j], rest[i] })
+		minority = append(minority, rest[:(len(nodes)-1)/2-1]...)
+		majority := rest[(len(nodes)-1)/2-1:]
+		var names []string
+		for _, m := range minority {
+			names = append(names, m.name)
+			for _, o := range majority {
+				check(c.net.drop(m.net, o.net, true, true))
+			}
+		}
+		n.logf("split: minority %v cut from the majority", names)
 		return netHeal
 	case faultLoss:
 		p := 0.2 + 0.3*n.rng.Float64()
