@@ -133,14 +133,21 @@ func scenario(t *testing.T, bin string, seed uint64, kind string, dur time.Durat
 	nem := &nemesis{c: c, kind: kind, rng: rand.New(rand.NewPCG(seed, 0x6b63746c)), log: schedule, t0: h.t0}
 	nem.logf("seed %d kind %s duration %s", seed, kind, dur)
 
+	agents := c.startAgents(t, 2)
+	cmds := &commands{sent: map[string]string{}, unsure: map[string]bool{}}
+
 	ctx, cancel := context.WithTimeout(context.Background(), dur)
 	defer cancel()
-	nemDone := make(chan struct{})
+	nemDone, cmdDone := make(chan struct{}), make(chan error, 1)
 	go func() { defer close(nemDone); nem.run(ctx) }()
+	go func() { cmdDone <- runCommands(ctx, c.creds, c.addrs(), agents, seed, cmds) }()
 	if err := runWorkload(ctx, c.creds, c.addrs(), names, 4, seed, h); err != nil {
 		t.Fatal(err)
 	}
 	<-nemDone
+	if err := <-cmdDone; err != nil {
+		t.Fatal(err)
+	}
 	nem.healAll()
 	c.waitHealthy(90 * time.Second)
 	nem.logf("cluster healthy")
@@ -180,6 +187,17 @@ func scenario(t *testing.T, bin string, seed uint64, kind string, dur time.Durat
 	// The audit: identical on every node, no gap, no duplicate; each
 	// acquire that succeeded is in it once, each refused one not at all.
 	for _, v := range checkAudit(t, c, h) {
+		violation("%s", v)
+	}
+
+	// Agent commands: every one done after healing, each run exactly once.
+	res.Ops["command/sent"] = len(cmds.sent)
+	t.Logf("seed %d %s: %d agent commands sent", seed, kind, len(cmds.sent))
+	for i, v := range cmds.check(t, c, agents) {
+		if i == 10 {
+			violation("... and more command violations")
+			break
+		}
 		violation("%s", v)
 	}
 }
