@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/kctl-dev/kctl/internal/testenv"
@@ -72,6 +74,15 @@ func newNetwork(t *testing.T, names ...string) *network {
 		_, _ = rand.Read(b)
 	}
 	n.hostIP = n.prefix + ".1"
+	// A test process killed outright (go test's -timeout) runs no cleanup:
+	// its network is removed by the next run, found by the owner file.
+	sweepDead(t)
+	if err := os.MkdirAll(ownersDir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(ownersDir, n.id), []byte(fmt.Sprintf("%d %d", os.Getpid(), len(names))), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(n.destroy)
 	must := func(args ...string) {
 		t.Helper()
@@ -110,16 +121,46 @@ func (n *network) node(name string) *netNode {
 	return nil
 }
 
+// ownersDir records each live network: a file named by its id holding the
+// owning test process's pid and its node count.
+const ownersDir = "/run/kctl-chaos"
+
 // destroy removes what newNetwork made, ignoring what is already gone.
 func (n *network) destroy() {
-	for _, nd := range n.nodes {
-		_ = run("ip", "link", "del", nd.veth) // takes its peer along
-		if err := run("ip", "netns", "del", nd.ns); err != nil {
-			n.t.Logf("cleanup: %v", err)
-		}
+	removeNetwork(n.id, len(n.nodes))
+}
+
+// removeNetwork removes the bridge, veths, namespaces, FORWARD rule and
+// owner file of network id.
+func removeNetwork(id string, nodes int) {
+	for i := range nodes {
+		_ = run("ip", "link", "del", fmt.Sprintf("kc%sh%d", id, i)) // takes its peer along
+		_ = run("ip", "netns", "del", fmt.Sprintf("kctl-chaos-%s-c%d", id, i+1))
 	}
-	_ = run("iptables", "-D", "FORWARD", "-i", n.bridge, "-o", n.bridge, "-j", "ACCEPT")
-	_ = run("ip", "link", "del", n.bridge)
+	bridge := "kcb" + id
+	_ = run("iptables", "-D", "FORWARD", "-i", bridge, "-o", bridge, "-j", "ACCEPT")
+	_ = run("ip", "link", "del", bridge)
+	_ = os.Remove(filepath.Join(ownersDir, id))
+}
+
+// sweepDead removes the networks whose owning process is gone.
+func sweepDead(t *testing.T) {
+	entries, _ := os.ReadDir(ownersDir)
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(ownersDir, e.Name()))
+		if err != nil {
+			continue
+		}
+		var pid, nodes int
+		if _, err := fmt.Sscanf(string(b), "%d %d", &pid, &nodes); err != nil || pid <= 0 || nodes <= 0 || nodes > 9 {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); err == nil || err != syscall.ESRCH {
+			continue // alive (or not ours to judge)
+		}
+		t.Logf("removing the network of dead chaos run %s (pid %d)", e.Name(), pid)
+		removeNetwork(e.Name(), nodes)
+	}
 }
 
 // ipt runs iptables inside a node's namespace.
