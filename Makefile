@@ -46,6 +46,20 @@ checkgenerate: proto ## Fail if the generated code is stale
 	@if [ -n "$$(git status --porcelain -- gen proto)" ]; then \
 	  git status --porcelain -- gen proto; echo "gen/ is stale: run make proto and commit"; exit 1; fi
 
+# The chaos suite (test/chaos, root only): RUNS scenarios from seed SEED,
+# each seed's fault kind drawn from it unless KIND is set; REPORT appends a
+# JSON line per scenario to that file (docs/reliability.md).
+SEED ?= 0
+RUNS ?= 8
+KIND ?=
+DURATION ?= 15s
+REPORT ?=
+.PHONY: chaos
+chaos: ## Replay fault scenarios: make chaos SEED=N RUNS=M [KIND=isolate] [DURATION=15s] [REPORT=file]
+	KCTL_E2E=1 KCTL_CHAOS_SEED=$(SEED) KCTL_CHAOS_RUNS=$(RUNS) KCTL_CHAOS_KIND=$(KIND) \
+	  KCTL_CHAOS_DURATION=$(DURATION) KCTL_CHAOS_REPORT=$(if $(REPORT),$(abspath $(REPORT))) \
+	  go test -count=1 -v -run '^TestChaos$$' -timeout 0 ./test/chaos/
+
 .PHONY: bench
 bench: ## Run the benchmarks and print their tables
 	./scripts/bench.sh

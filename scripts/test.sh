@@ -27,6 +27,9 @@ command -v docker-registry >/dev/null || need+=(docker-registry)
 # The packaging test: dpkg --root, systemd-analyze verify, systemd-sysusers.
 command -v dpkg >/dev/null || need+=(dpkg)
 command -v systemd-analyze >/dev/null && command -v systemd-sysusers >/dev/null || need+=(systemd)
+# The chaos suite (test/chaos): network namespaces and iptables rules.
+command -v ip >/dev/null || need+=(iproute2)
+command -v iptables >/dev/null || need+=(iptables)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     echo "== installing ${need[*]}"
