@@ -93,21 +93,8 @@ func BenchmarkBackup(b *testing.B) {
 			if err != nil {
 				return err
 			}
-			for {
-				m, err := st.Recv()
-				if err != nil {
-					return err
-				}
-				switch p := m.GetPart().(type) {
-				case *controllerv1.SaveSnapshotResponse_Header:
-					hdr = p.Header
-				case *controllerv1.SaveSnapshotResponse_Chunk:
-					body.Write(p.Chunk)
-				case *controllerv1.SaveSnapshotResponse_Trailer:
-					hdr.Sha256, hdr.Size, hdr.AppliedIndex, hdr.Records = p.Trailer.GetSha256(), p.Trailer.GetSize(), p.Trailer.GetAppliedIndex(), p.Trailer.GetRecords()
-					return nil
-				}
-			}
+			hdr, err = backupfile.Receive(st.Recv, &body)
+			return err
 		})
 		if err != nil {
 			b.Fatal(err)
@@ -124,6 +111,7 @@ func BenchmarkBackup(b *testing.B) {
 		// Restore: verify, seed, start, record the takeover: until it serves.
 		start = time.Now()
 		cfg := tc.Config(0)
+		cfg.KEKFile = filepath.Join(cfg.DataDir, "kek") // the sealed CA key opens with it
 		cfg.DataDir, cfg.Init, cfg.Restore = filepath.Join(dir, fmt.Sprintf("restored-%d", time.Now().UnixNano())), true, path
 		cfg.APIListener, _ = net.Listen("tcp", "127.0.0.1:0")
 		cfg.RaftListener, _ = net.Listen("tcp", "127.0.0.1:0")

@@ -181,3 +181,45 @@ func (c *countingReader) ReadByte() (byte, error) {
 	}
 	return b, err
 }
+
+// Receive reads a SaveSnapshot stream (recv returns its next message):
+// the header, the state's chunks, which it writes to w, and the trailer,
+// which it checks against what arrived. It returns the header completed
+// from the trailer.
+func Receive(recv func() (*controllerv1.SaveSnapshotResponse, error), w io.Writer) (*controllerv1.BackupHeader, error) {
+	var hdr *controllerv1.BackupHeader
+	h := sha256.New()
+	var size uint64
+	for {
+		m, err := recv()
+		if err == io.EOF {
+			return nil, errors.New("the controller ended the snapshot early (no trailer): nothing was saved")
+		}
+		if err != nil {
+			return nil, err
+		}
+		switch p := m.GetPart().(type) {
+		case *controllerv1.SaveSnapshotResponse_Header:
+			hdr = p.Header
+		case *controllerv1.SaveSnapshotResponse_Chunk:
+			if hdr == nil {
+				return nil, errors.New("the controller sent state before its header")
+			}
+			h.Write(p.Chunk)
+			size += uint64(len(p.Chunk))
+			if _, err := w.Write(p.Chunk); err != nil {
+				return nil, err
+			}
+		case *controllerv1.SaveSnapshotResponse_Trailer:
+			if hdr == nil {
+				return nil, errors.New("the controller sent no header")
+			}
+			if p.Trailer.GetSize() != size || !bytes.Equal(p.Trailer.GetSha256(), h.Sum(nil)) {
+				return nil, fmt.Errorf("the state received (%d bytes) does not match the controller's checksum (%d bytes): nothing was saved", size, p.Trailer.GetSize())
+			}
+			hdr.Sha256, hdr.Size = p.Trailer.GetSha256(), size
+			hdr.AppliedIndex, hdr.Records = p.Trailer.GetAppliedIndex(), p.Trailer.GetRecords()
+			return hdr, nil
+		}
+	}
+}

@@ -45,21 +45,8 @@ func saveBackup(t *testing.T, cl *ctlclient.Client, path string) *controllerv1.B
 		if err != nil {
 			return err
 		}
-		for {
-			m, err := st.Recv()
-			if err != nil {
-				return err
-			}
-			switch p := m.GetPart().(type) {
-			case *controllerv1.SaveSnapshotResponse_Header:
-				hdr = p.Header
-			case *controllerv1.SaveSnapshotResponse_Chunk:
-				body.Write(p.Chunk)
-			case *controllerv1.SaveSnapshotResponse_Trailer:
-				hdr.Sha256, hdr.Size, hdr.AppliedIndex, hdr.Records = p.Trailer.GetSha256(), p.Trailer.GetSize(), p.Trailer.GetAppliedIndex(), p.Trailer.GetRecords()
-				return nil
-			}
-		}
+		hdr, err = backupfile.Receive(st.Recv, &body)
+		return err
 	})
 	if err != nil {
 		t.Fatalf("SaveSnapshot = %v", err)

@@ -1,10 +1,7 @@
 package kctl
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
-	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -93,41 +90,8 @@ func saveSnapshot(ctx context.Context, g *globals, path string, timeout time.Dur
 		if err != nil {
 			return err
 		}
-		hdr = nil
-		h := sha256.New()
-		var size uint64
-		for {
-			m, err := st.Recv()
-			if err == io.EOF {
-				return errors.New("the controller ended the snapshot early (no trailer): nothing was saved")
-			}
-			if err != nil {
-				return err
-			}
-			switch p := m.GetPart().(type) {
-			case *controllerv1.SaveSnapshotResponse_Header:
-				hdr = p.Header
-			case *controllerv1.SaveSnapshotResponse_Chunk:
-				if hdr == nil {
-					return errors.New("the controller sent state before its header")
-				}
-				h.Write(p.Chunk)
-				size += uint64(len(p.Chunk))
-				if _, err := tmp.Write(p.Chunk); err != nil {
-					return err
-				}
-			case *controllerv1.SaveSnapshotResponse_Trailer:
-				if hdr == nil {
-					return errors.New("the controller sent no header")
-				}
-				if p.Trailer.GetSize() != size || !bytes.Equal(p.Trailer.GetSha256(), h.Sum(nil)) {
-					return fmt.Errorf("the state received (%d bytes) does not match the controller's checksum (%d bytes): nothing was saved", size, p.Trailer.GetSize())
-				}
-				hdr.Sha256, hdr.Size = p.Trailer.GetSha256(), size
-				hdr.AppliedIndex, hdr.Records = p.Trailer.GetAppliedIndex(), p.Trailer.GetRecords()
-				return nil
-			}
-		}
+		hdr, err = backupfile.Receive(st.Recv, tmp)
+		return err
 	})
 	if err != nil {
 		return nil, err
