@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"github.com/kctl-dev/kctl/internal/atomicfile"
+	"github.com/kctl-dev/kctl/internal/blobstore"
 )
 
 // Environment of a supervised child.
@@ -76,6 +77,11 @@ func Load(dataDir string) (State, error) {
 	}
 	if err := json.Unmarshal(b, &st); err != nil {
 		return st, fmt.Errorf("selfupgrade: %s: %w", filepath.Join(binDir(dataDir), "state.json"), err)
+	}
+	for _, d := range []string{st.Current, st.Previous, st.Packaged} {
+		if d != "" && !blobstore.ValidDigest(d) {
+			return State{}, fmt.Errorf("selfupgrade: %s is damaged (%q is not a SHA-256 digest): remove it to run the packaged agent", filepath.Join(binDir(dataDir), "state.json"), d)
+		}
 	}
 	return st, nil
 }
